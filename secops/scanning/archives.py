@@ -1,0 +1,411 @@
+"""Safe expansion of zip, tar (plain, gz, bz2, xz), gzip/bzip2/xz streams and 7z.
+
+Members come out as ``(name, bytes)`` pairs held in memory, never as files: no path
+taken from an archive is ever created, so ``../`` names, absolute paths and links are
+only findings. Every byte produced is charged to one :class:`Budget` per top-level
+file (total bytes and entry count across all nesting levels), and each decompressor
+is capped at the smaller of the member's declared size and what the budget has left,
+so a bomb stops at the limit with bounded memory and no disk use at all.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import py7zr
+import py7zr.exceptions
+import py7zr.io
+
+from secops.scanning.models import Finding, ScanConfig, Severity
+from secops.scanning.ziparchive import (
+    STORED,
+    ZipEntry,
+    ZipFormatError,
+    check_layout,
+    inflate,
+    read_directory,
+    zip_decompressor,
+)
+
+ZIP, TAR, GZIP, BZIP2, XZ, SEVENZIP = "zip", "tar", "gzip", "bzip2", "xz", "7z"
+
+
+class BudgetExhausted(Exception):
+    """Raised inside a decompressor callback to abort a 7z extraction at the cap."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """What expansion may still produce for one top-level file."""
+
+    bytes_left: int
+    entries_left: int
+    exhausted: bool = False
+
+
+def archive_kind(data: bytes) -> str | None:
+    """Recognise a container by its own signature (libmagic is not consulted)."""
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return ZIP
+    if data[:2] == b"\x1f\x8b":
+        return GZIP
+    if data[:3] == b"BZh":
+        return BZIP2
+    if data[:6] == b"\xfd7zXZ\x00":
+        return XZ
+    if data[:6] == b"7z\xbc\xaf\x27\x1c":
+        return SEVENZIP
+    if data[257:262] == b"ustar" or (len(data) >= 1024 and _is_v7_tar(data)):
+        return TAR
+    return None
+
+
+def _is_v7_tar(data: bytes) -> bool:
+    try:
+        return tarfile.is_tarfile(io.BytesIO(data[:512] + b"\0" * 1024))
+    except (tarfile.TarError, ValueError, OSError):
+        return False
+
+
+def name_findings(name: str, location: str) -> list[Finding]:
+    """Path-safety findings for a member name; the name is never used as a path."""
+    findings = []
+    normal = name.replace("\\", "/")
+    if normal.startswith("/") or (len(normal) > 1 and normal[1] == ":" and normal[0].isalpha()):
+        findings.append(Finding("archive.absolute_path", Severity.HIGH,
+                                f"member has an absolute path: {name!r}", location))
+    if ".." in normal.split("/"):
+        findings.append(Finding("archive.path_traversal", Severity.HIGH,
+                                f"member name escapes the extraction directory: {name!r}",
+                                location))
+    if any(ord(c) < 32 for c in name):
+        findings.append(Finding("archive.control_characters", Severity.LOW,
+                                f"member name contains control characters: {name!r}", location))
+    return findings
+
+
+class Expander:
+    """Yields the members of one container, recording findings as it goes."""
+
+    def __init__(self, config: ScanConfig, budget: Budget, findings: list[Finding]) -> None:
+        self.config = config
+        self.budget = budget
+        self.findings = findings
+
+    def _add(self, fid: str, severity: Severity, text: str, location: str) -> None:
+        self.findings.append(Finding(fid, severity, text, location))
+
+    def _take_entry(self, location: str) -> bool:
+        if self.budget.entries_left <= 0:
+            self._limit("archive.limit.entries",
+                        f"more than {self.config.max_entries} archive entries", location)
+            return False
+        self.budget.entries_left -= 1
+        return True
+
+    def _limit(self, fid: str, text: str, location: str) -> None:
+        if not self.budget.exhausted:
+            self._add(fid, Severity.MEDIUM, f"expansion stopped: {text}", location)
+        self.budget.exhausted = True
+
+    def _charge(self, produced: int, location: str) -> bool:
+        self.budget.bytes_left -= produced
+        if self.budget.bytes_left < 0:
+            self._limit("archive.limit.total_bytes",
+                        f"more than {self.config.max_total_bytes} bytes expanded", location)
+            return False
+        return True
+
+    def members(self, kind: str, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        if kind == ZIP:
+            yield from self._zip(data, location)
+        elif kind == TAR:
+            yield from self._tar(data, location)
+        elif kind == SEVENZIP:
+            yield from self._sevenzip(data, location)
+        else:
+            yield from self._stream(kind, data, location)
+
+    def _zip(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        cfg = self.config
+        try:
+            directory = read_directory(data, cfg.max_entries)
+        except (ZipFormatError, ValueError, IndexError) as exc:  # struct.error is a ValueError
+            self._add("archive.corrupt", Severity.LOW, f"zip directory unreadable: {exc}",
+                      location)
+            return
+        if directory.declared_count > cfg.max_entries:
+            self._limit("archive.limit.entries",
+                        f"zip declares {directory.declared_count} entries", location)
+            return
+        for problem in check_layout(data, directory):
+            self._add("archive.zip.malformed", Severity.HIGH,
+                      f"zip structure is unsafe: {problem}", location)
+        if any(f.id == "archive.zip.malformed" and "overlap" in f.description
+               for f in self.findings):
+            return  # overlapping entries are a bomb construction; inflate nothing
+        declared_total = sum(e.uncompressed_size for e in directory.entries)
+        if declared_total > self.budget.bytes_left:
+            self._limit("archive.limit.total_bytes",
+                        f"zip declares {declared_total} bytes of content", location)
+            return
+        seen: set[str] = set()
+        for entry in directory.entries:
+            member_loc = f"{location}!{entry.name}"
+            if entry.name in seen:
+                continue  # duplicates already reported; scanning either would be a guess
+            seen.add(entry.name)
+            if self.budget.exhausted or not self._take_entry(member_loc):
+                return
+            self.findings.extend(name_findings(entry.name, member_loc))
+            mode = entry.unix_mode
+            if stat.S_ISLNK(mode):
+                self._add("archive.symlink", Severity.MEDIUM, "member is a symbolic link",
+                          member_loc)
+                continue
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+                self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
+                          member_loc)
+                continue
+            if entry.is_dir or entry.data_offset < 0:
+                continue
+            if entry.encrypted:
+                self._add("archive.encrypted", Severity.MEDIUM,
+                          "member is encrypted and cannot be scanned", member_loc)
+                continue
+            content = self._zip_member(data, entry, member_loc)
+            if content is not None:
+                yield entry.name, content
+
+    def _zip_member(self, data: bytes, entry: ZipEntry, member_loc: str) -> bytes | None:
+        cfg = self.config
+        csize, usize = entry.compressed_size, entry.uncompressed_size
+        if usize > cfg.ratio_min_bytes and usize > cfg.max_ratio * max(csize, 1):
+            self._add("archive.bomb", Severity.HIGH,
+                      f"declared compression ratio {usize // max(csize, 1)}:1 exceeds "
+                      f"{cfg.max_ratio:g}:1; not expanded", member_loc)
+            return None
+        start = entry.data_offset
+        if entry.method == STORED:
+            content = data[start : start + min(csize, usize + 1)]
+            if len(content) > usize:
+                content = content[:usize]
+                self._add("archive.size_mismatch", Severity.HIGH,
+                          "stored member is larger than declared", member_loc)
+        else:
+            factory, stream_start = zip_decompressor(entry, data)
+            if factory is None:
+                self._add("archive.unsupported", Severity.MEDIUM,
+                          f"compression method {entry.method} cannot be scanned", member_loc)
+                return None
+            view = memoryview(data)[stream_start : start + csize]
+            result = inflate(view, factory, min(usize, max(self.budget.bytes_left, 0)),
+                             cfg.max_ratio, cfg.ratio_min_bytes)
+            content = result.data
+            if result.error:
+                self._add("archive.corrupt", Severity.LOW,
+                          f"member does not decompress: {result.error}", member_loc)
+            if result.exceeded and usize <= self.budget.bytes_left:
+                self._add("archive.size_mismatch", Severity.HIGH,
+                          f"member produces more than its declared {usize} bytes", member_loc)
+            elif result.ratio_exceeded:
+                self._add("archive.bomb", Severity.HIGH,
+                          f"compression ratio exceeds {cfg.max_ratio:g}:1", member_loc)
+            if not result.exceeded and not result.error and len(content) != usize:
+                self._add("archive.size_mismatch", Severity.MEDIUM,
+                          f"member produced {len(content)} bytes, declared {usize}", member_loc)
+        if not self._charge(len(content), member_loc):
+            return None
+        if len(content) == usize and zlib.crc32(content) != entry.crc:
+            self._add("archive.crc_mismatch", Severity.MEDIUM, "member fails its CRC check",
+                      member_loc)
+        return content
+
+    def _stream(self, kind: str, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        """gzip, bzip2 or xz: one member; a tar inside is expanded in the same step."""
+        cfg = self.config
+        factories: dict[str, Callable[[], zlib._Decompress | bz2.BZ2Decompressor |
+                                      lzma.LZMADecompressor]] = {
+            GZIP: lambda: zlib.decompressobj(47),
+            BZIP2: bz2.BZ2Decompressor,
+            XZ: lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO),
+        }
+        if kind == GZIP and len(data) >= 18:
+            declared = int.from_bytes(data[-4:], "little")  # ISIZE, modulo 2**32
+            if declared > cfg.ratio_min_bytes and declared > cfg.max_ratio * len(data):
+                self._add("archive.bomb", Severity.HIGH,
+                          f"gzip declares {declared} bytes from {len(data)}; not expanded",
+                          location)
+                return
+        if not self._take_entry(location):
+            return
+        result = inflate(data, factories[kind], max(self.budget.bytes_left, 0),
+                         cfg.max_ratio, cfg.ratio_min_bytes)
+        if result.error:
+            self._add("archive.corrupt", Severity.LOW,
+                      f"{kind} stream does not decompress: {result.error}", location)
+        if result.ratio_exceeded:
+            self._add("archive.bomb", Severity.HIGH,
+                      f"compression ratio exceeds {cfg.max_ratio:g}:1; stopped", location)
+            return
+        if result.exceeded:
+            self._charge(len(result.data) + 1, location)
+            return
+        if not self._charge(len(result.data), location):
+            return
+        inner = result.data
+        if archive_kind(inner) == TAR:
+            yield from self._tar(inner, location)
+            return
+        yield _inner_name(location), inner
+
+    def _tar(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        try:
+            archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+        except (tarfile.TarError, ValueError, OSError) as exc:
+            self._add("archive.corrupt", Severity.LOW, f"tar unreadable: {exc}", location)
+            return
+        with archive:
+            while True:
+                try:
+                    member = archive.next()
+                except (tarfile.TarError, ValueError, OSError) as exc:
+                    self._add("archive.corrupt", Severity.LOW, f"tar header unreadable: {exc}",
+                              location)
+                    return
+                if member is None:
+                    return
+                member_loc = f"{location}!{member.name}"
+                if self.budget.exhausted or not self._take_entry(member_loc):
+                    return
+                self.findings.extend(name_findings(member.name, member_loc))
+                if member.issym():
+                    self._add("archive.symlink", Severity.MEDIUM,
+                              f"member is a symbolic link to {member.linkname!r}", member_loc)
+                    continue
+                if member.islnk():
+                    self._add("archive.hardlink", Severity.MEDIUM,
+                              f"member is a hard link to {member.linkname!r}", member_loc)
+                    continue
+                if member.ischr() or member.isblk() or member.isfifo():
+                    self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
+                              member_loc)
+                    continue
+                if not member.isfile():
+                    continue
+                if member.size > self.budget.bytes_left:
+                    self._charge(member.size, member_loc)
+                    return
+                stream = archive.extractfile(member)
+                content = stream.read(member.size) if stream is not None else b""
+                self._charge(len(content), member_loc)
+                yield member.name, content
+
+    def _sevenzip(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        cfg = self.config
+        try:
+            archive = py7zr.SevenZipFile(io.BytesIO(data), mode="r")
+        except py7zr.exceptions.PasswordRequired:
+            self._add("archive.encrypted", Severity.MEDIUM,
+                      "7z archive has an encrypted header and cannot be scanned", location)
+            return
+        except (py7zr.exceptions.ArchiveError, lzma.LZMAError, ValueError, OSError,
+                EOFError) as exc:
+            self._add("archive.corrupt", Severity.LOW, f"7z unreadable: {exc}", location)
+            return
+        with archive:
+            infos = archive.list()
+            if len(infos) > self.budget.entries_left:
+                self._limit("archive.limit.entries", f"7z holds {len(infos)} entries",
+                            location)
+                return
+            if archive.needs_password():
+                self._add("archive.encrypted", Severity.MEDIUM,
+                          "7z archive is encrypted and cannot be scanned", location)
+                return
+            declared = sum(i.uncompressed for i in infos)
+            if declared > cfg.ratio_min_bytes and declared > cfg.max_ratio * len(data):
+                self._add("archive.bomb", Severity.HIGH,
+                          f"7z declares {declared} bytes from {len(data)}; not expanded",
+                          location)
+                return
+            if declared > self.budget.bytes_left:
+                self._limit("archive.limit.total_bytes", f"7z declares {declared} bytes",
+                            location)
+                return
+            wanted: list[str] = []
+            for info in infos:
+                member_loc = f"{location}!{info.filename}"
+                self.budget.entries_left -= 1
+                self.findings.extend(name_findings(info.filename, member_loc))
+                if info.is_symlink:
+                    self._add("archive.symlink", Severity.MEDIUM, "member is a symbolic link",
+                              member_loc)
+                elif info.is_file:
+                    wanted.append(info.filename)
+            factory = _CappedFactory(self.budget.bytes_left)
+            try:
+                archive.extract(targets=wanted, factory=factory)
+            except BudgetExhausted:
+                self._charge(self.budget.bytes_left + 1, location)
+                return
+            except (py7zr.exceptions.ArchiveError, lzma.LZMAError, ValueError, OSError,
+                    EOFError) as exc:
+                self._add("archive.corrupt", Severity.LOW, f"7z does not decompress: {exc}",
+                          location)
+        for name, buffer in factory.products.items():
+            if self._charge(len(buffer.data), f"{location}!{name}"):
+                yield name, bytes(buffer.data)
+
+
+def _inner_name(location: str) -> str:
+    last = location.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
+    for suffix, replacement in ((".tgz", ".tar"), (".gz", ""), (".bz2", ""), (".xz", "")):
+        if last.lower().endswith(suffix):
+            return last[: -len(suffix)] + replacement
+    return last + ".out"
+
+
+class _CappedBuffer(py7zr.io.Py7zIO):
+    """In-memory sink for one 7z member that aborts extraction at the shared cap."""
+
+    def __init__(self, owner: _CappedFactory) -> None:
+        self.owner = owner
+        self.data = bytearray()
+
+    def write(self, s: bytes | bytearray) -> int:
+        self.owner.left -= len(s)
+        if self.owner.left < 0:
+            raise BudgetExhausted
+        self.data += s
+        return len(s)
+
+    def read(self, size: int | None = None) -> bytes:
+        return bytes(self.data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
+
+    def size(self) -> int:
+        return len(self.data)
+
+
+class _CappedFactory(py7zr.io.WriterFactory):
+    def __init__(self, cap: int) -> None:
+        self.left = cap
+        self.products: dict[str, _CappedBuffer] = {}
+
+    def create(self, filename: str) -> py7zr.io.Py7zIO:
+        buffer = _CappedBuffer(self)
+        self.products[filename] = buffer
+        return buffer

@@ -1,0 +1,210 @@
+"""The scanner: one entry point that runs every check on a file and its members.
+
+For each object (the file itself, then every archive member, recursively) the scanner
+identifies the type, compares it with the name, checks the hash blocklists, runs the
+YARA rules, and applies the PDF, OLE/macro, polyglot and archive checks that fit. All
+findings are collected on the top-level :class:`FileResult`; members are named by their
+``location``. A :class:`Scanner` is immutable after construction and safe to share
+between threads (libmagic handles are per thread, YARA matching releases the GIL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yara
+
+from secops.scanning import documents
+from secops.scanning.archives import SEVENZIP, ZIP, Budget, Expander, archive_kind
+from secops.scanning.filetype import TypeInfo, identify, mime_allowed, type_findings
+from secops.scanning.models import FileResult, Finding, ScanConfig, Severity
+from secops.scanning.reputation import Blocklist
+from secops.scanning.rules import load_ruleset
+
+
+@dataclass(slots=True)
+class _Context:
+    """Mutable state of one top-level scan: findings and the shared expansion budget."""
+
+    findings: list[Finding]
+    budget: Budget
+    expander: Expander = field(init=False)
+
+
+class Scanner:
+    """Scans bytes or files with one configuration; construct once, reuse everywhere."""
+
+    def __init__(self, config: ScanConfig | None = None) -> None:
+        self.config = config or ScanConfig()
+        self.ruleset = load_ruleset(self.config.rule_dirs,
+                                    include_bundled=self.config.include_bundled_rules)
+        self.blocklist = Blocklist.load(self.config.sha256_blocklists,
+                                        self.config.md5_blocklists)
+
+    @property
+    def ruleset_version(self) -> str:
+        return self.ruleset.version
+
+    def scan_path(self, path: str | os.PathLike[str]) -> FileResult:
+        """Scan one file; raises ``OSError`` if it cannot be read (the caller decides)."""
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return self.scan_bytes(data, os.path.basename(path), path=os.fspath(path))
+
+    def scan_bytes(self, data: bytes, name: str, *, path: str | None = None) -> FileResult:
+        """Scan content that arrived under ``name`` (used for type checks and locations)."""
+        cfg = self.config
+        sha256 = hashlib.sha256(data).hexdigest()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
+        ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
+        info = identify(data, cfg.magic_bytes)
+        if not mime_allowed(info.mime, cfg.allowed_mime_types):
+            ctx.findings.append(Finding("type.not_allowed", Severity.MEDIUM,
+                                        f"type {info.mime} is not in the accepted types", None))
+        self._check_hashes(sha256, md5, None, ctx)
+        self._scan_object(data, name, None, 0, ctx, known=info)
+        return FileResult(
+            path=path if path is not None else name,
+            sha256=sha256,
+            md5=md5,
+            size=len(data),
+            mime=info.mime,
+            description=info.description,
+            findings=ctx.findings,
+            ruleset_version=self.ruleset.version,
+        )
+
+    def scan_paths(
+        self, paths: Iterable[str | os.PathLike[str]], *, workers: int = 1
+    ) -> Iterator[tuple[str, FileResult | OSError]]:
+        """Scan files (directories recursively) in order, ``workers`` at a time.
+
+        Per-file read errors are yielded, not raised, so one vanished file never stops a
+        run. At most ``2 * workers`` files are in memory at once.
+        """
+        files = iter_files(paths)
+        if workers <= 1:
+            for file in files:
+                yield file, self._try_scan(file)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque[tuple[str, Future[FileResult | OSError]]] = deque()
+            for file in files:
+                pending.append((file, pool.submit(self._try_scan, file)))
+                if len(pending) >= 2 * workers:
+                    done_file, future = pending.popleft()
+                    yield done_file, future.result()
+            while pending:
+                done_file, future = pending.popleft()
+                yield done_file, future.result()
+
+    def _try_scan(self, file: str) -> FileResult | OSError:
+        try:
+            return self.scan_path(file)
+        except OSError as exc:
+            return exc
+
+    def _check_hashes(self, sha256: str, md5: str, location: str | None, ctx: _Context) -> None:
+        if sha256 in self.blocklist.sha256:
+            ctx.findings.append(Finding("hash.blocklist.sha256", Severity.CRITICAL,
+                                        f"SHA-256 {sha256} is on a blocklist", location))
+        if md5 in self.blocklist.md5:
+            ctx.findings.append(Finding("hash.blocklist.md5", Severity.CRITICAL,
+                                        f"MD5 {md5} is on a blocklist", location))
+
+    def _yara(self, data: bytes, location: str | None, ctx: _Context) -> None:
+        try:
+            matches = self.ruleset.rules.match(data=data, timeout=self.config.match_timeout)
+        except yara.TimeoutError:
+            ctx.findings.append(Finding("scan.timeout", Severity.MEDIUM,
+                                        f"rule matching exceeded {self.config.match_timeout} s; "
+                                        "content not fully scanned", location))
+            return
+        except yara.Error as exc:
+            ctx.findings.append(Finding("scan.error", Severity.MEDIUM,
+                                        f"rule matching failed: {exc}", location))
+            return
+        for match in matches:
+            meta = match.meta
+            ctx.findings.append(Finding(
+                f"yara.{match.rule}",
+                Severity.parse(meta.get("severity")),
+                str(meta.get("description") or match.rule),
+                location,
+            ))
+
+    def _scan_object(
+        self, data: bytes, name: str, location: str | None, depth: int, ctx: _Context,
+        known: TypeInfo | None = None,
+    ) -> None:
+        cfg = self.config
+        info = known if known is not None else identify(data, cfg.magic_bytes)
+        ctx.findings.extend(type_findings(name, info, location))
+        if location is not None and self.blocklist:
+            self._check_hashes(hashlib.sha256(data).hexdigest(),
+                               hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                               location, ctx)
+        self._yara(data, location, ctx)
+        if documents.is_pdf(data):
+            ctx.findings.extend(documents.pdf_findings(data, location))
+        elif documents.is_ole(data):
+            ctx.findings.extend(documents.ole_findings(data, name, location))
+        container = location if location is not None else name
+        kind = archive_kind(data)
+        for appended, offset in documents.appended_archives(data, info.mime):
+            ctx.findings.append(Finding("polyglot.appended_archive", Severity.MEDIUM,
+                                        f"{info.mime} has a {appended} archive appended at "
+                                        f"offset {offset}", location))
+            if appended == ZIP:
+                self._expand(ZIP, data, container, depth, ctx)
+            elif appended == SEVENZIP:
+                self._expand(SEVENZIP, data[offset:], container, depth, ctx)
+        if kind is not None:
+            self._expand(kind, data, container, depth, ctx)
+
+    def _expand(self, kind: str, data: bytes, container: str, depth: int, ctx: _Context) -> None:
+        if depth >= self.config.max_depth:
+            ctx.findings.append(Finding("archive.limit.depth", Severity.MEDIUM,
+                                        f"archive nesting deeper than {self.config.max_depth}; "
+                                        "not expanded", container))
+            return
+        vba_reported = False
+        for member_name, member_data in ctx.expander.members(kind, data, container):
+            if member_name.lower().rsplit("/", 1)[-1] == "vbaproject.bin" and not vba_reported:
+                vba_reported = True
+                ctx.findings.append(Finding("document.ooxml.vba_project", Severity.MEDIUM,
+                                            "OOXML document contains a VBA project",
+                                            container))
+            self._scan_object(member_data, member_name, f"{container}!{member_name}",
+                              depth + 1, ctx)
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+    """Named files as given; directories walked recursively in sorted order.
+
+    Symbolic links met inside a walked directory are skipped so a link loop or a link to
+    ``/`` cannot make a run endless; a link named explicitly is scanned as its target.
+    """
+    for raw in paths:
+        path = os.fspath(raw)
+        if os.path.isdir(path) and not os.path.islink(path):
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
+                for entry in sorted(names):
+                    full = os.path.join(root, entry)
+                    if not os.path.islink(full):
+                        yield full
+        else:
+            yield path
+
+
+def scan_file(path: str | Path, config: ScanConfig | None = None) -> FileResult:
+    """One-shot convenience for callers that scan a single file."""
+    return Scanner(config).scan_path(path)

@@ -1,0 +1,182 @@
+"""Type identification: libmagic, executable headers, and extension plausibility.
+
+libmagic answers "what is this content"; the file name answers "what does the sender
+say it is". The gap between the two is where disguised executables live, so this module
+compares them and parses PE/ELF headers itself (a few bytes, no dependency) to describe
+executables precisely.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import magic
+
+from secops.scanning.models import Finding, Severity
+
+_local = threading.local()
+
+# Extensions that present a file as something to look at rather than to run.
+DOCUMENT_EXTENSIONS = frozenset(
+    "pdf doc docx docm dot dotx xls xlsx xlsm xlt ppt pptx pptm odt ods odp rtf txt csv "
+    "md log jpg jpeg png gif bmp tif tiff webp ico heic mp3 mp4 m4a wav avi mov mkv".split()
+)
+EXECUTABLE_EXTENSIONS = frozenset(
+    "exe dll scr com pif cpl msi bat cmd ps1 vbs vbe js jse wsf hta jar lnk sh elf bin".split()
+)
+EXECUTABLE_MIMES = frozenset(
+    {
+        "application/x-dosexec",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-executable",
+        "application/x-sharedlib",
+        "application/x-pie-executable",
+        "application/x-mach-binary",
+        "application/x-elf",
+    }
+)
+SCRIPT_MIMES = frozenset(
+    {
+        "text/x-shellscript",
+        "text/x-php",
+        "text/x-script.python",
+        "text/x-python",
+        "text/x-perl",
+        "text/x-ruby",
+        "text/x-msdos-batch",
+        "text/x-awk",
+        "text/x-tcl",
+        "application/x-powershell",
+        "application/javascript",
+        "text/javascript",
+        "application/x-java-applet",
+    }
+)
+_OLE = ("application/x-ole-storage", "application/msword", "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint", "application/CDFV2", "application/vnd.ms-outlook")
+_ZIPLIKE = (
+    "application/zip", "application/java-archive", "application/epub+zip",
+    "application/vnd.openxmlformats-officedocument.", "application/vnd.oasis.opendocument.",
+    "application/vnd.ms-excel.", "application/vnd.ms-word.", "application/vnd.ms-powerpoint.",
+)
+# Only formats with a reliable signature are checked; text formats are not, because
+# libmagic's guess between text/plain, text/csv and friends is not a claim to judge.
+EXPECTED_MIMES: dict[str, tuple[str, ...]] = {
+    "pdf": ("application/pdf",),
+    "png": ("image/png",),
+    "jpg": ("image/jpeg",),
+    "jpeg": ("image/jpeg",),
+    "gif": ("image/gif",),
+    "bmp": ("image/bmp", "image/x-ms-bmp"),
+    "tif": ("image/tiff",),
+    "tiff": ("image/tiff",),
+    "webp": ("image/webp",),
+    "zip": _ZIPLIKE,
+    "docx": _ZIPLIKE, "docm": _ZIPLIKE, "xlsx": _ZIPLIKE, "xlsm": _ZIPLIKE,
+    "pptx": _ZIPLIKE, "pptm": _ZIPLIKE, "odt": _ZIPLIKE, "ods": _ZIPLIKE,
+    "odp": _ZIPLIKE, "jar": _ZIPLIKE, "epub": _ZIPLIKE, "apk": _ZIPLIKE,
+    "doc": _OLE, "xls": _OLE, "ppt": _OLE, "msg": _OLE, "msi": _OLE,
+    "gz": ("application/gzip", "application/x-gzip"),
+    "tgz": ("application/gzip", "application/x-gzip"),
+    "bz2": ("application/x-bzip2",),
+    "xz": ("application/x-xz",),
+    "7z": ("application/x-7z-compressed",),
+    "tar": ("application/x-tar", "application/x-ustar"),
+    "exe": ("application/x-dosexec", "application/vnd.microsoft.portable-executable"),
+    "dll": ("application/x-dosexec", "application/vnd.microsoft.portable-executable"),
+    "rtf": ("text/rtf", "application/rtf"),
+    "mp3": ("audio/mpeg",),
+}
+
+_PE_MACHINES = {0x14C: "x86", 0x8664: "x86-64", 0x1C0: "ARM", 0xAA64: "ARM64", 0x200: "IA-64"}
+_ELF_MACHINES = {3: "x86", 0x3E: "x86-64", 0x28: "ARM", 0xB7: "AArch64", 0xF3: "RISC-V",
+                 8: "MIPS", 0x14: "PowerPC", 0x15: "PowerPC64", 0x16: "S390"}
+_ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeInfo:
+    mime: str
+    description: str
+    executable: str | None  # "PE ..." / "ELF ..." when the header parses, else None
+
+
+def _magic_pair() -> tuple[magic.Magic, magic.Magic]:
+    # libmagic handles are not thread-safe; one pair per thread is cheap and lock-free.
+    pair = getattr(_local, "pair", None)
+    if pair is None:
+        pair = (magic.Magic(mime=True), magic.Magic())
+        _local.pair = pair
+    return pair
+
+
+def describe_executable(data: bytes) -> str | None:
+    """Describe a PE or ELF header, or return ``None`` for anything else."""
+    if data[:2] == b"MZ" and len(data) >= 0x40:
+        (pe_offset,) = struct.unpack_from("<I", data, 0x3C)
+        if pe_offset + 24 <= len(data) and data[pe_offset : pe_offset + 4] == b"PE\0\0":
+            machine, _, _, _, _, _, chars = struct.unpack_from("<HHIIIHH", data, pe_offset + 4)
+            kind = "DLL" if chars & 0x2000 else "executable"
+            return f"PE {kind} ({_PE_MACHINES.get(machine, hex(machine))})"
+        return "MS-DOS executable"
+    if data[:4] == b"\x7fELF" and len(data) >= 20:
+        bits = {1: "32-bit", 2: "64-bit"}.get(data[4], "?-bit")
+        order = "<" if data[5] != 2 else ">"
+        e_type, e_machine = struct.unpack_from(order + "HH", data, 16)
+        return (f"ELF {bits} {_ELF_TYPES.get(e_type, 'object')} "
+                f"({_ELF_MACHINES.get(e_machine, hex(e_machine))})")
+    return None
+
+
+def identify(data: bytes, magic_bytes: int) -> TypeInfo:
+    """libmagic MIME and description of the first ``magic_bytes`` bytes, plus headers."""
+    head = data[:magic_bytes]
+    mime_magic, text_magic = _magic_pair()
+    try:
+        mime = mime_magic.from_buffer(head)
+        description = text_magic.from_buffer(head)
+    except magic.MagicException as exc:  # a libmagic parse failure is not fatal
+        mime, description = "application/octet-stream", f"unidentified ({exc})"
+    return TypeInfo(mime=mime, description=description, executable=describe_executable(data))
+
+
+def _extensions(name: str) -> list[str]:
+    return [s.lstrip(".").lower() for s in PurePosixPath(name.replace("\\", "/")).suffixes]
+
+
+def mime_allowed(mime: str, allowed: frozenset[str] | None) -> bool:
+    if allowed is None:
+        return True
+    return mime in allowed or f"{mime.split('/', 1)[0]}/*" in allowed
+
+
+def type_findings(name: str, info: TypeInfo, location: str | None) -> list[Finding]:
+    """Findings from comparing the declared name with the detected content type."""
+    findings: list[Finding] = []
+    exts = _extensions(name)
+    ext = exts[-1] if exts else ""
+    is_binary_exe = info.executable is not None or info.mime in EXECUTABLE_MIMES
+    is_script = info.mime in SCRIPT_MIMES
+    if info.executable is not None:
+        findings.append(Finding("executable.identified", Severity.INFO,
+                                f"{info.executable} ({info.description})", location))
+    if ext in DOCUMENT_EXTENSIONS and (is_binary_exe or is_script):
+        what = "executable" if is_binary_exe else "script"
+        findings.append(Finding(
+            f"type.disguised_{what}", Severity.HIGH,
+            f"{what} content ({info.mime}: {info.description}) named as .{ext}", location))
+    elif ext in EXPECTED_MIMES and info.mime not in ("application/x-empty", "inode/x-empty"):
+        expected = EXPECTED_MIMES[ext]
+        if not any(info.mime == e or (e.endswith(".") and info.mime.startswith(e))
+                   for e in expected):
+            findings.append(Finding(
+                "type.extension_mismatch", Severity.MEDIUM,
+                f"extension .{ext} does not match detected type {info.mime}", location))
+    if len(exts) >= 2 and ext in EXECUTABLE_EXTENSIONS and exts[-2] in DOCUMENT_EXTENSIONS:
+        findings.append(Finding(
+            "type.double_extension", Severity.MEDIUM,
+            f"executable extension hidden behind .{exts[-2]}.{ext}", location))
+    return findings
