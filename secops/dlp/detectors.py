@@ -1,0 +1,200 @@
+"""Detector definitions: pattern, validator, context words and score.
+
+A :class:`Detector` finds *candidates* with a regular expression and turns them into
+findings only when its check accepts the value (returning a base score) and, for weak
+shapes, when a context word stands nearby. Patterns are written for Python's ``re``
+scanning speed: every pattern starts with a literal or a narrow character class (the
+engine's fast skip works only then), and left boundaries are look-behinds placed
+*after* the first character for the same reason.
+
+Detectors with ``near`` words are *anchored*: they only run in windows around those
+words, which is both what makes them precise (forty base64 characters are an AWS
+secret only next to "aws_secret_access_key") and what keeps them cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from secops.dlp import validators as v
+from secops.dlp.model import Category
+
+Finder = Callable[[str, int, int], Iterator[tuple[int, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """How one shape of one type is found, checked and scored."""
+
+    type: str
+    category: Category
+    pattern: re.Pattern[str]
+    check: Callable[[str], float | None]
+    group: int | str = 0
+    context: tuple[str, ...] = ()
+    context_boost: float = 0.35
+    negative_before: re.Pattern[str] | None = None
+    near: tuple[str, ...] = ()
+    near_window: int = 120
+    literals: tuple[str, ...] = ()
+    priority: int = 50
+    finder: Finder | None = None
+
+
+_R = r"(?![\w\-]|\.\d)"  # right boundary: no word char, dash or decimal part
+
+PII_PHONE_CONTEXT = ("phone", "tel", "mobile", "cell", "call", "fax", "contact", "whatsapp")
+SSN_CONTEXT = ("ssn", "social security", "social sec", "taxpayer", "ss#", "ss #")
+NPI_CONTEXT = ("npi", "provider", "prescriber", "physician", "national provider", "billing",
+               "clinician", "doctor", "dr.", "referring")
+MBI_CONTEXT = ("mbi", "medicare", "beneficiary", "cms", "member id")
+AWS_SECRET_NEAR = ("aws_secret", "secret_access_key", "secretaccesskey", "aws secret",
+                   "secret access key", "aws_secret_access_key", "secret_key", "secretkey")
+CARD_CONTEXT = ("card", "visa", "mastercard", "amex", "pan", "credit", "debit", "cc")
+
+
+def _first(cls: str, rest: str, before: str = r"[\w.+\-]") -> re.Pattern[str]:
+    """Compile ``cls`` + look-behind + ``rest`` so ``re`` can skip on the first class.
+
+    ``(?<!x)[0-9]`` starts with an assertion and defeats the fast skip;
+    ``[0-9](?<!x[0-9])`` checks the same thing after it.
+    """
+    return re.compile(cls + "(?<!" + before + cls + ")" + rest)
+
+
+_EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_EMAIL_DOMAIN = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+_AT = re.compile("@")
+
+
+def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """Anchor on '@' (a fast literal search) and grow both sides from there."""
+    for at in _AT.finditer(text, lo, hi):
+        p = at.start()
+        local = _EMAIL_LOCAL_TAIL.search(text, max(lo, p - 64), p)
+        if local is None:
+            continue
+        domain = _EMAIL_DOMAIN.match(text, p + 1, hi)
+        if domain is None:
+            continue
+        start = local.start()
+        while start < p and text[start] in ".-":
+            start += 1
+        yield start, domain.end()
+
+
+IPV4 = _first("[0-9]", r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", r"[\w.]")
+IPV6 = re.compile(
+    r"(?<![\w:.])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
+    r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
+_V6_SEED = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_HEX_COLON = frozenset("0123456789abcdefABCDEF:")
+
+
+def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+    """Anchor on ``:hex:`` (cheap: starts with a literal) and match around it."""
+    last_end = lo
+    for seed in _V6_SEED.finditer(text, lo, hi):
+        if seed.start() < last_end:
+            continue
+        start = seed.start()
+        floor = max(lo, start - 40)
+        while start > floor and text[start - 1] in _HEX_COLON:
+            start -= 1
+        full = IPV6.match(text, start, min(hi, start + 64))
+        if full is not None and full.end() > seed.start():
+            last_end = full.end()
+            yield full.start(), full.end()
+
+
+IP_NEGATIVE = re.compile(r"(?:version|ver|release|build|firmware|v)[\s:=#]*\Z")
+
+BUILTIN: tuple[Detector, ...] = (
+    Detector("email", "PII", _AT, v.check_email, finder=find_emails, literals=("@",),
+             context=("email", "e-mail", "mail", "contact"), context_boost=0.1, priority=40),
+    Detector("phone_number", "PII",
+             re.compile(r"\+(?<![\w+]\+)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}"
+                        r"(?:[ .\-]?\d{2,5}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?" + _R),
+             v.check_phone, context=PII_PHONE_CONTEXT, literals=("+",), priority=30),
+    Detector("phone_number", "PII",
+             re.compile(r"\((?<![\w(]\()\d{2,5}\)[ .\-]?\d{2,4}[ .\-]?\d{3,4}" + _R),
+             v.check_phone, context=PII_PHONE_CONTEXT, literals=("(",), priority=30),
+    Detector("phone_number", "PII",
+             _first("[0-9]", r"\d{1,4}[ .\-]\d{2,4}[ .\-]\d{3,4}" + _R),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30),
+    Detector("phone_number", "PII", _first("[0-9]", r"\d{3,4} \d{6}" + _R),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30),
+    Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone,
+             context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
+    Detector("us_ssn", "PII", _first("[0-9]", r"\d\d([ \-]?)\d\d\1\d{4}" + _R), v.check_us_ssn,
+             context=SSN_CONTEXT, priority=60),
+    Detector("iban", "PII",
+             re.compile(r"[A-Z](?<![\w.\-][A-Z])[A-Z]\d\d(?:[ ]?[A-Z0-9]{4}){2,7}"
+                        r"(?:[ ]?[A-Z0-9]{1,3})?(?![\w\-])"),
+             v.check_iban, context=("iban", "bank", "account"), context_boost=0.1, priority=70),
+    Detector("ip_address", "PII", IPV4, v.check_ip, literals=(".",),
+             context=("ip", "address", "host", "client", "remote", "src", "dst"),
+             context_boost=0.2, negative_before=IP_NEGATIVE,
+             priority=35),
+    Detector("ip_address", "PII", IPV6, v.check_ip, literals=(":",), finder=find_ipv6,
+             context=("ip", "ipv6", "address", "host"), context_boost=0.2, priority=35),
+    Detector("uk_nino", "PII",
+             re.compile(r"[A-CEGHJ-PR-TW-Z](?<![\w\-][A-Z])[A-CEGHJ-NPR-TW-Z]"
+                        r"(?:\d{6}|\s\d\d\s\d\d\s\d\d\s?)[A-D](?![\w\-])"),
+             v.check_uk_nino, context=("national insurance", "nino", "ni number", "ni no"),
+             context_boost=0.2, priority=60),
+    Detector("credit_card", "PCI",
+             _first("[1-9]", r"(?:\d{3}[ \-]?\d{4}[ \-]?\d{4}[ \-]?\d{1,7}"
+                    r"|\d{3}[ \-]?\d{6}[ \-]?\d{4,5}|\d{11,18})" + _R),
+             v.check_credit_card, context=CARD_CONTEXT, context_boost=0.1, priority=80),
+    Detector("us_npi", "PHI", _first("[12]", r"\d{9}" + _R), v.check_us_npi,
+             context=NPI_CONTEXT, near=NPI_CONTEXT, near_window=200, priority=55),
+    Detector("us_mbi", "PHI",
+             _first("[1-9]", r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d(-?)[AC-HJKMNP-RT-Y]"
+                    r"[AC-HJKMNP-RT-Y0-9]\d\1[AC-HJKMNP-RT-Y]{2}\d\d(?![\w\-])"),
+             v.check_us_mbi, context=MBI_CONTEXT, priority=65),
+    Detector("aws_access_key_id", "SECRET",
+             re.compile(r"A(?<![A-Za-z0-9/+]A)(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T[A-Z0-9])"
+                        r"[A-Z0-9]{16}(?![A-Za-z0-9/+])"),
+             v.check_aws_key_id, literals=("A",), priority=90),
+    Detector("aws_secret_access_key", "SECRET",
+             re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+             v.check_aws_secret, context=AWS_SECRET_NEAR, context_boost=0.45,
+             near=AWS_SECRET_NEAR, near_window=100, priority=85),
+    Detector("github_token", "SECRET",
+             re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{36,251}"
+                        r"|ithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])"),
+             v.check_token, literals=("gh", "github_pat_"), priority=90),
+    Detector("slack_token", "SECRET",
+             re.compile(r"x(?<![A-Za-z0-9]x)(?:ox[abposr]-\d{6,}-[0-9A-Za-z\-]{8,200}"
+                        r"|app-\d-[A-Z0-9]{6,}-\d{6,}-[a-f0-9]{16,})(?![A-Za-z0-9\-])"),
+             v.check_token, literals=("xox", "xapp-"), priority=90),
+    Detector("stripe_secret_key", "SECRET",
+             re.compile(r"[sr](?<![A-Za-z0-9_][sr])k_(?:live|test)_[0-9A-Za-z]{16,247}"
+                        r"(?![A-Za-z0-9_])"),
+             v.check_token, literals=("k_live_", "k_test_"), priority=90),
+    Detector("google_api_key", "SECRET",
+             re.compile(r"A(?<![A-Za-z0-9_\-]A)Iza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])"),
+             v.check_token, literals=("AIza",), priority=90),
+    Detector("private_key", "SECRET",
+             re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,2}PRIVATE KEY(?: BLOCK)?)-----"
+                        r"[\s\S]{0,16000}?-----END \1-----"),
+             v.check_private_key, literals=("PRIVATE KEY",), priority=100),
+    Detector("jwt", "SECRET",
+             re.compile(r"e(?<![A-Za-z0-9_\-]e)yJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}"
+                        r"\.[A-Za-z0-9_\-]*(?![A-Za-z0-9_\-.])"),
+             v.check_jwt, literals=("eyJ",), priority=90),
+    Detector("password_in_url", "SECRET",
+             re.compile(r"://[^\s:/?#@\"'<>]{1,128}:([^\s/?#@\"'<>]{1,128})@"
+                        r"[A-Za-z0-9\[\]._\-]+"),
+             v.check_url_password, group=1, literals=("://",), priority=95),
+)
+"""The built-in detectors; types outside every active pack are not run."""
+
+BUILTIN_TYPES: dict[str, Category] = {d.type: d.category for d in BUILTIN}

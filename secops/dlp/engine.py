@@ -1,0 +1,287 @@
+"""The classifier: runs a policy's detectors over text and resolves the findings.
+
+Text is scanned in windows of ``CHUNK`` characters that overlap by ``OVERLAP`` (longer
+than the longest match, a 16 kB PEM block) and look ``LEAD`` characters back for
+boundaries and context words. A candidate belongs to the window its *start* falls in,
+so windows never report a finding twice, and memory stays bounded by the window size
+however long the input: :meth:`Classifier.iter_stream` reads a text stream of any
+length in constant memory.
+
+Within a window each detector is first gated by cheap literal tests (no ``@``, no
+email detector), then its pattern runs, its validator decides, context words nearby
+raise the score, and the policy's minimum score filters. Overlapping candidates are
+resolved by detector priority, then score, so ``user:pass@host`` yields a password
+and not an e-mail address.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from secops.dlp.detectors import Detector
+from secops.dlp.extract import Limits, Part, extract
+from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
+from secops.dlp.policy import Policy, Rule
+from secops.dlp.redact import keyed_hash, mask
+
+CHUNK = 1 << 20
+OVERLAP = 1 << 15
+LEAD = 256
+CONTEXT_BEFORE = 80
+CONTEXT_AFTER = 40
+
+ArchiveWalker = Callable[[bytes, str], Iterable[tuple[str, bytes]]]
+"""Hook for archives: (data, name) -> (member name, member bytes). See docs/dlp.md."""
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lower(text: str) -> str:
+    """Lower-case without changing length (``str.lower`` may, e.g. for 'İ')."""
+    low = text.lower()
+    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
+
+
+@dataclass(frozen=True, slots=True)
+class _Active:
+    detector: Detector
+    rule: Rule
+    context: re.Pattern[str] | None
+
+
+@dataclass(slots=True)
+class _Candidate:
+    start: int
+    end: int
+    score: float
+    priority: int
+    active: _Active
+
+
+def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(r"(?<![a-z0-9])(?:" + alternatives + ")")
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    intervals.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in intervals:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+class Classifier:
+    """Scan text or files with a :class:`Policy`; pure, thread-safe, reusable.
+
+    ``hmac_key`` (bytes, from the caller's secret store) turns on keyed hashes of
+    matched values; without it ``Finding.digest`` is ``None``.
+    """
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        hmac_key: bytes | None = None,
+        limits: Limits | None = None,
+        archive_walker: ArchiveWalker | None = None,
+    ) -> None:
+        self.policy = policy or Policy.default()
+        self.limits = limits or Limits()
+        self.archive_walker = archive_walker
+        self._hmac_key = hmac_key
+        self._active = [
+            _Active(d, rule, _context_regex(d.context)) for d, rule in self.policy.detectors()
+        ]
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Classifier(packs={[p.name for p in self.policy.packs]})"
+
+    # -- public API -------------------------------------------------------------
+
+    def scan_text(
+        self, text: str, *, part: str = "text", path: str | None = None
+    ) -> DocumentResult:
+        """Classify a text (already decoded); offsets index ``text``."""
+        findings = list(self.iter_text(text, part=part))
+        return self._result(findings, [PartInfo(part, 0, len(text))], path=path)
+
+    def scan_bytes(
+        self, data: bytes, filename: str = "", *, path: str | None = None
+    ) -> DocumentResult:
+        """Extract the parts of a file's bytes and classify them."""
+        extraction = extract(data, filename, self.limits, self.archive_walker)
+        return self.scan_parts(extraction.parts, path=path, errors=extraction.errors,
+                               truncated=extraction.truncated)
+
+    def scan_parts(
+        self,
+        parts: Iterable[Part],
+        *,
+        path: str | None = None,
+        errors: Iterable[str] = (),
+        truncated: bool = False,
+    ) -> DocumentResult:
+        """Classify parts as one document text (parts joined by a newline)."""
+        findings: list[Finding] = []
+        infos: list[PartInfo] = []
+        offset = 0
+        for p in parts:
+            infos.append(PartInfo(p.name, offset, offset + len(p.text)))
+            findings.extend(self.iter_text(p.text, part=p.name, base=offset))
+            offset += len(p.text) + 1
+        return self._result(findings, infos, path=path, errors=list(errors), truncated=truncated)
+
+    def iter_text(self, text: str, *, part: str = "text", base: int = 0) -> Iterator[Finding]:
+        """Findings of ``text`` in order, offsets shifted by ``base``."""
+        carried: list[tuple[int, int]] = []
+        for keep_lo in range(0, max(len(text), 1), CHUNK):
+            keep_hi = min(len(text), keep_lo + CHUNK)
+            lo = max(0, keep_lo - LEAD)
+            hi = min(len(text), keep_hi + OVERLAP)
+            window = text[lo:hi] if (lo, hi) != (0, len(text)) else text
+            found = self._scan_window(window, keep_lo - lo, keep_hi - lo, carried, lo)
+            carried = [(f.start, f.end) for f in found if f.end > keep_hi]
+            for f in found:
+                yield self._finding(f, window, lo, base, part)
+
+    def iter_stream(self, stream: TextIO, *, part: str = "text") -> Iterator[Finding]:
+        """Findings of a text stream of any length, reading ``CHUNK`` characters at a time."""
+        buf = ""
+        buf_start = 0  # document offset of buf[0]
+        keep_lo = 0
+        carried: list[tuple[int, int]] = []
+        eof = False
+        while not eof or keep_lo < buf_start + len(buf):
+            while not eof and buf_start + len(buf) < keep_lo + CHUNK + OVERLAP:
+                data = stream.read(CHUNK)
+                eof = not data
+                buf += data
+            keep_hi = min(buf_start + len(buf), keep_lo + CHUNK)
+            lo = max(buf_start, keep_lo - LEAD)
+            window = buf[lo - buf_start :]
+            found = self._scan_window(window, keep_lo - lo, keep_hi - lo, carried, lo)
+            carried = [(f.start, f.end) for f in found if f.end > keep_hi]
+            for f in found:
+                yield self._finding(f, window, lo, 0, part)
+            keep_lo = keep_hi
+            drop = max(0, keep_lo - LEAD - buf_start)
+            buf, buf_start = buf[drop:], buf_start + drop
+            if eof and keep_lo >= buf_start + len(buf):
+                break
+
+    # -- internals --------------------------------------------------------------
+
+    def _result(
+        self,
+        findings: list[Finding],
+        parts: list[PartInfo],
+        *,
+        path: str | None,
+        errors: list[str] | None = None,
+        truncated: bool = False,
+    ) -> DocumentResult:
+        level: Level = LEVELS[0]
+        for f in findings:
+            if level_rank(f.level) > level_rank(level):
+                level = f.level
+        return DocumentResult(
+            classification=level,
+            findings=findings,
+            parts=parts,
+            path=path,
+            blocked=any(f.action == "block" for f in findings),
+            truncated=truncated,
+            errors=errors or [],
+        )
+
+    def _finding(self, c: _Candidate, window: str, lo: int, base: int, part: str) -> Finding:
+        value = window[c.start - lo : c.end - lo]
+        d, rule = c.active.detector, c.active.rule
+        return Finding(
+            type=d.type,
+            category=rule.category,
+            start=base + c.start,
+            end=base + c.end,
+            score=round(c.score, 3),
+            part=part,
+            action=rule.action,
+            level=rule.level,
+            preview=mask(d.type, value, rule.category),
+            digest=keyed_hash(self._hmac_key, d.type, value) if self._hmac_key else None,
+        )
+
+    def _spans(self, d: Detector, window: str, low: str) -> Iterator[tuple[int, int]]:
+        if d.literals and not any(lit in window for lit in d.literals):
+            return
+        if d.near:
+            intervals = []
+            for word in d.near:
+                at = low.find(word)
+                while at != -1:
+                    intervals.append((max(0, at - d.near_window), at + len(word) + d.near_window))
+                    at = low.find(word, at + 1)
+            for lo, hi in _merge(intervals):
+                for m in d.pattern.finditer(window, lo, min(hi, len(window))):
+                    yield m.span(d.group)
+        elif d.finder is not None:
+            yield from d.finder(window, 0, len(window))
+        else:
+            for m in d.pattern.finditer(window):
+                yield m.span(d.group)
+
+    def _scan_window(
+        self, window: str, keep_lo: int, keep_hi: int, carried: list[tuple[int, int]], lo: int
+    ) -> list[_Candidate]:
+        """Validated, policy-filtered, non-overlapping candidates starting in [keep_lo, keep_hi).
+
+        Offsets of the returned candidates are document offsets (window offset + ``lo``).
+        """
+        low = _lower(window)
+        candidates: list[_Candidate] = []
+        for active in self._active:
+            d = active.detector
+            for s, e in self._spans(d, window, low):
+                if not keep_lo <= s < keep_hi or s == e:
+                    continue
+                base = d.check(window[s:e])
+                if base is None:
+                    continue
+                neg = d.negative_before
+                if neg is not None and neg.search(low, max(0, s - 12), s):
+                    continue
+                score = base
+                if active.context is not None:
+                    if active.context.search(low, max(0, s - CONTEXT_BEFORE), s) or \
+                            active.context.search(low, e, min(len(low), e + CONTEXT_AFTER)):
+                        score = min(1.0, base + d.context_boost)
+                if score < active.rule.min_score:
+                    continue
+                candidates.append(_Candidate(s + lo, e + lo, score, d.priority, active))
+        return _resolve(candidates, carried)
+
+
+def _resolve(candidates: list[_Candidate], taken: list[tuple[int, int]]) -> list[_Candidate]:
+    """Keep the best of overlapping candidates: priority, then score, then length."""
+    candidates.sort(key=lambda c: (-c.priority, -c.score, c.start - c.end, c.start))
+    spans = sorted(taken)
+    kept: list[_Candidate] = []
+    for c in candidates:
+        i = bisect_left(spans, (c.start, c.end))
+        if i > 0 and spans[i - 1][1] > c.start:
+            continue
+        if i < len(spans) and spans[i][0] < c.end:
+            continue
+        insort(spans, (c.start, c.end))
+        kept.append(c)
+    kept.sort(key=lambda c: c.start)
+    return kept

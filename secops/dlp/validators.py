@@ -1,0 +1,287 @@
+"""Validators: a candidate the pattern found becomes a finding only if one agrees.
+
+Each check takes the matched value and returns a base score (0..1) or ``None`` to
+reject it. Checksums come from python-stdnum and phonenumbers; what is written here
+is only the part no library covers (issuer prefixes, MBI shape, token shapes).
+
+Documentation placeholders are rejected everywhere by one rule, documented in
+docs/dlp.md: a value is a placeholder when it is *explicitly marked* as an example
+(``EXAMPLE``, ``xxxx``, ``your...``, ``<...>``, ``${...}``) or *reserved for
+documentation by the body that issues such values*: RFC 2606/6761 domains with a
+generic local part (``user@example.com``; ``jane.roe@example.com`` is still reported),
+RFC 5737/3849 address blocks, NANP 555-0100..0199, SSNs the SSA withdrew or never
+issues (078-05-1120, 219-09-9999, 457-55-5462, 123-45-6789, one digit repeated).
+Published test card numbers (4111 1111 1111 1111) are *not* placeholders: they are
+indistinguishable from card numbers in data, and card scanners must find them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.exceptions import ValidationError
+from stdnum.us import ssn as stdnum_ssn
+
+Check = Callable[[str], "float | None"]
+
+_NON_DIGITS = re.compile(r"\D")
+_MARKERS = re.compile(r"example|xxxx|your[_-]?|dummy|placeholder|redacted|[<>{}$]", re.I)
+
+
+def digits(value: str) -> str:
+    return _NON_DIGITS.sub("", value)
+
+
+def is_marked_placeholder(value: str) -> bool:
+    """True for values that announce themselves as examples."""
+    return _MARKERS.search(value) is not None
+
+
+def _consistent_separators(value: str) -> bool:
+    seps = {c for c in value if not c.isalnum()}
+    return len(seps) <= 1
+
+
+# Issuer prefix ranges (inclusive, compared on the first len(lo) digits) and lengths.
+_ISSUERS: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("300", "305", frozenset({14, 16, 17, 18, 19})),  # Diners Club
+    ("36", "36", frozenset({14, 16, 17, 18, 19})),
+    ("38", "39", frozenset({14, 16, 17, 18, 19})),
+    ("6011", "6011", frozenset({16, 17, 18, 19})),  # Discover
+    ("644", "649", frozenset({16, 17, 18, 19})),
+    ("65", "65", frozenset({16, 17, 18, 19})),
+    ("622126", "622925", frozenset({16, 17, 18, 19})),
+    ("3528", "3589", frozenset({16, 17, 18, 19})),  # JCB
+    ("62", "62", frozenset({16, 17, 18, 19})),  # UnionPay
+    ("81", "81", frozenset({16, 17, 18, 19})),
+    ("2200", "2204", frozenset({16, 17, 18, 19})),  # Mir
+    ("5018", "5018", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),  # Maestro
+    ("5020", "5020", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+    ("5038", "5038", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+    ("5893", "5893", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+    ("6304", "6304", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+    ("6759", "6759", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+    ("6761", "6763", frozenset({12, 13, 14, 15, 16, 17, 18, 19})),
+)
+
+
+def card_issuer_ok(number: str) -> bool:
+    """A known issuer range admits this prefix with this length."""
+    n = len(number)
+    for lo, hi, lengths in _ISSUERS:
+        if n in lengths and lo <= number[: len(lo)] <= hi:
+            return True
+    return False
+
+
+def check_credit_card(value: str) -> float | None:
+    number = digits(value)
+    if not 13 <= len(number) <= 19 or not _consistent_separators(value):
+        return None
+    if len(set(number)) == 1 or not card_issuer_ok(number) or not luhn.is_valid(number):
+        return None
+    return 0.85 if number != value else 0.75
+
+
+_SSN_PLACEHOLDERS = frozenset({"123456789", "078051120", "219099999", "457555462"})
+
+
+def check_us_ssn(value: str) -> float | None:
+    number = digits(value)
+    if len(number) != 9 or number in _SSN_PLACEHOLDERS or len(set(number)) == 1:
+        return None
+    if not _consistent_separators(value) or not stdnum_ssn.is_valid(number):
+        return None
+    if "-" in value:
+        return 0.6
+    return 0.5 if " " in value else 0.3  # bare nine digits need context
+
+
+def check_iban(value: str) -> float | None:
+    if not _consistent_separators(value):
+        return None
+    try:
+        stdnum_iban.validate(value)
+    except ValidationError:
+        return None
+    return 0.9
+
+
+def check_phone(value: str, region: str = "US") -> float | None:
+    number = digits(value)
+    if not 7 <= len(number) <= 15 or len(set(number)) <= 2:
+        return None
+    try:
+        parsed = phonenumbers.parse(value, None if value.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    national = str(parsed.national_number)
+    if parsed.country_code == 1 and national[3:6] == "555" and national[6:8] == "01":
+        return None  # NANP fictional range
+    if value.startswith("+"):
+        return 0.7
+    return 0.6 if number != value else 0.3  # bare digit runs need context
+
+
+def check_phone_gb(value: str) -> float | None:
+    return check_phone(value, "GB")
+
+
+_DOC_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
+
+
+def check_ip(value: str) -> float | None:
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if addr.is_unspecified or any(addr in net for net in _DOC_NETS):
+        return None
+    if addr.version == 4 and value.count("255") == 4:
+        return None
+    if addr.version == 6 and sum(1 for g in value.split(":") if g) < 2 and value != "::1":
+        return None  # "a::b"-like fragments of prose or code
+    return 0.6
+
+
+_NINO_BAD_PREFIX = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+def check_uk_nino(value: str) -> float | None:
+    compact = value.replace(" ", "").upper()
+    if compact[:2] in _NINO_BAD_PREFIX or not _consistent_separators(value):
+        return None
+    return 0.7 if " " in value else 0.6
+
+
+def check_us_npi(value: str) -> float | None:
+    number = digits(value)
+    if len(number) != 10 or len(set(number)) == 1 or not luhn.is_valid("80840" + number):
+        return None
+    return 0.45  # ten digits collide with phone numbers and timestamps: needs context
+
+
+def check_us_mbi(value: str) -> float | None:
+    if not _consistent_separators(value):
+        return None
+    return 0.55 if "-" in value else 0.5
+
+
+def check_aws_key_id(value: str) -> float | None:
+    return None if is_marked_placeholder(value) else 0.9
+
+
+def check_aws_secret(value: str) -> float | None:
+    if is_marked_placeholder(value):
+        return None
+    has_upper = any(c.isupper() for c in value)
+    has_lower = any(c.islower() for c in value)
+    has_digit = any(c.isdigit() for c in value)
+    if not (has_upper and has_lower and has_digit):
+        return None  # hex digests, git SHAs and words are not secret keys
+    return 0.45  # only reported near a keyword
+
+
+def check_token(value: str) -> float | None:
+    """Prefixed vendor tokens: the prefix is the evidence; reject marked examples."""
+    if is_marked_placeholder(value):
+        return None
+    tail = value.rsplit("_", 1)[-1].rsplit("-", 1)[-1]
+    if len(set(tail)) < 6:
+        return None  # ghp_aaaa..., xoxb-0000-...
+    return 0.9
+
+
+def check_private_key(value: str) -> float | None:
+    body = value.split("-----")[2] if value.count("-----") >= 4 else ""
+    body = re.sub(r"^[A-Za-z-]+:.*$", "", body, flags=re.M)  # Proc-Type/DEK-Info headers
+    if len(re.sub(r"[^A-Za-z0-9+/=]", "", body)) < 64:
+        return None  # "-----BEGIN PRIVATE KEY-----\n...\n-----END ..." in docs
+    return 0.95
+
+
+def _b64url_json(segment: str) -> object:
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+
+
+def check_jwt(value: str) -> float | None:
+    head = value.split(".", 1)[0]
+    try:
+        header = _b64url_json(head)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or "alg" not in header:
+        return None
+    return 0.85
+
+
+_PASSWORD_PLACEHOLDERS = frozenset(
+    {"password", "pass", "passwd", "pwd", "pw", "secret", "mypassword", "yourpassword",
+     "changeme", "user", "username", "example", "placeholder", "xxx", "***", "redacted"}
+)
+
+
+def check_url_password(value: str) -> float | None:
+    if value.lower() in _PASSWORD_PLACEHOLDERS or is_marked_placeholder(value):
+        return None
+    if set(value) <= {"*", "x", "X", "."} or value.startswith("%("):
+        return None
+    return 0.8
+
+
+_EMAIL_PLACEHOLDER_LOCALS = frozenset(
+    {"user", "username", "name", "email", "mail", "someone", "somebody", "you", "me",
+     "yourname", "your.name", "your_name", "youremail", "your.email", "first.last",
+     "firstname.lastname", "foo", "bar", "foo.bar", "test", "example", "address"}
+)
+_RESERVED_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
+_RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
+
+
+def check_email(value: str) -> float | None:
+    local, _, domain = value.rpartition("@")
+    domain = domain.lower()
+    reserved = domain in _RESERVED_DOMAINS or domain.endswith(_RESERVED_SUFFIXES)
+    if reserved and (local.lower() in _EMAIL_PLACEHOLDER_LOCALS or is_marked_placeholder(local)):
+        return None
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return None
+    if domain.rsplit(".", 1)[-1] in {"png", "jpg", "gif", "svg", "webp", "js", "css"}:
+        return None  # retina asset names like logo@2x.png
+    return 0.8
+
+
+def validator_bool(check: Check) -> Callable[[str], bool]:
+    return lambda value: check(value) is not None
+
+
+NAMED_VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "luhn": lambda v: luhn.is_valid(digits(v)) if digits(v) else False,
+    "iban": validator_bool(check_iban),
+    "us_ssn": validator_bool(check_us_ssn),
+    "credit_card": validator_bool(check_credit_card),
+    "phone_number": validator_bool(check_phone),
+    "ip_address": validator_bool(check_ip),
+    "jwt": validator_bool(check_jwt),
+    "not_placeholder": lambda v: not is_marked_placeholder(v),
+}
+"""Validators a policy's custom detector may name."""
