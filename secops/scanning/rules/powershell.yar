@@ -8,17 +8,14 @@ rule SECOPS_PowerShell_Download_Cradle
         severity = "high"
         description = "PowerShell download cradle: downloads and runs code"
     strings:
-        $wc = "Net.WebClient" nocase
-        $ds = ".DownloadString(" nocase
-        $dd = ".DownloadData(" nocase
-        $df = ".DownloadFile(" nocase
-        $iex1 = /\b(iex|invoke-expression)\b/ nocase
-        $iwr = /\b(iwr|irm|invoke-webrequest|invoke-restmethod|start-bitstransfer)\b/ nocase
-        $pipe_iex = /\|\s*(iex|invoke-expression)\b/ nocase
+        // All parts of a cradle must sit on one line: scattered words in a large
+        // binary or a manual are not a cradle.
+        $c1 = /new-object\s+(system\.)?net\.webclient[^\r\n]{0,200}\.download(string|data|file)\s*\(/ nocase
+        $c2 = /\b(iex|invoke-expression)\b[^\r\n]{0,200}\.download(string|data)\s*\(/ nocase
+        $c3 = /\b(iwr|irm|invoke-webrequest|invoke-restmethod)\b[^\r\n|]{1,300}\|\s*(iex|invoke-expression)\b/ nocase
+        $c4 = /\.download(string|data)\s*\([^\r\n]{1,300}\|\s*(iex|invoke-expression)\b/ nocase
     condition:
-        ($wc and ($ds or $dd or $df)) or
-        ($iex1 and ($ds or $dd)) or
-        ($iwr and $pipe_iex)
+        any of them
 }
 
 rule SECOPS_PowerShell_Encoded_Command

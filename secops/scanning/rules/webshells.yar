@@ -51,10 +51,10 @@ rule SECOPS_Webshell_ASP_Request_Exec
         severity = "critical"
         description = "ASP/ASP.NET web shell: evaluates or executes request input"
     strings:
-        $asp = "<%" ascii
+        $tag = "<%" ascii
         $a1 = /\b(eval|execute|executeglobal)\s*\(?\s*request(\.(item|form|querystring))?\s*[\(\[]/ nocase
         $a2 = /wscript\.shell["']\s*\)[^%]{0,200}\.(exec|run)\s*\(\s*["']?[^)]{0,40}request/ nocase
         $a3 = /Process\.Start\s*\([^;]{0,80}Request(\.(Form|QueryString|Params))?\s*\[/ nocase
     condition:
-        $asp and any of ($a*)
+        $tag and any of ($a*)
 }

@@ -1,0 +1,125 @@
+"""``secops scan``: the scanning engine as a command.
+
+Local mode (``--local``) scans in-process with :class:`secops.scanning.Scanner`; it is
+the very code path a worker runs, minus storage. Output contract (docs/scanning.md):
+
+* ``--json``: one JSON object per file per line, in argument order (directories walked
+  recursively, sorted): ``{"path", "sha256", "size", "mime", "verdict", "findings"}``.
+  A file that cannot be read gets ``{"path": ..., "error": "..."}`` instead and the
+  run goes on.
+* without ``--json``: a table with one row per file and its findings beneath it.
+* exit status: 0 every file clean; 1 any file suspicious or malicious; 2 usage error,
+  internal error, or any per-file error (an incomplete run is never reported as clean,
+  and 2 wins over 1 so a pipeline notices that something was not scanned).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from secops.scanning import FileResult, RulesError, ScanConfig, Scanner, Verdict
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _table_row(result: FileResult) -> str:
+    return (f"{result.verdict.value.upper():<10} {result.size:>12} "
+            f"{result.mime[:32]:<32} {len(result.findings):>3}  {result.path}")
+
+
+def run_local(
+    paths: Iterable[str],
+    *,
+    as_json: bool,
+    config: ScanConfig | None = None,
+    workers: int | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Scan ``paths`` in-process, print results, and return the exit status."""
+    stream = out if out is not None else sys.stdout
+    scanner = Scanner(config)
+    status = EXIT_CLEAN
+    counts = {"clean": 0, "suspicious": 0, "malicious": 0, "error": 0}
+    if not as_json:
+        stream.write(f"{'VERDICT':<10} {'SIZE':>12} {'MIME':<32} {'#':>3}  PATH\n")
+    for path, outcome in scanner.scan_paths(paths, workers=workers or default_workers()):
+        if isinstance(outcome, BaseException):
+            counts["error"] += 1
+            status = EXIT_ERROR
+            if as_json:
+                stream.write(json.dumps({"path": path, "error": _error_text(outcome)}) + "\n")
+            else:
+                stream.write(f"{'ERROR':<10} {'-':>12} {'-':<32} {'-':>3}  {path}: "
+                             f"{_error_text(outcome)}\n")
+            continue
+        verdict = outcome.verdict
+        counts[verdict.value] += 1
+        if verdict is not Verdict.CLEAN and status == EXIT_CLEAN:
+            status = EXIT_FOUND
+        if as_json:
+            stream.write(json.dumps(outcome.to_dict()) + "\n")
+        else:
+            stream.write(_table_row(outcome) + "\n")
+            for finding in outcome.findings:
+                where = f" @ {finding.location}" if finding.location else ""
+                stream.write(f"    [{finding.severity.label}] {finding.id}: "
+                             f"{finding.description}{where}\n")
+    if not as_json:
+        total = sum(counts.values())
+        stream.write(f"{total} files: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                     + f"; rules {scanner.ruleset_version[:12]}\n")
+    stream.flush()
+    return status
+
+
+@click.command("scan")
+@click.option("--local", is_flag=True, help="Scan in this process (no API, no broker).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Files scanned in parallel in local mode (default: CPUs, at most 4).")
+@click.option("--rules-dir", "rule_dirs", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Extra YARA rule directory (repeatable), added to the bundled rules.")
+@click.option("--blocklist", "blocklists", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="File of SHA-256 or MD5 digests, one per line (repeatable).")
+@click.argument("paths", nargs=-1, required=True)
+def scan(
+    local: bool,
+    as_json: bool,
+    workers: int | None,
+    rule_dirs: tuple[Path, ...],
+    blocklists: tuple[Path, ...],
+    paths: tuple[str, ...],
+) -> None:
+    """Scan files and directories for malware and risky content."""
+    if not local:
+        raise click.UsageError(
+            "only local scanning is available here: use --local; "
+            "platform mode is wired by the spine"
+        )
+    config = ScanConfig(rule_dirs=rule_dirs, sha256_blocklists=blocklists,
+                        md5_blocklists=blocklists)
+    try:
+        status = run_local(paths, as_json=as_json, config=config, workers=workers)
+    except (RulesError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(status)
