@@ -20,10 +20,12 @@ import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from secops.dlp.detectors import Detector
-from secops.dlp.extract import Limits, Part, extract
+from secops.dlp.errors import ExtractionError
+from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
 from secops.dlp.policy import Policy, Rule
 from secops.dlp.redact import keyed_hash, mask
@@ -140,6 +142,26 @@ class Classifier:
             findings.extend(self.iter_text(p.text, part=p.name, base=offset))
             offset += len(p.text) + 1
         return self._result(findings, infos, path=path, errors=list(errors), truncated=truncated)
+
+    def scan_file(self, path: str | Path) -> DocumentResult:
+        """Classify a file on disk; large text files are streamed, not loaded.
+
+        Text is read with ``newline=""`` so offsets count ``\\r`` like the file does.
+        """
+        file = Path(path)
+        with file.open("rb") as fh:
+            head = fh.read(1 << 16)
+        kind = sniff(head, file.name)
+        if kind != "text":
+            size = file.stat().st_size
+            if size > self.limits.max_bytes:
+                raise ExtractionError(f"document is larger than {self.limits.max_bytes} bytes")
+            return self.scan_bytes(file.read_bytes(), file.name, path=str(path))
+        encoding = guess_encoding(head)
+        with file.open(encoding=encoding, errors="replace", newline="") as raw:
+            stream = _Counting(raw)
+            findings = list(self.iter_stream(stream))  # type: ignore[arg-type]
+        return self._result(findings, [PartInfo("text", 0, stream.chars)], path=str(path))
 
     def iter_text(self, text: str, *, part: str = "text", base: int = 0) -> Iterator[Finding]:
         """Findings of ``text`` in order, offsets shifted by ``base``."""
@@ -268,6 +290,19 @@ class Classifier:
                     continue
                 candidates.append(_Candidate(s + lo, e + lo, score, d.priority, active))
         return _resolve(candidates, carried)
+
+
+class _Counting:
+    """A text stream that remembers how many characters were read from it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.chars = 0
+
+    def read(self, size: int = -1) -> str:
+        data = self.stream.read(size)
+        self.chars += len(data)
+        return data
 
 
 def _resolve(candidates: list[_Candidate], taken: list[tuple[int, int]]) -> list[_Candidate]:

@@ -1,0 +1,134 @@
+"""``secops dlp``: the DLP engine as a command.
+
+Local mode (``--local``) runs :class:`secops.dlp.Classifier` in-process, the same code a
+worker runs. Output contract (docs/dlp.md):
+
+* ``scan --json``: one JSON object per file per line, in argument order (directories
+  walked recursively, sorted): ``{"path", "classification", "findings": [{"type",
+  "category", "start", "end", "score"}]}``; offsets are character offsets into the
+  file's text decoded as UTF-8 without newline translation. A file that cannot be read
+  gets ``{"path": ..., "error": "..."}`` and the run goes on.
+* ``scan`` without ``--json``: a readable report with masked previews, never values.
+* ``redact``: the file's text with every finding replaced (``[TYPE]`` or a mask).
+* exit status: 0 no findings; 1 findings; 2 usage or per-file error (2 wins over 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from secops.dlp import Classifier, DlpError, DocumentResult, Policy, redact
+from secops.dlp.extract import extract
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+PLATFORM_MODE = "platform mode is wired by the spine; use --local to run the engine in-process"
+
+
+def _files(paths: Iterable[str]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            yield path
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, DlpError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}"
+
+
+def _classifier(policy_paths: tuple[str, ...]) -> Classifier:
+    try:
+        return Classifier(Policy.load(*policy_paths) if policy_paths else None)
+    except (DlpError, OSError) as exc:
+        raise click.UsageError(f"policy: {_error_text(exc)}") from None
+
+
+def _report(result: DocumentResult, out: TextIO) -> None:
+    head = f"{result.classification.upper():<13} {len(result.findings):>4} findings  {result.path}"
+    out.write(head + ("  [BLOCK]" if result.blocked else "") + "\n")
+    for f in result.findings:
+        where = f"{f.part}:" if f.part != "text" else ""
+        out.write(f"    {f.type:<22} {f.category:<6} {where}{f.start}-{f.end}"
+                  f"  score {f.score:.2f}  {f.preview}\n")
+    for error in result.errors:
+        out.write(f"    note: {error}\n")
+
+
+def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | None = None,
+             out: TextIO | None = None) -> int:
+    """Scan ``paths`` in-process, print results, and return the exit status."""
+    stream = out if out is not None else sys.stdout
+    classifier = classifier or Classifier()
+    status = EXIT_CLEAN
+    for path in _files(paths):
+        try:
+            result = classifier.scan_file(path)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
+            status = EXIT_ERROR
+            if as_json:
+                stream.write(json.dumps({"path": str(path), "error": _error_text(exc)}) + "\n")
+            else:
+                click.echo(f"error: {path}: {_error_text(exc)}", err=True)
+            continue
+        result.path = str(path)
+        if as_json:
+            stream.write(json.dumps(result.to_dict()) + "\n")
+        else:
+            _report(result, stream)
+        if result.findings and status == EXIT_CLEAN:
+            status = EXIT_FOUND
+    stream.flush()
+    return status
+
+
+@click.group("dlp")
+def dlp() -> None:
+    """Find and redact personal, card, health and credential data."""
+
+
+@dlp.command("scan")
+@click.option("--local", is_flag=True, help="Run the engine in this process.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True),
+              help="Extra policy pack file or directory (overrides shipped packs by name).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def scan(local: bool, as_json: bool, policies: tuple[str, ...], paths: tuple[str, ...]) -> None:
+    """Classify files: exit 0 no findings, 1 findings, 2 error."""
+    if not local:
+        raise click.UsageError(PLATFORM_MODE)
+    sys.exit(run_scan(paths, as_json=as_json, classifier=_classifier(policies)))
+
+
+@dlp.command("redact")
+@click.option("--local", is_flag=True, help="Run the engine in this process.")
+@click.option("--style", type=click.Choice(["type", "mask", "policy"]), default="policy",
+              show_default=True, help="[TYPE] labels, masks, or what each pack's action says.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(exists=True))
+@click.argument("path", type=click.Path(dir_okay=False))
+def redact_cmd(local: bool, style: str, policies: tuple[str, ...], path: str) -> None:
+    """Print the text of PATH with every finding replaced."""
+    if not local:
+        raise click.UsageError(PLATFORM_MODE)
+    classifier = _classifier(policies)
+    try:
+        extraction = extract(Path(path).read_bytes(), Path(path).name, classifier.limits,
+                             classifier.archive_walker)
+        result = classifier.scan_parts(extraction.parts, path=path)
+    except Exception as exc:  # noqa: BLE001 - reported as exit status 2
+        click.echo(f"error: {path}: {_error_text(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
+    text = "\n".join(p.text for p in extraction.parts)  # the document text offsets index
+    sys.stdout.write(redact(text, result.findings, style))  # type: ignore[arg-type]
+    sys.stdout.flush()
+
