@@ -1,0 +1,1 @@
+"""Alembic migrations; applied by ``secops db upgrade`` and ``secops up``."""

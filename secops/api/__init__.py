@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): validates input, checks permissions, calls services, enqueues."""

@@ -1,0 +1,82 @@
+"""The FastAPI application factory (``create_app``); nothing is built at import time.
+
+Run it with ``uvicorn --factory secops.api.app:create_app`` (``secops up`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from secops import __version__
+from secops.api.middleware import EdgeMiddleware
+from secops.api.problems import problem, status_for
+from secops.api.routes import health, jobs, schedules
+from secops.config import get_settings
+from secops.errors import SecOpsError
+
+log = logging.getLogger("secops.api")
+PROBLEM = "application/problem+json"
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _problem_response(request: Request, status: int, detail: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="secops"'} if status == 401 else None
+    return JSONResponse(problem(status, detail, _request_id(request), **extra),
+                        status_code=status, media_type=PROBLEM, headers=headers)
+
+
+async def _secops_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SecOpsError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("service error", extra={"request_id": _request_id(request),
+                                          "error": type(exc).__name__})
+    extra = {"errors": exc.details["errors"]} if "errors" in exc.details else {}
+    return _problem_response(request, status, exc.message, **extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+              for e in exc.errors()]
+    malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
+    if malformed:
+        return _problem_response(request, 400, "request body is not valid JSON")
+    return _problem_response(request, 422, "request validation failed", errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = {404: "no such resource", 405: "method not allowed"}.get(
+        exc.status_code, str(exc.detail) if exc.status_code < 500 else "error")
+    return _problem_response(request, exc.status_code, detail)
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.secret("api_key_hmac")  # fail fast: the API cannot authenticate without it
+    app = FastAPI(
+        title="SecOps API",
+        version=__version__,
+        description="Security operations as background jobs. Authenticate with "
+        "`Authorization: Bearer <api key>`; errors are RFC 9457 problem+json.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_exception_handler(SecOpsError, _secops_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(schedules.router)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,116 @@
+"""The outermost ASGI middleware: request id, body size limit, last-resort errors, headers.
+
+It is one pure ASGI layer rather than several Starlette middlewares so that every
+response, including a 413 for an oversized body and a 500 from an unhandled exception,
+leaves through the same place that stamps the request id and the security headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from secops.api.problems import problem_bytes
+
+log = logging.getLogger("secops.api")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"accelerometer=(), camera=(), geolocation=(), microphone=(), payment=(), usb=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+STRIPPED = {b"server", b"x-powered-by"}
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+        tls = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in STRIPPED]
+                headers.extend(SECURITY_HEADERS)
+                headers.append((b"x-request-id", request_id.encode()))
+                if scope.get("state", {}).get("authenticated"):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                if tls or self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+                message["headers"] = headers
+            await send(message)
+
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._problem(send_with_headers, 413, "request body is too large", request_id)
+            return
+        received = 0
+        answered = False  # we sent the response ourselves: drop whatever the app sends after
+
+        async def guarded_send(message: Message) -> None:
+            if not answered:
+                await send_with_headers(message)
+
+        async def limited_receive() -> Message:
+            nonlocal received, answered
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    if not started:
+                        await self._problem(send_with_headers, 413, "request body is too large",
+                                            request_id)
+                    answered = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if answered:
+                return
+            log.exception("unhandled error", extra={"request_id": request_id,
+                                                    "path": scope.get("path")})
+            if not started:
+                await self._problem(send_with_headers, 500, "internal error", request_id)
+
+    @staticmethod
+    async def _problem(send: Send, status: int, detail: str, request_id: str) -> None:
+        body = problem_bytes(status, detail, request_id)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,52 @@
+"""Liveness and readiness, without authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from secops.api.problems import problem
+from secops.db.session import get_engine
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The API process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database, Redis and at least one worker answer",
+            responses={503: {"description": "a dependency is down"}})
+def readyz(request: Request) -> Any:
+    from tasks.app import app as celery_app
+
+    checks: dict[str, Any] = {}
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:
+        checks["database"] = "unavailable"
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.default_channel.client.ping()
+        checks["redis"] = "ok"
+    except Exception:
+        checks["redis"] = "unavailable"
+    workers = 0
+    if checks["redis"] == "ok":
+        try:
+            workers = len(celery_app.control.ping(timeout=1.0) or [])
+        except Exception:
+            workers = 0
+    checks["workers"] = workers
+    if checks["database"] == "ok" and checks["redis"] == "ok" and workers > 0:
+        return {"status": "ready", "checks": checks}
+    body = problem(503, "not ready", request.scope.get("state", {}).get("request_id", ""),
+                   checks=checks)
+    return JSONResponse(body, status_code=503, media_type="application/problem+json")

@@ -1,0 +1,98 @@
+"""/v1/jobs: submit (one or a batch), list, get, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query
+from sqlalchemy.orm import Session
+
+from secops.api.deps import Principal, db_session, require
+from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
+from secops.api.submission import submit_jobs
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.errors import InvalidInput, NotFound
+from secops.services import jobs as job_service
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _visible(job: Job, principal: Principal) -> Job:
+    if principal.sees_only_own and job.submitted_by != principal.actor:
+        raise NotFound("job not found")
+    return job
+
+
+@router.post("", status_code=202, response_model=JobRead, summary="Submit a job")
+def submit(
+    body: JobCreate,
+    principal: Principal = Depends(require("jobs:submit")),
+    session: Session = Depends(db_session),
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    return submit_jobs(session=session, principal=principal, items=[(body.kind, body.params)],
+                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"))[0]
+
+
+@router.post("/batch", status_code=202, response_model=JobBatchRead,
+             summary="Submit many jobs in one request (all or none)")
+def submit_batch(
+    body: JobBatchCreate,
+    principal: Principal = Depends(require("jobs:submit")),
+    session: Session = Depends(db_session),
+    idempotency_key: IdempotencyKey = None,
+) -> JobBatchRead:
+    limit = get_settings().batch_max_jobs
+    if len(body.jobs) > limit:
+        raise InvalidInput(f"a batch holds at most {limit} jobs")
+    jobs = submit_jobs(session=session, principal=principal,
+                       items=[(j.kind, j.params) for j in body.jobs],
+                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+    return JobBatchRead(jobs=[JobRead.model_validate(j) for j in jobs])
+
+
+@router.get("", response_model=JobList, summary="List jobs, newest first")
+def list_jobs(
+    principal: Principal = Depends(require("jobs:read")),
+    session: Session = Depends(db_session),
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    submitted_by: Annotated[str | None, Query(max_length=80)] = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> JobList:
+    if principal.sees_only_own:
+        submitted_by = principal.actor
+    page = job_service.list_jobs(session=session, kind=kind, status=status,
+                                 submitted_by=submitted_by, since=since, limit=limit,
+                                 offset=offset)
+    return JobList(items=[JobRead.model_validate(j) for j in page.items], total=page.total,
+                   limit=page.limit, offset=page.offset)
+
+
+@router.get("/{job_id}", response_model=JobRead, summary="Get a job and its result")
+def get_job(
+    job_id: str,
+    principal: Principal = Depends(require("jobs:read")),
+    session: Session = Depends(db_session),
+) -> Job:
+    return _visible(job_service.get_job(session=session, job_id=job_id), principal)
+
+
+@router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a queued or running job")
+def cancel_job(
+    job_id: str,
+    principal: Principal = Depends(require("jobs:cancel")),
+    session: Session = Depends(db_session),
+) -> Job:
+    _visible(job_service.get_job(session=session, job_id=job_id), principal)
+    job = job_service.cancel_job(session=session, job_id=job_id)
+    session.commit()
+    from tasks.app import app as celery_app
+
+    celery_app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+    return job

@@ -1,0 +1,3 @@
+from secops.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""``secops keys``: API keys, managed directly in the database (run on the server)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from secops.db.session import session_scope
+from secops.services import keys as key_service
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command()
+@click.option("--name", required=True, help="What the key is for.")
+@click.option("--role", type=click.Choice(key_service.ROLES), default="analyst", show_default=True)
+@click.option("--kind", "kinds", multiple=True, help="Job kind a service key may submit (repeat).")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None,
+              help="Days until expiry (default SECOPS_API_KEY_DEFAULT_DAYS, 90).")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, prefix, key} as JSON.")
+def create(name: str, role: str, kinds: tuple[str, ...], expires_days: int | None,
+           as_json: bool) -> None:
+    """Create a key and print it once: only its digest is stored."""
+    with session_scope() as session:
+        issued = key_service.create_key(session=session, name=name, role=role, created_by="cli",
+                                        allowed_kinds=list(kinds), expires_in_days=expires_days)
+        record = issued.record
+        out = {"id": record.id, "prefix": record.prefix, "key": issued.plaintext,
+               "role": record.role, "expires_at": record.expires_at.isoformat()}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"created {role} key {out['id']} (prefix {out['prefix']}), "
+                   f"expires {out['expires_at']}")
+        click.echo("store it now, it is not shown again:")
+        click.echo(out["key"])
+
+
+@keys.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+@click.option("--json", "as_json", is_flag=True)
+def list_keys(include_revoked: bool, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    with session_scope() as session:
+        rows = [
+            {"id": k.id, "name": k.name, "prefix": k.prefix, "role": k.role,
+             "allowed_kinds": k.allowed_kinds, "created_at": k.created_at.isoformat(),
+             "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+             "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+             "usage_count": k.usage_count}
+            for k in key_service.list_keys(session=session, include_revoked=include_revoked)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'ID':36}  {'PREFIX':8}  {'ROLE':8}  {'USES':>6}  NAME")
+    for r in rows:
+        state = " (revoked)" if r["revoked_at"] else ""
+        click.echo(f"{r['id']:36}  {r['prefix']:8}  {r['role']:8}  {r['usage_count']:>6}  "
+                   f"{r['name']}{state}")
+
+
+@keys.command()
+@click.argument("key_id")
+def revoke(key_id: str) -> None:
+    """Revoke a key by id or prefix; every API process refuses it from the next request."""
+    with session_scope() as session:
+        record = key_service.revoke_key(session=session, key_id=key_id)
+        click.echo(f"revoked {record.id} ({record.prefix})")

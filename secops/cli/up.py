@@ -1,0 +1,96 @@
+"""``secops up``: the whole platform on one machine, with no set-up.
+
+Migrates the database, generates missing secrets, starts an embedded Redis unless
+``SECOPS_REDIS_URL`` is set, creates and prints an admin key on the first run (saved to
+a 0600 file in the data dir), then runs and supervises the API, a worker, beat and
+Flower until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from secops.config import get_settings, read_secret
+from secops.db.migrate import upgrade
+from secops.db.session import session_scope
+from secops.embedded import EmbeddedRedis, ensure_generated_secrets, write_private
+from secops.kinds import QUEUES
+from secops.logs import configure_logging
+from secops.services import keys as key_service
+from secops.supervisor import Child, Supervisor
+
+
+def _first_admin_key(secrets_dir: Path) -> str | None:
+    with session_scope() as session:
+        if key_service.has_admin_key(session=session):
+            return None
+        issued = key_service.create_key(session=session, name="initial admin", role="admin",
+                                        created_by="secops up")
+    write_private(secrets_dir / "api_key", issued.plaintext)
+    return issued.plaintext
+
+
+@click.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Worker pool processes.")
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+def up(concurrency: int, no_flower: bool) -> None:
+    """Run API, worker, beat and Flower on the embedded defaults (SQLite, embedded Redis)."""
+    os.environ.setdefault("SECOPS_DATA_DIR", "./var")
+    data_dir = Path(os.environ["SECOPS_DATA_DIR"]).resolve()
+    os.environ["SECOPS_DATA_DIR"] = str(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secrets_dir = data_dir / "secrets"
+    created = ensure_generated_secrets(secrets_dir)
+    get_settings.cache_clear()
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    upgrade()
+    redis_server = None
+    env = dict(os.environ)
+    if read_secret("redis_url", embedded=False) is None:
+        password = secrets_dir / "redis_password"
+        if not password.exists():
+            write_private(password, os.urandom(24).hex())
+        redis_server = EmbeddedRedis(data_dir, password.read_text().strip())
+        redis_server.start()
+        write_private(secrets_dir / "redis_url", redis_server.url)
+        env["SECOPS_REDIS_URL_FILE"] = str(secrets_dir / "redis_url")
+        env.pop("SECOPS_REDIS_URL", None)
+    if created:
+        click.echo(f"generated secrets in {secrets_dir}: {', '.join(created)}", err=True)
+    admin_key = _first_admin_key(secrets_dir)
+    if admin_key:
+        click.echo("first run: an admin API key was created. It is shown once and saved "
+                   f"(mode 0600) to {secrets_dir / 'api_key'}:")
+        click.echo(admin_key)
+    flower_password = settings.secret("flower_password").get_secret_value()
+    python = sys.executable
+    children = [
+        Child("api", [python, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+                      "--host", settings.api_host, "--port", str(settings.api_port),
+                      "--no-server-header", "--log-level", "warning"], env),
+        Child("worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+                         "-Q", ",".join(QUEUES), "--concurrency", str(concurrency),
+                         "--hostname", f"secops@{os.uname().nodename}"], env),
+        Child("beat", [python, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"], env),
+    ]
+    if not no_flower:
+        flower_env = dict(env, FLOWER_BASIC_AUTH=f"{settings.flower_user}:{flower_password}")
+        children.append(Child("flower", [python, "-m", "celery", "-A", "tasks", "flower",
+                                         "--address=127.0.0.1",
+                                         f"--port={settings.flower_port}"], flower_env))
+    click.echo(f"API on http://{settings.api_host}:{settings.api_port}"
+               + ("" if no_flower else f", Flower on http://127.0.0.1:{settings.flower_port} "
+                  f"(user {settings.flower_user}, password in {secrets_dir / 'flower_password'})")
+               + "; Ctrl-C stops everything", err=True)
+    try:
+        code = Supervisor(children).run()
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
+    sys.exit(code)

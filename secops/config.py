@@ -1,0 +1,187 @@
+"""The one place settings and secrets are read.
+
+Settings come from ``SECOPS_*`` environment variables into a typed, cached
+:class:`Settings` object (``get_settings()``); nothing reads the environment at import.
+
+Secrets are read only through :func:`read_secret`, which looks, in order, at
+``/run/secrets/<name>`` (Docker secrets), at the file named by ``SECOPS_<NAME>_FILE``,
+then at ``SECOPS_<NAME>``. Values are wrapped in :class:`pydantic.SecretStr`, so they
+print as ``'**********'`` in reprs, logs and errors; :meth:`Settings.censored` is the
+only form of the settings that may be logged.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from secops.errors import ConfigurationError
+from secops.logs import register_secret
+
+DOCKER_SECRETS_DIR = Path("/run/secrets")
+SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password")
+
+
+def read_secret(
+    name: str, *, secrets_dir: Path | None = None, embedded: bool = True
+) -> SecretStr | None:
+    """Return the secret ``name`` from Docker secrets, ``SECOPS_<NAME>_FILE`` or ``SECOPS_<NAME>``.
+
+    Last, the embedded default: ``$SECOPS_DATA_DIR/secrets/<name>``, which ``secops up``
+    generates (mode 0600) on a first run with no secrets configured.
+    """
+    value = _lookup_secret(name, secrets_dir)
+    if value is None and embedded:
+        generated = embedded_secrets_dir() / name.lower()
+        if generated.is_file():
+            value = _read_secret_file(generated, name)
+    if value is not None:
+        register_secret(value)
+        return SecretStr(value)
+    return None
+
+
+def embedded_secrets_dir() -> Path:
+    return Path(os.environ.get("SECOPS_DATA_DIR") or "./var") / "secrets"
+
+
+def _lookup_secret(name: str, secrets_dir: Path | None) -> str | None:
+    key = name.upper()
+    docker_file = (secrets_dir or DOCKER_SECRETS_DIR) / name.lower()
+    if docker_file.is_file():
+        return _read_secret_file(docker_file, name)
+    file_var = os.environ.get(f"SECOPS_{key}_FILE")
+    if file_var:
+        path = Path(file_var)
+        if not path.is_file():
+            raise ConfigurationError(f"secret {name}: SECOPS_{key}_FILE names a missing file")
+        return _read_secret_file(path, name)
+    return os.environ.get(f"SECOPS_{key}") or None
+
+
+def _read_secret_file(path: Path, name: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"secret {name}: cannot read its file ({exc.strerror})") from None
+    if not value:
+        raise ConfigurationError(f"secret {name}: its file is empty")
+    return value
+
+
+class Settings(BaseSettings):
+    """Typed settings from ``SECOPS_*`` variables. Secrets are not fields: see read_secret."""
+
+    model_config = SettingsConfigDict(env_prefix="SECOPS_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    # Read through the secret reader (they may carry credentials): see SECRET_FIELDS.
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    api_key_hmac: SecretStr | None = None
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    flower_port: int = Field(5555, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    # Jobs
+    job_max_attempts: int = Field(3, ge=1, le=20)
+    job_time_limit_default: int = Field(300, ge=1)
+    job_time_limits: dict[str, int] = Field(default_factory=dict)
+    reaper_interval: float = Field(60.0, gt=0)
+    visibility_margin: int = Field(60, ge=1)
+    worker_prefetch: int = Field(1, ge=1, le=64)
+    beat_reload_interval: float = Field(5.0, gt=0)
+    batch_max_jobs: int = Field(1000, ge=1, le=10000)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    idempotency_ttl_hours: int = Field(24, ge=1)
+
+    # API keys
+    api_key_default_days: int = Field(90, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, data: Any) -> Any:
+        data = dict(data or {})
+        for name in SECRET_FIELDS:
+            if data.get(name) is None:
+                data[name] = read_secret(name)
+        return data
+
+    def secret(self, name: str) -> SecretStr:
+        """A required secret: a clear start-up error, never the value, when it is missing."""
+        value = getattr(self, name, None)
+        if not isinstance(value, SecretStr):
+            raise ConfigurationError(
+                f"secret {name} is not set: provide /run/secrets/{name.lower()}, "
+                f"SECOPS_{name.upper()}_FILE or SECOPS_{name.upper()}"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'secops.db').resolve()}"
+
+    def redis_url_value(self) -> str:
+        """The Redis URL (it may carry a password, so it is a SecretStr until here)."""
+        if self.redis_url is None:
+            raise ConfigurationError(
+                "SECOPS_REDIS_URL is not set (secops up starts an embedded Redis and sets it)"
+            )
+        return self.redis_url.get_secret_value()
+
+    def time_limit(self, kind: str, default: int | None = None) -> int:
+        return self.job_time_limits.get(kind, default or self.job_time_limit_default)
+
+    def censored(self) -> dict[str, Any]:
+        """Settings safe to log: secrets and credentials in URLs are replaced."""
+        data = self.model_dump()
+        for name in SECRET_FIELDS:
+            data[name] = "**********" if data.get(name) else None
+        data["database_url"] = _censor_url(self.resolved_database_url)
+        return data
+
+
+def _censor_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is still not logged in clear
+        return "**********"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests call ``get_settings.cache_clear()``."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic ValidationError: name the variables, never the values
+        raise ConfigurationError(_describe_settings_error(exc)) from None
+
+
+def _describe_settings_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [
+            f"SECOPS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in errors()
+        ]
+        return "invalid settings: " + "; ".join(parts)
+    return "invalid settings"

@@ -1,0 +1,80 @@
+"""The registry of job kinds: what each kind accepts, which queue runs it, how long it may take.
+
+The API validates ``params`` against a kind's model before a job row exists, and
+``tasks.routing`` derives Celery queues, routes and time limits from this table, so a
+kind is declared once. Job families add their kinds here as they are built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from secops.errors import InvalidInput
+
+QUEUES = ("default", "scan", "dlp", "privacy", "certs", "anomaly", "audit")
+HEAVY_QUEUES = frozenset({"scan", "dlp", "anomaly"})
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PingParams(Params):
+    """Diagnostics: echoes its params; ``sleep`` holds the worker, ``fail`` makes the job fail."""
+
+    message: str | None = Field(None, max_length=1000)
+    sleep: float = Field(0.0, ge=0.0, le=600.0)
+    fail: bool = False
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    queue: str
+    params: type[Params]
+    time_limit: int
+    description: str
+    submittable: bool = True
+
+    def validate(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            return self.params.model_validate(params or {}).model_dump(mode="json")
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"invalid params for {self.name}",
+                details={"errors": _describe(exc)},
+            ) from None
+
+
+def _describe(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "params", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    if kind.queue not in QUEUES:
+        raise ValueError(f"unknown queue {kind.queue}")
+    KINDS[kind.name] = kind
+    return kind
+
+
+register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
+
+
+def get_kind(name: str) -> JobKind:
+    kind = KINDS.get(name)
+    if kind is None or not kind.submittable:
+        raise InvalidInput(f"unknown job kind {name!r}", details={"known": sorted(submittable())})
+    return kind
+
+
+def submittable() -> list[str]:
+    return [k.name for k in KINDS.values() if k.submittable]

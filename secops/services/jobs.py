@@ -1,0 +1,212 @@
+"""Job lifecycle: create, read, list, cancel, and the state changes the task layer makes.
+
+Every state change is a conditional ``UPDATE ... WHERE status = ...`` so that two
+deliveries of one message, a cancel racing a worker, or the reaper racing a slow worker
+can never both win. Services never commit: the route or task that called them does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from secops.db.base import utcnow
+from secops.db.models import TERMINAL_STATUSES, Job, JobStatus
+from secops.errors import Conflict, InvalidInput, NotFound
+from secops.kinds import get_kind
+
+MAX_ERROR_CHARS = 500
+
+
+def create_job(
+    *,
+    session: Session,
+    kind: str,
+    params: dict[str, Any] | None,
+    submitted_by: str,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Validate ``params`` for ``kind`` and add a queued job (not yet committed or enqueued)."""
+    spec = get_kind(kind)
+    job = Job(
+        kind=spec.name,
+        params=spec.validate(params),
+        status=JobStatus.queued.value,
+        attempts=0,
+        submitted_by=submitted_by,
+        idempotency_key=idempotency_key,
+    )
+    session.add(job)
+    return job
+
+
+def get_job(*, session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound("job not found")
+    return job
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+def list_jobs(
+    *,
+    session: Session,
+    kind: str | None = None,
+    status: str | None = None,
+    submitted_by: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> JobPage:
+    """Newest first, filtered, with offset pagination."""
+    if status is not None and status not in JobStatus.__members__:
+        raise InvalidInput(f"unknown status; one of {', '.join(JobStatus.__members__)}")
+    query = select(Job)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if status:
+        query = query.where(Job.status == status)
+    if submitted_by:
+        query = query.where(Job.submitted_by == submitted_by)
+    if since:
+        query = query.where(Job.created_at >= since)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    ).all()
+    return JobPage(items=list(items), total=total, limit=limit, offset=offset)
+
+
+def cancel_job(*, session: Session, job_id: str) -> Job:
+    """Cancel a queued or running job; a finished job cannot be cancelled (409)."""
+    job = get_job(session=session, job_id=job_id)
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+        .values(status=JobStatus.cancelled.value, finished_at=now, updated_at=now,
+                lease_expires_at=None)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise Conflict(f"job is already {job.status}")
+    session.refresh(job)
+    return job
+
+
+class Claim(enum.Enum):
+    """What a delivered message should do with its job."""
+
+    run = "run"  # this delivery owns the job now
+    done = "done"  # the job already finished or was cancelled: acknowledge and do nothing
+    held = "held"  # another live delivery holds the lease: do nothing
+    poison = "poison"  # too many deliveries started and never finished: failed
+    missing = "missing"  # no such job row
+
+
+def claim_job(
+    *, session: Session, job_id: str, time_limit: int, max_attempts: int, grace: int = 30
+) -> tuple[Claim, Job | None]:
+    """Take a job for this delivery, counting the attempt in the database.
+
+    A job still ``running`` whose lease has expired belongs to a worker that died (its hard
+    time limit would otherwise have ended it), so the delivery takes over, unless the job
+    has already started ``max_attempts`` times: then it is failed as poison.
+    """
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        return Claim.missing, None
+    if job.status in TERMINAL_STATUSES:
+        return Claim.done, job
+    now = utcnow()
+    if job.status == JobStatus.running.value and job.lease_expires_at and job.lease_expires_at > now:
+        return Claim.held, job
+    if job.attempts >= max_attempts:
+        _finish(session, job, JobStatus.failed,
+                error=f"poison job: started {job.attempts} times without finishing", now=now)
+        return Claim.poison, job
+    seen_status, seen_attempts = job.status, job.attempts
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == seen_status, Job.attempts == seen_attempts)
+        .values(status=JobStatus.running.value, attempts=seen_attempts + 1, started_at=now,
+                updated_at=now, lease_expires_at=now + timedelta(seconds=time_limit + grace))
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        return Claim.held, job
+    session.refresh(job)
+    return Claim.run, job
+
+
+def complete_job(*, session: Session, job_id: str, result: dict[str, Any]) -> bool:
+    """Record success; False if the job was cancelled or taken over meanwhile."""
+    job = session.get(Job, job_id)
+    return job is not None and _finish(session, job, JobStatus.succeeded, result=result)
+
+
+def fail_job(*, session: Session, job_id: str, error: str) -> bool:
+    """Record failure with a sanitised, bounded message."""
+    job = session.get(Job, job_id)
+    return job is not None and _finish(session, job, JobStatus.failed, error=error[:MAX_ERROR_CHARS])
+
+
+def release_job(*, session: Session, job_id: str) -> None:
+    """Put a running job back to ``queued`` (before a retry), so the next delivery claims it."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running.value)
+        .values(status=JobStatus.queued.value, lease_expires_at=None, updated_at=utcnow())
+    )
+
+
+def _finish(
+    session: Session,
+    job: Job,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    now = now or utcnow()
+    outcome = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+        .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now,
+                lease_expires_at=None)
+    )
+    session.refresh(job)
+    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+
+
+def find_stuck_jobs(*, session: Session, limit: int = 500) -> list[Job]:
+    """Running jobs whose lease expired: their worker died or lost its broker connection."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.running.value, Job.lease_expires_at < utcnow())
+            .order_by(Job.lease_expires_at)
+            .limit(limit)
+        ).all()
+    )
+
+
+def requeue_or_fail_stuck(*, session: Session, job: Job, max_attempts: int) -> JobStatus:
+    """Decide the fate of one stuck job: failed as poison, or back to ``queued``."""
+    if job.attempts >= max_attempts:
+        _finish(session, job, JobStatus.failed,
+                error=f"poison job: started {job.attempts} times without finishing")
+        return JobStatus.failed
+    release_job(session=session, job_id=job.id)
+    return JobStatus.queued

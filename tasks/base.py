@@ -1,0 +1,114 @@
+"""The job task lifecycle, shared by every kind.
+
+A job task is like a web view: it receives a job id, claims the job in the database
+(counting the attempt, skipping finished or held jobs, failing poison jobs), calls one
+handler with a fresh session, and records ``succeeded`` or a sanitised ``failed``.
+Only transient errors (database unavailable or locked, a dependency Unavailable) are
+retried, with capped exponential backoff; every other error fails the job at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.db.session import session_scope
+from secops.errors import SecOpsError, Unavailable
+from secops.services import jobs as job_service
+from tasks.app import app
+from tasks.routing import RETRY_BACKOFF_MAX, time_limit
+
+log = logging.getLogger("secops.tasks")
+Handler = Callable[[Session, Job], dict[str, Any]]
+MAX_RETRIES = 5
+TRANSIENT = (OperationalError, Unavailable)
+
+
+def public_error(exc: BaseException) -> str:
+    """What a job's ``error`` may say: our own messages, else only the exception type."""
+    if isinstance(exc, SecOpsError):
+        return exc.message
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "time limit exceeded"
+    return f"internal error ({type(exc).__name__})"
+
+
+def backoff(retries: int) -> float:
+    return float(min(RETRY_BACKOFF_MAX, 2 ** (retries + 1)) * random.uniform(0.5, 1.0))  # noqa: S311
+
+
+def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
+    settings = get_settings()
+    kind = task.name
+    delivery = task.request.delivery_info or {}
+    with session_scope() as session:
+        claim, job = job_service.claim_job(
+            session=session, job_id=job_id, time_limit=time_limit(settings, kind),
+            max_attempts=settings.job_max_attempts,
+        )
+    if claim is not job_service.Claim.run or job is None:
+        log.info("job delivery skipped", extra={"job_id": job_id, "claim": claim.value,
+                                                "redelivered": bool(delivery.get("redelivered"))})
+        return None
+    try:
+        with session_scope() as session:
+            job = job_service.get_job(session=session, job_id=job_id)
+            session.commit()  # hold no transaction (SQLite: no write lock) while the handler works
+            result = handler(session, job)
+            finished = job_service.complete_job(session=session, job_id=job_id, result=result)
+        log.info("job succeeded" if finished else "job finished after cancel",
+                 extra={"job_id": job_id, "kind": kind})
+        return result
+    except Retry:
+        raise
+    except TRANSIENT as exc:
+        if task.request.retries < MAX_RETRIES and not _is_permanent_db_error(exc):
+            log.warning("transient failure, retrying", extra={"job_id": job_id, "kind": kind,
+                                                              "error": type(exc).__name__})
+            _safely(job_service.release_job, job_id=job_id)
+            raise task.retry(countdown=backoff(task.request.retries), exc=exc) from None
+        _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
+        log.error("job failed after retries", extra={"job_id": job_id, "kind": kind})
+        return None
+    except Exception as exc:
+        log.exception("job failed", extra={"job_id": job_id, "kind": kind})
+        _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
+        return None
+
+
+def _is_permanent_db_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and not exc.connection_invalidated and "locked" not in str(
+        exc.orig
+    ).lower() and "connect" not in str(exc.orig).lower()
+
+
+def _safely(fn: Callable[..., Any], **kwargs: Any) -> None:
+    """Record an outcome; if even that fails, the reaper will find the job by its lease."""
+    try:
+        with session_scope() as session:
+            fn(session=session, **kwargs)
+    except Exception:
+        log.exception("could not record job outcome", extra=kwargs)
+
+
+def job_task(kind: str) -> Callable[[Handler], Task]:
+    """Register ``handler`` as the Celery task for ``kind`` (named after the kind)."""
+
+    def decorator(handler: Handler) -> Task:
+        @app.task(name=kind, bind=True)
+        def task(self: Task, job_id: str) -> dict[str, Any] | None:
+            return run_job(self, job_id, handler)
+
+        task.__doc__ = handler.__doc__
+        return task  # type: ignore[no-any-return]
+
+    return decorator

@@ -1,0 +1,40 @@
+"""Publishing jobs to the broker. The Celery task id is the job id, so Flower and the API
+name the same job; the queue comes from the routes in ``tasks.routing``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from secops.errors import Unavailable
+from tasks.app import app
+
+
+def enqueue(jobs: Iterable[tuple[str, str]]) -> None:
+    """Publish ``(job_id, kind)`` pairs over one pooled connection; Unavailable if the broker is down."""
+    try:
+        with app.producer_or_acquire() as producer:
+            for job_id, kind in jobs:
+                app.send_task(kind, args=[job_id], task_id=job_id, producer=producer,
+                              retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                        "interval_step": 0.5})
+    except (OSError, ConnectionError) as exc:  # kombu's OperationalError is an OSError subclass
+        raise Unavailable("the job queue is unavailable") from exc
+    except Exception as exc:
+        if exc.__class__.__module__.startswith(("kombu", "redis", "amqp")):
+            raise Unavailable("the job queue is unavailable") from exc
+        raise
+
+
+def enqueue_or_fail(jobs: list[tuple[str, str]]) -> None:
+    """Publish committed jobs; if the broker is down, fail them (never leave them queued
+    with no message behind them) and raise Unavailable."""
+    try:
+        enqueue(jobs)
+    except Unavailable:
+        from secops.db.session import session_scope
+        from secops.services.jobs import fail_job
+
+        with session_scope() as session:
+            for job_id, _ in jobs:
+                fail_job(session=session, job_id=job_id, error="the job queue was unavailable")
+        raise

@@ -1,0 +1,75 @@
+"""The one module that owns queues, routes, time limits and the built-in beat entries.
+
+Everything is derived from the job-kind registry in ``secops.kinds``: a kind's task is
+named after the kind and runs on its family's queue, so slow scans never delay
+certificate renewal. The broker's visibility timeout is set above the longest hard time
+limit, or Redis would hand a still-running job to a second worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from secops.config import Settings
+from secops.kinds import KINDS, QUEUES
+
+SOFT_LIMIT_MARGIN = 10
+REAP_TASK = "system.reap"
+RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
+
+
+def time_limit(settings: Settings, kind: str) -> int:
+    spec = KINDS.get(kind)
+    return settings.time_limit(kind, spec.time_limit if spec else None)
+
+
+def visibility_timeout(settings: Settings) -> int:
+    longest = max([time_limit(settings, k) for k in KINDS] + [settings.job_time_limit_default])
+    return longest + settings.visibility_margin
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    vt = visibility_timeout(settings)
+    transport = {
+        "visibility_timeout": vt,
+        "unacked_restore_interval": max(1, min(10, vt // 4)),
+        "unacked_restore_throttle": 1,
+    }
+    routes: dict[str, dict[str, str]] = {name: {"queue": k.queue} for name, k in KINDS.items()}
+    routes[REAP_TASK] = {"queue": "default"}
+    annotations = {
+        name: {
+            "time_limit": time_limit(settings, name),
+            "soft_time_limit": max(1, time_limit(settings, name) - SOFT_LIMIT_MARGIN),
+        }
+        for name in KINDS
+    }
+    return {
+        "broker_url": settings.redis_url_value(),
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": "default",
+        "task_queues": [Queue(q, routing_key=q) for q in QUEUES],
+        "task_routes": routes,
+        "task_annotations": annotations,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 10.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "beat_scheduler": "tasks.scheduler:DatabaseScheduler",
+        "beat_max_loop_interval": settings.beat_reload_interval,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

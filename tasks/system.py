@@ -1,0 +1,53 @@
+"""System kinds: diagnostics and the reaper of stuck jobs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.db.session import session_scope
+from secops.services import jobs as job_service
+from tasks.app import app
+from tasks.base import job_task
+from tasks.dispatch import enqueue
+from tasks.routing import REAP_TASK
+
+log = logging.getLogger("secops.tasks")
+
+
+@job_task("system.ping")
+def ping(session: Session, job: Job) -> dict[str, Any]:
+    """Echo the params; ``sleep`` holds the worker, ``fail`` fails the job on purpose."""
+    params = dict(job.params)
+    if params.get("sleep"):
+        time.sleep(float(params["sleep"]))
+    if params.get("fail"):
+        raise RuntimeError("diagnostic failure requested")
+    return {"echo": params}
+
+
+@app.task(name=REAP_TASK, ignore_result=True)
+def reap() -> dict[str, int]:
+    """Re-queue or fail jobs whose lease expired (their worker died or lost the broker)."""
+    settings = get_settings()
+    requeue: list[tuple[str, str]] = []
+    failed = 0
+    with session_scope() as session:
+        for job in job_service.find_stuck_jobs(session=session):
+            status = job_service.requeue_or_fail_stuck(
+                session=session, job=job, max_attempts=settings.job_max_attempts
+            )
+            if status == job_service.JobStatus.queued:
+                requeue.append((job.id, job.kind))
+            else:
+                failed += 1
+    if requeue:
+        enqueue(requeue)
+    if requeue or failed:
+        log.warning("reaped stuck jobs", extra={"requeued": len(requeue), "failed": failed})
+    return {"requeued": len(requeue), "failed": failed}
