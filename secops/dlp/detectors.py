@@ -41,6 +41,10 @@ class Detector:
     literals: tuple[str, ...] = ()
     priority: int = 50
     finder: Finder | None = None
+    shared: str | None = None
+    """Detectors with the same ``shared`` name are found by one combined pattern first
+    (one pass of ``re`` instead of one per detector); each then matches only at the
+    start positions the combined pattern found. Their patterns have no groups."""
 
 
 _R = r"(?![\w\-]|\.\d)"  # right boundary: no word char, dash or decimal part
@@ -89,6 +93,27 @@ def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
 
 
 IPV4 = _first("[0-9]", r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", r"[\w.]")
+_SHARED_PREFIX = {"digits": ("[0-9]", r"[\w.]"), "upper": ("[A-Z]", r"[\w.\-]")}
+_FIRST_FORM = re.compile(r"(\[[^\]]*\])\(\?<!(\[[^\]]*\])\1\)(.*)", re.S)
+
+
+def combine(name: str, patterns: list[str]) -> re.Pattern[str]:
+    """One pattern that matches where any of ``patterns`` (built by ``_first``) may.
+
+    The first character class and a common look-behind are factored out, which keeps
+    ``re``'s fast skip; an alternation of whole patterns would lose it (4x slower).
+    """
+    cls, before = _SHARED_PREFIX[name]
+    alternatives = []
+    for pattern in patterns:
+        parts = _FIRST_FORM.fullmatch(pattern)
+        if parts is None:
+            raise ValueError(f"shared pattern not in _first form: {pattern!r}")
+        first, own_before, rest = parts.groups()
+        alternatives.append(f"(?<={first})(?<!{own_before}{first}){rest}")
+    return re.compile(f"{cls}(?<!{before}{cls})(?:" + "|".join(alternatives) + ")")
+
+
 IPV6 = re.compile(
     r"(?<![\w:.])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})"
     r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
@@ -127,38 +152,38 @@ BUILTIN: tuple[Detector, ...] = (
              v.check_phone, context=PII_PHONE_CONTEXT, literals=("(",), priority=30),
     Detector("phone_number", "PII",
              _first("[0-9]", r"\d{1,4}[ .\-]\d{2,4}[ .\-]\d{3,4}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits"),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{3,4} \d{6}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits"),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone,
              context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
-    Detector("us_ssn", "PII", _first("[0-9]", r"\d\d([ \-]?)\d\d\1\d{4}" + _R), v.check_us_ssn,
-             context=SSN_CONTEXT, priority=60),
+    Detector("us_ssn", "PII", _first("[0-9]", r"\d\d(?:-\d\d-| \d\d |\d\d)\d{4}" + _R), v.check_us_ssn,
+             context=SSN_CONTEXT, priority=60, shared="digits"),
     Detector("iban", "PII",
-             re.compile(r"[A-Z](?<![\w.\-][A-Z])[A-Z]\d\d(?:[ ]?[A-Z0-9]{4}){2,7}"
-                        r"(?:[ ]?[A-Z0-9]{1,3})?(?![\w\-])"),
-             v.check_iban, context=("iban", "bank", "account"), context_boost=0.1, priority=70),
+             _first("[A-Z]", r"[A-Z]\d\d(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![\w\-])",
+                    r"[\w.\-]"),
+             v.check_iban, context=("iban", "bank", "account"), context_boost=0.1, priority=70, shared="upper"),
     Detector("ip_address", "PII", IPV4, v.check_ip, literals=(".",),
              context=("ip", "address", "host", "client", "remote", "src", "dst"),
              context_boost=0.2, negative_before=IP_NEGATIVE,
-             priority=35),
+             priority=35, shared="digits"),
     Detector("ip_address", "PII", IPV6, v.check_ip, literals=(":",), finder=find_ipv6,
              context=("ip", "ipv6", "address", "host"), context_boost=0.2, priority=35),
     Detector("uk_nino", "PII",
-             re.compile(r"[A-CEGHJ-PR-TW-Z](?<![\w\-][A-Z])[A-CEGHJ-NPR-TW-Z]"
-                        r"(?:\d{6}|\s\d\d\s\d\d\s\d\d\s?)[A-D](?![\w\-])"),
+             _first("[A-CEGHJ-PR-TW-Z]", r"[A-CEGHJ-NPR-TW-Z](?:\d{6}|\s\d\d\s\d\d\s\d\d\s?)[A-D]"
+                    r"(?![\w\-])", r"[\w.\-]"),
              v.check_uk_nino, context=("national insurance", "nino", "ni number", "ni no"),
-             context_boost=0.2, priority=60),
+             context_boost=0.2, priority=60, shared="upper"),
     Detector("credit_card", "PCI",
              _first("[1-9]", r"(?:\d{3}[ \-]?\d{4}[ \-]?\d{4}[ \-]?\d{1,7}"
                     r"|\d{3}[ \-]?\d{6}[ \-]?\d{4,5}|\d{11,18})" + _R),
-             v.check_credit_card, context=CARD_CONTEXT, context_boost=0.1, priority=80),
+             v.check_credit_card, context=CARD_CONTEXT, context_boost=0.1, priority=80, shared="digits"),
     Detector("us_npi", "PHI", _first("[12]", r"\d{9}" + _R), v.check_us_npi,
              context=NPI_CONTEXT, near=NPI_CONTEXT, near_window=200, priority=55),
     Detector("us_mbi", "PHI",
-             _first("[1-9]", r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d(-?)[AC-HJKMNP-RT-Y]"
-                    r"[AC-HJKMNP-RT-Y0-9]\d\1[AC-HJKMNP-RT-Y]{2}\d\d(?![\w\-])"),
-             v.check_us_mbi, context=MBI_CONTEXT, priority=65),
+             _first("[1-9]", r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]"
+                    r"[AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]{2}\d\d(?![\w\-])"),
+             v.check_us_mbi, context=MBI_CONTEXT, priority=65, shared="digits"),
     Detector("aws_access_key_id", "SECRET",
              re.compile(r"A(?<![A-Za-z0-9/+]A)(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T[A-Z0-9])"
                         r"[A-Z0-9]{16}(?![A-Za-z0-9/+])"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from secops.dlp.detectors import Detector
+from secops.dlp.detectors import Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
@@ -104,6 +104,11 @@ class Classifier:
         self._active = [
             _Active(d, rule, _context_regex(d.context)) for d, rule in self.policy.detectors()
         ]
+        groups: dict[str, list[str]] = {}
+        for a in self._active:
+            if a.detector.shared is not None:
+                groups.setdefault(a.detector.shared, []).append(a.detector.pattern.pattern)
+        self._shared = {name: combine(name, patterns) for name, patterns in groups.items()}
 
     def __repr__(self) -> str:  # never show the key
         return f"Classifier(packs={[p.name for p in self.policy.packs]})"
@@ -242,10 +247,18 @@ class Classifier:
             digest=keyed_hash(self._hmac_key, d.type, value) if self._hmac_key else None,
         )
 
-    def _spans(self, d: Detector, window: str, low: str) -> Iterator[tuple[int, int]]:
+    def _spans(
+        self, d: Detector, window: str, low: str, starts: dict[str, list[int]]
+    ) -> Iterator[tuple[int, int]]:
         if d.literals and not any(lit in window for lit in d.literals):
             return
-        if d.near:
+        if d.shared is not None:
+            match = d.pattern.match
+            for p in starts[d.shared]:
+                m = match(window, p)
+                if m is not None:
+                    yield m.span()
+        elif d.near:
             intervals = []
             for word in d.near:
                 at = low.find(word)
@@ -269,10 +282,18 @@ class Classifier:
         Offsets of the returned candidates are document offsets (window offset + ``lo``).
         """
         low = _lower(window)
+        starts: dict[str, list[int]] = {}
+        for name, combined in self._shared.items():
+            positions = starts[name] = []
+            search = combined.search
+            m = search(window, keep_lo)
+            while m is not None and m.start() < keep_hi:
+                positions.append(m.start())
+                m = search(window, m.start() + 1)
         candidates: list[_Candidate] = []
         for active in self._active:
             d = active.detector
-            for s, e in self._spans(d, window, low):
+            for s, e in self._spans(d, window, low, starts):
                 if not keep_lo <= s < keep_hi or s == e:
                     continue
                 base = d.check(window[s:e])

@@ -1,0 +1,160 @@
+"""DLP throughput: our engine next to Presidio's predefined pattern recognizers.
+
+Builds a mixed text (prose, application logs, CSV rows, JSON lines, source code and
+configuration, with sensitive values sprinkled in at about one per 2 kB), scans it
+with :class:`secops.dlp.Classifier`, then runs Presidio's pattern recognizers (no
+spaCy model: ``analyze(text, entities, nlp_artifacts=None)``) over a slice of the
+same text, and prints MB/s for both and their ratio.
+
+    python benchmarks/dlp_throughput.py                 # 50 MB, Presidio on 4 MB
+    python benchmarks/dlp_throughput.py --rss-gb 1      # also: peak RSS streaming 1 GB
+
+Everything is generated from a fixed seed, so runs are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+SECRETS = [
+    "card 4111 1111 1111 1111", "pan=5500-0000-0000-0004", "ssn: 536-22-8874",
+    "mail jane.roe@acme-corp.io", "call +1 415-555-2671", "iban GB33BUKB20201555555555",
+    "client 81.2.69.160", "key=AKIAZ3Q7RWLXMJ5OPQ2B", "NPI 1234567893",
+    "token ghp_R8s2kLmN3pQ4tV5wX6yZ7aB8cD9eF0gH1iJ2",
+    "postgres://app:Tr0ub4dor3@db.internal:5432/app",
+]
+WORDS = ("the of and to in is was for on that with as by at from it an be this are "
+         "request server file account customer invoice report update service network "
+         "policy record value status during between system process result").split()
+
+
+def _prose(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + "."
+
+
+def _log(rng: random.Random, i: int) -> str:
+    return (f"2026-05-{i % 28 + 1:02d}T{i % 24:02d}:{i % 60:02d}:{rng.randint(0, 59):02d}.{i % 1000:03d}Z"
+            f" INFO  api.request id={rng.getrandbits(64):016x} method=GET path=/v1/items/{i}"
+            f" status={rng.choice((200, 201, 404, 500))} took={rng.randint(1, 900)}ms"
+            f" sha={rng.getrandbits(160):040x}")
+
+
+def _csv(rng: random.Random, i: int) -> str:
+    return (f"{i},{rng.choice(WORDS)},{rng.randint(1, 99999)},{rng.random() * 1000:.2f},"
+            f"2026-0{i % 9 + 1}-1{i % 9},{rng.choice(('open', 'closed'))}")
+
+
+def _json(rng: random.Random, i: int) -> str:
+    return (f'{{"id": {i}, "uuid": "{rng.getrandbits(128):032x}", "name": "{rng.choice(WORDS)}",'
+            f' "amount": {rng.random() * 100:.2f}, "version": "1.{i % 20}.{i % 7}"}}')
+
+
+def _code(rng: random.Random, i: int) -> str:
+    return (f"    def handler_{i}(self, request):  # TODO: {rng.choice(WORDS)}\n"
+            f"        return self.client.get(f\"/items/{{request.id}}\", timeout={i % 30})")
+
+
+def mixed_text(megabytes: float, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    target = int(megabytes * 1_000_000)
+    out: list[str] = []
+    size = 0
+    i = 0
+    makers = (_log, _csv, _json, _code)
+    while size < target:
+        i += 1
+        r = rng.random()
+        line = _prose(rng) if r < 0.3 else makers[i % 4](rng, i)
+        if rng.random() < 0.02:
+            line += " " + rng.choice(SECRETS)
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+def bench_ours(text: str) -> tuple[float, int]:
+    from secops.dlp import Classifier
+
+    classifier = Classifier()
+    start = time.perf_counter()
+    count = sum(1 for _ in classifier.iter_text(text))
+    return time.perf_counter() - start, count
+
+
+def bench_presidio(text: str) -> tuple[float, int]:
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
+
+    recognizers = [CreditCardRecognizer(), EmailRecognizer(), IbanRecognizer(), IpRecognizer(),
+                   PhoneRecognizer(), UsSsnRecognizer()]
+    start = time.perf_counter()
+    count = 0
+    for recognizer in recognizers:
+        count += len(recognizer.analyze(text, recognizer.supported_entities, nlp_artifacts=None))
+    return time.perf_counter() - start, count
+
+
+def rss_child(gigabytes: float) -> None:
+    """Write a large file, stream it through the CLI path, print peak RSS (MB)."""
+    from secops.dlp import Classifier
+
+    block = mixed_text(8, seed=11)
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False, encoding="utf-8") as fh:
+        written = 0
+        while written < gigabytes * 1e9:
+            fh.write(block)
+            written += len(block)
+        name = fh.name
+    del block
+    try:
+        start = time.perf_counter()
+        result = Classifier().scan_file(name)
+        took = time.perf_counter() - start
+    finally:
+        os.unlink(name)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{written / 1e6:.0f} MB file: {len(result.findings)} findings in {took:.1f} s "
+          f"({written / 1e6 / took:.1f} MB/s), peak RSS {peak:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=50.0, help="size of the mixed text")
+    parser.add_argument("--presidio-mb", type=float, default=4.0, help="slice given to Presidio")
+    parser.add_argument("--rss-gb", type=float, default=0.0, help="also stream a file this big")
+    parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    text = mixed_text(args.mb)
+    mb = len(text.encode()) / 1e6
+    took, found = bench_ours(text)
+    ours = mb / took
+    print(f"secops.dlp : {mb:7.1f} MB in {took:6.2f} s = {ours:7.1f} MB/s ({found} findings)")
+    piece = text[: int(args.presidio_mb * 1_000_000)]
+    pmb = len(piece.encode()) / 1e6
+    ptook, pfound = bench_presidio(piece)
+    theirs = pmb / ptook
+    print(f"presidio   : {pmb:7.1f} MB in {ptook:6.2f} s = {theirs:7.2f} MB/s ({pfound} results)")
+    print(f"ratio      : {ours / theirs:.1f}x")
+    if args.rss_gb:
+        # a fresh process, so the 50 MB text above does not count towards peak RSS
+        subprocess.run([sys.executable, __file__, "--rss-child", str(args.rss_gb)], check=True)
+
+
+if __name__ == "__main__":
+    main()
