@@ -40,7 +40,8 @@ def _prose(rng: random.Random) -> str:
 
 
 def _log(rng: random.Random, i: int) -> str:
-    return (f"2026-05-{i % 28 + 1:02d}T{i % 24:02d}:{i % 60:02d}:{rng.randint(0, 59):02d}.{i % 1000:03d}Z"
+    stamp = f"2026-05-{i % 28 + 1:02d}T{i % 24:02d}:{i % 60:02d}:{rng.randint(0, 59):02d}"
+    return (f"{stamp}.{i % 1000:03d}Z"
             f" INFO  api.request id={rng.getrandbits(64):016x} method=GET path=/v1/items/{i}"
             f" status={rng.choice((200, 201, 404, 500))} took={rng.randint(1, 900)}ms"
             f" sha={rng.getrandbits(160):040x}")

@@ -157,8 +157,11 @@ def check_ip(value: str) -> float | None:
         return None
     if addr.version == 4 and value.count("255") == 4:
         return None
-    if addr.version == 6 and sum(1 for g in value.split(":") if g) < 2 and value != "::1":
-        return None  # "a::b"-like fragments of prose or code
+    groups = [g for g in value.split(":") if g]
+    if addr.version == 6 and value != "::1" and (
+        len(groups) < 2 or (len(groups) < 4 and not any(c.isdigit() for c in value))
+    ):
+        return None  # "a::b"-like fragments of code
     return 0.6
 
 
@@ -200,12 +203,15 @@ def check_aws_secret(value: str) -> float | None:
     return 0.45  # only reported near a keyword
 
 
+_TOKEN_PREFIX = re.compile(r"^(?:[a-z]+_(?:live_|test_|pat_)?|xox[a-z]-|xapp-|AIza)")
+
+
 def check_token(value: str) -> float | None:
     """Prefixed vendor tokens: the prefix is the evidence; reject marked examples."""
     if is_marked_placeholder(value):
         return None
-    tail = value.rsplit("_", 1)[-1].rsplit("-", 1)[-1]
-    if len(set(tail)) < 6:
+    body = _TOKEN_PREFIX.sub("", value)
+    if len(set(body) - set("_-")) < 6:
         return None  # ghp_aaaa..., xoxb-0000-...
     return 0.9
 
