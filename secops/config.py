@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     job_time_limit_default: int = Field(300, ge=1)
     job_time_limits: dict[str, int] = Field(default_factory=dict)
     reaper_interval: float = Field(60.0, gt=0)
+    job_lease_grace: int = Field(30, ge=0)
     visibility_margin: int = Field(60, ge=1)
     worker_prefetch: int = Field(1, ge=1, le=64)
     beat_reload_interval: float = Field(5.0, gt=0)
@@ -124,6 +125,15 @@ class Settings(BaseSettings):
                 f"SECOPS_{name.upper()}_FILE or SECOPS_{name.upper()}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _margins(self) -> Settings:
+        if self.visibility_margin <= self.job_lease_grace:
+            raise ValueError(
+                "visibility_margin must exceed job_lease_grace, or Redis redelivers a job "
+                "whose lease has not expired yet"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

@@ -53,7 +53,7 @@ def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
     with session_scope() as session:
         claim, job = job_service.claim_job(
             session=session, job_id=job_id, time_limit=time_limit(settings, kind),
-            max_attempts=settings.job_max_attempts,
+            max_attempts=settings.job_max_attempts, grace=settings.job_lease_grace,
         )
     if claim is not job_service.Claim.run or job is None:
         log.info("job delivery skipped", extra={"job_id": job_id, "claim": claim.value,

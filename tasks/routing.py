@@ -15,7 +15,6 @@ from kombu import Queue
 from secops.config import Settings
 from secops.kinds import KINDS, QUEUES
 
-SOFT_LIMIT_MARGIN = 10
 REAP_TASK = "system.reap"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
@@ -23,6 +22,11 @@ RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from 
 def time_limit(settings: Settings, kind: str) -> int:
     spec = KINDS.get(kind)
     return settings.time_limit(kind, spec.time_limit if spec else None)
+
+
+def soft_time_limit(hard: int) -> int:
+    """A little before the hard limit, so the handler can fail the job cleanly."""
+    return max(1, hard - max(1, min(10, hard // 10)))
 
 
 def visibility_timeout(settings: Settings) -> int:
@@ -42,7 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     annotations = {
         name: {
             "time_limit": time_limit(settings, name),
-            "soft_time_limit": max(1, time_limit(settings, name) - SOFT_LIMIT_MARGIN),
+            "soft_time_limit": soft_time_limit(time_limit(settings, name)),
         }
         for name in KINDS
     }

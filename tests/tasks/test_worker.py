@@ -1,0 +1,162 @@
+"""Real Celery worker processes against real Redis and SQLite/PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from secops.api.app import create_app
+from secops.db.base import utcnow
+from secops.db.models import Job
+from secops.db.session import session_scope
+from tests.factories import auth, make_key
+from tests.processes import start_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def job_row(job_id: str) -> Job:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        s.expunge(job)
+        return job
+
+
+def wait_status(job_id: str, status: str, timeout: float = 30) -> Job:
+    wait_for(lambda: job_row(job_id).status == status, timeout, f"job {job_id} {status}", 0.1)
+    return job_row(job_id)
+
+
+@pytest.fixture
+def api(platform_env):
+    return TestClient(create_app(), raise_server_exceptions=False), make_key()
+
+
+def submit(api, params: dict | None = None, kind: str = "system.ping") -> str:
+    client, key = api
+    resp = client.post("/v1/jobs", json={"kind": kind, "params": params or {}}, headers=auth(key))
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def test_job_reaches_succeeded_and_api_returns_result(api, platform_env, tmp_path):
+    worker = start_worker(platform_env, tmp_path / "w.log")
+    try:
+        job_id = submit(api, {"message": "hello"})
+        job = wait_status(job_id, "succeeded")
+        assert job.result == {"echo": {"message": "hello", "sleep": 0.0, "fail": False}}
+        assert job.attempts == 1 and job.started_at and job.finished_at
+        client, key = api
+        body = client.get(f"/v1/jobs/{job_id}", headers=auth(key)).json()
+        assert body["status"] == "succeeded" and body["result"]["echo"]["message"] == "hello"
+    finally:
+        worker.stop()
+
+
+def test_failing_job_is_failed_with_sanitised_error(api, platform_env, tmp_path):
+    worker = start_worker(platform_env, tmp_path / "w.log")
+    try:
+        job = wait_status(submit(api, {"fail": True}), "failed")
+        assert job.error == "internal error (RuntimeError)"  # the type, never the text
+        assert job.attempts == 1  # a permanent error is not retried
+        assert "Traceback" not in (job.error or "")
+    finally:
+        worker.stop()
+
+
+def test_redelivered_finished_job_does_nothing(api, platform_env, tmp_path):
+    from tasks.dispatch import enqueue
+
+    worker = start_worker(platform_env, tmp_path / "w.log")
+    try:
+        job_id = submit(api, {"message": "once"})
+        first = wait_status(job_id, "succeeded")
+        enqueue([(job_id, "system.ping")])  # the same message again, as a redelivery would
+        wait_for(lambda: worker.output().count(f"system.ping[{job_id}] succeeded") >= 2, 20,
+                 "second delivery handled")
+        again = job_row(job_id)
+        assert again.attempts == 1 and again.finished_at == first.finished_at
+        assert "job delivery skipped" in worker.output()
+    finally:
+        worker.stop()
+
+
+def test_worker_killed_mid_job_and_job_completes_on_new_worker(api, platform_env, tmp_path):
+    first = start_worker(platform_env, tmp_path / "w1.log", name="w1")
+    job_id = submit(api, {"sleep": 3, "message": "survive"})
+    wait_status(job_id, "running", 20)
+    first.kill()  # SIGKILL the whole worker: no ack, no chance to clean up
+    first.stop()
+    assert job_row(job_id).status == "running"
+    second = start_worker(platform_env, tmp_path / "w2.log", name="w2")
+    try:
+        job = wait_status(job_id, "succeeded", 60)
+        assert job.attempts == 2
+        assert job.result == {"echo": {"message": "survive", "sleep": 3.0, "fail": False}}
+    finally:
+        second.stop()
+
+
+def test_reaper_requeues_stuck_job(api, platform_env, tmp_path):
+    """A job left ``running`` with an expired lease (its worker vanished) is re-queued."""
+    from tasks.system import reap
+
+    job_id = submit(api, {"message": "stuck"})
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            status="running", attempts=1, started_at=utcnow() - timedelta(minutes=5),
+            lease_expires_at=utcnow() - timedelta(seconds=1)))
+    import redis
+
+    redis.Redis.from_url(platform_env["SECOPS_REDIS_URL"]).delete("default")  # message lost
+    assert reap.run() == {"requeued": 1, "failed": 0}
+    assert job_row(job_id).status == "queued"
+    worker = start_worker(platform_env, tmp_path / "w.log")
+    try:
+        assert wait_status(job_id, "succeeded").attempts == 2
+    finally:
+        worker.stop()
+
+
+def test_reaper_fails_poison_job(api, platform_env):
+    from tasks.system import reap
+
+    job_id = submit(api)
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            status="running", attempts=3, lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert reap.run() == {"requeued": 0, "failed": 1}
+    job = job_row(job_id)
+    assert job.status == "failed" and "poison" in (job.error or "")
+
+
+def test_cancel_running_job_stops_it(api, platform_env, tmp_path):
+    worker = start_worker(platform_env, tmp_path / "w.log")
+    try:
+        client, key = api
+        job_id = submit(api, {"sleep": 5})
+        wait_status(job_id, "running", 20)
+        resp = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
+        assert resp.status_code == 200
+        time.sleep(6)  # longer than the job would have run: it must not flip to succeeded
+        job = job_row(job_id)
+        assert job.status == "cancelled" and job.result is None
+    finally:
+        worker.stop()
+
+
+def test_jobs_survive_on_each_queue_separately(platform_env, tmp_path):
+    """Routing: a worker that consumes only ``scan`` does not take ``default`` jobs."""
+    from tasks.app import app as celery_app
+
+    routes = celery_app.conf.task_routes
+    assert routes["system.ping"] == {"queue": "default"}
+    assert {q.name for q in celery_app.conf.task_queues} == {
+        "default", "scan", "dlp", "privacy", "certs", "anomaly", "audit"}
+    with session_scope() as s:
+        assert s.scalars(select(Job)).all() == []
