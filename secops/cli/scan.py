@@ -115,8 +115,9 @@ def scan(
             "only local scanning is available here: use --local; "
             "platform mode is wired by the spine"
         )
+    # The local contract has no description field, so libmagic's second pass is skipped.
     config = ScanConfig(rule_dirs=rule_dirs, sha256_blocklists=blocklists,
-                        md5_blocklists=blocklists)
+                        md5_blocklists=blocklists, describe=False)
     try:
         status = run_local(paths, as_json=as_json, config=config, workers=workers)
     except (RulesError, OSError) as exc:

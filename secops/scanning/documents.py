@@ -16,6 +16,7 @@ import logging
 import re
 import warnings
 
+from secops.scanning.filetype import is_pdf_or_image
 from secops.scanning.models import Finding, Severity
 from secops.scanning.ziparchive import ZipFormatError, find_eocd, read_directory
 
@@ -134,9 +135,9 @@ def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding
 _TRAILING_ARCHIVES = ((b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"))
 
 
-def appended_archives(data: bytes, mime: str) -> list[tuple[str, int]]:
+def appended_archives(data: bytes) -> list[tuple[str, int]]:
     """Archives hiding after a PDF or image: ``[(kind, offset)]``, empty for the rest."""
-    if not (mime == "application/pdf" or mime.startswith("image/")):
+    if not is_pdf_or_image(data):
         return []
     found: list[tuple[str, int]] = []
     if find_eocd(data) >= 0:

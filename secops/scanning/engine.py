@@ -22,7 +22,14 @@ import yara
 
 from secops.scanning import documents
 from secops.scanning.archives import SEVENZIP, ZIP, Budget, Expander, archive_kind
-from secops.scanning.filetype import TypeInfo, identify, mime_allowed, type_findings
+from secops.scanning.filetype import (
+    TypeInfo,
+    describe_executable,
+    identify,
+    mime_allowed,
+    name_claims_type,
+    type_findings,
+)
 from secops.scanning.models import FileResult, Finding, ScanConfig, Severity
 from secops.scanning.reputation import Blocklist
 from secops.scanning.rules import load_ruleset
@@ -64,7 +71,7 @@ class Scanner:
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
-        info = identify(data, cfg.magic_bytes)
+        info = identify(data, cfg.magic_bytes, describe=cfg.describe)
         if not mime_allowed(info.mime, cfg.allowed_mime_types):
             ctx.findings.append(Finding("type.not_allowed", Severity.MEDIUM,
                                         f"type {info.mime} is not in the accepted types", None))
@@ -145,7 +152,14 @@ class Scanner:
         known: TypeInfo | None = None,
     ) -> None:
         cfg = self.config
-        info = known if known is not None else identify(data, cfg.magic_bytes)
+        if known is not None:
+            info = known
+        elif name_claims_type(name):
+            info = identify(data, cfg.magic_bytes, describe=False)
+        else:
+            # A member whose name claims no checked type needs no libmagic call (the
+            # slowest per-object step); executables are still found by their headers.
+            info = TypeInfo("", "", describe_executable(data))
         ctx.findings.extend(type_findings(name, info, location))
         if location is not None and self.blocklist:
             self._check_hashes(hashlib.sha256(data).hexdigest(),
@@ -158,9 +172,9 @@ class Scanner:
             ctx.findings.extend(documents.ole_findings(data, name, location))
         container = location if location is not None else name
         kind = archive_kind(data)
-        for appended, offset in documents.appended_archives(data, info.mime):
+        for appended, offset in documents.appended_archives(data):
             ctx.findings.append(Finding("polyglot.appended_archive", Severity.MEDIUM,
-                                        f"{info.mime} has a {appended} archive appended at "
+                                        f"{info.mime or 'file'} has a {appended} archive at "
                                         f"offset {offset}", location))
             if appended == ZIP:
                 self._expand(ZIP, data, container, depth, ctx)

@@ -129,6 +129,11 @@ class ScanConfig:
     ``allowed_mime_types`` is ``None`` for "accept any type"; entries may end with
     ``/*`` (``"image/*"``). Blocklist files hold one hex digest per line (``#`` starts
     a comment); SHA-256 and MD5 digests are told apart by length.
+
+    ``magic_bytes`` is how much of each object libmagic sees (JSON larger than this is
+    reported as text/plain). ``describe=False`` skips libmagic's human-readable
+    description (a second libmagic pass, about 1 ms per text file) for callers that do
+    not show it, such as ``secops scan --local``; ``FileResult.description`` is then "".
     """
 
     max_depth: int = 5
@@ -142,4 +147,5 @@ class ScanConfig:
     include_bundled_rules: bool = True
     sha256_blocklists: tuple[Path, ...] = ()
     md5_blocklists: tuple[Path, ...] = ()
-    magic_bytes: int = 1024 * 1024
+    magic_bytes: int = 64 * 1024
+    describe: bool = True

@@ -1,0 +1,266 @@
+"""Throughput of the local scanning engine next to the ``yara`` command-line tool.
+
+Generates about 200 MB of benign files of mixed types and sizes in a temporary
+directory, then, in one run, measures on exactly those files with exactly the bundled
+rules:
+
+* ``local-inprocess``: ``secops.cli.scan.run_local`` (the code behind
+  ``secops scan --local --json``) in this process, output discarded;
+* ``local-cli``: ``secops scan --local --json DIR`` as a subprocess (includes
+  interpreter start-up and rule compilation);
+* ``yara``: ``yara -r`` with the same rule files, single-threaded and with its default
+  thread count.
+
+It prints files/s and MB/s per section and the ratio of the local engine to the
+``yara`` tool (goal: >= 0.5). Sections are functions registered in ``SECTIONS``; the
+platform's end-to-end section (``--platform``) plugs in the same way.
+
+    .venv/bin/python benchmarks/scan_throughput.py [--size-mb 200] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from secops.cli.scan import default_workers, run_local  # noqa: E402
+from secops.scanning import ScanConfig  # noqa: E402
+from secops.scanning.rules import BUNDLED_RULES_DIR, rule_files  # noqa: E402
+
+WORDS = ("invoice payment server request client report budget quarterly customer "
+         "order shipment delivery address account balance transfer status error "
+         "warning info debug started finished user admin session token").split()
+
+
+@dataclass
+class Measurement:
+    section: str
+    files: int
+    bytes: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6
+
+
+def _text(rng: random.Random, size: int) -> bytes:
+    lines = []
+    total = 0
+    while total < size:
+        line = (f"2026-01-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:00:00Z "
+                f"{rng.choice(WORDS).upper()} " + " ".join(rng.choices(WORDS, k=12)) + "\n")
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()[:size]
+
+
+def _make(kind: str, rng: random.Random, size: int) -> tuple[str, bytes]:
+    if kind == "log":
+        return "log", _text(rng, size)
+    if kind == "csv":
+        rows = [f"{i},{rng.choice(WORDS)},{rng.random() * 1000:.2f}\n" for i in range(size // 24)]
+        return "csv", "".join(rows).encode()[:size]
+    if kind == "html":
+        body = _text(rng, max(size - 200, 10)).decode().replace("\n", "</p><p>")
+        return "html", (f"<html><head><title>r</title><script>var n = {size};</script>"
+                        f"</head><body><p>{body}</p></body></html>").encode()
+    if kind == "json":
+        items = [{"id": i, "name": rng.choice(WORDS), "v": rng.random()}
+                 for i in range(size // 50)]
+        return "json", json.dumps(items).encode()
+    if kind == "bin":
+        return "bin", rng.randbytes(size)
+    if kind == "pdf":
+        stream = rng.randbytes(size)
+        head = (b"%PDF-1.5\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+                b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+                + f"3 0 obj << /Length {size} /Filter /FlateDecode >>\nstream\n".encode())
+        return "pdf", (head + stream + b"\nendstream endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("a.log", _text(rng, size))
+            archive.writestr("b.bin", rng.randbytes(size // 4))
+        return "zip", buffer.getvalue()
+    if kind == "gz":
+        return "log.gz", gzip.compress(_text(rng, size), mtime=0)
+    raise ValueError(kind)
+
+
+def generate(directory: Path, total_mb: int, seed: int = 11) -> tuple[int, int]:
+    """Mixed sizes: many small files, some medium, a few large (like a real share)."""
+    rng = random.Random(seed)
+    # A file-share-like mix; archives are 10% of files (every archive is also expanded
+    # and its members scanned, work the yara tool does not do).
+    kinds = ["log"] * 20 + ["csv"] * 12 + ["html"] * 12 + ["json"] * 10 + ["bin"] * 14 \
+        + ["pdf"] * 12 + ["zip"] * 6 + ["gz"] * 4
+    target = total_mb * 1_000_000
+    written = count = 0
+    while written < target:
+        bucket = rng.random()
+        if bucket < 0.6:
+            size = rng.randrange(1_000, 64_000)
+        elif bucket < 0.92:
+            size = rng.randrange(64_000, 1_000_000)
+        else:
+            size = rng.randrange(1_000_000, 8_000_000)
+        ext, data = _make(rng.choice(kinds), rng, size)
+        sub = directory / f"d{count % 16:02d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{count:05d}.{ext}").write_bytes(data)
+        written += len(data)
+        count += 1
+    return count, written
+
+
+def corpus_stats(directory: Path) -> tuple[int, int]:
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+class _Sink(io.TextIOBase):
+    """Counts output lines without keeping them; the JSON is still produced."""
+
+    lines = 0
+
+    def write(self, s: str) -> int:
+        self.lines += s.count("\n")
+        return len(s)
+
+
+def bench_local_inprocess(directory: Path, args: argparse.Namespace) -> list[Measurement]:
+    files, size = corpus_stats(directory)
+    out = []
+    for workers in sorted({1, args.workers}):
+        sink = _Sink()
+        start = time.perf_counter()
+        run_local([str(directory)], as_json=True, workers=workers, out=sink,
+                  config=ScanConfig(describe=False))  # what `secops scan --local` uses
+        elapsed = time.perf_counter() - start
+        assert sink.lines == files, (sink.lines, files)
+        out.append(Measurement("local-inprocess", files, size, elapsed, f"{workers} worker(s)"))
+    return out
+
+
+def bench_local_cli(directory: Path, args: argparse.Namespace) -> list[Measurement]:
+    files, size = corpus_stats(directory)
+    secops = Path(sys.executable).with_name("secops")
+    cmd = ([str(secops)] if secops.exists() else [sys.executable, "-m", "secops.cli"])
+    cmd += ["scan", "--local", "--json", "--workers", str(args.workers), str(directory)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    lines = proc.stdout.count(b"\n")
+    if proc.returncode not in (0, 1) or lines != files:
+        raise RuntimeError(f"CLI failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return [Measurement("local-cli", files, size, elapsed,
+                        f"{args.workers} worker(s), incl. start-up")]
+
+
+def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
+    tool = shutil.which("yara")
+    if tool is None:
+        print("yara tool not found (apt-get install yara); skipping", file=sys.stderr)
+        return []
+    files, size = corpus_stats(directory)
+    rules = [f"{p.parent.name}_{p.stem}:{p}" if p.parent != BUNDLED_RULES_DIR
+             else f"secops.{p.stem}:{p}" for p in rule_files(())]
+    out = []
+    for threads, label in ((1, "1 thread"), (None, "default threads")):
+        cmd = [tool, "-r", "-w", *(["-p", str(threads)] if threads else []), *rules,
+               str(directory)]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"yara failed: {proc.stderr.decode()[-500:]}")
+        out.append(Measurement("yara", files, size, elapsed, label))
+    return out
+
+
+SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
+    "local-inprocess": bench_local_inprocess,
+    "local-cli": bench_local_cli,
+    "yara": bench_yara,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--dir", type=Path, help="reuse/generate the corpus here and keep it")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--json", action="store_true", help="print measurements as JSON")
+    args = parser.parse_args()
+
+    tmp = None
+    if args.dir is None:
+        tmp = tempfile.mkdtemp(prefix="secops-scan-bench-")
+        directory = Path(tmp)
+    else:
+        directory = args.dir
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        if not any(directory.iterdir()):
+            start = time.perf_counter()
+            count, written = generate(directory, args.size_mb)
+            print(f"generated {count} files, {written / 1e6:.1f} MB in "
+                  f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        # Warm the page cache so neither side pays for the first read from disk.
+        for path in directory.rglob("*"):
+            if path.is_file():
+                path.read_bytes()
+        results: list[Measurement] = []
+        for name in args.sections.split(","):
+            results.extend(SECTIONS[name](directory, args))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps([{**m.__dict__, "files_per_s": m.files_per_s,
+                           "mb_per_s": m.mb_per_s} for m in results], indent=2))
+    print(f"{'section':<17} {'setting':<28} {'files':>6} {'MB':>8} {'s':>7} "
+          f"{'files/s':>9} {'MB/s':>8}")
+    for m in results:
+        print(f"{m.section:<17} {m.note:<28} {m.files:>6} {m.bytes / 1e6:>8.1f} "
+              f"{m.seconds:>7.2f} {m.files_per_s:>9.1f} {m.mb_per_s:>8.1f}")
+    by = {(m.section, m.note): m for m in results}
+    local_best = max((m for m in results if m.section == "local-inprocess"),
+                     key=lambda m: m.mb_per_s, default=None)
+    local_one = by.get(("local-inprocess", "1 worker(s)"))
+    yara_default = by.get(("yara", "default threads"))
+    yara_one = by.get(("yara", "1 thread"))
+    if local_best and yara_default:
+        ratio = local_best.mb_per_s / yara_default.mb_per_s
+        print(f"ratio local/yara (all cores each): {ratio:.2f}  (goal >= 0.5)")
+    if local_one and yara_one:
+        print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
