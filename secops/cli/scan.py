@@ -123,4 +123,7 @@ def scan(
     except (RulesError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - contract: internal errors exit 2, no traceback
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
     sys.exit(status)

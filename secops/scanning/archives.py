@@ -147,23 +147,21 @@ class Expander:
             self._limit("archive.limit.entries",
                         f"zip declares {directory.declared_count} entries", location)
             return
-        for problem in check_layout(data, directory):
+        problems = check_layout(data, directory)
+        for problem in problems:
             self._add("archive.zip.malformed", Severity.HIGH,
                       f"zip structure is unsafe: {problem}", location)
-        if any(f.id == "archive.zip.malformed" and "overlap" in f.description
-               for f in self.findings):
+        if any("overlap" in problem for problem in problems):
             return  # overlapping entries are a bomb construction; inflate nothing
         declared_total = sum(e.uncompressed_size for e in directory.entries)
         if declared_total > self.budget.bytes_left:
             self._limit("archive.limit.total_bytes",
                         f"zip declares {declared_total} bytes of content", location)
             return
-        seen: set[str] = set()
         for entry in directory.entries:
+            # Duplicate names are reported above, and each copy is still scanned: an
+            # extractor may keep either one.
             member_loc = f"{location}!{entry.name}"
-            if entry.name in seen:
-                continue  # duplicates already reported; scanning either would be a guess
-            seen.add(entry.name)
             if self.budget.exhausted or not self._take_entry(member_loc):
                 return
             self.findings.extend(name_findings(entry.name, member_loc))

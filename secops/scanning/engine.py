@@ -10,13 +10,16 @@ between threads (libmagic handles are per thread, YARA matching releases the GIL
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import yara
 
@@ -59,10 +62,39 @@ class Scanner:
         return self.ruleset.version
 
     def scan_path(self, path: str | os.PathLike[str]) -> FileResult:
-        """Scan one file; raises ``OSError`` if it cannot be read (the caller decides)."""
-        with open(path, "rb") as handle:
+        """Scan one regular file; raises ``OSError`` if it cannot be read.
+
+        The file is opened non-blocking and checked with ``fstat`` before reading, so a
+        FIFO or device named by mistake (``/dev/zero``) is an error, not a hang or an
+        endless read. Files over ``max_file_bytes`` are hashed in chunks and reported as
+        too large to scan instead of being loaded.
+        """
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+            if info.st_size > self.config.max_file_bytes:
+                return self._too_large(handle, os.fspath(path), info.st_size)
             data = handle.read()
         return self.scan_bytes(data, os.path.basename(path), path=os.fspath(path))
+
+    def _too_large(self, handle: BinaryIO, path: str, size: int) -> FileResult:
+        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        head = handle.read(self.config.magic_bytes)
+        chunk = head
+        while chunk:
+            sha256.update(chunk)
+            md5.update(chunk)
+            chunk = handle.read(1 << 20)
+        info = identify(head, self.config.magic_bytes, describe=self.config.describe)
+        ctx = _Context([], Budget(0, 0))
+        self._check_hashes(sha256.hexdigest(), md5.hexdigest(), None, ctx)
+        ctx.findings.append(Finding("scan.too_large", Severity.MEDIUM,
+                                    f"{size} bytes exceeds the {self.config.max_file_bytes}-byte "
+                                    "scan limit; only hashed", None))
+        return FileResult(path, sha256.hexdigest(), md5.hexdigest(), size, info.mime,
+                          info.description, ctx.findings, self.ruleset.version)
 
     def scan_bytes(self, data: bytes, name: str, *, path: str | None = None) -> FileResult:
         """Scan content that arrived under ``name`` (used for type checks and locations)."""
@@ -90,11 +122,12 @@ class Scanner:
 
     def scan_paths(
         self, paths: Iterable[str | os.PathLike[str]], *, workers: int = 1
-    ) -> Iterator[tuple[str, FileResult | OSError]]:
+    ) -> Iterator[tuple[str, FileResult | Exception]]:
         """Scan files (directories recursively) in order, ``workers`` at a time.
 
-        Per-file read errors are yielded, not raised, so one vanished file never stops a
-        run. At most ``2 * workers`` files are in memory at once.
+        Per-file errors are yielded, not raised, so one vanished file (``OSError``) or
+        one input that trips a parser bug (any other exception) never stops a run. At
+        most ``2 * workers`` files are in memory at once.
         """
         files = iter_files(paths)
         if workers <= 1:
@@ -102,7 +135,7 @@ class Scanner:
                 yield file, self._try_scan(file)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque[tuple[str, Future[FileResult | OSError]]] = deque()
+            pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
             for file in files:
                 pending.append((file, pool.submit(self._try_scan, file)))
                 if len(pending) >= 2 * workers:
@@ -112,10 +145,10 @@ class Scanner:
                 done_file, future = pending.popleft()
                 yield done_file, future.result()
 
-    def _try_scan(self, file: str) -> FileResult | OSError:
+    def _try_scan(self, file: str) -> FileResult | Exception:
         try:
             return self.scan_path(file)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - reported per file by the caller
             return exc
 
     def _check_hashes(self, sha256: str, md5: str, location: str | None, ctx: _Context) -> None:

@@ -148,4 +148,5 @@ class ScanConfig:
     sha256_blocklists: tuple[Path, ...] = ()
     md5_blocklists: tuple[Path, ...] = ()
     magic_bytes: int = 64 * 1024
+    max_file_bytes: int = 1024 * 1024 * 1024
     describe: bool = True

@@ -181,3 +181,14 @@ def test_corrupt_archives_do_not_crash(scanner: Scanner) -> None:
                  gzip.compress(b"x" * 1000)[:30], b"7z\xbc\xaf\x27\x1c" + b"\0" * 40):
         result = scanner.scan_bytes(data, "broken")
         assert result.verdict in (Verdict.CLEAN, Verdict.SUSPICIOUS)
+
+
+def test_both_copies_of_a_duplicate_name_are_scanned(scanner: Scanner) -> None:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("doc.txt", b"harmless")
+            archive.writestr("doc.txt", EICAR)
+    result = scanner.scan_bytes(buffer.getvalue(), "dup.zip")
+    assert located(result, EICAR_ID) == {"dup.zip!doc.txt"}

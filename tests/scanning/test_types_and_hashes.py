@@ -111,3 +111,18 @@ def test_engine_is_pure() -> None:
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert not name.startswith(forbidden), f"{source.name} imports {name}"
+
+
+def test_special_and_oversized_files(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        Scanner().scan_path(fifo)
+    big = tmp_path / "big.log"
+    big.write_bytes(b"line\n" * 1000)
+    result = Scanner(ScanConfig(max_file_bytes=1000)).scan_path(big)
+    assert "scan.too_large" in ids(result) and result.verdict is Verdict.SUSPICIOUS
+    assert result.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert result.size == 5000
