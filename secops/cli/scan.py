@@ -115,9 +115,10 @@ def scan(
             "only local scanning is available here: use --local; "
             "platform mode is wired by the spine"
         )
-    # The local contract has no description field, so libmagic's second pass is skipped.
+    # The local contract shows neither libmagic's description nor the MD5, so both are
+    # skipped (MD5 is still computed when a blocklist may hold MD5 digests).
     config = ScanConfig(rule_dirs=rule_dirs, sha256_blocklists=blocklists,
-                        md5_blocklists=blocklists, describe=False)
+                        md5_blocklists=blocklists, describe=False, md5=False)
     try:
         status = run_local(paths, as_json=as_json, config=config, workers=workers)
     except (RulesError, OSError) as exc:

@@ -100,7 +100,8 @@ class Scanner:
         """Scan content that arrived under ``name`` (used for type checks and locations)."""
         cfg = self.config
         sha256 = hashlib.sha256(data).hexdigest()
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        md5 = (hashlib.md5(data, usedforsecurity=False).hexdigest()
+               if cfg.md5 or self.blocklist.md5 else "")
         ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
         info = identify(data, cfg.magic_bytes, describe=cfg.describe)
@@ -155,7 +156,7 @@ class Scanner:
         if sha256 in self.blocklist.sha256:
             ctx.findings.append(Finding("hash.blocklist.sha256", Severity.CRITICAL,
                                         f"SHA-256 {sha256} is on a blocklist", location))
-        if md5 in self.blocklist.md5:
+        if md5 and md5 in self.blocklist.md5:
             ctx.findings.append(Finding("hash.blocklist.md5", Severity.CRITICAL,
                                         f"MD5 {md5} is on a blocklist", location))
 

@@ -134,6 +134,8 @@ class ScanConfig:
     reported as text/plain). ``describe=False`` skips libmagic's human-readable
     description (a second libmagic pass, about 1 ms per text file) for callers that do
     not show it, such as ``secops scan --local``; ``FileResult.description`` is then "".
+    ``md5=False`` likewise skips the MD5 digest (``FileResult.md5`` is "") unless MD5
+    blocklists are configured, which always need it.
     """
 
     max_depth: int = 5
@@ -150,3 +152,4 @@ class ScanConfig:
     magic_bytes: int = 64 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
     describe: bool = True
+    md5: bool = True

@@ -124,3 +124,13 @@ def test_subprocess_json_output(tree: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "malicious"
+
+
+def test_md5_blocklist_still_applies_in_local_mode(tree: Path) -> None:
+    import hashlib
+
+    digests = tree / "md5.txt"
+    digests.write_text(hashlib.md5(b"hello\n").hexdigest() + "\n")
+    code, out = run("--local", "--json", "--blocklist", str(digests), str(tree / "clean"))
+    assert code == 1
+    assert json.loads(out.splitlines()[0])["findings"][0]["id"] == "hash.blocklist.md5"
