@@ -59,7 +59,10 @@ def run_local(
     counts = {"clean": 0, "suspicious": 0, "malicious": 0, "error": 0}
     if not as_json:
         stream.write(f"{'VERDICT':<10} {'SIZE':>12} {'MIME':<32} {'#':>3}  PATH\n")
-    for path, outcome in scanner.scan_paths(paths, workers=workers or default_workers()):
+    # Worker processes rather than threads: the command owns its process, and forked
+    # workers also run the Python parts of the checks in parallel.
+    outcomes = scanner.scan_paths(paths, workers=workers or default_workers(), processes=True)
+    for path, outcome in outcomes:
         if isinstance(outcome, BaseException):
             counts["error"] += 1
             status = EXIT_ERROR

@@ -23,7 +23,10 @@ from secops.scanning.ziparchive import ZipFormatError, find_eocd, read_directory
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _PDF_NAME = re.compile(rb"/((?:[A-Za-z0-9_.+\-]|#[0-9A-Fa-f]{2}){1,64})")
 _HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
-_ESCAPED_NAME = re.compile(rb"/[A-Za-z0-9]{0,20}#[0-9A-Fa-f]{2}")
+# Any name worth tokenising: an action/embedding name, /Encrypt, or a hex-escaped name.
+_PDF_INTERESTING = re.compile(
+    rb"/(?:JS|JavaScript|OpenAction|AA|Launch|Embedded|RichMedia|XFA|Encrypt)"
+    rb"|/[A-Za-z0-9]{0,20}#[0-9A-Fa-f]{2}")
 PDF_ACTIONS: dict[bytes, tuple[str, Severity, str]] = {
     b"JavaScript": ("pdf.javascript", Severity.MEDIUM, "PDF contains JavaScript"),
     b"JS": ("pdf.javascript", Severity.MEDIUM, "PDF contains JavaScript"),
@@ -35,8 +38,6 @@ PDF_ACTIONS: dict[bytes, tuple[str, Severity, str]] = {
     b"RichMedia": ("pdf.rich_media", Severity.MEDIUM, "PDF embeds rich media (Flash)"),
     b"XFA": ("pdf.xfa", Severity.LOW, "PDF contains an XFA form"),
 }
-_PDF_MARKERS = (b"/JS", b"/JavaScript", b"/OpenAction", b"/AA", b"/Launch", b"/Embedded",
-                b"/RichMedia", b"/XFA", b"/Encrypt")
 _DANGEROUS_CALLS = ("shell", "wscript", "urldownloadtofile", "powershell", "createobject",
                     "run", "exec", "xmlhttp", "adodb.stream", "callbyname", "createprocess")
 
@@ -49,8 +50,8 @@ def is_pdf(data: bytes) -> bool:
 
 def pdf_findings(data: bytes, location: str | None) -> list[Finding]:
     """Action and embedding names in the PDF's bytes, hex escapes decoded."""
-    if not any(marker in data for marker in _PDF_MARKERS) and not _ESCAPED_NAME.search(data):
-        return []  # fast path: several memchr-speed scans instead of a tokenising regex
+    if not _PDF_INTERESTING.search(data):
+        return []  # fast path: one regex pass that builds no match objects
     findings: dict[str, Finding] = {}
     escaped: set[str] = set()
     encrypted = False
@@ -137,7 +138,7 @@ def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding
     return findings
 
 
-_TRAILING_ARCHIVES = ((b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"))
+_TRAILING_ARCHIVE = re.compile(rb"7z\xbc\xaf\x27\x1c|Rar!\x1a\x07")
 
 
 def appended_archives(data: bytes) -> list[tuple[str, int]]:
@@ -152,8 +153,13 @@ def appended_archives(data: bytes) -> list[tuple[str, int]]:
             directory = read_directory(data, max_entries=1)
             if directory.prefix_bytes > 0:
                 found.append(("zip", directory.prefix_bytes))
-    for signature, kind in _TRAILING_ARCHIVES:
-        offset = data.find(signature, 1)
-        if offset > 0:
-            found.append((kind, offset))
+    # One regex pass finds the first embedded 7z or rar signature of either kind.
+    seen: set[str] = set()
+    for match in _TRAILING_ARCHIVE.finditer(data, 1):
+        kind = "7z" if match.group().startswith(b"7z") else "rar"
+        if kind not in seen:
+            seen.add(kind)
+            found.append((kind, match.start()))
+        if len(seen) == 2:
+            break
     return found

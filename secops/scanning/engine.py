@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import multiprocessing
 import os
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -122,24 +123,52 @@ class Scanner:
         )
 
     def scan_paths(
-        self, paths: Iterable[str | os.PathLike[str]], *, workers: int = 1
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        workers: int = 1,
+        processes: bool = False,
     ) -> Iterator[tuple[str, FileResult | Exception]]:
         """Scan files (directories recursively) in order, ``workers`` at a time.
 
         Per-file errors are yielded, not raised, so one vanished file (``OSError``) or
-        one input that trips a parser bug (any other exception) never stops a run. At
-        most ``2 * workers`` files are in memory at once.
+        one input that trips a parser bug (any other exception) never stops a run.
+
+        Threads are the default (YARA, hashing, zlib and libmagic release the GIL), with
+        at most ``2 * workers`` files in memory. ``processes=True`` forks worker
+        processes instead, which scale better because the Python parts of the checks
+        then run in parallel too; it is meant for command-line runs on POSIX (the
+        compiled rules are inherited through ``fork``, not recompiled).
         """
         files = iter_files(paths)
         if workers <= 1:
             for file in files:
                 yield file, self._try_scan(file)
             return
+        if processes and "fork" in multiprocessing.get_all_start_methods():
+            yield from self._scan_in_processes(files, workers)
+            return
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
             for file in files:
                 pending.append((file, pool.submit(self._try_scan, file)))
                 if len(pending) >= 2 * workers:
+                    done_file, future = pending.popleft()
+                    yield done_file, future.result()
+            while pending:
+                done_file, future = pending.popleft()
+                yield done_file, future.result()
+
+    def _scan_in_processes(
+        self, files: Iterator[str], workers: int
+    ) -> Iterator[tuple[str, FileResult | Exception]]:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
+                                 initargs=(self,)) as pool:
+            pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
+            for file in files:
+                pending.append((file, pool.submit(_scan_in_process, file)))
+                if len(pending) >= 4 * workers:
                     done_file, future = pending.popleft()
                     yield done_file, future.result()
             while pending:
@@ -232,6 +261,23 @@ class Scanner:
                                             container))
             self._scan_object(member_data, member_name, f"{container}!{member_name}",
                               depth + 1, ctx)
+
+
+_process_scanner: Scanner | None = None
+
+
+def _init_process(scanner: Scanner) -> None:
+    global _process_scanner
+    _process_scanner = scanner
+
+
+def _scan_in_process(file: str) -> FileResult | Exception:
+    assert _process_scanner is not None
+    outcome = _process_scanner._try_scan(file)
+    if isinstance(outcome, Exception) and not isinstance(outcome, OSError):
+        # Arbitrary exceptions may not pickle; their text is what the caller reports.
+        return RuntimeError(f"{type(outcome).__name__}: {outcome}")
+    return outcome
 
 
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:

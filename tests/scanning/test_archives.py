@@ -192,3 +192,11 @@ def test_both_copies_of_a_duplicate_name_are_scanned(scanner: Scanner) -> None:
             archive.writestr("doc.txt", EICAR)
     result = scanner.scan_bytes(buffer.getvalue(), "dup.zip")
     assert located(result, EICAR_ID) == {"dup.zip!doc.txt"}
+
+
+def test_polyglot_pdf_with_appended_7z(scanner: Scanner) -> None:
+    from tests.scanning.corpus import pdf
+
+    result = scanner.scan_bytes(pdf() + sevenzip([("eicar.com", EICAR)]), "doc.pdf")
+    assert "polyglot.appended_archive" in ids(result)
+    assert located(result, EICAR_ID) == {"doc.pdf!eicar.com"}
