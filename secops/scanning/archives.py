@@ -14,6 +14,7 @@ import bz2
 import io
 import lzma
 import stat
+import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -139,7 +140,7 @@ class Expander:
         cfg = self.config
         try:
             directory = read_directory(data, cfg.max_entries)
-        except (ZipFormatError, ValueError, IndexError) as exc:  # struct.error is a ValueError
+        except (ZipFormatError, ValueError, IndexError, struct.error) as exc:
             self._add("archive.corrupt", Severity.LOW, f"zip directory unreadable: {exc}",
                       location)
             return

@@ -253,7 +253,19 @@ class Scanner:
                                         "not expanded", container))
             return
         vba_reported = False
-        for member_name, member_data in ctx.expander.members(kind, data, container):
+        members = ctx.expander.members(kind, data, container)
+        while True:
+            try:
+                member_name, member_data = next(members)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not hide the rest
+                # Hostile archives reach corners of third-party parsers; an exception
+                # there means the content was not fully scanned, which is suspicious.
+                ctx.findings.append(Finding("scan.error", Severity.MEDIUM,
+                                            f"{kind} could not be fully expanded: "
+                                            f"{type(exc).__name__}: {exc}", container))
+                return
             if member_name.lower().rsplit("/", 1)[-1] == "vbaproject.bin" and not vba_reported:
                 vba_reported = True
                 ctx.findings.append(Finding("document.ooxml.vba_project", Severity.MEDIUM,

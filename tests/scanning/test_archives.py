@@ -200,3 +200,26 @@ def test_polyglot_pdf_with_appended_7z(scanner: Scanner) -> None:
     result = scanner.scan_bytes(pdf() + sevenzip([("eicar.com", EICAR)]), "doc.pdf")
     assert "polyglot.appended_archive" in ids(result)
     assert located(result, EICAR_ID) == {"doc.pdf!eicar.com"}
+
+
+def test_mutated_archives_never_escape_the_engine(scanner: Scanner) -> None:
+    """Cheap fuzzing: flipped bytes in every container format give a result, never a crash."""
+    import random
+
+    rng = random.Random(7)
+    seeds = [
+        zip_bytes([("a.txt", b"hello " * 50), ("b/c.bin", bytes(range(256)))]),
+        tar_bytes([("a.txt", b"hello " * 50)], "w:gz"),
+        tar_bytes([("a.txt", b"hello " * 50)]),
+        sevenzip([("a.txt", b"hello " * 50)]),
+        lzma.compress(b"hello " * 50),
+        png() + zip_bytes([("x.txt", b"x")]),
+    ]
+    for seed in seeds:
+        for _ in range(40):
+            mutated = bytearray(seed)
+            for _ in range(rng.randrange(1, 6)):
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            cut = rng.choice([len(mutated), rng.randrange(1, len(mutated) + 1)])
+            result = scanner.scan_bytes(bytes(mutated[:cut]), "fuzz.bin")
+            assert result.verdict in (Verdict.CLEAN, Verdict.SUSPICIOUS, Verdict.MALICIOUS)
