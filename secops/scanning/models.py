@@ -149,7 +149,7 @@ class ScanConfig:
     include_bundled_rules: bool = True
     sha256_blocklists: tuple[Path, ...] = ()
     md5_blocklists: tuple[Path, ...] = ()
-    magic_bytes: int = 64 * 1024
+    magic_bytes: int = 16 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
     describe: bool = True
     md5: bool = True
