@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, starts PostgreSQL (and the
+# system Redis) when they are not running, then runs linters, type checks, the import
+# contracts, bandit, the secrets scan and pytest. Exits non-zero when anything fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh || exit 2
+scripts/services.sh || exit 2
+
+status=0
+step() {
+    local name=$1; shift
+    echo "== $name" >&2
+    if ! "$@"; then
+        echo "== $name FAILED" >&2
+        status=1
+    fi
+}
+V=.venv/bin
+step "ruff" $V/ruff check secops tasks tests benchmarks migrations
+step "mypy" $V/mypy secops tasks
+step "import contracts" $V/lint-imports
+step "bandit" $V/bandit -q -ll -r secops tasks
+step "detect-secrets" scripts/secrets-scan.sh
+step "pytest" $V/python -m pytest -p no:cacheprovider "$@"
+exit $status
