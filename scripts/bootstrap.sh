@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(libmagic1 yara)
+APT_PACKAGES=(libmagic1 yara docker-compose)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -15,9 +15,9 @@ import click
 from secops import __version__
 from secops.errors import SecOpsError
 
-
 COMMANDS = {
     "up": "secops.cli.up:up",
+    "flower": "secops.cli.flower:flower",
     "db": "secops.cli.db:db",
     "keys": "secops.cli.keys:keys",
     "jobs": "secops.cli.jobs:jobs",

@@ -68,7 +68,6 @@ def up(concurrency: int, no_flower: bool) -> None:
         click.echo("first run: an admin API key was created. It is shown once and saved "
                    f"(mode 0600) to {secrets_dir / 'api_key'}:")
         click.echo(admin_key)
-    flower_password = settings.secret("flower_password").get_secret_value()
     python = sys.executable
     children = [
         Child("api", [python, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
@@ -80,10 +79,8 @@ def up(concurrency: int, no_flower: bool) -> None:
         Child("beat", [python, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"], env),
     ]
     if not no_flower:
-        flower_env = dict(env, FLOWER_BASIC_AUTH=f"{settings.flower_user}:{flower_password}")
-        children.append(Child("flower", [python, "-m", "celery", "-A", "tasks", "flower",
-                                         "--address=127.0.0.1",
-                                         f"--port={settings.flower_port}"], flower_env))
+        children.append(Child("flower", [python, "-m", "secops.cli", "flower",
+                                         "--address", "127.0.0.1"], env))
     click.echo(f"API on http://{settings.api_host}:{settings.api_port}"
                + ("" if no_flower else f", Flower on http://127.0.0.1:{settings.flower_port} "
                   f"(user {settings.flower_user}, password in {secrets_dir / 'flower_password'})")
