@@ -130,8 +130,9 @@ class ScanConfig:
     ``/*`` (``"image/*"``). Blocklist files hold one hex digest per line (``#`` starts
     a comment); SHA-256 and MD5 digests are told apart by length.
 
-    ``magic_bytes`` is how much of each object libmagic sees (JSON larger than this is
-    reported as text/plain). ``describe=False`` skips libmagic's human-readable
+    ``magic_bytes`` is how much of each object libmagic sees: every signature the type
+    checks rely on sits in the first few KiB, while libmagic's text tests cost time in
+    proportion to the buffer (JSON larger than this is reported as text/plain). ``describe=False`` skips libmagic's human-readable
     description (a second libmagic pass, about 1 ms per text file) for callers that do
     not show it, such as ``secops scan --local``; ``FileResult.description`` is then "".
     ``md5=False`` likewise skips the MD5 digest (``FileResult.md5`` is "") unless MD5
@@ -149,7 +150,7 @@ class ScanConfig:
     include_bundled_rules: bool = True
     sha256_blocklists: tuple[Path, ...] = ()
     md5_blocklists: tuple[Path, ...] = ()
-    magic_bytes: int = 16 * 1024
+    magic_bytes: int = 4 * 1024
     max_file_bytes: int = 1024 * 1024 * 1024
     describe: bool = True
     md5: bool = True
