@@ -45,6 +45,10 @@ class Detector:
     """Detectors with the same ``shared`` name are found by one combined pattern first
     (one pass of ``re`` instead of one per detector); each then matches only at the
     start positions the combined pattern found. Their patterns have no groups."""
+    anchor: str | None = None
+    """Optional Hyperscan expression for :mod:`secops.dlp.prefilter`: matches a superset
+    of ``pattern`` plus at most one boundary character on each side, ASCII classes only.
+    Used for shared detectors when every detector of the group has one."""
 
 
 _R = r"(?![\w\-]|\.\d)"  # right boundary: no word char, dash or decimal part
@@ -91,6 +95,17 @@ def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
             start += 1
         yield start, domain.end()
 
+
+# Hyperscan anchors (see ``Detector.anchor``): left boundary, shape, right boundary.
+_HB = r"(?:^|[^0-9A-Za-z_.+\-])"
+_HB_DOT = r"(?:^|[^0-9A-Za-z_.])"
+_HB_DASH = r"(?:^|[^0-9A-Za-z_.\-])"
+_HR = r"(?:[^0-9A-Za-z_\-]|$)"
+_HR_IP = r"(?:[^0-9A-Za-z_]|$)"
+_HS_SPACE = r"[\t-\r\x1c-\x1f ]"
+_D = "[0-9]"
+ANCHOR_REACH = 64
+"""Longest match of an anchored detector plus its two boundary characters, rounded up."""
 
 IPV4 = _first("[0-9]", r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", r"[\w.]")
 _SHARED_PREFIX = {"digits": ("[0-9]", r"[\w.]"), "upper": ("[A-Z]", r"[\w.\-]")}
@@ -152,41 +167,51 @@ BUILTIN: tuple[Detector, ...] = (
              v.check_phone, context=PII_PHONE_CONTEXT, literals=("(",), priority=30),
     Detector("phone_number", "PII",
              _first("[0-9]", r"\d{1,4}[ .\-]\d{2,4}[ .\-]\d{3,4}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits"),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             anchor=_HB + "[0-9]{2,5}[ .\\-][0-9]{2,4}[ .\\-][0-9]{3,4}" + _HR),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{3,4} \d{6}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits"),
+             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             anchor=_HB + "[0-9]{4,5} [0-9]{6}" + _HR),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone,
              context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
     Detector("us_ssn", "PII", _first("[0-9]", r"\d\d(?:-\d\d-| \d\d |\d\d)\d{4}" + _R),
              v.check_us_ssn,
-             context=SSN_CONTEXT, priority=60, shared="digits"),
+             context=SSN_CONTEXT, priority=60, shared="digits",
+             anchor=_HB + "[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} |[0-9]{2})[0-9]{4}" + _HR),
     Detector("iban", "PII",
              _first("[A-Z]", r"[A-Z]\d\d(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![\w\-])",
                     r"[\w.\-]"),
              v.check_iban, context=("iban", "bank", "account"), context_boost=0.1, priority=85,
-             shared="upper"),
+             shared="upper",
+             anchor=_HB_DASH + "[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?" + _HR),
     Detector("ip_address", "PII", IPV4, v.check_ip, literals=(".",),
              context=("ip", "address", "host", "client", "remote", "src", "dst"),
              context_boost=0.2, negative_before=IP_NEGATIVE,
-             priority=35, shared="digits"),
+             priority=35, shared="digits",
+             anchor=_HB_DOT + "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}" + _HR_IP),
     Detector("ip_address", "PII", IPV6, v.check_ip, literals=(":",), finder=find_ipv6,
              context=("ip", "ipv6", "address", "host"), context_boost=0.2, priority=35),
     Detector("uk_nino", "PII",
              _first("[A-CEGHJ-PR-TW-Z]", r"[A-CEGHJ-NPR-TW-Z](?:\d{6}|\s\d\d\s\d\d\s\d\d\s?)[A-D]"
                     r"(?![\w\-])", r"[\w.\-]"),
              v.check_uk_nino, context=("national insurance", "nino", "ni number", "ni no"),
-             context_boost=0.2, priority=60, shared="upper"),
+             context_boost=0.2, priority=60, shared="upper",
+             anchor=_HB_DASH + "[A-Z]{2}(?:[0-9]{6}|" + _HS_SPACE + "[0-9]{2}" + _HS_SPACE
+             + "[0-9]{2}" + _HS_SPACE + "[0-9]{2}" + _HS_SPACE + "?)[A-D]" + _HR),
     Detector("credit_card", "PCI",
              _first("[1-9]", r"(?:\d{3}[ \-]?\d{4}[ \-]?\d{4}[ \-]?\d{1,7}"
                     r"|\d{3}[ \-]?\d{6}[ \-]?\d{4,5}|\d{11,18})" + _R),
              v.check_credit_card, context=CARD_CONTEXT, context_boost=0.1, priority=80,
-             shared="digits"),
+             shared="digits",
+             anchor=_HB + "[1-9](?:[0-9]{3}[ \\-]?[0-9]{4}[ \\-]?[0-9]{4}[ \\-]?[0-9]{1,7}"
+             "|[0-9]{3}[ \\-]?[0-9]{6}[ \\-]?[0-9]{4,5}|[0-9]{11,18})" + _HR),
     Detector("us_npi", "PHI", _first("[12]", r"\d{9}" + _R), v.check_us_npi,
              context=NPI_CONTEXT, near=NPI_CONTEXT, near_window=200, priority=55),
     Detector("us_mbi", "PHI",
              _first("[1-9]", r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]"
                     r"[AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y]{2}\d\d(?![\w\-])"),
-             v.check_us_mbi, context=MBI_CONTEXT, priority=65, shared="digits"),
+             v.check_us_mbi, context=MBI_CONTEXT, priority=65, shared="digits",
+             anchor=_HB + "[1-9][A-Z][A-Z0-9][0-9]-?[A-Z][A-Z0-9][0-9]-?[A-Z]{2}[0-9]{2}" + _HR),
     Detector("aws_access_key_id", "SECRET",
              re.compile(r"A(?<![A-Za-z0-9/+]A)(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|3T[A-Z0-9])"
                         r"[A-Z0-9]{16}(?![A-Za-z0-9/+])"),

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from secops.dlp.detectors import Detector, combine
+from secops.dlp import prefilter
+from secops.dlp.detectors import ANCHOR_REACH, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
@@ -96,6 +97,7 @@ class Classifier:
         hmac_key: bytes | None = None,
         limits: Limits | None = None,
         archive_walker: ArchiveWalker | None = None,
+        use_prefilter: bool = True,
     ) -> None:
         self.policy = policy or Policy.default()
         self.limits = limits or Limits()
@@ -109,6 +111,8 @@ class Classifier:
             if a.detector.shared is not None:
                 groups.setdefault(a.detector.shared, []).append(a.detector.pattern.pattern)
         self._shared = {name: combine(name, patterns) for name, patterns in groups.items()}
+        self._anchored: dict[str, list[str]] = {}
+        self._prefilter = self._compile_prefilter() if use_prefilter else None
 
     def __repr__(self) -> str:  # never show the key
         return f"Classifier(packs={[p.name for p in self.policy.packs]})"
@@ -247,11 +251,76 @@ class Classifier:
             digest=keyed_hash(self._hmac_key, d.type, value) if self._hmac_key else None,
         )
 
+    def _compile_prefilter(self) -> prefilter.Prefilter | None:
+        """Hyperscan anchors for shared groups whose detectors all have one, and near words."""
+        anchors: dict[str, str] = {}
+        members: dict[str, list[Detector]] = {}
+        for a in self._active:
+            if a.detector.shared is not None:
+                members.setdefault(a.detector.shared, []).append(a.detector)
+        for name, detectors in members.items():
+            if all(d.anchor is not None for d in detectors):
+                keys = [f"{name}#{i}" for i in range(len(detectors))]
+                anchors.update((k, d.anchor) for k, d in zip(keys, detectors, strict=True)
+                               if d.anchor is not None)
+                self._anchored[name] = keys
+        words = sorted({w for a in self._active for w in a.detector.near})
+        if "" in words:
+            return None
+        literals = sorted({lit for a in self._active for lit in a.detector.literals})
+        return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals))
+
+    def _starts(
+        self, window: str, keep_lo: int, keep_hi: int, hits: dict[str, list[int]] | None
+    ) -> dict[str, list[int]]:
+        """Window positions in [keep_lo, keep_hi) where each shared group's pattern matches."""
+        starts: dict[str, list[int]] = {}
+        for name, combined in self._shared.items():
+            positions = starts[name] = []
+            search = combined.search
+            keys = self._anchored.get(name) if hits is not None else None
+            if keys is None or hits is None:
+                m = search(window, keep_lo)
+                while m is not None and m.start() < keep_hi:
+                    positions.append(m.start())
+                    m = search(window, m.start() + 1)
+                continue
+            # Regions that end where an anchor ended; ``re`` decides inside them. A
+            # shorter ``endpos`` only makes look-aheads more lenient (the detectors'
+            # own patterns then re-check each start on the whole window).
+            ends = sorted({e for k in keys for e in hits.get(k, ())})
+            regions: list[tuple[int, int]] = []
+            for end in ends:
+                lo, hi = max(keep_lo, end - ANCHOR_REACH), min(keep_hi, end)
+                if lo >= hi:
+                    continue
+                if regions and lo <= regions[-1][1]:
+                    regions[-1] = (regions[-1][0], hi)
+                else:
+                    regions.append((lo, hi))
+            size = len(window)
+            for lo, hi in regions:
+                endpos = min(size, hi + ANCHOR_REACH)
+                m = search(window, lo, endpos)
+                while m is not None and m.start() < hi:
+                    positions.append(m.start())
+                    m = search(window, m.start() + 1, endpos)
+        return starts
+
     def _spans(
-        self, d: Detector, window: str, low: str, starts: dict[str, list[int]]
+        self,
+        d: Detector,
+        window: str,
+        low: str,
+        starts: dict[str, list[int]],
+        hits: dict[str, list[int]] | None,
     ) -> Iterator[tuple[int, int]]:
-        if d.literals and not any(lit in window for lit in d.literals):
-            return
+        if d.literals:
+            if hits is not None:  # ASCII window: the prefilter looked for the literals
+                if not any("lit:" + lit in hits for lit in d.literals):
+                    return
+            elif not any(lit in window for lit in d.literals):
+                return
         if d.shared is not None:
             match = d.pattern.match
             for p in starts[d.shared]:
@@ -261,6 +330,11 @@ class Classifier:
         elif d.near:
             intervals = []
             for word in d.near:
+                if hits is not None:  # ASCII window: the prefilter found the words
+                    for end in hits.get("word:" + word, ()):
+                        intervals.append((max(0, end - len(word) - d.near_window),
+                                          end + d.near_window))
+                    continue
                 at = low.find(word)
                 while at != -1:
                     intervals.append((max(0, at - d.near_window), at + len(word) + d.near_window))
@@ -282,18 +356,14 @@ class Classifier:
         Offsets of the returned candidates are document offsets (window offset + ``lo``).
         """
         low = _lower(window)
-        starts: dict[str, list[int]] = {}
-        for name, combined in self._shared.items():
-            positions = starts[name] = []
-            search = combined.search
-            m = search(window, keep_lo)
-            while m is not None and m.start() < keep_hi:
-                positions.append(m.start())
-                m = search(window, m.start() + 1)
+        hits = None
+        if self._prefilter is not None and window.isascii():
+            hits = self._prefilter.scan(window)
+        starts = self._starts(window, keep_lo, keep_hi, hits)
         candidates: list[_Candidate] = []
         for active in self._active:
             d = active.detector
-            for s, e in self._spans(d, window, low, starts):
+            for s, e in self._spans(d, window, low, starts, hits):
                 if not keep_lo <= s < keep_hi or s == e:
                     continue
                 base = d.check(window[s:e])

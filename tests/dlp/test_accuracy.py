@@ -6,15 +6,21 @@ from collections import Counter
 
 import pytest
 
-from secops.dlp import Classifier
+from secops.dlp import Classifier, prefilter
 from tests.dlp.corpus import GENERATORS, hard_negatives, positives
 
 TYPES = [*GENERATORS, "ip_address", "password_in_url"]
 
 
-@pytest.fixture(scope="module")
-def scores() -> tuple[Counter[str], Counter[str], Counter[str], list[str]]:
-    classifier = Classifier()
+@pytest.fixture(scope="module", params=["prefilter", "re"])
+def scores(request: pytest.FixtureRequest) -> tuple[
+    Counter[str], Counter[str], Counter[str], list[str]
+]:
+    """Both scanning paths are held to the thresholds: with the optional Hyperscan
+    prefilter (when installed) and pure ``re``."""
+    if request.param == "prefilter" and not prefilter.AVAILABLE:
+        pytest.skip("hyperscan is not installed")
+    classifier = Classifier(use_prefilter=request.param == "prefilter")
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
