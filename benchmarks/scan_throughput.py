@@ -25,6 +25,7 @@ import gzip
 import io
 import json
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,11 @@ class Measurement:
     bytes: int
     seconds: float
     note: str = ""
+    cpu_seconds: float = 0.0  # user+sys of this process and reaped children
+
+    @property
+    def mb_per_cpu_s(self) -> float:
+        return self.bytes / self.cpu_seconds / 1e6 if self.cpu_seconds else 0.0
 
     @property
     def files_per_s(self) -> float:
@@ -139,6 +145,17 @@ def corpus_stats(directory: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its waited-for children.
+
+    Wall time on a shared machine moves with the neighbours' load; CPU time is the
+    steadier measure of how much work each side needs for the same files.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class _Sink(io.TextIOBase):
     """Counts output lines without keeping them; the JSON is still produced."""
 
@@ -154,12 +171,13 @@ def bench_local_inprocess(directory: Path, args: argparse.Namespace) -> list[Mea
     out = []
     for workers in sorted({1, args.workers}):
         sink = _Sink()
-        start = time.perf_counter()
+        cpu, start = _cpu(), time.perf_counter()
         run_local([str(directory)], as_json=True, workers=workers, out=sink,
                   config=ScanConfig(describe=False, md5=False))  # as `secops scan --local`
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
         assert sink.lines == files, (sink.lines, files)
-        out.append(Measurement("local-inprocess", files, size, elapsed, f"{workers} worker(s)"))
+        out.append(Measurement("local-inprocess", files, size, elapsed, f"{workers} worker(s)",
+                               cpu))
     return out
 
 
@@ -168,14 +186,14 @@ def bench_local_cli(directory: Path, args: argparse.Namespace) -> list[Measureme
     secops = Path(sys.executable).with_name("secops")
     cmd = ([str(secops)] if secops.exists() else [sys.executable, "-m", "secops.cli"])
     cmd += ["scan", "--local", "--json", "--workers", str(args.workers), str(directory)]
-    start = time.perf_counter()
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     lines = proc.stdout.count(b"\n")
     if proc.returncode not in (0, 1) or lines != files:
         raise RuntimeError(f"CLI failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
     return [Measurement("local-cli", files, size, elapsed,
-                        f"{args.workers} worker(s), incl. start-up")]
+                        f"{args.workers} worker(s), incl. start-up", cpu)]
 
 
 def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
@@ -190,12 +208,12 @@ def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
     for threads, label in ((1, "1 thread"), (None, "default threads")):
         cmd = [tool, "-r", "-w", *(["-p", str(threads)] if threads else []), *rules,
                str(directory)]
-        start = time.perf_counter()
+        cpu, start = _cpu(), time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, check=False)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
         if proc.returncode != 0:
             raise RuntimeError(f"yara failed: {proc.stderr.decode()[-500:]}")
-        out.append(Measurement("yara", files, size, elapsed, label))
+        out.append(Measurement("yara", files, size, elapsed, label, cpu))
     return out
 
 
@@ -249,13 +267,14 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     if args.json:
-        print(json.dumps([{**m.__dict__, "files_per_s": m.files_per_s,
-                           "mb_per_s": m.mb_per_s} for m in results], indent=2))
+        print(json.dumps([{**m.__dict__, "files_per_s": m.files_per_s, "mb_per_s": m.mb_per_s,
+                           "mb_per_cpu_s": m.mb_per_cpu_s} for m in results], indent=2))
     print(f"{'section':<17} {'setting':<28} {'files':>6} {'MB':>8} {'s':>7} "
-          f"{'files/s':>9} {'MB/s':>8}")
+          f"{'files/s':>9} {'MB/s':>8} {'cpu s':>7} {'MB/cpu-s':>9}")
     for m in results:
         print(f"{m.section:<17} {m.note:<28} {m.files:>6} {m.bytes / 1e6:>8.1f} "
-              f"{m.seconds:>7.2f} {m.files_per_s:>9.1f} {m.mb_per_s:>8.1f}")
+              f"{m.seconds:>7.2f} {m.files_per_s:>9.1f} {m.mb_per_s:>8.1f} "
+              f"{m.cpu_seconds:>7.2f} {m.mb_per_cpu_s:>9.1f}")
     by = {(m.section, m.note): m for m in results}
     local_best = max((m for m in results if m.section == "local-inprocess"),
                      key=lambda m: m.mb_per_s, default=None)
@@ -267,6 +286,8 @@ def main() -> int:
         print(f"ratio local/yara (all cores each): {ratio:.2f}  (goal >= 0.5)")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
+        print(f"ratio local/yara (MB per CPU-second, load-independent): "
+              f"{local_one.mb_per_cpu_s / yara_one.mb_per_cpu_s:.2f}")
     return 0
 
 
