@@ -6,8 +6,11 @@ worker runs. Output contract (docs/dlp.md):
 * ``scan --json``: one JSON object per file per line, in argument order (directories
   walked recursively, sorted): ``{"path", "classification", "findings": [{"type",
   "category", "start", "end", "score"}]}``; offsets are character offsets into the
-  file's text decoded as UTF-8 without newline translation. A file that cannot be read
-  gets ``{"path": ..., "error": "..."}`` and the run goes on.
+  file's text decoded as UTF-8 without newline translation. Findings outside a plain
+  text file's single part add ``"part"`` (archive member, page, attachment); a file read
+  only in part adds ``"truncated"`` and ``"errors"``. A file that cannot be read at all
+  gets ``{"path": ..., "error": "..."}`` and the run goes on. Archives (zip, tar,
+  gzip, bzip2, xz, 7z) are expanded with :class:`secops.dlp.archives.SafeArchiveWalker`.
 * ``scan`` without ``--json``: a readable report with masked previews, never values.
 * ``redact``: the file's text with every finding replaced (``[TYPE]`` or a mask).
 * exit status: 0 no findings; 1 findings; 2 usage or per-file error (2 wins over 1).
@@ -19,11 +22,12 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
-from secops.dlp import Classifier, DlpError, DocumentResult, Policy, redact
+from secops.dlp import Classifier, DlpError, DocumentResult, Limits, Policy, redact
+from secops.dlp.archives import SafeArchiveWalker
 from secops.dlp.extract import extract
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -47,9 +51,15 @@ def _error_text(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}"
 
 
+def _local_classifier(policy: Policy | None = None) -> Classifier:
+    """The local command's classifier: archives expanded by the safe walker."""
+    limits = Limits()
+    return Classifier(policy, limits=limits, archive_walker=SafeArchiveWalker.from_limits(limits))
+
+
 def _classifier(policy_paths: tuple[str, ...]) -> Classifier:
     try:
-        return Classifier(Policy.load(*policy_paths) if policy_paths else None)
+        return _local_classifier(Policy.load(*policy_paths) if policy_paths else None)
     except (DlpError, OSError) as exc:
         raise click.UsageError(f"policy: {_error_text(exc)}") from None
 
@@ -65,11 +75,26 @@ def _report(result: DocumentResult, out: TextIO) -> None:
         out.write(f"    note: {error}\n")
 
 
+def _json_object(result: DocumentResult) -> dict[str, Any]:
+    """The contract object; findings outside the plain ``text`` part also name their
+    ``part`` (archive member, page, attachment), and a partly read file adds
+    ``truncated``/``errors``. Plain text files print exactly the contract keys."""
+    obj = result.to_dict()
+    for item, finding in zip(obj["findings"], result.findings, strict=True):
+        if finding.part != "text":
+            item["part"] = finding.part
+    if result.truncated:
+        obj["truncated"] = True
+    if result.errors:
+        obj["errors"] = list(result.errors)
+    return obj
+
+
 def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | None = None,
              out: TextIO | None = None) -> int:
     """Scan ``paths`` in-process, print results, and return the exit status."""
     stream = out if out is not None else sys.stdout
-    classifier = classifier or Classifier()
+    classifier = classifier or _local_classifier()
     status = EXIT_CLEAN
     for path in _files(paths):
         try:
@@ -83,7 +108,7 @@ def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | No
             continue
         result.path = str(path)
         if as_json:
-            stream.write(json.dumps(result.to_dict()) + "\n")
+            stream.write(json.dumps(_json_object(result)) + "\n")
         else:
             _report(result, stream)
         if result.findings and status == EXIT_CLEAN:

@@ -10,8 +10,10 @@
 * E-mail (RFC 822): the raw message is one part (``message``), so plain bodies and
   headers keep file offsets; base64 and quoted-printable bodies are decoded into extra
   parts and attachments are extracted recursively (``attachment:report.docx/...``).
-* Other zip files are archives: they go to the ``archive_walker`` hook, which the
-  scanning engine's safe walker will fill; without it the file yields an error entry.
+* Other zip files, tar, gzip, bzip2, xz and 7z are archives: they go to the
+  ``archive_walker`` hook (:class:`secops.dlp.archives.SafeArchiveWalker` wraps the
+  scanning engine's safe walker); without it the file yields an error entry. A walker
+  may raise :class:`ArchiveError` after its members: its problems become errors.
 
 Limits (:class:`Limits`) bound input size, number of parts, decompressed size, total
 characters and wall time; hitting one sets ``truncated`` and records why.
@@ -32,7 +34,7 @@ from email.message import EmailMessage
 
 import charset_normalizer
 
-from secops.dlp.errors import ExtractionError
+from secops.dlp.errors import ArchiveError, ExtractionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ _EMAIL_HEADER = re.compile(
 
 
 def sniff(data: bytes, filename: str = "") -> str:
-    """Kind of document: pdf, docx, xlsx, pptx, zip, email or text."""
+    """Kind of document: pdf, docx, xlsx, pptx, zip, archive, email or text."""
     name = filename.lower()
     if data.startswith(b"%PDF-"):
         return "pdf"
@@ -132,6 +134,8 @@ def sniff(data: bytes, filename: str = "") -> str:
             if name.endswith("." + ext):
                 return ext
         return "zip"
+    if data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar":
+        return "archive"
     if name.endswith((".eml", ".msg.txt")) or (
         _EMAIL_HEADER.match(data) and b"\n\n" in data[:65536] or b"\r\n\r\n" in data[:65536]
         and _EMAIL_HEADER.match(data)
@@ -139,6 +143,8 @@ def sniff(data: bytes, filename: str = "") -> str:
         return "email"
     return "text"
 
+
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"PK\x05\x06")
 
 _OOXML = {
     "docx": (re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml"),
@@ -244,12 +250,19 @@ def _dispatch(data: bytes, filename: str, prefix: str, budget: _Budget, walker: 
             _ooxml(data, kind, prefix, budget)
         elif kind == "email":
             _email(data, prefix, budget, walker, depth)
-        elif kind == "zip":
+        elif kind in ("zip", "archive"):
             if walker is None:
                 budget.out.errors.append(f"{prefix or filename}: archive not scanned (no walker)")
                 return
-            for member, member_data in walker(data, filename):
-                _dispatch(member_data, member, f"{prefix}{member}/", budget, walker, depth + 1)
+            try:
+                for member, member_data in walker(data, filename):
+                    _dispatch(member_data, member, f"{prefix}{member}/", budget, walker,
+                              depth + 1)
+            except ArchiveError as exc:
+                for problem in exc.problems:
+                    budget.out.errors.append(f"{prefix or filename}: {problem}")
+                if exc.truncated:
+                    budget.out.truncated = True
         else:
             budget.add(prefix + "text" if prefix else "text", decode_text(data))
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, RuntimeError) as exc:
