@@ -24,7 +24,10 @@ from secops.errors import ConfigurationError
 from secops.logs import register_secret
 
 DOCKER_SECRETS_DIR = Path("/run/secrets")
-SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password")
+SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
+                 "alert_webhook_secret")
+RATE_CLASSES = ("submit", "read", "auth")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 def read_secret(
@@ -86,6 +89,8 @@ class Settings(BaseSettings):
     api_key_hmac: SecretStr | None = None
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
+    audit_hmac: SecretStr | None = None
+    alert_webhook_secret: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     flower_port: int = Field(5555, ge=1, le=65535)
@@ -106,6 +111,26 @@ class Settings(BaseSettings):
 
     # API keys
     api_key_default_days: int = Field(90, ge=1)
+    api_key_rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
+
+    # Edge: rate limits ("<count>/<seconds|second|minute|hour|day>"), proxies, CORS, HSTS
+    rate_limit_submit: str = "120/minute"
+    rate_limit_read: str = "600/minute"
+    rate_limit_auth: str = "30/minute"
+    trusted_proxies: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    hsts: bool = False
+
+    # Audit log and security monitoring; thresholds read "<count>/<window>": an alert
+    # fires when more than <count> events fall within the window.
+    audit_retention_days: int = Field(default=365, ge=1)
+    audit_archive_interval: float = Field(default=86400.0, gt=0)
+    alert_auth_failures: str = "5/300"
+    alert_auth_burst: str = "10/60"
+    alert_rate_limited: str = "100/60"
+    alert_webhook_url: str | None = None
+    alert_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +159,33 @@ class Settings(BaseSettings):
                 "whose lease has not expired yet"
             )
         return self
+
+    @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth",
+                     "alert_auth_failures", "alert_auth_burst", "alert_rate_limited")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError("CORS origins are '*' or http(s)://host[:port]")
+        return value
+
+    @model_validator(mode="after")
+    def _cors(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("cors_origins may not be '*' when cors_allow_credentials is set")
+        return self
+
+    def rate_limit(self, route_class: str) -> tuple[int, int]:
+        """(requests, window seconds) for a route class: submit, read or auth."""
+        if route_class not in RATE_CLASSES:
+            raise ValueError(f"unknown rate-limit class {route_class}")
+        return parse_rate(getattr(self, f"rate_limit_{route_class}"))
 
     @field_validator("log_level")
     @classmethod
@@ -167,6 +219,19 @@ class Settings(BaseSettings):
             data[name] = "**********" if data.get(name) else None
         data["database_url"] = _censor_url(self.resolved_database_url)
         return data
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """``"10/minute"`` or ``"10/60"`` -> (10, 60); ValueError for anything else."""
+    count, _, period = value.strip().partition("/")
+    try:
+        number = int(count)
+        seconds = _PERIODS[period] if period in _PERIODS else int(period)
+    except (KeyError, ValueError):
+        raise ValueError("must read <count>/<seconds|second|minute|hour|day>") from None
+    if number < 1 or seconds < 1 or seconds > 86400:
+        raise ValueError("count must be >= 1 and the window 1 s to 1 day")
+    return number, seconds
 
 
 def _censor_url(url: str) -> str:

@@ -66,7 +66,20 @@ def register(kind: JobKind) -> JobKind:
     return kind
 
 
+class AuditVerifyParams(Params):
+    """Verify the audit hash chain; no parameters."""
+
+
+class AlertDeliverParams(Params):
+    alert_id: str = Field(..., max_length=36)
+
+
 register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
+register(JobKind("audit.verify", "audit", AuditVerifyParams, 600,
+                 "verify the audit log's hash chain and report the first broken link"))
+register(JobKind("alerts.deliver", "default", AlertDeliverParams, 120,
+                 "deliver an alert to the webhook sink (created by the monitor only)",
+                 submittable=False))
 
 
 def get_kind(name: str) -> JobKind:

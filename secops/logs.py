@@ -2,8 +2,12 @@
 
 The filter removes every secret value read through ``secops.config.read_secret``
 (they are registered here as they are read), bearer tokens and ``Authorization``
-values, SecOps API keys, passwords in URLs and ``password=``/``secret=`` pairs, from
-the message, its arguments and any exception text, before a handler sees them.
+values, SecOps API keys, passwords in URLs and ``password=``/``secret=`` pairs, and
+whatever the DLP engine's SECRET-category detectors recognise (cloud keys, GitHub,
+Slack and Stripe tokens, JWTs, private keys, URL passwords), from the message, its
+arguments and any exception text, before a handler sees them. The DLP detectors run
+only when one of their literal anchors occurs in the line (context words for the AWS
+secret key), so an ordinary log line costs a few substring checks.
 """
 
 from __future__ import annotations
@@ -42,6 +46,51 @@ def redact(text: str) -> str:
             text = text.replace(value, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
+    return _redact_dlp_secrets(text)
+
+
+def _secret_detectors() -> tuple[Any, ...]:
+    global _DETECTORS
+    if _DETECTORS is None:
+        try:
+            from secops.dlp.detectors import BUILTIN
+        except ImportError:  # the DLP engine is optional for logging
+            _DETECTORS = ()
+        else:
+            _DETECTORS = tuple(d for d in BUILTIN if d.category == "SECRET")
+    return _DETECTORS
+
+
+_DETECTORS: tuple[Any, ...] | None = None
+
+
+def _redact_dlp_secrets(text: str) -> str:
+    """Replace every span a DLP SECRET detector accepts (validated, not just pattern-shaped)."""
+    lower: str | None = None
+    spans: list[tuple[int, int]] = []
+    for detector in _secret_detectors():
+        if detector.literals and not any(lit in text for lit in detector.literals):
+            continue
+        if detector.near:
+            lower = lower if lower is not None else text.lower()
+            if not any(word in lower for word in detector.near):
+                continue
+        for match in detector.pattern.finditer(text):
+            try:
+                value = match.group(detector.group)
+                accepted = value is not None and detector.check(value) is not None
+            except Exception:  # noqa: BLE001 - a validator's failure must not lose a log line
+                accepted = False
+            if accepted:
+                spans.append(match.span(detector.group))
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + REDACTED + text[end:]
     return text
 
 

@@ -12,7 +12,7 @@ from secops.db.session import dispose_engines
 from secops.logs import configure_logging
 from tasks.routing import celery_config
 
-app = Celery("secops", include=["tasks.system"])
+app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
 

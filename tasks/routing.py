@@ -16,6 +16,7 @@ from secops.config import Settings
 from secops.kinds import KINDS, QUEUES
 
 REAP_TASK = "system.reap"
+AUDIT_ARCHIVE_TASK = "audit.archive"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
 
@@ -43,6 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     routes: dict[str, dict[str, str]] = {name: {"queue": k.queue} for name, k in KINDS.items()}
     routes[REAP_TASK] = {"queue": "default"}
+    routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
     annotations = {
         name: {
             "time_limit": time_limit(settings, name),

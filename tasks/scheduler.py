@@ -4,6 +4,7 @@
 re-reads the enabled schedules (cheap: one indexed query), fires the due ones through
 ``secops.services.schedules.fire_schedule`` (one ordinary job row each, published with
 the job id as task id), runs the built-in reaper every ``reaper_interval`` seconds, and
+sends the audit retention task every ``audit_archive_interval`` seconds, and
 sleeps until the next schedule is due or ``beat_reload_interval`` passes, whichever is
 first, so schedules created or changed while beat runs are picked up within seconds.
 """
@@ -22,7 +23,7 @@ from secops.db.base import utcnow
 from secops.db.session import session_scope
 from secops.services import schedules as schedule_service
 from tasks.dispatch import enqueue_or_fail
-from tasks.routing import REAP_TASK
+from tasks.routing import AUDIT_ARCHIVE_TASK, REAP_TASK
 
 log = logging.getLogger("secops.beat")
 
@@ -30,6 +31,7 @@ log = logging.getLogger("secops.beat")
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._last_reap = 0.0
+        self._last_archive = time.monotonic()  # not at start-up: daily from then on
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -47,6 +49,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         reload_interval = settings.beat_reload_interval
         try:
             self._maybe_reap(settings.reaper_interval)
+            self._maybe_archive(settings.audit_archive_interval)
             next_due = self._fire_due(utcnow())
         except Exception:
             log.exception("beat tick failed; retrying")
@@ -78,3 +81,8 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         if time.monotonic() - self._last_reap >= interval:
             self._last_reap = time.monotonic()
             self.app.send_task(REAP_TASK)
+
+    def _maybe_archive(self, interval: float) -> None:
+        if time.monotonic() - self._last_archive >= interval:
+            self._last_archive = time.monotonic()
+            self.app.send_task(AUDIT_ARCHIVE_TASK)

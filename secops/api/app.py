@@ -10,15 +10,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
 from secops.api.middleware import EdgeMiddleware
 from secops.api.problems import problem, status_for
-from secops.api.routes import health, jobs, schedules
+from secops.api.routes import alerts, audit, health, jobs, keys, metrics, schedules
 from secops.config import get_settings
 from secops.errors import SecOpsError
+from secops.services.ratelimit import RateLimited
 
 log = logging.getLogger("secops.api")
 PROBLEM = "application/problem+json"
@@ -44,6 +46,13 @@ async def _secops_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem_response(request, status, exc.message, **extra)
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    response = _problem_response(request, 429, exc.message)
+    response.headers["Retry-After"] = str(exc.decision.retry_after)
+    return response
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
@@ -64,6 +73,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app() -> FastAPI:
     settings = get_settings()
     settings.secret("api_key_hmac")  # fail fast: the API cannot authenticate without it
+    settings.secret("audit_hmac")  # ... nor record what it changes
     app = FastAPI(
         title="SecOps API",
         version=__version__,
@@ -73,10 +83,25 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     app.add_exception_handler(SecOpsError, _secops_error)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(schedules.router)
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(keys.router)
+    app.include_router(audit.router)
+    app.include_router(alerts.router)
+    app.include_router(metrics.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-Id"],
+            max_age=600,
+        )
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
+                       hsts=settings.hsts)
     return app

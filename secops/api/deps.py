@@ -1,4 +1,14 @@
-"""FastAPI dependencies: a session per request, the authenticated principal, permissions."""
+"""FastAPI dependencies: a session per request, the authenticated principal, permissions.
+
+``require(permission)`` is the whole front door of a protected route, in this order:
+refuse a client IP whose failed-authentication budget (class ``auth``) is spent, before
+any database work; authenticate the bearer key against the database (every request, so
+revocation is immediate on every process); on failure, spend one unit of that budget
+and raise a security event; then count the request against its route class for both
+the client IP and the key (one atomic Redis step) and check the role. Redis down means
+503 (fail closed) and a security event. Response headers for the rate limit are left in
+the request scope for the edge middleware.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +18,15 @@ from dataclasses import dataclass, field
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from secops.api.permissions import ALL_PERMISSIONS, allowed
+from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
+from secops.api.security import client_ip, report_event
+from secops.config import get_settings
 from secops.db.session import get_sessionmaker
-from secops.errors import AuthenticationFailed, PermissionDenied
+from secops.errors import AuthenticationFailed, PermissionDenied, Unavailable
 from secops.services import keys as key_service
+from secops.services import ratelimit
+from secops.services.metrics import count_rate_limited
+from secops.services.redisconn import get_redis
 
 
 def db_session() -> Iterator[Session]:
@@ -49,26 +64,72 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def authenticated(request: Request, session: Session = Depends(db_session)) -> Principal:
+def _bucket(name: str, subject: str, cls: str) -> ratelimit.Bucket:
+    limit, window = get_settings().rate_limit(cls)
+    return ratelimit.Bucket(name, subject, limit, window)
+
+
+def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls: str,
+           ip: str) -> ratelimit.Decision:
+    kv = get_redis()
     try:
-        record = key_service.authenticate(session=session, token=_bearer(request))
+        decision = ratelimit.check(kv, buckets, cost=cost)
+    except Unavailable:
+        report_event("ratelimit.unavailable", {"ip": ip, "path": request.url.path}, "high")
+        raise Unavailable("rate limiting is unavailable; try again later") from None
+    request.scope.setdefault("state", {})["ratelimit_headers"] = decision.headers()
+    if not decision.allowed:
+        count_rate_limited(kv, cls)
+        report_event("ratelimit.rejected", {"ip": ip, "class": cls, "path": request.url.path},
+                     "low", sample_key=ip, kv=kv)
+        raise ratelimit.RateLimited(decision)
+    return decision
+
+
+def _authenticate(request: Request, session: Session, ip: str) -> Principal:
+    auth_bucket = [_bucket("auth-ip", ip, "auth")]
+    _limit(request, auth_bucket, cost=0, cls="auth", ip=ip)
+    token = _bearer(request)
+    try:
+        record = key_service.authenticate(session=session, token=token)
     except AuthenticationFailed:
+        session.rollback()
+        match = key_service.KEY_PATTERN.match(token or "")
+        details = {"ip": ip, "path": request.url.path,
+                   "key_prefix": match.group(1) if match else None}
+        report_event("auth.failure", details, "medium")
+        ratelimit.check(get_redis(), auth_bucket, cost=1)
         raise
-    key_service.record_use(session=session, key_id=record.id)
-    session.commit()
-    request.scope.setdefault("state", {})["authenticated"] = True
     return Principal(record.id, record.name, record.role, frozenset(record.allowed_kinds or []))
 
 
 def require(permission: str) -> Callable[..., Principal]:
-    """A dependency that authenticates and checks ``permission``; routes declare it."""
+    """A dependency that authenticates, rate-limits and checks ``permission``."""
     if permission not in ALL_PERMISSIONS:
         raise ValueError(f"unknown permission {permission}")
+    cls = route_class(permission)
 
-    def dependency(principal: Principal = Depends(authenticated)) -> Principal:
+    def dependency(request: Request, session: Session = Depends(db_session)) -> Principal:
+        ip = client_ip(request)
+        principal = _authenticate(request, session, ip)
+        request.scope.setdefault("state", {})["authenticated"] = True
+        buckets = [_bucket(f"{cls}-ip", ip, cls), _bucket(f"{cls}-key", principal.key_id, cls)]
+        _limit(request, buckets, cost=1, cls=cls, ip=ip)
         if not allowed(principal.role, permission):
             raise PermissionDenied("this key's role does not allow that")
+        key_service.record_use(session=session, key_id=principal.key_id)
+        session.commit()
         return principal
 
     dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> Callable[[], None]:
+    """Declares a route open to everyone (health checks); the route walk test accepts it."""
+
+    def dependency() -> None:
+        return None
+
+    dependency.permission = PUBLIC  # type: ignore[attr-defined]
     return dependency

@@ -1,8 +1,14 @@
 """The outermost ASGI middleware: request id, body size limit, last-resort errors, headers.
 
 It is one pure ASGI layer rather than several Starlette middlewares so that every
-response, including a 413 for an oversized body and a 500 from an unhandled exception,
-leaves through the same place that stamps the request id and the security headers.
+response, including a 413 for an oversized body, a 404, a CORS preflight and a 500 from
+an unhandled exception, leaves through the same place that stamps the request id and
+the security headers: the API's CSP (``default-src 'none'; frame-ancestors 'none'``),
+framing, sniffing, referrer, permissions and cross-origin policies, ``Cache-Control:
+no-store`` (always on authenticated responses, and by default on the rest: an API
+answer is never worth caching by an intermediary), HSTS over TLS or when configured,
+the rate-limit fields the dependencies left in the scope, and no ``Server`` or
+``X-Powered-By``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"permissions-policy", b"accelerometer=(), camera=(), geolocation=(), microphone=(), payment=(), usb=()"),
+    (b"permissions-policy",
+     b"accelerometer=(), camera=(), geolocation=(), microphone=(), payment=(), usb=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 STRIPPED = {b"server", b"x-powered-by"}
+HSTS = b"max-age=63072000; includeSubDomains"
 
 
 class EdgeMiddleware:
@@ -52,14 +60,19 @@ class EdgeMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in STRIPPED]
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in STRIPPED]
                 headers.extend(SECURITY_HEADERS)
                 headers.append((b"x-request-id", request_id.encode()))
-                if scope.get("state", {}).get("authenticated"):
+                state = scope.get("state", {})
+                for name, value in state.get("ratelimit_headers", ()):
+                    headers.append((name.lower().encode(), value.encode()))
+                has_cache = any(k.lower() == b"cache-control" for k, _ in headers)
+                if state.get("authenticated") or not has_cache:
                     headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                     headers.append((b"cache-control", b"no-store"))
                 if tls or self.hsts:
-                    headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+                    headers.append((b"strict-transport-security", HSTS))
                 message["headers"] = headers
             await send(message)
 

@@ -1,28 +1,55 @@
-"""Roles and what they may do. Every route declares one permission (``require(...)``);
-the test suite walks the app's routes and fails on any route without one.
+"""Roles and what they may do. Every route declares one permission (``require(...)``, or
+``public()`` for the few open routes); the test suite walks the app's routes and fails
+on any route without one. Each permission also names the rate-limit class its routes
+count against (``submit``, ``read`` or ``auth``). The same table is in docs/security.md.
 
-| permission        | admin | analyst | auditor | service |
-|-------------------|:-----:|:-------:|:-------:|:-------:|
-| jobs:submit       |   x   |    x    |         | listed kinds |
-| jobs:read         |   x   |    x    |    x    |  own jobs |
-| jobs:cancel       |   x   |    x    |         |  own jobs |
-| schedules:read    |   x   |    x    |    x    |         |
-| schedules:write   |   x   |         |         |         |
-| keys:manage       |   x   |         |         |         |
+| permission        | class  | admin | analyst | auditor | service |
+|-------------------|--------|:-----:|:-------:|:-------:|:-------:|
+| jobs:submit       | submit |   x   |    x    |         | listed kinds |
+| jobs:read         | read   |   x   |    x    |    x    |  own jobs |
+| jobs:cancel       | submit |   x   |    x    |         |  own jobs |
+| schedules:read    | read   |   x   |    x    |    x    |         |
+| schedules:write   | submit |   x   |         |         |         |
+| keys:manage       | auth   |   x   |         |         |         |
+| audit:read        | read   |   x   |         |    x    |         |
+| alerts:read       | read   |   x   |    x    |    x    |         |
+| alerts:ack        | submit |   x   |    x    |         |         |
+| events:read       | read   |   x   |         |    x    |         |
+| metrics:read      | read   |   x   |         |    x    |    x    |
 """
 
 from __future__ import annotations
 
+PERMISSION_CLASS: dict[str, str] = {
+    "jobs:submit": "submit",
+    "jobs:read": "read",
+    "jobs:cancel": "submit",
+    "schedules:read": "read",
+    "schedules:write": "submit",
+    "keys:manage": "auth",
+    "audit:read": "read",
+    "alerts:read": "read",
+    "alerts:ack": "submit",
+    "events:read": "read",
+    "metrics:read": "read",
+}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
-                        "schedules:write", "keys:manage"}),
-    "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read"}),
-    "auditor": frozenset({"jobs:read", "schedules:read"}),
-    "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel"}),
+    "admin": frozenset(PERMISSION_CLASS),
+    "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
+                          "alerts:read", "alerts:ack"}),
+    "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
+                          "events:read", "metrics:read"}),
+    "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read"}),
 }
 PUBLIC = "public"
-ALL_PERMISSIONS = frozenset().union(*ROLE_PERMISSIONS.values())
+ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)
+# Routes the framework adds without dependencies; declared public here, by path.
+PUBLIC_FRAMEWORK_PATHS = frozenset({"/openapi.json"})
 
 
 def allowed(role: str, permission: str) -> bool:
     return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def route_class(permission: str) -> str:
+    return PERMISSION_CLASS[permission]

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from secops.api.deps import Principal
 from secops.db.models import Job
 from secops.errors import PermissionDenied, Unavailable
-from secops.services import idempotency
+from secops.services import audit, idempotency
+from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
 
@@ -27,6 +28,7 @@ def submit_jobs(
     items: list[tuple[str, dict[str, Any]]],
     idempotency_key: str | None,
     body: Any,
+    audit_ctx: AuditContext,
 ) -> list[Job]:
     for kind, _ in items:
         if not principal.may_submit(kind):
@@ -47,6 +49,11 @@ def submit_jobs(
             for kind, params in items
         ]
         session.flush()
+        ids = [j.id for j in jobs]
+        audit.record(session=session, ctx=audit_ctx, action="jobs.submit",
+                     target=f"job:{ids[0]}" if len(ids) == 1 else f"jobs:batch:{len(ids)}",
+                     details={"kinds": sorted({j.kind for j in jobs}), "count": len(ids),
+                              "job_ids": ids[:100]})
         if reservation is not None:
             idempotency.complete(session=session, record_id=reservation.record_id,
                                  job_ids=[j.id for j in jobs])

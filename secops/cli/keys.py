@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
 
 from secops.db.session import session_scope
+from secops.services import audit
 from secops.services import keys as key_service
+
+
+def _ctx() -> audit.AuditContext:
+    """CLI changes are audited as the operating-system user who ran them."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in a container: still audit
+        user = "unknown"
+    return audit.AuditContext(actor=f"cli:{user}")
 
 
 @click.group()
 def keys() -> None:
-    """Create, list and revoke API keys."""
+    """Create, list, rotate and revoke API keys."""
 
 
 @keys.command()
@@ -29,6 +40,9 @@ def create(name: str, role: str, kinds: tuple[str, ...], expires_days: int | Non
         issued = key_service.create_key(session=session, name=name, role=role, created_by="cli",
                                         allowed_kinds=list(kinds), expires_in_days=expires_days)
         record = issued.record
+        audit.record(session=session, ctx=_ctx(), action="keys.create", target=f"key:{record.id}",
+                     details={"name": record.name, "prefix": record.prefix, "role": record.role,
+                              "allowed_kinds": record.allowed_kinds})
         out = {"id": record.id, "prefix": record.prefix, "key": issued.plaintext,
                "role": record.role, "expires_at": record.expires_at.isoformat()}
     if as_json:
@@ -70,5 +84,35 @@ def list_keys(include_revoked: bool, as_json: bool) -> None:
 def revoke(key_id: str) -> None:
     """Revoke a key by id or prefix; every API process refuses it from the next request."""
     with session_scope() as session:
+        already = key_service.get_key(session=session, key_id=key_id).revoked_at is not None
         record = key_service.revoke_key(session=session, key_id=key_id)
+        if not already:
+            audit.record(session=session, ctx=_ctx(), action="keys.revoke",
+                         target=f"key:{record.id}", details={"prefix": record.prefix})
         click.echo(f"revoked {record.id} ({record.prefix})")
+
+
+@keys.command()
+@click.argument("key_id")
+@click.option("--grace-hours", type=click.IntRange(0, 720), default=None,
+              help="How long the old secret keeps working "
+              "(default SECOPS_API_KEY_ROTATION_GRACE_HOURS, 24).")
+@click.option("--json", "as_json", is_flag=True, help="Print {id, prefix, key} as JSON.")
+def rotate(key_id: str, grace_hours: int | None, as_json: bool) -> None:
+    """Give a key a new secret (printed once); the old one works for the grace period."""
+    with session_scope() as session:
+        issued = key_service.rotate_key(session=session, key_id=key_id, grace_hours=grace_hours)
+        record = issued.record
+        audit.record(session=session, ctx=_ctx(), action="keys.rotate", target=f"key:{record.id}",
+                     details={"prefix": record.prefix,
+                              "previous_valid_until": record.previous_valid_until})
+        valid_until = record.previous_valid_until
+        out = {"id": record.id, "prefix": record.prefix, "key": issued.plaintext,
+               "old_secret_valid_until": valid_until.isoformat() if valid_until else ""}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"rotated {out['id']} (prefix {out['prefix']}); the old secret works until "
+               f"{out['old_secret_valid_until']}")
+    click.echo("store the new secret now, it is not shown again:")
+    click.echo(out["key"])

@@ -95,9 +95,15 @@ def authenticate(*, session: Session, token: str | None, now: datetime | None = 
     record = session.scalar(select(ApiKey).where(ApiKey.prefix == match.group(1)))
     # Compare even when there is no record, so timing does not tell whether a prefix exists.
     stored = record.digest if record is not None else "0" * 64
-    if not hmac.compare_digest(stored, expected) or record is None:
-        raise AuthenticationFailed()
+    previous = (record.previous_digest if record is not None else None) or "1" * 64
     now = now or utcnow()
+    current_ok = hmac.compare_digest(stored, expected)
+    previous_ok = hmac.compare_digest(previous, expected)
+    if record is None or not (current_ok or previous_ok):
+        raise AuthenticationFailed()
+    if not current_ok and (record.previous_valid_until is None
+                           or record.previous_valid_until <= now):
+        raise AuthenticationFailed()  # a rotated-out secret past its grace period
     if record.revoked_at is not None or (record.expires_at and record.expires_at <= now):
         raise AuthenticationFailed()
     return record
@@ -132,6 +138,54 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
     record = get_key(session=session, key_id=key_id)
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+    return record
+
+
+def rotate_key(*, session: Session, key_id: str, grace_hours: int | None = None) -> IssuedKey:
+    """A new secret for the same key (id, prefix, role, usage); the old secret keeps
+    working for ``grace_hours`` (default SECOPS_API_KEY_ROTATION_GRACE_HOURS, 24).
+
+    A second rotation within the grace period ends the first old secret at once: only
+    the secret just replaced is honoured.
+    """
+    record = get_key(session=session, key_id=key_id)
+    if record.revoked_at is not None:
+        raise InvalidInput("a revoked key cannot be rotated")
+    hours = grace_hours if grace_hours is not None else get_settings().api_key_rotation_grace_hours
+    if hours < 0 or hours > 24 * 30:
+        raise InvalidInput("grace period must be between 0 and 720 hours")
+    now = utcnow()
+    plaintext = f"secops_{record.prefix}_{secrets.token_urlsafe(32)}"
+    record.previous_digest = record.digest
+    record.previous_valid_until = now + timedelta(hours=hours)
+    record.digest = digest(plaintext)
+    record.rotated_at = now
+    session.flush()
+    return IssuedKey(record=record, plaintext=plaintext)
+
+
+def update_key(*, session: Session, key_id: str, name: str | None = None,
+               role: str | None = None, allowed_kinds: list[str] | None = None) -> ApiKey:
+    """Rename a key, change its role or its job kinds (same rules as at creation)."""
+    record = get_key(session=session, key_id=key_id)
+    if record.revoked_at is not None:
+        raise InvalidInput("a revoked key cannot be changed")
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("key name must be 1 to 100 characters")
+        record.name = name
+    new_role = role if role is not None else record.role
+    if new_role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    kinds = sorted(set(allowed_kinds)) if allowed_kinds is not None else list(record.allowed_kinds)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise InvalidInput("unknown job kinds in allowed_kinds", details={"unknown": unknown})
+    if new_role == "service" and not kinds:
+        raise InvalidInput("a service key must list the job kinds it may submit")
+    record.role, record.allowed_kinds = new_role, kinds
+    session.flush()
     return record
 
 

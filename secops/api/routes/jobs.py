@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal, db_session, require
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
+from secops.api.security import audit_context
 from secops.api.submission import submit_jobs
 from secops.config import get_settings
 from secops.db.models import Job
 from secops.errors import InvalidInput, NotFound
+from secops.services import audit
 from secops.services import jobs as job_service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,18 +31,21 @@ def _visible(job: Job, principal: Principal) -> Job:
 @router.post("", status_code=202, response_model=JobRead, summary="Submit a job")
 def submit(
     body: JobCreate,
+    request: Request,
     principal: Principal = Depends(require("jobs:submit")),
     session: Session = Depends(db_session),
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     return submit_jobs(session=session, principal=principal, items=[(body.kind, body.params)],
-                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"))[0]
+                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
+                       audit_ctx=audit_context(request, principal.actor))[0]
 
 
 @router.post("/batch", status_code=202, response_model=JobBatchRead,
              summary="Submit many jobs in one request (all or none)")
 def submit_batch(
     body: JobBatchCreate,
+    request: Request,
     principal: Principal = Depends(require("jobs:submit")),
     session: Session = Depends(db_session),
     idempotency_key: IdempotencyKey = None,
@@ -50,7 +55,8 @@ def submit_batch(
         raise InvalidInput(f"a batch holds at most {limit} jobs")
     jobs = submit_jobs(session=session, principal=principal,
                        items=[(j.kind, j.params) for j in body.jobs],
-                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+                       idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
+                       audit_ctx=audit_context(request, principal.actor))
     return JobBatchRead(jobs=[JobRead.model_validate(j) for j in jobs])
 
 
@@ -86,11 +92,14 @@ def get_job(
 @router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a queued or running job")
 def cancel_job(
     job_id: str,
+    request: Request,
     principal: Principal = Depends(require("jobs:cancel")),
     session: Session = Depends(db_session),
 ) -> Job:
     _visible(job_service.get_job(session=session, job_id=job_id), principal)
     job = job_service.cancel_job(session=session, job_id=job_id)
+    audit.record(session=session, ctx=audit_context(request, principal.actor),
+                 action="jobs.cancel", target=f"job:{job.id}", details={"kind": job.kind})
     session.commit()
     from tasks.app import app as celery_app
 

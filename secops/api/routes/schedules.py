@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal, db_session, require
 from secops.api.schemas import ScheduleCreate, ScheduleRead, ScheduleUpdate
+from secops.api.security import audit_context
 from secops.db.models import Schedule
+from secops.services import audit
 from secops.services import schedules as schedule_service
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
@@ -22,6 +24,7 @@ def _read(schedule: Schedule) -> ScheduleRead:
 @router.post("", status_code=201, response_model=ScheduleRead, summary="Create a schedule")
 def create(
     body: ScheduleCreate,
+    request: Request,
     principal: Principal = Depends(require("schedules:write")),
     session: Session = Depends(db_session),
 ) -> ScheduleRead:
@@ -30,6 +33,10 @@ def create(
         created_by=principal.actor, cron=body.cron, interval_seconds=body.interval_seconds,
         enabled=body.enabled,
     )
+    audit.record(session=session, ctx=audit_context(request, principal.actor),
+                 action="schedules.create", target=f"schedule:{schedule.id}",
+                 details={"name": schedule.name, "kind": schedule.kind, "cron": schedule.cron,
+                          "interval_seconds": schedule.interval_seconds})
     session.commit()
     return _read(schedule)
 
@@ -55,12 +62,17 @@ def get(
 def update(
     schedule_id: str,
     body: ScheduleUpdate,
+    request: Request,
     principal: Principal = Depends(require("schedules:write")),
     session: Session = Depends(db_session),
 ) -> ScheduleRead:
+    changes = body.model_dump(exclude_unset=True)
     schedule = schedule_service.update_schedule(
-        session=session, schedule_id=schedule_id, changes=body.model_dump(exclude_unset=True)
+        session=session, schedule_id=schedule_id, changes=changes
     )
+    audit.record(session=session, ctx=audit_context(request, principal.actor),
+                 action="schedules.update", target=f"schedule:{schedule.id}",
+                 details={"changes": sorted(changes)})
     session.commit()
     return _read(schedule)
 
@@ -69,9 +81,12 @@ def update(
                summary="Delete a schedule")
 def delete(
     schedule_id: str,
+    request: Request,
     principal: Principal = Depends(require("schedules:write")),
     session: Session = Depends(db_session),
 ) -> Response:
     schedule_service.delete_schedule(session=session, schedule_id=schedule_id)
+    audit.record(session=session, ctx=audit_context(request, principal.actor),
+                 action="schedules.delete", target=f"schedule:{schedule_id}")
     session.commit()
     return Response(status_code=204)

@@ -1,0 +1,70 @@
+"""/v1/audit: the audit log for auditors and admins (read, export)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from secops.api.deps import Principal, db_session, require
+from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
+from secops.db.session import get_sessionmaker
+from secops.services import audit
+from secops.services import events as event_service
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/v1/audit", response_model=AuditList, summary="Audit entries, newest first")
+def list_entries(
+    principal: Principal = Depends(require("audit:read")),
+    session: Session = Depends(db_session),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: Annotated[str | None, Query(max_length=120)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> AuditList:
+    rows, total = audit.list_entries(session=session, since=since, until=until, actor=actor,
+                                     action=action, limit=limit, offset=offset)
+    return AuditList(items=[AuditEntryRead(**audit.entry_dict(e)) for e in rows], total=total,
+                     limit=limit, offset=offset)
+
+
+@router.get("/v1/audit/export", summary="Export the audit log as JSON lines or CSV",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
+def export(
+    principal: Principal = Depends(require("audit:read")),
+    format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's name
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> StreamingResponse:
+    def body() -> Iterator[str]:
+        session = get_sessionmaker()()  # its own session: the response outlives the route
+        try:
+            yield from audit.export(session=session, fmt=format, since=since, until=until)
+        finally:
+            session.rollback()
+            session.close()
+
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    return StreamingResponse(body(), media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="secops-audit.{format}"'})
+
+
+@router.get("/v1/security/events", response_model=list[SecurityEventRead],
+            summary="Recent security events, newest first")
+def list_events(
+    principal: Principal = Depends(require("events:read")),
+    session: Session = Depends(db_session),
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[SecurityEventRead]:
+    return [SecurityEventRead.model_validate(e)
+            for e in event_service.list_events(session=session, kind=kind, limit=limit)]
