@@ -156,7 +156,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-class _Sink(io.TextIOBase):
+class _Sink(io.StringIO):
     """Counts output lines without keeping them; the JSON is still produced."""
 
     lines = 0

@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 import click
 
@@ -50,7 +50,7 @@ def run_local(
     as_json: bool,
     config: ScanConfig | None = None,
     workers: int | None = None,
-    out: TextIO | None = None,
+    out: IO[str] | None = None,
 ) -> int:
     """Scan ``paths`` in-process, print results, and return the exit status."""
     stream = out if out is not None else sys.stdout

@@ -132,9 +132,10 @@ class ScanConfig:
 
     ``magic_bytes`` is how much of each object libmagic sees: every signature the type
     checks rely on sits in the first few KiB, while libmagic's text tests cost time in
-    proportion to the buffer (JSON larger than this is reported as text/plain). ``describe=False`` skips libmagic's human-readable
-    description (a second libmagic pass, about 1 ms per text file) for callers that do
-    not show it, such as ``secops scan --local``; ``FileResult.description`` is then "".
+    proportion to the buffer (JSON larger than this is reported as text/plain).
+    ``describe=False`` skips libmagic's human-readable description (a second libmagic
+    pass, about 1 ms per text file) for callers that do not show it, such as
+    ``secops scan --local``; ``FileResult.description`` is then "".
     ``md5=False`` likewise skips the MD5 digest (``FileResult.md5`` is "") unless MD5
     blocklists are configured, which always need it.
     """
