@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
 from secops.api.middleware import EdgeMiddleware
+from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
 from secops.api.routes import alerts, audit, health, jobs, keys, metrics, schedules
 from secops.config import get_settings
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(SecOpsError, _secops_error)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)

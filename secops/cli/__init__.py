@@ -22,6 +22,7 @@ COMMANDS = {
     "keys": "secops.cli.keys:keys",
     "jobs": "secops.cli.jobs:jobs",
     "schedules": "secops.cli.schedules:schedules",
+    "audit": "secops.cli.audit:audit",
     "scan": "secops.cli.scan:scan",
     "dlp": "secops.cli.dlp:dlp",
 }
