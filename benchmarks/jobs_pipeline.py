@@ -1,0 +1,248 @@
+"""Jobs pipeline throughput: SecOps (API + database + Celery) next to plain Celery.
+
+Submits N ``system.ping`` jobs through the API (one request per job, and batches), with
+a 2-process worker, and reports the enqueue rate, completed jobs per second and p50/p99
+end-to-end latency (job created -> finished, from the job rows). Then plain Celery on the
+same Redis broker runs the same trivial task (no API, no database) with a 2-process
+worker, and the ratio of completed jobs per second is printed. Everything runs on this
+machine, in one run, so the two are compared under the same load.
+
+    .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000
+    .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000 --database postgresql
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import redis
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
+
+PLAIN_APP = '''
+import os, time, redis
+from celery import Celery
+app = Celery("plain", broker=os.environ["PLAIN_BROKER"])
+app.conf.task_ignore_result = True
+_r = None
+@app.task(name="plain.ping")
+def ping(params):
+    global _r
+    _r = _r or redis.Redis.from_url(os.environ["PLAIN_BROKER"])
+    _r.rpush("plain:done", "%s %f" % (params["sent"], time.time()))
+    return params
+'''
+
+
+def _ts(value: object) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=open(log, "wb"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"timed out waiting for {text!r} in {log}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def database_url(kind: str, tmp: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}", None
+    name = f"secops_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return f"postgresql+psycopg://postgres@127.0.0.1/{name}", name
+
+
+def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
+    url, pg_name = database_url(db, tmp)
+    env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
+           "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
+           "SECOPS_LOG_LEVEL": "INFO",
+           "SECOPS_BATCH_MAX_JOBS": "1000", "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
+           "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
+    os.environ.update(env)
+    from secops.config import get_settings
+    from secops.db.migrate import upgrade
+    from secops.db.session import dispose_engines, session_scope
+    from secops.services.keys import create_key
+
+    get_settings.cache_clear()
+    dispose_engines()
+    upgrade(url)
+    with session_scope() as s:
+        key = create_key(session=s, name="bench", role="admin", created_by="bench").plaintext
+    port = free_port()
+    api = start([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+                 "--port", str(port), "--log-level", "warning", "--no-access-log"], env,
+                tmp / "api.log")
+    worker = start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "default",
+                    "--concurrency", "2", "--loglevel", "INFO", "--without-mingle",
+                    "--without-gossip"], env, tmp / "worker.log")
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        wait_ready(tmp / "worker.log", "ready.")
+        engine = sa.create_engine(url)
+
+        def finished() -> int:
+            with engine.connect() as c:
+                return int(c.execute(sa.text(
+                    "SELECT count(*) FROM jobs WHERE status IN ('succeeded','failed')")).scalar())
+
+        def wait_all(total: int) -> float:
+            while finished() < total:
+                time.sleep(0.05)
+            return time.perf_counter()
+
+        # single submits: 4 client threads, one job per request
+        single_n = max(1, n // 4)
+        with httpx.Client(base_url=base, headers=headers) as client, ThreadPoolExecutor(4) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda i: client.post("/v1/jobs", json={"kind": "system.ping",
+                                                                 "params": {"message": str(i)}}
+                                                ).raise_for_status(), range(single_n)))
+            single_rate = single_n / (time.perf_counter() - t0)
+        wait_all(single_n)
+
+        # batch submits: the throughput run
+        batch = 500
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            t0 = time.perf_counter()
+            for start_i in range(0, n, batch):
+                jobs = [{"kind": "system.ping", "params": {"message": str(i)}}
+                        for i in range(start_i, min(n, start_i + batch))]
+                client.post("/v1/jobs/batch", json={"jobs": jobs}).raise_for_status()
+            enqueued = time.perf_counter()
+        done = wait_all(single_n + n)
+        with engine.connect() as c:
+            rows = c.execute(sa.text(
+                "SELECT created_at, finished_at, status FROM jobs ORDER BY created_at")).all()
+        latencies = [(_ts(r[1]) - _ts(r[0])).total_seconds() for r in rows[single_n:] if r[1]]
+        failed = sum(1 for r in rows if r[2] != "succeeded")
+        engine.dispose()
+        return {"single_enqueue_per_s": single_rate, "batch_enqueue_per_s": n / (enqueued - t0),
+                "completed_per_s": n / (done - t0), "p50_ms": pct(latencies, 50) * 1000,
+                "p99_ms": pct(latencies, 99) * 1000, "failed": failed}
+    finally:
+        stop(api)
+        stop(worker)
+        if pg_name:
+            from secops.db.session import dispose_engines as _dispose
+
+            _dispose()
+            admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
+                                     isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+def run_plain(n: int, tmp: Path, broker: str) -> dict[str, float]:
+    (tmp / "plainapp.py").write_text(PLAIN_APP)
+    env = {"PLAIN_BROKER": broker, "PYTHONPATH": str(tmp)}
+    worker = start([sys.executable, "-m", "celery", "-A", "plainapp", "worker", "--concurrency",
+                    "2", "--loglevel", "INFO", "--without-mingle", "--without-gossip"], env,
+                   tmp / "plain.log")
+    try:
+        wait_ready(tmp / "plain.log", "ready.")
+        os.environ["PLAIN_BROKER"] = broker
+        sys.path.insert(0, str(tmp))
+        import plainapp  # type: ignore[import-not-found]
+
+        r = redis.Redis.from_url(broker)
+        r.delete("plain:done")
+        t0 = time.perf_counter()
+        with plainapp.app.producer_or_acquire() as producer:
+            for i in range(n):
+                plainapp.ping.apply_async(args=[{"message": str(i), "sent": time.time()}],
+                                          producer=producer)
+        enqueued = time.perf_counter()
+        while r.llen("plain:done") < n:
+            time.sleep(0.05)
+        done = time.perf_counter()
+        latencies = [float(b) - float(a) for a, b in
+                     (x.decode().split() for x in r.lrange("plain:done", 0, -1))]
+        return {"enqueue_per_s": n / (enqueued - t0), "completed_per_s": n / (done - t0),
+                "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000}
+    finally:
+        stop(worker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        server = EmbeddedRedis(tmp, secrets.token_hex(8))
+        server.start()
+        try:
+            ours = run_secops(args.jobs, args.database, tmp, server.url)
+            plain = run_plain(args.jobs, tmp, server.url)
+        finally:
+            server.stop()
+    print(f"jobs: {args.jobs}  database: {args.database}  worker: 2 processes  "
+          f"cpus: {os.cpu_count()}")
+    print(f"secops  single submit enqueue : {ours['single_enqueue_per_s']:8.0f} jobs/s (4 clients)")
+    print(f"secops  batch submit enqueue  : {ours['batch_enqueue_per_s']:8.0f} jobs/s (batches of 500)")
+    print(f"secops  completed             : {ours['completed_per_s']:8.0f} jobs/s   "
+          f"p50 {ours['p50_ms']:.0f} ms  p99 {ours['p99_ms']:.0f} ms  failed {ours['failed']:.0f}")
+    print(f"celery  enqueue (apply_async) : {plain['enqueue_per_s']:8.0f} tasks/s")
+    print(f"celery  completed             : {plain['completed_per_s']:8.0f} tasks/s  "
+          f"p50 {plain['p50_ms']:.0f} ms  p99 {plain['p99_ms']:.0f} ms")
+    print(f"ratio secops/celery completed : {ours['completed_per_s'] / plain['completed_per_s']:.2f}"
+          "  (goal >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
