@@ -100,7 +100,12 @@ def _authenticate(request: Request, session: Session, ip: str) -> Principal:
         report_event("auth.failure", details, "medium")
         ratelimit.check(get_redis(), auth_bucket, cost=1)
         raise
-    return Principal(record.id, record.name, record.role, frozenset(record.allowed_kinds or []))
+    principal = Principal(record.id, record.name, record.role,
+                          frozenset(record.allowed_kinds or []))
+    # End the read transaction now: on SQLite it holds the write lock (BEGIN IMMEDIATE),
+    # which must not be kept across Redis calls or a security event's own session.
+    session.commit()
+    return principal
 
 
 def require(permission: str) -> Callable[..., Principal]:

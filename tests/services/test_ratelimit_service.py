@@ -1,0 +1,72 @@
+"""The sliding-log limiter against a real Redis: exact counts, peeks, retry times."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from secops.errors import Unavailable
+from secops.services import ratelimit
+from secops.services.ratelimit import Bucket
+
+
+@pytest.fixture
+def kv(redis_server) -> redis.Redis:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    return client
+
+
+def test_exactly_limit_requests_pass_under_concurrency(kv):
+    bucket = Bucket("t", "one", 25, 60)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def hit() -> None:
+        for _ in range(10):
+            d = ratelimit.check(kv, [bucket])
+            with lock:
+                results.append(d.allowed)
+
+    threads = [threading.Thread(target=hit) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 25 and len(results) == 200
+
+
+def test_refusal_by_one_bucket_spends_none(kv):
+    ip, key = Bucket("read-ip", "1.2.3.4", 5, 60), Bucket("read-key", "k", 2, 60)
+    assert ratelimit.check(kv, [ip, key]).allowed
+    assert ratelimit.check(kv, [ip, key]).allowed
+    denied = ratelimit.check(kv, [ip, key])
+    assert not denied.allowed
+    assert 1 <= denied.retry_after <= 60
+    # the IP bucket still has 3 left for another key
+    other = Bucket("read-key", "k2", 10, 60)
+    states = ratelimit.check(kv, [ip, other]).states
+    assert states[0].remaining == 2
+
+
+def test_peek_does_not_spend_and_headers_follow_the_draft(kv):
+    b = Bucket("auth-ip", "9.9.9.9", 2, 30)
+    assert ratelimit.check(kv, [b], cost=0).allowed
+    assert ratelimit.check(kv, [b], cost=0).states[0].used == 0
+    ratelimit.check(kv, [b])
+    d = ratelimit.check(kv, [b])
+    headers = dict(d.headers())
+    assert headers["RateLimit-Policy"] == '"auth-ip";q=2;w=30'
+    assert headers["RateLimit"].startswith('"auth-ip";r=0;t=')
+    peek = ratelimit.check(kv, [b], cost=0)
+    assert not peek.allowed and 1 <= peek.retry_after <= 30
+
+
+def test_unreachable_redis_is_unavailable():
+    from secops.embedded import free_port
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    with pytest.raises(Unavailable):
+        ratelimit.check(dead, [Bucket("x", "y", 1, 1)])
