@@ -117,6 +117,7 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
                  "--port", str(port), "--log-level", "warning", "--no-access-log"], env,
                 tmp / "api.log")
     worker = start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "default",
+                    "--prefetch-multiplier", "4",
                     "--concurrency", "2", "--loglevel", "INFO", "--without-mingle",
                     "--without-gossip"], env, tmp / "worker.log")
     base = f"http://127.0.0.1:{port}"

@@ -139,3 +139,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Celery's per-task INFO lines repeat ours and print task arguments and return values
+    # (job results may hold findings): keep only their warnings and errors.
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -60,9 +60,9 @@ def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
                                                 "redelivered": bool(delivery.get("redelivered"))})
         return None
     try:
+        # The claimed row (detached, params loaded) is the handler's input; the session opens
+        # no transaction (SQLite: no write lock) until the handler itself touches the database.
         with session_scope() as session:
-            job = job_service.get_job(session=session, job_id=job_id)
-            session.commit()  # hold no transaction (SQLite: no write lock) while the handler works
             result = handler(session, job)
             finished = job_service.complete_job(session=session, job_id=job_id, result=result)
         log.info("job succeeded" if finished else "job finished after cancel",

@@ -9,10 +9,13 @@ from secops.errors import Unavailable
 from tasks.app import app
 
 
+BATCH = 500  # Redis commands per pipeline round trip (kombu's Producer.batch)
+
+
 def enqueue(jobs: Iterable[tuple[str, str]]) -> None:
     """Publish ``(job_id, kind)`` pairs over one pooled connection; Unavailable if the broker is down."""
     try:
-        with app.producer_or_acquire() as producer:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH):
             for job_id, kind in jobs:
                 app.send_task(kind, args=[job_id], task_id=job_id, producer=producer,
                               retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,

@@ -72,7 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "task_send_sent_event": False,  # a second publish per job; Flower sees "received"
         "worker_hijack_root_logger": False,
         "beat_scheduler": "tasks.scheduler:DatabaseScheduler",
         "beat_max_loop_interval": settings.beat_reload_interval,

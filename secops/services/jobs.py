@@ -124,16 +124,32 @@ def claim_job(
     time limit would otherwise have ended it), so the delivery takes over, unless the job
     has already started ``max_attempts`` times: then it is failed as poison.
     """
+    now = utcnow()
+    lease = now + timedelta(seconds=time_limit + grace)
+    # Fast path, one statement: a queued job with attempts left becomes ours.
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued.value,
+               Job.attempts < max_attempts)
+        .values(status=JobStatus.running.value, attempts=Job.attempts + 1, started_at=now,
+                updated_at=now, lease_expires_at=lease)
+        .returning(Job.kind, Job.params, Job.attempts, Job.submitted_by, Job.created_at)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is not None:
+        return Claim.run, Job(id=job_id, kind=row.kind, params=row.params, attempts=row.attempts,
+                              submitted_by=row.submitted_by, created_at=row.created_at,
+                              status=JobStatus.running.value, started_at=now, updated_at=now,
+                              lease_expires_at=lease)
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         return Claim.missing, None
     if job.status in TERMINAL_STATUSES:
         return Claim.done, job
-    now = utcnow()
     if job.status == JobStatus.running.value and job.lease_expires_at and job.lease_expires_at > now:
         return Claim.held, job
     if job.attempts >= max_attempts:
-        _finish(session, job, JobStatus.failed,
+        _finish(session, job.id, JobStatus.failed,
                 error=f"poison job: started {job.attempts} times without finishing", now=now)
         return Claim.poison, job
     seen_status, seen_attempts = job.status, job.attempts
@@ -142,23 +158,24 @@ def claim_job(
         .where(Job.id == job_id, Job.status == seen_status, Job.attempts == seen_attempts)
         .values(status=JobStatus.running.value, attempts=seen_attempts + 1, started_at=now,
                 updated_at=now, lease_expires_at=now + timedelta(seconds=time_limit + grace))
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         return Claim.held, job
-    session.refresh(job)
+    job.status, job.attempts, job.started_at = JobStatus.running.value, seen_attempts + 1, now
+    job.updated_at, job.lease_expires_at = now, now + timedelta(seconds=time_limit + grace)
+    session.expunge(job)  # the handler's copy: detached, with what this claim just wrote
     return Claim.run, job
 
 
 def complete_job(*, session: Session, job_id: str, result: dict[str, Any]) -> bool:
     """Record success; False if the job was cancelled or taken over meanwhile."""
-    job = session.get(Job, job_id)
-    return job is not None and _finish(session, job, JobStatus.succeeded, result=result)
+    return _finish(session, job_id, JobStatus.succeeded, result=result)
 
 
 def fail_job(*, session: Session, job_id: str, error: str) -> bool:
     """Record failure with a sanitised, bounded message."""
-    job = session.get(Job, job_id)
-    return job is not None and _finish(session, job, JobStatus.failed, error=error[:MAX_ERROR_CHARS])
+    return _finish(session, job_id, JobStatus.failed, error=error[:MAX_ERROR_CHARS])
 
 
 def release_job(*, session: Session, job_id: str) -> None:
@@ -172,21 +189,21 @@ def release_job(*, session: Session, job_id: str) -> None:
 
 def _finish(
     session: Session,
-    job: Job,
+    job_id: str,
     status: JobStatus,
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
     now: datetime | None = None,
 ) -> bool:
+    """One conditional UPDATE: only a queued or running job can finish, and only once."""
     now = now or utcnow()
     outcome = session.execute(
         update(Job)
-        .where(Job.id == job.id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+        .where(Job.id == job_id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
         .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now,
                 lease_expires_at=None)
     )
-    session.refresh(job)
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
 
 
@@ -205,7 +222,7 @@ def find_stuck_jobs(*, session: Session, limit: int = 500) -> list[Job]:
 def requeue_or_fail_stuck(*, session: Session, job: Job, max_attempts: int) -> JobStatus:
     """Decide the fate of one stuck job: failed as poison, or back to ``queued``."""
     if job.attempts >= max_attempts:
-        _finish(session, job, JobStatus.failed,
+        _finish(session, job.id, JobStatus.failed,
                 error=f"poison job: started {job.attempts} times without finishing")
         return JobStatus.failed
     release_job(session=session, job_id=job.id)

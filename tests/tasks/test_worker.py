@@ -77,11 +77,9 @@ def test_redelivered_finished_job_does_nothing(api, platform_env, tmp_path):
         job_id = submit(api, {"message": "once"})
         first = wait_status(job_id, "succeeded")
         enqueue([(job_id, "system.ping")])  # the same message again, as a redelivery would
-        wait_for(lambda: worker.output().count(f"system.ping[{job_id}] succeeded") >= 2, 20,
-                 "second delivery handled")
+        wait_for(lambda: "job delivery skipped" in worker.output(), 20, "second delivery handled")
         again = job_row(job_id)
         assert again.attempts == 1 and again.finished_at == first.finished_at
-        assert "job delivery skipped" in worker.output()
     finally:
         worker.stop()
 
