@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from secops.errors import Unavailable
 from tasks.app import app
 
-
 BATCH = 500  # Redis commands per pipeline round trip (kombu's Producer.batch)
 
 

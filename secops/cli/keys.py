@@ -44,7 +44,8 @@ def create(name: str, role: str, kinds: tuple[str, ...], expires_days: int | Non
                      details={"name": record.name, "prefix": record.prefix, "role": record.role,
                               "allowed_kinds": record.allowed_kinds})
         out = {"id": record.id, "prefix": record.prefix, "key": issued.plaintext,
-               "role": record.role, "expires_at": record.expires_at.isoformat()}
+               "role": record.role,
+               "expires_at": record.expires_at.isoformat() if record.expires_at else None}
     if as_json:
         click.echo(json.dumps(out))
     else:
