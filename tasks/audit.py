@@ -38,6 +38,7 @@ def verify(session: Session, job: Job) -> dict[str, Any]:
     result = audit_service.verify(session=session).as_dict()
     log.info("audit chain verified", extra={"ok": result["ok"], "head_seq": result["head_seq"],
                                             "head_hash": result["head_hash"]})
+    session.commit()  # end the read (on SQLite it holds the write lock) before reporting
     if not result["ok"]:
         _report("audit.chain_broken", {"subject": "audit_log", **result["first_broken"]},
                 "critical")

@@ -75,7 +75,8 @@ def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls:
     try:
         decision = ratelimit.check(kv, buckets, cost=cost)
     except Unavailable:
-        report_event("ratelimit.unavailable", {"ip": ip, "path": request.url.path}, "high")
+        report_event("ratelimit.unavailable",
+                     {"subject": "redis", "ip": ip, "path": request.url.path}, "high")
         raise Unavailable("rate limiting is unavailable; try again later") from None
     request.scope.setdefault("state", {})["ratelimit_headers"] = decision.headers()
     if not decision.allowed:

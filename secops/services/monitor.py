@@ -97,6 +97,10 @@ def active_rules(settings: Settings | None = None) -> list[AlertRule]:
                   "burst of failed authentication from one IP"),
         AlertRule("ratelimit.flood.ip", frozenset({"ratelimit.rejected"}), "ip", limited,
                   limited_window, "high", "many rate-limited requests from one IP"),
+        AlertRule("audit.chain_broken", frozenset({"audit.chain_broken"}), "subject", 0, 86400,
+                  "critical", "the audit log's hash chain does not verify"),
+        AlertRule("ratelimit.unavailable", frozenset({"ratelimit.unavailable"}), "subject", 0,
+                  300, "high", "the rate limiter cannot reach Redis: requests refused"),
     ]
     return builtin + list(_extra_rules.values())
 
