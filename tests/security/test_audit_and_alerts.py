@@ -133,7 +133,7 @@ def test_webhook_delivery_with_retry_and_audit_verify_job(sqlite_env, monkeypatc
 
     server = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    secret = "whsec-test-" + "k" * 20
+    secret = "whsec-test-" + "k" * 20  # pragma: allowlist secret
     env = dict(sqlite_env, SECOPS_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{server.server_port}/hook",
                SECOPS_ALERT_WEBHOOK_SECRET=secret)
     for key, value in env.items():
