@@ -179,3 +179,29 @@ def test_webhook_delivery_with_retry_and_audit_verify_job(sqlite_env, monkeypatc
 def _status(job_id: str) -> str:
     with session_scope() as s:
         return s.get(Job, job_id).status
+
+
+def test_daily_verification_schedule_exists_after_migration(sqlite_env):
+    from secops.db.models import Schedule
+    from secops.services.schedules import next_run
+
+    with session_scope() as s:
+        schedule = s.scalar(select(Schedule).where(Schedule.name == "audit-verify-daily"))
+        assert schedule is not None and schedule.kind == "audit.verify"
+        assert schedule.enabled and schedule.cron == "17 3 * * *"
+        assert next_run(schedule).hour == 3
+
+
+def test_retention_task_archives_nothing_new_and_refuses_a_broken_chain(client):
+    from secops.db.models import Alert
+    from tasks.audit import archive
+
+    admin = make_key()
+    client.post("/v1/jobs", json={"kind": "system.ping"}, headers=auth(admin))
+    assert archive.run() == {"archived": 0}  # nothing older than the retention period
+    with session_scope() as s:
+        s.execute(text("UPDATE audit_log SET target = 'job:x' WHERE seq = 1"))
+    assert archive.run()["archived"] == 0
+    with session_scope() as s:
+        assert [a.rule for a in s.scalars(select(Alert))] == ["audit.chain_broken"]
+    assert len(entries()) == 1
