@@ -15,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from secops.errors import InvalidInput
 
 QUEUES = ("default", "scan", "dlp", "privacy", "certs", "anomaly", "audit")
-HEAVY_QUEUES = frozenset({"scan", "dlp", "anomaly"})
+# Heavy queues run long, CPU-bound jobs: their workers prefetch one message at a time so a
+# long scan never sits on messages another worker could take. Light queues prefetch more.
+HEAVY_QUEUES = ("scan", "dlp", "anomaly")
+LIGHT_QUEUES = tuple(q for q in QUEUES if q not in HEAVY_QUEUES)
+LIGHT_PREFETCH = 4
 
 
 class Params(BaseModel):

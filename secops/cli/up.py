@@ -18,7 +18,7 @@ from secops.config import get_settings, read_secret
 from secops.db.migrate import upgrade
 from secops.db.session import session_scope
 from secops.embedded import EmbeddedRedis, ensure_generated_secrets, write_private
-from secops.kinds import QUEUES
+from secops.kinds import HEAVY_QUEUES, LIGHT_PREFETCH, LIGHT_QUEUES
 from secops.logs import configure_logging
 from secops.services import keys as key_service
 from secops.supervisor import Child, Supervisor
@@ -36,7 +36,7 @@ def _first_admin_key(secrets_dir: Path) -> str | None:
 
 @click.command()
 @click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Worker pool processes.")
+              help="Pool processes of each worker (one for light queues, one for heavy).")
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
 def up(concurrency: int, no_flower: bool) -> None:
     """Run API, worker, beat and Flower on the embedded defaults (SQLite, embedded Redis)."""
@@ -74,8 +74,13 @@ def up(concurrency: int, no_flower: bool) -> None:
                       "--host", settings.api_host, "--port", str(settings.api_port),
                       "--no-server-header", "--log-level", "warning"], env),
         Child("worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-                         "-Q", ",".join(QUEUES), "--concurrency", str(concurrency),
-                         "--hostname", f"secops@{os.uname().nodename}"], env),
+                         "-Q", ",".join(LIGHT_QUEUES), "--concurrency", str(concurrency),
+                         "--prefetch-multiplier", str(LIGHT_PREFETCH),
+                         "--hostname", f"light@{os.uname().nodename}"], env),
+        Child("heavy-worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel",
+                               "INFO", "-Q", ",".join(HEAVY_QUEUES), "--concurrency",
+                               str(concurrency), "--prefetch-multiplier", "1",
+                               "--hostname", f"heavy@{os.uname().nodename}"], env),
         Child("beat", [python, "-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"], env),
     ]
     if not no_flower:
