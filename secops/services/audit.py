@@ -227,20 +227,14 @@ def entry_dict(entry: AuditEntry) -> dict[str, Any]:
             "prev_hash": entry.prev_hash, "hash": entry.hash}
 
 
-def _iter_entries(session: Session, since: datetime | None,
-                  until: datetime | None) -> Iterator[AuditEntry]:
-    after = 0
-    while True:
-        query = select(AuditEntry).where(AuditEntry.seq > after)
-        if since is not None:
-            query = query.where(AuditEntry.created_at >= since)
-        if until is not None:
-            query = query.where(AuditEntry.created_at < until)
-        rows = session.scalars(query.order_by(AuditEntry.seq).limit(BATCH)).all()
-        yield from rows
-        if len(rows) < BATCH:
-            return
-        after = rows[-1].seq
+def _page(session: Session, after: int, since: datetime | None,
+          until: datetime | None) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.seq > after)
+    if since is not None:
+        query = query.where(AuditEntry.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.created_at < until)
+    return list(session.scalars(query.order_by(AuditEntry.seq).limit(BATCH)).all())
 
 
 def _csv_cell(value: Any) -> str:
@@ -250,24 +244,41 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def export(*, session: Session, fmt: str, since: datetime | None = None,
-           until: datetime | None = None) -> Iterator[str]:
-    """The entries, oldest first, as JSON lines or CSV (with header), chunk by chunk."""
+def export_page(
+    *, session: Session, fmt: str, after: int = 0, since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[str, int | None]:
+    """One batch of entries after ``after``, oldest first, as JSON lines or CSV rows (the
+    CSV header comes with the first page), and the seq to continue from (None: done).
+
+    Paged so a caller can use one short transaction per page: a long export must not
+    hold SQLite's write lock.
+    """
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput("format must be jsonl or csv")
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
+    rows = _page(session, after, since, until)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if fmt == "csv" and after == 0:
         writer.writerow(EXPORT_FIELDS)
-        yield buffer.getvalue()
-    for entry in _iter_entries(session, since, until):
+    for entry in rows:
         data = entry_dict(entry)
         if fmt == "jsonl":
-            yield json.dumps(data, sort_keys=True) + "\n"
+            buffer.write(json.dumps(data, sort_keys=True) + "\n")
         else:
-            buffer = io.StringIO()
-            csv.writer(buffer).writerow([_csv_cell(data[f]) for f in EXPORT_FIELDS])
-            yield buffer.getvalue()
+            writer.writerow([_csv_cell(data[f]) for f in EXPORT_FIELDS])
+    more = rows[-1].seq if len(rows) == BATCH else None
+    return buffer.getvalue(), more
+
+
+def export(*, session: Session, fmt: str, since: datetime | None = None,
+           until: datetime | None = None) -> Iterator[str]:
+    """Every entry, page by page, in one session (the CLI's export)."""
+    after: int | None = 0
+    while after is not None:
+        chunk, after = export_page(session=session, fmt=fmt, after=after, since=since,
+                                   until=until)
+        yield chunk
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal, db_session, require
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
-from secops.db.session import get_sessionmaker
+from secops.db.session import session_scope
 from secops.services import audit
 from secops.services import events as event_service
 
@@ -46,12 +46,14 @@ def export(
     until: datetime | None = None,
 ) -> StreamingResponse:
     def body() -> Iterator[str]:
-        session = get_sessionmaker()()  # its own session: the response outlives the route
-        try:
-            yield from audit.export(session=session, fmt=format, since=since, until=until)
-        finally:
-            session.rollback()
-            session.close()
+        # Its own short session per page: the response outlives the route, and a long
+        # export must not hold SQLite's write lock.
+        after: int | None = 0
+        while after is not None:
+            with session_scope() as session:
+                chunk, after = audit.export_page(session=session, fmt=format, after=after,
+                                                 since=since, until=until)
+            yield chunk
 
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return StreamingResponse(body(), media_type=media, headers={
