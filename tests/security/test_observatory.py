@@ -105,6 +105,7 @@ def test_observatory_grades_the_api_a_plus(sqlite_env, tmp_path, path):
                              env={**os.environ, "NODE_EXTRA_CA_CERTS": str(ca_file)})
         assert run.returncode == 0, run.stdout + run.stderr[-2000:]
         result = json.loads(run.stdout.strip().splitlines()[-1])
+        print(f"observatory {path}: grade {result['grade']} score {result['score']}")
         failing = {k: v for k, v in result["tests"].items() if v["modifier"] < 0}
         assert result["grade"] == "A+", (result["score"], failing)
         assert failing == {}
