@@ -263,3 +263,11 @@ def test_auditor_cannot_submit(client):
 def test_unknown_route_and_method_are_problems(client):
     assert_problem(client.get("/nope"), 404)
     assert_problem(client.put("/v1/jobs"), 405)
+
+
+def test_readyz_without_worker_is_503_problem(client):
+    resp = client.get("/readyz")
+    body = assert_problem(resp, 503)
+    assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
+    assert body["checks"]["workers"] == 0
+    assert client.get("/healthz").json() == {"status": "ok"}

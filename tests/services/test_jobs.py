@@ -1,0 +1,108 @@
+"""Job state changes on SQLite and PostgreSQL: claims, redelivery, poison, cancel races."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from secops.db.base import utcnow
+from secops.db.models import Job
+from secops.db.session import session_scope
+from secops.errors import Conflict, InvalidInput, NotFound
+from secops.services import jobs as svc
+
+
+def new_job(**params) -> str:
+    with session_scope() as s:
+        job = svc.create_job(session=s, kind="system.ping", params=params, submitted_by="t")
+        s.flush()
+        return job.id
+
+
+def claim(job_id: str, max_attempts: int = 3) -> svc.Claim:
+    with session_scope() as s:
+        result, _ = svc.claim_job(session=s, job_id=job_id, time_limit=10, max_attempts=max_attempts,
+                                  grace=1)
+        return result
+
+
+def expire_lease(job_id: str) -> None:
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def status(job_id: str) -> tuple[str, int, str | None]:
+    with session_scope() as s:
+        job = svc.get_job(session=s, job_id=job_id)
+        return job.status, job.attempts, job.error
+
+
+def test_claim_runs_once_and_redelivery_is_held_then_done(platform_env):
+    job_id = new_job(message="x")
+    with session_scope() as s:
+        result, job = svc.claim_job(session=s, job_id=job_id, time_limit=10, max_attempts=3)
+    assert result is svc.Claim.run and job is not None and job.params["message"] == "x"
+    assert claim(job_id) is svc.Claim.held  # a duplicate while the lease is live
+    with session_scope() as s:
+        assert svc.complete_job(session=s, job_id=job_id, result={"ok": True})
+    assert claim(job_id) is svc.Claim.done  # a redelivery after success does nothing
+    assert status(job_id) == ("succeeded", 1, None)
+    with session_scope() as s:
+        assert not svc.fail_job(session=s, job_id=job_id, error="late")  # finished stays finished
+    assert status(job_id)[0] == "succeeded"
+
+
+def test_worker_death_three_times_is_poison(platform_env):
+    job_id = new_job()
+    for attempt in range(1, 4):
+        assert claim(job_id) is svc.Claim.run
+        assert status(job_id)[1] == attempt
+        expire_lease(job_id)  # the worker died: nobody finished it
+    assert claim(job_id) is svc.Claim.poison
+    state, attempts, error = status(job_id)
+    assert state == "failed" and attempts == 3 and "poison" in (error or "")
+
+
+def test_cancel_races(platform_env):
+    queued, running = new_job(), new_job()
+    assert claim(running) is svc.Claim.run
+    with session_scope() as s:
+        assert svc.cancel_job(session=s, job_id=queued).status == "cancelled"
+        assert svc.cancel_job(session=s, job_id=running).status == "cancelled"
+    assert claim(queued) is svc.Claim.done  # a cancelled job never starts
+    with session_scope() as s:
+        assert not svc.complete_job(session=s, job_id=running, result={})  # nor records success
+        with pytest.raises(Conflict):
+            svc.cancel_job(session=s, job_id=running)
+        with pytest.raises(NotFound):
+            svc.cancel_job(session=s, job_id="nope")
+    assert status(running)[0] == "cancelled"
+
+
+def test_missing_job_and_bad_input(platform_env):
+    assert claim("00000000-0000-0000-0000-000000000000") is svc.Claim.missing
+    with session_scope() as s:
+        with pytest.raises(InvalidInput, match="unknown job kind"):
+            svc.create_job(session=s, kind="nope.nope", params={}, submitted_by="t")
+        with pytest.raises(InvalidInput) as err:
+            svc.create_job(session=s, kind="system.ping", params={"sleep": 10_000},
+                           submitted_by="t")
+        assert err.value.details["errors"][0]["field"] == "sleep"
+        with pytest.raises(InvalidInput):
+            svc.list_jobs(session=s, status="bogus")
+
+
+def test_stuck_jobs_are_found_by_lease(platform_env):
+    live, dead = new_job(), new_job()
+    claim(live)
+    claim(dead)
+    expire_lease(dead)
+    with session_scope() as s:
+        stuck = [j.id for j in svc.find_stuck_jobs(session=s)]
+        assert stuck == [dead]
+        job = svc.get_job(session=s, job_id=dead)
+        assert svc.requeue_or_fail_stuck(session=s, job=job, max_attempts=3).value == "queued"
+    assert status(dead)[0] == "queued"
