@@ -25,7 +25,7 @@ from secops.logs import register_secret
 
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
-                 "alert_webhook_secret")
+                 "alert_webhook_secret", "storage_key", "dlp_hmac")
 RATE_CLASSES = ("submit", "read", "auth")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     flower_password: SecretStr | None = None
     audit_hmac: SecretStr | None = None
     alert_webhook_secret: SecretStr | None = None
+    storage_key: SecretStr | None = None  # AES-GCM key material for stored files (HKDF)
+    dlp_hmac: SecretStr | None = None  # keyed hashes of DLP findings; else derived from storage_key
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     flower_port: int = Field(5555, ge=1, le=65535)
@@ -131,6 +133,22 @@ class Settings(BaseSettings):
     alert_rate_limited: str = "100/60"
     alert_webhook_url: str | None = None
     alert_webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    # File scanning: uploads, stored files, directory scans
+    scan_max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    scan_max_files_per_upload: int = Field(100, ge=1, le=10000)
+    scan_allowed_dirs: list[Path] = Field(default_factory=list)
+    scan_allowed_mime_types: list[str] | None = None
+    scan_rule_dirs: list[Path] = Field(default_factory=list)
+    scan_sha256_blocklists: list[Path] = Field(default_factory=list)
+    scan_md5_blocklists: list[Path] = Field(default_factory=list)
+    scan_match_timeout: int = Field(10, ge=1, le=600)
+    scan_directory_max_files: int = Field(100_000, ge=1)
+
+    # DLP
+    dlp_on_scan: bool = False
+    dlp_policy_files: list[Path] = Field(default_factory=list)
+    dlp_max_text_chars: int = Field(1_000_000, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -208,6 +226,10 @@ class Settings(BaseSettings):
                 "SECOPS_REDIS_URL is not set (secops up starts an embedded Redis and sets it)"
             )
         return self.redis_url.get_secret_value()
+
+    def upload_body_limit(self) -> int:
+        """The largest multipart body an upload route accepts: every file at its cap, plus framing."""
+        return self.scan_max_upload_bytes * self.scan_max_files_per_upload + 1024 * 1024
 
     def time_limit(self, kind: str, default: int | None = None) -> int:
         return self.job_time_limits.get(kind, default or self.job_time_limit_default)

@@ -7,6 +7,7 @@ to show a client (no secrets, no internals).
     SecOpsError
     ├── ConfigurationError      settings or a required secret missing/invalid
     ├── InvalidInput            a request or argument that can never succeed as given
+    │   └── PayloadTooLarge         an uploaded file over the configured size limit
     ├── NotFound                no such job, key or schedule (or not visible to the caller)
     ├── Conflict                the request clashes with current state
     │   └── IdempotencyInProgress   the same Idempotency-Key is still being created
@@ -37,6 +38,10 @@ class ConfigurationError(SecOpsError):
 
 class InvalidInput(SecOpsError):
     title = "Invalid input"
+
+
+class PayloadTooLarge(InvalidInput):
+    title = "Payload too large"
 
 
 class NotFound(SecOpsError):

@@ -7,10 +7,12 @@ kind is declared once. Job families add their kinds here as they are built.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from secops.errors import InvalidInput
 
@@ -78,12 +80,78 @@ class AlertDeliverParams(Params):
     alert_id: str = Field(..., max_length=36)
 
 
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ScanFileParams(Params):
+    """Scan a stored file: the scan record made at upload (``scan_id``), or a stored file
+    named by ``sha256`` (then ``rescan`` skips the cached verdict)."""
+
+    scan_id: str | None = Field(None, max_length=36)
+    sha256: str | None = Field(None, pattern=SHA256)
+    filename: str = Field("", max_length=255)
+    rescan: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ScanFileParams:
+        if (self.scan_id is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of scan_id and sha256")
+        return self
+
+
+def allowed_directory(path: str, allowed: list[Path]) -> Path:
+    """``path`` resolved (symlinks followed) if it lies under an allowlisted directory."""
+    if not os.path.isabs(path):
+        raise ValueError("path must be absolute")
+    resolved = Path(os.path.realpath(path))
+    for root in allowed:
+        base = Path(os.path.realpath(root))
+        if resolved == base or base in resolved.parents:
+            return resolved
+    raise ValueError("path is not under a directory allowed for scanning (SECOPS_SCAN_ALLOWED_DIRS)")
+
+
+class ScanDirectoryParams(Params):
+    """Scan the new or changed files under an allowlisted directory."""
+
+    path: str = Field(..., min_length=1, max_length=4096)
+
+    @field_validator("path")
+    @classmethod
+    def _allowed(cls, value: str) -> str:
+        from secops.config import get_settings
+
+        allowed_directory(value, get_settings().scan_allowed_dirs)
+        return value
+
+
+class DlpClassifyParams(Params):
+    """Classify a document: the DLP scan record made at submission (``dlp_scan_id``), or
+    a stored file named by ``sha256``."""
+
+    dlp_scan_id: str | None = Field(None, max_length=36)
+    sha256: str | None = Field(None, pattern=SHA256)
+    filename: str = Field("", max_length=255)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DlpClassifyParams:
+        if (self.dlp_scan_id is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of dlp_scan_id and sha256")
+        return self
+
+
 register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
 register(JobKind("audit.verify", "audit", AuditVerifyParams, 600,
                  "verify the audit log's hash chain and report the first broken link"))
 register(JobKind("alerts.deliver", "default", AlertDeliverParams, 120,
                  "deliver an alert to the webhook sink (created by the monitor only)",
                  submittable=False))
+register(JobKind("scan.file", "scan", ScanFileParams, 600,
+                 "scan a stored file (type checks, YARA, archives, documents, reputation)"))
+register(JobKind("scan.directory", "scan", ScanDirectoryParams, 3600,
+                 "scan new or changed files under an allowlisted directory"))
+register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
+                 "find PII, PCI, PHI and secrets in a stored file or submitted text"))
 
 
 def get_kind(name: str) -> JobKind:

@@ -12,7 +12,8 @@ from secops.db.session import dispose_engines
 from secops.logs import configure_logging
 from tasks.routing import celery_config
 
-app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts"])
+app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts", "tasks.scanning",
+                                   "tasks.dlp"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
 

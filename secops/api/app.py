@@ -18,7 +18,7 @@ from secops import __version__
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
-from secops.api.routes import alerts, audit, health, jobs, keys, metrics, schedules
+from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, scans, schedules
 from secops.config import get_settings
 from secops.errors import SecOpsError
 from secops.services.ratelimit import RateLimited
@@ -95,6 +95,8 @@ def create_app() -> FastAPI:
     app.include_router(audit.router)
     app.include_router(alerts.router)
     app.include_router(metrics.router)
+    app.include_router(scans.router)
+    app.include_router(dlp.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,
@@ -104,6 +106,8 @@ def create_app() -> FastAPI:
             expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-Id"],
             max_age=600,
         )
+    uploads = settings.upload_body_limit()
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
-                       hsts=settings.hsts)
+                       hsts=settings.hsts,
+                       body_limits={"/v1/scans": uploads, "/v1/dlp/scans": uploads})
     return app

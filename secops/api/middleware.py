@@ -42,10 +42,13 @@ HSTS = b"max-age=63072000; includeSubDomains"
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False,
+                 body_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.hsts = hsts
+        # Upload routes stream their bodies and check each file themselves: a larger cap.
+        self.body_limits = body_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,8 +79,9 @@ class EdgeMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        max_body_bytes = self.body_limits.get(scope.get("path", ""), self.max_body_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > max_body_bytes:
             await self._problem(send_with_headers, 413, "request body is too large", request_id)
             return
         received = 0
@@ -92,7 +96,7 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > max_body_bytes:
                     if not started:
                         await self._problem(send_with_headers, 413, "request body is too large",
                                             request_id)

@@ -16,6 +16,11 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | alerts:ack        | submit |   x   |    x    |         |         |
 | events:read       | read   |   x   |         |    x    |         |
 | metrics:read      | read   |   x   |         |    x    |    x    |
+| scans:submit      | submit |   x   |    x    |         | listed kinds |
+| scans:read        | read   |   x   |    x    |    x    |  own scans |
+| quarantine:manage | submit |   x   |         |         |         |
+| dlp:submit        | submit |   x   |    x    |         | listed kinds |
+| dlp:read          | read   |   x   |    x    |    x    |  own scans |
 """
 
 from __future__ import annotations
@@ -32,14 +37,21 @@ PERMISSION_CLASS: dict[str, str] = {
     "alerts:ack": "submit",
     "events:read": "read",
     "metrics:read": "read",
+    "scans:submit": "submit",
+    "scans:read": "read",
+    "quarantine:manage": "submit",
+    "dlp:submit": "submit",
+    "dlp:read": "read",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
-                          "alerts:read", "alerts:ack"}),
+                          "alerts:read", "alerts:ack", "scans:submit", "scans:read",
+                          "dlp:submit", "dlp:read"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read"}),
-    "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+    "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
+                          "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)

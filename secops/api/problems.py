@@ -17,6 +17,7 @@ from secops.errors import (
     IdempotencyInProgress,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     SecOpsError,
     Unavailable,
@@ -25,6 +26,7 @@ from secops.errors import (
 PROBLEM_TYPE_BASE = "https://secops.dev/problems/"
 STATUS_FOR: list[tuple[type[SecOpsError], int]] = [
     (IdempotencyInProgress, 409),
+    (PayloadTooLarge, 413),
     (InvalidInput, 422),
     (NotFound, 404),
     (Conflict, 409),

@@ -1,5 +1,7 @@
-"""Models for jobs, API keys, schedules, idempotency records, and the security layer
-(audit log with its chain head and archive checkpoints, security events, alerts).
+"""Models for jobs, API keys, schedules, idempotency records, the security layer
+(audit log with its chain head and archive checkpoints, security events, alerts), and
+the scanning and DLP families (stored files, scan results and findings, scanned paths of
+directory scans, DLP scans and findings).
 
 A job row is the source of truth for a unit of work: the Celery task id equals the job
 id, the task layer moves ``status`` along ``queued -> running -> succeeded | failed |
@@ -13,7 +15,18 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from secops.db.base import Base, UTCDateTime, new_id, utcnow
@@ -194,3 +207,116 @@ class Alert(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StoredFile(Base):
+    """A file kept content-addressed by SHA-256, encrypted at rest (``services.storage``).
+
+    ``state`` is ``stored``, ``quarantined`` (moved to the quarantine area after a
+    malicious verdict), ``released`` (an admin let it out) or ``deleted`` (an admin
+    destroyed it; the row stays as the record).
+    """
+
+    __tablename__ = "stored_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="stored")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ScanResult(Base):
+    """One file scanned (or answered from the cache): created ``pending`` at submission."""
+
+    __tablename__ = "scan_results"
+    __table_args__ = (Index("ix_scan_results_sha256_ruleset", "sha256", "ruleset_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    mime: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    ruleset_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ScanFinding(Base):
+    __tablename__ = "scan_findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scan_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("scan_results.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ScannedPath(Base):
+    """What a directory scan last saw at a path, so the next run scans only changes."""
+
+    __tablename__ = "scanned_paths"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    scan_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DlpScan(Base):
+    """One document classified by DLP: text, an upload, a stored file or a scanned file."""
+
+    __tablename__ = "dlp_scans"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    scan_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    classification: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    finding_count: Mapped[int] = mapped_column(Integer, default=0)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    submitted_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DlpFinding(Base):
+    """A DLP finding as stored: never the value, only a keyed hash and a masked preview."""
+
+    __tablename__ = "dlp_findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dlp_scan_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("dlp_scans.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16))
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    part: Mapped[str] = mapped_column(String(500))
+    score: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    preview: Mapped[str] = mapped_column(String(200))

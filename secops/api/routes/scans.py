@@ -1,0 +1,143 @@
+"""/v1/scans (upload files to scan, read a scan) and /v1/quarantine (admin only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from secops.api.deps import Principal, db_session, require
+from secops.api.scan_schemas import (
+    MULTIPART_FILES,
+    ScanBatchRead,
+    ScanFindingRead,
+    ScanRead,
+    StoredFileRead,
+)
+from secops.api.security import audit_context, report_event
+from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
+from secops.config import get_settings
+from secops.db.models import Job, ScanResult, StoredFile
+from secops.errors import NotFound, PermissionDenied
+from secops.services import scans
+from secops.services.audit import AuditContext
+from secops.services.storage import get_store
+from tasks.dispatch import enqueue_or_fail
+
+router = APIRouter(tags=["scans"])
+Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
+
+
+def scan_read(session: Session, scan: ScanResult) -> ScanRead:
+    status, error = scan.status, None
+    if status == "pending" and scan.job_id:
+        job = session.get(Job, scan.job_id)
+        if job is not None and job.status in ("failed", "cancelled"):
+            status, error = "failed", job.error or job.status
+    return ScanRead(
+        id=scan.id, job_id=scan.job_id, status=status, error=error, sha256=scan.sha256,
+        filename=scan.filename, size=scan.size, source=scan.source, path=scan.path,
+        verdict=scan.verdict, mime=scan.mime, description=scan.description,
+        ruleset_version=scan.ruleset_version, cached=scan.cached, cached_from=scan.cached_from,
+        file_state=scans.file_state(session=session, sha256=scan.sha256)
+        if scan.source != "directory" else None,
+        submitted_by=scan.submitted_by, created_at=scan.created_at,
+        completed_at=scan.completed_at,
+        findings=[ScanFindingRead.model_validate(f)
+                  for f in scans.findings(session=session, scan_id=scan.id)])
+
+
+def _submit(session: Session, upload: MultipartUpload, principal: Principal, rescan: bool,
+            ctx: AuditContext) -> ScanBatchRead:
+    settings = get_settings()
+    version = scans.get_scanner(settings).ruleset_version
+    try:
+        submission = scans.submit_uploads(
+            session=session, store=get_store(settings), staged=upload.files,
+            submitted_by=principal.actor, rescan=rescan, ruleset_version=version, audit_ctx=ctx)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        upload.discard()
+        raise
+    if submission.jobs:
+        enqueue_or_fail(submission.jobs)
+    for kind, details, severity in submission.events:
+        report_event(kind, details, severity)
+    return ScanBatchRead(scans=[scan_read(session, s) for s in submission.scans])
+
+
+@router.post("/v1/scans", status_code=202, response_model=ScanBatchRead,
+             summary="Upload one or more files to scan (multipart field 'file')",
+             openapi_extra=MULTIPART_FILES)
+async def submit(
+    request: Request,
+    principal: Principal = Depends(require("scans:submit")),
+    session: Session = Depends(db_session),
+    rescan: Annotated[bool, Query(description="scan again even if a cached verdict exists")] = False,
+) -> ScanBatchRead:
+    settings = get_settings()
+    boundary = boundary_of(request)
+    if not principal.may_submit(scans.SCAN_KIND):
+        raise PermissionDenied("this key may not submit that job kind")
+    store = await run_in_threadpool(get_store, settings)
+    await run_in_threadpool(scans.get_scanner, settings)  # compile the rules before receiving
+    upload = MultipartUpload(boundary, store=store, max_file_bytes=settings.scan_max_upload_bytes,
+                             max_files=settings.scan_max_files_per_upload)
+    await receive_upload(request, upload)
+    rescan = rescan or upload.fields.get("rescan", "").lower() in ("1", "true", "yes")
+    return await run_in_threadpool(_submit, session, upload, principal, rescan,
+                                   audit_context(request, principal.actor))
+
+
+@router.get("/v1/scans/{scan_id}", response_model=ScanRead,
+            summary="A scan: status, verdict, findings, whether it was cached")
+def get_scan(
+    scan_id: Annotated[str, Path(max_length=36)],
+    principal: Principal = Depends(require("scans:read")),
+    session: Session = Depends(db_session),
+) -> ScanRead:
+    scan = scans.get_scan(session=session, scan_id=scan_id)
+    if principal.sees_only_own and scan.submitted_by != principal.actor:
+        raise NotFound("scan not found")
+    return scan_read(session, scan)
+
+
+@router.get("/v1/quarantine", response_model=list[StoredFileRead],
+            summary="Quarantined files, newest first")
+def list_quarantine(
+    principal: Principal = Depends(require("quarantine:manage")),
+    session: Session = Depends(db_session),
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[StoredFile]:
+    return scans.list_quarantine(session=session, limit=limit)
+
+
+@router.post("/v1/quarantine/{sha256}/release", response_model=StoredFileRead,
+             summary="Release a quarantined file (audited)")
+def release(
+    sha256: Sha256,
+    request: Request,
+    principal: Principal = Depends(require("quarantine:manage")),
+    session: Session = Depends(db_session),
+) -> StoredFile:
+    row = scans.release(session=session, store=get_store(get_settings()), sha256=sha256,
+                        ctx=audit_context(request, principal.actor))
+    session.commit()
+    return row
+
+
+@router.delete("/v1/quarantine/{sha256}", response_model=StoredFileRead,
+               summary="Delete a quarantined file's content for good (audited)")
+def delete(
+    sha256: Sha256,
+    request: Request,
+    principal: Principal = Depends(require("quarantine:manage")),
+    session: Session = Depends(db_session),
+) -> StoredFile:
+    row = scans.delete(session=session, store=get_store(get_settings()), sha256=sha256,
+                       ctx=audit_context(request, principal.actor))
+    session.commit()
+    return row

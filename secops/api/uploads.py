@@ -1,0 +1,158 @@
+"""Streaming multipart uploads: straight from the socket into encrypted staging files.
+
+Starlette's form parser spools each file whole before the route sees it and has no
+per-file limit, so uploads are parsed here, chunk by chunk, with python-multipart: each
+file part goes to a :class:`~secops.services.storage.StagedBlob` (hashed, counted,
+encrypted as it arrives) and plain fields are kept up to a small cap. Files beyond the
+size limit or the per-request count raise a problem (413/422); the rest of the body is
+then read and dropped, so the client receives the answer rather than a reset
+connection. On any failure every staged file of the request is removed: an upload
+leaves either complete files or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from secops.errors import InvalidInput, SecOpsError
+from secops.services.storage import BlobStore, StagedBlob
+
+FIELD_LIMIT = 64 * 1024
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def safe_filename(raw: str) -> str:
+    """The last path component of a client-given name, without control characters."""
+    name = _UNSAFE.sub("_", os.path.basename(raw.replace("\\", "/")))
+    return name.strip()[:255] or "upload"
+
+
+class MultipartUpload:
+    """Receives one multipart body; ``files`` and ``fields`` are ready after :meth:`finish`."""
+
+    def __init__(self, boundary: bytes, *, store: BlobStore, max_file_bytes: int,
+                 max_files: int, file_field: str = "file") -> None:
+        self.store = store
+        self.max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self.file_fields = {file_field, file_field + "s", file_field + "[]"}
+        self.files: list[StagedBlob] = []
+        self.fields: dict[str, str] = {}
+        self._header_field = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._current: StagedBlob | None = None
+        self._field: tuple[str, bytearray] | None = None
+        callbacks: dict[str, Callable[..., None]] = {
+            "on_part_begin": self._part_begin, "on_part_data": self._part_data,
+            "on_part_end": self._part_end, "on_header_field": self._header_field_cb,
+            "on_header_value": self._header_value_cb, "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+        }
+        self._parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+
+    def _part_begin(self) -> None:
+        self._disposition, self._current, self._field = b"", None, None
+
+    def _header_field_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_field.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options:
+            if name not in self.file_fields:
+                raise InvalidInput(f"unexpected file field {name!r}; send files as 'file'")
+            if len(self.files) >= self.max_files:
+                raise InvalidInput(f"at most {self.max_files} files per request")
+            filename = safe_filename(options[b"filename"].decode("utf-8", "replace"))
+            self._current = self.store.stage(filename, self.max_file_bytes)
+            self.files.append(self._current)
+        else:
+            if len(self.fields) >= 16:
+                raise InvalidInput("too many form fields")
+            self._field = (name[:64], bytearray())
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current is not None:
+            self._current.write(data[start:end])
+        elif self._field is not None:
+            self._field[1].extend(data[start:end])
+            if len(self._field[1]) > FIELD_LIMIT:
+                raise InvalidInput(f"form field {self._field[0]!r} is too long")
+
+    def _part_end(self) -> None:
+        if self._current is not None:
+            self._current.finish()
+            self._current = None
+        elif self._field is not None:
+            self.fields[self._field[0]] = self._field[1].decode("utf-8", "replace")
+            self._field = None
+
+    def write(self, chunk: bytes) -> None:
+        self._parser.write(chunk)
+
+    def finish(self) -> None:
+        self._parser.finalize()
+        if any(not f.finished for f in self.files):
+            raise InvalidInput("the multipart body ended inside a file")
+
+    def discard(self) -> None:
+        for staged in self.files:
+            staged.discard()
+
+
+def boundary_of(request: Request) -> bytes:
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise InvalidInput("send files as multipart/form-data")
+    return options[b"boundary"]
+
+
+async def receive_upload(request: Request, upload: MultipartUpload) -> MultipartUpload:
+    """Stream the body into ``upload``; on failure discard it and raise the problem."""
+    failure: SecOpsError | None = None
+    try:
+        async for chunk in request.stream():
+            if failure is not None or not chunk:
+                continue  # drain: the client gets the problem, not a reset connection
+            try:
+                await run_in_threadpool(upload.write, chunk)
+            except SecOpsError as exc:
+                failure = exc
+            except Exception:
+                failure = InvalidInput("the multipart body is malformed")
+        if failure is None:
+            try:
+                upload.finish()
+            except SecOpsError as exc:
+                failure = exc
+            except Exception:
+                failure = InvalidInput("the multipart body is malformed")
+    except ClientDisconnect:
+        upload.discard()
+        raise InvalidInput("the upload was interrupted") from None
+    except BaseException:
+        upload.discard()
+        raise
+    if failure is not None:
+        upload.discard()
+        raise failure
+    if not upload.files:
+        raise InvalidInput("no file in the request (multipart field 'file')")
+    return upload

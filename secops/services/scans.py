@@ -1,0 +1,334 @@
+"""File scanning on the platform: submissions, the ``scan.file`` job, quarantine, results.
+
+A submission stores each uploaded file (``services.storage``) and adds a ``pending``
+scan record per file with a ``scan.file`` job, unless the same SHA-256 was already
+scanned with the same ruleset version: then the record is completed at once from the
+earlier result and marked ``cached`` (``rescan`` forces a new scan). The job runs in
+three steps so that no database transaction is open while a file is scanned (on SQLite
+a transaction holds the write lock): :func:`plan_file_scan` reads what to do,
+:func:`execute_file_scan` decrypts and scans without the database, and
+:func:`record_file_scan` stores the verdict and findings, quarantines a malicious file,
+runs DLP on an accepted file when ``SECOPS_DLP_ON_SCAN`` is set, and raises a security
+event for every suspicious or malicious file (an alert for every malicious upload).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from secops.config import Settings
+from secops.db.base import utcnow
+from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
+from secops.dlp import DocumentResult
+from secops.errors import Conflict, NotFound
+from secops.scanning import FileResult, ScanConfig, Scanner, Verdict
+from secops.services import audit, monitor
+from secops.services import dlp as dlp_service
+from secops.services.audit import AuditContext
+from secops.services.jobs import create_job
+from secops.services.storage import BlobStore, StagedBlob, valid_sha256
+
+SCAN_KIND = "scan.file"
+MALICIOUS_UPLOAD = "scan.malicious_upload"
+monitor.register_rule(monitor.AlertRule(
+    MALICIOUS_UPLOAD, frozenset({"scan.malicious"}), "upload_id", 0, 86400, "critical",
+    "malicious file uploaded"))
+
+Event = tuple[str, dict[str, Any], str]
+
+
+def scan_config(settings: Settings) -> ScanConfig:
+    allowed = settings.scan_allowed_mime_types
+    return ScanConfig(
+        rule_dirs=tuple(settings.scan_rule_dirs),
+        sha256_blocklists=tuple(settings.scan_sha256_blocklists),
+        md5_blocklists=tuple(settings.scan_md5_blocklists),
+        allowed_mime_types=frozenset(allowed) if allowed is not None else None,
+        match_timeout=settings.scan_match_timeout,
+        max_file_bytes=max(settings.scan_max_upload_bytes, 1),
+    )
+
+
+@lru_cache(maxsize=4)
+def _scanner(config: ScanConfig) -> Scanner:
+    return Scanner(config)
+
+
+def get_scanner(settings: Settings) -> Scanner:
+    """The process's scanner for these settings (rules compiled once)."""
+    return _scanner(scan_config(settings))
+
+
+def events_for(scan: ScanResult, findings: list[dict[str, Any]]) -> list[Event]:
+    """A security event for a suspicious or malicious file; uploads also feed the alert rule."""
+    if scan.verdict not in (Verdict.SUSPICIOUS.value, Verdict.MALICIOUS.value):
+        return []
+    details: dict[str, Any] = {
+        "subject": scan.sha256, "sha256": scan.sha256, "scan_id": scan.id,
+        "filename": scan.filename, "source": scan.source, "verdict": scan.verdict,
+        "cached": scan.cached, "submitted_by": scan.submitted_by,
+        "findings": sorted({f["rule_id"] for f in findings})[:20],
+    }
+    if scan.path:
+        details["path"] = scan.path
+    if scan.source == "upload":
+        details["upload_id"] = scan.id
+    if scan.verdict == Verdict.MALICIOUS.value:
+        return [("scan.malicious", details, "critical")]
+    return [("scan.suspicious", details, "medium")]
+
+
+def finding_rows(scan_id: str, findings: list[dict[str, Any]]) -> list[ScanFinding]:
+    return [ScanFinding(scan_id=scan_id, rule_id=f["rule_id"][:100], severity=f["severity"],
+                        description=f["description"], location=f["location"])
+            for f in findings]
+
+
+def findings_of(result: FileResult) -> list[dict[str, Any]]:
+    return [{"rule_id": f.id, "severity": f.severity.label, "description": f.description,
+             "location": f.location} for f in result.findings]
+
+
+def find_cached(*, session: Session, sha256: str, ruleset_version: str) -> ScanResult | None:
+    """The newest completed, freshly scanned result for this content and ruleset."""
+    return session.scalar(
+        select(ScanResult)
+        .where(ScanResult.sha256 == sha256, ScanResult.ruleset_version == ruleset_version,
+               ScanResult.status == "complete", ScanResult.cached.is_(False))
+        .order_by(ScanResult.completed_at.desc()).limit(1))
+
+
+def findings(*, session: Session, scan_id: str) -> list[ScanFinding]:
+    return list(session.scalars(select(ScanFinding).where(ScanFinding.scan_id == scan_id)
+                                .order_by(ScanFinding.id)).all())
+
+
+def _complete_from_cache(session: Session, scan: ScanResult, cached: ScanResult) -> list[dict[str, Any]]:
+    scan.status, scan.cached, scan.cached_from = "complete", True, cached.id
+    scan.verdict, scan.mime, scan.description = cached.verdict, cached.mime, cached.description
+    scan.ruleset_version, scan.completed_at = cached.ruleset_version, utcnow()
+    rows = [{"rule_id": f.rule_id, "severity": f.severity, "description": f.description,
+             "location": f.location} for f in findings(session=session, scan_id=cached.id)]
+    session.add_all(finding_rows(scan.id, rows))
+    return rows
+
+
+def _remember_file(session: Session, sha256: str, size: int) -> StoredFile:
+    row = session.get(StoredFile, sha256)
+    if row is None:
+        row = StoredFile(sha256=sha256, size=size, state="stored", created_at=utcnow(),
+                         updated_at=utcnow())
+        session.add(row)
+    elif row.state == "deleted":
+        row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
+    return row
+
+
+def _quarantine(session: Session, store: BlobStore, sha256: str) -> bool:
+    row = session.get(StoredFile, sha256)
+    if row is None or row.state in ("released", "deleted"):
+        return False  # an admin has decided about this content already
+    if row.state != "quarantined":
+        row.state, row.quarantined_at, row.updated_at = "quarantined", utcnow(), utcnow()
+    store.move(sha256, to_quarantine=True)
+    return True
+
+
+@dataclass
+class Submission:
+    scans: list[ScanResult] = field(default_factory=list)
+    jobs: list[tuple[str, str]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def submit_uploads(
+    *, session: Session, store: BlobStore, staged: list[StagedBlob], submitted_by: str,
+    rescan: bool, ruleset_version: str, audit_ctx: AuditContext,
+) -> Submission:
+    """Store finished uploads and add their scan records and jobs (cached ones complete)."""
+    for blob in staged:
+        store.commit(blob)  # atomic rename; identical content already stored is kept as is
+    out = Submission()
+    for blob in staged:
+        _remember_file(session, blob.sha256, blob.size)
+        scan = ScanResult(sha256=blob.sha256, filename=blob.filename[:255], size=blob.size,
+                          source="upload", status="pending", cached=False,
+                          submitted_by=submitted_by, created_at=utcnow())
+        session.add(scan)
+        session.flush()
+        cached = None if rescan else find_cached(session=session, sha256=blob.sha256,
+                                                 ruleset_version=ruleset_version)
+        if cached is not None:
+            rows = _complete_from_cache(session, scan, cached)
+            if scan.verdict == Verdict.MALICIOUS.value:
+                _quarantine(session, store, scan.sha256)
+            out.events.extend(events_for(scan, rows))
+        else:
+            job = create_job(session=session, kind=SCAN_KIND, params={"scan_id": scan.id},
+                             submitted_by=submitted_by)
+            session.flush()
+            scan.job_id = job.id
+            out.jobs.append((job.id, job.kind))
+        out.scans.append(scan)
+    audit.record(session=session, ctx=audit_ctx, action="scans.submit",
+                 target=f"scan:{out.scans[0].id}" if len(out.scans) == 1
+                 else f"scans:batch:{len(out.scans)}",
+                 details={"count": len(out.scans), "cached": sum(s.cached for s in out.scans),
+                          "sha256": [s.sha256 for s in out.scans][:100],
+                          "job_ids": [j for j, _ in out.jobs][:100], "rescan": rescan})
+    return out
+
+
+def get_scan(*, session: Session, scan_id: str) -> ScanResult:
+    scan = session.get(ScanResult, scan_id)
+    if scan is None:
+        raise NotFound("scan not found")
+    return scan
+
+
+def file_state(*, session: Session, sha256: str) -> str | None:
+    row = session.get(StoredFile, sha256)
+    return row.state if row is not None else None
+
+
+# -- the scan.file job ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    scan_id: str
+    sha256: str
+    filename: str
+    done: dict[str, Any] | None = None  # the job's result when nothing is left to do
+
+
+def _summary(scan: ScanResult, quarantined: bool = False,
+             dlp_scan_id: str | None = None) -> dict[str, Any]:
+    return {"scan_id": scan.id, "sha256": scan.sha256, "verdict": scan.verdict,
+            "cached": scan.cached, "quarantined": quarantined, "dlp_scan_id": dlp_scan_id}
+
+
+def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> FilePlan:
+    """Find (or, for a job naming a stored file, create) the scan record of this job."""
+    params = job.params
+    if params.get("scan_id"):
+        scan = get_scan(session=session, scan_id=str(params["scan_id"]))
+    else:
+        sha256 = valid_sha256(str(params["sha256"]))
+        stored = session.get(StoredFile, sha256)
+        if stored is None or stored.state == "deleted":
+            raise NotFound("stored file not found")
+        existing = session.scalar(select(ScanResult).where(ScanResult.job_id == job.id))
+        if existing is not None:
+            scan = existing
+        else:
+            scan = ScanResult(sha256=sha256, filename=str(params.get("filename") or sha256),
+                              size=stored.size, source="stored", status="pending", cached=False,
+                              job_id=job.id, submitted_by=job.submitted_by, created_at=utcnow())
+            session.add(scan)
+            session.flush()
+            cached = None if params.get("rescan") else find_cached(
+                session=session, sha256=sha256, ruleset_version=ruleset_version)
+            if cached is not None:
+                _complete_from_cache(session, scan, cached)
+    if scan.status == "complete":  # answered from the cache, or a redelivered finished job
+        return FilePlan(scan.id, scan.sha256, scan.filename,
+                        done=_summary(scan, file_state(session=session, sha256=scan.sha256)
+                                      == "quarantined"))
+    scan.job_id = job.id
+    return FilePlan(scan.id, scan.sha256, scan.filename)
+
+
+@dataclass
+class Executed:
+    result: FileResult
+    document: DocumentResult | None = None
+    dlp_error: str | None = None
+
+
+def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
+                      dlp_on_scan: bool, settings: Settings) -> Executed:
+    """Decrypt and scan (no database); DLP too when configured and the file is accepted."""
+    data = store.read(plan.sha256)
+    executed = Executed(scanner.scan_bytes(data, plan.filename))
+    if dlp_on_scan and executed.result.verdict is not Verdict.MALICIOUS:
+        executed.document, executed.dlp_error = dlp_service.classify_bytes(
+            data, plan.filename, settings=settings)
+    return executed
+
+
+@dataclass
+class Recorded:
+    summary: dict[str, Any]
+    deliveries: list[tuple[str, str]] = field(default_factory=list)
+
+
+def record_file_scan(*, session: Session, plan: FilePlan, executed: Executed, store: BlobStore,
+                     kv: redis.Redis | None) -> Recorded:
+    scan = get_scan(session=session, scan_id=plan.scan_id)
+    if scan.status == "complete":
+        return Recorded(_summary(scan))
+    result = executed.result
+    rows = findings_of(result)
+    scan.status, scan.verdict, scan.mime = "complete", result.verdict.value, result.mime[:128]
+    scan.description = result.description[:500]
+    scan.ruleset_version, scan.completed_at = result.ruleset_version, utcnow()
+    session.add_all(finding_rows(scan.id, rows))
+    quarantined = False
+    if result.verdict is Verdict.MALICIOUS:
+        quarantined = _quarantine(session, store, scan.sha256)
+    out = Recorded(_summary(scan, quarantined))
+    if executed.document is not None or executed.dlp_error is not None:
+        dlp_scan, deliveries = dlp_service.record_for_scan(
+            session=session, scan_id=scan.id, sha256=scan.sha256, filename=scan.filename,
+            submitted_by=scan.submitted_by, job_id=scan.job_id, document=executed.document,
+            error=executed.dlp_error, kv=kv)
+        out.summary["dlp_scan_id"] = dlp_scan.id
+        out.deliveries.extend(deliveries)
+    for kind, details, severity in events_for(scan, rows):
+        outcome = monitor.log_security_event(kind, details, severity, session=session, kv=kv)
+        out.deliveries.extend(outcome.deliveries)
+    return out
+
+
+# -- quarantine ------------------------------------------------------------------------------
+
+
+def _quarantined(session: Session, sha256: str) -> StoredFile:
+    row = session.get(StoredFile, valid_sha256(sha256))
+    if row is None:
+        raise NotFound("no such stored file")
+    if row.state != "quarantined":
+        raise Conflict(f"file is not quarantined (it is {row.state})")
+    return row
+
+
+def list_quarantine(*, session: Session, limit: int = 100) -> list[StoredFile]:
+    return list(session.scalars(select(StoredFile).where(StoredFile.state == "quarantined")
+                                .order_by(StoredFile.quarantined_at.desc()).limit(limit)).all())
+
+
+def release(*, session: Session, store: BlobStore, sha256: str, ctx: AuditContext) -> StoredFile:
+    """Let a quarantined file out (it stays encrypted in storage); audited."""
+    row = _quarantined(session, sha256)
+    row.state, row.updated_at = "released", utcnow()
+    audit.record(session=session, ctx=ctx, action="quarantine.release", target=f"file:{sha256}",
+                 details={"size": row.size, "quarantined_at": row.quarantined_at})
+    store.move(sha256, to_quarantine=False)
+    return row
+
+
+def delete(*, session: Session, store: BlobStore, sha256: str, ctx: AuditContext) -> StoredFile:
+    """Destroy a quarantined file's content; the row stays as the record. Audited."""
+    row = _quarantined(session, sha256)
+    row.state, row.updated_at = "deleted", utcnow()
+    audit.record(session=session, ctx=ctx, action="quarantine.delete", target=f"file:{sha256}",
+                 details={"size": row.size, "quarantined_at": row.quarantined_at})
+    store.delete(sha256)
+    return row

@@ -1,0 +1,237 @@
+"""Encrypted, content-addressed file storage under the data directory.
+
+Layout (``$SECOPS_DATA_DIR``)::
+
+    blobs/ab/cd/<sha256>        stored files
+    quarantine/ab/cd/<sha256>   files with a malicious verdict (admin release or delete)
+    dlp-text/<dlp scan id>      text submitted to DLP, removed once it is classified
+    tmp/                        staging: uploads are written here, then renamed into place
+
+Every file is encrypted with AES-256-GCM: ``SOB1`` magic, a random 12-byte nonce per
+file, the ciphertext, then the 16-byte tag. The key is derived with HKDF-SHA256 from the
+``storage_key`` secret (never stored or logged). Uploads are streamed: each chunk is
+hashed, counted against the size limit and encrypted as it arrives, so a file is never
+whole in memory; a staged file is moved into place with an atomic rename only once it
+is complete, so no reader ever sees half a file. Reading decrypts, checks the tag and
+checks that the plaintext's SHA-256 is the name it was stored under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from secops.config import Settings
+from secops.errors import InvalidInput, NotFound, PayloadTooLarge, SecOpsError
+
+MAGIC = b"SOB1"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+CHUNK = 1 << 20
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class CorruptBlob(SecOpsError):
+    """A stored file failed authentication or no longer matches its name."""
+
+
+def derive_key(secret: str, purpose: bytes) -> bytes:
+    """32 bytes for ``purpose`` from a configured secret (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"secops " + purpose).derive(secret.encode())
+
+
+def storage_key(settings: Settings) -> bytes:
+    return derive_key(settings.secret("storage_key").get_secret_value(), b"storage aes-gcm v1")
+
+
+def valid_sha256(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidInput("sha256 must be 64 lower-case hex digits")
+    return value
+
+
+@dataclass
+class StagedBlob:
+    """A file being received: hashed, size-checked and encrypted chunk by chunk."""
+
+    filename: str
+    temp_path: Path
+    limit: int
+    _handle: BinaryIO
+    _encryptor: CipherContext
+    _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
+    size: int = 0
+    sha256: str = ""
+    finished: bool = False
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise PayloadTooLarge(f"file {self.filename!r} is larger than {self.limit} bytes")
+        self._sha.update(chunk)
+        self._handle.write(self._encryptor.update(chunk))
+
+    def finish(self) -> None:
+        """Write the tag and flush to disk; the file is complete but still in staging."""
+        self._handle.write(self._encryptor.finalize())
+        self._handle.write(self._encryptor.tag)  # type: ignore[attr-defined]
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self.sha256 = self._sha.hexdigest()
+        self.finished = True
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self.temp_path.unlink(missing_ok=True)
+
+
+class BlobStore:
+    """Encrypted content-addressed files; one instance per process is enough."""
+
+    def __init__(self, root: Path, key: bytes) -> None:
+        self.root = root
+        self._key = key
+        for area in ("blobs", "quarantine", "dlp-text", "tmp"):
+            (root / area).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def __repr__(self) -> str:  # never the key
+        return f"BlobStore(root={str(self.root)!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        return cls(settings.data_dir.resolve(), storage_key(settings))
+
+    def _path(self, area: str, sha256: str) -> Path:
+        return self.root / area / sha256[:2] / sha256[2:4] / sha256
+
+    def _encrypting_handle(self) -> tuple[Path, BinaryIO, CipherContext]:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        temp = self.root / "tmp" / f"{secrets.token_hex(16)}.part"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        handle = os.fdopen(fd, "wb")
+        handle.write(MAGIC + nonce)
+        encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
+        return temp, handle, encryptor
+
+    def stage(self, filename: str, limit: int) -> StagedBlob:
+        """Start receiving a file into staging (``discard()`` it on any failure)."""
+        temp, handle, encryptor = self._encrypting_handle()
+        return StagedBlob(filename=filename, temp_path=temp, limit=limit, _handle=handle,
+                          _encryptor=encryptor)
+
+    def stage_bytes(self, data: bytes, filename: str) -> StagedBlob:
+        staged = self.stage(filename, max(1, len(data)))
+        try:
+            for i in range(0, len(data), CHUNK):
+                staged.write(data[i : i + CHUNK])
+            staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def commit(self, staged: StagedBlob, *, quarantined: bool = False) -> Path:
+        """Move a finished staged file into place (atomic rename). If the same content is
+        already stored (in either area), the staged copy is dropped."""
+        if not staged.finished:
+            raise ValueError("staged file is not finished")
+        for area in ("blobs", "quarantine"):
+            existing = self._path(area, staged.sha256)
+            if existing.is_file():
+                staged.discard()
+                return existing
+        target = self._path("quarantine" if quarantined else "blobs", staged.sha256)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(staged.temp_path, target)
+        return target
+
+    def locate(self, sha256: str) -> Path | None:
+        for area in ("blobs", "quarantine"):
+            path = self._path(area, valid_sha256(sha256))
+            if path.is_file():
+                return path
+        return None
+
+    def read(self, sha256: str) -> bytes:
+        """Decrypt a stored file; CorruptBlob if it was tampered with, NotFound if absent."""
+        path = self.locate(sha256)
+        if path is None:
+            raise NotFound("stored file not found")
+        data = self._decrypt(path)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise CorruptBlob("stored file does not match its SHA-256")
+        return data
+
+    def _decrypt(self, path: Path) -> bytes:
+        raw = path.read_bytes()
+        if len(raw) < len(MAGIC) + NONCE_BYTES + TAG_BYTES or not raw.startswith(MAGIC):
+            raise CorruptBlob("stored file is not in the storage format")
+        nonce = raw[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
+        body, tag = raw[len(MAGIC) + NONCE_BYTES : -TAG_BYTES], raw[-TAG_BYTES:]
+        decryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce, tag)).decryptor()
+        try:
+            return decryptor.update(body) + decryptor.finalize()
+        except InvalidTag:
+            raise CorruptBlob("stored file failed authentication") from None
+
+    def move(self, sha256: str, *, to_quarantine: bool) -> None:
+        """Move a stored file into or out of the quarantine area (atomic rename)."""
+        source = self._path("blobs" if to_quarantine else "quarantine", valid_sha256(sha256))
+        target = self._path("quarantine" if to_quarantine else "blobs", sha256)
+        if not source.is_file():
+            return  # already there (a redelivered job) or never stored
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(source, target)
+
+    def delete(self, sha256: str) -> bool:
+        found = False
+        for area in ("blobs", "quarantine"):
+            path = self._path(area, valid_sha256(sha256))
+            if path.is_file():
+                path.unlink()
+                found = True
+        return found
+
+    # -- text submitted to DLP: kept only until it is classified ------------------------
+
+    def put_text(self, name: str, text: str) -> None:
+        staged = self.stage_bytes(text.encode("utf-8"), name)
+        os.replace(staged.temp_path, self.root / "dlp-text" / name)
+
+    def read_text(self, name: str) -> str | None:
+        path = self.root / "dlp-text" / name
+        if not path.is_file():
+            return None
+        return self._decrypt(path).decode("utf-8")
+
+    def drop_text(self, name: str) -> None:
+        (self.root / "dlp-text" / name).unlink(missing_ok=True)
+
+    def clear_staging(self) -> None:
+        """Remove leftovers of uploads interrupted by a crash (call at start-up only)."""
+        shutil.rmtree(self.root / "tmp", ignore_errors=True)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+_stores: dict[tuple[Path, bytes], BlobStore] = {}
+
+
+def get_store(settings: Settings) -> BlobStore:
+    root, key = settings.data_dir.resolve(), storage_key(settings)
+    store = _stores.get((root, key))
+    if store is None:
+        store = _stores[(root, key)] = BlobStore(root, key)
+    return store

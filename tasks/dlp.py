@@ -1,0 +1,41 @@
+"""DLP kind: ``dlp.classify`` on submitted text or a stored file.
+
+Like the scanning handlers: plan, end the read transaction, classify without the
+database, record, commit, publish alert deliveries; submitted text is then dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.services import dlp
+from secops.services.redisconn import get_redis
+from secops.services.storage import get_store
+from tasks.base import job_task
+from tasks.dispatch import enqueue_or_fail
+
+
+@job_task("dlp.classify")
+def classify(session: Session, job: Job) -> dict[str, Any]:
+    """Classify one document and store its findings (never the values)."""
+    settings = get_settings()
+    store = get_store(settings)
+    plan = dlp.plan_classify(session=session, job=job)
+    session.commit()
+    if plan.done is None:
+        document, error = dlp.execute_classify(plan, store=store, settings=settings)
+        summary, deliveries = dlp.record_classification(session=session, plan=plan,
+                                                        document=document, error=error,
+                                                        kv=get_redis())
+        session.commit()
+        if deliveries:
+            enqueue_or_fail(deliveries)
+    else:
+        summary = plan.done
+    if plan.source == "text":
+        store.drop_text(plan.dlp_scan_id)
+    return summary

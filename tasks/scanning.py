@@ -1,0 +1,60 @@
+"""Scanning kinds: ``scan.file`` (a stored upload) and ``scan.directory`` (an allowlisted path).
+
+Each handler reads its plan, ends the read transaction (on SQLite it holds the write
+lock) before the slow part, scans without the database, records the outcome, commits,
+then publishes the alert deliveries that outcome created. The work is in the services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.services import directory_scans, scans
+from secops.services.redisconn import get_redis
+from secops.services.storage import get_store
+from tasks.base import job_task
+from tasks.dispatch import enqueue_or_fail
+
+
+def _publish(session: Session, deliveries: list[tuple[str, str]]) -> None:
+    session.commit()
+    if deliveries:
+        enqueue_or_fail(deliveries)
+
+
+@job_task("scan.file")
+def scan_file(session: Session, job: Job) -> dict[str, Any]:
+    """Scan one stored file; quarantine it if malicious; DLP it if configured."""
+    settings = get_settings()
+    scanner = scans.get_scanner(settings)
+    plan = scans.plan_file_scan(session=session, job=job, ruleset_version=scanner.ruleset_version)
+    session.commit()
+    if plan.done is not None:
+        return plan.done
+    store = get_store(settings)
+    executed = scans.execute_file_scan(plan, store=store, scanner=scanner,
+                                       dlp_on_scan=settings.dlp_on_scan, settings=settings)
+    recorded = scans.record_file_scan(session=session, plan=plan, executed=executed, store=store,
+                                      kv=get_redis())
+    _publish(session, recorded.deliveries)
+    return recorded.summary
+
+
+@job_task("scan.directory")
+def scan_directory(session: Session, job: Job) -> dict[str, Any]:
+    """Scan the new or changed files under an allowlisted directory."""
+    settings = get_settings()
+    scanner = scans.get_scanner(settings)
+    plan = directory_scans.plan_directory_scan(
+        session=session, path=str(job.params["path"]), allowed=settings.scan_allowed_dirs,
+        max_files=settings.scan_directory_max_files)
+    session.commit()
+    outcomes = directory_scans.execute_directory_scan(plan, scanner=scanner)
+    summary, deliveries = directory_scans.record_directory_scan(
+        session=session, job=job, plan=plan, outcomes=outcomes, kv=get_redis())
+    _publish(session, deliveries)
+    return summary

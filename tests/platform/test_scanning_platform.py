@@ -1,0 +1,190 @@
+"""File scanning through the platform: API upload -> real worker -> results, quarantine, alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from secops.api.app import create_app
+from secops.db.models import Alert, AuditEntry, Job, ScanResult, SecurityEvent, StoredFile
+from secops.db.session import session_scope
+from secops.services.storage import MAGIC
+from tests.factories import auth, make_key
+from tests.platform.helpers import files_under, platform, wait_job, wait_scan
+from tests.scanning.corpus import EICAR, minimal_pe
+
+pytestmark = pytest.mark.integration
+BENIGN = b"quarterly report\n" * 200
+
+
+def _upload(client: httpx.Client, files: list[tuple[str, bytes]], **params: str) -> dict:
+    resp = client.post("/v1/scans", files=[("file", (n, d)) for n, d in files], params=params)
+    assert resp.status_code == 202, resp.text
+    return resp.json()
+
+
+def test_upload_scan_quarantine_alert_cache_and_admin_release(platform_env, tmp_path, monkeypatch):
+    with platform(platform_env, tmp_path, monkeypatch) as url:
+        admin, analyst = make_key("admin"), make_key("analyst", name="analyst")
+        client = httpx.Client(base_url=url, headers=auth(analyst), timeout=30)
+        admin_client = httpx.Client(base_url=url, headers=auth(admin), timeout=30)
+        body = _upload(client, [("eicar.com", EICAR), ("report.txt", BENIGN),
+                                ("invoice.pdf", minimal_pe())])
+        assert [s["status"] for s in body["scans"]] == ["pending"] * 3
+        assert all(s["job_id"] and not s["cached"] for s in body["scans"])
+        eicar, benign, disguised = (wait_scan(client, f"/v1/scans/{s['id']}")
+                                    for s in body["scans"])
+
+        assert eicar["verdict"] == "malicious" and eicar["file_state"] == "quarantined"
+        assert any(f["rule_id"].startswith("yara.") or "eicar" in f["rule_id"].lower()
+                   for f in eicar["findings"]), eicar["findings"]
+        assert benign["verdict"] == "clean" and benign["findings"] == []
+        assert disguised["verdict"] in ("suspicious", "malicious")
+        assert any(f["rule_id"].startswith("type.") for f in disguised["findings"])
+
+        # stored encrypted, content-addressed; the malicious file sits in the quarantine area
+        data_dir = Path(platform_env["SECOPS_DATA_DIR"])
+        quarantined = data_dir / "quarantine" / eicar["sha256"][:2] / eicar["sha256"][2:4] / eicar["sha256"]
+        assert quarantined.is_file()
+        for path in files_under(data_dir / "blobs") + files_under(data_dir / "quarantine"):
+            raw = path.read_bytes()
+            assert raw.startswith(MAGIC) and b"EICAR" not in raw and b"quarterly" not in raw
+        assert files_under(data_dir / "tmp") == []
+
+        with session_scope() as session:
+            events = session.scalars(select(SecurityEvent)).all()
+            kinds = {(e.kind, e.details.get("scan_id")) for e in events}
+            assert ("scan.malicious", eicar["id"]) in kinds
+            assert ("scan.suspicious", disguised["id"]) in kinds or disguised["verdict"] == "malicious"
+            alerts = session.scalars(select(Alert).where(Alert.rule == "scan.malicious_upload")).all()
+            assert [a.subject for a in alerts] == [eicar["id"]]
+
+        # the same content with the same rules: the cached verdict, at once, marked so
+        again = _upload(client, [("copy.txt", BENIGN), ("again.com", EICAR)])["scans"]
+        assert [(s["cached"], s["status"], s["verdict"], s["job_id"]) for s in again] == [
+            (True, "complete", "clean", None), (True, "complete", "malicious", None)]
+        assert again[0]["cached_from"] == benign["id"]
+        assert again[1]["findings"] == eicar["findings"]
+        with session_scope() as session:  # every malicious upload alerts, cached or not
+            assert session.scalar(select(func.count()).select_from(Alert)
+                                  .where(Alert.rule == "scan.malicious_upload")) == 2
+        rescanned = _upload(client, [("copy.txt", BENIGN)], rescan="true")["scans"][0]
+        assert not rescanned["cached"] and rescanned["job_id"]
+        assert wait_scan(client, f"/v1/scans/{rescanned['id']}")["verdict"] == "clean"
+
+        # release and delete: admin only, each audited
+        sha = eicar["sha256"]
+        assert client.post(f"/v1/quarantine/{sha}/release").status_code == 403
+        assert client.delete(f"/v1/quarantine/{sha}").status_code == 403
+        listed = admin_client.get("/v1/quarantine").json()
+        assert [f["sha256"] for f in listed] == [sha]
+        released = admin_client.post(f"/v1/quarantine/{sha}/release")
+        assert released.status_code == 200 and released.json()["state"] == "released"
+        assert not quarantined.exists()
+        assert admin_client.post(f"/v1/quarantine/{sha}/release").status_code == 409
+
+        other = EICAR + b"   \n"  # the test file followed by whitespace: another malicious file
+        second = wait_scan(client, "/v1/scans/" + _upload(client, [("e2.com", other)])["scans"][0]["id"])
+        assert second["verdict"] == "malicious" and second["file_state"] == "quarantined"
+        gone = admin_client.delete(f"/v1/quarantine/{second['sha256']}")
+        assert gone.status_code == 200 and gone.json()["state"] == "deleted"
+        assert not any(p.name == second["sha256"] for p in files_under(data_dir))
+        with session_scope() as session:
+            actions = [(e.action, e.target) for e in session.scalars(
+                select(AuditEntry).where(AuditEntry.action.like("quarantine.%")))]
+            assert actions == [("quarantine.release", f"file:{sha}"),
+                               ("quarantine.delete", f"file:{second['sha256']}")]
+            assert session.get(StoredFile, second["sha256"]).state == "deleted"
+            assert session.scalar(select(func.count()).select_from(AuditEntry)
+                                  .where(AuditEntry.action == "scans.submit")) == 4
+
+
+def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
+    monkeypatch.setenv("SECOPS_SCAN_MAX_UPLOAD_BYTES", str(256 * 1024))
+    monkeypatch.setenv("SECOPS_SCAN_MAX_FILES_PER_UPLOAD", "3")
+    from secops.config import get_settings
+
+    get_settings.cache_clear()
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    headers = auth(make_key())
+    data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
+
+    def problem(resp, status: int) -> None:
+        assert resp.status_code == status, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+
+    big = os.urandom(256 * 1024 + 1)
+    problem(client.post("/v1/scans", headers=headers,
+                        files=[("file", ("ok.txt", BENIGN)), ("file", ("big.bin", big))]), 413)
+    problem(client.post("/v1/scans", headers=headers,
+                        files=[("file", (f"{i}.txt", b"x")) for i in range(4)]), 422)
+    problem(client.post("/v1/scans", headers=headers, json={}), 422)
+    problem(client.post("/v1/scans", headers=headers, files=[("other", ("a.txt", b"x"))]), 422)
+    problem(client.post("/v1/scans", headers=headers, data={"rescan": "true"},
+                        files=[]), 422)
+    truncated = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
+                 b"partial content")
+    problem(client.post("/v1/scans", headers={**headers,
+                                               "Content-Type": "multipart/form-data; boundary=b"},
+                        content=truncated), 422)
+    assert files_under(data_dir / "blobs") == [] and files_under(data_dir / "tmp") == []
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ScanResult)) == 0
+        assert session.scalar(select(func.count()).select_from(Job)) == 0
+    # a declared body beyond every file's cap together is refused before it is read
+    problem(client.post("/v1/scans", headers={**headers, "Content-Length": str(10**12),
+                                               "Content-Type": "multipart/form-data; boundary=b"},
+                        content=b""), 413)
+    ok = client.post("/v1/scans", headers=headers, files=[("file", ("../../etc/x.txt", b"hi"))])
+    assert ok.status_code == 202 and ok.json()["scans"][0]["filename"] == "x.txt"
+
+
+def test_directory_scan_rescans_only_changed_files(sqlite_env, tmp_path, monkeypatch):
+    watched = tmp_path / "watched"
+    (watched / "sub").mkdir(parents=True)
+    (watched / "a.txt").write_bytes(b"alpha\n")
+    (watched / "sub" / "b.txt").write_bytes(b"beta\n")
+    (watched / "sub" / "eicar.com").write_bytes(EICAR)
+    os.symlink("/etc/passwd", watched / "link")
+    extra = {"SECOPS_SCAN_ALLOWED_DIRS": json.dumps([str(watched)])}
+    with platform(sqlite_env, tmp_path, monkeypatch, extra) as url:
+        client = httpx.Client(base_url=url, headers=auth(make_key()), timeout=30)
+
+        def run(path: str) -> dict:
+            resp = client.post("/v1/jobs", json={"kind": "scan.directory", "params": {"path": path}})
+            assert resp.status_code == 202, resp.text
+            job = wait_job(client, resp.json()["id"])
+            assert job["status"] == "succeeded", job
+            return job["result"]
+
+        first = run(str(watched))
+        assert (first["scanned"], first["unchanged"], first["skipped"]) == (3, 0, 1)
+        assert first["verdicts"] == {"clean": 2, "suspicious": 0, "malicious": 1}
+        assert run(str(watched))["scanned"] == 0
+        (watched / "a.txt").write_bytes(b"alpha, changed\n")
+        (watched / "c.txt").write_bytes(b"gamma\n")
+        (watched / "sub" / "eicar.com").unlink()
+        os.utime(watched / "sub" / "b.txt", ns=(1, 1))  # touched, same content
+        third = run(str(watched))
+        assert (third["scanned"], third["unchanged"], third["content_unchanged"],
+                third["vanished"]) == (2, 0, 1, 1)
+        scans = [client.get(f"/v1/scans/{i}").json() for i in third["scan_ids"]]
+        assert sorted(Path(s["path"]).name for s in scans) == ["a.txt", "c.txt"]
+
+        for bad in ("/etc", str(watched / ".." / ".."), "relative/path"):
+            resp = client.post("/v1/jobs", json={"kind": "scan.directory", "params": {"path": bad}})
+            assert resp.status_code == 422, resp.text
+        schedule = client.post("/v1/schedules", json={
+            "name": "watched", "kind": "scan.directory", "params": {"path": str(watched)},
+            "interval_seconds": 3600})
+        assert schedule.status_code == 201, schedule.text
+        with session_scope() as session:
+            assert session.scalar(select(func.count()).select_from(SecurityEvent)
+                                  .where(SecurityEvent.kind == "scan.malicious")) == 1
+            assert session.scalar(select(func.count()).select_from(Alert)) == 0  # uploads only
