@@ -1,6 +1,8 @@
 """``secops scan``: the scanning engine as a command.
 
-Local mode (``--local``) scans in-process with :class:`secops.scanning.Scanner`; it is
+Without ``--local`` the files are uploaded to the API and scanned by the workers
+(``secops.cli.scan_remote``), with a progress display and the same output and exit
+status. Local mode (``--local``) scans in-process with :class:`secops.scanning.Scanner`; it is
 the very code path a worker runs, minus storage. Output contract (docs/scanning.md):
 
 * ``--json``: one JSON object per file per line, in argument order (directories walked
@@ -103,6 +105,9 @@ def run_local(
 @click.option("--blocklist", "blocklists", multiple=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="File of SHA-256 or MD5 digests, one per line (repeatable).")
+@click.option("--rescan", is_flag=True, help="Through the API: ignore cached verdicts.")
+@click.option("--timeout", type=float, default=600.0, show_default=True,
+              help="Through the API: seconds to wait for the workers.")
 @click.argument("paths", nargs=-1, required=True)
 def scan(
     local: bool,
@@ -110,14 +115,18 @@ def scan(
     workers: int | None,
     rule_dirs: tuple[Path, ...],
     blocklists: tuple[Path, ...],
+    rescan: bool,
+    timeout: float,
     paths: tuple[str, ...],
 ) -> None:
-    """Scan files and directories for malware and risky content."""
+    """Scan files and directories for malware and risky content (through the API, or --local)."""
     if not local:
-        raise click.UsageError(
-            "only local scanning is available here: use --local; "
-            "platform mode is wired by the spine"
-        )
+        if workers or rule_dirs or blocklists:
+            raise click.UsageError("--workers, --rules-dir and --blocklist need --local "
+                                   "(the platform's rules and blocklists are configured on it)")
+        from secops.cli.scan_remote import run_remote
+
+        sys.exit(run_remote(paths, as_json=as_json, rescan=rescan, timeout=timeout))
     # The local contract shows neither libmagic's description nor the MD5, so both are
     # skipped (MD5 is still computed when a blocklist may hold MD5 digests).
     config = ScanConfig(rule_dirs=rule_dirs, sha256_blocklists=blocklists,

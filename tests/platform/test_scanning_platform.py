@@ -188,3 +188,32 @@ def test_directory_scan_rescans_only_changed_files(sqlite_env, tmp_path, monkeyp
             assert session.scalar(select(func.count()).select_from(SecurityEvent)
                                   .where(SecurityEvent.kind == "scan.malicious")) == 1
             assert session.scalar(select(func.count()).select_from(Alert)) == 0  # uploads only
+
+
+def test_cli_scans_through_the_api(sqlite_env, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    tree = tmp_path / "tree"
+    (tree / "nested").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(BENIGN)
+    (tree / "nested" / "eicar.com").write_bytes(EICAR)
+    with platform(sqlite_env, tmp_path, monkeypatch) as url:
+        env = {**os.environ, **sqlite_env, "SECOPS_API_URL": url, "SECOPS_API_KEY": make_key()}
+
+        def scan(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "secops.cli", "scan", *args], env=env,
+                                  capture_output=True, text=True, timeout=120)
+
+        first = scan("--json", str(tree))
+        assert first.returncode == 1, first.stderr
+        lines = [json.loads(line) for line in first.stdout.splitlines()]
+        assert [(Path(r["path"]).name, r["verdict"], r["cached"]) for r in lines] == [
+            ("a.txt", "clean", False), ("eicar.com", "malicious", False)]
+        assert {"path", "sha256", "size", "mime", "verdict", "findings"} <= lines[1].keys()
+        assert lines[1]["findings"][0].keys() == {"id", "severity", "description", "location"}
+        table = scan(str(tree / "a.txt"))
+        assert table.returncode == 0 and "CLEAN" in table.stdout and "(cached)" in table.stdout
+        missing = scan("--json", str(tree / "nope.txt"))
+        assert missing.returncode == 2
+        assert scan("--rules-dir", str(tree), str(tree)).returncode == 2  # a local-only option

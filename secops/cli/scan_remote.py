@@ -1,0 +1,155 @@
+"""``secops scan PATH...`` through the API: upload, wait for the workers, print results.
+
+Files (directories walked recursively) are uploaded in batches to ``POST /v1/scans``,
+streamed from disk; a batch refused as too large is retried file by file so only the
+oversized file is reported. Progress (files uploaded, then scanned) is drawn on stderr
+when it is a terminal. Output and exit status follow the local contract: one JSON
+object per file (plus ``scan_id`` and ``cached``) or a table; 0 all clean, 1 anything
+suspicious or malicious, 2 any file not scanned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import ExitStack
+from typing import IO, Any
+
+import click
+
+from secops.cli.client import ApiError, Client
+from secops.scanning import iter_files
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+BATCH_FILES = 20
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.show = sys.stderr.isatty()
+
+    def draw(self, stage: str, done: int) -> None:
+        if self.show:
+            width = 30
+            filled = int(width * done / max(1, self.total))
+            click.echo(f"\r{stage:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}",
+                       err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.show:
+            click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
+
+
+def _batches(files: list[str]) -> list[list[str]]:
+    batches: list[list[str]] = [[]]
+    size = 0
+    for path in files:
+        try:
+            length = os.path.getsize(path)
+        except OSError:
+            length = 0
+        if batches[-1] and (len(batches[-1]) >= BATCH_FILES or size + length > BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += length
+    return [b for b in batches if b]
+
+
+def _upload(client: Client, paths: list[str], rescan: bool) -> list[dict[str, Any]]:
+    with ExitStack() as stack:
+        files = [("file", (os.path.basename(p), stack.enter_context(open(p, "rb"))))  # noqa: SIM115
+                 for p in paths]
+        body = client.request("POST", "/v1/scans", files=files,
+                              params={"rescan": "true"} if rescan else None)
+    return list(body["scans"])
+
+
+def _line(path: str, scan: dict[str, Any]) -> dict[str, Any]:
+    return {"path": path, "sha256": scan["sha256"], "size": scan["size"], "mime": scan["mime"],
+            "verdict": scan["verdict"],
+            "findings": [{"id": f["rule_id"], "severity": f["severity"],
+                          "description": f["description"], "location": f["location"]}
+                         for f in scan["findings"]],
+            "scan_id": scan["id"], "cached": scan["cached"]}
+
+
+def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: float,
+               client: Client | None = None, out: IO[str] | None = None) -> int:
+    stream = out if out is not None else sys.stdout
+    client = client or Client()
+    files = list(iter_files(paths))
+    progress = _Progress(len(files))
+    pending: dict[str, str] = {}  # scan id -> path
+    results: dict[str, dict[str, Any] | str] = {}  # path -> scan or error text
+    for batch in _batches(files):
+        try:
+            scans = _upload(client, batch, rescan)
+        except ApiError:
+            scans = []
+            for path in batch:
+                try:
+                    scans.extend(_upload(client, [path], rescan))
+                except ApiError as exc:
+                    results[path] = exc.message
+                    scans.append({})
+            batch = [p for p, s in zip(batch, scans, strict=True) if s]
+            scans = [s for s in scans if s]
+        except OSError as exc:
+            for path in batch:
+                results[path] = exc.strerror or type(exc).__name__
+            continue
+        for path, scan in zip(batch, scans, strict=True):
+            pending[scan["id"]] = path
+        progress.draw("uploaded", len(pending) + len(results))
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while pending:
+        for scan_id in list(pending):
+            scan = client.request("GET", f"/v1/scans/{scan_id}")
+            if scan["status"] == "complete":
+                results[pending.pop(scan_id)] = scan
+            elif scan["status"] == "failed":
+                results[pending.pop(scan_id)] = f"scan failed: {scan.get('error') or 'unknown'}"
+        progress.draw("scanned", len(files) - len(pending))
+        if pending:
+            if time.monotonic() > deadline:
+                for scan_id, path in pending.items():
+                    results[path] = f"timed out waiting for scan {scan_id}"
+                break
+            time.sleep(delay)
+            delay = min(1.0, delay * 1.5)
+    progress.clear()
+    return _print(files, results, as_json, stream)
+
+
+def _print(files: list[str], results: dict[str, dict[str, Any] | str], as_json: bool,
+           stream: IO[str]) -> int:
+    status = EXIT_CLEAN
+    if not as_json:
+        stream.write(f"{'VERDICT':<10} {'SIZE':>12} {'MIME':<32} {'#':>3}  PATH\n")
+    for path in files:
+        outcome = results.get(path, "not scanned")
+        if isinstance(outcome, str):
+            status = EXIT_ERROR
+            stream.write(json.dumps({"path": path, "error": outcome}) + "\n" if as_json else
+                         f"{'ERROR':<10} {'-':>12} {'-':<32} {'-':>3}  {path}: {outcome}\n")
+            continue
+        line = _line(path, outcome)
+        if line["verdict"] != "clean" and status == EXIT_CLEAN:
+            status = EXIT_FOUND
+        if as_json:
+            stream.write(json.dumps(line) + "\n")
+            continue
+        cached = " (cached)" if line["cached"] else ""
+        stream.write(f"{line['verdict'].upper():<10} {line['size']:>12} {line['mime'][:32]:<32} "
+                     f"{len(line['findings']):>3}  {path}{cached}\n")
+        for f in line["findings"]:
+            where = f" @ {f['location']}" if f["location"] else ""
+            stream.write(f"    [{f['severity']}] {f['id']}: {f['description']}{where}\n")
+    stream.flush()
+    return status
