@@ -15,6 +15,7 @@ import hashlib
 import multiprocessing
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -145,7 +146,11 @@ class Scanner:
             for file in files:
                 yield file, self._try_scan(file)
             return
-        if processes and "fork" in multiprocessing.get_all_start_methods():
+        # Forking a process that runs other threads can copy a lock held mid-operation
+        # (logging, an HTTP pool) into the child, which then waits on it forever: fork
+        # only from a single-threaded process, as the command line is.
+        if (processes and "fork" in multiprocessing.get_all_start_methods()
+                and threading.active_count() == 1):
             yield from self._scan_in_processes(files, workers)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
