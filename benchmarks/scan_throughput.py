@@ -11,9 +11,14 @@ rules:
 * ``yara``: ``yara -r`` with the same rule files, single-threaded and with its default
   thread count.
 
+* ``platform``: end to end through the platform: ``secops scan --rescan`` (its code,
+  ``run_remote``) uploads every file to a real API process (SQLite, embedded Redis),
+  a 2-process Celery worker on the ``scan`` queue scans them, and the clock stops when
+  every scan record is complete (``--rescan``, so repeats never hit the cache).
+
 It prints files/s and MB/s per section and the ratio of the local engine to the
-``yara`` tool (goal: >= 0.5). Sections are functions registered in ``SECTIONS``; the
-platform's end-to-end section (``--platform``) plugs in the same way.
+``yara`` tool (goal: >= 0.5), and of the platform to the local engine in files/s (goal:
+>= 0.5). Sections are functions registered in ``SECTIONS``.
 
     .venv/bin/python benchmarks/scan_throughput.py [--size-mb 200] [--workers N]
 """
@@ -21,12 +26,16 @@ platform's end-to-end section (``--platform``) plugs in the same way.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import io
 import json
+import os
 import random
 import resource
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,10 +226,104 @@ def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
     return out
 
 
+class _Platform:
+    """API + 2-process worker on SQLite and an embedded Redis, started once per run."""
+
+    def __init__(self) -> None:
+        from secops.embedded import EmbeddedRedis, free_port
+
+        self.tmp: Path | None = Path(tempfile.mkdtemp(prefix="secops-scan-platform-"))
+        self.redis = EmbeddedRedis(self.tmp / "redis", secrets.token_hex(16))
+        self.redis.start()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        atexit.register(self.stop)  # before anything starts: a failed start leaves nothing
+        env = {"SECOPS_DATA_DIR": str(self.tmp), "SECOPS_REDIS_URL": self.redis.url,
+               "SECOPS_DATABASE_URL": f"sqlite:///{self.tmp / 'secops.db'}",
+               "SECOPS_API_KEY_HMAC": secrets.token_hex(16),
+               "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
+               "SECOPS_STORAGE_KEY": secrets.token_hex(32), "SECOPS_LOG_LEVEL": "INFO",
+               "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
+               "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
+        os.environ.update(env)
+        from secops.config import get_settings
+        from secops.db.migrate import upgrade
+        from secops.db.session import dispose_engines, session_scope
+        from secops.services.keys import create_key
+
+        get_settings.cache_clear()
+        dispose_engines()
+        upgrade(env["SECOPS_DATABASE_URL"])
+        with session_scope() as session:
+            self.key = create_key(session=session, name="bench", role="admin",
+                                  created_by="bench").plaintext
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._start([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+                     "--port", str(port), "--log-level", "warning", "--no-access-log"], "api")
+        worker_log = self._start([sys.executable, "-m", "celery", "-A", "tasks", "worker",
+                                  "-Q", "scan", "--concurrency", "2", "--loglevel", "INFO",
+                                  "--without-mingle", "--without-gossip"], "worker")
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200 and \
+                        "ready." in worker_log.read_text(errors="replace"):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("platform did not start")
+            time.sleep(0.1)
+
+    def _start(self, argv: list[str], name: str) -> Path:
+        log = self.tmp / f"{name}.log"
+        self.procs.append(subprocess.Popen(argv, cwd=REPO, stdout=open(log, "wb"),  # noqa: SIM115
+                                           stderr=subprocess.STDOUT, start_new_session=True))
+        return log
+
+    def stop(self) -> None:
+        if self.tmp is None:
+            return
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs = []
+        self.redis.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = None
+
+
+_platform: _Platform | None = None
+
+
+def bench_platform(directory: Path, args: argparse.Namespace) -> list[Measurement]:
+    global _platform
+    from secops.cli.client import Client
+    from secops.cli.scan_remote import run_remote
+
+    if _platform is None:
+        _platform = _Platform()
+    files, size = corpus_stats(directory)
+    sink = _Sink()
+    cpu, start = _cpu(), time.perf_counter()
+    status = run_remote((str(directory),), as_json=True, rescan=True, timeout=3600,
+                        client=Client(_platform.url, _platform.key), out=sink)
+    elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
+    if status == 2 or sink.lines != files:
+        raise RuntimeError(f"platform run incomplete (status {status}, {sink.lines}/{files})")
+    return [Measurement("platform", files, size, elapsed, "API + 2-process worker", cpu)]
+
+
 SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
     "local-inprocess": bench_local_inprocess,
     "local-cli": bench_local_cli,
     "yara": bench_yara,
+    "platform": bench_platform,
 }
 
 
@@ -284,6 +387,11 @@ def main() -> int:
     if local_best and yara_default:
         ratio = local_best.mb_per_s / yara_default.mb_per_s
         print(f"ratio local/yara (all cores each): {ratio:.2f}  (goal >= 0.5)")
+    platform = by.get(("platform", "API + 2-process worker"))
+    local_two = by.get(("local-inprocess", "2 worker(s)")) or local_best
+    if platform and local_two:
+        print(f"ratio platform/local files/s ({local_two.note} local): "
+              f"{platform.files_per_s / local_two.files_per_s:.2f}  (goal >= 0.5)")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "

@@ -148,7 +148,7 @@ register(JobKind("alerts.deliver", "default", AlertDeliverParams, 120,
                  submittable=False))
 register(JobKind("scan.file", "scan", ScanFileParams, 600,
                  "scan a stored file (type checks, YARA, archives, documents, reputation)"))
-register(JobKind("scan.directory", "scan", ScanDirectoryParams, 3600,
+register(JobKind("scan.directory", "scan", ScanDirectoryParams, 900,
                  "scan new or changed files under an allowlisted directory"))
 register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
                  "find PII, PCI, PHI and secrets in a stored file or submitted text"))

@@ -55,7 +55,8 @@ def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_AUDIT_HMAC": "test-audit-" + secrets.token_hex(16),
         "SECOPS_STORAGE_KEY": "test-storage-" + secrets.token_hex(16),
         "SECOPS_JOB_TIME_LIMIT_DEFAULT": "8",
-        "SECOPS_JOB_TIME_LIMITS": '{"system.ping": 6, "audit.verify": 6, "alerts.deliver": 6}',
+        "SECOPS_JOB_TIME_LIMITS": '{"system.ping": 6, "audit.verify": 6, "alerts.deliver": 6, '
+                                  '"scan.file": 8, "scan.directory": 8, "dlp.classify": 8}',
         "SECOPS_JOB_LEASE_GRACE": "1",
         "SECOPS_VISIBILITY_MARGIN": "3",
         "SECOPS_REAPER_INTERVAL": "2",

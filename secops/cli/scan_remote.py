@@ -25,6 +25,7 @@ from secops.scanning import iter_files
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 BATCH_FILES = 20
 BATCH_BYTES = 64 * 1024 * 1024
+POLL_BATCH = 100
 
 
 class _Progress:
@@ -109,8 +110,11 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
     deadline = time.monotonic() + timeout
     delay = 0.1
     while pending:
-        for scan_id in list(pending):
-            scan = client.request("GET", f"/v1/scans/{scan_id}")
+        ids = list(pending)
+        polled = [s for i in range(0, len(ids), POLL_BATCH) for s in client.request(
+            "GET", "/v1/scans", params={"ids": ",".join(ids[i : i + POLL_BATCH])})["scans"]]
+        for scan in polled:
+            scan_id = scan["id"]
             if scan["status"] == "complete":
                 results[pending.pop(scan_id)] = scan
             elif scan["status"] == "failed":

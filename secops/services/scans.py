@@ -192,6 +192,10 @@ def get_scan(*, session: Session, scan_id: str) -> ScanResult:
     return scan
 
 
+def get_scans(*, session: Session, scan_ids: list[str]) -> list[ScanResult]:
+    return list(session.scalars(select(ScanResult).where(ScanResult.id.in_(scan_ids))).all())
+
+
 def file_state(*, session: Session, sha256: str) -> str | None:
     row = session.get(StoredFile, sha256)
     return row.state if row is not None else None

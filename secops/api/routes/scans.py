@@ -20,7 +20,7 @@ from secops.api.security import audit_context, report_event
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import Job, ScanResult, StoredFile
-from secops.errors import NotFound, PermissionDenied
+from secops.errors import InvalidInput, NotFound, PermissionDenied
 from secops.services import scans
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
@@ -90,6 +90,21 @@ async def submit(
     rescan = rescan or upload.fields.get("rescan", "").lower() in ("1", "true", "yes")
     return await run_in_threadpool(_submit, session, upload, principal, rescan,
                                    audit_context(request, principal.actor))
+
+
+@router.get("/v1/scans", response_model=ScanBatchRead,
+            summary="Several scans by id (comma-separated, at most 100), in the order given")
+def get_scans(
+    ids: Annotated[str, Query(max_length=100 * 37, description="scan ids, comma-separated")],
+    principal: Principal = Depends(require("scans:read")),
+    session: Session = Depends(db_session),
+) -> ScanBatchRead:
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if not wanted or len(wanted) > 100:
+        raise InvalidInput("give 1 to 100 scan ids")
+    found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted)
+             if not principal.sees_only_own or s.submitted_by == principal.actor}
+    return ScanBatchRead(scans=[scan_read(session, found[i]) for i in wanted if i in found])
 
 
 @router.get("/v1/scans/{scan_id}", response_model=ScanRead,
