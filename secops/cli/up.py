@@ -20,6 +20,7 @@ from secops.db.session import session_scope
 from secops.embedded import EmbeddedRedis, ensure_generated_secrets, write_private
 from secops.kinds import HEAVY_QUEUES, LIGHT_PREFETCH, LIGHT_QUEUES
 from secops.logs import configure_logging
+from secops.services import audit
 from secops.services import keys as key_service
 from secops.supervisor import Child, Supervisor
 
@@ -30,6 +31,9 @@ def _first_admin_key(secrets_dir: Path) -> str | None:
             return None
         issued = key_service.create_key(session=session, name="initial admin", role="admin",
                                         created_by="secops up")
+        audit.record(session=session, ctx=audit.AuditContext(actor="secops up"),
+                     action="keys.create", target=f"key:{issued.record.id}",
+                     details={"role": "admin", "name": "initial admin", "first_run": True})
     write_private(secrets_dir / "api_key", issued.plaintext)
     return issued.plaintext
 

@@ -86,6 +86,12 @@ def test_up_runs_the_platform_and_stops_cleanly(tmp_path):
             log.close()
     assert code == 0
     wait_for(lambda: not processes_with(str(data_dir)), 10, "no orphan process left")
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "secops.db") as db:
+        audited = db.execute("SELECT actor, action, target FROM audit_log "
+                             "WHERE action = 'keys.create'").fetchall()
+    assert len(audited) == 1 and audited[0][0] == "secops up"  # the first admin key is audited
 
     # a second run reuses the data dir and does not print a new key
     up2 = subprocess.Popen([sys.executable, "-m", "secops.cli", "up", "--no-flower"], cwd=tmp_path,
