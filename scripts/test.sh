@@ -22,5 +22,5 @@ step "mypy" $V/mypy secops tasks
 step "import contracts" $V/lint-imports
 step "bandit" $V/bandit -q -ll -r secops tasks
 step "detect-secrets" scripts/secrets-scan.sh
-step "pytest" $V/python -m pytest -p no:cacheprovider "$@"
+step "pytest" $V/python -m pytest -p no:cacheprovider --durations=15 "$@"
 exit $status
