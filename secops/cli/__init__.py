@@ -50,7 +50,15 @@ def cli() -> None:
     """SecOps: security operations as background jobs."""
 
 
+# True only when this interpreter is the ``secops`` command (not a caller embedding the
+# commands, such as a test runner): forking worker processes is safe only then, because
+# an embedding process may hold broker or database connections a child must not touch.
+RUNNING_AS_COMMAND = False
+
+
 def main() -> None:
+    global RUNNING_AS_COMMAND
+    RUNNING_AS_COMMAND = True
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:

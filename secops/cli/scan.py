@@ -61,9 +61,12 @@ def run_local(
     counts = {"clean": 0, "suspicious": 0, "malicious": 0, "error": 0}
     if not as_json:
         stream.write(f"{'VERDICT':<10} {'SIZE':>12} {'MIME':<32} {'#':>3}  PATH\n")
-    # Worker processes rather than threads: the command owns its process, and forked
-    # workers also run the Python parts of the checks in parallel.
-    outcomes = scanner.scan_paths(paths, workers=workers or default_workers(), processes=True)
+    # Worker processes rather than threads when this is the ``secops`` command: it owns
+    # its process, and forked workers also run the Python parts of the checks in parallel.
+    import secops.cli
+
+    outcomes = scanner.scan_paths(paths, workers=workers or default_workers(),
+                                  processes=secops.cli.RUNNING_AS_COMMAND)
     for path, outcome in outcomes:
         if isinstance(outcome, BaseException):
             counts["error"] += 1
