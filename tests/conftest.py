@@ -5,6 +5,7 @@ Kept small: process helpers live in ``tests/processes.py``, factories in ``tests
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -18,6 +19,7 @@ from secops.config import get_settings
 from secops.db.migrate import upgrade
 from secops.db.session import dispose_engines
 from secops.embedded import EmbeddedRedis
+from secops.kinds import KINDS
 
 PG_ADMIN_URL = os.environ.get("SECOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -55,8 +57,9 @@ def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_AUDIT_HMAC": "test-audit-" + secrets.token_hex(16),
         "SECOPS_STORAGE_KEY": "test-storage-" + secrets.token_hex(16),
         "SECOPS_JOB_TIME_LIMIT_DEFAULT": "8",
-        "SECOPS_JOB_TIME_LIMITS": '{"system.ping": 6, "audit.verify": 6, "alerts.deliver": 6, '
-                                  '"scan.file": 8, "scan.directory": 8, "dlp.classify": 8}',
+        # Short limits for every kind: the longest one sets the broker's visibility timeout,
+        # which is how long a killed worker's job waits before it is delivered again.
+        "SECOPS_JOB_TIME_LIMITS": json.dumps({name: 8 for name in KINDS} | {"system.ping": 6}),
         "SECOPS_JOB_LEASE_GRACE": "1",
         "SECOPS_VISIBILITY_MARGIN": "3",
         "SECOPS_REAPER_INTERVAL": "2",
