@@ -73,35 +73,31 @@ def platform_env(request: pytest.FixtureRequest, tmp_path: Path, redis_server: E
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Settings for one test on SQLite or PostgreSQL, migrated, with a clean Redis db."""
     if request.param == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'secops.db'}"
+        yield from _environment(tmp_path, f"sqlite:///{tmp_path / 'secops.db'}", redis_server,
+                                monkeypatch)
     else:
-        db_url = request.getfixturevalue("pg_database")
-    env = _base_env(tmp_path, db_url, redis_server.url)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    dispose_engines()
-    upgrade(db_url)
-    _reset(db_url)
-    import redis
-
-    redis.Redis.from_url(redis_server.url).flushdb()
-    yield env
-    dispose_engines()
-    get_settings.cache_clear()
+        yield from _environment(tmp_path, request.getfixturevalue("pg_database"), redis_server,
+                                monkeypatch, reset=True)
 
 
 @pytest.fixture
 def sqlite_env(tmp_path: Path, redis_server: EmbeddedRedis,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Like ``platform_env`` but SQLite only, for tests that need just one backend."""
-    db_url = f"sqlite:///{tmp_path / 'secops.db'}"
+    yield from _environment(tmp_path, f"sqlite:///{tmp_path / 'secops.db'}", redis_server,
+                            monkeypatch)
+
+
+def _environment(tmp_path: Path, db_url: str, redis_server: EmbeddedRedis,
+                 monkeypatch: pytest.MonkeyPatch, reset: bool = False) -> Iterator[dict[str, str]]:
     env = _base_env(tmp_path, db_url, redis_server.url)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
     dispose_engines()
     upgrade(db_url)
+    if reset:
+        _reset(db_url)
     import redis
 
     redis.Redis.from_url(redis_server.url).flushdb()

@@ -66,12 +66,17 @@ def create_schedule(
         total_run_count=0,
     )
     session.add(schedule)
+    _flush_unique(session)
+    return schedule
+
+
+def _flush_unique(session: Session) -> None:
+    """Write pending changes; a clash on the unique name is a Conflict, not a 500."""
     try:
         with session.begin_nested():
             session.flush()
     except IntegrityError:
         raise Conflict("a schedule with this name already exists") from None
-    return schedule
 
 
 def get_schedule(*, session: Session, schedule_id: str) -> Schedule:
@@ -107,11 +112,7 @@ def update_schedule(*, session: Session, schedule_id: str, changes: dict[str, An
     if "name" in changes:
         schedule.name = changes["name"]
     schedule.updated_at = utcnow()
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict("a schedule with this name already exists") from None
+    _flush_unique(session)
     return schedule
 
 
