@@ -74,7 +74,7 @@ def platform_env(request: pytest.FixtureRequest, tmp_path: Path, redis_server: E
     """Settings for one test on SQLite or PostgreSQL, migrated, with a clean Redis db."""
     if request.param == "sqlite":
         yield from _environment(tmp_path, f"sqlite:///{tmp_path / 'secops.db'}", redis_server,
-                                monkeypatch)
+                                monkeypatch, reset=True)
     else:
         yield from _environment(tmp_path, request.getfixturevalue("pg_database"), redis_server,
                                 monkeypatch, reset=True)
