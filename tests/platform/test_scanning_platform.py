@@ -34,8 +34,9 @@ def test_upload_scan_quarantine_alert_cache_and_admin_release(platform_env, tmp_
         admin, analyst = make_key("admin"), make_key("analyst", name="analyst")
         client = httpx.Client(base_url=url, headers=auth(analyst), timeout=30)
         admin_client = httpx.Client(base_url=url, headers=auth(admin), timeout=30)
-        body = _upload(client, [("eicar.com", EICAR), ("report.txt", BENIGN),
+        body = _upload(client, [("eicar.com", EICAR), ("../../report.txt", BENIGN),
                                 ("invoice.pdf", minimal_pe())])
+        assert [s["filename"] for s in body["scans"]] == ["eicar.com", "report.txt", "invoice.pdf"]
         assert [s["status"] for s in body["scans"]] == ["pending"] * 3
         assert all(s["job_id"] and not s["cached"] for s in body["scans"])
         eicar, benign, disguised = (wait_scan(client, f"/v1/scans/{s['id']}")
@@ -141,8 +142,6 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
     problem(client.post("/v1/scans", headers={**headers, "Content-Length": str(10**12),
                                                "Content-Type": "multipart/form-data; boundary=b"},
                         content=b""), 413)
-    ok = client.post("/v1/scans", headers=headers, files=[("file", ("../../etc/x.txt", b"hi"))])
-    assert ok.status_code == 202 and ok.json()["scans"][0]["filename"] == "x.txt"
 
 
 def test_directory_scan_rescans_only_changed_files(sqlite_env, tmp_path, monkeypatch):
