@@ -192,6 +192,29 @@ def get_scan(*, session: Session, scan_id: str) -> ScanResult:
     return scan
 
 
+@dataclass
+class ScanDetails:
+    findings: dict[str, list[ScanFinding]]
+    jobs: dict[str, tuple[str, str | None]]  # job id -> (status, error)
+    states: dict[str, str]  # sha256 -> stored file state
+
+
+def scan_details(*, session: Session, scans: list[ScanResult]) -> ScanDetails:
+    """Findings, job outcomes and file states of many scans, one query each."""
+    ids = [s.id for s in scans]
+    found: dict[str, list[ScanFinding]] = {}
+    for f in session.scalars(select(ScanFinding).where(ScanFinding.scan_id.in_(ids))
+                             .order_by(ScanFinding.id)):
+        found.setdefault(f.scan_id, []).append(f)
+    job_ids = [s.job_id for s in scans if s.job_id and s.status == "pending"]
+    jobs = {row.id: (row.status, row.error) for row in session.execute(
+        select(Job.id, Job.status, Job.error).where(Job.id.in_(job_ids)))} if job_ids else {}
+    shas = sorted({s.sha256 for s in scans})
+    states = {row.sha256: row.state for row in session.execute(
+        select(StoredFile.sha256, StoredFile.state).where(StoredFile.sha256.in_(shas)))}
+    return ScanDetails(found, jobs, states)
+
+
 def get_scans(*, session: Session, scan_ids: list[str]) -> list[ScanResult]:
     return list(session.scalars(select(ScanResult).where(ScanResult.id.in_(scan_ids))).all())
 

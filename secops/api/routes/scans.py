@@ -19,7 +19,7 @@ from secops.api.scan_schemas import (
 from secops.api.security import audit_context, report_event
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
-from secops.db.models import Job, ScanResult, StoredFile
+from secops.db.models import ScanResult, StoredFile
 from secops.errors import InvalidInput, NotFound, PermissionDenied
 from secops.services import scans
 from secops.services.audit import AuditContext
@@ -30,23 +30,30 @@ router = APIRouter(tags=["scans"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 
+def scan_reads(session: Session, items: list[ScanResult]) -> list[ScanRead]:
+    """Scans with their findings, job outcome and file state, in three queries in all."""
+    details = scans.scan_details(session=session, scans=items)
+    out = []
+    for scan in items:
+        status, error = scan.status, None
+        job_status, job_error = details.jobs.get(scan.job_id or "", (None, None))
+        if status == "pending" and job_status in ("failed", "cancelled"):
+            status, error = "failed", job_error or job_status
+        out.append(ScanRead(
+            id=scan.id, job_id=scan.job_id, status=status, error=error, sha256=scan.sha256,
+            filename=scan.filename, size=scan.size, source=scan.source, path=scan.path,
+            verdict=scan.verdict, mime=scan.mime, description=scan.description,
+            ruleset_version=scan.ruleset_version, cached=scan.cached,
+            cached_from=scan.cached_from,
+            file_state=details.states.get(scan.sha256) if scan.source != "directory" else None,
+            submitted_by=scan.submitted_by, created_at=scan.created_at,
+            completed_at=scan.completed_at,
+            findings=[ScanFindingRead.model_validate(f) for f in details.findings.get(scan.id, [])]))
+    return out
+
+
 def scan_read(session: Session, scan: ScanResult) -> ScanRead:
-    status, error = scan.status, None
-    if status == "pending" and scan.job_id:
-        job = session.get(Job, scan.job_id)
-        if job is not None and job.status in ("failed", "cancelled"):
-            status, error = "failed", job.error or job.status
-    return ScanRead(
-        id=scan.id, job_id=scan.job_id, status=status, error=error, sha256=scan.sha256,
-        filename=scan.filename, size=scan.size, source=scan.source, path=scan.path,
-        verdict=scan.verdict, mime=scan.mime, description=scan.description,
-        ruleset_version=scan.ruleset_version, cached=scan.cached, cached_from=scan.cached_from,
-        file_state=scans.file_state(session=session, sha256=scan.sha256)
-        if scan.source != "directory" else None,
-        submitted_by=scan.submitted_by, created_at=scan.created_at,
-        completed_at=scan.completed_at,
-        findings=[ScanFindingRead.model_validate(f)
-                  for f in scans.findings(session=session, scan_id=scan.id)])
+    return scan_reads(session, [scan])[0]
 
 
 def _submit(session: Session, upload: MultipartUpload, principal: Principal, rescan: bool,
@@ -66,7 +73,7 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
         enqueue_or_fail(submission.jobs)
     for kind, details, severity in submission.events:
         report_event(kind, details, severity)
-    return ScanBatchRead(scans=[scan_read(session, s) for s in submission.scans])
+    return ScanBatchRead(scans=scan_reads(session, submission.scans))
 
 
 @router.post("/v1/scans", status_code=202, response_model=ScanBatchRead,
@@ -104,7 +111,7 @@ def get_scans(
         raise InvalidInput("give 1 to 100 scan ids")
     found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted)
              if not principal.sees_only_own or s.submitted_by == principal.actor}
-    return ScanBatchRead(scans=[scan_read(session, found[i]) for i in wanted if i in found])
+    return ScanBatchRead(scans=scan_reads(session, [found[i] for i in wanted if i in found]))
 
 
 @router.get("/v1/scans/{scan_id}", response_model=ScanRead,
