@@ -6,14 +6,17 @@ worker runs. Output contract (docs/dlp.md):
 * ``scan --json``: one JSON object per file per line, in argument order (directories
   walked recursively, sorted): ``{"path", "classification", "findings": [{"type",
   "category", "start", "end", "score"}]}``; offsets are character offsets into the
-  file's text decoded as UTF-8 without newline translation. Findings outside a plain
-  text file's single part add ``"part"`` (archive member, page, attachment); a file read
-  only in part adds ``"truncated"`` and ``"errors"``. A file that cannot be read at all
-  gets ``{"path": ..., "error": "..."}`` and the run goes on. Archives (zip, tar,
+  file's text decoded as UTF-8 without newline translation; exactly these keys, for every
+  format. Where a finding sits (archive member, page, attachment) is in the readable
+  report and in the platform's stored findings. A file read only in part (an archive
+  limit, a damaged member) prints its findings and a one-line warning on stderr, and
+  makes the exit status 2; a file that cannot be read at all gets
+  ``{"path": ..., "error": "..."}`` and the run goes on. Archives (zip, tar,
   gzip, bzip2, xz, 7z) are expanded with :class:`secops.dlp.archives.SafeArchiveWalker`.
 * ``scan`` without ``--json``: a readable report with masked previews, never values.
 * ``redact``: the file's text with every finding replaced (``[TYPE]`` or a mask).
-* exit status: 0 no findings; 1 findings; 2 usage or per-file error (2 wins over 1).
+* exit status: 0 no findings; 1 findings; 2 usage, per-file error or a file read only in
+  part (2 wins over 1).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 
@@ -31,7 +34,8 @@ from secops.dlp.archives import SafeArchiveWalker
 from secops.dlp.extract import extract
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
-PLATFORM_MODE = "platform mode is wired by the spine; use --local to run the engine in-process"
+PLATFORM_MODE = ("give --local to run the engine in this process; to classify through the "
+                 "platform, use POST /v1/dlp/scans (docs/dlp.md)")
 
 
 def _files(paths: Iterable[str]) -> Iterator[Path]:
@@ -75,21 +79,6 @@ def _report(result: DocumentResult, out: TextIO) -> None:
         out.write(f"    note: {error}\n")
 
 
-def _json_object(result: DocumentResult) -> dict[str, Any]:
-    """The contract object; findings outside the plain ``text`` part also name their
-    ``part`` (archive member, page, attachment), and a partly read file adds
-    ``truncated``/``errors``. Plain text files print exactly the contract keys."""
-    obj = result.to_dict()
-    for item, finding in zip(obj["findings"], result.findings, strict=True):
-        if finding.part != "text":
-            item["part"] = finding.part
-    if result.truncated:
-        obj["truncated"] = True
-    if result.errors:
-        obj["errors"] = list(result.errors)
-    return obj
-
-
 def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | None = None,
              out: TextIO | None = None) -> int:
     """Scan ``paths`` in-process, print results, and return the exit status."""
@@ -108,10 +97,14 @@ def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | No
             continue
         result.path = str(path)
         if as_json:
-            stream.write(json.dumps(_json_object(result)) + "\n")
+            stream.write(json.dumps(result.to_dict()) + "\n")
         else:
             _report(result, stream)
-        if result.findings and status == EXIT_CLEAN:
+        if result.truncated or result.errors:
+            status = EXIT_ERROR
+            reason = "; ".join(result.errors) or "a limit was reached"
+            click.echo(f"warning: {path}: read only in part ({reason})", err=True)
+        elif result.findings and status == EXIT_CLEAN:
             status = EXIT_FOUND
     stream.flush()
     return status

@@ -188,7 +188,7 @@ def test_cli_json_contract(tmp_path: Path) -> None:
     res = runner.invoke(dlp, ["scan", "--local", "--json", str(tmp_path / "missing.txt")])
     assert res.exit_code == 2
     res = runner.invoke(dlp, ["scan", str(tmp_path / "a.txt")])
-    assert res.exit_code == 2 and "platform mode" in res.output
+    assert res.exit_code == 2 and "--local" in res.output and "/v1/dlp/scans" in res.output
     res = runner.invoke(dlp, ["scan", "--local", str(tmp_path / "a.txt")])
     assert res.exit_code == 1 and "***-**-8874" in res.output and SSN not in res.output
     res = runner.invoke(dlp, ["redact", "--local", str(tmp_path / "a.txt")])
