@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,21 +104,6 @@ def _environment(tmp_path: Path, db_url: str, redis_server: EmbeddedRedis,
     yield env
     dispose_engines()
     get_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker_pools() -> Iterator[None]:
-    """Broker connections must not outlive a test: a forked child (the scanning engine's
-    process pool) inherits their sockets, and kombu's after-fork cleanup then waits on a
-    reply that a sibling child already read (seen as a hang in tests/scanning/test_cli.py)."""
-    yield
-    module = sys.modules.get("tasks.app")
-    if module is not None:
-        from kombu import pools
-
-        pools.reset()
-        module.app._pool = None
-        module.app.amqp._producer_pool = None
 
 
 def _reset(db_url: str) -> None:
