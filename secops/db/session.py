@@ -69,7 +69,7 @@ def _sqlite_on_begin(conn: Any) -> None:
     """``BEGIN IMMEDIATE``, retried quickly while another connection holds the write lock."""
     raw = conn.connection.dbapi_connection
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    delay = 0.0002
+    delay = 0.0001
     raw.execute("PRAGMA busy_timeout=0")
     try:
         while True:
@@ -80,7 +80,7 @@ def _sqlite_on_begin(conn: Any) -> None:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
             time.sleep(delay)
-            delay = min(delay * 2, 0.005)
+            delay = min(delay * 2, 0.001)
     finally:
         raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
