@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     alert_webhook_secret: SecretStr | None = None
     storage_key: SecretStr | None = None  # AES-GCM key material for stored files (HKDF)
     dlp_hmac: SecretStr | None = None  # keyed hashes of DLP findings; else derived from storage_key
+    api_url: str | None = None  # where the CLI reaches the API; default from host and port
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     flower_port: int = Field(5555, ge=1, le=65535)

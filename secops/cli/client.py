@@ -7,7 +7,6 @@ the key from the secret reader (``SECOPS_API_KEY``, ``SECOPS_API_KEY_FILE``,
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any
@@ -26,7 +25,7 @@ class ApiError(click.ClickException):
 
 def api_url() -> str:
     settings = get_settings()
-    return os.environ.get("SECOPS_API_URL") or f"http://{settings.api_host}:{settings.api_port}"
+    return settings.api_url or f"http://{settings.api_host}:{settings.api_port}"
 
 
 class Client:

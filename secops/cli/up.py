@@ -44,9 +44,8 @@ def _first_admin_key(secrets_dir: Path) -> str | None:
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
 def up(concurrency: int, no_flower: bool) -> None:
     """Run API, worker, beat and Flower on the embedded defaults (SQLite, embedded Redis)."""
-    os.environ.setdefault("SECOPS_DATA_DIR", "./var")
-    data_dir = Path(os.environ["SECOPS_DATA_DIR"]).resolve()
-    os.environ["SECOPS_DATA_DIR"] = str(data_dir)
+    data_dir = get_settings().data_dir.resolve()
+    os.environ["SECOPS_DATA_DIR"] = str(data_dir)  # children and the secret reader agree on it
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     secrets_dir = data_dir / "secrets"
     created = ensure_generated_secrets(secrets_dir)
