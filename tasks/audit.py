@@ -28,8 +28,7 @@ def _report(kind: str, details: dict[str, Any], severity: str) -> None:
     with session_scope() as session:
         outcome = monitor.log_security_event(kind, details, severity, session=session,
                                              kv=get_redis())
-    if outcome.deliveries:
-        enqueue_or_fail(outcome.deliveries)
+    enqueue_or_fail(outcome.deliveries)
 
 
 @job_task("audit.verify")

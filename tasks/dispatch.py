@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy.orm import Session
+
 from secops.errors import Unavailable
 from tasks.app import app
 
@@ -29,7 +31,9 @@ def enqueue(jobs: Iterable[tuple[str, str]]) -> None:
 
 def enqueue_or_fail(jobs: list[tuple[str, str]]) -> None:
     """Publish committed jobs; if the broker is down, fail them (never leave them queued
-    with no message behind them) and raise Unavailable."""
+    with no message behind them) and raise Unavailable. Nothing to publish is a no-op."""
+    if not jobs:
+        return
     try:
         enqueue(jobs)
     except Unavailable:
@@ -40,3 +44,10 @@ def enqueue_or_fail(jobs: list[tuple[str, str]]) -> None:
             for job_id, _ in jobs:
                 fail_job(session=session, job_id=job_id, error="the job queue was unavailable")
         raise
+
+
+def commit_and_publish(session: Session, jobs: list[tuple[str, str]]) -> None:
+    """Commit what a handler recorded, then publish the jobs it created (alert deliveries):
+    a worker must never receive a job id the database does not have yet."""
+    session.commit()
+    enqueue_or_fail(jobs)

@@ -16,7 +16,7 @@ from secops.services import dlp
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.base import job_task
-from tasks.dispatch import enqueue_or_fail
+from tasks.dispatch import commit_and_publish
 
 
 @job_task("dlp.classify")
@@ -31,9 +31,7 @@ def classify(session: Session, job: Job) -> dict[str, Any]:
         summary, deliveries = dlp.record_classification(session=session, plan=plan,
                                                         document=document, error=error,
                                                         kv=get_redis())
-        session.commit()
-        if deliveries:
-            enqueue_or_fail(deliveries)
+        commit_and_publish(session, deliveries)
     else:
         summary = plan.done
     if plan.source == "text":

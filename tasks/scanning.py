@@ -17,13 +17,7 @@ from secops.services import directory_scans, scans
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.base import job_task
-from tasks.dispatch import enqueue_or_fail
-
-
-def _publish(session: Session, deliveries: list[tuple[str, str]]) -> None:
-    session.commit()
-    if deliveries:
-        enqueue_or_fail(deliveries)
+from tasks.dispatch import commit_and_publish
 
 
 @job_task("scan.file")
@@ -40,7 +34,7 @@ def scan_file(session: Session, job: Job) -> dict[str, Any]:
                                        dlp_on_scan=settings.dlp_on_scan, settings=settings)
     recorded = scans.record_file_scan(session=session, plan=plan, executed=executed, store=store,
                                       kv=get_redis())
-    _publish(session, recorded.deliveries)
+    commit_and_publish(session, recorded.deliveries)
     return recorded.summary
 
 
@@ -56,5 +50,5 @@ def scan_directory(session: Session, job: Job) -> dict[str, Any]:
     outcomes = directory_scans.execute_directory_scan(plan, scanner=scanner)
     summary, deliveries = directory_scans.record_directory_scan(
         session=session, job=job, plan=plan, outcomes=outcomes, kv=get_redis())
-    _publish(session, deliveries)
+    commit_and_publish(session, deliveries)
     return summary

@@ -57,6 +57,10 @@ class Principal:
     def sees_only_own(self) -> bool:
         return self.role == "service"
 
+    def can_see(self, submitted_by: str) -> bool:
+        """Service keys see only what they submitted; other roles see everything."""
+        return not self.sees_only_own or submitted_by == self.actor
+
 
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")

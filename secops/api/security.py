@@ -93,8 +93,6 @@ def report_event(kind: str, details: dict[str, Any], severity: str = "medium", *
 
 
 def publish(deliveries: list[tuple[str, str]]) -> None:
-    if not deliveries:
-        return
     from tasks.dispatch import enqueue_or_fail
 
     try:

@@ -135,7 +135,7 @@ def get_scan(
     session: Session = Depends(db_session),
 ) -> DlpScanRead:
     scan = dlp_service.get_scan(session=session, dlp_scan_id=dlp_scan_id)
-    if principal.sees_only_own and scan.submitted_by != principal.actor:
+    if not principal.can_see(scan.submitted_by):
         raise NotFound("DLP scan not found")
     return dlp_read(session, scan)
 

@@ -23,7 +23,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 def _visible(job: Job, principal: Principal) -> Job:
-    if principal.sees_only_own and job.submitted_by != principal.actor:
+    if not principal.can_see(job.submitted_by):
         raise NotFound("job not found")
     return job
 

@@ -110,7 +110,7 @@ def get_scans(
     if not wanted or len(wanted) > 100:
         raise InvalidInput("give 1 to 100 scan ids")
     found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted)
-             if not principal.sees_only_own or s.submitted_by == principal.actor}
+             if principal.can_see(s.submitted_by)}
     return ScanBatchRead(scans=scan_reads(session, [found[i] for i in wanted if i in found]))
 
 
@@ -122,7 +122,7 @@ def get_scan(
     session: Session = Depends(db_session),
 ) -> ScanRead:
     scan = scans.get_scan(session=session, scan_id=scan_id)
-    if principal.sees_only_own and scan.submitted_by != principal.actor:
+    if not principal.can_see(scan.submitted_by):
         raise NotFound("scan not found")
     return scan_read(session, scan)
 
