@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -81,21 +81,25 @@ class AlertDeliverParams(Params):
 
 
 SHA256 = r"^[0-9a-f]{64}$"
+MAX_SCANS_PER_JOB = 64
 
 
 class ScanFileParams(Params):
-    """Scan a stored file: the scan record made at upload (``scan_id``), or a stored file
-    named by ``sha256`` (then ``rescan`` skips the cached verdict)."""
+    """Scan stored files: the scan records made at upload (``scan_ids``, or one
+    ``scan_id``), or a stored file named by ``sha256`` (then ``rescan`` skips the cached
+    verdict). An upload's files are spread over a few such jobs, several files each."""
 
     scan_id: str | None = Field(None, max_length=36)
+    scan_ids: list[Annotated[str, Field(max_length=36)]] | None = Field(
+        None, min_length=1, max_length=MAX_SCANS_PER_JOB)
     sha256: str | None = Field(None, pattern=SHA256)
     filename: str = Field("", max_length=255)
     rescan: bool = False
 
     @model_validator(mode="after")
     def _one_target(self) -> ScanFileParams:
-        if (self.scan_id is None) == (self.sha256 is None):
-            raise ValueError("give exactly one of scan_id and sha256")
+        if sum(x is not None for x in (self.scan_id, self.scan_ids, self.sha256)) != 1:
+            raise ValueError("give exactly one of scan_id, scan_ids and sha256")
         return self
 
 

@@ -3,12 +3,15 @@
 Each handler reads its plan, ends the read transaction (on SQLite it holds the write
 lock) before the slow part, scans without the database, records the outcome, commits,
 then publishes the alert deliveries that outcome created. The work is in the services.
+A ``scan.file`` job scans several files of one upload: a file that cannot be read or
+trips a parser fails alone, the time limit fails the job.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -22,18 +25,17 @@ from tasks.dispatch import commit_and_publish
 
 @job_task("scan.file")
 def scan_file(session: Session, job: Job) -> dict[str, Any]:
-    """Scan one stored file; quarantine it if malicious; DLP it if configured."""
+    """Scan the job's stored files; quarantine the malicious ones; DLP them if configured."""
     settings = get_settings()
     scanner = scans.get_scanner(settings)
     plan = scans.plan_file_scan(session=session, job=job, ruleset_version=scanner.ruleset_version)
     session.commit()
-    if plan.done is not None:
-        return plan.done
     store = get_store(settings)
-    executed = scans.execute_file_scan(plan, store=store, scanner=scanner,
-                                       dlp_on_scan=settings.dlp_on_scan, settings=settings)
-    recorded = scans.record_file_scan(session=session, plan=plan, executed=executed, store=store,
-                                      kv=get_redis())
+    executed = scans.execute_file_scans(plan, store=store, scanner=scanner,
+                                        dlp_on_scan=settings.dlp_on_scan, settings=settings,
+                                        fatal=(SoftTimeLimitExceeded,))
+    recorded = scans.record_file_scans(session=session, plan=plan, executed=executed,
+                                       store=store, kv=get_redis() if plan.files else None)
     commit_and_publish(session, recorded.deliveries)
     return recorded.summary
 

@@ -107,8 +107,11 @@ def _authenticate(request: Request, session: Session, ip: str) -> Principal:
         raise
     principal = Principal(record.id, record.name, record.role,
                           frozenset(record.allowed_kinds or []))
-    # End the read transaction now: on SQLite it holds the write lock (BEGIN IMMEDIATE),
-    # which must not be kept across Redis calls or a security event's own session.
+    # The key's last use and count: every request it authenticated (answered, refused by
+    # its role or rate limited alike), in the same transaction as the lookup. End it now:
+    # on SQLite it holds the write lock (BEGIN IMMEDIATE), which must not be kept across
+    # Redis calls or a security event's own session.
+    key_service.record_use(session=session, key_id=principal.key_id)
     session.commit()
     return principal
 
@@ -127,8 +130,6 @@ def require(permission: str) -> Callable[..., Principal]:
         _limit(request, buckets, cost=1, cls=cls, ip=ip)
         if not allowed(principal.role, permission):
             raise PermissionDenied("this key's role does not allow that")
-        key_service.record_use(session=session, key_id=principal.key_id)
-        session.commit()
         return principal
 
     dependency.permission = permission  # type: ignore[attr-defined]

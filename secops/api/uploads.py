@@ -25,6 +25,7 @@ from secops.errors import InvalidInput, SecOpsError
 from secops.services.storage import BlobStore, StagedBlob
 
 FIELD_LIMIT = 64 * 1024
+WRITE_BATCH = 1024 * 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -127,16 +128,30 @@ def boundary_of(request: Request) -> bytes:
 async def receive_upload(request: Request, upload: MultipartUpload) -> MultipartUpload:
     """Stream the body into ``upload``; on failure discard it and raise the problem."""
     failure: SecOpsError | None = None
+    buffer = bytearray()
+
+    async def flush() -> SecOpsError | None:
+        data = bytes(buffer)
+        buffer.clear()
+        try:
+            await run_in_threadpool(upload.write, data)
+        except SecOpsError as exc:
+            return exc
+        except Exception:
+            return InvalidInput("the multipart body is malformed")
+        return None
+
     try:
         async for chunk in request.stream():
             if failure is not None or not chunk:
                 continue  # drain: the client gets the problem, not a reset connection
-            try:
-                await run_in_threadpool(upload.write, chunk)
-            except SecOpsError as exc:
-                failure = exc
-            except Exception:
-                failure = InvalidInput("the multipart body is malformed")
+            # The server hands over 64 KiB or less at a time; parsing, hashing, encrypting
+            # and writing happen off the event loop, a batch of chunks per thread hop.
+            buffer += chunk
+            if len(buffer) >= WRITE_BATCH:
+                failure = await flush()
+        if failure is None and buffer:
+            failure = await flush()
         if failure is None:
             try:
                 upload.finish()

@@ -10,10 +10,12 @@ suspicious or malicious, 2 any file not scanned.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import IO, Any
 
@@ -26,6 +28,8 @@ EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 BATCH_FILES = 20
 BATCH_BYTES = 64 * 1024 * 1024
 POLL_BATCH = 100
+UPLOAD_STREAMS = 2
+POLL_MIN, POLL_MAX = 0.1, 1.0
 
 
 class _Progress:
@@ -79,56 +83,87 @@ def _line(path: str, scan: dict[str, Any]) -> dict[str, Any]:
             "scan_id": scan["id"], "cached": scan["cached"]}
 
 
+def _upload_batch(client: Client, batch: list[str], rescan: bool) -> list[tuple[str, dict[str, Any] | str]]:
+    """Upload one batch: each path with its scan record, or the error that stopped it.
+
+    A batch the API refuses (one file too large, say) is retried file by file, so only
+    the file at fault is reported.
+    """
+    try:
+        return list(zip(batch, _upload(client, batch, rescan), strict=True))
+    except ApiError:
+        out: list[tuple[str, dict[str, Any] | str]] = []
+        for path in batch:
+            try:
+                out.append((path, _upload(client, [path], rescan)[0]))
+            except ApiError as exc:
+                out.append((path, exc.message))
+            except OSError as exc:
+                out.append((path, exc.strerror or type(exc).__name__))
+        return out
+    except OSError as exc:
+        return [(path, exc.strerror or type(exc).__name__) for path in batch]
+
+
 def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: float,
                client: Client | None = None, out: IO[str] | None = None) -> int:
+    """Upload on ``UPLOAD_STREAMS`` connections while polling for the results so far.
+
+    Uploading, storing and scanning overlap: the API receives one batch while it
+    commits another, and the workers scan the first batches meanwhile. Polling asks for
+    the oldest ``POLL_BATCH`` unfinished scans (the queue is served in order, so newer
+    ones are not done either), quickly while results arrive and backing off when none do.
+    """
     stream = out if out is not None else sys.stdout
     client = client or Client()
     files = list(iter_files(paths))
     progress = _Progress(len(files))
-    pending: dict[str, str] = {}  # scan id -> path
+    pending: dict[str, str] = {}  # scan id -> path, in upload order
     results: dict[str, dict[str, Any] | str] = {}  # path -> scan or error text
-    for batch in _batches(files):
-        try:
-            scans = _upload(client, batch, rescan)
-        except ApiError:
-            scans = []
-            for path in batch:
-                try:
-                    scans.extend(_upload(client, [path], rescan))
-                except ApiError as exc:
-                    results[path] = exc.message
-                    scans.append({})
-            batch = [p for p, s in zip(batch, scans, strict=True) if s]
-            scans = [s for s in scans if s]
-        except OSError as exc:
-            for path in batch:
-                results[path] = exc.strerror or type(exc).__name__
-            continue
-        for path, scan in zip(batch, scans, strict=True):
-            pending[scan["id"]] = path
-        progress.draw("uploaded", len(pending) + len(results))
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while pending:
-        ids = list(pending)
-        polled = [s for i in range(0, len(ids), POLL_BATCH) for s in client.request(
-            "GET", "/v1/scans", params={"ids": ",".join(ids[i : i + POLL_BATCH])})["scans"]]
-        for scan in polled:
-            scan_id = scan["id"]
-            if scan["status"] == "complete":
-                results[pending.pop(scan_id)] = scan
-            elif scan["status"] == "failed":
-                results[pending.pop(scan_id)] = f"scan failed: {scan.get('error') or 'unknown'}"
-        progress.draw("scanned", len(files) - len(pending))
-        if pending:
-            if time.monotonic() > deadline:
-                for scan_id, path in pending.items():
-                    results[path] = f"timed out waiting for scan {scan_id}"
-                break
-            time.sleep(delay)
-            delay = min(1.0, delay * 1.5)
+    delay = POLL_MIN
+    with ThreadPoolExecutor(UPLOAD_STREAMS, thread_name_prefix="upload") as pool:
+        uploads = {pool.submit(_upload_batch, client, batch, rescan) for batch in _batches(files)}
+        deadline = time.monotonic() + timeout if not uploads else None
+        while uploads or pending:
+            if uploads:
+                done, uploads = wait(uploads, timeout=delay if pending else None,
+                                     return_when=FIRST_COMPLETED)
+                for future in done:
+                    for path, scan in future.result():
+                        if isinstance(scan, str):
+                            results[path] = scan
+                        else:
+                            pending[scan["id"]] = path
+                if not uploads:
+                    deadline = time.monotonic() + timeout
+            if pending:
+                finished = _poll(client, pending, results)
+                delay = POLL_MIN if finished else min(POLL_MAX, delay * 1.5)
+                if pending and deadline is not None and time.monotonic() > deadline:
+                    for scan_id, path in pending.items():
+                        results[path] = f"timed out waiting for scan {scan_id}"
+                    pending.clear()
+                elif pending and not uploads:
+                    time.sleep(delay)
+            progress.draw("uploaded" if uploads else "scanned", len(files) - len(pending)
+                          if not uploads else len(results) + len(pending))
     progress.clear()
     return _print(files, results, as_json, stream)
+
+
+def _poll(client: Client, pending: dict[str, str], results: dict[str, dict[str, Any] | str]) -> int:
+    """Collect the finished among the oldest pending scans; how many finished."""
+    ids = list(itertools.islice(pending, POLL_BATCH))
+    finished = 0
+    for scan in client.request("GET", "/v1/scans", params={"ids": ",".join(ids)})["scans"]:
+        scan_id = scan["id"]
+        if scan["status"] == "complete":
+            results[pending.pop(scan_id)] = scan
+            finished += 1
+        elif scan["status"] == "failed":
+            results[pending.pop(scan_id)] = f"scan failed: {scan.get('error') or 'unknown'}"
+            finished += 1
+    return finished
 
 
 def _print(files: list[str], results: dict[str, dict[str, Any] | str], as_json: bool,

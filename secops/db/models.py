@@ -245,6 +245,8 @@ class ScanResult(Base):
     mime: Mapped[str | None] = mapped_column(String(128), nullable=True)
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
     ruleset_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Why this file could not be scanned (status ``failed``) while the rest of its job went on.
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     cached_from: Mapped[str | None] = mapped_column(String(36), nullable=True)
     submitted_by: Mapped[str] = mapped_column(String(80))

@@ -98,10 +98,15 @@ class Scanner:
         return FileResult(path, sha256.hexdigest(), md5.hexdigest(), size, info.mime,
                           info.description, ctx.findings, self.ruleset.version)
 
-    def scan_bytes(self, data: bytes, name: str, *, path: str | None = None) -> FileResult:
-        """Scan content that arrived under ``name`` (used for type checks and locations)."""
+    def scan_bytes(self, data: bytes, name: str, *, path: str | None = None,
+                   sha256: str | None = None) -> FileResult:
+        """Scan content that arrived under ``name`` (used for type checks and locations).
+
+        ``sha256`` may be given when the caller has just verified it (a stored file is
+        read back under its hash), to save hashing the content twice.
+        """
         cfg = self.config
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
         md5 = (hashlib.md5(data, usedforsecurity=False).hexdigest()
                if cfg.md5 or self.blocklist.md5 else "")
         ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))

@@ -14,6 +14,7 @@ event for every suspicious or malicious file (an alert for every malicious uploa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
-from secops.db.base import utcnow
+from secops.db.base import new_id, utcnow
 from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
 from secops.dlp import DocumentResult
 from secops.errors import Conflict, NotFound
@@ -32,8 +33,9 @@ from secops.services import audit, monitor
 from secops.services import dlp as dlp_service
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
-from secops.services.storage import BlobStore, StagedBlob, valid_sha256
+from secops.services.storage import BlobStore, CorruptBlob, StagedBlob, valid_sha256
 
+log = logging.getLogger("secops.scans")
 SCAN_KIND = "scan.file"
 MALICIOUS_UPLOAD = "scan.malicious_upload"
 monitor.register_rule(monitor.AlertRule(
@@ -52,6 +54,7 @@ def scan_config(settings: Settings) -> ScanConfig:
         allowed_mime_types=frozenset(allowed) if allowed is not None else None,
         match_timeout=settings.scan_match_timeout,
         max_file_bytes=max(settings.scan_max_upload_bytes, 1),
+        md5=False,  # only for MD5 blocklists (then always computed); it is not stored
     )
 
 
@@ -119,15 +122,20 @@ def _complete_from_cache(session: Session, scan: ScanResult, cached: ScanResult)
     return rows
 
 
-def _remember_file(session: Session, sha256: str, size: int) -> StoredFile:
-    row = session.get(StoredFile, sha256)
-    if row is None:
-        row = StoredFile(sha256=sha256, size=size, state="stored", created_at=utcnow(),
-                         updated_at=utcnow())
-        session.add(row)
-    elif row.state == "deleted":
-        row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
-    return row
+def _remember_files(session: Session, blobs: list[StagedBlob]) -> None:
+    """A ``stored_files`` row for each stored content (one query for those known)."""
+    shas = sorted({b.sha256 for b in blobs})
+    known = {row.sha256: row for row in session.scalars(
+        select(StoredFile).where(StoredFile.sha256.in_(shas)))}
+    for blob in blobs:
+        row = known.get(blob.sha256)
+        if row is None:
+            row = known[blob.sha256] = StoredFile(sha256=blob.sha256, size=blob.size,
+                                                  state="stored", created_at=utcnow(),
+                                                  updated_at=utcnow())
+            session.add(row)
+        elif row.state == "deleted":
+            row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
 
 
 def _quarantine(session: Session, store: BlobStore, sha256: str) -> bool:
@@ -147,35 +155,75 @@ class Submission:
     events: list[Event] = field(default_factory=list)
 
 
+def newest_cached(*, session: Session, sha256s: list[str],
+                  ruleset_version: str) -> dict[str, ScanResult]:
+    """:func:`find_cached` for many files in one query: sha256 -> newest fresh result."""
+    found: dict[str, ScanResult] = {}
+    if not sha256s:
+        return found
+    for row in session.scalars(
+            select(ScanResult)
+            .where(ScanResult.sha256.in_(sorted(set(sha256s))),
+                   ScanResult.ruleset_version == ruleset_version,
+                   ScanResult.status == "complete", ScanResult.cached.is_(False))
+            .order_by(ScanResult.completed_at.desc())):
+        found.setdefault(row.sha256, row)
+    return found
+
+
+def job_groups(scans: list[ScanResult], *, max_files: int, max_bytes: int) -> list[list[ScanResult]]:
+    """Split an upload's pending scans into jobs of at most ``max_files`` files and
+    ``max_bytes`` bytes (a file larger than that is a job of its own), in upload order.
+
+    Per-job costs (a Celery message, the claim, the plan and the outcome transactions)
+    are then shared by several files, and a large upload still spreads over every
+    worker process.
+    """
+    groups: list[list[ScanResult]] = []
+    size = 0
+    for scan in scans:
+        if not groups or len(groups[-1]) >= max_files or (groups[-1] and size + scan.size > max_bytes):
+            groups.append([])
+            size = 0
+        groups[-1].append(scan)
+        size += scan.size
+    return groups
+
+
 def submit_uploads(
     *, session: Session, store: BlobStore, staged: list[StagedBlob], submitted_by: str,
     rescan: bool, ruleset_version: str, audit_ctx: AuditContext,
+    job_max_files: int = 8, job_max_bytes: int = 32 * 1024 * 1024,
 ) -> Submission:
     """Store finished uploads and add their scan records and jobs (cached ones complete)."""
-    for blob in staged:
-        store.commit(blob)  # atomic rename; identical content already stored is kept as is
+    store.commit_all(staged)  # durable, atomic; identical content already stored is kept
     out = Submission()
+    cache = {} if rescan else newest_cached(session=session, sha256s=[b.sha256 for b in staged],
+                                            ruleset_version=ruleset_version)
+    pending: list[ScanResult] = []
+    _remember_files(session, staged)
     for blob in staged:
-        _remember_file(session, blob.sha256, blob.size)
-        scan = ScanResult(sha256=blob.sha256, filename=blob.filename[:255], size=blob.size,
-                          source="upload", status="pending", cached=False,
+        scan = ScanResult(id=new_id(), sha256=blob.sha256, filename=blob.filename[:255],
+                          size=blob.size, source="upload", status="pending", cached=False,
                           submitted_by=submitted_by, created_at=utcnow())
         session.add(scan)
-        session.flush()
-        cached = None if rescan else find_cached(session=session, sha256=blob.sha256,
-                                                 ruleset_version=ruleset_version)
+        cached = cache.get(blob.sha256)
         if cached is not None:
             rows = _complete_from_cache(session, scan, cached)
             if scan.verdict == Verdict.MALICIOUS.value:
                 _quarantine(session, store, scan.sha256)
             out.events.extend(events_for(scan, rows))
         else:
-            job = create_job(session=session, kind=SCAN_KIND, params={"scan_id": scan.id},
-                             submitted_by=submitted_by)
-            session.flush()
-            scan.job_id = job.id
-            out.jobs.append((job.id, job.kind))
+            pending.append(scan)
         out.scans.append(scan)
+    for group in job_groups(pending, max_files=job_max_files, max_bytes=job_max_bytes):
+        job = create_job(session=session, kind=SCAN_KIND,
+                         params={"scan_ids": [scan.id for scan in group]},
+                         submitted_by=submitted_by)
+        job.id = new_id()
+        for scan in group:
+            scan.job_id = job.id
+        out.jobs.append((job.id, job.kind))
     audit.record(session=session, ctx=audit_ctx, action="scans.submit",
                  target=f"scan:{out.scans[0].id}" if len(out.scans) == 1
                  else f"scans:batch:{len(out.scans)}",
@@ -216,6 +264,8 @@ def scan_details(*, session: Session, scans: list[ScanResult]) -> ScanDetails:
 
 
 def get_scans(*, session: Session, scan_ids: list[str]) -> list[ScanResult]:
+    if not scan_ids:
+        return []
     return list(session.scalars(select(ScanResult).where(ScanResult.id.in_(scan_ids))).all())
 
 
@@ -232,62 +282,119 @@ class FilePlan:
     scan_id: str
     sha256: str
     filename: str
-    done: dict[str, Any] | None = None  # the job's result when nothing is left to do
+
+
+@dataclass
+class JobPlan:
+    """What a ``scan.file`` job has left to do: ``files`` to scan, ``done`` already answered."""
+
+    files: list[FilePlan] = field(default_factory=list)
+    done: list[dict[str, Any]] = field(default_factory=list)
+    single: bool = True  # the job named one file: its result is that file's summary
 
 
 def _summary(scan: ScanResult, quarantined: bool = False,
              dlp_scan_id: str | None = None) -> dict[str, Any]:
-    return {"scan_id": scan.id, "sha256": scan.sha256, "verdict": scan.verdict,
-            "cached": scan.cached, "quarantined": quarantined, "dlp_scan_id": dlp_scan_id}
+    out = {"scan_id": scan.id, "sha256": scan.sha256, "verdict": scan.verdict,
+           "cached": scan.cached, "quarantined": quarantined, "dlp_scan_id": dlp_scan_id}
+    if scan.status == "failed":
+        out["error"] = scan.error
+    return out
 
 
-def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> FilePlan:
-    """Find (or, for a job naming a stored file, create) the scan record of this job."""
+def _stored_scan(session: Session, job: Job, sha256: str, ruleset_version: str) -> ScanResult:
+    """The scan record of a job that names a stored file (made on the first delivery)."""
     params = job.params
-    if params.get("scan_id"):
-        scan = get_scan(session=session, scan_id=str(params["scan_id"]))
+    stored = session.get(StoredFile, sha256)
+    if stored is None or stored.state == "deleted":
+        raise NotFound("stored file not found")
+    existing = session.scalar(select(ScanResult).where(ScanResult.job_id == job.id))
+    if existing is not None:
+        return existing
+    scan = ScanResult(sha256=sha256, filename=str(params.get("filename") or sha256),
+                      size=stored.size, source="stored", status="pending", cached=False,
+                      job_id=job.id, submitted_by=job.submitted_by, created_at=utcnow())
+    session.add(scan)
+    session.flush()
+    cached = None if params.get("rescan") else find_cached(
+        session=session, sha256=sha256, ruleset_version=ruleset_version)
+    if cached is not None:
+        _complete_from_cache(session, scan, cached)
+    return scan
+
+
+def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPlan:
+    """The scan records of this job (made now for a job naming a stored file), split into
+    those still to scan and those already finished (a cached answer, or a redelivery)."""
+    params = job.params
+    ids = params.get("scan_ids") or ([params["scan_id"]] if params.get("scan_id") else [])
+    if ids:
+        by_id = {scan.id: scan for scan in get_scans(session=session, scan_ids=[str(i) for i in ids])}
+        scans = [by_id[str(i)] for i in ids if str(i) in by_id]
+        if not scans:
+            raise NotFound("scan not found")
     else:
-        sha256 = valid_sha256(str(params["sha256"]))
-        stored = session.get(StoredFile, sha256)
-        if stored is None or stored.state == "deleted":
-            raise NotFound("stored file not found")
-        existing = session.scalar(select(ScanResult).where(ScanResult.job_id == job.id))
-        if existing is not None:
-            scan = existing
+        scans = [_stored_scan(session, job, valid_sha256(str(params["sha256"])), ruleset_version)]
+    plan = JobPlan(single=len(ids) <= 1 and not params.get("scan_ids"))
+    finished = [scan for scan in scans if scan.status != "pending"]
+    states = scan_details(session=session, scans=finished).states if finished else {}
+    for scan in scans:
+        if scan.status != "pending":
+            plan.done.append(_summary(scan, states.get(scan.sha256) == "quarantined"))
         else:
-            scan = ScanResult(sha256=sha256, filename=str(params.get("filename") or sha256),
-                              size=stored.size, source="stored", status="pending", cached=False,
-                              job_id=job.id, submitted_by=job.submitted_by, created_at=utcnow())
-            session.add(scan)
-            session.flush()
-            cached = None if params.get("rescan") else find_cached(
-                session=session, sha256=sha256, ruleset_version=ruleset_version)
-            if cached is not None:
-                _complete_from_cache(session, scan, cached)
-    if scan.status == "complete":  # answered from the cache, or a redelivered finished job
-        return FilePlan(scan.id, scan.sha256, scan.filename,
-                        done=_summary(scan, file_state(session=session, sha256=scan.sha256)
-                                      == "quarantined"))
-    scan.job_id = job.id
-    return FilePlan(scan.id, scan.sha256, scan.filename)
+            scan.job_id = job.id
+            plan.files.append(FilePlan(scan.id, scan.sha256, scan.filename))
+    return plan
 
 
 @dataclass
 class Executed:
-    result: FileResult
+    result: FileResult | None
     document: DocumentResult | None = None
     dlp_error: str | None = None
+    error: str | None = None  # the file could not be scanned (the others of its job go on)
+    corrupt: bool = False  # the stored copy failed authentication: tampering or damage
 
 
 def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
                       dlp_on_scan: bool, settings: Settings) -> Executed:
-    """Decrypt and scan (no database); DLP too when configured and the file is accepted."""
-    data = store.read(plan.sha256)
-    executed = Executed(scanner.scan_bytes(data, plan.filename))
-    if dlp_on_scan and executed.result.verdict is not Verdict.MALICIOUS:
+    """Decrypt and scan one file (no database); DLP too when configured and accepted.
+
+    A stored file that is gone or fails authentication is that file's error, not the
+    job's; any other exception propagates.
+    """
+    try:
+        data = store.read(plan.sha256)
+    except CorruptBlob as exc:
+        return Executed(None, error=exc.message, corrupt=True)
+    except NotFound as exc:
+        return Executed(None, error=exc.message)
+    executed = Executed(scanner.scan_bytes(data, plan.filename, sha256=plan.sha256))
+    if dlp_on_scan and executed.result is not None \
+            and executed.result.verdict is not Verdict.MALICIOUS:
         executed.document, executed.dlp_error = dlp_service.classify_bytes(
             data, plan.filename, settings=settings)
     return executed
+
+
+def execute_file_scans(
+    plan: JobPlan, *, store: BlobStore, scanner: Scanner, dlp_on_scan: bool, settings: Settings,
+    fatal: tuple[type[BaseException], ...] = (),
+) -> list[Executed]:
+    """:func:`execute_file_scan` for each planned file. An exception scanning one file (a
+    parser bug on hostile input) fails only that file, unless it is one of ``fatal``
+    (the worker's time limit), which stops the job."""
+    out = []
+    for file in plan.files:
+        try:
+            out.append(execute_file_scan(file, store=store, scanner=scanner,
+                                         dlp_on_scan=dlp_on_scan, settings=settings))
+        except fatal:
+            raise
+        except Exception as exc:
+            log.exception("scanning a file failed", extra={"scan_id": file.scan_id})
+            out.append(Executed(None, error=f"internal error ({type(exc).__name__})"))
+    return out
 
 
 @dataclass
@@ -296,12 +403,18 @@ class Recorded:
     deliveries: list[tuple[str, str]] = field(default_factory=list)
 
 
-def record_file_scan(*, session: Session, plan: FilePlan, executed: Executed, store: BlobStore,
-                     kv: redis.Redis | None) -> Recorded:
-    scan = get_scan(session=session, scan_id=plan.scan_id)
-    if scan.status == "complete":
-        return Recorded(_summary(scan))
+def _record_one(session: Session, scan: ScanResult, executed: Executed, store: BlobStore,
+                kv: redis.Redis | None, out: Recorded) -> dict[str, Any]:
     result = executed.result
+    if result is None:
+        scan.status, scan.error, scan.completed_at = "failed", (executed.error or "")[:500], utcnow()
+        if executed.corrupt:
+            outcome = monitor.log_security_event(
+                "storage.corrupt", {"subject": scan.sha256, "sha256": scan.sha256,
+                                    "scan_id": scan.id, "error": scan.error}, "high",
+                session=session, kv=kv)
+            out.deliveries.extend(outcome.deliveries)
+        return _summary(scan)
     rows = findings_of(result)
     scan.status, scan.verdict, scan.mime = "complete", result.verdict.value, result.mime[:128]
     scan.description = result.description[:500]
@@ -310,17 +423,43 @@ def record_file_scan(*, session: Session, plan: FilePlan, executed: Executed, st
     quarantined = False
     if result.verdict is Verdict.MALICIOUS:
         quarantined = _quarantine(session, store, scan.sha256)
-    out = Recorded(_summary(scan, quarantined))
+    summary = _summary(scan, quarantined)
     if executed.document is not None or executed.dlp_error is not None:
         dlp_scan, deliveries = dlp_service.record_for_scan(
             session=session, scan_id=scan.id, sha256=scan.sha256, filename=scan.filename,
             submitted_by=scan.submitted_by, job_id=scan.job_id, document=executed.document,
             error=executed.dlp_error, kv=kv)
-        out.summary["dlp_scan_id"] = dlp_scan.id
+        summary["dlp_scan_id"] = dlp_scan.id
         out.deliveries.extend(deliveries)
     for kind, details, severity in events_for(scan, rows):
         outcome = monitor.log_security_event(kind, details, severity, session=session, kv=kv)
         out.deliveries.extend(outcome.deliveries)
+    return summary
+
+
+def record_file_scans(*, session: Session, plan: JobPlan, executed: list[Executed],
+                      store: BlobStore, kv: redis.Redis | None) -> Recorded:
+    """Store every file's outcome in one transaction (the caller commits), with its
+    findings, quarantine, DLP record and security events. A file already finished by an
+    earlier delivery of this job is left as it was."""
+    out = Recorded({})
+    by_id = {scan.id: scan for scan in get_scans(
+        session=session, scan_ids=[file.scan_id for file in plan.files])}
+    summaries = list(plan.done)
+    for file, outcome in zip(plan.files, executed, strict=True):
+        scan = by_id.get(file.scan_id)
+        if scan is None:
+            continue  # removed meanwhile (retention); nothing to record
+        summaries.append(_summary(scan) if scan.status != "pending"
+                         else _record_one(session, scan, outcome, store, kv, out))
+    if plan.single and len(summaries) == 1:
+        out.summary = summaries[0]
+    else:
+        verdicts: dict[str, int] = {}
+        for item in summaries:
+            key = item["verdict"] or "failed"
+            verdicts[key] = verdicts.get(key, 0) + 1
+        out.summary = {"scans": summaries, "count": len(summaries), "verdicts": verdicts}
     return out
 
 

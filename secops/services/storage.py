@@ -22,9 +22,12 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +42,8 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 CHUNK = 1 << 20
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+SYNC_THREADS = 8
+T = TypeVar("T")
 
 
 class CorruptBlob(SecOpsError):
@@ -83,14 +88,19 @@ class StagedBlob:
         self._handle.write(self._encryptor.update(chunk))
 
     def finish(self) -> None:
-        """Write the tag and flush to disk; the file is complete but still in staging."""
+        """Write the tag; the file is complete but still in staging, and not yet on disk
+        for sure: :meth:`BlobStore.commit_all` (or :meth:`sync`) makes it durable."""
         self._handle.write(self._encryptor.finalize())
         self._handle.write(self._encryptor.tag)  # type: ignore[attr-defined]
         self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
         self.sha256 = self._sha.hexdigest()
         self.finished = True
+
+    def sync(self) -> None:
+        """Flush the staged file to disk and close it."""
+        if not self._handle.closed:
+            os.fsync(self._handle.fileno())
+            self._handle.close()
 
     def discard(self) -> None:
         if not self._handle.closed:
@@ -144,19 +154,39 @@ class BlobStore:
         return staged
 
     def commit(self, staged: StagedBlob, *, quarantined: bool = False) -> Path:
-        """Move a finished staged file into place (atomic rename). If the same content is
-        already stored (in either area), the staged copy is dropped."""
-        if not staged.finished:
+        """Move a finished staged file into place, durably (see :meth:`commit_all`)."""
+        return self.commit_all([staged], quarantined=quarantined)[0]
+
+    def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False) -> list[Path]:
+        """Move finished staged files into place: flushed to disk, then renamed
+        atomically, then their directories flushed, so a file is durably in place before
+        the caller commits a database row naming it. A content already stored (in either
+        area) keeps its copy and the staged one is dropped.
+
+        The flushes of a request's files run concurrently: the filesystem journal then
+        commits them together instead of one disk round trip per file.
+        """
+        if any(not blob.finished for blob in staged):
             raise ValueError("staged file is not finished")
-        for area in ("blobs", "quarantine"):
-            existing = self._path(area, staged.sha256)
-            if existing.is_file():
-                staged.discard()
-                return existing
-        target = self._path("quarantine" if quarantined else "blobs", staged.sha256)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.replace(staged.temp_path, target)
-        return target
+        _concurrently(StagedBlob.sync, staged)
+        placed: list[Path] = []
+        directories: set[Path] = set()
+        for blob in staged:
+            existing = next((path for area in ("blobs", "quarantine")
+                             if (path := self._path(area, blob.sha256)).is_file()), None)
+            if existing is not None:
+                blob.discard()
+                placed.append(existing)
+                continue
+            target = self._path("quarantine" if quarantined else "blobs", blob.sha256)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                directories.update((target.parent.parent, target.parent.parent.parent))
+            os.replace(blob.temp_path, target)
+            directories.add(target.parent)
+            placed.append(target)
+        _concurrently(_fsync_directory, sorted(directories))
+        return placed
 
     def locate(self, sha256: str) -> Path | None:
         for area in ("blobs", "quarantine"):
@@ -209,7 +239,9 @@ class BlobStore:
 
     def put_text(self, name: str, text: str) -> None:
         staged = self.stage_bytes(text.encode("utf-8"), name)
+        staged.sync()
         os.replace(staged.temp_path, self.root / "dlp-text" / name)
+        _fsync_directory(self.root / "dlp-text")
 
     def read_text(self, name: str) -> str | None:
         path = self.root / "dlp-text" / name
@@ -224,6 +256,32 @@ class BlobStore:
         """Remove leftovers of uploads interrupted by a crash (call at start-up only)."""
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+
+
+def _concurrently(fn: Callable[[T], object], items: Sequence[T]) -> None:
+    """``fn`` over ``items`` on a small shared pool (fsync releases the GIL)."""
+    global _sync_pool
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with _sync_pool_lock:
+        if _sync_pool is None:
+            _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
+    for future in [_sync_pool.submit(fn, item) for item in items]:
+        future.result()
 
 
 _stores: dict[tuple[Path, bytes], BlobStore] = {}

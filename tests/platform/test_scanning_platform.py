@@ -216,3 +216,35 @@ def test_cli_scans_through_the_api(sqlite_env, tmp_path, monkeypatch):
         missing = scan("--json", str(tree / "nope.txt"))
         assert missing.returncode == 2
         assert scan("--rules-dir", str(tree), str(tree)).returncode == 2  # a local-only option
+
+
+def test_cli_uploads_batches_concurrently_and_reports_every_file(sqlite_env, tmp_path, monkeypatch):
+    """More files than one upload batch: two upload streams, jobs of several files each,
+    one oversized file reported alone, every other file answered, in path order."""
+    import subprocess
+    import sys
+
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(44):
+        (tree / f"f{i:02d}.txt").write_bytes(f"line {i}\n".encode() * (20 + i))
+    (tree / "f25_big.log").write_bytes(b"x" * (96 * 1024))
+    extra = {"SECOPS_SCAN_MAX_UPLOAD_BYTES": str(64 * 1024), "SECOPS_SCAN_JOB_MAX_FILES": "4"}
+    with platform(sqlite_env, tmp_path, monkeypatch, extra=extra) as url:
+        env = {**os.environ, **sqlite_env, **extra, "SECOPS_API_URL": url,
+               "SECOPS_API_KEY": make_key()}
+        run = subprocess.run([sys.executable, "-m", "secops.cli", "scan", "--json", str(tree)],
+                             env=env, capture_output=True, text=True, timeout=180)
+        assert run.returncode == 2, run.stderr  # one file could not be scanned
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+        assert [Path(r["path"]).name for r in lines] == sorted(p.name for p in tree.iterdir())
+        errors = [r for r in lines if "error" in r]
+        assert [Path(r["path"]).name for r in errors] == ["f25_big.log"]
+        assert "larger than" in errors[0]["error"]
+        assert all(r["verdict"] == "clean" for r in lines if "error" not in r)
+        with session_scope() as session:
+            assert session.scalar(select(func.count()).select_from(ScanResult)) == 44
+            jobs = session.scalars(select(Job).where(Job.kind == "scan.file")).all()
+            assert all(j.status == "succeeded" for j in jobs)
+            assert len(jobs) < 44 and max(len(j.params["scan_ids"]) for j in jobs) == 4
+            assert sum(len(j.params["scan_ids"]) for j in jobs) == 44

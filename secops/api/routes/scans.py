@@ -35,7 +35,7 @@ def scan_reads(session: Session, items: list[ScanResult]) -> list[ScanRead]:
     details = scans.scan_details(session=session, scans=items)
     out = []
     for scan in items:
-        status, error = scan.status, None
+        status, error = scan.status, scan.error
         job_status, job_error = details.jobs.get(scan.job_id or "", (None, None))
         if status == "pending" and job_status in ("failed", "cancelled"):
             status, error = "failed", job_error or job_status
@@ -63,7 +63,8 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
     try:
         submission = scans.submit_uploads(
             session=session, store=get_store(settings), staged=upload.files,
-            submitted_by=principal.actor, rescan=rescan, ruleset_version=version, audit_ctx=ctx)
+            submitted_by=principal.actor, rescan=rescan, ruleset_version=version, audit_ctx=ctx,
+            job_max_files=settings.scan_job_max_files, job_max_bytes=settings.scan_job_max_bytes)
         session.commit()
     except BaseException:
         session.rollback()
