@@ -148,8 +148,8 @@ class Settings(BaseSettings):
     # An upload's files are scanned by scan.file jobs of at most this many files and
     # bytes each (a larger file gets a job of its own): fewer, larger jobs cost less
     # per file; more, smaller ones spread one upload over more worker processes.
-    scan_job_max_files: int = Field(8, ge=1, le=64)
-    scan_job_max_bytes: int = Field(32 * 1024 * 1024, ge=1)
+    scan_job_max_files: int = Field(32, ge=1, le=64)
+    scan_job_max_bytes: int = Field(16 * 1024 * 1024, ge=1)
 
     # DLP
     dlp_on_scan: bool = False

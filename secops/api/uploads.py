@@ -91,7 +91,7 @@ class MultipartUpload:
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._current is not None:
-            self._current.write(data[start:end])
+            self._current.write(memoryview(data)[start:end])  # hashed and encrypted, not copied
         elif self._field is not None:
             self._field[1].extend(data[start:end])
             if len(self._field[1]) > FIELD_LIMIT:
@@ -128,13 +128,20 @@ def boundary_of(request: Request) -> bytes:
 async def receive_upload(request: Request, upload: MultipartUpload) -> MultipartUpload:
     """Stream the body into ``upload``; on failure discard it and raise the problem."""
     failure: SecOpsError | None = None
-    buffer = bytearray()
+    chunks: list[bytes] = []
+    pending = 0
+
+    def write_all(batch: list[bytes]) -> None:
+        for chunk in batch:
+            upload.write(chunk)
 
     async def flush() -> SecOpsError | None:
-        data = bytes(buffer)
-        buffer.clear()
+        nonlocal pending
+        batch = chunks.copy()
+        chunks.clear()
+        pending = 0
         try:
-            await run_in_threadpool(upload.write, data)
+            await run_in_threadpool(write_all, batch)
         except SecOpsError as exc:
             return exc
         except Exception:
@@ -147,10 +154,11 @@ async def receive_upload(request: Request, upload: MultipartUpload) -> Multipart
                 continue  # drain: the client gets the problem, not a reset connection
             # The server hands over 64 KiB or less at a time; parsing, hashing, encrypting
             # and writing happen off the event loop, a batch of chunks per thread hop.
-            buffer += chunk
-            if len(buffer) >= WRITE_BATCH:
+            chunks.append(chunk)
+            pending += len(chunk)
+            if pending >= WRITE_BATCH:
                 failure = await flush()
-        if failure is None and buffer:
+        if failure is None and chunks:
             failure = await flush()
         if failure is None:
             try:

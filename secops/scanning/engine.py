@@ -28,6 +28,7 @@ import yara
 from secops.scanning import documents
 from secops.scanning.archives import SEVENZIP, ZIP, Budget, Expander, archive_kind
 from secops.scanning.filetype import (
+    BINARY_CLAIM,
     TypeInfo,
     describe_executable,
     identify,
@@ -38,6 +39,9 @@ from secops.scanning.filetype import (
 from secops.scanning.models import FileResult, Finding, ScanConfig, Severity
 from secops.scanning.reputation import Blocklist
 from secops.scanning.rules import load_ruleset
+
+# Paths queued ahead per worker (paths only: each file is read by the worker that scans it).
+QUEUE_PER_WORKER = 32
 
 
 @dataclass(slots=True)
@@ -140,11 +144,14 @@ class Scanner:
         Per-file errors are yielded, not raised, so one vanished file (``OSError``) or
         one input that trips a parser bug (any other exception) never stops a run.
 
-        Threads are the default (YARA, hashing, zlib and libmagic release the GIL), with
-        at most ``2 * workers`` files in memory. ``processes=True`` forks worker
-        processes instead, which scale better because the Python parts of the checks
-        then run in parallel too; it is meant for command-line runs on POSIX (the
-        compiled rules are inherited through ``fork``, not recompiled).
+        Threads are the default (YARA, hashing, zlib and libmagic release the GIL).
+        ``processes=True`` forks worker processes instead, which scale better because the
+        Python parts of the checks then run in parallel too; it is meant for command-line
+        runs on POSIX (the compiled rules are inherited through ``fork``, not recompiled).
+        Either way a file is read by the worker that scans it, so at most ``workers``
+        files are in memory; up to ``QUEUE_PER_WORKER * workers`` paths are queued ahead,
+        so that one large file at the head of the output order does not leave the other
+        workers idle while it is scanned.
         """
         files = iter_files(paths)
         if workers <= 1:
@@ -162,7 +169,7 @@ class Scanner:
             pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
             for file in files:
                 pending.append((file, pool.submit(self._try_scan, file)))
-                if len(pending) >= 2 * workers:
+                if len(pending) >= QUEUE_PER_WORKER * workers:
                     done_file, future = pending.popleft()
                     yield done_file, future.result()
             while pending:
@@ -178,7 +185,7 @@ class Scanner:
             pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
             for file in files:
                 pending.append((file, pool.submit(_scan_in_process, file)))
-                if len(pending) >= 4 * workers:
+                if len(pending) >= QUEUE_PER_WORKER * workers:
                     done_file, future = pending.popleft()
                     yield done_file, future.result()
             while pending:
@@ -227,8 +234,12 @@ class Scanner:
         cfg = self.config
         if known is not None:
             info = known
-        elif name_claims_type(name):
-            info = identify(data, cfg.magic_bytes, describe=False)
+        elif (claim := name_claims_type(name)) is not None:
+            # A member named as a text document (.txt, .csv, .log, ...) is checked only
+            # for script content, whose markers (#!, <?php, @echo) open the file; libmagic's
+            # text tests cost time in proportion to what they see.
+            seen = cfg.magic_bytes if claim == BINARY_CLAIM else cfg.member_text_magic_bytes
+            info = identify(data, seen, describe=False)
         else:
             # A member whose name claims no checked type needs no libmagic call (the
             # slowest per-object step); executables are still found by their headers.

@@ -193,7 +193,7 @@ def job_groups(scans: list[ScanResult], *, max_files: int, max_bytes: int) -> li
 def submit_uploads(
     *, session: Session, store: BlobStore, staged: list[StagedBlob], submitted_by: str,
     rescan: bool, ruleset_version: str, audit_ctx: AuditContext,
-    job_max_files: int = 8, job_max_bytes: int = 32 * 1024 * 1024,
+    job_max_files: int = 32, job_max_bytes: int = 16 * 1024 * 1024,
 ) -> Submission:
     """Store finished uploads and add their scan records and jobs (cached ones complete)."""
     store.commit_all(staged)  # durable, atomic; identical content already stored is kept

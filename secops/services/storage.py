@@ -7,18 +7,24 @@ Layout (``$SECOPS_DATA_DIR``)::
     dlp-text/<dlp scan id>      text submitted to DLP, removed once it is classified
     tmp/                        staging: uploads are written here, then renamed into place
 
-Every file is encrypted with AES-256-GCM: ``SOB1`` magic, a random 12-byte nonce per
-file, the ciphertext, then the 16-byte tag. The key is derived with HKDF-SHA256 from the
-``storage_key`` secret (never stored or logged). Uploads are streamed: each chunk is
-hashed, counted against the size limit and encrypted as it arrives, so a file is never
-whole in memory; a staged file is moved into place with an atomic rename only once it
-is complete, so no reader ever sees half a file. Reading decrypts, checks the tag and
-checks that the plaintext's SHA-256 is the name it was stored under.
+Every file is encrypted with AES-256-GCM: ``SOB2`` magic, a random 12-byte nonce per
+file, the ciphertext, the 16-byte tag, then a 32-byte binding: HMAC-SHA256 over the
+nonce, the tag and the plaintext's SHA-256, which ties the ciphertext to the name it is
+stored under. The keys are derived with HKDF-SHA256 from the ``storage_key`` secret
+(never stored or logged). Uploads are streamed: each chunk is hashed, counted against
+the size limit and encrypted as it arrives, so a file is never whole in memory; a
+staged file is moved into place with an atomic rename only once it is complete, so no
+reader ever sees half a file. Reading checks the binding against the name (someone
+who can write the store but has no key cannot put one stored file in another's place),
+then decrypts and checks the tag: the plaintext is the one stored under that name
+without hashing it again. Files written before the binding existed (``SOB1``: no
+binding) are read too, and their plaintext is hashed and compared with the name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 import shutil
@@ -37,9 +43,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from secops.config import Settings
 from secops.errors import InvalidInput, NotFound, PayloadTooLarge, SecOpsError
 
-MAGIC = b"SOB1"
+MAGIC = b"SOB2"
+MAGIC_V1 = b"SOB1"  # no binding: read (with a hash check), never written
 NONCE_BYTES = 12
 TAG_BYTES = 16
+BINDING_BYTES = 32
 CHUNK = 1 << 20
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SYNC_THREADS = 8
@@ -75,12 +83,14 @@ class StagedBlob:
     limit: int
     _handle: BinaryIO
     _encryptor: CipherContext
+    _nonce: bytes
+    _bind_key: bytes
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
     sha256: str = ""
     finished: bool = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
             raise PayloadTooLarge(f"file {self.filename!r} is larger than {self.limit} bytes")
@@ -91,9 +101,10 @@ class StagedBlob:
         """Write the tag; the file is complete but still in staging, and not yet on disk
         for sure: :meth:`BlobStore.commit_all` (or :meth:`sync`) makes it durable."""
         self._handle.write(self._encryptor.finalize())
-        self._handle.write(self._encryptor.tag)  # type: ignore[attr-defined]
-        self._handle.flush()
+        tag: bytes = self._encryptor.tag  # type: ignore[attr-defined]
         self.sha256 = self._sha.hexdigest()
+        self._handle.write(tag + _binding(self._bind_key, self._nonce, tag, self.sha256))
+        self._handle.flush()
         self.finished = True
 
     def sync(self) -> None:
@@ -114,6 +125,8 @@ class BlobStore:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
         self._key = key
+        self._bind_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                              info=b"secops storage name binding v1").derive(key)
         for area in ("blobs", "quarantine", "dlp-text", "tmp"):
             (root / area).mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -127,20 +140,16 @@ class BlobStore:
     def _path(self, area: str, sha256: str) -> Path:
         return self.root / area / sha256[:2] / sha256[2:4] / sha256
 
-    def _encrypting_handle(self) -> tuple[Path, BinaryIO, CipherContext]:
+    def stage(self, filename: str, limit: int) -> StagedBlob:
+        """Start receiving a file into staging (``discard()`` it on any failure)."""
         nonce = secrets.token_bytes(NONCE_BYTES)
         temp = self.root / "tmp" / f"{secrets.token_hex(16)}.part"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         handle = os.fdopen(fd, "wb")
         handle.write(MAGIC + nonce)
         encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
-        return temp, handle, encryptor
-
-    def stage(self, filename: str, limit: int) -> StagedBlob:
-        """Start receiving a file into staging (``discard()`` it on any failure)."""
-        temp, handle, encryptor = self._encrypting_handle()
         return StagedBlob(filename=filename, temp_path=temp, limit=limit, _handle=handle,
-                          _encryptor=encryptor)
+                          _encryptor=encryptor, _nonce=nonce, _bind_key=self._bind_key)
 
     def stage_bytes(self, data: bytes, filename: str) -> StagedBlob:
         staged = self.stage(filename, max(1, len(data)))
@@ -200,22 +209,33 @@ class BlobStore:
         path = self.locate(sha256)
         if path is None:
             raise NotFound("stored file not found")
-        data = self._decrypt(path)
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise CorruptBlob("stored file does not match its SHA-256")
-        return data
+        return self._decrypt(path, sha256)
 
-    def _decrypt(self, path: Path) -> bytes:
+    def _decrypt(self, path: Path, sha256: str | None = None) -> bytes:
+        """The plaintext of a stored file; with ``sha256``, also proof that it is the
+        content stored under that name (the binding, or for ``SOB1`` a hash)."""
         raw = path.read_bytes()
-        if len(raw) < len(MAGIC) + NONCE_BYTES + TAG_BYTES or not raw.startswith(MAGIC):
+        head = len(MAGIC) + NONCE_BYTES
+        trailer = TAG_BYTES + BINDING_BYTES if raw.startswith(MAGIC) else TAG_BYTES
+        if len(raw) < head + trailer or not raw.startswith((MAGIC, MAGIC_V1)):
             raise CorruptBlob("stored file is not in the storage format")
-        nonce = raw[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
-        body, tag = raw[len(MAGIC) + NONCE_BYTES : -TAG_BYTES], raw[-TAG_BYTES:]
+        nonce = raw[len(MAGIC) : head]
+        tag = raw[len(raw) - trailer : len(raw) - trailer + TAG_BYTES]
+        bound = trailer > TAG_BYTES
+        if bound and sha256 is not None and not hmac.compare_digest(
+                raw[-BINDING_BYTES:], _binding(self._bind_key, nonce, tag, sha256)):
+            raise CorruptBlob("stored file does not match its SHA-256")
         decryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce, tag)).decryptor()
+        # A view, not a slice, and no concatenation with finalize()'s empty output: the
+        # file is copied once, into the plaintext.
+        plain = decryptor.update(memoryview(raw)[head : len(raw) - trailer])
         try:
-            return decryptor.update(body) + decryptor.finalize()
+            decryptor.finalize()
         except InvalidTag:
             raise CorruptBlob("stored file failed authentication") from None
+        if not bound and sha256 is not None and hashlib.sha256(plain).hexdigest() != sha256:
+            raise CorruptBlob("stored file does not match its SHA-256")
+        return plain
 
     def move(self, sha256: str, *, to_quarantine: bool) -> None:
         """Move a stored file into or out of the quarantine area (atomic rename)."""
@@ -256,6 +276,12 @@ class BlobStore:
         """Remove leftovers of uploads interrupted by a crash (call at start-up only)."""
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _binding(key: bytes, nonce: bytes, tag: bytes, sha256: str) -> bytes:
+    """What ties a stored ciphertext (by its nonce and tag) to its content's SHA-256."""
+    return hmac.new(key, b"secops blob v2\0" + nonce + tag + sha256.encode(),
+                    hashlib.sha256).digest()
 
 
 def _fsync_directory(path: Path) -> None:

@@ -1,0 +1,120 @@
+"""The encrypted, content-addressed store: round trips, tampering, durability paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from secops.errors import NotFound
+from secops.services.storage import MAGIC, MAGIC_V1, BlobStore, CorruptBlob
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "data", secrets.token_bytes(32))
+
+
+def _put(store: BlobStore, data: bytes, name: str = "f.bin") -> str:
+    staged = store.stage_bytes(data, name)
+    store.commit(staged)
+    return staged.sha256
+
+
+def _path(store: BlobStore, sha: str) -> Path:
+    found = store.locate(sha)
+    assert found is not None
+    return found
+
+
+def test_round_trip_is_encrypted_and_named_by_content(store):
+    data = b"quarterly report\n" * 10_000
+    sha = _put(store, data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    raw = _path(store, sha).read_bytes()
+    assert raw.startswith(MAGIC) and b"quarterly" not in raw
+    assert store.read(sha) == data
+    assert os.listdir(store.root / "tmp") == []
+
+
+def test_a_flipped_bit_anywhere_is_refused(store):
+    sha = _put(store, os.urandom(5000))
+    path = _path(store, sha)
+    original = path.read_bytes()
+    for offset in (4, 20, len(original) // 2, len(original) - 40, len(original) - 1):
+        tampered = bytearray(original)
+        tampered[offset] ^= 0x80
+        path.write_bytes(bytes(tampered))
+        with pytest.raises(CorruptBlob):
+            store.read(sha)
+    path.write_bytes(original[:30])
+    with pytest.raises(CorruptBlob, match="storage format"):
+        store.read(sha)
+
+
+def test_a_stored_file_put_in_anothers_place_is_refused(store):
+    """Someone who can write the store but has no key swaps two valid files."""
+    first, second = _put(store, b"invoice 1\n" * 100), _put(store, b"malware?\n" * 100)
+    _path(store, first).write_bytes(_path(store, second).read_bytes())
+    with pytest.raises(CorruptBlob, match="does not match its SHA-256"):
+        store.read(first)
+    assert store.read(second) == b"malware?\n" * 100
+
+
+def test_another_key_cannot_read(store, tmp_path):
+    sha = _put(store, b"secret plans")
+    other = BlobStore(store.root, secrets.token_bytes(32))
+    with pytest.raises(CorruptBlob):
+        other.read(sha)
+
+
+def test_files_in_the_first_format_are_still_read_and_hash_checked(store):
+    data = b"written before the binding existed\n" * 50
+    sha = hashlib.sha256(data).hexdigest()
+    nonce = secrets.token_bytes(12)
+    encryptor = Cipher(algorithms.AES(store._key), modes.GCM(nonce)).encryptor()
+    body = encryptor.update(data) + encryptor.finalize()
+    target = store.root / "blobs" / sha[:2] / sha[2:4] / sha
+    target.parent.mkdir(parents=True)
+    target.write_bytes(MAGIC_V1 + nonce + body + encryptor.tag)
+    assert store.read(sha) == data
+    other = hashlib.sha256(b"x").hexdigest()  # a valid v1 file under another name
+    (store.root / "blobs" / other[:2] / other[2:4]).mkdir(parents=True)
+    (store.root / "blobs" / other[:2] / other[2:4] / other).write_bytes(target.read_bytes())
+    with pytest.raises(CorruptBlob, match="does not match"):
+        store.read(other)
+
+
+def test_identical_content_is_stored_once_and_missing_is_not_found(store):
+    staged = [store.stage_bytes(b"same", "a"), store.stage_bytes(b"same", "b"),
+              store.stage_bytes(b"other", "c")]
+    placed = store.commit_all(staged)
+    assert placed[0] == placed[1] != placed[2]
+    assert sorted(p.name for p in (store.root / "blobs").rglob("*") if p.is_file()) == sorted(
+        {hashlib.sha256(b"same").hexdigest(), hashlib.sha256(b"other").hexdigest()})
+    assert os.listdir(store.root / "tmp") == []
+    with pytest.raises(NotFound):
+        store.read(hashlib.sha256(b"never stored").hexdigest())
+
+
+def test_unfinished_staging_is_never_committed_and_discard_leaves_nothing(store):
+    staged = store.stage("x", 100)
+    staged.write(b"half")
+    with pytest.raises(ValueError):
+        store.commit_all([staged])
+    staged.discard()
+    assert os.listdir(store.root / "tmp") == []
+    assert not any(p.is_file() for p in (store.root / "blobs").rglob("*"))
+
+
+def test_dlp_text_round_trip(store):
+    store.put_text("scan-1", "card 4111 1111 1111 1111")
+    raw = (store.root / "dlp-text" / "scan-1").read_bytes()
+    assert b"4111" not in raw
+    assert store.read_text("scan-1") == "card 4111 1111 1111 1111"
+    store.drop_text("scan-1")
+    assert store.read_text("scan-1") is None
