@@ -7,7 +7,9 @@ Secrets are read only through :func:`read_secret`, which looks, in order, at
 ``/run/secrets/<name>`` (Docker secrets), at the file named by ``SECOPS_<NAME>_FILE``,
 then at ``SECOPS_<NAME>``. Values are wrapped in :class:`pydantic.SecretStr`, so they
 print as ``'**********'`` in reprs, logs and errors; :meth:`Settings.censored` is the
-only form of the settings that may be logged.
+only form of the settings that may be logged. The API and the workers call
+:meth:`Settings.require_secrets` at start-up, so a missing or too short key stops them
+before they serve or take a job, not at the first request that needs it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from secops.logs import register_secret
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
                  "alert_webhook_secret", "storage_key", "dlp_hmac")
+# Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
+# (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
+# agreed with the receiver, so only its presence is checked.
+SECRET_MIN_LENGTH = 32
+KEY_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key", "dlp_hmac")
+API_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key")  # keys, audit log, uploads
+WORKER_SECRETS = ("audit_hmac", "storage_key")  # audit jobs, scans and DLP of stored files
+OPTIONAL_KEYS = ("dlp_hmac",)  # checked only when set (else derived from storage_key)
 RATE_CLASSES = ("submit", "read", "auth")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -159,21 +169,54 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:
+        # Every secret goes through the reader, even when pydantic already found
+        # SECOPS_<NAME> in the environment: the reader applies the documented order
+        # (Docker secret, then *_FILE, then the variable) and registers the value with
+        # the log redaction filter. A value passed in directly is kept only when the
+        # reader finds none, and is registered too.
         data = dict(data or {})
         for name in SECRET_FIELDS:
-            if data.get(name) is None:
-                data[name] = read_secret(name)
+            found = read_secret(name)
+            if found is not None:
+                data[name] = found
+            elif data.get(name) is not None:
+                given = data[name]
+                register_secret(given.get_secret_value() if isinstance(given, SecretStr)
+                                else str(given))
         return data
 
     def secret(self, name: str) -> SecretStr:
         """A required secret: a clear start-up error, never the value, when it is missing."""
         value = getattr(self, name, None)
         if not isinstance(value, SecretStr):
-            raise ConfigurationError(
-                f"secret {name} is not set: provide /run/secrets/{name.lower()}, "
-                f"SECOPS_{name.upper()}_FILE or SECOPS_{name.upper()}"
-            )
+            raise ConfigurationError(f"secret {name} is not set: provide {_sources(name)}")
         return value
+
+    def require_secrets(self, *names: str, optional: tuple[str, ...] = ()) -> None:
+        """Check at start-up that the secrets ``names`` are set and, for key material
+        (KEY_SECRETS), at least SECRET_MIN_LENGTH characters long; the ``optional`` ones
+        only if they are set.
+
+        Raises one ConfigurationError, a single line naming every unusable secret and
+        where to provide it (never a value or its length); ``details["secrets"]`` maps
+        each such name to ``"not set"`` or ``"too short"``.
+        """
+        problems: dict[str, str] = {}
+        for name in (*names, *optional):
+            if name not in SECRET_FIELDS:
+                raise ValueError(f"unknown secret {name}")
+            value = getattr(self, name)
+            if value is None or not value.get_secret_value().strip():
+                if name not in optional:
+                    problems[name] = "not set"
+            elif name in KEY_SECRETS and len(value.get_secret_value()) < SECRET_MIN_LENGTH:
+                problems[name] = "too short"
+        if problems:
+            raise ConfigurationError("; ".join(
+                f"secret {name} is not set: provide {_sources(name)}" if problem == "not set"
+                else f"secret {name} is shorter than {SECRET_MIN_LENGTH} characters: provide "
+                     f"a longer one (e.g. openssl rand -hex 32) as {_sources(name)}"
+                for name, problem in problems.items()), details={"secrets": problems})
 
     @model_validator(mode="after")
     def _margins(self) -> Settings:
@@ -249,6 +292,11 @@ class Settings(BaseSettings):
         return data
 
 
+def _sources(name: str) -> str:
+    return (f"Docker secret {name.lower()} (/run/secrets/{name.lower()}), "
+            f"SECOPS_{name.upper()}_FILE or SECOPS_{name.upper()}")
+
+
 def parse_rate(value: str) -> tuple[int, int]:
     """``"10/minute"`` or ``"10/60"`` -> (10, 60); ValueError for anything else."""
     count, _, period = value.strip().partition("/")
@@ -276,6 +324,8 @@ def get_settings() -> Settings:
     """The process's settings, read once. Tests call ``get_settings.cache_clear()``."""
     try:
         return Settings()
+    except ConfigurationError:  # a secret's file is missing, unreadable or empty: it says which
+        raise
     except Exception as exc:  # pydantic ValidationError: name the variables, never the values
         raise ConfigurationError(_describe_settings_error(exc)) from None
 

@@ -1,20 +1,41 @@
-"""The Celery application. Configuration is read lazily, when Celery first needs it."""
+"""The Celery application. Configuration is read lazily, when Celery first needs it.
+
+A worker checks the secrets its jobs need (``WORKER_SECRETS``) as it starts
+(``worker_init``, before it consumes anything) and exits with one line on stderr naming
+the setting if one is missing or too short.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
-from secops.config import get_settings
+from secops.config import OPTIONAL_KEYS, WORKER_SECRETS, get_settings
 from secops.db.session import dispose_engines
+from secops.errors import ConfigurationError
 from secops.logs import configure_logging
 from tasks.routing import celery_config
 
 app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts", "tasks.scanning",
                                    "tasks.dlp"])
 app.add_defaults(lambda: celery_config(get_settings()))
+
+
+@worker_init.connect
+def _require_secrets(**_: Any) -> None:
+    """Refuse to start a worker that would fail its jobs for want of a secret.
+
+    SystemExit, not ConfigurationError: Celery logs and ignores a signal handler's
+    Exception, while SystemExit stops the worker (one line on stderr, exit status 1).
+    """
+    try:
+        settings = get_settings()
+        webhook = ("alert_webhook_secret",) if settings.alert_webhook_url else ()
+        settings.require_secrets(*WORKER_SECRETS, *webhook, optional=OPTIONAL_KEYS)
+    except ConfigurationError as exc:
+        raise SystemExit(f"secops worker: refusing to start: {exc.message}") from None
 
 
 @worker_process_init.connect

@@ -1,6 +1,8 @@
 """The FastAPI application factory (``create_app``); nothing is built at import time.
 
-Run it with ``uvicorn --factory secops.api.app:create_app`` (``secops up`` does).
+Run it with ``uvicorn --factory secops.api.app:create_app`` (``secops up`` does). Without
+the secrets it needs (``API_SECRETS``), it refuses to build: the process exits with one
+line on stderr naming the setting, before it serves anything.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
 from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, scans, schedules
-from secops.config import get_settings
-from secops.errors import SecOpsError
+from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
+from secops.errors import ConfigurationError, SecOpsError
 from secops.services.ratelimit import RateLimited
 
 log = logging.getLogger("secops.api")
@@ -72,9 +74,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app() -> FastAPI:
-    settings = get_settings()
-    settings.secret("api_key_hmac")  # fail fast: the API cannot authenticate without it
-    settings.secret("audit_hmac")  # ... nor record what it changes
+    """The API; SystemExit (one line, no traceback, no value) if a setting or secret is unusable."""
+    try:
+        settings = get_settings()
+        # Fail fast: without these the API can neither authenticate, nor record what it
+        # changes, nor store an upload.
+        settings.require_secrets(*API_SECRETS, optional=OPTIONAL_KEYS)
+    except ConfigurationError as exc:
+        raise SystemExit(f"secops api: refusing to start: {exc.message}") from None
     app = FastAPI(
         title="SecOps API",
         version=__version__,

@@ -40,6 +40,24 @@ def test_secret_sources_in_order(monkeypatch, tmp_path):
     assert read_secret("api_key_hmac", secrets_dir=docker).get_secret_value() == "from-docker"
 
 
+def test_settings_take_secrets_in_the_readers_order_and_redact_them(monkeypatch, tmp_path):
+    """pydantic would read SECOPS_<NAME> itself; the secret reader's order and its
+    registration with the log redaction filter must win."""
+    from_env = "env-only-hmac-value-that-is-long-enough-1"
+    monkeypatch.setenv("SECOPS_API_KEY_HMAC", from_env)
+    assert Settings().api_key_hmac.get_secret_value() == from_env
+    assert from_env not in redact(f"leaked {from_env} here")
+    file = tmp_path / "hmac.txt"
+    file.write_text("file-hmac-value-that-is-long-enough-000002\n")
+    monkeypatch.setenv("SECOPS_API_KEY_HMAC_FILE", str(file))
+    assert Settings().api_key_hmac.get_secret_value() == "file-hmac-value-that-is-long-enough-000002"
+    given = "passed-in-directly-value-that-is-long-3"
+    monkeypatch.delenv("SECOPS_API_KEY_HMAC_FILE")
+    monkeypatch.delenv("SECOPS_API_KEY_HMAC")
+    assert Settings(api_key_hmac=given).api_key_hmac.get_secret_value() == given
+    assert given not in redact(given)
+
+
 def test_embedded_secrets_dir_is_the_last_source(monkeypatch, tmp_path):
     generated = tmp_path / "data" / "secrets"
     generated.mkdir(parents=True)

@@ -10,7 +10,9 @@ from sqlalchemy import text
 
 from secops.api.deps import public
 from secops.api.problems import problem
+from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
 from secops.db.session import get_engine
+from secops.errors import ConfigurationError
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public())])
 
@@ -20,12 +22,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database, Redis and at least one worker answer",
-            responses={503: {"description": "a dependency is down"}})
+@router.get("/readyz", summary="Secrets set; database, Redis and at least one worker answer",
+            responses={503: {"description": "a secret is unusable or a dependency is down"}})
 def readyz(request: Request) -> Any:
     from tasks.app import app as celery_app
 
-    checks: dict[str, Any] = {}
+    checks: dict[str, Any] = {"secrets": _secrets()}
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -46,8 +48,18 @@ def readyz(request: Request) -> Any:
         except Exception:
             workers = 0
     checks["workers"] = workers
-    if checks["database"] == "ok" and checks["redis"] == "ok" and workers > 0:
+    if (checks["secrets"] == "ok" and checks["database"] == "ok" and checks["redis"] == "ok"
+            and workers > 0):
         return {"status": "ready", "checks": checks}
     body = problem(503, "not ready", request.scope.get("state", {}).get("request_id", ""),
                    checks=checks)
     return JSONResponse(body, status_code=503, media_type="application/problem+json")
+
+
+def _secrets() -> Any:
+    """``"ok"``, or each unusable secret's name with "not set" or "too short" (never a value)."""
+    try:
+        get_settings().require_secrets(*API_SECRETS, optional=OPTIONAL_KEYS)
+    except ConfigurationError as exc:
+        return exc.details.get("secrets", "invalid settings")
+    return "ok"
