@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
@@ -27,6 +28,9 @@ from secops.services import keys as key_service
 from secops.services import ratelimit
 from secops.services.metrics import count_rate_limited
 from secops.services.redisconn import get_redis
+
+# Requests that create work accept this header (see ``services.idempotency``).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def db_session() -> Iterator[Session]:

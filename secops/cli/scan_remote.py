@@ -28,8 +28,9 @@ EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 BATCH_FILES = 20
 BATCH_BYTES = 64 * 1024 * 1024
 POLL_BATCH = 100
-UPLOAD_STREAMS = 2
+UPLOAD_STREAMS = 3
 POLL_MIN, POLL_MAX = 0.1, 1.0
+POLL_WHILE_UPLOADING = 1.0
 
 
 class _Progress:
@@ -112,7 +113,8 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
     Uploading, storing and scanning overlap: the API receives one batch while it
     commits another, and the workers scan the first batches meanwhile. Polling asks for
     the oldest ``POLL_BATCH`` unfinished scans (the queue is served in order, so newer
-    ones are not done either), quickly while results arrive and backing off when none do.
+    ones are not done either): once a second while uploading, then quickly while results
+    arrive, backing off when none do.
     """
     stream = out if out is not None else sys.stdout
     client = client or Client()
@@ -124,9 +126,12 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
     with ThreadPoolExecutor(UPLOAD_STREAMS, thread_name_prefix="upload") as pool:
         uploads = {pool.submit(_upload_batch, client, batch, rescan) for batch in _batches(files)}
         deadline = time.monotonic() + timeout if not uploads else None
+        next_poll = time.monotonic() + POLL_WHILE_UPLOADING
         while uploads or pending:
             if uploads:
-                done, uploads = wait(uploads, timeout=delay if pending else None,
+                # While uploading, results are only collected now and then (for the
+                # progress display and a short pending list): each poll costs the API.
+                done, uploads = wait(uploads, timeout=POLL_WHILE_UPLOADING if pending else None,
                                      return_when=FIRST_COMPLETED)
                 for future in done:
                     for path, scan in future.result():
@@ -136,7 +141,8 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
                             pending[scan["id"]] = path
                 if not uploads:
                     deadline = time.monotonic() + timeout
-            if pending:
+            if pending and (not uploads or time.monotonic() >= next_poll):
+                next_poll = time.monotonic() + POLL_WHILE_UPLOADING
                 finished = _poll(client, pending, results)
                 delay = POLL_MIN if finished else min(POLL_MAX, delay * 1.5)
                 if pending and deadline is not None and time.monotonic() > deadline:

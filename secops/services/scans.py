@@ -480,21 +480,30 @@ def list_quarantine(*, session: Session, limit: int = 100) -> list[StoredFile]:
                                 .order_by(StoredFile.quarantined_at.desc()).limit(limit)).all())
 
 
-def release(*, session: Session, store: BlobStore, sha256: str, ctx: AuditContext) -> StoredFile:
-    """Let a quarantined file out (it stays encrypted in storage); audited."""
+def release(*, session: Session, sha256: str, ctx: AuditContext) -> StoredFile:
+    """Let a quarantined file out (it stays encrypted in storage); audited. The caller
+    commits, then moves the file with :func:`apply_decision`: a failed commit leaves the
+    file where it was, never out of quarantine while the record says otherwise."""
     row = _quarantined(session, sha256)
     row.state, row.updated_at = "released", utcnow()
     audit.record(session=session, ctx=ctx, action="quarantine.release", target=f"file:{sha256}",
                  details={"size": row.size, "quarantined_at": row.quarantined_at})
-    store.move(sha256, to_quarantine=False)
     return row
 
 
-def delete(*, session: Session, store: BlobStore, sha256: str, ctx: AuditContext) -> StoredFile:
-    """Destroy a quarantined file's content; the row stays as the record. Audited."""
+def delete(*, session: Session, sha256: str, ctx: AuditContext) -> StoredFile:
+    """Destroy a quarantined file's content; the row stays as the record. Audited. The
+    caller commits, then removes the content with :func:`apply_decision`."""
     row = _quarantined(session, sha256)
     row.state, row.updated_at = "deleted", utcnow()
     audit.record(session=session, ctx=ctx, action="quarantine.delete", target=f"file:{sha256}",
                  details={"size": row.size, "quarantined_at": row.quarantined_at})
-    store.delete(sha256)
     return row
+
+
+def apply_decision(*, store: BlobStore, row: StoredFile) -> None:
+    """Carry out a committed release or delete on the stored file (both idempotent)."""
+    if row.state == "released":
+        store.move(row.sha256, to_quarantine=False)
+    elif row.state == "deleted":
+        store.delete(row.sha256)

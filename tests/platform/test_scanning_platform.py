@@ -144,6 +144,39 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
                         content=b""), 413)
 
 
+def test_an_upload_repeated_with_its_idempotency_key_returns_the_same_scans(sqlite_env):
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    key = make_key()
+    headers = {**auth(key), "Idempotency-Key": "upload-42"}
+    data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
+    files = [("file", ("a.txt", BENIGN)), ("file", ("b.com", EICAR))]
+    first = client.post("/v1/scans", headers=headers, files=files)
+    assert first.status_code == 202, first.text
+    again = client.post("/v1/scans", headers=headers, files=files)
+    assert again.status_code == 202, again.text
+    assert [s["id"] for s in again.json()["scans"]] == [s["id"] for s in first.json()["scans"]]
+    assert files_under(data_dir / "tmp") == []
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ScanResult)) == 2
+        assert session.scalar(select(func.count()).select_from(AuditEntry)
+                              .where(AuditEntry.action == "scans.submit")) == 1
+        jobs = session.scalar(select(func.count()).select_from(Job))
+    # the same key with other content, or for another route, is a client error
+    other = client.post("/v1/scans", headers=headers, files=[("file", ("a.txt", b"changed"))])
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+    rescan = client.post("/v1/scans", headers=headers, files=files, params={"rescan": "true"})
+    assert rescan.status_code == 422
+    as_job = client.post("/v1/jobs", headers=headers, json={"kind": "system.ping", "params": {}})
+    assert as_job.status_code == 422
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ScanResult)) == 2
+        assert session.scalar(select(func.count()).select_from(Job)) == jobs
+    # another key, or none, is a new submission (answered from the cache here)
+    fresh = client.post("/v1/scans", headers={**auth(key), "Idempotency-Key": "upload-43"},
+                        files=files)
+    assert fresh.status_code == 202 and [s["cached"] for s in fresh.json()["scans"]] == [False] * 2
+
+
 def test_directory_scan_rescans_only_changed_files(sqlite_env, tmp_path, monkeypatch):
     watched = tmp_path / "watched"
     (watched / "sub").mkdir(parents=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_session, require
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
 from secops.api.security import audit_context
 from secops.api.submission import submit_jobs
@@ -19,7 +19,6 @@ from secops.services import audit
 from secops.services import jobs as job_service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def _visible(job: Job, principal: Principal) -> Job:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_session, require
 from secops.api.scan_schemas import (
     MULTIPART_FILES,
     ScanBatchRead,
@@ -20,8 +20,8 @@ from secops.api.security import audit_context, report_event
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import ScanResult, StoredFile
-from secops.errors import InvalidInput, NotFound, PermissionDenied
-from secops.services import scans
+from secops.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
+from secops.services import idempotency, scans
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
 from tasks.dispatch import enqueue_or_fail
@@ -57,24 +57,57 @@ def scan_read(session: Session, scan: ScanResult) -> ScanRead:
 
 
 def _submit(session: Session, upload: MultipartUpload, principal: Principal, rescan: bool,
-            ctx: AuditContext) -> ScanBatchRead:
+            ctx: AuditContext, idempotency_key: str | None) -> ScanBatchRead:
+    """Store the files and add their scans and jobs; commit, then publish.
+
+    With an ``Idempotency-Key`` (the same rules as ``POST /v1/jobs``) the request is
+    identified by its files' names, SHA-256 digests and sizes and ``rescan``: a repeat
+    returns the scans the first request created, and its copies of the files are dropped.
+    """
     settings = get_settings()
     version = scans.get_scanner(settings).ruleset_version
+    reservation = None
     try:
+        if idempotency_key is not None:
+            body = {"route": "POST /v1/scans", "rescan": rescan,
+                    "files": [[f.filename, f.sha256, f.size] for f in upload.files]}
+            reservation = idempotency.reserve(session=session, owner=principal.actor,
+                                              key=idempotency_key,
+                                              body_hash=idempotency.request_hash(body))
+            if reservation.job_ids is not None:  # for this route: the scan ids it created
+                upload.discard()
+                found = {s.id: s for s in scans.get_scans(session=session,
+                                                          scan_ids=reservation.job_ids)}
+                return ScanBatchRead(scans=scan_reads(
+                    session, [found[i] for i in reservation.job_ids if i in found]))
+            session.commit()  # make the reservation visible to concurrent requests (409)
         submission = scans.submit_uploads(
             session=session, store=get_store(settings), staged=upload.files,
             submitted_by=principal.actor, rescan=rescan, ruleset_version=version, audit_ctx=ctx,
             job_max_files=settings.scan_job_max_files, job_max_bytes=settings.scan_job_max_bytes)
+        if reservation is not None:
+            idempotency.complete(session=session, record_id=reservation.record_id,
+                                 job_ids=[scan.id for scan in submission.scans])
         session.commit()
     except BaseException:
         session.rollback()
         upload.discard()
+        _forget(session, reservation)
         raise
-    if submission.jobs:
+    try:
         enqueue_or_fail(submission.jobs)
+    except Unavailable:
+        _forget(session, reservation)  # the client may retry with the same key
+        raise
     for kind, details, severity in submission.events:
         report_event(kind, details, severity)
     return ScanBatchRead(scans=scan_reads(session, submission.scans))
+
+
+def _forget(session: Session, reservation: idempotency.Reservation | None) -> None:
+    if reservation is not None:
+        idempotency.release(session=session, record_id=reservation.record_id)
+        session.commit()
 
 
 @router.post("/v1/scans", status_code=202, response_model=ScanBatchRead,
@@ -85,6 +118,7 @@ async def submit(
     principal: Principal = Depends(require("scans:submit")),
     session: Session = Depends(db_session),
     rescan: Annotated[bool, Query(description="scan again even if a cached verdict exists")] = False,
+    idempotency_key: IdempotencyKey = None,
 ) -> ScanBatchRead:
     settings = get_settings()
     boundary = boundary_of(request)
@@ -97,7 +131,7 @@ async def submit(
     await receive_upload(request, upload)
     rescan = rescan or upload.fields.get("rescan", "").lower() in ("1", "true", "yes")
     return await run_in_threadpool(_submit, session, upload, principal, rescan,
-                                   audit_context(request, principal.actor))
+                                   audit_context(request, principal.actor), idempotency_key)
 
 
 @router.get("/v1/scans", response_model=ScanBatchRead,
@@ -146,9 +180,9 @@ def release(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    row = scans.release(session=session, store=get_store(get_settings()), sha256=sha256,
-                        ctx=audit_context(request, principal.actor))
+    row = scans.release(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
     session.commit()
+    scans.apply_decision(store=get_store(get_settings()), row=row)
     return row
 
 
@@ -160,7 +194,7 @@ def delete(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    row = scans.delete(session=session, store=get_store(get_settings()), sha256=sha256,
-                       ctx=audit_context(request, principal.actor))
+    row = scans.delete(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
     session.commit()
+    scans.apply_decision(store=get_store(get_settings()), row=row)
     return row
