@@ -200,37 +200,65 @@ def inflate(
 
     Output is requested in 1 MiB slices with ``max_length`` so no decompressor call can
     return more than that; the loop stops one byte past ``cap`` (to prove the overrun)
-    or when the ratio against the whole compressed input passes ``max_ratio``.
+    or when the ratio against the whole compressed input passes ``max_ratio``. Input is
+    fed in 256 KiB views, so what zlib hands back unconsumed (a copy) stays small, and
+    the output is joined once at the end.
     """
-    slice_size = 1 << 20
-    out = bytearray()
-    in_len = max(len(compressed), 1)
+    slice_size, feed = 1 << 20, 256 * 1024
+    view = memoryview(compressed)
+    pieces: list[bytes] = []
+    produced = 0
+    in_len = max(len(view), 1)
     decomp = make()
-    pending: bytes | memoryview = compressed
+    fed = 0
+
+    def result(exceeded: bool = False, ratio: bool = False, error: str | None = None) -> Inflated:
+        data = b"".join(pieces)
+        return Inflated(data[:cap] if exceeded else data, exceeded, ratio, error)
+
     try:
-        while True:
-            room = min(slice_size, cap + 1 - len(out))
-            if isinstance(decomp, bz2.BZ2Decompressor | lzma.LZMADecompressor):
-                piece = decomp.decompress(pending, room)
+        if isinstance(decomp, bz2.BZ2Decompressor | lzma.LZMADecompressor):
+            # These keep unconsumed input internally: feed it all once, then drain.
+            pending: bytes | memoryview = view
+            while True:
+                piece = decomp.decompress(pending, min(slice_size, cap + 1 - produced))
                 pending = b""
-                finished = decomp.eof or (decomp.needs_input and not piece)
-            else:
-                piece = decomp.decompress(pending, room)
-                pending = decomp.unconsumed_tail
-                finished = decomp.eof or (not pending and not piece)
-                if decomp.eof and decomp.unused_data[:2] == b"\x1f\x8b":
-                    # gzip allows several members back to back; continue with the next.
-                    pending, decomp = decomp.unused_data, make()
-                    finished = False
-            out += piece
-            if len(out) > cap:
-                return Inflated(bytes(out[:cap]), True, False)
-            if len(out) > ratio_min_bytes and len(out) > max_ratio * in_len:
-                return Inflated(bytes(out), False, True)
-            if finished:
-                return Inflated(bytes(out), False, False)
+                pieces.append(piece)
+                produced += len(piece)
+                if produced > cap:
+                    return result(exceeded=True)
+                if produced > ratio_min_bytes and produced > max_ratio * in_len:
+                    return result(ratio=True)
+                if decomp.eof or (decomp.needs_input and not piece):
+                    return result()
+        zdecomp = decomp
+        tail: bytes | memoryview = b""
+        while True:
+            if not tail and fed < len(view):
+                tail, fed = view[fed : fed + feed], fed + feed
+            offered = len(tail)
+            piece = zdecomp.decompress(tail, min(slice_size, cap + 1 - produced))
+            tail = zdecomp.unconsumed_tail
+            if not piece and offered and len(tail) == offered:
+                return result(error="the decompressor made no progress")
+            pieces.append(piece)
+            produced += len(piece)
+            if produced > cap:
+                return result(exceeded=True)
+            if produced > ratio_min_bytes and produced > max_ratio * in_len:
+                return result(ratio=True)
+            if zdecomp.eof:
+                rest = zdecomp.unused_data + bytes(view[fed:])
+                if rest[:2] != b"\x1f\x8b":
+                    return result()
+                # gzip allows several members back to back; continue with the next.
+                zdecomp = make()  # type: ignore[assignment]
+                view, fed, tail = memoryview(rest), 0, b""
+                continue
+            if not piece and not tail and fed >= len(view):
+                return result()  # input ended before the stream did
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-        return Inflated(bytes(out), False, False, error=str(exc))
+        return result(error=str(exc))
 
 
 def zip_decompressor(entry: ZipEntry, data: bytes) -> tuple[

@@ -124,6 +124,7 @@ class BlobStore:
 
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
+        self._root = str(root)
         self._key = key
         self._bind_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                               info=b"secops storage name binding v1").derive(key)
@@ -137,13 +138,14 @@ class BlobStore:
     def from_settings(cls, settings: Settings) -> BlobStore:
         return cls(settings.data_dir.resolve(), storage_key(settings))
 
-    def _path(self, area: str, sha256: str) -> Path:
-        return self.root / area / sha256[:2] / sha256[2:4] / sha256
+    def _path(self, area: str, sha256: str) -> str:
+        # Plain strings: pathlib's parsing cost more than the rest of committing a file.
+        return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
     def stage(self, filename: str, limit: int) -> StagedBlob:
         """Start receiving a file into staging (``discard()`` it on any failure)."""
         nonce = secrets.token_bytes(NONCE_BYTES)
-        temp = self.root / "tmp" / f"{secrets.token_hex(16)}.part"
+        temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         handle = os.fdopen(fd, "wb")
         handle.write(MAGIC + nonce)
@@ -162,11 +164,11 @@ class BlobStore:
             raise
         return staged
 
-    def commit(self, staged: StagedBlob, *, quarantined: bool = False) -> Path:
+    def commit(self, staged: StagedBlob, *, quarantined: bool = False) -> str:
         """Move a finished staged file into place, durably (see :meth:`commit_all`)."""
         return self.commit_all([staged], quarantined=quarantined)[0]
 
-    def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False) -> list[Path]:
+    def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False) -> list[str]:
         """Move finished staged files into place: flushed to disk, then renamed
         atomically, then their directories flushed, so a file is durably in place before
         the caller commits a database row naming it. A content already stored (in either
@@ -178,30 +180,36 @@ class BlobStore:
         if any(not blob.finished for blob in staged):
             raise ValueError("staged file is not finished")
         _concurrently(StagedBlob.sync, staged)
-        placed: list[Path] = []
-        directories: set[Path] = set()
+        placed: list[str] = []
+        directories: set[str] = set()
         for blob in staged:
             existing = next((path for area in ("blobs", "quarantine")
-                             if (path := self._path(area, blob.sha256)).is_file()), None)
+                             if os.path.isfile(path := self._path(area, blob.sha256))), None)
             if existing is not None:
                 blob.discard()
                 placed.append(existing)
                 continue
             target = self._path("quarantine" if quarantined else "blobs", blob.sha256)
-            if not target.parent.is_dir():
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                directories.update((target.parent.parent, target.parent.parent.parent))
+            directories.update(self._make_parents(target))
             os.replace(blob.temp_path, target)
-            directories.add(target.parent)
             placed.append(target)
         _concurrently(_fsync_directory, sorted(directories))
         return placed
 
+    def _make_parents(self, target: str) -> list[str]:
+        """Create ``target``'s directories as needed; the directories whose entries change
+        (and must be flushed for the rename to be durable)."""
+        parent = os.path.dirname(target)
+        if os.path.isdir(parent):
+            return [parent]
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        return [parent, os.path.dirname(parent), os.path.dirname(os.path.dirname(parent))]
+
     def locate(self, sha256: str) -> Path | None:
         for area in ("blobs", "quarantine"):
             path = self._path(area, valid_sha256(sha256))
-            if path.is_file():
-                return path
+            if os.path.isfile(path):
+                return Path(path)
         return None
 
     def read(self, sha256: str) -> bytes:
@@ -241,17 +249,19 @@ class BlobStore:
         """Move a stored file into or out of the quarantine area (atomic rename)."""
         source = self._path("blobs" if to_quarantine else "quarantine", valid_sha256(sha256))
         target = self._path("quarantine" if to_quarantine else "blobs", sha256)
-        if not source.is_file():
+        if not os.path.isfile(source):
             return  # already there (a redelivered job) or never stored
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directories = self._make_parents(target)
         os.replace(source, target)
+        _concurrently(_fsync_directory, [*directories, os.path.dirname(source)])
 
     def delete(self, sha256: str) -> bool:
         found = False
         for area in ("blobs", "quarantine"):
             path = self._path(area, valid_sha256(sha256))
-            if path.is_file():
-                path.unlink()
+            if os.path.isfile(path):
+                os.unlink(path)
+                _fsync_directory(os.path.dirname(path))
                 found = True
         return found
 
@@ -284,7 +294,7 @@ def _binding(key: bytes, nonce: bytes, tag: bytes, sha256: str) -> bytes:
                     hashlib.sha256).digest()
 
 
-def _fsync_directory(path: Path) -> None:
+def _fsync_directory(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

@@ -223,3 +223,29 @@ def test_mutated_archives_never_escape_the_engine(scanner: Scanner) -> None:
             cut = rng.choice([len(mutated), rng.randrange(1, len(mutated) + 1)])
             result = scanner.scan_bytes(bytes(mutated[:cut]), "fuzz.bin")
             assert result.verdict in (Verdict.CLEAN, Verdict.SUSPICIOUS, Verdict.MALICIOUS)
+
+
+def test_inflate_limits_members_and_truncation():
+    """The shared decompression loop: output cap, ratio stop, gzip members, cut streams."""
+    import gzip
+    import os
+    import zlib
+
+    from secops.scanning.ziparchive import inflate
+
+    def gz() -> zlib._Decompress:
+        return zlib.decompressobj(31)
+
+    first, second = os.urandom(300_000), b"hello " * 100_000
+    both = inflate(gzip.compress(first) + gzip.compress(second), gz, 10**9, 1000, 1 << 20)
+    assert both.data == first + second and not both.exceeded and both.error is None
+    cut = inflate(gzip.compress(first)[:-100], gz, 10**9, 1000, 1 << 20)
+    assert 0 < len(cut.data) < len(first) and not cut.exceeded
+    bomb = inflate(gzip.compress(b"\0" * 50_000_000), gz, 10**9, 100, 1 << 20)
+    assert bomb.ratio_exceeded and len(bomb.data) <= 8 << 20
+    capped = inflate(gzip.compress(b"\0" * 5_000_000), gz, 1_000_000, 10**6, 1 << 30)
+    assert capped.exceeded and len(capped.data) == 1_000_000
+    assert inflate(b"\x1f\x8b\x08\x00garbage" * 10, gz, 10**9, 1000, 1 << 20).error
+    raw = os.urandom(3_000_000)
+    assert inflate(zlib.compress(raw)[2:-4], lambda: zlib.decompressobj(-15), 10**9, 1000,
+                   1 << 20).data == raw

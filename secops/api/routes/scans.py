@@ -88,6 +88,9 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
         if reservation is not None:
             idempotency.complete(session=session, record_id=reservation.record_id,
                                  job_ids=[scan.id for scan in submission.scans])
+        # The answer is read in the same transaction: what it says is what is committed
+        # (or nothing is, and the client gets the error instead).
+        answer = ScanBatchRead(scans=scan_reads(session, submission.scans))
         session.commit()
     except BaseException:
         session.rollback()
@@ -101,7 +104,7 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
         raise
     for kind, details, severity in submission.events:
         report_event(kind, details, severity)
-    return ScanBatchRead(scans=scan_reads(session, submission.scans))
+    return answer
 
 
 def _forget(session: Session, reservation: idempotency.Reservation | None) -> None:
