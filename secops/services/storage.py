@@ -51,6 +51,7 @@ BINDING_BYTES = 32
 CHUNK = 1 << 20
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SYNC_THREADS = 8
+MAX_SPARES = 64  # staging files kept for reuse per store (see BlobStore.stage)
 T = TypeVar("T")
 
 
@@ -125,6 +126,7 @@ class BlobStore:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
         self._root = str(root)
+        self._spares: list[Path] = []  # staging files of discarded duplicates, for reuse
         self._key = key
         self._bind_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                               info=b"secops storage name binding v1").derive(key)
@@ -143,10 +145,26 @@ class BlobStore:
         return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
     def stage(self, filename: str, limit: int) -> StagedBlob:
-        """Start receiving a file into staging (``discard()`` it on any failure)."""
+        """Start receiving a file into staging (``discard()`` it on any failure).
+
+        A staging file left over by an upload whose content was already stored is
+        reused (truncated) when there is one: creating and removing a file costs more on
+        ext4 than receiving a small upload, and re-uploads of stored content are common.
+        """
         nonce = secrets.token_bytes(NONCE_BYTES)
-        temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = -1
+        while fd < 0 and self._spares:
+            try:
+                temp = self._spares.pop()
+            except IndexError:  # another thread took the last one
+                break
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                fd = -1  # removed meanwhile (clear_staging): make a new one
+        if fd < 0:
+            temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         handle = os.fdopen(fd, "wb")
         handle.write(MAGIC + nonce)
         encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
@@ -186,7 +204,7 @@ class BlobStore:
             existing = next((path for area in ("blobs", "quarantine")
                              if os.path.isfile(path := self._path(area, blob.sha256))), None)
             if existing is not None:
-                blob.discard()
+                self._recycle(blob)
                 placed.append(existing)
                 continue
             target = self._path("quarantine" if quarantined else "blobs", blob.sha256)
@@ -195,6 +213,15 @@ class BlobStore:
             placed.append(target)
         _concurrently(_fsync_directory, sorted(directories))
         return placed
+
+    def _recycle(self, blob: StagedBlob) -> None:
+        """Keep a staged copy of already stored content as a spare staging file."""
+        if len(self._spares) >= MAX_SPARES:
+            blob.discard()
+            return
+        if not blob._handle.closed:
+            blob._handle.close()
+        self._spares.append(blob.temp_path)
 
     def _make_parents(self, target: str) -> list[str]:
         """Create ``target``'s directories as needed; the directories whose entries change
@@ -284,6 +311,7 @@ class BlobStore:
 
     def clear_staging(self) -> None:
         """Remove leftovers of uploads interrupted by a crash (call at start-up only)."""
+        self._spares.clear()
         shutil.rmtree(self.root / "tmp", ignore_errors=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
 

@@ -96,7 +96,18 @@ def test_identical_content_is_stored_once_and_missing_is_not_found(store):
     assert placed[0] == placed[1] != placed[2]
     assert sorted(p.name for p in (store.root / "blobs").rglob("*") if p.is_file()) == sorted(
         {hashlib.sha256(b"same").hexdigest(), hashlib.sha256(b"other").hexdigest()})
+    # the duplicate's staging file is kept as a spare, and the next upload reuses it
+    [spare] = os.listdir(store.root / "tmp")
+    again = store.stage_bytes(b"new content, shorter", "d")
+    assert again.temp_path.name == spare and again.temp_path.stat().st_size < 100
+    assert store.commit(again).endswith(again.sha256)
+    assert store.read(again.sha256) == b"new content, shorter"
     assert os.listdir(store.root / "tmp") == []
+    store.commit_all([store.stage_bytes(b"same", "e")])  # a spare again, until start-up
+    store.clear_staging()
+    assert os.listdir(store.root / "tmp") == []
+    fresh = store.stage_bytes(b"after restart", "f")  # no stale spare is used
+    assert fresh.temp_path.exists()
     with pytest.raises(NotFound):
         store.read(hashlib.sha256(b"never stored").hexdigest())
 
