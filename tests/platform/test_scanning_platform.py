@@ -230,6 +230,7 @@ def test_cli_scans_through_the_api(sqlite_env, tmp_path, monkeypatch):
     (tree / "nested").mkdir(parents=True)
     (tree / "a.txt").write_bytes(BENIGN)
     (tree / "nested" / "eicar.com").write_bytes(EICAR)
+    (tree / 'q"uoted name é.txt').write_bytes(b"")  # quoting in the multipart body; empty
     with platform(sqlite_env, tmp_path, monkeypatch) as url:
         env = {**os.environ, **sqlite_env, "SECOPS_API_URL": url, "SECOPS_API_KEY": make_key()}
 
@@ -241,9 +242,11 @@ def test_cli_scans_through_the_api(sqlite_env, tmp_path, monkeypatch):
         assert first.returncode == 1, first.stderr
         lines = [json.loads(line) for line in first.stdout.splitlines()]
         assert [(Path(r["path"]).name, r["verdict"], r["cached"]) for r in lines] == [
-            ("a.txt", "clean", False), ("eicar.com", "malicious", False)]
-        assert {"path", "sha256", "size", "mime", "verdict", "findings"} <= lines[1].keys()
-        assert lines[1]["findings"][0].keys() == {"id", "severity", "description", "location"}
+            ("a.txt", "clean", False), ('q"uoted name é.txt', "clean", False),
+            ("eicar.com", "malicious", False)]
+        assert lines[1]["size"] == 0
+        assert {"path", "sha256", "size", "mime", "verdict", "findings"} <= lines[2].keys()
+        assert lines[2]["findings"][0].keys() == {"id", "severity", "description", "location"}
         table = scan(str(tree / "a.txt"))
         assert table.returncode == 0 and "CLEAN" in table.stdout and "(cached)" in table.stdout
         missing = scan("--json", str(tree / "nope.txt"))
