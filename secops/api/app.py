@@ -24,6 +24,7 @@ from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, s
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
 from secops.errors import ConfigurationError, SecOpsError
 from secops.services.ratelimit import RateLimited
+from secops.services.storage import get_store
 
 log = logging.getLogger("secops.api")
 PROBLEM = "application/problem+json"
@@ -82,6 +83,9 @@ def create_app() -> FastAPI:
         settings.require_secrets(*API_SECRETS, optional=OPTIONAL_KEYS)
     except ConfigurationError as exc:
         raise SystemExit(f"secops api: refusing to start: {exc.message}") from None
+    removed = get_store(settings).prune_staging()  # uploads cut short by a crash
+    if removed:
+        log.warning("removed stale upload staging files", extra={"count": removed})
     app = FastAPI(
         title="SecOps API",
         version=__version__,

@@ -27,8 +27,8 @@ import hashlib
 import hmac
 import os
 import secrets
-import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +52,7 @@ CHUNK = 1 << 20
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SYNC_THREADS = 8
 MAX_SPARES = 64  # staging files kept for reuse per store (see BlobStore.stage)
+STALE_STAGING_SECONDS = 3600.0
 T = TypeVar("T")
 
 
@@ -161,7 +162,7 @@ class BlobStore:
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
             except OSError:
-                fd = -1  # removed meanwhile (clear_staging): make a new one
+                fd = -1  # removed meanwhile (prune_staging): make a new one
         if fd < 0:
             temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -309,11 +310,24 @@ class BlobStore:
     def drop_text(self, name: str) -> None:
         (self.root / "dlp-text" / name).unlink(missing_ok=True)
 
-    def clear_staging(self) -> None:
-        """Remove leftovers of uploads interrupted by a crash (call at start-up only)."""
+    def prune_staging(self, older_than: float = STALE_STAGING_SECONDS) -> int:
+        """Remove staging files untouched for ``older_than`` seconds: leftovers of a
+        process that died mid-upload, and spares no process is keeping. A file being
+        received is written to continuously, so another API process sharing the data
+        directory never loses a live upload. Run at API start-up; returns the count."""
         self._spares.clear()
-        shutil.rmtree(self.root / "tmp", ignore_errors=True)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+        cutoff = time.time() - older_than
+        removed = 0
+        with os.scandir(os.path.join(self._root, "tmp")) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False) and \
+                            entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # committed or removed meanwhile
+        return removed
 
 
 def _binding(key: bytes, nonce: bytes, tag: bytes, sha256: str) -> bytes:

@@ -103,10 +103,16 @@ def test_identical_content_is_stored_once_and_missing_is_not_found(store):
     assert store.commit(again).endswith(again.sha256)
     assert store.read(again.sha256) == b"new content, shorter"
     assert os.listdir(store.root / "tmp") == []
-    store.commit_all([store.stage_bytes(b"same", "e")])  # a spare again, until start-up
-    store.clear_staging()
-    assert os.listdir(store.root / "tmp") == []
-    fresh = store.stage_bytes(b"after restart", "f")  # no stale spare is used
+    store.commit_all([store.stage_bytes(b"same", "e")])  # a spare again...
+    live = store.stage("g", 100)  # ...taken by an upload in progress
+    old = store.root / "tmp" / "crashed.part"  # left by a process that died mid-upload
+    old.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    assert store.prune_staging() == 1 and not old.exists()
+    assert live.temp_path.exists()
+    assert store.prune_staging(older_than=-1) == 1  # with no age limit, even that one
+    live.discard()
+    fresh = store.stage_bytes(b"after a restart", "f")  # no pruned spare is used
     assert fresh.temp_path.exists()
     with pytest.raises(NotFound):
         store.read(hashlib.sha256(b"never stored").hexdigest())
