@@ -42,6 +42,7 @@ from secops.scanning.rules import load_ruleset
 
 # Paths queued ahead per worker (paths only: each file is read by the worker that scans it).
 QUEUE_PER_WORKER = 32
+FILES_PER_TASK = 4  # paths per message to a worker process
 
 
 @dataclass(slots=True)
@@ -182,15 +183,17 @@ class Scanner:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
                                  initargs=(self,)) as pool:
-            pending: deque[tuple[str, Future[FileResult | Exception]]] = deque()
-            for file in files:
-                pending.append((file, pool.submit(_scan_in_process, file)))
-                if len(pending) >= QUEUE_PER_WORKER * workers:
-                    done_file, future = pending.popleft()
-                    yield done_file, future.result()
+            # Paths go to the workers a few at a time: one task per file cost the parent
+            # more in messages than printing the results.
+            pending: deque[tuple[list[str], Future[list[FileResult | Exception]]]] = deque()
+            for chunk in _chunks(files, FILES_PER_TASK):
+                pending.append((chunk, pool.submit(_scan_chunk_in_process, chunk)))
+                if len(pending) * FILES_PER_TASK >= QUEUE_PER_WORKER * workers:
+                    done, future = pending.popleft()
+                    yield from zip(done, future.result(), strict=True)
             while pending:
-                done_file, future = pending.popleft()
-                yield done_file, future.result()
+                done, future = pending.popleft()
+                yield from zip(done, future.result(), strict=True)
 
     def _try_scan(self, file: str) -> FileResult | Exception:
         try:
@@ -302,6 +305,21 @@ _process_scanner: Scanner | None = None
 def _init_process(scanner: Scanner) -> None:
     global _process_scanner
     _process_scanner = scanner
+
+
+def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _scan_chunk_in_process(files: list[str]) -> list[FileResult | Exception]:
+    return [_scan_in_process(file) for file in files]
 
 
 def _scan_in_process(file: str) -> FileResult | Exception:
