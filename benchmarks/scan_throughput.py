@@ -64,7 +64,8 @@ class Measurement:
     bytes: int
     seconds: float
     note: str = ""
-    cpu_seconds: float = 0.0  # user+sys of this process and reaped children
+    cpu_seconds: float = 0.0  # user+sys of this process and reaped children (platform: all)
+    cpu_parts: dict[str, float] | None = None  # platform: CPU seconds per process
 
     @property
     def mb_per_cpu_s(self) -> float:
@@ -271,6 +272,7 @@ class _Platform:
         worker_log = self._start([sys.executable, "-m", "celery", "-A", "tasks", "worker",
                                   "-Q", "scan", "--concurrency", "2", "--loglevel", "INFO",
                                   "--without-mingle", "--without-gossip"], "worker")
+        self.named = {"api": self.procs[0], "worker": self.procs[1]}
         import httpx
 
         deadline = time.monotonic() + 60
@@ -318,13 +320,34 @@ def bench_platform(directory: Path, args: argparse.Namespace) -> list[Measuremen
         _platform = _Platform()
     files, size = corpus_stats(directory)
     sink = _Sink()
+    before = {name: _tree_cpu(proc.pid) for name, proc in _platform.named.items()}
     cpu, start = _cpu(), time.perf_counter()
     status = run_remote((str(directory),), as_json=True, rescan=True, timeout=3600,
                         client=Client(_platform.url, _platform.key), out=sink)
     elapsed, cpu = time.perf_counter() - start, _cpu() - cpu
     if status == 2 or sink.lines != files:
         raise RuntimeError(f"platform run incomplete (status {status}, {sink.lines}/{files})")
-    return [Measurement("platform", files, size, elapsed, "API + 2-process worker", cpu)]
+    parts = {"client": cpu, **{name: _tree_cpu(proc.pid) - before[name]
+                               for name, proc in _platform.named.items()}}
+    return [Measurement("platform", files, size, elapsed, "API + 2-process worker",
+                        sum(parts.values()), parts)]
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process and its children, from /proc."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{current}/task"):
+                todo += [int(c) for c in
+                         Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue  # gone, or not Linux
+    return total
 
 
 SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
@@ -400,6 +423,9 @@ def main() -> int:
     if platform and local_two:
         print(f"ratio platform/local files/s ({local_two.note} local): "
               f"{platform.files_per_s / local_two.files_per_s:.2f}  (goal >= 0.5)")
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in (platform.cpu_parts or {}).items())
+        print(f"platform CPU seconds: {platform.cpu_seconds:.2f} ({parts}) vs local "
+              f"{local_two.cpu_seconds:.2f}: ratio {local_two.cpu_seconds / platform.cpu_seconds:.2f}")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "

@@ -48,8 +48,7 @@ def readyz(request: Request) -> Any:
         except Exception:
             workers = 0
     checks["workers"] = workers
-    if (checks["secrets"] == "ok" and checks["database"] == "ok" and checks["redis"] == "ok"
-            and workers > 0):
+    if all(checks[name] == "ok" for name in ("secrets", "database", "redis")) and workers > 0:
         return {"status": "ready", "checks": checks}
     body = problem(503, "not ready", request.scope.get("state", {}).get("request_id", ""),
                    checks=checks)
