@@ -25,6 +25,7 @@ from secops.db.session import session_scope
 from secops.errors import SecOpsError, Unavailable
 from secops.services import jobs as job_service
 from tasks.app import app
+from tasks.dispatch import AFTER_COMMIT
 from tasks.routing import RETRY_BACKOFF_MAX, time_limit
 
 log = logging.getLogger("secops.tasks")
@@ -62,9 +63,14 @@ def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
     try:
         # The claimed row (detached, params loaded) is the handler's input; the session opens
         # no transaction (SQLite: no write lock) until the handler itself touches the database.
+        # The handler's outcome and the job's completion commit together; what must
+        # follow the commit (publishing alert deliveries, dropping submitted text) runs after.
         with session_scope() as session:
             result = handler(session, job)
             finished = job_service.complete_job(session=session, job_id=job_id, result=result)
+            followers = session.info.pop(AFTER_COMMIT, [])
+        for follow in followers:
+            follow()
         log.info("job succeeded" if finished else "job finished after cancel",
                  extra={"job_id": job_id, "kind": kind})
         return result

@@ -3,7 +3,7 @@ name the same job; the queue comes from the routes in ``tasks.routing``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -46,8 +46,18 @@ def enqueue_or_fail(jobs: list[tuple[str, str]]) -> None:
         raise
 
 
-def commit_and_publish(session: Session, jobs: list[tuple[str, str]]) -> None:
-    """Commit what a handler recorded, then publish the jobs it created (alert deliveries):
-    a worker must never receive a job id the database does not have yet."""
-    session.commit()
-    enqueue_or_fail(jobs)
+AFTER_COMMIT = "secops.after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], object]) -> None:
+    """Run ``action`` once the job's transaction has committed (``tasks.base.run_job``
+    commits the handler's outcome together with the job's completion); never if it
+    rolls back."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def publish_after_commit(session: Session, jobs: list[tuple[str, str]]) -> None:
+    """Publish the jobs a handler created (alert deliveries) after the commit: a worker
+    must never receive a job id the database does not have yet."""
+    if jobs:
+        after_commit(session, lambda: enqueue_or_fail(jobs))

@@ -16,7 +16,7 @@ from secops.services import dlp
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.base import job_task
-from tasks.dispatch import commit_and_publish
+from tasks.dispatch import after_commit, publish_after_commit
 
 
 @job_task("dlp.classify")
@@ -31,9 +31,10 @@ def classify(session: Session, job: Job) -> dict[str, Any]:
         summary, deliveries = dlp.record_classification(session=session, plan=plan,
                                                         document=document, error=error,
                                                         kv=get_redis())
-        commit_and_publish(session, deliveries)
+        publish_after_commit(session, deliveries)
     else:
         summary = plan.done
-    if plan.source == "text":
-        store.drop_text(plan.dlp_scan_id)
+    if plan.source == "text":  # the text is kept until its outcome is committed
+        scan_id = plan.dlp_scan_id
+        after_commit(session, lambda: store.drop_text(scan_id))
     return summary

@@ -1,8 +1,9 @@
 """Scanning kinds: ``scan.file`` (a stored upload) and ``scan.directory`` (an allowlisted path).
 
 Each handler reads its plan, ends the read transaction (on SQLite it holds the write
-lock) before the slow part, scans without the database, records the outcome, commits,
-then publishes the alert deliveries that outcome created. The work is in the services.
+lock) before the slow part, scans without the database and records the outcome; the
+job framework commits it with the job's completion, then publishes the alert
+deliveries that outcome created. The work is in the services.
 A ``scan.file`` job scans several files of one upload: a file that cannot be read or
 trips a parser fails alone, the time limit fails the job.
 """
@@ -20,7 +21,7 @@ from secops.services import directory_scans, scans
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.base import job_task
-from tasks.dispatch import commit_and_publish
+from tasks.dispatch import publish_after_commit
 
 
 @job_task("scan.file")
@@ -36,7 +37,7 @@ def scan_file(session: Session, job: Job) -> dict[str, Any]:
                                         fatal=(SoftTimeLimitExceeded,))
     recorded = scans.record_file_scans(session=session, plan=plan, executed=executed,
                                        store=store, kv=get_redis() if plan.files else None)
-    commit_and_publish(session, recorded.deliveries)
+    publish_after_commit(session, recorded.deliveries)
     return recorded.summary
 
 
@@ -52,5 +53,5 @@ def scan_directory(session: Session, job: Job) -> dict[str, Any]:
     outcomes = directory_scans.execute_directory_scan(plan, scanner=scanner)
     summary, deliveries = directory_scans.record_directory_scan(
         session=session, job=job, plan=plan, outcomes=outcomes, kv=get_redis())
-    commit_and_publish(session, deliveries)
+    publish_after_commit(session, deliveries)
     return summary
