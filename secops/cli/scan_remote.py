@@ -29,11 +29,12 @@ from secops.scanning import iter_files
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 BATCH_FILES = 20
+FIRST_BATCHES = (4, 8)
 BATCH_BYTES = 64 * 1024 * 1024
 POLL_BATCH = 100
 UPLOAD_READ = 1024 * 1024
 UPLOAD_STREAMS = 3
-POLL_MIN, POLL_MAX = 0.1, 1.0
+POLL_MIN, POLL_MAX = 0.05, 1.0
 POLL_WHILE_UPLOADING = 1.0
 
 
@@ -55,6 +56,8 @@ class _Progress:
 
 
 def _batches(files: list[str]) -> list[list[str]]:
+    """Upload batches of at most BATCH_FILES files and BATCH_BYTES bytes; the first ones
+    smaller (FIRST_BATCHES), so the workers start scanning while the rest is sent."""
     batches: list[list[str]] = [[]]
     size = 0
     for path in files:
@@ -62,7 +65,8 @@ def _batches(files: list[str]) -> list[list[str]]:
             length = os.path.getsize(path)
         except OSError:
             length = 0
-        if batches[-1] and (len(batches[-1]) >= BATCH_FILES or size + length > BATCH_BYTES):
+        most = FIRST_BATCHES[len(batches) - 1] if len(batches) <= len(FIRST_BATCHES) else BATCH_FILES
+        if batches[-1] and (len(batches[-1]) >= most or size + length > BATCH_BYTES):
             batches.append([])
             size = 0
         batches[-1].append(path)
@@ -197,7 +201,9 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
             if pending and (not uploads or time.monotonic() >= next_poll):
                 next_poll = time.monotonic() + POLL_WHILE_UPLOADING
                 finished = _poll(client, pending, results)
-                delay = POLL_MIN if finished else min(POLL_MAX, delay * 1.5)
+                # Quick while results arrive (a job's files finish together, a poll or
+                # two apart), backing off slowly when none do.
+                delay = POLL_MIN if finished else min(POLL_MAX, delay * 1.25)
                 if pending and deadline is not None and time.monotonic() > deadline:
                     for scan_id, path in pending.items():
                         results[path] = f"timed out waiting for scan {scan_id}"

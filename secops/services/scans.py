@@ -112,17 +112,19 @@ def findings(*, session: Session, scan_id: str) -> list[ScanFinding]:
                                 .order_by(ScanFinding.id)).all())
 
 
-def _complete_from_cache(session: Session, scan: ScanResult, cached: ScanResult) -> list[dict[str, Any]]:
+def _complete_from_cache(session: Session, scan: ScanResult, cached: ScanResult
+                         ) -> tuple[list[dict[str, Any]], list[ScanFinding]]:
     scan.status, scan.cached, scan.cached_from = "complete", True, cached.id
     scan.verdict, scan.mime, scan.description = cached.verdict, cached.mime, cached.description
     scan.ruleset_version, scan.completed_at = cached.ruleset_version, utcnow()
     rows = [{"rule_id": f.rule_id, "severity": f.severity, "description": f.description,
              "location": f.location} for f in findings(session=session, scan_id=cached.id)]
-    session.add_all(finding_rows(scan.id, rows))
-    return rows
+    added = finding_rows(scan.id, rows)
+    session.add_all(added)
+    return rows, added
 
 
-def _remember_files(session: Session, blobs: list[StagedBlob]) -> None:
+def _remember_files(session: Session, blobs: list[StagedBlob]) -> dict[str, StoredFile]:
     """A ``stored_files`` row for each stored content (one query for those known)."""
     shas = sorted({b.sha256 for b in blobs})
     known = {row.sha256: row for row in session.scalars(
@@ -136,6 +138,7 @@ def _remember_files(session: Session, blobs: list[StagedBlob]) -> None:
             session.add(row)
         elif row.state == "deleted":
             row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
+    return known
 
 
 def _quarantine(session: Session, store: BlobStore, sha256: str) -> bool:
@@ -149,10 +152,20 @@ def _quarantine(session: Session, store: BlobStore, sha256: str) -> bool:
 
 
 @dataclass
+class ScanDetails:
+    findings: dict[str, list[ScanFinding]]
+    jobs: dict[str, tuple[str, str | None]]  # job id -> (status, error)
+    states: dict[str, str]  # sha256 -> stored file state
+
+
+@dataclass
 class Submission:
     scans: list[ScanResult] = field(default_factory=list)
     jobs: list[tuple[str, str]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # What an answer needs besides the scans, known without reading it back: findings
+    # (of cached answers) and each stored file's state. New jobs are queued.
+    details: ScanDetails | None = None
 
 
 def newest_cached(*, session: Session, sha256s: list[str],
@@ -201,7 +214,8 @@ def submit_uploads(
     cache = {} if rescan else newest_cached(session=session, sha256s=[b.sha256 for b in staged],
                                             ruleset_version=ruleset_version)
     pending: list[ScanResult] = []
-    _remember_files(session, staged)
+    files = _remember_files(session, staged)
+    found: dict[str, list[ScanFinding]] = {}
     for blob in staged:
         scan = ScanResult(id=new_id(), sha256=blob.sha256, filename=blob.filename[:255],
                           size=blob.size, source="upload", status="pending", cached=False,
@@ -209,7 +223,7 @@ def submit_uploads(
         session.add(scan)
         cached = cache.get(blob.sha256)
         if cached is not None:
-            rows = _complete_from_cache(session, scan, cached)
+            rows, found[scan.id] = _complete_from_cache(session, scan, cached)
             if scan.verdict == Verdict.MALICIOUS.value:
                 _quarantine(session, store, scan.sha256)
             out.events.extend(events_for(scan, rows))
@@ -230,6 +244,7 @@ def submit_uploads(
                  details={"count": len(out.scans), "cached": sum(s.cached for s in out.scans),
                           "sha256": [s.sha256 for s in out.scans][:100],
                           "job_ids": [j for j, _ in out.jobs][:100], "rescan": rescan})
+    out.details = ScanDetails(found, {}, {sha: row.state for sha, row in files.items()})
     return out
 
 
@@ -238,13 +253,6 @@ def get_scan(*, session: Session, scan_id: str) -> ScanResult:
     if scan is None:
         raise NotFound("scan not found")
     return scan
-
-
-@dataclass
-class ScanDetails:
-    findings: dict[str, list[ScanFinding]]
-    jobs: dict[str, tuple[str, str | None]]  # job id -> (status, error)
-    states: dict[str, str]  # sha256 -> stored file state
 
 
 def scan_details(*, session: Session, scans: list[ScanResult]) -> ScanDetails:

@@ -38,6 +38,7 @@ def test_upload_scan_quarantine_alert_cache_and_admin_release(platform_env, tmp_
                                 ("invoice.pdf", minimal_pe())])
         assert [s["filename"] for s in body["scans"]] == ["eicar.com", "report.txt", "invoice.pdf"]
         assert [s["status"] for s in body["scans"]] == ["pending"] * 3
+        assert [s["file_state"] for s in body["scans"]] == ["stored"] * 3
         assert all(s["job_id"] and not s["cached"] for s in body["scans"])
         eicar, benign, disguised = (wait_scan(client, f"/v1/scans/{s['id']}")
                                     for s in body["scans"])
@@ -72,6 +73,9 @@ def test_upload_scan_quarantine_alert_cache_and_admin_release(platform_env, tmp_
             (True, "complete", "clean", None), (True, "complete", "malicious", None)]
         assert again[0]["cached_from"] == benign["id"]
         assert again[1]["findings"] == eicar["findings"]
+        # the answer is built without reading back: it must match what a read returns
+        assert [s["file_state"] for s in again] == ["stored", "quarantined"]
+        assert again == [client.get(f"/v1/scans/{s['id']}").json() for s in again]
         with session_scope() as session:  # every malicious upload alerts, cached or not
             assert session.scalar(select(func.count()).select_from(Alert)
                                   .where(Alert.rule == "scan.malicious_upload")) == 2

@@ -30,9 +30,11 @@ router = APIRouter(tags=["scans"])
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 
-def scan_reads(session: Session, items: list[ScanResult]) -> list[ScanRead]:
-    """Scans with their findings, job outcome and file state, in three queries in all."""
-    details = scans.scan_details(session=session, scans=items)
+def scan_reads(session: Session, items: list[ScanResult],
+               details: scans.ScanDetails | None = None) -> list[ScanRead]:
+    """Scans with their findings, job outcome and file state, in three queries in all
+    (none when the caller already has the ``details``)."""
+    details = details or scans.scan_details(session=session, scans=items)
     out = []
     for scan in items:
         status, error = scan.status, scan.error
@@ -90,7 +92,7 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
                                  job_ids=[scan.id for scan in submission.scans])
         # The answer is read in the same transaction: what it says is what is committed
         # (or nothing is, and the client gets the error instead).
-        answer = ScanBatchRead(scans=scan_reads(session, submission.scans))
+        answer = ScanBatchRead(scans=scan_reads(session, submission.scans, submission.details))
         session.commit()
     except BaseException:
         session.rollback()
