@@ -216,6 +216,17 @@ def inflate(
         data = b"".join(pieces)
         return Inflated(data[:cap] if exceeded else data, exceeded, ratio, error)
 
+    def take(piece: bytes) -> Inflated | None:
+        """Keep ``piece``; the result to stop with if a limit is now passed."""
+        nonlocal produced
+        pieces.append(piece)
+        produced += len(piece)
+        if produced > cap:
+            return result(exceeded=True)
+        if produced > ratio_min_bytes and produced > max_ratio * in_len:
+            return result(ratio=True)
+        return None
+
     try:
         if isinstance(decomp, bz2.BZ2Decompressor | lzma.LZMADecompressor):
             # These keep unconsumed input internally: feed it all once, then drain.
@@ -223,12 +234,8 @@ def inflate(
             while True:
                 piece = decomp.decompress(pending, min(slice_size, cap + 1 - produced))
                 pending = b""
-                pieces.append(piece)
-                produced += len(piece)
-                if produced > cap:
-                    return result(exceeded=True)
-                if produced > ratio_min_bytes and produced > max_ratio * in_len:
-                    return result(ratio=True)
+                if (stop := take(piece)) is not None:
+                    return stop
                 if decomp.eof or (decomp.needs_input and not piece):
                     return result()
         zdecomp = decomp
@@ -241,12 +248,8 @@ def inflate(
             tail = zdecomp.unconsumed_tail
             if not piece and offered and len(tail) == offered:
                 return result(error="the decompressor made no progress")
-            pieces.append(piece)
-            produced += len(piece)
-            if produced > cap:
-                return result(exceeded=True)
-            if produced > ratio_min_bytes and produced > max_ratio * in_len:
-                return result(ratio=True)
+            if (stop := take(piece)) is not None:
+                return stop
             if zdecomp.eof:
                 rest = zdecomp.unused_data + bytes(view[fed:])
                 if rest[:2] != b"\x1f\x8b":
