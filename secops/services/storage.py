@@ -198,15 +198,19 @@ class BlobStore:
         """
         if any(not blob.finished for blob in staged):
             raise ValueError("staged file is not finished")
-        _concurrently(StagedBlob.sync, staged)
+        stored = {blob.sha256: self._existing(blob.sha256) for blob in staged}
+        new: dict[str, StagedBlob] = {}
+        for blob in staged:  # a content stored before, or twice in this request, is not kept
+            if stored[blob.sha256] is None and blob.sha256 not in new:
+                new[blob.sha256] = blob
+        _concurrently(StagedBlob.sync, list(new.values()))
         placed: list[str] = []
         directories: set[str] = set()
         for blob in staged:
-            existing = next((path for area in ("blobs", "quarantine")
-                             if os.path.isfile(path := self._path(area, blob.sha256))), None)
-            if existing is not None:
+            if new.get(blob.sha256) is not blob:
                 self._recycle(blob)
-                placed.append(existing)
+                placed.append(stored[blob.sha256] or self._path(
+                    "quarantine" if quarantined else "blobs", blob.sha256))
                 continue
             target = self._path("quarantine" if quarantined else "blobs", blob.sha256)
             directories.update(self._make_parents(target))
@@ -214,6 +218,10 @@ class BlobStore:
             placed.append(target)
         _concurrently(_fsync_directory, sorted(directories))
         return placed
+
+    def _existing(self, sha256: str) -> str | None:
+        return next((path for area in ("blobs", "quarantine")
+                     if os.path.isfile(path := self._path(area, sha256))), None)
 
     def _recycle(self, blob: StagedBlob) -> None:
         """Keep a staged copy of already stored content as a spare staging file."""
@@ -234,11 +242,8 @@ class BlobStore:
         return [parent, os.path.dirname(parent), os.path.dirname(os.path.dirname(parent))]
 
     def locate(self, sha256: str) -> Path | None:
-        for area in ("blobs", "quarantine"):
-            path = self._path(area, valid_sha256(sha256))
-            if os.path.isfile(path):
-                return Path(path)
-        return None
+        path = self._existing(valid_sha256(sha256))
+        return Path(path) if path is not None else None
 
     def read(self, sha256: str) -> bytes:
         """Decrypt a stored file; CorruptBlob if it was tampered with, NotFound if absent."""
