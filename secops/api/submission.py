@@ -21,6 +21,40 @@ from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
 
 
+class IdempotentRequest:
+    """A request's ``Idempotency-Key``, the rules of ``services.idempotency`` at the HTTP
+    boundary: :meth:`replay` answers a repeat with what the first request created, or
+    reserves the key (committed, so a concurrent request gets 409); :meth:`record` notes
+    what this request created, in its transaction; :meth:`forget` frees the key when the
+    request failed, so the client may retry with it. Without a key, all three do nothing.
+    """
+
+    def __init__(self, session: Session, owner: str, key: str | None, body: Any) -> None:
+        self.session, self.owner, self.key, self.body = session, owner, key, body
+        self.reservation: idempotency.Reservation | None = None
+
+    def replay(self) -> list[str] | None:
+        if self.key is None:
+            return None
+        self.reservation = idempotency.reserve(
+            session=self.session, owner=self.owner, key=self.key,
+            body_hash=idempotency.request_hash(self.body))
+        if self.reservation.job_ids is not None:
+            return list(self.reservation.job_ids)
+        self.session.commit()
+        return None
+
+    def record(self, ids: list[str]) -> None:
+        if self.reservation is not None:
+            idempotency.complete(session=self.session, record_id=self.reservation.record_id,
+                                 job_ids=ids)
+
+    def forget(self) -> None:
+        if self.reservation is not None:
+            idempotency.release(session=self.session, record_id=self.reservation.record_id)
+            self.session.commit()
+
+
 def submit_jobs(
     *,
     session: Session,
@@ -33,15 +67,10 @@ def submit_jobs(
     for kind, _ in items:
         if not principal.may_submit(kind):
             raise PermissionDenied("this key may not submit that job kind")
-    reservation = None
-    if idempotency_key is not None:
-        reservation = idempotency.reserve(
-            session=session, owner=principal.actor, key=idempotency_key,
-            body_hash=idempotency.request_hash(body),
-        )
-        if reservation.job_ids is not None:
-            return _load(session, reservation.job_ids)
-        session.commit()  # make the reservation visible to concurrent requests (409)
+    request = IdempotentRequest(session, principal.actor, idempotency_key, body)
+    earlier = request.replay()
+    if earlier is not None:
+        return _load(session, earlier)
     try:
         jobs = [
             create_job(session=session, kind=kind, params=params, submitted_by=principal.actor,
@@ -54,22 +83,16 @@ def submit_jobs(
                      target=f"job:{ids[0]}" if len(ids) == 1 else f"jobs:batch:{len(ids)}",
                      details={"kinds": sorted({j.kind for j in jobs}), "count": len(ids),
                               "job_ids": ids[:100]})
-        if reservation is not None:
-            idempotency.complete(session=session, record_id=reservation.record_id,
-                                 job_ids=[j.id for j in jobs])
+        request.record(ids)
         session.commit()
     except BaseException:
         session.rollback()
-        if reservation is not None:
-            idempotency.release(session=session, record_id=reservation.record_id)
-            session.commit()
+        request.forget()
         raise
     try:
         enqueue_or_fail([(j.id, j.kind) for j in jobs])
     except Unavailable:
-        if reservation is not None:
-            idempotency.release(session=session, record_id=reservation.record_id)
-            session.commit()
+        request.forget()
         raise
     return jobs
 

@@ -182,7 +182,7 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
     delay = POLL_MIN
     with ThreadPoolExecutor(UPLOAD_STREAMS, thread_name_prefix="upload") as pool:
         uploads = {pool.submit(_upload_batch, client, batch, rescan) for batch in _batches(files)}
-        deadline = time.monotonic() + timeout if not uploads else None
+        deadline: float | None = None  # set once every upload has been answered
         next_poll = time.monotonic() + POLL_WHILE_UPLOADING
         while uploads or pending:
             if uploads:
@@ -210,8 +210,10 @@ def run_remote(paths: tuple[str, ...], *, as_json: bool, rescan: bool, timeout: 
                     pending.clear()
                 elif pending and not uploads:
                     time.sleep(delay)
-            progress.draw("uploaded" if uploads else "scanned", len(files) - len(pending)
-                          if not uploads else len(results) + len(pending))
+            if uploads:
+                progress.draw("uploaded", len(results) + len(pending))
+            else:
+                progress.draw("scanned", len(files) - len(pending))
     progress.clear()
     return _print(files, results, as_json, stream)
 

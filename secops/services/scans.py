@@ -100,11 +100,8 @@ def findings_of(result: FileResult) -> list[dict[str, Any]]:
 
 def find_cached(*, session: Session, sha256: str, ruleset_version: str) -> ScanResult | None:
     """The newest completed, freshly scanned result for this content and ruleset."""
-    return session.scalar(
-        select(ScanResult)
-        .where(ScanResult.sha256 == sha256, ScanResult.ruleset_version == ruleset_version,
-               ScanResult.status == "complete", ScanResult.cached.is_(False))
-        .order_by(ScanResult.completed_at.desc()).limit(1))
+    return newest_cached(session=session, sha256s=[sha256],
+                         ruleset_version=ruleset_version).get(sha256)
 
 
 def findings(*, session: Session, scan_id: str) -> list[ScanFinding]:
@@ -170,7 +167,8 @@ class Submission:
 
 def newest_cached(*, session: Session, sha256s: list[str],
                   ruleset_version: str) -> dict[str, ScanResult]:
-    """:func:`find_cached` for many files in one query: sha256 -> newest fresh result."""
+    """The newest completed, freshly scanned result for each content and this ruleset,
+    in one query: sha256 -> result (contents never scanned are absent)."""
     found: dict[str, ScanResult] = {}
     if not sha256s:
         return found
@@ -205,8 +203,8 @@ def job_groups(scans: list[ScanResult], *, max_files: int, max_bytes: int) -> li
 
 def submit_uploads(
     *, session: Session, store: BlobStore, staged: list[StagedBlob], submitted_by: str,
-    rescan: bool, ruleset_version: str, audit_ctx: AuditContext,
-    job_max_files: int = 32, job_max_bytes: int = 16 * 1024 * 1024,
+    rescan: bool, ruleset_version: str, audit_ctx: AuditContext, job_max_files: int,
+    job_max_bytes: int,
 ) -> Submission:
     """Store finished uploads and add their scan records and jobs (cached ones complete)."""
     store.commit_all(staged)  # durable, atomic; identical content already stored is kept
@@ -275,11 +273,6 @@ def get_scans(*, session: Session, scan_ids: list[str]) -> list[ScanResult]:
     if not scan_ids:
         return []
     return list(session.scalars(select(ScanResult).where(ScanResult.id.in_(scan_ids))).all())
-
-
-def file_state(*, session: Session, sha256: str) -> str | None:
-    row = session.get(StoredFile, sha256)
-    return row.state if row is not None else None
 
 
 # -- the scan.file job ---------------------------------------------------------------------

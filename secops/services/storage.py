@@ -113,11 +113,14 @@ class StagedBlob:
         """Flush the staged file to disk and close it."""
         if not self._handle.closed:
             os.fsync(self._handle.fileno())
+        self.close()
+
+    def close(self) -> None:
+        if not self._handle.closed:
             self._handle.close()
 
     def discard(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
+        self.close()
         self.temp_path.unlink(missing_ok=True)
 
 
@@ -228,8 +231,7 @@ class BlobStore:
         if len(self._spares) >= MAX_SPARES:
             blob.discard()
             return
-        if not blob._handle.closed:
-            blob._handle.close()
+        blob.close()
         self._spares.append(blob.temp_path)
 
     def _make_parents(self, target: str) -> list[str]:

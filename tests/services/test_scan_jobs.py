@@ -30,6 +30,8 @@ def _submit(files: list[tuple[str, bytes]], **limits: int) -> scans.Submission:
     settings = get_settings()
     store = get_store(settings)
     version = scans.get_scanner(settings).ruleset_version
+    limits = {"job_max_files": settings.scan_job_max_files,
+              "job_max_bytes": settings.scan_job_max_bytes, **limits}
     with session_scope() as session:
         return scans.submit_uploads(
             session=session, store=store, staged=[_blob(store, n, d) for n, d in files],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,11 +18,12 @@ from secops.api.scan_schemas import (
     StoredFileRead,
 )
 from secops.api.security import audit_context, report_event
+from secops.api.submission import IdempotentRequest
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import ScanResult, StoredFile
 from secops.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
-from secops.services import idempotency, scans
+from secops.services import scans
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
 from tasks.dispatch import enqueue_or_fail
@@ -68,28 +70,20 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
     """
     settings = get_settings()
     version = scans.get_scanner(settings).ruleset_version
-    reservation = None
+    request = IdempotentRequest(session, principal.actor, idempotency_key, {
+        "route": "POST /v1/scans", "rescan": rescan,
+        "files": [[f.filename, f.sha256, f.size] for f in upload.files]})
     try:
-        if idempotency_key is not None:
-            body = {"route": "POST /v1/scans", "rescan": rescan,
-                    "files": [[f.filename, f.sha256, f.size] for f in upload.files]}
-            reservation = idempotency.reserve(session=session, owner=principal.actor,
-                                              key=idempotency_key,
-                                              body_hash=idempotency.request_hash(body))
-            if reservation.job_ids is not None:  # for this route: the scan ids it created
-                upload.discard()
-                found = {s.id: s for s in scans.get_scans(session=session,
-                                                          scan_ids=reservation.job_ids)}
-                return ScanBatchRead(scans=scan_reads(
-                    session, [found[i] for i in reservation.job_ids if i in found]))
-            session.commit()  # make the reservation visible to concurrent requests (409)
+        earlier = request.replay()  # for this route: the scan ids the first request made
+        if earlier is not None:
+            upload.discard()
+            found = {s.id: s for s in scans.get_scans(session=session, scan_ids=earlier)}
+            return ScanBatchRead(scans=scan_reads(session, [found[i] for i in earlier if i in found]))
         submission = scans.submit_uploads(
             session=session, store=get_store(settings), staged=upload.files,
             submitted_by=principal.actor, rescan=rescan, ruleset_version=version, audit_ctx=ctx,
             job_max_files=settings.scan_job_max_files, job_max_bytes=settings.scan_job_max_bytes)
-        if reservation is not None:
-            idempotency.complete(session=session, record_id=reservation.record_id,
-                                 job_ids=[scan.id for scan in submission.scans])
+        request.record([scan.id for scan in submission.scans])
         # The answer is read in the same transaction: what it says is what is committed
         # (or nothing is, and the client gets the error instead).
         answer = ScanBatchRead(scans=scan_reads(session, submission.scans, submission.details))
@@ -97,22 +91,16 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
     except BaseException:
         session.rollback()
         upload.discard()
-        _forget(session, reservation)
+        request.forget()
         raise
     try:
         enqueue_or_fail(submission.jobs)
     except Unavailable:
-        _forget(session, reservation)  # the client may retry with the same key
+        request.forget()  # the client may retry with the same key
         raise
     for kind, details, severity in submission.events:
         report_event(kind, details, severity)
     return answer
-
-
-def _forget(session: Session, reservation: idempotency.Reservation | None) -> None:
-    if reservation is not None:
-        idempotency.release(session=session, record_id=reservation.record_id)
-        session.commit()
 
 
 @router.post("/v1/scans", status_code=202, response_model=ScanBatchRead,
@@ -177,6 +165,15 @@ def list_quarantine(
     return scans.list_quarantine(session=session, limit=limit)
 
 
+def _decide(decide: Callable[..., StoredFile], sha256: str, request: Request,
+            principal: Principal, session: Session) -> StoredFile:
+    """Record an admin's decision (audited), commit it, then carry it out on the file."""
+    row = decide(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
+    session.commit()
+    scans.apply_decision(store=get_store(get_settings()), row=row)
+    return row
+
+
 @router.post("/v1/quarantine/{sha256}/release", response_model=StoredFileRead,
              summary="Release a quarantined file (audited)")
 def release(
@@ -185,10 +182,7 @@ def release(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    row = scans.release(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
-    session.commit()
-    scans.apply_decision(store=get_store(get_settings()), row=row)
-    return row
+    return _decide(scans.release, sha256, request, principal, session)
 
 
 @router.delete("/v1/quarantine/{sha256}", response_model=StoredFileRead,
@@ -199,7 +193,4 @@ def delete(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    row = scans.delete(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
-    session.commit()
-    scans.apply_decision(store=get_store(get_settings()), row=row)
-    return row
+    return _decide(scans.delete, sha256, request, principal, session)
