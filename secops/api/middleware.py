@@ -108,6 +108,9 @@ class EdgeMiddleware:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
             if answered:
+                # Expected: after our 413 the app was handed a disconnect and gives up
+                # on the body (ClientDisconnect); the client already has its answer.
+                log.debug("request abandoned after 413", extra={"request_id": request_id})
                 return
             log.exception("unhandled error", extra={"request_id": request_id,
                                                     "path": scope.get("path")})
