@@ -28,8 +28,9 @@ from secops.cli.client import ApiError, Client
 from secops.scanning import iter_files
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
-BATCH_FILES = 20
+BATCH_FILES = 32
 FIRST_BATCHES = (4, 8)
+LAST_BATCHES = (8, 4)
 BATCH_BYTES = 64 * 1024 * 1024
 POLL_BATCH = 100
 UPLOAD_READ = 1024 * 1024
@@ -56,17 +57,28 @@ class _Progress:
 
 
 def _batches(files: list[str]) -> list[list[str]]:
-    """Upload batches of at most BATCH_FILES files and BATCH_BYTES bytes; the first ones
-    smaller (FIRST_BATCHES), so the workers start scanning while the rest is sent."""
+    """Upload batches of at most BATCH_FILES files and BATCH_BYTES bytes.
+
+    A batch is one request and one scan job (more for large files), each with a fixed
+    cost to the API and the workers, so batches are large. The first ones are small
+    (FIRST_BATCHES) so the workers start while the rest is sent, and so are the last
+    ones (LAST_BATCHES): the final job is scanned by one worker process while the
+    others have nothing left, so it should be short.
+    """
     batches: list[list[str]] = [[]]
     size = 0
-    for path in files:
+    ramp_down = len(files) - sum(LAST_BATCHES)
+    if ramp_down < sum(FIRST_BATCHES):
+        ramp_down = len(files)  # too few files for both ramps
+    ends = set(itertools.accumulate(LAST_BATCHES, initial=ramp_down))
+    for index, path in enumerate(files):
         try:
             length = os.path.getsize(path)
         except OSError:
             length = 0
         most = FIRST_BATCHES[len(batches) - 1] if len(batches) <= len(FIRST_BATCHES) else BATCH_FILES
-        if batches[-1] and (len(batches[-1]) >= most or size + length > BATCH_BYTES):
+        if batches[-1] and (len(batches[-1]) >= most or size + length > BATCH_BYTES
+                            or index in ends):
             batches.append([])
             size = 0
         batches[-1].append(path)
