@@ -82,7 +82,7 @@ class MultipartUpload:
             if len(self.files) >= self.max_files:
                 raise InvalidInput(f"at most {self.max_files} files per request")
             filename = safe_filename(options[b"filename"].decode("utf-8", "replace"))
-            self._current = self.store.stage(filename, self.max_file_bytes)
+            self._current = self.store.stage(filename, self.max_file_bytes, in_memory=True)
             self.files.append(self._current)
         else:
             if len(self.fields) >= 16:

@@ -12,13 +12,15 @@ file, the ciphertext, the 16-byte tag, then a 32-byte binding: HMAC-SHA256 over 
 nonce, the tag and the plaintext's SHA-256, which ties the ciphertext to the name it is
 stored under. The keys are derived with HKDF-SHA256 from the ``storage_key`` secret
 (never stored or logged). Uploads are streamed: each chunk is hashed, counted against
-the size limit and encrypted as it arrives, so a file is never whole in memory; a
-staged file is moved into place with an atomic rename only once it is complete, so no
-reader ever sees half a file. Reading checks the binding against the name (someone
-who can write the store but has no key cannot put one stored file in another's place),
-then decrypts and checks the tag: the plaintext is the one stored under that name
-without hashing it again. Files written before the binding existed (``SOB1``: no
-binding) are read too, and their plaintext is hashed and compared with the name.
+the size limit and encrypted as it arrives; only a small file (up to the caller's
+in-memory allowance) is held whole, as ciphertext, so that content already stored is
+never written again. A staged file is moved into place with an atomic rename only once
+it is complete and flushed to disk, so no reader ever sees half a file. Reading checks
+the binding against the name (someone who can write the store but has no key cannot
+put one stored file in another's place), then decrypts and checks the tag: the
+plaintext is the one stored under that name without hashing it again. Files written
+before the binding existed (``SOB1``: no binding) are read too, and their plaintext is
+hashed and compared with the name.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ BINDING_BYTES = 32
 CHUNK = 1 << 20
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 SYNC_THREADS = 8
-MAX_SPARES = 64  # staging files kept for reuse per store (see BlobStore.stage)
+MAX_SPARES = 64  # staging files kept for reuse per store (see BlobStore._open_staging)
+# Ciphertext of uploads held in memory before it is written (see StagedBlob): at most
+# this much per file, and this much for all files being received by one process.
+MEMORY_PER_FILE = 1 << 20
+MEMORY_PER_STORE = 32 << 20
 STALE_STAGING_SECONDS = 3600.0
 T = TypeVar("T")
 
@@ -78,50 +84,95 @@ def valid_sha256(value: str) -> str:
 
 @dataclass
 class StagedBlob:
-    """A file being received: hashed, size-checked and encrypted chunk by chunk."""
+    """A file being received: hashed, size-checked and encrypted chunk by chunk.
+
+    The ciphertext goes to a staging file, or, up to ``memory`` bytes, is first kept in
+    memory: a small upload of content already stored then never touches the disk, and a
+    new one is written when it is committed (:meth:`sync`). Past ``memory`` bytes it
+    spills to a staging file and streams on from there.
+    """
 
     filename: str
-    temp_path: Path
     limit: int
-    _handle: BinaryIO
     _encryptor: CipherContext
     _nonce: bytes
     _bind_key: bytes
+    _open: Callable[[], tuple[Path, BinaryIO]]  # a new (or reused) staging file
+    _release: Callable[[int], None] | None = None  # returns ``memory`` to the store
+    memory: int = 0
+    temp_path: Path | None = None
+    _handle: BinaryIO | None = None
+    _pieces: list[bytes] = field(default_factory=list)  # the ciphertext while in memory
+    _held: int = 0
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
     sha256: str = ""
     finished: bool = False
+
+    def __post_init__(self) -> None:
+        self._emit(MAGIC + self._nonce)
+
+    @property
+    def in_memory(self) -> bool:
+        return self._handle is None
+
+    def _emit(self, data: bytes) -> None:
+        if self._handle is not None:
+            self._handle.write(data)
+            return
+        self._pieces.append(data)
+        self._held += len(data)
+        if self._held > self.memory:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.temp_path, self._handle = self._open()
+        self._handle.writelines(self._pieces)
+        self._pieces, self._held = [], 0
+        self._give_back()
+
+    def _give_back(self) -> None:
+        if self._release is not None and self.memory:
+            self._release(self.memory)
+        self.memory = 0
 
     def write(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
             raise PayloadTooLarge(f"file {self.filename!r} is larger than {self.limit} bytes")
         self._sha.update(chunk)
-        self._handle.write(self._encryptor.update(chunk))
+        self._emit(self._encryptor.update(chunk))
 
     def finish(self) -> None:
-        """Write the tag; the file is complete but still in staging, and not yet on disk
+        """Add the tag; the file is complete but still in staging, and not yet on disk
         for sure: :meth:`BlobStore.commit_all` (or :meth:`sync`) makes it durable."""
-        self._handle.write(self._encryptor.finalize())
+        final = self._encryptor.finalize()
         tag: bytes = self._encryptor.tag  # type: ignore[attr-defined]
         self.sha256 = self._sha.hexdigest()
-        self._handle.write(tag + _binding(self._bind_key, self._nonce, tag, self.sha256))
-        self._handle.flush()
+        self._emit(final + tag + _binding(self._bind_key, self._nonce, tag, self.sha256))
+        if self._handle is not None:
+            self._handle.flush()
         self.finished = True
 
     def sync(self) -> None:
-        """Flush the staged file to disk and close it."""
+        """Write the staged file if it is still in memory, flush it to disk, close it."""
+        if self._handle is None:
+            self._spill()
+        assert self._handle is not None
         if not self._handle.closed:
             os.fsync(self._handle.fileno())
         self.close()
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle is not None and not self._handle.closed:
             self._handle.close()
 
     def discard(self) -> None:
         self.close()
-        self.temp_path.unlink(missing_ok=True)
+        self._pieces, self._held = [], 0
+        self._give_back()
+        if self.temp_path is not None:
+            self.temp_path.unlink(missing_ok=True)
 
 
 class BlobStore:
@@ -131,6 +182,8 @@ class BlobStore:
         self.root = root
         self._root = str(root)
         self._spares: list[Path] = []  # staging files of discarded duplicates, for reuse
+        self._memory_free = MEMORY_PER_STORE  # see stage()
+        self._memory_lock = threading.Lock()
         self._key = key
         self._bind_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                               info=b"secops storage name binding v1").derive(key)
@@ -148,14 +201,33 @@ class BlobStore:
         # Plain strings: pathlib's parsing cost more than the rest of committing a file.
         return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
-    def stage(self, filename: str, limit: int) -> StagedBlob:
+    def stage(self, filename: str, limit: int, *, in_memory: bool = False) -> StagedBlob:
         """Start receiving a file into staging (``discard()`` it on any failure).
 
-        A staging file left over by an upload whose content was already stored is
-        reused (truncated) when there is one: creating and removing a file costs more on
-        ext4 than receiving a small upload, and re-uploads of stored content are common.
+        With ``in_memory``, up to ``MEMORY_PER_FILE`` bytes of it are held in memory
+        before a staging file is opened, while this store's allowance for all files
+        being received (``MEMORY_PER_STORE``) lasts; the rest go straight to disk.
         """
+        memory = self._reserve(MEMORY_PER_FILE) if in_memory else 0
         nonce = secrets.token_bytes(NONCE_BYTES)
+        encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
+        return StagedBlob(filename=filename, limit=limit, _encryptor=encryptor, _nonce=nonce,
+                          _bind_key=self._bind_key, _open=self._open_staging,
+                          _release=self._unreserve, memory=memory)
+
+    def _reserve(self, wanted: int) -> int:
+        with self._memory_lock:
+            granted = min(wanted, self._memory_free)
+            self._memory_free -= granted
+            return granted
+
+    def _unreserve(self, amount: int) -> None:
+        with self._memory_lock:
+            self._memory_free += amount
+
+    def _open_staging(self) -> tuple[Path, BinaryIO]:
+        """A staging file to write: a spare when there is one (see :meth:`_recycle`),
+        since creating and removing a file costs more on ext4 than reusing one."""
         fd = -1
         while fd < 0 and self._spares:
             try:
@@ -169,11 +241,7 @@ class BlobStore:
         if fd < 0:
             temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        handle = os.fdopen(fd, "wb")
-        handle.write(MAGIC + nonce)
-        encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
-        return StagedBlob(filename=filename, temp_path=temp, limit=limit, _handle=handle,
-                          _encryptor=encryptor, _nonce=nonce, _bind_key=self._bind_key)
+        return temp, os.fdopen(fd, "wb")
 
     def stage_bytes(self, data: bytes, filename: str) -> StagedBlob:
         staged = self.stage(filename, max(1, len(data)))
@@ -217,6 +285,7 @@ class BlobStore:
                 continue
             target = self._path("quarantine" if quarantined else "blobs", blob.sha256)
             directories.update(self._make_parents(target))
+            assert blob.temp_path is not None  # sync() wrote it
             os.replace(blob.temp_path, target)
             placed.append(target)
         _concurrently(_fsync_directory, sorted(directories))
@@ -228,6 +297,9 @@ class BlobStore:
 
     def _recycle(self, blob: StagedBlob) -> None:
         """Keep a staged copy of already stored content as a spare staging file."""
+        if blob.temp_path is None:  # still in memory: nothing was written
+            blob.discard()
+            return
         if len(self._spares) >= MAX_SPARES:
             blob.discard()
             return
@@ -305,6 +377,7 @@ class BlobStore:
     def put_text(self, name: str, text: str) -> None:
         staged = self.stage_bytes(text.encode("utf-8"), name)
         staged.sync()
+        assert staged.temp_path is not None  # sync() writes it
         os.replace(staged.temp_path, self.root / "dlp-text" / name)
         _fsync_directory(self.root / "dlp-text")
 

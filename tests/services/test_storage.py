@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secops.errors import NotFound
+from secops.services import storage
 from secops.services.storage import MAGIC, MAGIC_V1, BlobStore, CorruptBlob
 
 
@@ -135,3 +136,58 @@ def test_dlp_text_round_trip(store):
     assert store.read_text("scan-1") == "card 4111 1111 1111 1111"
     store.drop_text("scan-1")
     assert store.read_text("scan-1") is None
+
+
+def _receive(store: BlobStore, data: bytes, name: str, piece: int = 64 * 1024):
+    staged = store.stage(name, 1 << 30, in_memory=True)
+    for i in range(0, len(data), piece):
+        staged.write(data[i : i + piece])
+    staged.finish()
+    return staged
+
+
+def test_small_uploads_wait_in_memory_and_stored_content_is_never_written_again(store):
+    tmp = store.root / "tmp"
+    first = _receive(store, b"attachment" * 1000, "a.txt")
+    assert first.in_memory and os.listdir(tmp) == []
+    store.commit_all([first])  # new content: written, flushed and renamed at commit
+    assert store.read(first.sha256) == b"attachment" * 1000
+    stored = _path(store, first.sha256)
+    before = stored.stat().st_mtime_ns, stored.read_bytes()
+    again = _receive(store, b"attachment" * 1000, "b.txt")
+    assert store.commit_all([again]) == [str(stored)]
+    assert (stored.stat().st_mtime_ns, stored.read_bytes()) == before
+    assert os.listdir(tmp) == [] and store._spares == []  # nothing was written for it
+    assert store._memory_free == storage.MEMORY_PER_STORE  # every allowance came back
+
+
+def test_a_large_upload_spills_to_disk_and_the_allowance_is_shared(store, monkeypatch):
+    monkeypatch.setattr(storage, "MEMORY_PER_FILE", 4096)
+    store._memory_free = 6000  # room for one file's allowance, and part of another
+    big = os.urandom(50_000)
+    first = store.stage("big.bin", 1 << 20, in_memory=True)
+    second = store.stage("second.bin", 1 << 20, in_memory=True)
+    third = store.stage("third.bin", 1 << 20, in_memory=True)
+    assert (first.memory, second.memory, third.memory) == (4096, 6000 - 4096, 0)
+    assert not third.in_memory and third.temp_path is not None  # straight to disk
+    first.write(big[:3000])
+    assert first.in_memory
+    first.write(big[3000:])  # past its allowance: now a staging file, given back
+    assert not first.in_memory and first.temp_path is not None and first.temp_path.exists()
+    assert store._memory_free == 4096
+    first.finish()
+    second.discard()
+    third.discard()
+    assert store._memory_free == 6000
+    store.commit_all([first])
+    assert store.read(first.sha256) == big
+    assert os.listdir(store.root / "tmp") == []
+
+
+def test_discarding_an_upload_held_in_memory_leaves_nothing(store):
+    staged = store.stage("x", 100, in_memory=True)
+    staged.write(b"half")
+    with pytest.raises(ValueError):
+        store.commit_all([staged])
+    staged.discard()
+    assert os.listdir(store.root / "tmp") == [] and store._memory_free == storage.MEMORY_PER_STORE
