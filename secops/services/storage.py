@@ -76,8 +76,11 @@ def storage_key(settings: Settings) -> bytes:
     return derive_key(settings.secret("storage_key").get_secret_value(), b"storage aes-gcm v1")
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def valid_sha256(value: str) -> str:
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+    if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
         raise InvalidInput("sha256 must be 64 lower-case hex digits")
     return value
 

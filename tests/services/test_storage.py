@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from secops.errors import NotFound
+from secops.errors import InvalidInput, NotFound
 from secops.services import storage
 from secops.services.storage import MAGIC, MAGIC_V1, BlobStore, CorruptBlob
 
@@ -191,3 +191,11 @@ def test_discarding_an_upload_held_in_memory_leaves_nothing(store):
         store.commit_all([staged])
     staged.discard()
     assert os.listdir(store.root / "tmp") == [] and store._memory_free == storage.MEMORY_PER_STORE
+
+
+def test_sha256_names_are_exactly_64_lower_case_hex_digits():
+    good = hashlib.sha256(b"x").hexdigest()
+    assert storage.valid_sha256(good) == good
+    for bad in (good.upper(), good[:-1], good + "0", "g" * 64, "\u0660" * 64, "../" + good[3:]):
+        with pytest.raises(InvalidInput):
+            storage.valid_sha256(bad)
