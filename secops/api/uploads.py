@@ -12,6 +12,7 @@ leaves either complete files or nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from secops.errors import InvalidInput, SecOpsError
 from secops.services.storage import BlobStore, StagedBlob
 
+log = logging.getLogger("secops.api.uploads")
 FIELD_LIMIT = 64 * 1024
 WRITE_BATCH = 1024 * 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -125,6 +127,16 @@ def boundary_of(request: Request) -> bytes:
     return options[b"boundary"]
 
 
+def _problem(exc: Exception) -> SecOpsError:
+    """What the client is told of a failure while parsing or staging the body: our own
+    problems as they are, anything else (a parser error on a broken body) as malformed,
+    logged by type only (its text may quote the body)."""
+    if isinstance(exc, SecOpsError):
+        return exc
+    log.warning("upload body rejected as malformed", extra={"error": type(exc).__name__})
+    return InvalidInput("the multipart body is malformed")
+
+
 async def receive_upload(request: Request, upload: MultipartUpload) -> MultipartUpload:
     """Stream the body into ``upload``; on failure discard it and raise the problem."""
     failure: SecOpsError | None = None
@@ -142,10 +154,8 @@ async def receive_upload(request: Request, upload: MultipartUpload) -> Multipart
         pending = 0
         try:
             await run_in_threadpool(write_all, batch)
-        except SecOpsError as exc:
-            return exc
-        except Exception:
-            return InvalidInput("the multipart body is malformed")
+        except Exception as exc:
+            return _problem(exc)
         return None
 
     try:
@@ -163,10 +173,8 @@ async def receive_upload(request: Request, upload: MultipartUpload) -> Multipart
         if failure is None:
             try:
                 upload.finish()
-            except SecOpsError as exc:
-                failure = exc
-            except Exception:
-                failure = InvalidInput("the multipart body is malformed")
+            except Exception as exc:
+                failure = _problem(exc)
     except ClientDisconnect:
         upload.discard()
         raise InvalidInput("the upload was interrupted") from None

@@ -101,7 +101,7 @@ class StagedBlob:
     _nonce: bytes
     _bind_key: bytes
     _open: Callable[[], tuple[Path, BinaryIO]]  # a new (or reused) staging file
-    _release: Callable[[int], None] | None = None  # returns ``memory`` to the store
+    _release: Callable[[int], None]  # gives ``memory`` back to the store
     memory: int = 0
     temp_path: Path | None = None
     _handle: BinaryIO | None = None
@@ -135,9 +135,9 @@ class StagedBlob:
         self._give_back()
 
     def _give_back(self) -> None:
-        if self._release is not None and self.memory:
+        if self.memory:
             self._release(self.memory)
-        self.memory = 0
+            self.memory = 0
 
     def write(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
@@ -300,11 +300,8 @@ class BlobStore:
 
     def _recycle(self, blob: StagedBlob) -> None:
         """Keep a staged copy of already stored content as a spare staging file."""
-        if blob.temp_path is None:  # still in memory: nothing was written
-            blob.discard()
-            return
-        if len(self._spares) >= MAX_SPARES:
-            blob.discard()
+        if blob.temp_path is None or len(self._spares) >= MAX_SPARES:
+            blob.discard()  # nothing was written (in memory), or spares enough
             return
         blob.close()
         self._spares.append(blob.temp_path)
