@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 from secops.cli.scan import default_workers, run_local  # noqa: E402
 from secops.scanning import ScanConfig  # noqa: E402
 from secops.scanning.rules import BUNDLED_RULES_DIR, rule_files  # noqa: E402
+from secops.services.storage import AREAS, make_layout  # noqa: E402
 
 WORDS = ("invoice payment server request client report budget quarterly customer "
          "order shipment delivery address account balance transfer status error "
@@ -323,9 +324,9 @@ def bench_platform(directory: Path, args: argparse.Namespace) -> list[Measuremen
     # creates new ones, a cost no steady store has.
     aside = _platform.tmp / f"aside-{secrets.token_hex(4)}"
     aside.mkdir()
-    for area in ("blobs", "quarantine"):
+    for area in AREAS:
         (_platform.tmp / area).rename(aside / area)
-        (_platform.tmp / area).mkdir(mode=0o700)
+    make_layout(_platform.tmp)  # as a new store has it
     return [_platform_run(directory, PLATFORM_NEW), _platform_run(directory, PLATFORM)]
 
 

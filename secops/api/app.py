@@ -83,9 +83,13 @@ def create_app() -> FastAPI:
         settings.require_secrets(*API_SECRETS, optional=OPTIONAL_KEYS)
     except ConfigurationError as exc:
         raise SystemExit(f"secops api: refusing to start: {exc.message}") from None
-    removed = get_store(settings).prune_staging()  # uploads cut short by a crash
+    store = get_store(settings)
+    removed = store.prune_staging()  # uploads cut short by a crash
     if removed:
         log.warning("removed stale upload staging files", extra={"count": removed})
+    moved = store.migrate_layout()  # a store written before the flat layout
+    if moved:
+        log.info("moved stored files to the flat layout", extra={"count": moved})
     app = FastAPI(
         title="SecOps API",
         version=__version__,

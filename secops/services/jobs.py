@@ -203,6 +203,7 @@ def _finish(
         .where(Job.id == job_id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
         .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now,
                 lease_expires_at=None)
+        .execution_options(synchronize_session=False)  # callers hold no Job they read after
     )
     return bool(outcome.rowcount)  # type: ignore[attr-defined]
 

@@ -2,10 +2,15 @@
 
 Layout (``$SECOPS_DATA_DIR``)::
 
-    blobs/ab/cd/<sha256>        stored files
-    quarantine/ab/cd/<sha256>   files with a malicious verdict (admin release or delete)
+    blobs/ab/<sha256>           stored files
+    quarantine/ab/<sha256>      files with a malicious verdict (admin release or delete)
     dlp-text/<dlp scan id>      text submitted to DLP, removed once it is classified
     tmp/                        staging: uploads are written here, then renamed into place
+
+The 256 ``ab/`` directories of each area are made when a store is opened, so storing a
+file never creates a directory (on ext4 a new directory costs more than the file).
+Stores written before this layout (``blobs/ab/cd/<sha256>``) are read as they are and
+moved over by :meth:`BlobStore.migrate_layout`, which the API runs at start-up.
 
 Every file is encrypted with AES-256-GCM: ``SOB2`` magic, a random 12-byte nonce per
 file, the ciphertext, the 16-byte tag, then a 32-byte binding: HMAC-SHA256 over the
@@ -59,6 +64,8 @@ MAX_SPARES = 64  # staging files kept for reuse per store (see BlobStore._open_s
 MEMORY_PER_FILE = 1 << 20
 MEMORY_PER_STORE = 32 << 20
 STALE_STAGING_SECONDS = 3600.0
+AREAS = ("blobs", "quarantine")  # where stored files live (see the module's layout)
+PREFIXES = tuple(f"{i:02x}" for i in range(256))
 T = TypeVar("T")
 
 
@@ -190,8 +197,7 @@ class BlobStore:
         self._key = key
         self._bind_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                               info=b"secops storage name binding v1").derive(key)
-        for area in ("blobs", "quarantine", "dlp-text", "tmp"):
-            (root / area).mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_layout(root)
 
     def __repr__(self) -> str:  # never the key
         return f"BlobStore(root={str(self.root)!r})"
@@ -202,6 +208,10 @@ class BlobStore:
 
     def _path(self, area: str, sha256: str) -> str:
         # Plain strings: pathlib's parsing cost more than the rest of committing a file.
+        return os.path.join(self._root, area, sha256[:2], sha256)
+
+    def _legacy_path(self, area: str, sha256: str) -> str:
+        """Where a store written before the flat layout keeps the file."""
         return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
     def stage(self, filename: str, limit: int, *, in_memory: bool = False) -> StagedBlob:
@@ -294,9 +304,16 @@ class BlobStore:
         _concurrently(_fsync_directory, sorted(directories))
         return placed
 
-    def _existing(self, sha256: str) -> str | None:
-        return next((path for area in ("blobs", "quarantine")
-                     if os.path.isfile(path := self._path(area, sha256))), None)
+    def _existing(self, sha256: str, areas: tuple[str, ...] = AREAS) -> str | None:
+        """The stored file's path in the first of ``areas`` that holds it, in either
+        layout. The flat path is looked at again after the legacy one: a file moved by
+        :meth:`migrate_layout` in between is not missed."""
+        for area in areas:
+            for path in (self._path(area, sha256), self._legacy_path(area, sha256),
+                         self._path(area, sha256)):
+                if os.path.isfile(path):
+                    return path
+        return None
 
     def _recycle(self, blob: StagedBlob) -> None:
         """Keep a staged copy of already stored content as a spare staging file."""
@@ -307,13 +324,14 @@ class BlobStore:
         self._spares.append(blob.temp_path)
 
     def _make_parents(self, target: str) -> list[str]:
-        """Create ``target``'s directories as needed; the directories whose entries change
-        (and must be flushed for the rename to be durable)."""
+        """The directories whose entries change when ``target`` is placed (and must be
+        flushed for the rename to be durable); its ``ab/`` directory is made again if
+        someone removed it."""
         parent = os.path.dirname(target)
         if os.path.isdir(parent):
             return [parent]
         os.makedirs(parent, mode=0o700, exist_ok=True)
-        return [parent, os.path.dirname(parent), os.path.dirname(os.path.dirname(parent))]
+        return [parent, os.path.dirname(parent)]
 
     def locate(self, sha256: str) -> Path | None:
         path = self._existing(valid_sha256(sha256))
@@ -354,9 +372,10 @@ class BlobStore:
 
     def move(self, sha256: str, *, to_quarantine: bool) -> None:
         """Move a stored file into or out of the quarantine area (atomic rename)."""
-        source = self._path("blobs" if to_quarantine else "quarantine", valid_sha256(sha256))
+        source = self._existing(valid_sha256(sha256),
+                                ("blobs",) if to_quarantine else ("quarantine",))
         target = self._path("quarantine" if to_quarantine else "blobs", sha256)
-        if not os.path.isfile(source):
+        if source is None:
             return  # already there (a redelivered job) or never stored
         directories = self._make_parents(target)
         os.replace(source, target)
@@ -364,13 +383,52 @@ class BlobStore:
 
     def delete(self, sha256: str) -> bool:
         found = False
-        for area in ("blobs", "quarantine"):
-            path = self._path(area, valid_sha256(sha256))
-            if os.path.isfile(path):
-                os.unlink(path)
-                _fsync_directory(os.path.dirname(path))
-                found = True
+        while (path := self._existing(valid_sha256(sha256))) is not None:
+            os.unlink(path)
+            _fsync_directory(os.path.dirname(path))
+            found = True
         return found
+
+    def migrate_layout(self) -> int:
+        """Move files of the earlier layout (``area/ab/cd/<sha256>``) to ``area/ab/<sha256>``
+        and remove the emptied ``cd/`` directories; returns how many files moved.
+
+        Each move is an atomic rename within one filesystem, and readers look in both
+        places, so it is safe while workers read, and safe to repeat after a crash: a
+        file already in the new place (the same content) only loses its old copy.
+        """
+        moved = 0
+        for area in AREAS:
+            for prefix in PREFIXES:
+                top = os.path.join(self._root, area, prefix)
+                try:
+                    subdirs = [e.path for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
+                except FileNotFoundError:
+                    continue
+                for subdir in subdirs:
+                    moved += self._migrate_directory(top, subdir)
+        return moved
+
+    def _migrate_directory(self, top: str, subdir: str) -> int:
+        moved = 0
+        with os.scandir(subdir) as entries:
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+        for name in names:
+            target = os.path.join(top, name)
+            try:
+                if os.path.isfile(target):
+                    os.unlink(os.path.join(subdir, name))  # the same content, already moved
+                else:
+                    os.replace(os.path.join(subdir, name), target)
+                    moved += 1
+            except FileNotFoundError:
+                continue  # another process moved it meanwhile
+        _fsync_directory(top)
+        try:
+            os.rmdir(subdir)
+        except OSError:
+            pass  # not empty (something else was put there) or already gone
+        return moved
 
     # -- text submitted to DLP: kept only until it is classified ------------------------
 
@@ -408,6 +466,19 @@ class BlobStore:
                 except FileNotFoundError:
                     continue  # committed or removed meanwhile
         return removed
+
+
+def make_layout(root: Path) -> None:
+    """The store's directories (owner only), including each area's 256 ``ab/``
+    directories; cheap when they exist."""
+    for area in ("dlp-text", "tmp", *AREAS):
+        (root / area).mkdir(parents=True, exist_ok=True, mode=0o700)
+    for area in AREAS:
+        base = os.path.join(root, area)
+        if os.path.isdir(os.path.join(base, PREFIXES[-1])):
+            continue  # made before (the last one is made last)
+        for prefix in PREFIXES:
+            os.makedirs(os.path.join(base, prefix), mode=0o700, exist_ok=True)
 
 
 def _binding(key: bytes, nonce: bytes, tag: bytes, sha256: str) -> bytes:

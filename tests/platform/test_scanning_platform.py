@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from secops.api.app import create_app
+from secops.config import get_settings
 from secops.db.models import Alert, AuditEntry, Job, ScanResult, SecurityEvent, StoredFile
 from secops.db.session import session_scope
-from secops.services.storage import MAGIC
+from secops.services.storage import MAGIC, get_store
 from tests.factories import auth, make_key
 from tests.platform.helpers import files_under, platform, wait_job, wait_scan
 from tests.scanning.corpus import EICAR, minimal_pe
@@ -52,7 +53,7 @@ def test_upload_scan_quarantine_alert_cache_and_admin_release(platform_env, tmp_
 
         # stored encrypted, content-addressed; the malicious file sits in the quarantine area
         data_dir = Path(platform_env["SECOPS_DATA_DIR"])
-        quarantined = data_dir / "quarantine" / eicar["sha256"][:2] / eicar["sha256"][2:4] / eicar["sha256"]
+        quarantined = data_dir / "quarantine" / eicar["sha256"][:2] / eicar["sha256"]
         assert quarantined.is_file()
         for path in files_under(data_dir / "blobs") + files_under(data_dir / "quarantine"):
             raw = path.read_bytes()
@@ -146,6 +147,19 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
     problem(client.post("/v1/scans", headers={**headers, "Content-Length": str(10**12),
                                                "Content-Type": "multipart/form-data; boundary=b"},
                         content=b""), 413)
+
+
+def test_the_api_moves_a_store_of_the_earlier_layout_at_start_up(sqlite_env):
+    store = get_store(get_settings())
+    staged = store.stage_bytes(BENIGN, "old.txt")
+    store.commit(staged)
+    sha, flat = staged.sha256, Path(store.root / "blobs" / staged.sha256[:2] / staged.sha256)
+    legacy = flat.parent / sha[2:4] / sha
+    legacy.parent.mkdir()
+    flat.rename(legacy)
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    assert flat.is_file() and not legacy.parent.exists()
+    assert client.get("/healthz").status_code == 200 and store.read(sha) == BENIGN
 
 
 def test_an_upload_repeated_with_its_idempotency_key_returns_the_same_scans(sqlite_env):

@@ -79,13 +79,11 @@ def test_files_in_the_first_format_are_still_read_and_hash_checked(store):
     nonce = secrets.token_bytes(12)
     encryptor = Cipher(algorithms.AES(store._key), modes.GCM(nonce)).encryptor()
     body = encryptor.update(data) + encryptor.finalize()
-    target = store.root / "blobs" / sha[:2] / sha[2:4] / sha
-    target.parent.mkdir(parents=True)
+    target = store.root / "blobs" / sha[:2] / sha
     target.write_bytes(MAGIC_V1 + nonce + body + encryptor.tag)
     assert store.read(sha) == data
     other = hashlib.sha256(b"x").hexdigest()  # a valid v1 file under another name
-    (store.root / "blobs" / other[:2] / other[2:4]).mkdir(parents=True)
-    (store.root / "blobs" / other[:2] / other[2:4] / other).write_bytes(target.read_bytes())
+    (store.root / "blobs" / other[:2] / other).write_bytes(target.read_bytes())
     with pytest.raises(CorruptBlob, match="does not match"):
         store.read(other)
 
@@ -199,3 +197,48 @@ def test_sha256_names_are_exactly_64_lower_case_hex_digits():
     for bad in (good.upper(), good[:-1], good + "0", "g" * 64, "\u0660" * 64, "../" + good[3:]):
         with pytest.raises(InvalidInput):
             storage.valid_sha256(bad)
+
+
+def _to_legacy(store: BlobStore, sha: str, area: str = "blobs") -> Path:
+    """Move a stored file to where the layout before the flat one kept it."""
+    legacy = store.root / area / sha[:2] / sha[2:4] / sha
+    legacy.parent.mkdir(mode=0o700)
+    (store.root / area / sha[:2] / sha).rename(legacy)
+    return legacy
+
+
+def test_the_layout_is_flat_and_made_when_the_store_opens(store):
+    for area in ("blobs", "quarantine"):
+        prefixes = sorted(p.name for p in (store.root / area).iterdir())
+        assert prefixes == [f"{i:02x}" for i in range(256)]
+    sha = _put(store, b"flat\n" * 100)
+    assert _path(store, sha) == store.root / "blobs" / sha[:2] / sha
+    assert [p for p in (store.root / "blobs" / sha[:2]).iterdir() if p.is_dir()] == []
+
+
+def test_files_of_the_earlier_layout_are_read_moved_and_deleted(store):
+    kept, quarantined, gone = (_put(store, f"legacy {i}\n".encode() * 50) for i in range(3))
+    store.move(quarantined, to_quarantine=True)
+    legacy = [_to_legacy(store, kept), _to_legacy(store, quarantined, "quarantine"),
+              _to_legacy(store, gone)]
+    # read where it is, released from the old quarantine path, deleted there
+    assert store.read(kept) == b"legacy 0\n" * 50
+    store.move(quarantined, to_quarantine=False)
+    assert _path(store, quarantined) == store.root / "blobs" / quarantined[:2] / quarantined
+    assert store.delete(gone) and store.locate(gone) is None and not legacy[2].exists()
+    # a re-upload of content stored the old way is not stored twice
+    staged = store.stage_bytes(b"legacy 0\n" * 50, "again")
+    assert store.commit(staged) == str(legacy[0])
+    assert store.migrate_layout() == 1
+    assert _path(store, kept) == store.root / "blobs" / kept[:2] / kept
+    assert store.read(kept) == b"legacy 0\n" * 50
+    assert not legacy[0].parent.exists()  # the emptied cd/ directory is removed
+    assert store.migrate_layout() == 0
+
+
+def test_migration_keeps_the_new_copy_when_both_exist(store):
+    sha = _put(store, b"twice\n" * 10)
+    legacy = _to_legacy(store, sha)
+    (store.root / "blobs" / sha[:2] / sha).write_bytes(legacy.read_bytes())  # moved, crashed
+    assert store.migrate_layout() == 0
+    assert not legacy.exists() and store.read(sha) == b"twice\n" * 10
