@@ -106,7 +106,7 @@ def test_a_tampered_file_fails_alone_and_raises_a_security_event(sqlite_env):
     submission = _submit(files)
     [(job_id, _)] = submission.jobs
     b = next(s for s in submission.scans if s.filename == "b.txt")
-    stored = Path(get_settings().data_dir) / "blobs" / b.sha256[:2] / b.sha256[2:4] / b.sha256
+    stored = Path(get_settings().data_dir) / "blobs" / b.sha256[:2] / b.sha256
     raw = bytearray(stored.read_bytes())
     raw[40] ^= 0x01  # one flipped bit in the ciphertext: the GCM tag no longer verifies
     stored.write_bytes(bytes(raw))
