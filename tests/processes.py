@@ -68,9 +68,10 @@ def start_beat(env: dict[str, str], log: Path) -> Proc:
                 env, log)
 
 
-def start_api(env: dict[str, str], log: Path) -> tuple[Proc, str]:
+def start_api(env: dict[str, str], log: Path, prefix: tuple[str, ...] = ()) -> tuple[Proc, str]:
+    """An API process; ``prefix`` runs it under another command (``prlimit ...``)."""
     port = free_port()
-    proc = Proc([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+    proc = Proc([*prefix, sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
                  "--host", "127.0.0.1", "--port", str(port), "--no-server-header"], env, log)
     import httpx
 

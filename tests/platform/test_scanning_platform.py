@@ -18,6 +18,7 @@ from secops.db.session import session_scope
 from secops.services.storage import MAGIC, get_store
 from tests.factories import auth, make_key
 from tests.platform.helpers import files_under, platform, wait_job, wait_scan
+from tests.processes import start_api
 from tests.scanning.corpus import EICAR, minimal_pe
 
 pytestmark = pytest.mark.integration
@@ -147,6 +148,31 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
     problem(client.post("/v1/scans", headers={**headers, "Content-Length": str(10**12),
                                                "Content-Type": "multipart/form-data; boundary=b"},
                         content=b""), 413)
+
+
+def test_a_file_store_that_cannot_grow_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
+    """A real API process whose files may not grow past 768 KiB (RLIMIT_FSIZE: writes fail
+    with EFBIG, as they would with ENOSPC on a full disk): a server failure, not a bad
+    request, and nothing staged or recorded is left."""
+    key = make_key()
+    data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
+    api, url = start_api(sqlite_env, tmp_path / "api.log", prefix=("prlimit", "--fsize=786432"))
+    try:
+        with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
+            spilled = client.post("/v1/scans", files=[("file", ("big.bin", os.urandom(3 << 20)))])
+            at_commit = client.post("/v1/scans", files=[("file", ("mid.bin", os.urandom(900 << 10)))])
+            for resp in (spilled, at_commit):
+                assert resp.status_code == 503, resp.text
+                assert resp.headers["content-type"].startswith("application/problem+json")
+                assert resp.json()["detail"] == "the file store cannot take the upload now"
+            assert files_under(data_dir / "blobs") == [] and files_under(data_dir / "tmp") == []
+            with session_scope() as session:
+                assert session.scalar(select(func.count()).select_from(ScanResult)) == 0
+                assert session.scalar(select(func.count()).select_from(Job)) == 0
+            assert client.post("/v1/scans", files=[("file", ("ok.txt", BENIGN))]).status_code == 202
+    finally:
+        api.stop()
+    assert api.output().count("upload could not be stored") == 2
 
 
 def test_the_api_moves_a_store_of_the_earlier_layout_at_start_up(sqlite_env):
