@@ -384,7 +384,10 @@ class BlobStore:
     def delete(self, sha256: str) -> bool:
         found = False
         while (path := self._existing(valid_sha256(sha256))) is not None:
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue  # moved to the flat layout meanwhile: look again
             _fsync_directory(os.path.dirname(path))
             found = True
         return found
@@ -415,9 +418,14 @@ class BlobStore:
         return moved
 
     def _migrate_directory(self, top: str, subdir: str) -> int:
+        """Move the stored files of one old ``ab/cd/`` directory; anything else in it (a
+        name that is not the SHA-256 of that directory, a link) stays where it is."""
         moved = 0
+        belongs = os.path.basename(top) + os.path.basename(subdir)
         with os.scandir(subdir) as entries:
-            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)
+                     and e.name.startswith(belongs) and len(e.name) == 64
+                     and _HEX_DIGITS.issuperset(e.name)]
         for name in names:
             target = os.path.join(top, name)
             try:
@@ -428,7 +436,8 @@ class BlobStore:
                     moved += 1
             except FileNotFoundError:
                 continue  # another process moved it meanwhile
-        _fsync_directory(top)
+        if names:
+            _fsync_directory(top)
         try:
             os.rmdir(subdir)
         except OSError:

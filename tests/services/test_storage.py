@@ -236,6 +236,21 @@ def test_files_of_the_earlier_layout_are_read_moved_and_deleted(store):
     assert store.migrate_layout() == 0
 
 
+def test_migration_moves_only_stored_files_that_belong_where_they_are(store):
+    sha = _put(store, b"mine\n" * 10)
+    legacy = _to_legacy(store, sha)
+    other = hashlib.sha256(b"elsewhere").hexdigest()
+    strays = [legacy.parent / "notes.txt", legacy.parent / other]
+    for stray in strays:
+        stray.write_bytes(b"not ours")
+    (legacy.parent / ("0" * 64)).symlink_to(legacy)
+    assert store.migrate_layout() == 1
+    assert store.read(sha) == b"mine\n" * 10
+    assert all(stray.read_bytes() == b"not ours" for stray in strays)
+    assert sorted(p.name for p in (store.root / "blobs" / sha[:2]).iterdir()) == sorted(
+        [sha, legacy.parent.name])  # the strays' directory stays
+
+
 def test_migration_keeps_the_new_copy_when_both_exist(store):
     sha = _put(store, b"twice\n" * 10)
     legacy = _to_legacy(store, sha)
