@@ -448,9 +448,13 @@ class BlobStore:
 
     def put_text(self, name: str, text: str) -> None:
         staged = self.stage_bytes(text.encode("utf-8"), name)
-        staged.sync()
-        assert staged.temp_path is not None  # sync() writes it
-        os.replace(staged.temp_path, self.root / "dlp-text" / name)
+        try:
+            staged.sync()
+            assert staged.temp_path is not None  # sync() writes it
+            os.replace(staged.temp_path, self.root / "dlp-text" / name)
+        except BaseException:
+            staged.discard()  # a full disk leaves no half-written staging file
+            raise
         _fsync_directory(self.root / "dlp-text")
 
     def read_text(self, name: str) -> str | None:

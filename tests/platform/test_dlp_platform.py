@@ -14,6 +14,7 @@ from secops.db.models import DlpScan, SecurityEvent
 from secops.db.session import get_engine, session_scope
 from tests.factories import auth, make_key
 from tests.platform.helpers import files_under, platform, wait_scan
+from tests.processes import start_api
 
 pytestmark = pytest.mark.integration
 CARD, EMAIL = "4111 1111 1111 1111", "jane.doe@example.org"
@@ -102,3 +103,23 @@ def test_dlp_pii_only_is_a_medium_violation(sqlite_env, tmp_path, monkeypatch):
             events = session.scalars(select(SecurityEvent)
                                      .where(SecurityEvent.kind == "dlp_violation")).all()
             assert [(e.severity, e.details["dlp_scan_id"]) for e in events] == [("medium", pii["id"])]
+
+
+def test_text_the_file_store_cannot_take_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
+    """A real API process whose files may not grow past 768 KiB (RLIMIT_FSIZE, as a full
+    disk): text to classify that cannot be stored is a server failure, and no staging
+    file, stored text, scan row or job is left."""
+    key = make_key()
+    data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
+    api, url = start_api(sqlite_env, tmp_path / "api.log", prefix=("prlimit", "--fsize=786432"))
+    try:
+        with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
+            resp = client.post("/v1/dlp/scans", json={"text": TEXT + " x" * 450_000})
+            assert resp.status_code == 503, resp.text
+            assert resp.headers["content-type"].startswith("application/problem+json")
+            assert files_under(data_dir / "tmp") == [] and files_under(data_dir / "dlp-text") == []
+            with session_scope() as session:
+                assert session.scalar(select(sa.func.count()).select_from(DlpScan)) == 0
+            assert client.post("/v1/dlp/scans", json={"text": TEXT}).status_code == 202
+    finally:
+        api.stop()
