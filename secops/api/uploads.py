@@ -12,7 +12,6 @@ leaves either complete files or nothing.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from secops.errors import InvalidInput, SecOpsError, Unavailable
+from secops.errors import InvalidInput, SecOpsError
 from secops.services.storage import BlobStore, StagedBlob
 
 log = logging.getLogger("secops.api.uploads")
@@ -128,23 +127,13 @@ def boundary_of(request: Request) -> bytes:
     return options[b"boundary"]
 
 
-def storage_unavailable(exc: OSError) -> Unavailable:
-    """The problem for a file store that cannot take an upload (disk full, quota, I/O
-    error): the server's failure, not the client's, logged by error name (not path)."""
-    log.error("upload could not be stored", extra={
-        "error": type(exc).__name__, "errno": errno.errorcode.get(exc.errno or 0, "")})
-    return Unavailable("the file store cannot take the upload now")
-
-
 def _problem(exc: Exception) -> SecOpsError:
     """What the client is told of a failure while parsing or staging the body: our own
-    problems as they are, a failing file store as unavailable (503), anything else (a
-    parser error on a broken body) as malformed, logged by type only (its text may quote
-    the body)."""
+    problems as they are (a file store that cannot take it is ``Unavailable``, 503),
+    anything else (a parser error on a broken body) as malformed, logged by type only
+    (its text may quote the body)."""
     if isinstance(exc, SecOpsError):
         return exc
-    if isinstance(exc, OSError):
-        return storage_unavailable(exc)
     log.warning("upload body rejected as malformed", extra={"error": type(exc).__name__})
     return InvalidInput("the multipart body is malformed")
 

@@ -30,8 +30,11 @@ hashed and compared with the name.
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -40,7 +43,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, ParamSpec, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -48,7 +51,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secops.config import Settings
-from secops.errors import InvalidInput, NotFound, PayloadTooLarge, SecOpsError
+from secops.errors import InvalidInput, NotFound, PayloadTooLarge, SecOpsError, Unavailable
 
 MAGIC = b"SOB2"
 MAGIC_V1 = b"SOB1"  # no binding: read (with a hash check), never written
@@ -67,10 +70,29 @@ STALE_STAGING_SECONDS = 3600.0
 AREAS = ("blobs", "quarantine")  # where stored files live (see the module's layout)
 PREFIXES = tuple(f"{i:02x}" for i in range(256))
 T = TypeVar("T")
+P = ParamSpec("P")
+log = logging.getLogger("secops.storage")
 
 
 class CorruptBlob(SecOpsError):
     """A stored file failed authentication or no longer matches its name."""
+
+
+def _writes(method: Callable[P, T]) -> Callable[P, T]:
+    """A method that writes to the store: an ``OSError`` (disk full, quota, I/O error)
+    becomes :class:`~secops.errors.Unavailable` (the server's failure, not the caller's),
+    logged by error name, never by path."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            log.error("upload could not be stored", extra={
+                "error": type(exc).__name__, "errno": errno.errorcode.get(exc.errno or 0, "")})
+            raise Unavailable("the file store cannot take the upload now") from None
+
+    return wrapper
 
 
 def derive_key(secret: str, purpose: bytes) -> bytes:
@@ -146,6 +168,7 @@ class StagedBlob:
             self._release(self.memory)
             self.memory = 0
 
+    @_writes
     def write(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
@@ -153,6 +176,7 @@ class StagedBlob:
         self._sha.update(chunk)
         self._emit(self._encryptor.update(chunk))
 
+    @_writes
     def finish(self) -> None:
         """Add the tag; the file is complete but still in staging, and not yet on disk
         for sure: :meth:`BlobStore.commit_all` (or :meth:`sync`) makes it durable."""
@@ -164,6 +188,7 @@ class StagedBlob:
             self._handle.flush()
         self.finished = True
 
+    @_writes
     def sync(self) -> None:
         """Write the staged file if it is still in memory, flush it to disk, close it."""
         if self._handle is None:
@@ -214,6 +239,7 @@ class BlobStore:
         """Where a store written before the flat layout keeps the file."""
         return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
+    @_writes
     def stage(self, filename: str, limit: int, *, in_memory: bool = False) -> StagedBlob:
         """Start receiving a file into staging (``discard()`` it on any failure).
 
@@ -271,6 +297,7 @@ class BlobStore:
         """Move a finished staged file into place, durably (see :meth:`commit_all`)."""
         return self.commit_all([staged], quarantined=quarantined)[0]
 
+    @_writes
     def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False) -> list[str]:
         """Move finished staged files into place: flushed to disk, then renamed
         atomically, then their directories flushed, so a file is durably in place before
@@ -306,11 +333,10 @@ class BlobStore:
 
     def _existing(self, sha256: str, areas: tuple[str, ...] = AREAS) -> str | None:
         """The stored file's path in the first of ``areas`` that holds it, in either
-        layout. The flat path is looked at again after the legacy one: a file moved by
-        :meth:`migrate_layout` in between is not missed."""
+        layout. The legacy path is looked at first: a file that :meth:`migrate_layout`
+        moves between the two looks is then found at its new place."""
         for area in areas:
-            for path in (self._path(area, sha256), self._legacy_path(area, sha256),
-                         self._path(area, sha256)):
+            for path in (self._legacy_path(area, sha256), self._path(area, sha256)):
                 if os.path.isfile(path):
                     return path
         return None
@@ -446,6 +472,7 @@ class BlobStore:
 
     # -- text submitted to DLP: kept only until it is classified ------------------------
 
+    @_writes
     def put_text(self, name: str, text: str) -> None:
         staged = self.stage_bytes(text.encode("utf-8"), name)
         try:

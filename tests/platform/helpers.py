@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from secops.config import get_settings
-from tests.processes import start_api, start_worker, wait_for
+from tests.processes import Proc, start_api, start_worker, wait_for
 
 
 @contextmanager
@@ -32,6 +32,21 @@ def platform(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     finally:
         for proc in procs:
             proc.stop()
+
+
+FILE_SIZE_LIMIT = 768 * 1024
+
+
+@contextmanager
+def api_with_file_size_limit(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Proc]]:
+    """A real API process whose files may not grow past ``FILE_SIZE_LIMIT`` (RLIMIT_FSIZE:
+    writes fail with EFBIG, as they would with ENOSPC on a full disk); yields its URL and
+    the process (for its log)."""
+    api, url = start_api(env, tmp_path / "api.log", prefix=("prlimit", f"--fsize={FILE_SIZE_LIMIT}"))
+    try:
+        yield url, api
+    finally:
+        api.stop()
 
 
 def wait_scan(client: httpx.Client, path: str, timeout: float = 60) -> dict:

@@ -13,8 +13,7 @@ from secops.db.base import Base
 from secops.db.models import DlpScan, SecurityEvent
 from secops.db.session import get_engine, session_scope
 from tests.factories import auth, make_key
-from tests.platform.helpers import files_under, platform, wait_scan
-from tests.processes import start_api
+from tests.platform.helpers import api_with_file_size_limit, files_under, platform, wait_scan
 
 pytestmark = pytest.mark.integration
 CARD, EMAIL = "4111 1111 1111 1111", "jane.doe@example.org"
@@ -106,13 +105,12 @@ def test_dlp_pii_only_is_a_medium_violation(sqlite_env, tmp_path, monkeypatch):
 
 
 def test_text_the_file_store_cannot_take_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
-    """A real API process whose files may not grow past 768 KiB (RLIMIT_FSIZE, as a full
-    disk): text to classify that cannot be stored is a server failure, and no staging
-    file, stored text, scan row or job is left."""
+    """A file store that cannot grow (see ``api_with_file_size_limit``): text to classify
+    that cannot be stored is a server failure, and no staging file, stored text, scan row
+    or job is left."""
     key = make_key()
     data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
-    api, url = start_api(sqlite_env, tmp_path / "api.log", prefix=("prlimit", "--fsize=786432"))
-    try:
+    with api_with_file_size_limit(sqlite_env, tmp_path) as (url, _):
         with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
             resp = client.post("/v1/dlp/scans", json={"text": TEXT + " x" * 450_000})
             assert resp.status_code == 503, resp.text
@@ -121,5 +119,3 @@ def test_text_the_file_store_cannot_take_answers_503_and_keeps_nothing(sqlite_en
             with session_scope() as session:
                 assert session.scalar(select(sa.func.count()).select_from(DlpScan)) == 0
             assert client.post("/v1/dlp/scans", json={"text": TEXT}).status_code == 202
-    finally:
-        api.stop()

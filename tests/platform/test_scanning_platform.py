@@ -17,8 +17,13 @@ from secops.db.models import Alert, AuditEntry, Job, ScanResult, SecurityEvent, 
 from secops.db.session import session_scope
 from secops.services.storage import MAGIC, get_store
 from tests.factories import auth, make_key
-from tests.platform.helpers import files_under, platform, wait_job, wait_scan
-from tests.processes import start_api
+from tests.platform.helpers import (
+    api_with_file_size_limit,
+    files_under,
+    platform,
+    wait_job,
+    wait_scan,
+)
 from tests.scanning.corpus import EICAR, minimal_pe
 
 pytestmark = pytest.mark.integration
@@ -151,13 +156,11 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
 
 
 def test_a_file_store_that_cannot_grow_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
-    """A real API process whose files may not grow past 768 KiB (RLIMIT_FSIZE: writes fail
-    with EFBIG, as they would with ENOSPC on a full disk): a server failure, not a bad
-    request, and nothing staged or recorded is left."""
+    """A file store that cannot grow (see ``api_with_file_size_limit``): a server failure,
+    not a bad request, and nothing staged or recorded is left."""
     key = make_key()
     data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
-    api, url = start_api(sqlite_env, tmp_path / "api.log", prefix=("prlimit", "--fsize=786432"))
-    try:
+    with api_with_file_size_limit(sqlite_env, tmp_path) as (url, api):
         with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
             spilled = client.post("/v1/scans", files=[("file", ("big.bin", os.urandom(3 << 20)))])
             at_commit = client.post("/v1/scans", files=[("file", ("mid.bin", os.urandom(900 << 10)))])
@@ -170,8 +173,6 @@ def test_a_file_store_that_cannot_grow_answers_503_and_keeps_nothing(sqlite_env,
                 assert session.scalar(select(func.count()).select_from(ScanResult)) == 0
                 assert session.scalar(select(func.count()).select_from(Job)) == 0
             assert client.post("/v1/scans", files=[("file", ("ok.txt", BENIGN))]).status_code == 202
-    finally:
-        api.stop()
     assert api.output().count("upload could not be stored") == 2
 
 

@@ -25,7 +25,7 @@ from secops.api.scan_schemas import (
     RedactRead,
 )
 from secops.api.security import audit_context
-from secops.api.uploads import MultipartUpload, boundary_of, receive_upload, storage_unavailable
+from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import DlpScan, Job
 from secops.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
@@ -90,12 +90,10 @@ def _submit(session: Session, principal: Principal, ctx: AuditContext,
         audit.record(session=session, ctx=ctx, action="dlp.submit", target=f"dlp_scan:{scan.id}",
                      details={"source": scan.source, "sha256": scan.sha256, "job_id": job[0]})
         session.commit()
-    except BaseException as exc:
+    except BaseException:
         session.rollback()
         if upload is not None:
             upload.discard()
-        if isinstance(exc, OSError):  # storing the text, or the upload at commit
-            raise storage_unavailable(exc) from None
         raise
     enqueue_or_fail([job])
     return dlp_read(session, scan)

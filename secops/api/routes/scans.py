@@ -19,7 +19,7 @@ from secops.api.scan_schemas import (
 )
 from secops.api.security import audit_context, report_event
 from secops.api.submission import IdempotentRequest
-from secops.api.uploads import MultipartUpload, boundary_of, receive_upload, storage_unavailable
+from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import ScanResult, StoredFile
 from secops.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
@@ -88,12 +88,10 @@ def _submit(session: Session, upload: MultipartUpload, principal: Principal, res
         # (or nothing is, and the client gets the error instead).
         answer = ScanBatchRead(scans=scan_reads(session, submission.scans, submission.details))
         session.commit()
-    except BaseException as exc:
+    except BaseException:
         session.rollback()
         upload.discard()
         request.forget()
-        if isinstance(exc, OSError):  # writing or flushing the new files at commit
-            raise storage_unavailable(exc) from None
         raise
     try:
         enqueue_or_fail(submission.jobs)
