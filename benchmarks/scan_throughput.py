@@ -246,10 +246,11 @@ def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
 class _Platform:
     """API + 2-process worker on SQLite and an embedded Redis, started once per run."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Path | None) -> None:
         from secops.embedded import EmbeddedRedis, free_port
 
-        self.tmp: Path | None = Path(tempfile.mkdtemp(prefix="secops-scan-platform-"))
+        self.tmp: Path | None = Path(tempfile.mkdtemp(prefix="secops-scan-platform-",
+                                                      dir=parent))
         self.redis = EmbeddedRedis(self.tmp / "redis", secrets.token_hex(16))
         self.redis.start()
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -296,6 +297,7 @@ class _Platform:
             time.sleep(0.1)
 
     def _start(self, argv: list[str], name: str) -> Path:
+        assert self.tmp is not None
         log = self.tmp / f"{name}.log"
         self.procs.append(subprocess.Popen(argv, cwd=REPO, stdout=open(log, "wb"),  # noqa: SIM115
                                            stderr=subprocess.STDOUT, start_new_session=True))
@@ -324,7 +326,7 @@ def bench_platform(directory: Path, args: argparse.Namespace) -> list[Measuremen
     and renamed into place), then again (every file is already stored: a re-scan)."""
     global _platform
     if _platform is None:
-        _platform = _Platform()
+        _platform = _Platform(args.data_dir)
     assert _platform.tmp is not None
     # Outside the clock, the stored files are moved aside (the database rows stay), not
     # deleted: after mass deletion, ext4 spends a while skipping the freed inodes when it
@@ -386,6 +388,31 @@ SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
 }
 
 
+def filesystem_of(path: Path) -> str:
+    """The filesystem holding ``path``, and for ext4 whether it has a journal.
+
+    Without one, ext4 skips every inode freed in the last one to six minutes whenever it
+    allocates an inode (``recently_deleted`` in fs/ext4/ialloc.c), so creating the new
+    content's files costs more after deletions anywhere on that filesystem.
+    """
+    real = os.path.realpath(path)
+    best = ("", "?", "?")
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            device, mountpoint, fstype = line.split()[:3]
+            inside = real == mountpoint or real.startswith(mountpoint.rstrip("/") + "/")
+            if inside and len(mountpoint) >= len(best[0]):
+                best = (mountpoint, device, fstype)
+    mountpoint, device, fstype = best
+    text = f"{fstype} on {device} at {mountpoint}"
+    journal = Path("/sys/fs/ext4") / os.path.basename(device) / "journal_task"
+    if fstype == "ext4" and journal.exists():
+        has = journal.read_text().strip() != "<none>"
+        text += (", with a journal" if has else
+                 ", no journal (file creation skips recently freed inodes)")
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -395,7 +422,12 @@ def main() -> int:
                         help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--repeat", type=int, default=3, help="runs per section; best counts")
     parser.add_argument("--json", action="store_true", help="print measurements as JSON")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where the platform's store and database go (default: the "
+                        "system temporary directory); the filesystem matters for new content")
     args = parser.parse_args()
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir}: not a directory")
 
     tmp = None
     if args.dir is None:
@@ -458,6 +490,8 @@ def main() -> int:
             print(f"  platform CPU seconds: {platform.cpu_seconds:.2f} ({parts}) vs local "
                   f"{local_two.cpu_seconds:.2f}: ratio "
                   f"{local_two.cpu_seconds / platform.cpu_seconds:.2f}")
+    if any(m.section == "platform" for m in results):
+        print(f"  platform store: {filesystem_of(args.data_dir or Path(tempfile.gettempdir()))}")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "
