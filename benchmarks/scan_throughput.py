@@ -329,8 +329,8 @@ def bench_platform(directory: Path, args: argparse.Namespace) -> list[Measuremen
         _platform = _Platform(args.data_dir)
     assert _platform.tmp is not None
     # Outside the clock, the stored files are moved aside (the database rows stay), not
-    # deleted: after mass deletion, ext4 spends a while skipping the freed inodes when it
-    # creates new ones, a cost no steady store has.
+    # deleted: after mass deletion, ext4 without a journal spends a while skipping the
+    # freed inodes when it creates new ones (see filesystem_of), a cost no steady store has.
     aside = _platform.tmp / f"aside-{secrets.token_hex(4)}"
     aside.mkdir()
     for area in AREAS:
@@ -490,8 +490,8 @@ def main() -> int:
             print(f"  platform CPU seconds: {platform.cpu_seconds:.2f} ({parts}) vs local "
                   f"{local_two.cpu_seconds:.2f}: ratio "
                   f"{local_two.cpu_seconds / platform.cpu_seconds:.2f}")
-    if any(m.section == "platform" for m in results):
-        print(f"  platform store: {filesystem_of(args.data_dir or Path(tempfile.gettempdir()))}")
+    if _platform is not None and _platform.tmp is not None:
+        print(f"  platform store: {filesystem_of(_platform.tmp)}")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "

@@ -409,7 +409,8 @@ class BlobStore:
 
     def delete(self, sha256: str) -> bool:
         found = False
-        while (path := self._existing(valid_sha256(sha256))) is not None:
+        valid_sha256(sha256)
+        while (path := self._existing(sha256)) is not None:
             try:
                 os.unlink(path)
             except FileNotFoundError:
