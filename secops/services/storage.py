@@ -195,6 +195,8 @@ class StagedBlob:
             self._spill()
         assert self._handle is not None
         if not self._handle.closed:
+            # The file object's buffer first: fsync only flushes what the kernel has.
+            self._handle.flush()
             os.fsync(self._handle.fileno())
         self.close()
 

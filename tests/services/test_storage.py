@@ -257,3 +257,26 @@ def test_migration_keeps_the_new_copy_when_both_exist(store):
     (store.root / "blobs" / sha[:2] / sha).write_bytes(legacy.read_bytes())  # moved, crashed
     assert store.migrate_layout() == 0
     assert not legacy.exists() and store.read(sha) == b"twice\n" * 10
+
+
+def test_every_byte_is_in_the_file_when_it_is_flushed_to_disk(store, monkeypatch):
+    """The tag and binding (the last, small write) sit in the file object's buffer
+    unless it is flushed before fsync; a crash after the rename would then leave a file
+    that fails authentication."""
+    seen: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.isfile(f"/proc/self/fd/{fd}"):
+            seen.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    for staged in (_receive(store, b"small, held in memory", "a.txt"),
+                   _receive(store, os.urandom(3 * storage.MEMORY_PER_FILE), "b.bin")):
+        sizes_before = len(seen)
+        store.commit_all([staged])
+        path = _path(store, staged.sha256)
+        assert seen[sizes_before:] == [path.stat().st_size]
+        assert store.read(staged.sha256)
+
