@@ -23,13 +23,22 @@ GENERATED_SECRETS = ("api_key_hmac", "flower_password", "audit_hmac", "storage_k
 
 
 def write_private(path: Path, value: str) -> None:
-    """Write ``value`` to ``path`` readable by the owner only, atomically."""
+    """Write ``value`` to ``path`` readable by the owner only, atomically and durably: a
+    generated storage key that a crash could lose would leave every file stored with it
+    unreadable."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def ensure_generated_secrets(secrets_dir: Path) -> list[str]:

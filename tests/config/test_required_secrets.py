@@ -6,11 +6,13 @@ how to provide it, never the value; ``/readyz`` reports it too.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 from fastapi.testclient import TestClient
 
+import secops.embedded
 from secops.config import (
     API_SECRETS,
     OPTIONAL_KEYS,
@@ -21,7 +23,7 @@ from secops.config import (
     embedded_secrets_dir,
     get_settings,
 )
-from secops.embedded import ensure_generated_secrets
+from secops.embedded import ensure_generated_secrets, write_private
 from secops.errors import ConfigurationError
 from tests.processes import Proc, wait_for
 
@@ -123,6 +125,31 @@ def test_secrets_generated_by_secops_up_pass(no_secrets):
     """The embedded mode: ``secops up`` generates the secrets before it starts anything."""
     ensure_generated_secrets(embedded_secrets_dir())
     Settings().require_secrets(*API_SECRETS, *WORKER_SECRETS)
+
+
+def test_a_generated_secret_is_on_disk_before_its_name_is(tmp_path, monkeypatch):
+    """The file's bytes are flushed before the rename and the directory after it, so a
+    crash cannot leave a storage key that exists by name but is empty."""
+    events: list[tuple[str, object]] = []
+    real_fsync, real_replace = secops.embedded.os.fsync, secops.embedded.os.replace
+
+    def fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("fsync", (target, os.fstat(fd).st_size if os.path.isfile(target) else None)))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(secops.embedded.os, "fsync", fsync)
+    monkeypatch.setattr(secops.embedded.os, "replace", replace)
+    write_private(tmp_path / "secrets" / "storage_key", "k" * 43)
+    (kind1, (written, size)), (kind2, name), (kind3, (directory, _)) = events
+    assert (kind1, kind2, kind3) == ("fsync", "replace", "fsync")
+    assert written.endswith(".tmp") and size == 44 and name == "storage_key"
+    assert directory == str(tmp_path / "secrets")
+    assert (tmp_path / "secrets" / "storage_key").read_text() == "k" * 43 + "\n"
 
 
 def test_webhook_secret_is_required_by_workers_only_with_a_webhook(no_secrets):
