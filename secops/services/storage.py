@@ -122,6 +122,11 @@ class StagedBlob:
     memory: a small upload of content already stored then never touches the disk, and a
     new one is written when it is committed (:meth:`sync`). Past ``memory`` bytes it
     spills to a staging file and streams on from there.
+
+    With ``defer``, nothing touches the disk while it is written to: ciphertext past the
+    allowance waits in memory until :meth:`write_pending` (or :meth:`sync`) writes it,
+    so a caller on an event loop can hash and encrypt in place and hand only the disk
+    writes to a thread (``pending_write`` says when there are some).
     """
 
     filename: str
@@ -132,6 +137,7 @@ class StagedBlob:
     _open: Callable[[], tuple[Path, BinaryIO]]  # a new (or reused) staging file
     _release: Callable[[int], None]  # gives ``memory`` back to the store
     memory: int = 0
+    defer: bool = False
     temp_path: Path | None = None
     _handle: BinaryIO | None = None
     _pieces: list[bytes] = field(default_factory=list)  # the ciphertext while in memory
@@ -149,19 +155,34 @@ class StagedBlob:
         return self._handle is None
 
     def _emit(self, data: bytes) -> None:
-        if self._handle is not None:
+        if self._handle is not None and not self.defer:
             self._handle.write(data)
             return
         self._pieces.append(data)
         self._held += len(data)
-        if self._held > self.memory:
-            self._spill()
+        if self._held > self.memory and not self.defer:
+            self._write_out()
 
-    def _spill(self) -> None:
-        self.temp_path, self._handle = self._open()
+    @property
+    def pending_write(self) -> bool:
+        """Whether ciphertext is waiting to be written (past the allowance, or the file
+        has spilled already)."""
+        return bool(self._pieces) and (self._handle is not None or self._held > self.memory)
+
+    @_writes
+    def write_pending(self) -> None:
+        """Write what ``pending_write`` says is waiting (for ``defer``: off the event loop)."""
+        if self.pending_write:
+            self._write_out()
+
+    def _write_out(self) -> None:
+        """The held ciphertext to the staging file, opened (and the allowance given back)
+        if this is the first write."""
+        if self._handle is None:
+            self.temp_path, self._handle = self._open()
+            self._give_back()
         self._handle.writelines(self._pieces)
         self._pieces, self._held = [], 0
-        self._give_back()
 
     def _give_back(self) -> None:
         if self.memory:
@@ -184,15 +205,15 @@ class StagedBlob:
         tag: bytes = self._encryptor.tag  # type: ignore[attr-defined]
         self.sha256 = self._sha.hexdigest()
         self._emit(final + tag + _binding(self._bind_key, self._nonce, tag, self.sha256))
-        if self._handle is not None:
+        if self._handle is not None and not self.defer:
             self._handle.flush()
         self.finished = True
 
     @_writes
     def sync(self) -> None:
-        """Write the staged file if it is still in memory, flush it to disk, close it."""
-        if self._handle is None:
-            self._spill()
+        """Write what is still in memory, flush it to disk, close the file."""
+        if self._handle is None or self._pieces:
+            self._write_out()
         assert self._handle is not None
         if not self._handle.closed:
             # The file object's buffer first: fsync only flushes what the kernel has.
@@ -242,19 +263,21 @@ class BlobStore:
         return os.path.join(self._root, area, sha256[:2], sha256[2:4], sha256)
 
     @_writes
-    def stage(self, filename: str, limit: int, *, in_memory: bool = False) -> StagedBlob:
+    def stage(self, filename: str, limit: int, *, in_memory: bool = False,
+              defer: bool = False) -> StagedBlob:
         """Start receiving a file into staging (``discard()`` it on any failure).
 
         With ``in_memory``, up to ``MEMORY_PER_FILE`` bytes of it are held in memory
         before a staging file is opened, while this store's allowance for all files
-        being received (``MEMORY_PER_STORE``) lasts; the rest go straight to disk.
+        being received (``MEMORY_PER_STORE``) lasts; the rest go straight to disk, or
+        with ``defer`` wait for :meth:`StagedBlob.write_pending`.
         """
         memory = self._reserve(MEMORY_PER_FILE) if in_memory else 0
         nonce = secrets.token_bytes(NONCE_BYTES)
         encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
         return StagedBlob(filename=filename, limit=limit, _encryptor=encryptor, _nonce=nonce,
                           _bind_key=self._bind_key, _open=self._open_staging,
-                          _release=self._unreserve, memory=memory)
+                          _release=self._unreserve, memory=memory, defer=defer)
 
     def _reserve(self, wanted: int) -> int:
         with self._memory_lock:

@@ -155,6 +155,24 @@ def test_oversize_and_bad_uploads_leave_nothing_behind(sqlite_env, monkeypatch):
                         content=b""), 413)
 
 
+def test_large_and_small_files_in_one_body_are_stored_exactly(sqlite_env, monkeypatch):
+    """Files past the in-memory allowance are written in batches off the event loop,
+    the rest at commit; every one is stored whole, and no staging file is left."""
+    monkeypatch.setenv("SECOPS_SCAN_MAX_UPLOAD_BYTES", str(16 << 20))
+    get_settings.cache_clear()
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    files = [("big.bin", os.urandom(5 << 20)), ("a.txt", BENIGN), ("mid.bin", os.urandom(1 << 20)),
+             ("edge.bin", os.urandom((1 << 20) - 40)), ("b.txt", b"second small file\n")]
+    resp = client.post("/v1/scans", headers=auth(make_key()),
+                       files=[("file", (name, data)) for name, data in files])
+    assert resp.status_code == 202, resp.text
+    store = get_store(get_settings())
+    for (name, data), scan in zip(files, resp.json()["scans"], strict=True):
+        assert scan["filename"] == name and scan["size"] == len(data)
+        assert store.read(scan["sha256"]) == data
+    assert files_under(Path(sqlite_env["SECOPS_DATA_DIR"]) / "tmp") == []
+
+
 def test_a_file_store_that_cannot_grow_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
     """A file store that cannot grow (see ``api_with_file_size_limit``): a server failure,
     not a bad request, and nothing staged or recorded is left."""

@@ -280,3 +280,44 @@ def test_every_byte_is_in_the_file_when_it_is_flushed_to_disk(store, monkeypatch
         assert seen[sizes_before:] == [path.stat().st_size]
         assert store.read(staged.sha256)
 
+
+def test_deferred_staging_writes_nothing_until_asked(store, monkeypatch):
+    monkeypatch.setattr(storage, "MEMORY_PER_FILE", 4096)
+    store._memory_free = 4096  # one allowance: the second file has none
+    data = os.urandom(20_000)
+    first = store.stage("first.bin", 1 << 20, in_memory=True, defer=True)
+    second = store.stage("second.bin", 1 << 20, in_memory=True, defer=True)
+    assert (first.memory, second.memory) == (4096, 0)
+    assert second.pending_write and not first.pending_write  # nothing may stay in memory
+    first.write(data[:3000])
+    assert not first.pending_write
+    first.write(data[3000:])  # past the allowance, and still nothing on disk
+    assert first.pending_write and os.listdir(store.root / "tmp") == []
+    first.write_pending()  # a staging file now, the allowance given back
+    assert not first.in_memory and not first.pending_write and store._memory_free == 4096
+    on_disk = first.temp_path.stat().st_size
+    first.finish()  # the tag waits too
+    assert first.pending_write and first.temp_path.stat().st_size == on_disk
+    second.write(b"x" * 10)
+    second.finish()
+    second.write_pending()
+    assert second.temp_path is not None and not second.pending_write
+    store.commit_all([first, second])
+    assert store.read(first.sha256) == data and store.read(second.sha256) == b"x" * 10
+    assert os.listdir(store.root / "tmp") == []
+
+
+def test_a_deferred_staged_file_that_fails_to_write_is_unavailable_and_leaves_nothing(store):
+    staged = store.stage("x.bin", 1 << 20, defer=True)  # no allowance: everything waits
+    staged.write(b"data")
+    tmp = store.root / "tmp"
+    tmp.rmdir()
+    tmp.write_bytes(b"")  # the staging file cannot be made (even by root)
+    try:
+        with pytest.raises(storage.Unavailable):
+            staged.write_pending()
+    finally:
+        staged.discard()
+        tmp.unlink()
+        tmp.mkdir()
+    assert staged.temp_path is None and store._memory_free == storage.MEMORY_PER_STORE
