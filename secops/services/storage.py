@@ -140,7 +140,7 @@ class StagedBlob:
     defer: bool = False
     temp_path: Path | None = None
     _handle: BinaryIO | None = None
-    _pieces: list[bytes] = field(default_factory=list)  # the ciphertext while in memory
+    _pieces: list[bytes] = field(default_factory=list)  # ciphertext not written yet
     _held: int = 0
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
     size: int = 0
