@@ -40,7 +40,6 @@ import gzip
 import hashlib
 import io
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -78,27 +77,23 @@ async def app(scope, receive, send):
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"scans": []}'})
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             access_log=False)
 """
 
 
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads (the flush pool too)
-    return usage.ru_utime + usage.ru_stime
-
-
 @contextmanager
 def _clock(into: dict[str, float], name: str) -> Iterator[None]:
     """Adds this block's CPU seconds to ``into[name]``."""
-    start = _own_cpu()
+    start = st._cpu()  # every thread of this process (the flush pool too)
     try:
         yield
     finally:
-        into[name] = into.get(name, 0.0) + _own_cpu() - start
+        into[name] = into.get(name, 0.0) + st._cpu() - start
 
 
 def engine_pieces(files: list[Path], scanner: Scanner) -> dict[str, float]:
@@ -177,42 +172,31 @@ def store_pieces(files: list[Path], parent: Path | None) -> dict[str, float]:
     return out
 
 
-def _process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def transport_pieces(files: list[Path]) -> dict[str, float]:
-    """``secops scan``'s bodies over HTTP/1.1 to a uvicorn server that only reads them."""
-    import httpx
-
+    """``secops scan``'s uploads (its own code) to a uvicorn server that only reads them."""
+    from secops.cli.client import ApiError, Client
+    from secops.cli.scan_remote import _upload
     from secops.embedded import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", DRAIN_APP, str(port)])
     out: dict[str, float] = {}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.get("/")
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("drain server did not start") from None
-                    time.sleep(0.05)
-            before = _process_cpu(server.pid)
-            with _clock(out, "send (client)"):
-                for batch in _batches([str(p) for p in files]):
-                    with ExitStack() as stack:
-                        body = _MultipartFiles([(p, stack.enter_context(open(p, "rb")))
-                                                for p in batch])
-                        client.post("/", content=iter(body),
-                                    headers={"Content-Type": body.content_type,
-                                             "Content-Length": str(len(body))}
-                                    ).raise_for_status()
-            out["receive (uvicorn)"] = _process_cpu(server.pid) - before
+        client = Client(f"http://127.0.0.1:{port}", key="drain")  # the server ignores it
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.request("GET", "/")
+                break
+            except ApiError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("drain server did not start") from None
+                time.sleep(0.05)
+        before = st._tree_cpu(server.pid)
+        with _clock(out, "send (client)"):
+            for batch in _batches([str(p) for p in files]):
+                _upload(client, batch, True)
+        out["receive (uvicorn)"] = st._tree_cpu(server.pid) - before
     finally:
         server.terminate()
         server.wait(10)
@@ -298,18 +282,12 @@ def main() -> int:
     store = _measure(lambda: store_pieces(files, args.data_dir), args.repeat)
     transport = _measure(lambda: transport_pieces(files), args.repeat)
     measured: dict[tuple[str, str], st.Measurement] = {}
-    sections = [st.bench_yara, st.bench_local_inprocess]
+    sections: list[st.Section] = [st.bench_yara, st.bench_local_inprocess]
     if not args.no_platform:
         sections.append(st.bench_platform)
     splits: list[dict[str, float]] = []
     for _ in range(args.repeat):
-        for section in sections:
-            os.sync()
-            st.warm(args.dir)
-            for m in section(args.dir, args):
-                key = (m.section, m.note)
-                if key not in measured or m.seconds < measured[key].seconds:
-                    measured[key] = m
+        st.run_round(args.dir, args, sections, measured)
         if st._platform is not None:
             os.sync()
             st.warm(args.dir)

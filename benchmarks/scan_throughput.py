@@ -388,6 +388,27 @@ SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
 }
 
 
+Section = Callable[[Path, argparse.Namespace], list[Measurement]]
+
+
+def run_round(directory: Path, args: argparse.Namespace, sections: list[Section],
+              best: dict[tuple[str, str], Measurement]) -> None:
+    """Each section once, keeping in ``best`` the fastest run of each measurement.
+
+    Outside the clock, before each: no section runs while the kernel is still writing
+    back what was written before it (the corpus, the platform's store), and every
+    section finds the corpus in the page cache (this machine's kernel reclaims pages it
+    sees unused for a while, DAMON).
+    """
+    for section in sections:
+        os.sync()
+        warm(directory)
+        for m in section(directory, args):
+            key = (m.section, m.note)
+            if key not in best or m.seconds < best[key].seconds:
+                best[key] = m
+
+
 def filesystem_of(path: Path) -> str:
     """The filesystem holding ``path``, and for ext4 whether it has a journal.
 
@@ -445,18 +466,9 @@ def main() -> int:
         # Each section runs --repeat times, interleaved, and the fastest run counts: on a
         # shared machine the minimum is the measurement least disturbed by neighbours.
         best: dict[tuple[str, str], Measurement] = {}
+        sections = [SECTIONS[name] for name in args.sections.split(",")]
         for _ in range(args.repeat):
-            for name in args.sections.split(","):
-                # Outside the clock: no section runs while the kernel is still writing
-                # back what was written before it (the corpus, the platform's store),
-                # and every section finds the corpus in the page cache (this machine's
-                # kernel reclaims pages it sees unused for a while, DAMON).
-                os.sync()
-                warm(directory)
-                for m in SECTIONS[name](directory, args):
-                    key = (m.section, m.note)
-                    if key not in best or m.seconds < best[key].seconds:
-                        best[key] = m
+            run_round(directory, args, sections, best)
         results = list(best.values())
     finally:
         if tmp is not None:

@@ -17,6 +17,7 @@ import subprocess  # noqa: S404 - we start our own Redis binary with fixed argum
 import time
 from pathlib import Path
 
+from secops.durable import fsync_directory
 from secops.errors import ConfigurationError, Unavailable
 
 GENERATED_SECRETS = ("api_key_hmac", "flower_password", "audit_hmac", "storage_key")
@@ -34,11 +35,7 @@ def write_private(path: Path, value: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    fsync_directory(path.parent)
 
 
 def ensure_generated_secrets(secrets_dir: Path) -> list[str]:

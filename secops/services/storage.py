@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secops.config import Settings
+from secops.durable import fsync_directory
 from secops.errors import InvalidInput, NotFound, PayloadTooLarge, SecOpsError, Unavailable
 
 MAGIC = b"SOB2"
@@ -353,7 +354,7 @@ class BlobStore:
             assert blob.temp_path is not None  # sync() wrote it
             os.replace(blob.temp_path, target)
             placed.append(target)
-        _concurrently(_fsync_directory, sorted(directories))
+        _concurrently(fsync_directory, sorted(directories))
         return placed
 
     def _existing(self, sha256: str, areas: tuple[str, ...] = AREAS) -> str | None:
@@ -430,7 +431,7 @@ class BlobStore:
             return  # already there (a redelivered job) or never stored
         directories = self._make_parents(target)
         os.replace(source, target)
-        _concurrently(_fsync_directory, [*directories, os.path.dirname(source)])
+        _concurrently(fsync_directory, [*directories, os.path.dirname(source)])
 
     def delete(self, sha256: str) -> bool:
         found = False
@@ -440,7 +441,7 @@ class BlobStore:
                 os.unlink(path)
             except FileNotFoundError:
                 continue  # moved to the flat layout meanwhile: look again
-            _fsync_directory(os.path.dirname(path))
+            fsync_directory(os.path.dirname(path))
             found = True
         return found
 
@@ -489,7 +490,7 @@ class BlobStore:
             except FileNotFoundError:
                 continue  # another process moved it meanwhile
         if names:
-            _fsync_directory(top)
+            fsync_directory(top)
         try:
             os.rmdir(subdir)
         except OSError:
@@ -508,7 +509,7 @@ class BlobStore:
         except BaseException:
             staged.discard()  # a full disk leaves no half-written staging file
             raise
-        _fsync_directory(self.root / "dlp-text")
+        fsync_directory(self.root / "dlp-text")
 
     def read_text(self, name: str) -> str | None:
         path = self.root / "dlp-text" / name
@@ -556,14 +557,6 @@ def _binding(key: bytes, nonce: bytes, tag: bytes, sha256: str) -> bytes:
     """What ties a stored ciphertext (by its nonce and tag) to its content's SHA-256."""
     return hmac.new(key, b"secops blob v2\0" + nonce + tag + sha256.encode(),
                     hashlib.sha256).digest()
-
-
-def _fsync_directory(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _sync_pool: ThreadPoolExecutor | None = None
