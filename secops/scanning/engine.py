@@ -116,7 +116,8 @@ class Scanner:
                if cfg.md5 or self.blocklist.md5 else "")
         ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
-        info = identify(data, cfg.magic_bytes, describe=cfg.describe)
+        info = identify(data, cfg.magic_bytes, describe=cfg.describe,
+                        json_bytes=cfg.json_magic_bytes)
         if not mime_allowed(info.mime, cfg.allowed_mime_types):
             ctx.findings.append(Finding("type.not_allowed", Severity.MEDIUM,
                                         f"type {info.mime} is not in the accepted types", None))

@@ -179,3 +179,50 @@ def test_recognised_text_still_gets_libmagics_mime_pass(mime: str, monkeypatch) 
     assert not filetype.PLAIN_TEXT.fullmatch(info.description)
     if mime == "text/x-script.python":
         assert info.description.startswith("Python script")
+
+
+def _json_document(size: int) -> bytes:
+    """A JSON array of records, at least ``size`` bytes long (JSON lines would not do:
+    libmagic recognises those from their first lines)."""
+    records, body = [], 0
+    while body < size:
+        record = b'{"id": %d, "user": "alice", "roles": ["reader", "auditor"], "ok": true}' \
+            % len(records)
+        records.append(record)
+        body += len(record) + 2
+    return b"[\n" + b",\n".join(records) + b"\n]\n"
+
+
+@pytest.mark.parametrize("describe", [False, True])
+def test_json_larger_than_the_type_head_is_json_up_to_its_own_limit(describe: bool) -> None:
+    document = _json_document(200 * 1024)
+    assert len(document) > 4096
+    # Cut off at the usual head, libmagic's JSON parser cannot finish the document.
+    assert filetype.identify(document, 4096, describe=describe).mime == "text/plain"
+    whole = filetype.identify(document, 4096, describe=describe, json_bytes=1024 * 1024)
+    assert whole.mime == "application/json"
+    if describe:
+        assert whole.description.startswith("JSON")
+    # Past json_bytes it is cut off again: the limit bounds libmagic's work.
+    capped = filetype.identify(document, 4096, describe=describe, json_bytes=64 * 1024)
+    assert capped.mime == "text/plain"
+    # Leading whitespace is JSON's too.
+    assert filetype.identify(b" \r\n\t" + document, 4096, describe=describe,
+                             json_bytes=1024 * 1024).mime == "application/json"
+
+
+def test_text_opening_with_a_brace_is_not_taken_for_json() -> None:
+    not_json = b"{ this is a log line and not JSON }\n" * 4000
+    info = filetype.identify(not_json, 4096, describe=False, json_bytes=1024 * 1024)
+    assert info.mime == "text/plain"
+    assert filetype.opens_like_json(b"\n  [1, 2]") and filetype.opens_like_json(b"{}")
+    assert not filetype.opens_like_json(b"\xef\xbb\xbf{}") and not filetype.opens_like_json(b"x{")
+
+
+def test_scanner_reports_large_json_files_as_json(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_bytes(_json_document(300 * 1024))
+    result = Scanner(ScanConfig(describe=False, md5=False)).scan_path(path)
+    assert result.mime == "application/json" and result.verdict is Verdict.CLEAN
+    small = Scanner(ScanConfig(describe=False, md5=False, json_magic_bytes=4096))
+    assert small.scan_path(path).mime == "text/plain"
