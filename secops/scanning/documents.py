@@ -58,6 +58,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from secops.scanning import search
 from secops.scanning.filetype import is_pdf_or_image
 from secops.scanning.models import Finding, Severity
 from secops.scanning.ziparchive import ZipFormatError, find_eocd, read_directory
@@ -482,10 +483,10 @@ def appended_archives(data: bytes) -> list[tuple[str, int]]:
             directory = read_directory(data, max_entries=1)
             if directory.prefix_bytes > 0:
                 found.append(("zip", directory.prefix_bytes))
-    # bytes.find runs at memchr speed; a regex alternation of the two signatures has
-    # no literal prefix to skip with and measured six times slower.
+    # One search per signature (secops.scanning.search: memmem); a regex alternation of
+    # the two has no literal prefix to skip with and measured four times slower.
     for signature, kind in _TRAILING_ARCHIVES:
-        offset = data.find(signature, 1)
+        offset = search.find(data, signature, 1)
         if offset > 0:
             found.append((kind, offset))
     return found
