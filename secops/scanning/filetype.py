@@ -27,6 +27,17 @@ PLAIN_TEXT = re.compile(
     r"(?:ASCII|Unicode text, UTF-8) text"
     r"(?:, with (?:very long lines \(\d+\)|CRLF line terminators|CR line terminators"
     r"|CRLF, LF line terminators|no line terminators|escape sequences|overstriking))*")
+# Descriptions that libmagic's built-in checks and fallbacks print with one fixed MIME
+# type (is_json.c, is_csv.c; nothing recognised in binary data; no bytes): the MIME
+# pass is skipped for them too (20,000 files of this system and 400 random buffers,
+# 954 described so: no difference).
+FIXED_MIMES = {
+    "data": "application/octet-stream",
+    "empty": "application/x-empty",
+    "JSON text data": "application/json",
+    "New Line Delimited JSON text data": "application/x-ndjson",
+    "CSV text": "text/csv",
+}
 
 # Extensions that present a file as something to look at rather than to run.
 DOCUMENT_EXTENSIONS = frozenset(
@@ -153,7 +164,8 @@ def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
     small file, so the description is optional (members of archives only need the
     MIME). With it, the description comes first: text that none of libmagic's tests
     recognised is described by its encoding alone (``PLAIN_TEXT``), and its MIME type is
-    then ``text/plain`` without a second pass.
+    then ``text/plain`` without a second pass; so are the descriptions that come with
+    one MIME type only (``FIXED_MIMES``).
 
     Content that opens like JSON (``{`` or ``[`` after whitespace) is shown to libmagic
     up to ``json_bytes`` when that is more: its JSON parser recognises only a document
@@ -170,6 +182,8 @@ def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
             description = text_magic.from_buffer(head)
         if describe and PLAIN_TEXT.fullmatch(description):
             mime = "text/plain"
+        elif describe and description in FIXED_MIMES:
+            mime = FIXED_MIMES[description]
         else:
             mime = mime_magic.from_buffer(head)
     except magic.MagicException as exc:  # a libmagic parse failure is not fatal

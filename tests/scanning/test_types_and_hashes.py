@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from pathlib import Path
 
 import magic
@@ -226,3 +227,24 @@ def test_scanner_reports_large_json_files_as_json(tmp_path: Path) -> None:
     assert result.mime == "application/json" and result.verdict is Verdict.CLEAN
     small = Scanner(ScanConfig(describe=False, md5=False, json_magic_bytes=4096))
     assert small.scan_path(path).mime == "text/plain"
+
+
+FIXED_SAMPLES = {
+    "application/octet-stream": random.Random(7).randbytes(4096),
+    "application/json": b'{"user": "alice", "roles": ["reader"]}\n',
+    "application/x-ndjson": b'{"a": 1}\n{"a": 2}\n{"b": [1, 2]}\n',
+    "text/csv": b"name,team,score\nalice,blue,3\nbob,red,4\ncarol,blue,5\n",
+    "application/x-empty": b"",
+}
+
+
+@pytest.mark.parametrize("mime", sorted(FIXED_SAMPLES))
+def test_descriptions_with_one_mime_type_skip_the_mime_pass(mime: str, monkeypatch) -> None:
+    data = FIXED_SAMPLES[mime]
+    alone = filetype.identify(data, 4096, describe=False)
+    mime_magic, text_magic = filetype._magic_pair()
+    counting = _CountingMagic(mime_magic)
+    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
+    both = filetype.identify(data, 4096, describe=True)
+    assert both.description in filetype.FIXED_MIMES, both.description
+    assert both.mime == alone.mime == mime and counting.calls == 0
