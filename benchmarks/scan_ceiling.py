@@ -109,7 +109,7 @@ def engine_pieces(files: list[Path], scanner: Scanner) -> dict[str, float]:
             hashlib.sha256(data).hexdigest()
     with _clock(out, "libmagic MIME"):
         for data in contents:
-            identify(data, cfg.magic_bytes, describe=False)
+            identify(data, cfg.magic_bytes, describe=False, json_bytes=cfg.json_magic_bytes)
     with _clock(out, "yara-python match"):
         for data in contents:
             rules.match(data=data, timeout=cfg.match_timeout)
@@ -119,7 +119,7 @@ def engine_pieces(files: list[Path], scanner: Scanner) -> dict[str, float]:
                 rules.match(data=member, timeout=cfg.match_timeout)
     with _clock(out, "libmagic MIME and description"):
         for data in contents:
-            identify(data, cfg.magic_bytes, describe=True)
+            identify(data, cfg.magic_bytes, describe=True, json_bytes=cfg.json_magic_bytes)
     return out
 
 
