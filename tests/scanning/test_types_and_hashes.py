@@ -157,26 +157,27 @@ class _CountingMagic:
         return str(self.real.from_buffer(data))
 
 
+def _identify_counting_mime_passes(data: bytes, monkeypatch) -> tuple[filetype.TypeInfo, int]:
+    """``identify`` with a description, and how many MIME passes libmagic made."""
+    mime_magic, text_magic = filetype._magic_pair()
+    counting = _CountingMagic(mime_magic)
+    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
+    return filetype.identify(data, 4096, describe=True), counting.calls
+
+
 @pytest.mark.parametrize("name", sorted(PLAIN_SAMPLES))
 def test_plain_text_gets_its_mime_type_from_the_description_pass(name: str, monkeypatch) -> None:
     data = PLAIN_SAMPLES[name]
     alone = filetype.identify(data, 4096, describe=False)
-    mime_magic, text_magic = filetype._magic_pair()
-    counting = _CountingMagic(mime_magic)
-    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
-    both = filetype.identify(data, 4096, describe=True)
+    both, mime_passes = _identify_counting_mime_passes(data, monkeypatch)
     assert filetype.PLAIN_TEXT.fullmatch(both.description), both.description
-    assert both.mime == alone.mime == "text/plain" and counting.calls == 0
+    assert both.mime == alone.mime == "text/plain" and mime_passes == 0
 
 
 @pytest.mark.parametrize("mime", sorted(RECOGNISED_TEXT))
 def test_recognised_text_still_gets_libmagics_mime_pass(mime: str, monkeypatch) -> None:
-    data = RECOGNISED_TEXT[mime]
-    mime_magic, text_magic = filetype._magic_pair()
-    counting = _CountingMagic(mime_magic)
-    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
-    info = filetype.identify(data, 4096, describe=True)
-    assert info.mime == mime and counting.calls == 1
+    info, mime_passes = _identify_counting_mime_passes(RECOGNISED_TEXT[mime], monkeypatch)
+    assert info.mime == mime and mime_passes == 1
     assert not filetype.PLAIN_TEXT.fullmatch(info.description)
     if mime == "text/x-script.python":
         assert info.description.startswith("Python script")
@@ -242,9 +243,6 @@ FIXED_SAMPLES = {
 def test_descriptions_with_one_mime_type_skip_the_mime_pass(mime: str, monkeypatch) -> None:
     data = FIXED_SAMPLES[mime]
     alone = filetype.identify(data, 4096, describe=False)
-    mime_magic, text_magic = filetype._magic_pair()
-    counting = _CountingMagic(mime_magic)
-    monkeypatch.setattr(filetype, "_magic_pair", lambda: (counting, text_magic))
-    both = filetype.identify(data, 4096, describe=True)
+    both, mime_passes = _identify_counting_mime_passes(data, monkeypatch)
     assert both.description in filetype.FIXED_MIMES, both.description
-    assert both.mime == alone.mime == mime and counting.calls == 0
+    assert both.mime == alone.mime == mime and mime_passes == 0
