@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import gzip
 import io
 import json
@@ -243,12 +244,23 @@ def bench_yara(directory: Path, args: argparse.Namespace) -> list[Measurement]:
     return out
 
 
+# When a run of this benchmark last deleted its platform store (see _Platform.stop).
+CLEANED_MARK = "secops-scan-platform.cleaned"
+# ext4 without a journal skips inodes freed this recently when it creates files.
+RECENTLY_DELETED_SECONDS = 360
+
+
 class _Platform:
     """API + 2-process worker on SQLite and an embedded Redis, started once per run."""
 
     def __init__(self, parent: Path | None) -> None:
         from secops.embedded import EmbeddedRedis, free_port
 
+        self.mark = Path(parent or tempfile.gettempdir()) / CLEANED_MARK
+        try:
+            self.since_cleanup: float | None = time.time() - float(self.mark.read_text())
+        except (OSError, ValueError):
+            self.since_cleanup = None
         self.tmp: Path | None = Path(tempfile.mkdtemp(prefix="secops-scan-platform-",
                                                       dir=parent))
         self.redis = EmbeddedRedis(self.tmp / "redis", secrets.token_hex(16))
@@ -316,6 +328,8 @@ class _Platform:
         self.redis.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp = None
+        with contextlib.suppress(OSError):
+            self.mark.write_text(f"{time.time():.0f}")
 
 
 _platform: _Platform | None = None
@@ -503,7 +517,14 @@ def main() -> int:
                   f"{local_two.cpu_seconds:.2f}: ratio "
                   f"{local_two.cpu_seconds / platform.cpu_seconds:.2f}")
     if _platform is not None and _platform.tmp is not None:
-        print(f"  platform store: {filesystem_of(_platform.tmp)}")
+        store = filesystem_of(_platform.tmp)
+        print(f"  platform store: {store}")
+        since = _platform.since_cleanup
+        if "no journal" in store and since is not None and 0 <= since < RECENTLY_DELETED_SECONDS:
+            print(f"  note: an earlier run of this benchmark deleted its store {since:.0f} s "
+                  "before this one started the platform; for up to six minutes after "
+                  "deletions, file creation here is slower, which lowers the new-content "
+                  "figure (docs/scanning.md, Platform throughput)")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "
