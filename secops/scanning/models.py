@@ -139,8 +139,8 @@ class ScanConfig:
     document: JSON up to that size is application/json (and quicker to identify than
     text), larger JSON is text/plain; the parse costs about 5 ms per MiB.
     ``describe=False`` skips libmagic's human-readable description (a second libmagic
-    pass) for callers that do not show it, such as
-    ``secops scan --local``; ``FileResult.description`` is then "".
+    pass) for callers that do not show it, such as ``secops scan --local``;
+    ``FileResult.description`` is then "".
     ``md5=False`` likewise skips the MD5 digest (``FileResult.md5`` is "") unless MD5
     blocklists are configured, which always need it.
     """
