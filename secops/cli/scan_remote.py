@@ -234,7 +234,8 @@ def _poll(client: Client, pending: dict[str, str], results: dict[str, dict[str, 
     """Collect the finished among the oldest pending scans; how many finished."""
     ids = list(itertools.islice(pending, POLL_BATCH))
     finished = 0
-    for scan in client.request("GET", "/v1/scans", params={"ids": ",".join(ids)})["scans"]:
+    answer = client.request("GET", "/v1/scans", params={"ids": ",".join(ids), "finished": "true"})
+    for scan in answer["scans"]:
         scan_id = scan["id"]
         if scan["status"] == "complete":
             results[pending.pop(scan_id)] = scan

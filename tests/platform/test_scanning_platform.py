@@ -173,6 +173,33 @@ def test_large_and_small_files_in_one_body_are_stored_exactly(sqlite_env, monkey
     assert files_under(Path(sqlite_env["SECOPS_DATA_DIR"]) / "tmp") == []
 
 
+def test_scans_by_id_in_the_order_given_and_only_the_finished_on_request(sqlite_env):
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    headers = auth(make_key())
+    files = [(f"f{i}.txt", b"file %d\n" % i) for i in range(3)]
+    resp = client.post("/v1/scans", headers=headers, files=[("file", f) for f in files])
+    assert resp.status_code == 202, resp.text
+    first, second, third = (s["id"] for s in resp.json()["scans"])
+    with session_scope() as session:  # no worker here: two of them end as a worker would
+        session.get(ScanResult, first).status = "complete"
+        failed = session.get(ScanResult, third)
+        failed.status, failed.error = "failed", "internal error (RuntimeError)"
+    ids = ",".join([third, second, first, "no-such-scan"])
+
+    def listed(**params: str) -> list[tuple[str, str]]:
+        answer = client.get("/v1/scans", headers=headers, params={"ids": ids, **params})
+        assert answer.status_code == 200, answer.text
+        return [(s["id"], s["status"]) for s in answer.json()["scans"]]
+
+    assert listed() == [(third, "failed"), (second, "pending"), (first, "complete")]
+    assert listed(finished="false") == listed()
+    assert listed(finished="true") == [(third, "failed"), (first, "complete")]
+    for bad in ({"ids": ""}, {"ids": ",".join([first] * 101)}, {"ids": first, "finished": "maybe"}):
+        answer = client.get("/v1/scans", headers=headers, params=bad)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+
+
 def test_a_file_store_that_cannot_grow_answers_503_and_keeps_nothing(sqlite_env, tmp_path):
     """A file store that cannot grow (see ``api_with_file_size_limit``): a server failure,
     not a bad request, and nothing staged or recorded is left."""

@@ -131,6 +131,8 @@ async def submit(
             summary="Several scans by id (comma-separated, at most 100), in the order given")
 def get_scans(
     ids: Annotated[str, Query(max_length=100 * 37, description="scan ids, comma-separated")],
+    finished: Annotated[bool, Query(description="only those no longer pending (complete or "
+                                                "failed): a poll answered without the rest")] = False,
     principal: Principal = Depends(require("scans:read")),
     session: Session = Depends(db_session),
 ) -> ScanBatchRead:
@@ -138,7 +140,7 @@ def get_scans(
     if not wanted or len(wanted) > 100:
         raise InvalidInput("give 1 to 100 scan ids")
     found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted)
-             if principal.can_see(s.submitted_by)}
+             if principal.can_see(s.submitted_by) and not (finished and s.status == "pending")}
     return ScanBatchRead(scans=scan_reads(session, [found[i] for i in wanted if i in found]))
 
 
