@@ -394,15 +394,14 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-SECTIONS: dict[str, Callable[[Path, argparse.Namespace], list[Measurement]]] = {
+Section = Callable[[Path, argparse.Namespace], list[Measurement]]
+
+SECTIONS: dict[str, Section] = {
     "local-inprocess": bench_local_inprocess,
     "local-cli": bench_local_cli,
     "yara": bench_yara,
     "platform": bench_platform,
 }
-
-
-Section = Callable[[Path, argparse.Namespace], list[Measurement]]
 
 
 def run_round(directory: Path, args: argparse.Namespace, sections: list[Section],

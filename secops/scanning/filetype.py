@@ -177,18 +177,21 @@ def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
         head = data[:json_bytes]
     mime_magic, text_magic = _magic_pair()
     try:
-        description = ""
-        if describe:
-            description = text_magic.from_buffer(head)
-        if describe and PLAIN_TEXT.fullmatch(description):
-            mime = "text/plain"
-        elif describe and description in FIXED_MIMES:
-            mime = FIXED_MIMES[description]
-        else:
+        description = text_magic.from_buffer(head) if describe else ""
+        mime = mime_of_description(description) if describe else None
+        if mime is None:
             mime = mime_magic.from_buffer(head)
     except magic.MagicException as exc:  # a libmagic parse failure is not fatal
         mime, description = "application/octet-stream", f"unidentified ({exc})"
     return TypeInfo(mime=mime, description=description, executable=describe_executable(data))
+
+
+def mime_of_description(description: str) -> str | None:
+    """The MIME type libmagic gives whatever it described so (``PLAIN_TEXT``,
+    ``FIXED_MIMES``), or ``None`` when only its MIME pass can tell."""
+    if PLAIN_TEXT.fullmatch(description):
+        return "text/plain"
+    return FIXED_MIMES.get(description)
 
 
 def opens_like_json(head: bytes) -> bool:

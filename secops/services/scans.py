@@ -269,10 +269,14 @@ def scan_details(*, session: Session, scans: list[ScanResult]) -> ScanDetails:
     return ScanDetails(found, jobs, states)
 
 
-def get_scans(*, session: Session, scan_ids: list[str]) -> list[ScanResult]:
+def get_scans(*, session: Session, scan_ids: list[str], finished: bool = False) -> list[ScanResult]:
+    """The scans with these ids (any order); with ``finished``, only those no longer pending."""
     if not scan_ids:
         return []
-    return list(session.scalars(select(ScanResult).where(ScanResult.id.in_(scan_ids))).all())
+    query = select(ScanResult).where(ScanResult.id.in_(scan_ids))
+    if finished:
+        query = query.where(ScanResult.status != "pending")
+    return list(session.scalars(query).all())
 
 
 # -- the scan.file job ---------------------------------------------------------------------

@@ -139,8 +139,8 @@ def get_scans(
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
     if not wanted or len(wanted) > 100:
         raise InvalidInput("give 1 to 100 scan ids")
-    found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted)
-             if principal.can_see(s.submitted_by) and not (finished and s.status == "pending")}
+    found = {s.id: s for s in scans.get_scans(session=session, scan_ids=wanted, finished=finished)
+             if principal.can_see(s.submitted_by)}
     return ScanBatchRead(scans=scan_reads(session, [found[i] for i in wanted if i in found]))
 
 
