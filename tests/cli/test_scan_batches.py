@@ -1,8 +1,9 @@
-"""How ``secops scan`` splits files into upload batches (one request, one job each)."""
+"""How ``secops scan`` splits files into upload batches (one request each)."""
 
 from __future__ import annotations
 
 from secops.cli import scan_remote
+from secops.config import Settings
 
 
 def _sizes(batches: list[list[str]]) -> list[int]:
@@ -21,8 +22,14 @@ def test_batches_ramp_up_and_down_and_keep_every_file_in_order(tmp_path):
     assert sizes[:2] == list(scan_remote.FIRST_BATCHES)
     assert sizes[-2:] == list(scan_remote.LAST_BATCHES)
     assert max(sizes) == scan_remote.BATCH_FILES
-    # fewer requests (and jobs) than files / 20, the size before the ramp-down existed
+    # fewer requests than files / 20, the size before the ramp-down existed
     assert len(batches) < len(files) / 20
+
+
+def test_a_full_batch_is_within_what_a_default_api_accepts():
+    settings = Settings()
+    assert scan_remote.BATCH_FILES <= settings.scan_max_files_per_upload
+    assert scan_remote.BATCH_BYTES <= settings.scan_max_upload_bytes * settings.scan_max_files_per_upload
 
 
 def test_few_files_skip_the_ramp_down(tmp_path):
