@@ -149,7 +149,8 @@ def store_pieces(files: list[Path], parent: Path | None) -> dict[str, float]:
     store (every file is new content)."""
     out: dict[str, float] = {}
     bodies = _bodies(files)
-    root = Path(tempfile.mkdtemp(prefix="secops-ceiling-", dir=parent))
+    stores, _ = st.stores_directory(Path(parent or tempfile.gettempdir()))  # as the platform's
+    root = Path(tempfile.mkdtemp(prefix="secops-ceiling-", dir=stores))
     try:
         store = BlobStore(root, secrets.token_bytes(32))
         stored: list[str] = []
@@ -333,7 +334,8 @@ def main() -> int:
               f"then the worker alone {split['worker alone, wall']:.2f} s (CPU "
               f"{split['worker alone, CPU']:.2f}): the worker alone at "
               f"{local.seconds / split['worker alone, wall']:.2f} of the local engine's files/s")
-    print(f"  platform store: {st.filesystem_of(Path(args.data_dir or tempfile.gettempdir()))}")
+    stores, own_group = st.stores_directory(Path(args.data_dir or tempfile.gettempdir()))
+    print(f"  platform store: {st.describe_store(stores, own_group)}")
     return 0
 
 

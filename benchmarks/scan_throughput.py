@@ -257,7 +257,7 @@ STORES = "secops-scan-platform"
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
 
 
-def _stores_directory(parent: Path) -> tuple[Path, bool]:
+def stores_directory(parent: Path) -> tuple[Path, bool]:
     """The directory to make this run's store in, and whether it is a top directory.
 
     The runs' stores go in ``parent/STORES``, marked as a top of hierarchy (``chattr
@@ -302,7 +302,7 @@ class _Platform:
     def __init__(self, parent: Path | None) -> None:
         from secops.embedded import EmbeddedRedis, free_port
 
-        stores, self.own_group = _stores_directory(Path(parent or tempfile.gettempdir()))
+        stores, self.own_group = stores_directory(Path(parent or tempfile.gettempdir()))
         self.mark = stores / CLEANED_MARK
         try:
             self.since_cleanup: float | None = time.time() - float(self.mark.read_text())
@@ -514,6 +514,13 @@ def filesystem_of(path: Path) -> str:
     return text
 
 
+def describe_store(path: Path, own_group: bool) -> str:
+    """:func:`filesystem_of` the store, and whether it has a block group of its own."""
+    text = filesystem_of(path)
+    return text + ("; made in a top directory (chattr +T): a block group of its own"
+                   if own_group else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -583,9 +590,7 @@ def main() -> int:
                   f"{local_two.cpu_seconds:.2f}: ratio "
                   f"{local_two.cpu_seconds / platform.cpu_seconds:.2f}")
     if _platform is not None and _platform.tmp is not None:
-        store = filesystem_of(_platform.tmp)
-        if _platform.own_group:
-            store += "; made in a top directory (chattr +T): a block group of its own"
+        store = describe_store(_platform.tmp, _platform.own_group)
         print(f"  platform store: {store}")
         since = _platform.since_cleanup
         if "no journal" in store and not _platform.own_group and since is not None \
