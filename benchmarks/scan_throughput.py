@@ -39,6 +39,7 @@ import resource
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -276,14 +277,15 @@ def stores_directory(parent: Path) -> tuple[Path, bool]:
         info = os.lstat(base)
     except OSError:
         return parent, False
-    if not os.path.isdir(base) or os.path.islink(base) or info.st_uid != os.geteuid() \
-            or info.st_mode & 0o077:
-        return parent, False  # someone else's, in a shared temporary directory
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        return parent, False  # a link, or someone else's, in a shared temporary directory
     try:
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
-        return base, False
+        return parent, False
     try:
+        if os.fstat(fd).st_ino != info.st_ino:
+            return parent, False  # replaced since it was checked
         flags = array.array("i", [0])
         fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
         if not flags[0] & FS_TOPDIR_FL:
