@@ -144,12 +144,11 @@ def _bodies(files: list[Path]) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def store_pieces(files: list[Path], parent: Path | None) -> dict[str, float]:
+def store_pieces(files: list[Path], stores: Path) -> dict[str, float]:
     """The API's parser, hashing, encryption and commit, then the worker's read, on a new
     store (every file is new content)."""
     out: dict[str, float] = {}
     bodies = _bodies(files)
-    stores, _ = st.stores_directory(Path(parent or tempfile.gettempdir()))  # as the platform's
     root = Path(tempfile.mkdtemp(prefix="secops-ceiling-", dir=stores))
     try:
         store = BlobStore(root, secrets.token_bytes(32))
@@ -280,7 +279,9 @@ def main() -> int:
 
     scanner = Scanner(ScanConfig(describe=False, md5=False))
     engine = _measure(lambda: engine_pieces(files, scanner), args.repeat)
-    store = _measure(lambda: store_pieces(files, args.data_dir), args.repeat)
+    # The store of new content is made where the platform's is (a top directory).
+    stores, own_group = st.stores_directory(Path(args.data_dir or tempfile.gettempdir()))
+    store = _measure(lambda: store_pieces(files, stores), args.repeat)
     transport = _measure(lambda: transport_pieces(files), args.repeat)
     measured: dict[tuple[str, str], st.Measurement] = {}
     sections: list[st.Section] = [st.bench_yara, st.bench_local_inprocess]
@@ -334,7 +335,6 @@ def main() -> int:
               f"then the worker alone {split['worker alone, wall']:.2f} s (CPU "
               f"{split['worker alone, CPU']:.2f}): the worker alone at "
               f"{local.seconds / split['worker alone, wall']:.2f} of the local engine's files/s")
-    stores, own_group = st.stores_directory(Path(args.data_dir or tempfile.gettempdir()))
     print(f"  platform store: {st.describe_store(stores, own_group)}")
     return 0
 

@@ -75,7 +75,7 @@ def _batches(files: list[str]) -> list[list[str]]:
         try:
             length = os.path.getsize(path)
         except OSError:
-            length = 0
+            length = 0  # vanished or unreadable: its upload reports the error for it
         most = FIRST_BATCHES[len(batches) - 1] if len(batches) <= len(FIRST_BATCHES) else BATCH_FILES
         if batches[-1] and (len(batches[-1]) >= most or size + length > BATCH_BYTES
                             or index in ends):
