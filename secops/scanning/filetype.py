@@ -116,7 +116,9 @@ EXPECTED_MIMES: dict[str, tuple[str, ...]] = {
 # text file named as a document is read for statements. One opening line settles it;
 # otherwise two of the first STATEMENT_LINES lines that are not blank or comments must
 # be statements of one language, which prose, logs and tables do not open with. Comments
-# (also block comments) are skipped; a Markdown code fence means a document quoting code.
+# (also block comments) are skipped; a code fence means a document quoting code. This
+# finds scripts renamed to pass as documents; content written to open with something
+# else is not recognised (the YARA rules read all of it).
 SCRIPT_HEAD = 4096
 STATEMENT_LINES = 8
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -126,6 +128,7 @@ _OPENERS = (
     ("VBScript", re.compile(r"option\s+explicit\b|on\s+error\s+resume\s+next\b", re.I)),
     ("PHP script", re.compile(r"<\?php\b", re.I)),
 )
+_SHEBANG = re.compile(r"#!\s*/")
 _HTA = re.compile(r"<hta:application\b", re.I)
 _STATEMENTS = (
     ("PowerShell script", re.compile(
@@ -162,7 +165,7 @@ def script_language(head: bytes) -> str | None:
             head, encoding = head[len(bom):], name
             break
     text = head[:SCRIPT_HEAD].decode(encoding, "replace")
-    if re.match(r"#!\s*/", text):
+    if _SHEBANG.match(text):
         return "script with an interpreter line (#!)"
     if text.lstrip().startswith("<") and _HTA.search(text):
         return "HTML application (HTA)"
