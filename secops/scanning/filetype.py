@@ -153,18 +153,16 @@ _COMMENTS = ("#", "'", "//", "*", "::")
 _BLOCK_COMMENTS = (("<#", "#>"), ("/*", "*/"))  # PowerShell, JScript
 
 
-def script_language(head: bytes) -> str | None:
+def script_language(data: bytes) -> str | None:
     """The script language the opening of this text is written in, or ``None``.
 
     For text libmagic does not recognise as a script: a file named ``invoice.pdf`` or
     ``notes.txt`` that holds PowerShell, VBScript, JScript, a batch file or an HTML
-    application (HTA) is a script presented as a document all the same."""
-    encoding = "utf-8"
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            head, encoding = head[len(bom):], name
-            break
-    text = head[:SCRIPT_HEAD].decode(encoding, "replace")
+    application (HTA) is a script presented as a document all the same. Only the first
+    ``SCRIPT_HEAD`` bytes after a byte-order mark are read."""
+    start, encoding = next(((len(bom), name) for bom, name in _BOMS if data.startswith(bom)),
+                           (0, "utf-8"))
+    text = data[start:start + SCRIPT_HEAD].decode(encoding, "replace")
     if _SHEBANG.match(text):
         return "script with an interpreter line (#!)"
     if text.lstrip().startswith("<") and _HTA.search(text):
@@ -174,7 +172,8 @@ def script_language(head: bytes) -> str | None:
     for raw in text.splitlines():
         line = raw.strip()
         if closing:
-            closing = "" if closing in line else closing
+            if closing in line:
+                closing = ""
             continue
         if not line:
             continue
@@ -337,7 +336,7 @@ def type_findings(name: str, info: TypeInfo, location: str | None,
     language = None
     if (ext in DOCUMENT_EXTENSIONS and not (is_binary_exe or is_script)
             and info.mime.startswith("text/")):
-        language = script_language(data[:SCRIPT_HEAD + 3])
+        language = script_language(data)
         is_script = language is not None
     if info.executable is not None:
         findings.append(Finding("executable.identified", Severity.INFO, info.executable,

@@ -92,7 +92,8 @@ def test_a_script_named_as_itself_is_not_disguised(scanner: Scanner) -> None:
     b"name,set,value\nvar,x = 1,2\nfunction,3,4\n",
     b"Meeting notes\n$5 = the price of lunch\nGet-well cards for Sam\n",
     b"Start the migration on the new service.\nCall the owner if it fails.\n"
-    b"Start again after an hour.\n",    b"An HTA starts with a <HTA:APPLICATION> tag in its head.\n",
+    b"Start again after an hour.\n",
+    b"An HTA starts with a <HTA:APPLICATION> tag in its head.\n",
 ])
 def test_documents_that_mention_script_words_are_not_scripts(scanner: Scanner,
                                                              text: bytes) -> None:
