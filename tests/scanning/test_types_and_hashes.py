@@ -12,7 +12,7 @@ import pytest
 from secops.scanning import Finding, ScanConfig, Scanner, Severity, Verdict, filetype
 from secops.scanning.models import verdict_for
 from tests.scanning.conftest import ids, located
-from tests.scanning.corpus import EICAR, minimal_elf, minimal_pe, pdf, png, zip_bytes
+from tests.scanning.corpus import EICAR, gif, minimal_elf, minimal_pe, pdf, png, zip_bytes
 
 
 @pytest.mark.parametrize("name", ["invoice.pdf", "photo.jpg", "notes.txt", "report.docx"])
@@ -208,8 +208,7 @@ PLAIN_SAMPLES = {
     "escapes": b"\x1b[1mbold\x1b[0m text\n" * 20,
 }
 RECOGNISED_TEXT = {
-    "text/html": b"<html><head><title>x</title></head><body>hi</body></html>\n",
-    "text/x-shellscript": b"#!/bin/sh\necho hi\n",
+    "text/x-c": b"#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hi\\n\");\n    return 0;\n}\n",
     # the Python only after the first KiB: the description sees it too now
     "text/x-script.python": b"".join(b"# comment line number %d of a long header\n" % i
                                      for i in range(40)) + b"import os\n\ndef main():\n    pass\n",
@@ -305,6 +304,35 @@ FIXED_SAMPLES = {
     "text/csv": b"name,team,score\nalice,blue,3\nbob,red,4\ncarol,blue,5\n",
     "application/x-empty": b"",
 }
+
+
+NAMED_SAMPLES = {
+    "text/html": b"<html><head><title>x</title></head><body>hi</body></html>\n",
+    "image/svg+xml": b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+                     b'width="8" height="8"><rect width="4" height="4"/></svg>\n',
+    "text/x-shellscript": b"#!/bin/sh\necho hi\n",
+    "application/pdf": pdf(),
+    "application/zip": zip_bytes([("a.txt", b"hello")]),
+    "image/png": png(),
+    "image/gif": gif(),
+}
+
+
+@pytest.mark.parametrize("mime", sorted(NAMED_SAMPLES))
+def test_formats_named_with_their_mime_type_skip_the_mime_pass(mime: str, monkeypatch) -> None:
+    data = NAMED_SAMPLES[mime]
+    alone = filetype.identify(data, 4096, describe=False)
+    both, mime_passes = _identify_counting_mime_passes(data, monkeypatch)
+    assert both.description.split(",")[0] in filetype.NAMED_MIMES, both.description
+    assert both.mime == alone.mime == mime and mime_passes == 0
+
+
+def test_a_format_libmagic_types_two_ways_keeps_the_mime_pass(monkeypatch) -> None:
+    """JPEG's rules give image/jpeg or image/x-hsi: the description is not enough."""
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(64)
+    info, mime_passes = _identify_counting_mime_passes(jpeg, monkeypatch)
+    assert info.description.startswith("JPEG image data") and mime_passes == 1
+    assert info.mime == "image/jpeg"
 
 
 @pytest.mark.parametrize("mime", sorted(FIXED_SAMPLES))
