@@ -42,9 +42,10 @@ FIXED_MIMES = {
 # rule's description and MIME type): the description's first part, up to the first
 # comma, then tells the MIME type and the MIME pass is skipped. On 248,000 files of this
 # system (/usr, /etc, /var/lib, the Python trees, the benchmark corpus), 9,775 described
-# so, both passes agreed on every one. Not here: ``JPEG image data`` (one rule is image/x-hsi), ``PHP script``
-# (one rule has no MIME type), ``Python script`` (x-script.python or plain). The tests
-# hold each entry to libmagic's own MIME pass, so a libmagic that changes one fails them.
+# so, both passes agreed on every one. Not here: ``JPEG image data`` (one rule gives
+# image/x-hsi), ``PHP script`` (one rule gives none), ``Python script``
+# (x-script.python or plain). The tests hold each entry to libmagic's own MIME pass,
+# so a libmagic that changes one fails them.
 NAMED_MIMES = {
     "HTML document": "text/html",
     "SVG Scalable Vector Graphics image": "image/svg+xml",
