@@ -92,6 +92,12 @@ SCRIPT_MIMES = frozenset(
         "application/x-java-applet",
     }
 )
+SCRIPT_MIME_PREFIX = "text/x-script."  # libmagic's name for interpreters it knows by #!
+
+
+def is_script_mime(mime: str) -> bool:
+    return mime in SCRIPT_MIMES or mime.startswith(SCRIPT_MIME_PREFIX)
+
 _OLE = ("application/x-ole-storage", "application/msword", "application/vnd.ms-excel",
         "application/vnd.ms-powerpoint", "application/CDFV2", "application/vnd.ms-outlook")
 _ZIPLIKE = (
@@ -340,7 +346,7 @@ def mime_allowed(mime: str, allowed: frozenset[str] | None) -> bool:
 
 
 def type_findings(name: str, info: TypeInfo, location: str | None,
-                  data: bytes = b"") -> list[Finding]:
+                  data: bytes) -> list[Finding]:
     """Findings from comparing the declared name with the detected content type
     (``data``, the content, is read for script statements when libmagic says text)."""
     findings: list[Finding] = []
@@ -350,7 +356,7 @@ def type_findings(name: str, info: TypeInfo, location: str | None,
     # MZ/PE or ELF header that parses (info.executable) or another exe MIME counts.
     is_binary_exe = info.executable is not None or (
         info.mime in EXECUTABLE_MIMES and info.mime != "application/x-dosexec")
-    is_script = info.mime in SCRIPT_MIMES or info.mime.startswith("text/x-script.")
+    is_script = is_script_mime(info.mime)
     language = None
     if (ext in DOCUMENT_EXTENSIONS and not (is_binary_exe or is_script)
             and info.mime.startswith("text/")):
