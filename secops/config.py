@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     # API keys
     api_key_default_days: int = Field(90, ge=1)
     api_key_rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
+    key_use_flush_interval: float = Field(60.0, gt=0)  # Redis use counts -> api_keys
 
     # Edge: rate limits ("<count>/<seconds|second|minute|hour|day>"), proxies, CORS, HSTS
     rate_limit_submit: str = "120/minute"

@@ -17,6 +17,7 @@ from secops.kinds import KINDS, QUEUES
 
 REAP_TASK = "system.reap"
 AUDIT_ARCHIVE_TASK = "audit.archive"
+KEY_USE_TASK = "system.flush_key_use"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
 
@@ -44,6 +45,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     routes: dict[str, dict[str, str]] = {name: {"queue": k.queue} for name, k in KINDS.items()}
     routes[REAP_TASK] = {"queue": "default"}
+    routes[KEY_USE_TASK] = {"queue": "default"}
     routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
     annotations = {
         name: {

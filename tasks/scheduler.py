@@ -3,9 +3,9 @@
 ``celery -A tasks beat`` uses it (``beat_scheduler`` in ``tasks.routing``). Each tick
 re-reads the enabled schedules (cheap: one indexed query), fires the due ones through
 ``secops.services.schedules.fire_schedule`` (one ordinary job row each, published with
-the job id as task id), runs the built-in reaper every ``reaper_interval`` seconds, and
-sends the audit retention task every ``audit_archive_interval`` seconds, and
-sleeps until the next schedule is due or ``beat_reload_interval`` passes, whichever is
+the job id as task id), runs the built-in reaper every ``reaper_interval`` seconds,
+sends the audit retention task every ``audit_archive_interval`` seconds and the API
+keys' use flush every ``key_use_flush_interval`` seconds, and sleeps until the next schedule is due or ``beat_reload_interval`` passes, whichever is
 first, so schedules created or changed while beat runs are picked up within seconds.
 """
 
@@ -23,7 +23,7 @@ from secops.db.base import utcnow
 from secops.db.session import session_scope
 from secops.services import schedules as schedule_service
 from tasks.dispatch import enqueue_or_fail
-from tasks.routing import AUDIT_ARCHIVE_TASK, REAP_TASK
+from tasks.routing import AUDIT_ARCHIVE_TASK, KEY_USE_TASK, REAP_TASK
 
 log = logging.getLogger("secops.beat")
 
@@ -32,6 +32,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._last_reap = 0.0
         self._last_archive = time.monotonic()  # not at start-up: daily from then on
+        self._last_key_use = time.monotonic()
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -50,6 +51,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         try:
             self._maybe_reap(settings.reaper_interval)
             self._maybe_archive(settings.audit_archive_interval)
+            self._maybe_flush_key_use(settings.key_use_flush_interval)
             next_due = self._fire_due(utcnow())
         except Exception:
             log.exception("beat tick failed; retrying")
@@ -81,6 +83,11 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         if time.monotonic() - self._last_reap >= interval:
             self._last_reap = time.monotonic()
             self.app.send_task(REAP_TASK)
+
+    def _maybe_flush_key_use(self, interval: float) -> None:
+        if time.monotonic() - self._last_key_use >= interval:
+            self._last_key_use = time.monotonic()
+            self.app.send_task(KEY_USE_TASK)
 
     def _maybe_archive(self, interval: float) -> None:
         if time.monotonic() - self._last_archive >= interval:

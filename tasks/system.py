@@ -12,10 +12,12 @@ from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.services import jobs as job_service
+from secops.services import keys as key_service
+from secops.services.redisconn import get_redis
 from tasks.app import app
 from tasks.base import job_task
 from tasks.dispatch import enqueue
-from tasks.routing import REAP_TASK
+from tasks.routing import KEY_USE_TASK, REAP_TASK
 
 log = logging.getLogger("secops.tasks")
 
@@ -51,3 +53,12 @@ def reap() -> dict[str, int]:
     if requeue or failed:
         log.warning("reaped stuck jobs", extra={"requeued": len(requeue), "failed": failed})
     return {"requeued": len(requeue), "failed": failed}
+
+
+@app.task(name=KEY_USE_TASK, ignore_result=True)
+def flush_key_use() -> dict[str, int]:
+    """Fold the API keys' use counted in Redis into their rows (see services.keys)."""
+    with session_scope() as session, key_service.pending_use(get_redis()) as pending:
+        changed = key_service.apply_use(session=session, pending=pending)
+        session.commit()
+    return {"keys": changed}

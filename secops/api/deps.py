@@ -111,12 +111,12 @@ def _authenticate(request: Request, session: Session, ip: str) -> Principal:
         raise
     principal = Principal(record.id, record.name, record.role,
                           frozenset(record.allowed_kinds or []))
-    # The key's last use and count: every request it authenticated (answered, refused by
-    # its role or rate limited alike), in the same transaction as the lookup. End it now:
-    # on SQLite it holds the write lock (BEGIN IMMEDIATE), which must not be kept across
-    # Redis calls or a security event's own session.
-    key_service.record_use(session=session, key_id=principal.key_id)
+    # End the lookup's transaction now: on SQLite it holds the write lock (BEGIN
+    # IMMEDIATE), which must not be kept across Redis calls or a security event's own
+    # session. The key's last use and count: every request it authenticated (answered,
+    # refused by its role or rate limited alike), counted in Redis (see services.keys).
     session.commit()
+    key_service.note_use(get_redis(), principal.key_id)
     return principal
 
 

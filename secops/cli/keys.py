@@ -8,8 +8,10 @@ import json
 import click
 
 from secops.db.session import session_scope
+from secops.errors import Unavailable
 from secops.services import audit
 from secops.services import keys as key_service
+from secops.services.redisconn import get_redis
 
 
 def _ctx() -> audit.AuditContext:
@@ -59,8 +61,15 @@ def create(name: str, role: str, kinds: tuple[str, ...], expires_days: int | Non
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
 @click.option("--json", "as_json", is_flag=True)
 def list_keys(include_revoked: bool, as_json: bool) -> None:
-    """List keys (never their secrets)."""
+    """List keys (never their secrets), with their use up to now."""
     with session_scope() as session:
+        try:
+            with key_service.pending_use(get_redis()) as pending:
+                key_service.apply_use(session=session, pending=pending)
+                session.commit()
+        except Unavailable:
+            click.echo("note: Redis is unreachable; uses since the last flush are not "
+                       "counted here", err=True)
         rows = [
             {"id": k.id, "name": k.name, "prefix": k.prefix, "role": k.role,
              "allowed_kinds": k.allowed_kinds, "created_at": k.created_at.isoformat(),

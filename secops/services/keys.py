@@ -5,18 +5,29 @@ indexed, the secret is 32 random bytes (base64url). The stored digest is
 HMAC-SHA256(server key, whole key), with the server key from the secret reader
 (``api_key_hmac``), so a database dump alone cannot be used to log in or to test
 guesses offline. Every failure, whatever its cause, is the same AuthenticationFailed.
+
+A key's use (``usage_count``, ``last_used_at``) is counted in Redis on every request it
+authenticates (:func:`note_use`), not written to the database there: authentication is
+read-only, so requests do not queue on SQLite's write lock or on a shared key's row in
+PostgreSQL. Beat folds the counts into the table every ``key_use_flush_interval``
+seconds (:func:`pending_use` and :func:`apply_use`), and so does every read of keys, so
+what an admin sees is current.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+import redis
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -24,10 +35,14 @@ from secops.db.base import utcnow
 from secops.db.models import ApiKey
 from secops.errors import AuthenticationFailed, InvalidInput, NotFound
 from secops.kinds import KINDS
+from secops.services.redisconn import REDIS_ERRORS, unavailable
 
 ROLES = ("admin", "analyst", "auditor", "service")
 KEY_PATTERN = re.compile(r"^secops_([a-z0-9]{8})_([A-Za-z0-9_-]{43})$")
 _PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+log = logging.getLogger("secops.keys")
+USE_COUNTS = "secops:keyuse:count"  # hash: key id -> requests not yet in the table
+USE_LAST = "secops:keyuse:last"  # sorted set: key id -> epoch seconds of its latest use
 
 
 @dataclass(frozen=True)
@@ -109,12 +124,81 @@ def authenticate(*, session: Session, token: str | None, now: datetime | None = 
     return record
 
 
-def record_use(*, session: Session, key_id: str) -> None:
-    session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id)
-        .values(last_used_at=utcnow(), usage_count=ApiKey.usage_count + 1)
-    )
+def note_use(kv: redis.Redis, key_id: str, when: datetime | None = None) -> None:
+    """Count one request authenticated by ``key_id`` (Unavailable if Redis is down: the
+    request is refused, as the rate limiter refuses it)."""
+    stamp = (when or utcnow()).timestamp()
+    try:
+        pipe = kv.pipeline(transaction=False)
+        pipe.hincrby(USE_COUNTS, key_id, 1)
+        pipe.zadd(USE_LAST, {key_id: stamp}, gt=True)
+        pipe.execute()
+    except REDIS_ERRORS as exc:
+        raise unavailable("key accounting") from exc
+
+
+@dataclass(frozen=True)
+class PendingUse:
+    """Uses counted in Redis and taken out of it, to be added to the table."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)  # epoch seconds
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.last)
+
+
+def _take_use(kv: redis.Redis) -> PendingUse:
+    pipe = kv.pipeline(transaction=True)  # MULTI: a use noted meanwhile waits for the next flush
+    pipe.hgetall(USE_COUNTS)
+    pipe.zrange(USE_LAST, 0, -1, withscores=True)
+    pipe.delete(USE_COUNTS, USE_LAST)
+    counts, last, _ = pipe.execute()
+    return PendingUse({k.decode(): int(v) for k, v in counts.items()},
+                      {k.decode(): float(v) for k, v in last})
+
+
+def _restore_use(kv: redis.Redis, pending: PendingUse) -> None:
+    pipe = kv.pipeline(transaction=True)
+    for key_id, count in pending.counts.items():
+        pipe.hincrby(USE_COUNTS, key_id, count)
+    if pending.last:
+        pipe.zadd(USE_LAST, pending.last, gt=True)
+    pipe.execute()
+
+
+@contextmanager
+def pending_use(kv: redis.Redis) -> Iterator[PendingUse]:
+    """The uses counted since the last flush, taken out of Redis; put back if the block
+    fails (its transaction did not commit them), so none is lost or counted twice."""
+    try:
+        pending = _take_use(kv)
+    except REDIS_ERRORS as exc:
+        raise unavailable("key accounting") from exc
+    try:
+        yield pending
+    except BaseException:
+        try:
+            _restore_use(kv, pending)
+        except REDIS_ERRORS:
+            log.error("key use could not be put back", extra={"keys": len(pending.counts)})
+        raise
+
+
+def apply_use(*, session: Session, pending: PendingUse) -> int:
+    """Add taken uses to their keys' rows (a deleted key's are dropped); rows changed."""
+    changed = 0
+    for key_id in sorted(set(pending.counts) | set(pending.last)):
+        values: dict[str, object] = {"usage_count": ApiKey.usage_count
+                                     + pending.counts.get(key_id, 0)}
+        if key_id in pending.last:
+            when = datetime.fromtimestamp(pending.last[key_id], UTC)
+            values["last_used_at"] = case(
+                (or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < when), when),
+                else_=ApiKey.last_used_at)
+        result = session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
+        changed += result.rowcount  # type: ignore[attr-defined]
+    return changed
 
 
 def list_keys(*, session: Session, include_revoked: bool = False) -> list[ApiKey]:

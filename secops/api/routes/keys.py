@@ -13,6 +13,7 @@ from secops.api.security_schemas import KeyCreate, KeyIssued, KeyRead, KeyRotate
 from secops.db.models import ApiKey
 from secops.services import audit
 from secops.services import keys as key_service
+from secops.services.redisconn import get_redis
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 KeyId = Annotated[str, Path(max_length=64)]
@@ -20,6 +21,13 @@ KeyId = Annotated[str, Path(max_length=64)]
 
 def _issued(record: ApiKey, plaintext: str) -> KeyIssued:
     return KeyIssued(**KeyRead.model_validate(record).model_dump(), key=plaintext)
+
+
+def _fold_use(session: Session) -> None:
+    """Current use figures: the uses Redis counted since the last flush go in first."""
+    with key_service.pending_use(get_redis()) as pending:
+        key_service.apply_use(session=session, pending=pending)
+        session.commit()
 
 
 def _summary(record: ApiKey) -> dict[str, object]:
@@ -52,6 +60,7 @@ def list_all(
     session: Session = Depends(db_session),
     include_revoked: Annotated[bool, Query()] = False,
 ) -> list[ApiKey]:
+    _fold_use(session)
     return key_service.list_keys(session=session, include_revoked=include_revoked)
 
 
@@ -61,6 +70,7 @@ def get(
     principal: Principal = Depends(require("keys:manage")),
     session: Session = Depends(db_session),
 ) -> ApiKey:
+    _fold_use(session)
     return key_service.get_key(session=session, key_id=key_id)
 
 
