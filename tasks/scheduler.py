@@ -5,8 +5,9 @@ re-reads the enabled schedules (cheap: one indexed query), fires the due ones th
 ``secops.services.schedules.fire_schedule`` (one ordinary job row each, published with
 the job id as task id), runs the built-in reaper every ``reaper_interval`` seconds,
 sends the audit retention task every ``audit_archive_interval`` seconds and the API
-keys' use flush every ``key_use_flush_interval`` seconds, and sleeps until the next schedule is due or ``beat_reload_interval`` passes, whichever is
-first, so schedules created or changed while beat runs are picked up within seconds.
+keys' use flush every ``key_use_flush_interval`` seconds, and sleeps until the next
+schedule is due or ``beat_reload_interval`` passes, whichever is first, so schedules
+created or changed while beat runs are picked up within seconds.
 """
 
 from __future__ import annotations
