@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
 from secops.api.security import client_ip, report_event
 from secops.config import get_settings
-from secops.db.session import get_sessionmaker
+from secops.db.session import get_read_sessionmaker, get_sessionmaker
 from secops.errors import AuthenticationFailed, PermissionDenied, Unavailable
 from secops.services import keys as key_service
 from secops.services import ratelimit
@@ -36,6 +36,17 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 def db_session() -> Iterator[Session]:
     """One session per request; the route commits what it changes, the rest is rolled back."""
     session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def db_read_session() -> Iterator[Session]:
+    """A session for a request that only reads (``PRAGMA query_only`` on SQLite, where it
+    takes no write lock); the route reads one snapshot."""
+    session = get_read_sessionmaker()()
     try:
         yield session
     finally:
@@ -111,11 +122,11 @@ def _authenticate(request: Request, session: Session, ip: str) -> Principal:
         raise
     principal = Principal(record.id, record.name, record.role,
                           frozenset(record.allowed_kinds or []))
-    # End the lookup's transaction now: on SQLite it holds the write lock (BEGIN
-    # IMMEDIATE), which must not be kept across Redis calls or a security event's own
-    # session. The key's last use and count: every request it authenticated (answered,
-    # refused by its role or rate limited alike), counted in Redis (see services.keys).
-    session.commit()
+    # End the lookup's snapshot: an upload may take minutes, and an open reader keeps
+    # SQLite from checkpointing its write-ahead log past it.
+    session.rollback()
+    # The key's last use and count: every request it authenticated (answered, refused by
+    # its role or rate limited alike), counted in Redis (see services.keys).
     key_service.note_use(get_redis(), principal.key_id)
     return principal
 
@@ -126,7 +137,7 @@ def require(permission: str) -> Callable[..., Principal]:
         raise ValueError(f"unknown permission {permission}")
     cls = route_class(permission)
 
-    def dependency(request: Request, session: Session = Depends(db_session)) -> Principal:
+    def dependency(request: Request, session: Session = Depends(db_read_session)) -> Principal:
         ip = client_ip(request)
         principal = _authenticate(request, session, ip)
         request.scope.setdefault("state", {})["authenticated"] = True

@@ -6,6 +6,12 @@ never fails with "database is locked" when the API, a worker and beat write at o
 Waiting for that lock is our own loop with sub-millisecond first retries: SQLite's
 built-in busy handler sleeps in steps of up to 100 ms, which under contention turns a
 2 ms transaction into tens of milliseconds of idle waiting.
+
+Reads that never write (authentication, and the API's read-only routes) use
+:func:`get_read_sessionmaker` instead. On SQLite its connections begin with a plain
+(deferred) ``BEGIN`` and have ``PRAGMA query_only`` set: in WAL mode such a reader never
+waits for the write lock or holds it, and a write through it fails loudly instead of
+racing. Elsewhere it is the ordinary sessionmaker.
 """
 
 from __future__ import annotations
@@ -24,20 +30,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from secops.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_engines: dict[str, Engine] = {}
-_factories: dict[str, sessionmaker[Session]] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
+_factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 
-def get_engine(url: str | None = None) -> Engine:
+def get_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
     url = url or get_settings().resolved_database_url
-    engine = _engines.get(url)
+    if read_only and make_url(url).get_backend_name() != "sqlite":
+        read_only = False  # one engine: only SQLite needs a reader of its own
+    engine = _engines.get((url, read_only))
     if engine is None:
-        engine = _build_engine(url)
-        _engines[url] = engine
+        engine = _build_engine(url, read_only)
+        _engines[(url, read_only)] = engine
     return engine
 
 
-def _build_engine(url: str) -> Engine:
+def _build_engine(url: str, read_only: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -48,7 +56,11 @@ def _build_engine(url: str) -> Engine:
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        if read_only:
+            event.listen(engine, "connect", _sqlite_read_only)
+            event.listen(engine, "begin", _sqlite_on_begin_read)
+        else:
+            event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -63,6 +75,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+def _sqlite_on_begin_read(conn: Any) -> None:
+    """A deferred ``BEGIN``: a snapshot at the first read, never the write lock."""
+    conn.connection.dbapi_connection.execute("BEGIN")
 
 
 def _sqlite_on_begin(conn: Any) -> None:
@@ -86,11 +107,21 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    return _sessionmaker(url, read_only=False)
+
+
+def get_read_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    """Sessions that only read (see the module's docstring)."""
+    return _sessionmaker(url, read_only=True)
+
+
+def _sessionmaker(url: str | None, *, read_only: bool) -> sessionmaker[Session]:
     url = url or get_settings().resolved_database_url
-    factory = _factories.get(url)
+    factory = _factories.get((url, read_only))
     if factory is None:
-        factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
-        _factories[url] = factory
+        factory = sessionmaker(bind=get_engine(url, read_only=read_only),
+                               expire_on_commit=False)
+        _factories[(url, read_only)] = factory
     return factory
 
 

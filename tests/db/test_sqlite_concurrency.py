@@ -50,3 +50,36 @@ def test_concurrent_writers_never_fail(sqlite_env):
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(
             Job.status == "succeeded")) == 240
+
+
+def test_read_sessions_never_take_or_wait_for_the_write_lock(sqlite_env):
+    import threading
+
+    import pytest
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    from secops.api.app import create_app
+    from secops.db.session import get_read_sessionmaker
+    from secops.services import jobs as job_service
+    from tests.factories import auth, make_key
+
+    key = make_key()
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    answers: list[int] = []
+    with session_scope() as writer:  # BEGIN IMMEDIATE: holds the write lock until it ends
+        job_service.create_job(session=writer, kind="system.ping", params={}, submitted_by="t")
+        writer.flush()
+        # an authenticated read, from another thread, while the lock is held
+        thread = threading.Thread(target=lambda: answers.append(
+            client.get("/v1/jobs", headers=auth(key)).status_code))
+        thread.start()
+        thread.join(10)
+        assert answers == [200], "a read waited for the write lock"
+        with get_read_sessionmaker()() as reader:  # and a reader cannot write
+            job_service.create_job(session=reader, kind="system.ping", params={},
+                                   submitted_by="t")
+            with pytest.raises(OperationalError, match="readonly"):
+                reader.flush()
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 1

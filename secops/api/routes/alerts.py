@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.security import audit_context
 from secops.api.security_schemas import AlertList, AlertRead
 from secops.db.models import Alert
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 @router.get("", response_model=AlertList, summary="List alerts, most recent first")
 def list_alerts(
     principal: Principal = Depends(require("alerts:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
     status: Annotated[str | None, Query(max_length=16)] = None,
     severity: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -36,7 +36,7 @@ def list_alerts(
 def get_alert(
     alert_id: Annotated[str, Path(max_length=64)],
     principal: Principal = Depends(require("alerts:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> Alert:
     return alert_service.get_alert(session=session, alert_id=alert_id)
 

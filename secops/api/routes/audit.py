@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import Principal, db_read_session, require
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
 from secops.db.session import session_scope
 from secops.services import audit
@@ -22,7 +22,7 @@ router = APIRouter(tags=["audit"])
 @router.get("/v1/audit", response_model=AuditList, summary="Audit entries, newest first")
 def list_entries(
     principal: Principal = Depends(require("audit:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
     since: datetime | None = None,
     until: datetime | None = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,
@@ -64,7 +64,7 @@ def export(
             summary="Recent security events, newest first")
 def list_events(
     principal: Principal = Depends(require("events:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SecurityEventRead]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.scan_schemas import (
     MULTIPART_FILES,
     DlpFindingRead,
@@ -132,7 +132,7 @@ async def submit(
 def get_scan(
     dlp_scan_id: Annotated[str, Path(max_length=36)],
     principal: Principal = Depends(require("dlp:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> DlpScanRead:
     scan = dlp_service.get_scan(session=session, dlp_scan_id=dlp_scan_id)
     if not principal.can_see(scan.submitted_by):

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from secops.api.deps import IdempotencyKey, Principal, db_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
 from secops.api.security import audit_context
 from secops.api.submission import submit_jobs
@@ -62,7 +62,7 @@ def submit_batch(
 @router.get("", response_model=JobList, summary="List jobs, newest first")
 def list_jobs(
     principal: Principal = Depends(require("jobs:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
     kind: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     submitted_by: Annotated[str | None, Query(max_length=80)] = None,
@@ -83,7 +83,7 @@ def list_jobs(
 def get_job(
     job_id: str,
     principal: Principal = Depends(require("jobs:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> Job:
     return _visible(job_service.get_job(session=session, job_id=job_id), principal)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import Principal, db_read_session, require
 from secops.api.security import optional_redis
 from secops.services import metrics
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["metrics"])
             responses={200: {"content": {"text/plain": {}}}})
 def scrape(
     principal: Principal = Depends(require("metrics:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> Response:
     return Response(metrics.render(session=session, kv=optional_redis()),
                     media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from secops.api.deps import IdempotencyKey, Principal, db_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
 from secops.api.scan_schemas import (
     MULTIPART_FILES,
     ScanBatchRead,
@@ -134,7 +134,7 @@ def get_scans(
     finished: Annotated[bool, Query(description="only those no longer pending (complete or "
                                                 "failed): a poll answered without the rest")] = False,
     principal: Principal = Depends(require("scans:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> ScanBatchRead:
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
     if not wanted or len(wanted) > 100:
@@ -149,7 +149,7 @@ def get_scans(
 def get_scan(
     scan_id: Annotated[str, Path(max_length=36)],
     principal: Principal = Depends(require("scans:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> ScanRead:
     scan = scans.get_scan(session=session, scan_id=scan_id)
     if not principal.can_see(scan.submitted_by):
@@ -161,7 +161,7 @@ def get_scan(
             summary="Quarantined files, newest first")
 def list_quarantine(
     principal: Principal = Depends(require("quarantine:manage")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[StoredFile]:
     return scans.list_quarantine(session=session, limit=limit)

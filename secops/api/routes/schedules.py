@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.schemas import ScheduleCreate, ScheduleRead, ScheduleUpdate
 from secops.api.security import audit_context
 from secops.db.models import Schedule
@@ -44,7 +44,7 @@ def create(
 @router.get("", response_model=list[ScheduleRead], summary="List schedules")
 def list_all(
     principal: Principal = Depends(require("schedules:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> list[ScheduleRead]:
     return [_read(s) for s in schedule_service.list_schedules(session=session)]
 
@@ -53,7 +53,7 @@ def list_all(
 def get(
     schedule_id: str,
     principal: Principal = Depends(require("schedules:read")),
-    session: Session = Depends(db_session),
+    session: Session = Depends(db_read_session),
 ) -> ScheduleRead:
     return _read(schedule_service.get_schedule(session=session, schedule_id=schedule_id))
 
