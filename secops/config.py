@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     api_url: str | None = None  # where the CLI reaches the API; default from host and port
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    # API processes (uvicorn --workers): one event loop parses, hashes and encrypts
+    # uploads, so one process uses at most one core for them.
+    api_processes: int = Field(2, ge=1, le=64)
     flower_port: int = Field(5555, ge=1, le=65535)
     log_level: str = "INFO"
 

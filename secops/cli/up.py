@@ -75,6 +75,7 @@ def up(concurrency: int, no_flower: bool) -> None:
     children = [
         Child("api", [python, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
                       "--host", settings.api_host, "--port", str(settings.api_port),
+                      "--workers", str(settings.api_processes),
                       "--no-server-header", "--log-level", "warning"], env),
         Child("worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
                          "-Q", ",".join(LIGHT_QUEUES), "--concurrency", str(concurrency),

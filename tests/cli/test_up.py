@@ -33,6 +33,13 @@ def processes_with(marker: str) -> list[int]:
     return pids
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_up_runs_the_platform_and_stops_cleanly(tmp_path):
     api_port, flower_port = free_port(), free_port()
     data_dir = tmp_path / "data"
@@ -88,6 +95,8 @@ def test_up_runs_the_platform_and_stops_cleanly(tmp_path):
             raise AssertionError("Flower never showed a job")
         children = processes_with(str(data_dir))
         assert len(children) >= 6  # api, worker + pool, beat, flower, redis
+        api_processes = [pid for pid in children if b"spawn_main" in _cmdline(pid)]
+        assert len(api_processes) == 2  # SECOPS_API_PROCESSES: uvicorn serves on two
     finally:
         up.send_signal(signal.SIGTERM)
         try:
