@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
@@ -140,7 +141,11 @@ def _remember_files(session: Session, blobs: list[StagedBlob]) -> dict[str, str]
             row.state, row.updated_at, row.quarantined_at = "stored", now, None
             states[blob.sha256] = "stored"
     if new:
-        session.execute(insert(StoredFile), new)
+        # Another request may store the same new content at the same moment: its row,
+        # committed first, is the same record, so ours is not needed (without this the
+        # second request failed on PostgreSQL; SQLite's write lock serialises them).
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(StoredFile).on_conflict_do_nothing(), new)
     return states
 
 

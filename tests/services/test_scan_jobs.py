@@ -143,3 +143,41 @@ def test_scan_file_params_name_exactly_one_target(params):
 
     with pytest.raises(InvalidInput):
         get_kind("scan.file").validate(params)
+
+
+def test_two_requests_storing_the_same_new_content_at_once_both_succeed(platform_env):
+    """Two API processes receive the same new file at the same moment: the second to
+    commit finds the first one's ``stored_files`` row, instead of failing on it."""
+    import threading
+    import time
+
+    from secops.db.models import StoredFile
+
+    def submit(session, name: str) -> scans.Submission:
+        settings = get_settings()
+        store = get_store(settings)
+        return scans.submit_uploads(
+            session=session, store=store, staged=[_blob(store, name, b"same new content")],
+            submitted_by="key:test", rescan=False,
+            ruleset_version=scans.get_scanner(settings).ruleset_version, audit_ctx=CTX,
+            job_max_files=32, job_max_bytes=1 << 20)
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with session_scope() as session:
+                submit(session, "b.txt")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with session_scope() as first:
+        submit(first, "a.txt")  # its row is written, not yet committed
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)  # the second request reaches its own insert (or its lock) meanwhile
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+    with session_scope() as session:
+        assert len(session.scalars(select(StoredFile)).all()) == 1
+        assert {s.filename for s in session.scalars(select(ScanResult))} == {"a.txt", "b.txt"}
