@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal, db_read_session, require
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
-from secops.db.session import session_scope
+from secops.db.session import get_read_sessionmaker
 from secops.services import audit
 from secops.services import events as event_service
 
@@ -46,11 +46,11 @@ def export(
     until: datetime | None = None,
 ) -> StreamingResponse:
     def body() -> Iterator[str]:
-        # Its own short session per page: the response outlives the route, and a long
-        # export must not hold SQLite's write lock.
+        # Its own short read session per page: the response outlives the route, and a
+        # long export must not keep one snapshot open (SQLite's checkpoint waits for it).
         after: int | None = 0
         while after is not None:
-            with session_scope() as session:
+            with get_read_sessionmaker()() as session:
                 chunk, after = audit.export_page(session=session, fmt=format, after=after,
                                                  since=since, until=until)
             yield chunk
