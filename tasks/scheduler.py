@@ -31,9 +31,10 @@ log = logging.getLogger("secops.beat")
 
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._last_reap = 0.0
-        self._last_archive = time.monotonic()  # not at start-up: daily from then on
-        self._last_key_use = time.monotonic()
+        # The built-in tasks beat sends itself, and when each was last sent: the reaper
+        # at start-up, the others one interval after it.
+        started = time.monotonic()
+        self._last_sent = {REAP_TASK: 0.0, AUDIT_ARCHIVE_TASK: started, KEY_USE_TASK: started}
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -50,9 +51,10 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         settings = get_settings()
         reload_interval = settings.beat_reload_interval
         try:
-            self._maybe_reap(settings.reaper_interval)
-            self._maybe_archive(settings.audit_archive_interval)
-            self._maybe_flush_key_use(settings.key_use_flush_interval)
+            for task, interval in ((REAP_TASK, settings.reaper_interval),
+                                   (AUDIT_ARCHIVE_TASK, settings.audit_archive_interval),
+                                   (KEY_USE_TASK, settings.key_use_flush_interval)):
+                self._maybe_send(task, interval)
             next_due = self._fire_due(utcnow())
         except Exception:
             log.exception("beat tick failed; retrying")
@@ -80,17 +82,7 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             log.info("schedules fired", extra={"jobs": [job_id for job_id, _ in fired]})
         return next_due
 
-    def _maybe_reap(self, interval: float) -> None:
-        if time.monotonic() - self._last_reap >= interval:
-            self._last_reap = time.monotonic()
-            self.app.send_task(REAP_TASK)
-
-    def _maybe_flush_key_use(self, interval: float) -> None:
-        if time.monotonic() - self._last_key_use >= interval:
-            self._last_key_use = time.monotonic()
-            self.app.send_task(KEY_USE_TASK)
-
-    def _maybe_archive(self, interval: float) -> None:
-        if time.monotonic() - self._last_archive >= interval:
-            self._last_archive = time.monotonic()
-            self.app.send_task(AUDIT_ARCHIVE_TASK)
+    def _maybe_send(self, task: str, interval: float) -> None:
+        if time.monotonic() - self._last_sent[task] >= interval:
+            self._last_sent[task] = time.monotonic()
+            self.app.send_task(task)

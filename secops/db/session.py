@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,6 +105,15 @@ def _sqlite_on_begin(conn: Any) -> None:
             delay = min(delay * 2, 0.001)
     finally:
         raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def insert_skipping_existing(session: Session, model: type[Any]) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for ``model`` on this session's database: a
+    row another transaction committed first is kept and ours is skipped (without it, the
+    second of two concurrent inserts fails on PostgreSQL; SQLite's write lock serialises
+    them)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()
 
 
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:

@@ -144,9 +144,6 @@ class PendingUse:
     counts: dict[str, int] = field(default_factory=dict)
     last: dict[str, float] = field(default_factory=dict)  # epoch seconds
 
-    def __bool__(self) -> bool:
-        return bool(self.counts or self.last)
-
 
 def _take_use(kv: redis.Redis) -> PendingUse:
     pipe = kv.pipeline(transaction=True)  # MULTI: a use noted meanwhile waits for the next flush

@@ -21,12 +21,12 @@ from typing import Any
 
 import redis
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
 from secops.db.base import new_id, utcnow
 from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
+from secops.db.session import insert_skipping_existing
 from secops.dlp import DocumentResult
 from secops.errors import Conflict, NotFound
 from secops.scanning import FileResult, ScanConfig, Scanner, Verdict
@@ -128,24 +128,23 @@ def _remember_files(session: Session, blobs: list[StagedBlob]) -> dict[str, str]
     shas = sorted({b.sha256 for b in blobs})
     known = {row.sha256: row for row in session.scalars(
         select(StoredFile).where(StoredFile.sha256.in_(shas)))}
-    states = {sha: row.state for sha, row in known.items()}
+    states: dict[str, str] = {}
     new: list[dict[str, Any]] = []
     now = utcnow()
     for blob in blobs:
+        if blob.sha256 in states:
+            continue  # twice in this request
         row = known.get(blob.sha256)
-        if blob.sha256 not in states:
-            states[blob.sha256] = "stored"
+        if row is None:
             new.append({"sha256": blob.sha256, "size": blob.size, "state": "stored",
                         "created_at": now, "updated_at": now, "quarantined_at": None})
-        elif row is not None and row.state == "deleted":
+        elif row.state == "deleted":
             row.state, row.updated_at, row.quarantined_at = "stored", now, None
-            states[blob.sha256] = "stored"
+        states[blob.sha256] = row.state if row is not None else "stored"
     if new:
         # Another request may store the same new content at the same moment: its row,
-        # committed first, is the same record, so ours is not needed (without this the
-        # second request failed on PostgreSQL; SQLite's write lock serialises them).
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(StoredFile).on_conflict_do_nothing(), new)
+        # committed first, is the same record, so ours is not needed.
+        session.execute(insert_skipping_existing(session, StoredFile), new)
     return states
 
 
