@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from secops.db.base import utcnow
@@ -21,6 +21,27 @@ from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import get_kind
 
 MAX_ERROR_CHARS = 500
+_JOBS = cast(Table, Job.__table__)
+# Built once: every job runs these, and building a statement (SQLAlchemy's coercions and
+# cache key) costs more than running it.
+_CLAIM_QUEUED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status == JobStatus.queued.value,
+           _JOBS.c.attempts < bindparam("b_max_attempts"))
+    .values(status=JobStatus.running.value, attempts=_JOBS.c.attempts + 1,
+            started_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+            lease_expires_at=bindparam("b_lease"))
+    .returning(_JOBS.c.kind, _JOBS.c.params, _JOBS.c.attempts, _JOBS.c.submitted_by,
+               _JOBS.c.created_at)
+)
+_FINISH = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"),
+           _JOBS.c.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+    .values(status=bindparam("b_status"), result=bindparam("b_result"),
+            error=bindparam("b_error"), finished_at=bindparam("b_now"),
+            updated_at=bindparam("b_now"), lease_expires_at=None)
+)
 
 
 def create_job(
@@ -127,15 +148,8 @@ def claim_job(
     now = utcnow()
     lease = now + timedelta(seconds=time_limit + grace)
     # Fast path, one statement: a queued job with attempts left becomes ours.
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued.value,
-               Job.attempts < max_attempts)
-        .values(status=JobStatus.running.value, attempts=Job.attempts + 1, started_at=now,
-                updated_at=now, lease_expires_at=lease)
-        .returning(Job.kind, Job.params, Job.attempts, Job.submitted_by, Job.created_at)
-        .execution_options(synchronize_session=False)
-    ).first()
+    row = session.connection().execute(_CLAIM_QUEUED, {
+        "b_id": job_id, "b_max_attempts": max_attempts, "b_now": now, "b_lease": lease}).first()
     if row is not None:
         return Claim.run, Job(id=job_id, kind=row.kind, params=row.params, attempts=row.attempts,
                               submitted_by=row.submitted_by, created_at=row.created_at,
@@ -198,14 +212,10 @@ def _finish(
 ) -> bool:
     """One conditional UPDATE: only a queued or running job can finish, and only once."""
     now = now or utcnow()
-    outcome = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([JobStatus.queued.value, JobStatus.running.value]))
-        .values(status=status.value, result=result, error=error, finished_at=now, updated_at=now,
-                lease_expires_at=None)
-        .execution_options(synchronize_session=False)  # callers hold no Job they read after
-    )
-    return bool(outcome.rowcount)  # type: ignore[attr-defined]
+    outcome = session.connection().execute(_FINISH, {
+        "b_id": job_id, "b_status": status.value, "b_result": result, "b_error": error,
+        "b_now": now})
+    return bool(outcome.rowcount)
 
 
 def find_stuck_jobs(*, session: Session, limit: int = 500) -> list[Job]:

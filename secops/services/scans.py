@@ -15,12 +15,13 @@ event for every suspicious or malicious file (an alert for every malicious uploa
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
@@ -69,7 +70,7 @@ def get_scanner(settings: Settings) -> Scanner:
     return _scanner(scan_config(settings))
 
 
-def events_for(scan: ScanResult, findings: list[dict[str, Any]]) -> list[Event]:
+def events_for(scan: ScanResult | ScanView, findings: list[dict[str, Any]]) -> list[Event]:
     """A security event for a suspicious or malicious file; uploads also feed the alert rule."""
     if scan.verdict not in (Verdict.SUSPICIOUS.value, Verdict.MALICIOUS.value):
         return []
@@ -274,8 +275,10 @@ def get_scan(*, session: Session, scan_id: str) -> ScanResult:
     return scan
 
 
-def scan_details(*, session: Session, scans: list[ScanResult]) -> ScanDetails:
+def scan_details(*, session: Session, scans: Sequence[ScanResult | ScanView]) -> ScanDetails:
     """Findings, job outcomes and file states of many scans, one query each."""
+    if not scans:
+        return ScanDetails({}, {}, {})
     ids = [s.id for s in scans]
     found: dict[str, list[ScanFinding]] = {}
     for f in session.scalars(select(ScanFinding).where(ScanFinding.scan_id.in_(ids))
@@ -319,7 +322,50 @@ class JobPlan:
     single: bool = True  # the job named one file: its result is that file's summary
 
 
-def _summary(scan: ScanResult, quarantined: bool = False,
+@dataclass(frozen=True)
+class ScanView:
+    """The columns of a scan that its job reads and reports, read without the ORM: the
+    job's plan and record steps run for every job, and loading, tracking and flushing
+    ORM objects cost more than the statements themselves."""
+
+    id: str
+    sha256: str
+    filename: str
+    source: str
+    path: str | None
+    status: str
+    verdict: str | None
+    cached: bool
+    error: str | None
+    job_id: str | None
+    submitted_by: str
+
+
+_SCANS = cast(Table, ScanResult.__table__)
+_VIEW_COLUMNS = tuple(_SCANS.c[name] for name in ScanView.__dataclass_fields__)
+# Built once: constructing a statement costs more than running it (SQLAlchemy's
+# coercions and cache key), and these run for every job.
+_READ_VIEWS = select(*_VIEW_COLUMNS).where(_SCANS.c.id.in_(bindparam("ids", expanding=True)))
+_RECORD_COMPLETE = update(_SCANS).where(_SCANS.c.id == bindparam("b_id")).values(
+    status="complete", verdict=bindparam("b_verdict"), mime=bindparam("b_mime"),
+    description=bindparam("b_description"), ruleset_version=bindparam("b_ruleset_version"),
+    completed_at=bindparam("b_completed_at"))
+_RECORD_FAILED = update(_SCANS).where(_SCANS.c.id == bindparam("b_id")).values(
+    status="failed", error=bindparam("b_error"), completed_at=bindparam("b_completed_at"))
+_ASSIGN_JOB = update(_SCANS).where(_SCANS.c.id.in_(bindparam("ids", expanding=True))).values(
+    job_id=bindparam("b_job_id"))
+_INSERT_FINDINGS = insert(cast(Table, ScanFinding.__table__))
+
+
+def scan_views(session: Session, scan_ids: list[str]) -> dict[str, ScanView]:
+    """The scans with these ids (those that exist), by id."""
+    if not scan_ids:
+        return {}
+    rows = session.connection().execute(_READ_VIEWS, {"ids": scan_ids})
+    return {row.id: ScanView(*row) for row in rows}
+
+
+def _summary(scan: ScanResult | ScanView, quarantined: bool = False,
              dlp_scan_id: str | None = None) -> dict[str, Any]:
     out = {"scan_id": scan.id, "sha256": scan.sha256, "verdict": scan.verdict,
            "cached": scan.cached, "quarantined": quarantined, "dlp_scan_id": dlp_scan_id}
@@ -354,8 +400,9 @@ def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPl
     those still to scan and those already finished (a cached answer, or a redelivery)."""
     params = job.params
     ids = params.get("scan_ids") or ([params["scan_id"]] if params.get("scan_id") else [])
+    scans: list[ScanResult | ScanView]
     if ids:
-        by_id = {scan.id: scan for scan in get_scans(session=session, scan_ids=[str(i) for i in ids])}
+        by_id = scan_views(session, [str(i) for i in ids])
         scans = [by_id[str(i)] for i in ids if str(i) in by_id]
         if not scans:
             raise NotFound("scan not found")
@@ -364,12 +411,16 @@ def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPl
     plan = JobPlan(single=len(ids) <= 1 and not params.get("scan_ids"))
     finished = [scan for scan in scans if scan.status != "pending"]
     states = scan_details(session=session, scans=finished).states if finished else {}
+    elsewhere = []  # pending scans recorded under another job: this one answers for them now
     for scan in scans:
         if scan.status != "pending":
             plan.done.append(_summary(scan, states.get(scan.sha256) == "quarantined"))
-        else:
-            scan.job_id = job.id
-            plan.files.append(FilePlan(scan.id, scan.sha256, scan.filename))
+            continue
+        if scan.job_id != job.id:
+            elsewhere.append(scan.id)
+        plan.files.append(FilePlan(scan.id, scan.sha256, scan.filename))
+    if elsewhere:
+        session.connection().execute(_ASSIGN_JOB, {"ids": elsewhere, "b_job_id": job.id})
     return plan
 
 
@@ -427,13 +478,18 @@ def execute_file_scans(
 class Recorded:
     summary: dict[str, Any]
     deliveries: list[tuple[str, str]] = field(default_factory=list)
+    # Rows for the statements that record the job's files, run together at the end.
+    completed: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _record_one(session: Session, scan: ScanResult, executed: Executed, store: BlobStore,
+def _record_one(session: Session, scan: ScanView, executed: Executed, store: BlobStore,
                 kv: redis.Redis | None, out: Recorded) -> dict[str, Any]:
-    result = executed.result
+    result, now = executed.result, utcnow()
     if result is None:
-        scan.status, scan.error, scan.completed_at = "failed", (executed.error or "")[:500], utcnow()
+        scan = replace(scan, status="failed", error=(executed.error or "")[:500])
+        out.failed.append({"b_id": scan.id, "b_error": scan.error, "b_completed_at": now})
         if executed.corrupt:
             outcome = monitor.log_security_event(
                 "storage.corrupt", {"subject": scan.sha256, "sha256": scan.sha256,
@@ -442,10 +498,14 @@ def _record_one(session: Session, scan: ScanResult, executed: Executed, store: B
             out.deliveries.extend(outcome.deliveries)
         return _summary(scan)
     rows = findings_of(result)
-    scan.status, scan.verdict, scan.mime = "complete", result.verdict.value, result.mime[:128]
-    scan.description = result.description[:500]
-    scan.ruleset_version, scan.completed_at = result.ruleset_version, utcnow()
-    session.add_all(finding_rows(scan.id, rows))
+    scan = replace(scan, status="complete", verdict=result.verdict.value)
+    out.completed.append({
+        "b_id": scan.id, "b_verdict": scan.verdict, "b_mime": result.mime[:128],
+        "b_description": result.description[:500],
+        "b_ruleset_version": result.ruleset_version, "b_completed_at": now})
+    out.findings.extend({"scan_id": scan.id, "rule_id": f["rule_id"][:100],
+                         "severity": f["severity"], "description": f["description"],
+                         "location": f["location"]} for f in rows)
     quarantined = False
     if result.verdict is Verdict.MALICIOUS:
         quarantined = _quarantine(session, store, scan.sha256)
@@ -469,8 +529,7 @@ def record_file_scans(*, session: Session, plan: JobPlan, executed: list[Execute
     findings, quarantine, DLP record and security events. A file already finished by an
     earlier delivery of this job is left as it was."""
     out = Recorded({})
-    by_id = {scan.id: scan for scan in get_scans(
-        session=session, scan_ids=[file.scan_id for file in plan.files])}
+    by_id = scan_views(session, [file.scan_id for file in plan.files])
     summaries = list(plan.done)
     for file, outcome in zip(plan.files, executed, strict=True):
         scan = by_id.get(file.scan_id)
@@ -478,6 +537,11 @@ def record_file_scans(*, session: Session, plan: JobPlan, executed: list[Execute
             continue  # removed meanwhile (retention); nothing to record
         summaries.append(_summary(scan) if scan.status != "pending"
                          else _record_one(session, scan, outcome, store, kv, out))
+    connection = session.connection()
+    for statement, rows in ((_RECORD_COMPLETE, out.completed), (_RECORD_FAILED, out.failed),
+                            (_INSERT_FINDINGS, out.findings)):
+        if rows:
+            connection.execute(statement, rows)
     if plan.single and len(summaries) == 1:
         out.summary = summaries[0]
     else:

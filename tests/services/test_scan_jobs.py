@@ -13,6 +13,7 @@ from secops.db.models import Job, ScanFinding, ScanResult, SecurityEvent
 from secops.db.session import session_scope
 from secops.services import scans
 from secops.services.audit import AuditContext
+from secops.services.jobs import complete_job, create_job
 from secops.services.storage import get_store
 from tests.scanning.corpus import EICAR
 
@@ -40,7 +41,8 @@ def _submit(files: list[tuple[str, bytes]], **limits: int) -> scans.Submission:
 
 
 def _run_job(job_id: str) -> dict:
-    """The scan.file handler's three steps, as the worker runs them (without Celery)."""
+    """The scan.file handler's three steps and the job's completion, as the worker runs
+    them (without Celery)."""
     settings = get_settings()
     scanner, store = scans.get_scanner(settings), get_store(settings)
     with session_scope() as session:
@@ -49,8 +51,10 @@ def _run_job(job_id: str) -> dict:
     executed = scans.execute_file_scans(plan, store=store, scanner=scanner, dlp_on_scan=False,
                                         settings=settings)
     with session_scope() as session:
-        return scans.record_file_scans(session=session, plan=plan, executed=executed,
-                                       store=store, kv=None).summary
+        summary = scans.record_file_scans(session=session, plan=plan, executed=executed,
+                                          store=store, kv=None).summary
+        complete_job(session=session, job_id=job_id, result=summary)
+        return summary
 
 
 def test_job_groups_respect_file_and_byte_limits():
@@ -68,7 +72,7 @@ def test_job_groups_respect_file_and_byte_limits():
     assert scans.job_groups([], max_files=8, max_bytes=100) == []
 
 
-def test_an_upload_is_split_into_jobs_and_each_job_scans_its_files(sqlite_env):
+def test_an_upload_is_split_into_jobs_and_each_job_scans_its_files(platform_env):
     files = [(f"r{i}.txt", f"report {i}\n".encode() * 50) for i in range(4)] + [("e.com", EICAR)]
     submission = _submit(files, job_max_files=2)
     assert len(submission.jobs) == 3
@@ -89,6 +93,10 @@ def test_an_upload_is_split_into_jobs_and_each_job_scans_its_files(sqlite_env):
             "r0.txt": "clean", "r1.txt": "clean", "r2.txt": "clean", "r3.txt": "clean",
             "e.com": "malicious"}
         assert all(s.status == "complete" and s.error is None for s in results.values())
+        assert results["r0.txt"].mime == "text/plain" and results["r0.txt"].completed_at
+        assert results["e.com"].ruleset_version == scans.get_scanner(get_settings()).ruleset_version
+        [job_of_eicar] = [j for j, p in jobs.items() if results["e.com"].id in p["scan_ids"]]
+        assert session.get(Job, job_of_eicar).result == summaries[job_of_eicar]
     # a redelivered job finds its files done and changes nothing
     with session_scope() as session:
         before = session.scalars(select(ScanFinding.id)).all()
@@ -101,7 +109,7 @@ def test_an_upload_is_split_into_jobs_and_each_job_scans_its_files(sqlite_env):
         assert session.scalars(select(ScanFinding.id)).all() == before
 
 
-def test_a_tampered_file_fails_alone_and_raises_a_security_event(sqlite_env):
+def test_a_tampered_file_fails_alone_and_raises_a_security_event(platform_env):
     files = [("a.txt", b"alpha\n" * 100), ("b.txt", b"bravo\n" * 100), ("c.txt", b"charlie\n" * 100)]
     submission = _submit(files)
     [(job_id, _)] = submission.jobs
@@ -122,6 +130,21 @@ def test_a_tampered_file_fails_alone_and_raises_a_security_event(sqlite_env):
         [event] = session.scalars(select(SecurityEvent).where(
             SecurityEvent.kind == "storage.corrupt")).all()
         assert event.severity == "high" and event.details["scan_id"] == b.id
+
+
+def test_a_job_naming_a_scan_of_another_job_answers_for_it(platform_env):
+    submission = _submit([("a.txt", b"alpha\n" * 10)])
+    [scan] = submission.scans
+    with session_scope() as session:
+        job = create_job(session=session, kind="scan.file", params={"scan_id": scan.id},
+                         submitted_by="key:test")
+        session.flush()
+        job_id = job.id
+    summary = _run_job(job_id)
+    assert summary["scan_id"] == scan.id and summary["verdict"] == "clean"
+    with session_scope() as session:
+        row = session.get(ScanResult, scan.id)
+        assert row.job_id == job_id and row.status == "complete"
 
 
 def test_a_deleted_file_fails_alone(sqlite_env):
