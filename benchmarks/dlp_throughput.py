@@ -155,6 +155,12 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child)
         return
+    try:
+        import presidio_analyzer  # noqa: F401
+        import tldextract  # noqa: F401
+    except ImportError as exc:
+        parser.error(f"the comparison peer is missing ({exc.name}): "
+                     ".venv/bin/pip install -e '.[bench]' installs Presidio")
     text = mixed_text(args.mb)
     mb = len(text.encode()) / 1e6
     from secops.dlp import prefilter

@@ -97,7 +97,7 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
     url, pg_name = database_url(db, tmp)
     env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
            "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
-           "SECOPS_LOG_LEVEL": "INFO",
+           "SECOPS_STORAGE_KEY": secrets.token_hex(32), "SECOPS_LOG_LEVEL": "INFO",
            "SECOPS_BATCH_MAX_JOBS": "1000", "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
            "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
     os.environ.update(env)
@@ -128,6 +128,9 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
                 if httpx.get(f"{base}/healthz").status_code == 200:
                     break
             except httpx.HTTPError:
+                if api.poll() is not None:  # it refused to start: say why, not "connection refused"
+                    log = (tmp / "api.log").read_text(errors="replace").strip().splitlines()
+                    raise SystemExit(f"the API exited: {log[-1] if log else api.returncode}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
