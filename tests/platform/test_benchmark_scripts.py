@@ -48,6 +48,14 @@ def test_scan_throughput_benchmark_runs_every_section(tmp_path):
     assert any(corpus.iterdir())
 
 
+def test_scan_ceiling_benchmark_prints_each_bound(tmp_path):
+    out = _run(["benchmarks/scan_ceiling.py", "--size-mb", "2", "--repeat", "1",
+                "--dir", str(tmp_path / "corpus")], tmp_path)
+    for line in ("ratio engine/yara: measured", "content already stored: measured",
+                 "new content: measured", "platform in halves"):
+        assert line in out, out
+
+
 def test_dlp_benchmark_says_how_to_install_its_peer_or_runs(tmp_path):
     try:
         import presidio_analyzer  # noqa: F401
