@@ -89,10 +89,14 @@ def events_for(scan: ScanResult | ScanView, findings: list[dict[str, Any]]) -> l
     return [("scan.suspicious", details, "medium")]
 
 
+def finding_values(scan_id: str, findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``scan_findings`` columns of a scan's findings (for an insert or the ORM)."""
+    return [{"scan_id": scan_id, "rule_id": f["rule_id"][:100], "severity": f["severity"],
+             "description": f["description"], "location": f["location"]} for f in findings]
+
+
 def finding_rows(scan_id: str, findings: list[dict[str, Any]]) -> list[ScanFinding]:
-    return [ScanFinding(scan_id=scan_id, rule_id=f["rule_id"][:100], severity=f["severity"],
-                        description=f["description"], location=f["location"])
-            for f in findings]
+    return [ScanFinding(**values) for values in finding_values(scan_id, findings)]
 
 
 def findings_of(result: FileResult) -> list[dict[str, Any]]:
@@ -503,9 +507,7 @@ def _record_one(session: Session, scan: ScanView, executed: Executed, store: Blo
         "b_id": scan.id, "b_verdict": scan.verdict, "b_mime": result.mime[:128],
         "b_description": result.description[:500],
         "b_ruleset_version": result.ruleset_version, "b_completed_at": now})
-    out.findings.extend({"scan_id": scan.id, "rule_id": f["rule_id"][:100],
-                         "severity": f["severity"], "description": f["description"],
-                         "location": f["location"]} for f in rows)
+    out.findings.extend(finding_values(scan.id, rows))
     quarantined = False
     if result.verdict is Verdict.MALICIOUS:
         quarantined = _quarantine(session, store, scan.sha256)
