@@ -140,7 +140,7 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
         def finished() -> int:
             with engine.connect() as c:
                 return int(c.execute(sa.text(
-                    "SELECT count(*) FROM jobs WHERE status IN ('succeeded','failed')")).scalar())
+                    "SELECT count(*) FROM jobs WHERE status IN ('succeeded','failed')")).scalar_one())
 
         def wait_all(total: int) -> float:
             while finished() < total:
@@ -201,7 +201,7 @@ def run_plain(n: int, tmp: Path, broker: str) -> dict[str, float]:
         sys.path.insert(0, str(tmp))
         import plainapp  # type: ignore[import-not-found]
 
-        r = redis.Redis.from_url(broker)
+        r = redis.Redis.from_url(broker, decode_responses=True)
         r.delete("plain:done")
         t0 = time.perf_counter()
         with plainapp.app.producer_or_acquire() as producer:
@@ -213,7 +213,7 @@ def run_plain(n: int, tmp: Path, broker: str) -> dict[str, float]:
             time.sleep(0.05)
         done = time.perf_counter()
         latencies = [float(b) - float(a) for a, b in
-                     (x.decode().split() for x in r.lrange("plain:done", 0, -1))]
+                     (str(x).split() for x in r.lrange("plain:done", 0, -1))]
         return {"enqueue_per_s": n / (enqueued - t0), "completed_per_s": n / (done - t0),
                 "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000}
     finally:
