@@ -414,7 +414,7 @@ def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPl
         scans = [_stored_scan(session, job, valid_sha256(str(params["sha256"])), ruleset_version)]
     plan = JobPlan(single=len(ids) <= 1 and not params.get("scan_ids"))
     finished = [scan for scan in scans if scan.status != "pending"]
-    states = scan_details(session=session, scans=finished).states if finished else {}
+    states = scan_details(session=session, scans=finished).states  # no query when none are
     elsewhere = []  # pending scans recorded under another job: this one answers for them now
     for scan in scans:
         if scan.status != "pending":

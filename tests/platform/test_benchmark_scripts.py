@@ -19,19 +19,19 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(args: list[str], tmp_path: Path) -> str:
+def _run(args: list[str], tmp_path: Path, status: int = 0) -> subprocess.CompletedProcess[str]:
     # A clean environment: none of the test session's SECOPS_* settings leak into the
     # platform the script starts (it makes its own secrets, store and database).
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECOPS_")}
     env["TMPDIR"] = str(tmp_path)
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=240, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc.stdout
+    assert proc.returncode == status, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
 
 
 def test_jobs_pipeline_benchmark_completes_every_job(tmp_path):
-    out = _run(["benchmarks/jobs_pipeline.py", "--jobs", "40"], tmp_path)
+    out = _run(["benchmarks/jobs_pipeline.py", "--jobs", "40"], tmp_path).stdout
     completed = next(line for line in out.splitlines() if line.startswith("secops  completed"))
     assert completed.rstrip().endswith("failed 0"), out
     assert "ratio secops/celery completed" in out
@@ -40,7 +40,7 @@ def test_jobs_pipeline_benchmark_completes_every_job(tmp_path):
 def test_scan_throughput_benchmark_runs_every_section(tmp_path):
     corpus = tmp_path / "corpus"
     out = _run(["benchmarks/scan_throughput.py", "--size-mb", "2", "--repeat", "1",
-                "--dir", str(corpus)], tmp_path)
+                "--dir", str(corpus)], tmp_path).stdout
     for line in ("local-inprocess", "local-cli", "yara ", "API + 2-process worker, new",
                  "ratio local/yara (all cores each)", "ratio platform/local files/s, new content",
                  "ratio platform/local files/s, content already stored"):
@@ -50,7 +50,7 @@ def test_scan_throughput_benchmark_runs_every_section(tmp_path):
 
 def test_scan_ceiling_benchmark_prints_each_bound(tmp_path):
     out = _run(["benchmarks/scan_ceiling.py", "--size-mb", "2", "--repeat", "1",
-                "--dir", str(tmp_path / "corpus")], tmp_path)
+                "--dir", str(tmp_path / "corpus")], tmp_path).stdout
     for line in ("ratio engine/yara: measured", "content already stored: measured",
                  "new content: measured", "platform in halves"):
         assert line in out, out
@@ -60,11 +60,9 @@ def test_dlp_benchmark_says_how_to_install_its_peer_or_runs(tmp_path):
     try:
         import presidio_analyzer  # noqa: F401
     except ImportError:
-        proc = subprocess.run([sys.executable, "benchmarks/dlp_throughput.py", "--mb", "0.2"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2
+        proc = _run(["benchmarks/dlp_throughput.py", "--mb", "0.2"], tmp_path, status=2)
         assert "pip install -e '.[bench]'" in proc.stderr
         assert "Traceback" not in proc.stderr
         return
-    out = _run(["benchmarks/dlp_throughput.py", "--mb", "0.5", "--presidio-mb", "0.05"], tmp_path)
+    out = _run(["benchmarks/dlp_throughput.py", "--mb", "0.5", "--presidio-mb", "0.05"], tmp_path).stdout
     assert "ratio      :" in out
