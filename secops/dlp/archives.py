@@ -75,7 +75,7 @@ class SafeArchiveWalker:
             name = prefix + member
             inner = None if member.lower().endswith(_DOCUMENTS) else archive_kind(content)
             if inner is None:
-                yield name, content
+                yield name, content  # a RAR, cab...: the extractor reports it as not read
             elif depth >= self.max_depth:
                 findings.append(Finding("archive.limit.depth", Severity.MEDIUM,
                                         f"archives nested deeper than {self.max_depth}",

@@ -14,6 +14,9 @@
   ``archive_walker`` hook (:class:`secops.dlp.archives.SafeArchiveWalker` wraps the
   scanning engine's safe walker); without it the file yields an error entry. A walker
   may raise :class:`ArchiveError` after its members: its problems become errors.
+* Compressed containers that are not expanded (RAR, cab, Zstandard, disc images...,
+  :func:`secops.scanning.archives.unexpanded_container`) yield an error entry instead
+  of their compressed bytes decoded as text.
 
 Limits (:class:`Limits`) bound input size, number of parts, decompressed size, total
 characters and wall time; hitting one sets ``truncated`` and records why.
@@ -35,6 +38,8 @@ from email.message import EmailMessage
 import charset_normalizer
 
 from secops.dlp.errors import ArchiveError, ExtractionError
+from secops.scanning.archives import unexpanded_container
+from secops.scanning.models import Severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,16 @@ def sniff(data: bytes, filename: str = "") -> str:
     ):
         return "email"
     return "text"
+
+
+def unreadable_container(data: bytes) -> str | None:
+    """Why a compressed container that is not expanded (RAR, cab, Zstandard...) is not
+    read; ``None`` for anything else. Decoding its compressed bytes as text would only
+    classify noise. ar and cpio store their members as they are: they are read as text."""
+    found = unexpanded_container(data)
+    if found is None or found[1] < Severity.MEDIUM:
+        return None
+    return f"{found[0]} archive not read (format not expanded)"
 
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"PK\x05\x06")
@@ -263,6 +278,8 @@ def _dispatch(data: bytes, filename: str, prefix: str, budget: _Budget, walker: 
                     budget.out.errors.append(f"{prefix or filename}: {problem}")
                 if exc.truncated:
                     budget.out.truncated = True
+        elif (unread := unreadable_container(data)) is not None:
+            budget.out.errors.append(f"{prefix or filename}: {unread}")
         else:
             budget.add(prefix + "text" if prefix else "text", decode_text(data))
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, RuntimeError) as exc:

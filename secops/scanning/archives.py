@@ -68,6 +68,88 @@ def archive_kind(data: bytes) -> str | None:
     return None
 
 
+# Containers recognised by their own signatures but not expanded. Expanding them needs
+# an external unpacker (unrar, cabextract...) or a parser of our own with the limit
+# discipline above, so their members get no type, hash, nested-archive or per-member
+# YARA checks; saying nothing would pass them as clean. Compressed ones hide their
+# members even from YARA (``archive.unsupported``, medium: suspicious); the members of
+# ar and cpio archives are stored as they are, so YARA read them as part of the whole
+# file (low).
+_UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
+    (b"Rar!\x1a\x07\x00", "RAR"),
+    (b"Rar!\x1a\x07\x01\x00", "RAR 5"),
+    (b"MSCF\x00\x00\x00\x00", "Microsoft Cabinet"),
+    (b"\x28\xb5\x2f\xfd", "Zstandard"),
+    (b"\x04\x22\x4d\x18", "LZ4"),
+    (b"LZIP\x01", "lzip"),
+    (b"MSWIM\x00\x00\x00", "Windows Imaging (WIM)"),
+    (b"xar!\x00\x1c", "xar"),
+    (b"\xed\xab\xee\xdb", "RPM package"),
+    (b"conectix", "VHD disk image"),
+    (b"vhdxfile", "VHDX disk image"),
+)
+_DISC_IMAGE_MARKERS = (b"CD001", b"BEA01")  # ISO 9660 / UDF volume descriptors at 32769
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_OCTAL_DIGITS = frozenset(b"01234567")
+
+
+def _unexpanded_compressed(data: bytes) -> str | None:
+    for signature, name in _UNEXPANDED_AT_START:
+        if data.startswith(signature):
+            return name
+    if data[7:14] == b"**ACE**":
+        return "ACE"
+    if data[2:5] in (b"-lh", b"-lz") and data[6:7] == b"-":
+        return "LHA"
+    if data[:2] == b"\x60\xea" and 0 < int.from_bytes(data[2:4], "little") <= 2600 \
+            and data[10:11] == b"\x02":
+        return "ARJ"
+    if data[:2] == b"\x1f\x9d" and len(data) > 2 and 9 <= data[2] & 0x1F <= 16:
+        return "Unix compress"
+    if data[:4] == b"hsqs" and data[28:30] == b"\x04\x00":
+        return "SquashFS image"
+    if data[32769:32774] in _DISC_IMAGE_MARKERS:
+        return "ISO 9660/UDF disc image"
+    if len(data) >= 512 and data[-512:-508] == b"koly":
+        return "Apple disk image"
+    return None
+
+
+def _unexpanded_stored(data: bytes) -> str | None:
+    if data.startswith(b"!<arch>\n"):
+        return "ar (a Debian package or a static library)"
+    # cpio's magic is six digits, so the whole header must be digits too (a CSV may open
+    # with "070701"): newc and crc are 13 fields of 8 hex digits, odc 11 octal fields.
+    if data[:6] in (b"070701", b"070702") and len(data) >= 110 \
+            and _HEX_DIGITS.issuperset(data[6:110]):
+        return "cpio"
+    if data[:6] == b"070707" and len(data) >= 76 and _OCTAL_DIGITS.issuperset(data[6:76]):
+        return "cpio"
+    return None
+
+
+def unexpanded_container(data: bytes) -> tuple[str, Severity] | None:
+    """A container format this engine recognises but does not expand: its name and how
+    much it hides (see ``_UNEXPANDED_AT_START``); ``None`` for anything else."""
+    if (name := _unexpanded_compressed(data)) is not None:
+        return name, Severity.MEDIUM
+    if (name := _unexpanded_stored(data)) is not None:
+        return name, Severity.LOW
+    return None
+
+
+def unexpanded_finding(data: bytes, location: str | None) -> Finding | None:
+    """``archive.unsupported`` for a container this engine does not expand."""
+    found = unexpanded_container(data)
+    if found is None:
+        return None
+    name, severity = found
+    hidden = ("its members were not expanded and were checked only as part of the whole "
+              "file" if severity < Severity.MEDIUM else
+              "this format is not expanded, so its contents were not scanned")
+    return Finding("archive.unsupported", severity, f"{name} archive: {hidden}", location)
+
+
 def _is_v7_tar(data: bytes) -> bool:
     """Pre-POSIX tar has no magic: accept a first header whose checksum adds up."""
     field = data[148:156].strip(b" \0")

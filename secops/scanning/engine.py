@@ -26,7 +26,14 @@ from typing import BinaryIO
 import yara
 
 from secops.scanning import documents
-from secops.scanning.archives import SEVENZIP, ZIP, Budget, Expander, archive_kind
+from secops.scanning.archives import (
+    SEVENZIP,
+    ZIP,
+    Budget,
+    Expander,
+    archive_kind,
+    unexpanded_finding,
+)
 from secops.scanning.filetype import (
     BINARY_CLAIM,
     TypeInfo,
@@ -270,6 +277,8 @@ class Scanner:
                 self._expand(SEVENZIP, data[offset:], container, depth, ctx)
         if kind is not None:
             self._expand(kind, data, container, depth, ctx)
+        elif (unexpanded := unexpanded_finding(data, location)) is not None:
+            ctx.findings.append(unexpanded)
 
     def _expand(self, kind: str, data: bytes, container: str, depth: int, ctx: _Context) -> None:
         if depth >= self.config.max_depth:

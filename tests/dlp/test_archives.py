@@ -127,3 +127,20 @@ def test_local_cli_expands_archives_by_default(tmp_path: Path) -> None:
             assert list(finding) == ["type", "category", "start", "end", "score"]
     out = io.StringIO()
     assert run_scan([str(tmp_path / "a.zip")], as_json=True, out=out) == 1
+
+
+def test_compressed_containers_that_are_not_expanded_are_errors_not_text() -> None:
+    rar = b"Rar!\x1a\x07\x01\x00" + bytes(range(256)) * 4
+    alone = _classifier().scan_bytes(rar, "cards.rar")
+    assert alone.errors == ["cards.rar: RAR 5 archive not read (format not expanded)"]
+    assert not alone.findings
+    inside = _classifier().scan_bytes(_zip({"b/cards.rar": rar, "a.csv": CARD_CSV}), "x.zip")
+    assert inside.errors == ["b/cards.rar/: RAR 5 archive not read (format not expanded)"]
+    assert [f.part for f in inside.findings] == ["a.csv/text"]
+
+
+def test_stored_containers_are_read_as_text() -> None:
+    ar = b"!<arch>\ncards.csv/      0           0     0     644     47        `\n" + CARD_CSV
+    result = _classifier().scan_bytes(ar, "bundle.a")
+    assert not result.errors
+    assert [f.type for f in result.findings] == ["credit_card"]

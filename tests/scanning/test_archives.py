@@ -11,6 +11,7 @@ import tracemalloc
 import warnings
 import zipfile
 
+import magic
 import py7zr
 import pytest
 
@@ -26,6 +27,7 @@ from tests.scanning.corpus import (
     png,
     tar_bytes,
     tar_special,
+    unexpanded_containers,
     zip_bytes,
     zip_with_mode,
 )
@@ -249,3 +251,42 @@ def test_inflate_limits_members_and_truncation():
     raw = os.urandom(3_000_000)
     assert inflate(zlib.compress(raw)[2:-4], lambda: zlib.decompressobj(-15), 10**9, 1000,
                    1 << 20).data == raw
+
+
+UNEXPANDED = unexpanded_containers()
+
+
+@pytest.mark.parametrize("name", sorted(UNEXPANDED))
+def test_containers_that_are_not_expanded_are_never_clean_by_silence(
+    scanner: Scanner, name: str
+) -> None:
+    data, mime, severity = UNEXPANDED[name]
+    if mime is not None:  # libmagic, shown the whole sample, agrees it is that format
+        assert magic.from_buffer(data, mime=True) == mime
+    result = scanner.scan_bytes(data, name)
+    unsupported = [f for f in result.findings if f.id == "archive.unsupported"]
+    assert [(f.severity.label, f.location) for f in unsupported] == [(severity, None)]
+    assert result.verdict is (Verdict.SUSPICIOUS if severity == "medium" else Verdict.CLEAN)
+
+
+def test_a_container_that_is_not_expanded_is_named_inside_an_archive(scanner: Scanner) -> None:
+    rar, _, _ = UNEXPANDED["b.rar"]
+    result = scanner.scan_bytes(zip_bytes([("mail/invoice.rar", rar)]), "outer.zip")
+    assert located(result, "archive.unsupported") == {"outer.zip!mail/invoice.rar"}
+    assert result.verdict is Verdict.SUSPICIOUS
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"070701,2024-01-02,Jane Roe\n" * 8,  # a CSV opening with cpio's magic digits
+        b"LZIP is a compressor\n",
+        b"hsqs" + bytes(60),  # SquashFS's magic without a version 4 superblock
+        b"\x1f\x9d\x01 not a compress header",
+        b"\x60\xea" + bytes(20),  # ARJ's two-byte magic without a main header
+        b"Rar!\x1a\x08 close but not RAR",
+    ],
+)
+def test_look_alikes_of_unexpanded_containers_are_not_named(scanner: Scanner, data: bytes) -> None:
+    result = scanner.scan_bytes(data, "data.bin")
+    assert "archive.unsupported" not in ids(result)
