@@ -32,6 +32,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _signals import exit_on_termination  # noqa: E402
+
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 PLAIN_APP = '''
@@ -248,4 +250,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_on_termination()
     main()

@@ -57,6 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import scan_throughput as st  # noqa: E402
+from _signals import exit_on_termination  # noqa: E402
 
 from secops.api.uploads import MultipartUpload  # noqa: E402
 from secops.cli.scan import default_workers  # noqa: E402
@@ -340,4 +341,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    exit_on_termination()
     raise SystemExit(main())

@@ -53,6 +53,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _signals import exit_on_termination  # noqa: E402
+
 from secops.cli.scan import default_workers, run_local  # noqa: E402
 from secops.scanning import ScanConfig  # noqa: E402
 from secops.scanning.rules import BUNDLED_RULES_DIR, rule_files  # noqa: E402
@@ -623,4 +625,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    exit_on_termination()
     raise SystemExit(main())

@@ -9,8 +9,10 @@ refused" for weeks because the API it starts had gained a required secret.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(args: list[str], tmp_path: Path, status: int = 0) -> subprocess.CompletedProcess[str]:
+def _env(tmp_path: Path) -> dict[str, str]:
     # A clean environment: none of the test session's SECOPS_* settings leak into the
     # platform the script starts (it makes its own secrets, store and database).
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECOPS_")}
     env["TMPDIR"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+    return env
+
+
+def _run(args: list[str], tmp_path: Path, status: int = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(tmp_path), capture_output=True,
                           text=True, timeout=240, stdin=subprocess.DEVNULL)
     assert proc.returncode == status, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
@@ -66,3 +72,46 @@ def test_dlp_benchmark_says_how_to_install_its_peer_or_runs(tmp_path):
         return
     out = _run(["benchmarks/dlp_throughput.py", "--mb", "0.5", "--presidio-mb", "0.05"], tmp_path).stdout
     assert "ratio      :" in out
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line, environment or working directory holds ``text`` (the
+    run's TMPDIR). Redis rewrites its title over its environment, but works in its
+    directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes() + \
+                os.readlink(entry / "cwd").encode()
+        except OSError:
+            continue  # gone, or not ours to read
+        if text.encode() in seen:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_terminated_benchmark_stops_what_it_started(tmp_path):
+    proc = subprocess.Popen([sys.executable, "benchmarks/jobs_pipeline.py", "--jobs", "100000"],
+                            cwd=ROOT, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("ready." in log.read_text(errors="replace")
+                      for log in tmp_path.rglob("worker.log")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the benchmark never started"
+            time.sleep(0.2)
+        started = {Path(f"/proc/{pid}/comm").read_text().strip()
+                   for pid in _processes_mentioning(str(tmp_path)) if pid != proc.pid}
+        assert "redis-server" in started and len(started) >= 2, started  # Redis, API, worker
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 20
+    while (left := _processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, "left running after SIGTERM"
+    assert not list(tmp_path.iterdir()), "temporary files left behind"
