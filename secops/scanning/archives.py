@@ -6,6 +6,10 @@ only findings. Every byte produced is charged to one :class:`Budget` per top-lev
 file (total bytes and entry count across all nesting levels), and each decompressor
 is capped at the smaller of the member's declared size and what the budget has left,
 so a bomb stops at the limit with bounded memory and no disk use at all.
+
+Containers that are recognised but not expanded (RAR, cab, disc images...) are named by
+:func:`unexpanded_container`, so that the engine reports them instead of calling them
+clean.
 """
 
 from __future__ import annotations
