@@ -76,9 +76,11 @@ def archive_kind(data: bytes) -> str | None:
 # an external unpacker (unrar, cabextract...) or a parser of our own with the limit
 # discipline above, so their members get no type, hash, nested-archive or per-member
 # YARA checks; saying nothing would pass them as clean. Compressed ones hide their
-# members even from YARA (``archive.unsupported``, medium: suspicious); the members of
-# ar and cpio archives are stored as they are, so YARA read them as part of the whole
-# file (low).
+# members even from YARA (``archive.unsupported``, medium: suspicious). Disc and disk
+# images store their files as they are, so YARA read those as part of the whole image,
+# but an image is a common way to carry an executable or an archive past a mail filter,
+# and neither is looked at on its own (medium too). The members of ar and cpio
+# archives are stored as they are (low).
 _UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
     (b"Rar!\x1a\x07\x00", "RAR"),
     (b"Rar!\x1a\x07\x01\x00", "RAR 5"),
@@ -93,6 +95,7 @@ _UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
     (b"vhdxfile", "VHDX disk image"),
 )
 _DISC_IMAGE_MARKERS = (b"CD001", b"BEA01")  # ISO 9660 / UDF volume descriptors at 32769
+_STORED_IMAGES = frozenset({"ISO 9660/UDF disc image", "VHD disk image", "VHDX disk image"})
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _OCTAL_DIGITS = frozenset(b"01234567")
 
@@ -116,6 +119,8 @@ def _unexpanded_compressed(data: bytes) -> str | None:
         return "ISO 9660/UDF disc image"
     if len(data) >= 512 and data[-512:-508] == b"koly":
         return "Apple disk image"
+    if len(data) >= 512 and data[-512:-504] == b"conectix":  # a fixed VHD: a footer only
+        return "VHD disk image"
     return None
 
 
@@ -149,7 +154,7 @@ def unexpanded_finding(data: bytes, location: str | None) -> Finding | None:
         return None
     name, severity = found
     hidden = ("its members were not expanded and were checked only as part of the whole "
-              "file" if severity < Severity.MEDIUM else
+              "file" if severity < Severity.MEDIUM or name in _STORED_IMAGES else
               "this format is not expanded, so its contents were not scanned")
     return Finding("archive.unsupported", severity, f"{name} archive: {hidden}", location)
 

@@ -270,6 +270,8 @@ def unexpanded_containers() -> dict[str, tuple[bytes, str | None, str]]:
         "j.squashfs": (squashfs + payload, None, "medium"),
         "k.vhd": (b"conectix\x00\x00\x00\x02\x00\x01\x00\x00" + payload,
                   "application/x-virtualbox-vhd", "medium"),
+        "k2.vhd": (payload + b"conectix\x00\x00\x00\x02\x00\x01\x00\x00" + bytes(496), None,
+                   "medium"),
         "l.vhdx": (b"vhdxfile" + "Microsoft Windows".encode("utf-16-le") + payload, None,
                    "medium"),
         "m.ace": (b"\x00" * 7 + b"**ACE**" + payload, "application/x-ace-compressed", "medium"),
