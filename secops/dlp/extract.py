@@ -154,9 +154,9 @@ def unreadable_container(data: bytes) -> str | None:
     read; ``None`` for anything else. Decoding its compressed bytes as text would only
     classify noise. ar and cpio store their members as they are: they are read as text."""
     found = unexpanded_container(data)
-    if found is None or found[1] < Severity.MEDIUM:
+    if found is None or found.severity < Severity.MEDIUM:
         return None
-    return f"{found[0]} archive not read (format not expanded)"
+    return f"{found.name} archive not read (format not expanded)"
 
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"PK\x05\x06")

@@ -23,6 +23,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import py7zr
 import py7zr.exceptions
@@ -91,13 +92,18 @@ _UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
     (b"MSWIM\x00\x00\x00", "Windows Imaging (WIM)"),
     (b"xar!\x00\x1c", "xar"),
     (b"\xed\xab\xee\xdb", "RPM package"),
-    (b"conectix", "VHD disk image"),
-    (b"vhdxfile", "VHDX disk image"),
 )
 _DISC_IMAGE_MARKERS = (b"CD001", b"BEA01")  # ISO 9660 / UDF volume descriptors at 32769
-_STORED_IMAGES = frozenset({"ISO 9660/UDF disc image", "VHD disk image", "VHDX disk image"})
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _OCTAL_DIGITS = frozenset(b"01234567")
+
+
+class Unexpanded(NamedTuple):
+    """A container that is recognised and not expanded (see the comment above)."""
+
+    name: str
+    severity: Severity
+    members_stored: bool  # its members' bytes are in it as they are: YARA read them
 
 
 def _unexpanded_compressed(data: bytes) -> str | None:
@@ -115,12 +121,19 @@ def _unexpanded_compressed(data: bytes) -> str | None:
         return "Unix compress"
     if data[:4] == b"hsqs" and data[28:30] == b"\x04\x00":
         return "SquashFS image"
-    if data[32769:32774] in _DISC_IMAGE_MARKERS:
-        return "ISO 9660/UDF disc image"
     if len(data) >= 512 and data[-512:-508] == b"koly":
         return "Apple disk image"
-    if len(data) >= 512 and data[-512:-504] == b"conectix":  # a fixed VHD: a footer only
+    return None
+
+
+def _unexpanded_image(data: bytes) -> str | None:
+    # a dynamic VHD opens with a copy of its footer; a fixed one has the footer only
+    if data.startswith(b"conectix") or (len(data) >= 512 and data[-512:-504] == b"conectix"):
         return "VHD disk image"
+    if data.startswith(b"vhdxfile"):
+        return "VHDX disk image"
+    if data[32769:32774] in _DISC_IMAGE_MARKERS:
+        return "ISO 9660/UDF disc image"
     return None
 
 
@@ -137,13 +150,15 @@ def _unexpanded_stored(data: bytes) -> str | None:
     return None
 
 
-def unexpanded_container(data: bytes) -> tuple[str, Severity] | None:
-    """A container format this engine recognises but does not expand: its name and how
-    much it hides (see ``_UNEXPANDED_AT_START``); ``None`` for anything else."""
+def unexpanded_container(data: bytes) -> Unexpanded | None:
+    """A container format this engine recognises but does not expand; ``None`` for
+    anything else."""
     if (name := _unexpanded_compressed(data)) is not None:
-        return name, Severity.MEDIUM
+        return Unexpanded(name, Severity.MEDIUM, members_stored=False)
+    if (name := _unexpanded_image(data)) is not None:
+        return Unexpanded(name, Severity.MEDIUM, members_stored=True)
     if (name := _unexpanded_stored(data)) is not None:
-        return name, Severity.LOW
+        return Unexpanded(name, Severity.LOW, members_stored=True)
     return None
 
 
@@ -152,11 +167,11 @@ def unexpanded_finding(data: bytes, location: str | None) -> Finding | None:
     found = unexpanded_container(data)
     if found is None:
         return None
-    name, severity = found
     hidden = ("its members were not expanded and were checked only as part of the whole "
-              "file" if severity < Severity.MEDIUM or name in _STORED_IMAGES else
+              "file" if found.members_stored else
               "this format is not expanded, so its contents were not scanned")
-    return Finding("archive.unsupported", severity, f"{name} archive: {hidden}", location)
+    return Finding("archive.unsupported", found.severity, f"{found.name} archive: {hidden}",
+                   location)
 
 
 def _is_v7_tar(data: bytes) -> bool:
