@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(libmagic1 yara docker-compose)
+# binutils (ar) and cpio are the tests' reference readers and writers of those archives
+APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -2,7 +2,7 @@
 
 :class:`SafeArchiveWalker` is the ``archive_walker`` hook of :class:`~secops.dlp.Classifier`
 (``(data, name) -> (member, bytes)...``). It expands zip, tar (plain, gz, bz2, xz),
-gzip/bzip2/xz streams and 7z with :class:`secops.scanning.archives.Expander`: members
+gzip/bzip2/xz streams, 7z, ar and cpio with :class:`secops.scanning.archives.Expander`: members
 are held in memory only, never written, and one budget per top-level archive bounds
 the bytes produced and the entries read across every nesting level, so a bomb stops
 at the limit. Nested archives are expanded here (depth-limited) and yielded as their

@@ -10,7 +10,7 @@
 * E-mail (RFC 822): the raw message is one part (``message``), so plain bodies and
   headers keep file offsets; base64 and quoted-printable bodies are decoded into extra
   parts and attachments are extracted recursively (``attachment:report.docx/...``).
-* Other zip files, tar, gzip, bzip2, xz and 7z are archives: they go to the
+* Other zip files, tar, gzip, bzip2, xz, 7z, ar and cpio are archives: they go to the
   ``archive_walker`` hook (:class:`secops.dlp.archives.SafeArchiveWalker` wraps the
   scanning engine's safe walker); without it the file yields an error entry. A walker
   may raise :class:`ArchiveError` after its members: its problems become errors.
@@ -38,8 +38,7 @@ from email.message import EmailMessage
 import charset_normalizer
 
 from secops.dlp.errors import ArchiveError, ExtractionError
-from secops.scanning.archives import unexpanded_container
-from secops.scanning.models import Severity
+from secops.scanning.archives import AR, CPIO, archive_kind, unexpanded_container
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,8 @@ def sniff(data: bytes, filename: str = "") -> str:
             if name.endswith("." + ext):
                 return ext
         return "zip"
-    if data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar":
+    if data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar" \
+            or archive_kind(data) in (AR, CPIO):
         return "archive"
     if name.endswith((".eml", ".msg.txt")) or (
         _EMAIL_HEADER.match(data) and b"\n\n" in data[:65536] or b"\r\n\r\n" in data[:65536]
@@ -150,11 +150,11 @@ def sniff(data: bytes, filename: str = "") -> str:
 
 
 def unreadable_container(data: bytes) -> str | None:
-    """Why a compressed container that is not expanded (RAR, cab, Zstandard...) is not
+    """Why a container that is not expanded (RAR, cab, Zstandard, disc images...) is not
     read; ``None`` for anything else. Decoding its compressed bytes as text would only
-    classify noise. ar and cpio store their members as they are: they are read as text."""
+    classify noise."""
     found = unexpanded_container(data)
-    if found is None or found.severity < Severity.MEDIUM:
+    if found is None:
         return None
     return f"{found.name} archive not read (format not expanded)"
 

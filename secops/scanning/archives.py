@@ -1,4 +1,5 @@
-"""Safe expansion of zip, tar (plain, gz, bz2, xz), gzip/bzip2/xz streams and 7z.
+"""Safe expansion of zip, tar (plain, gz, bz2, xz), gzip/bzip2/xz streams, 7z, ar
+(Debian packages, static libraries) and cpio (newc, crc and odc).
 
 Members come out as ``(name, bytes)`` pairs held in memory, never as files: no path
 taken from an archive is ever created, so ``../`` names, absolute paths and links are
@@ -41,6 +42,7 @@ from secops.scanning.ziparchive import (
 )
 
 ZIP, TAR, GZIP, BZIP2, XZ, SEVENZIP = "zip", "tar", "gzip", "bzip2", "xz", "7z"
+AR, CPIO = "ar", "cpio"
 
 
 class BudgetExhausted(Exception):
@@ -70,6 +72,10 @@ def archive_kind(data: bytes) -> str | None:
         return SEVENZIP
     if data[257:262] == b"ustar" or (len(data) >= 1024 and _is_v7_tar(data)):
         return TAR
+    if data.startswith(_AR_MAGIC):
+        return AR
+    if _cpio_format(data) is not None:
+        return CPIO
     return None
 
 
@@ -80,8 +86,7 @@ def archive_kind(data: bytes) -> str | None:
 # members even from YARA (``archive.unsupported``, medium: suspicious). Disc and disk
 # images store their files as they are, so YARA read those as part of the whole image,
 # but an image is a common way to carry an executable or an archive past a mail filter,
-# and neither is looked at on its own (medium too). The members of ar and cpio
-# archives are stored as they are (low).
+# and neither is looked at on its own (medium too).
 _UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
     (b"Rar!\x1a\x07\x00", "RAR"),
     (b"Rar!\x1a\x07\x01\x00", "RAR 5"),
@@ -94,15 +99,12 @@ _UNEXPANDED_AT_START: tuple[tuple[bytes, str], ...] = (
     (b"\xed\xab\xee\xdb", "RPM package"),
 )
 _DISC_IMAGE_MARKERS = (b"CD001", b"BEA01")  # ISO 9660 / UDF volume descriptors at 32769
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-_OCTAL_DIGITS = frozenset(b"01234567")
 
 
 class Unexpanded(NamedTuple):
     """A container that is recognised and not expanded (see the comment above)."""
 
     name: str
-    severity: Severity
     members_stored: bool  # its members' bytes are in it as they are: YARA read them
 
 
@@ -137,28 +139,13 @@ def _unexpanded_image(data: bytes) -> str | None:
     return None
 
 
-def _unexpanded_stored(data: bytes) -> str | None:
-    if data.startswith(b"!<arch>\n"):
-        return "ar (a Debian package or a static library)"
-    # cpio's magic is six digits, so the whole header must be digits too (a CSV may open
-    # with "070701"): newc and crc are 13 fields of 8 hex digits, odc 11 octal fields.
-    if data[:6] in (b"070701", b"070702") and len(data) >= 110 \
-            and _HEX_DIGITS.issuperset(data[6:110]):
-        return "cpio"
-    if data[:6] == b"070707" and len(data) >= 76 and _OCTAL_DIGITS.issuperset(data[6:76]):
-        return "cpio"
-    return None
-
-
 def unexpanded_container(data: bytes) -> Unexpanded | None:
     """A container format this engine recognises but does not expand; ``None`` for
     anything else."""
     if (name := _unexpanded_compressed(data)) is not None:
-        return Unexpanded(name, Severity.MEDIUM, members_stored=False)
+        return Unexpanded(name, members_stored=False)
     if (name := _unexpanded_image(data)) is not None:
-        return Unexpanded(name, Severity.MEDIUM, members_stored=True)
-    if (name := _unexpanded_stored(data)) is not None:
-        return Unexpanded(name, Severity.LOW, members_stored=True)
+        return Unexpanded(name, members_stored=True)
     return None
 
 
@@ -170,7 +157,7 @@ def unexpanded_finding(data: bytes, location: str | None) -> Finding | None:
     hidden = ("its members were not expanded and were checked only as part of the whole "
               "file" if found.members_stored else
               "this format is not expanded, so its contents were not scanned")
-    return Finding("archive.unsupported", found.severity, f"{found.name} archive: {hidden}",
+    return Finding("archive.unsupported", Severity.MEDIUM, f"{found.name} archive: {hidden}",
                    location)
 
 
@@ -181,6 +168,46 @@ def _is_v7_tar(data: bytes) -> bool:
         return False
     header = data[:148] + b" " * 8 + data[156:512]
     return sum(header) == int(field, 8)
+
+
+_AR_MAGIC = b"!<arch>\n"
+# ar's index members (GNU, 64-bit GNU, BSD): symbol tables for the linker, not content
+_AR_INDEXES = frozenset({"/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED"})
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_OCTAL_DIGITS = frozenset(b"01234567")
+
+
+class _CpioFormat(NamedTuple):
+    header: int  # bytes of the fixed header
+    fields: tuple[tuple[int, int], ...]  # (offset, width) of mode, nlink, size, namesize
+    base: int  # the fields' number base
+    align: int  # header+name and data are padded to this
+
+
+# newc and crc: 13 fields of 8 hex digits; odc: 6-digit and 11-digit octal fields.
+_NEWC = _CpioFormat(110, ((14, 8), (38, 8), (54, 8), (94, 8)), 16, 4)
+_ODC = _CpioFormat(76, ((18, 6), (42, 6), (65, 11), (59, 6)), 8, 1)
+CPIO_TRAILER = "TRAILER!!!"
+
+
+def _cpio_format(data: bytes | memoryview, offset: int = 0) -> _CpioFormat | None:
+    """cpio's magic is six digits, so the whole header must be digits too (a CSV may
+    open with "070701")."""
+    magic = bytes(data[offset : offset + 6])
+    if magic in (b"070701", b"070702"):
+        fmt, digits = _NEWC, _HEX_DIGITS
+    elif magic == b"070707":
+        fmt, digits = _ODC, _OCTAL_DIGITS
+    else:
+        return None
+    header = bytes(data[offset + 6 : offset + fmt.header])
+    if len(header) < fmt.header - 6 or not digits.issuperset(header):
+        return None
+    return fmt
+
+
+def _pad(n: int, align: int) -> int:
+    return -n % align
 
 
 def name_findings(name: str, location: str) -> list[Finding]:
@@ -239,6 +266,10 @@ class Expander:
             yield from self._tar(data, location)
         elif kind == SEVENZIP:
             yield from self._sevenzip(data, location)
+        elif kind == AR:
+            yield from self._ar(data, location)
+        elif kind == CPIO:
+            yield from self._cpio(data, location)
         else:
             yield from self._stream(kind, data, location)
 
@@ -414,6 +445,102 @@ class Expander:
                 content = stream.read(member.size) if stream is not None else b""
                 self._charge(len(content), member_loc)
                 yield member.name, content
+
+    def _stored_member(self, data: bytes, start: int, size: int, kind: str,
+                       member_loc: str) -> bytes | None:
+        """A member stored as it is (ar, cpio): its bytes, charged to the budget; short
+        if the archive ends inside it (reported)."""
+        if size > self.budget.bytes_left:
+            self._charge(size, member_loc)
+            return None
+        content = data[start : start + size]
+        if len(content) < size:
+            self._add("archive.corrupt", Severity.LOW,
+                      f"{kind} member is cut off: {len(content)} of {size} bytes", member_loc)
+        self._charge(len(content), member_loc)
+        return content
+
+    def _ar(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        """ar: 60-byte headers of text fields; GNU long names come from the ``//``
+        member, BSD ones (``#1/len``) open the member's data."""
+        pos, long_names = len(_AR_MAGIC), b""
+        while pos < len(data):
+            header = data[pos : pos + 60]
+            raw_size = header[48:58].strip(b" ")
+            if len(header) < 60 or header[58:60] != b"`\n" or not raw_size.isdigit():
+                self._add("archive.corrupt", Severity.LOW,
+                          f"ar member header unreadable at offset {pos}", location)
+                return
+            raw_name, size, start = header[:16].rstrip(b" "), int(raw_size), pos + 60
+            pos = start + size + (size & 1)  # members are padded to an even offset
+            if raw_name == b"//":
+                long_names = data[start : start + size]
+                continue
+            if raw_name.startswith(b"#1/") and raw_name[3:].isdigit():
+                name_len = min(int(raw_name[3:]), size)
+                raw_name, start, size = data[start : start + name_len].rstrip(b"\0"), \
+                    start + name_len, size - name_len
+            elif raw_name[:1] == b"/" and raw_name[1:].isdigit():
+                at = int(raw_name[1:])
+                end = long_names.find(b"/\n", at)
+                raw_name = long_names[at : end if end >= 0 else len(long_names)]
+            name = raw_name.decode("utf-8", "replace")
+            if name in _AR_INDEXES:
+                continue
+            name = name.removesuffix("/")  # GNU ends short names with "/"
+            member_loc = f"{location}!{name}"
+            if self.budget.exhausted or not self._take_entry(member_loc):
+                return
+            self.findings.extend(name_findings(name, member_loc))
+            content = self._stored_member(data, start, size, "ar", member_loc)
+            if content is None:
+                return
+            yield name, content
+
+    def _cpio(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
+        """cpio (newc, crc, odc) up to its trailer; links and devices are findings."""
+        pos = 0
+        while pos < len(data):
+            fmt = _cpio_format(data, pos)
+            if fmt is None:
+                self._add("archive.corrupt", Severity.LOW,
+                          f"cpio header unreadable at offset {pos}", location)
+                return
+            mode, _nlink, size, name_size = (int(data[pos + o : pos + o + w], fmt.base)
+                                             for o, w in fmt.fields)
+            name_start = pos + fmt.header
+            raw_name = data[name_start : name_start + name_size]
+            if name_size < 1 or len(raw_name) < name_size:
+                self._add("archive.corrupt", Severity.LOW,
+                          f"cpio member name cut off at offset {pos}", location)
+                return
+            name = raw_name.rstrip(b"\0").decode("utf-8", "replace")
+            start = name_start + name_size + _pad(fmt.header + name_size, fmt.align)
+            pos = start + size + _pad(size, fmt.align)
+            if name == CPIO_TRAILER:
+                return
+            member_loc = f"{location}!{name}"
+            if self.budget.exhausted or not self._take_entry(member_loc):
+                return
+            self.findings.extend(name_findings(name, member_loc))
+            if stat.S_ISLNK(mode):
+                target = data[start : start + min(size, 4096)].decode("utf-8", "replace")
+                self._add("archive.symlink", Severity.MEDIUM,
+                          f"member is a symbolic link to {target!r}", member_loc)
+                continue
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+                self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
+                          member_loc)
+                continue
+            # Hard links (newc stores the data once, with the last name of an inode) join
+            # members of this archive only: nothing to report. Any other member that
+            # carries data is scanned, whatever its mode says.
+            if stat.S_ISDIR(mode) or size == 0:
+                continue
+            content = self._stored_member(data, start, size, "cpio", member_loc)
+            if content is None:
+                return
+            yield name, content
 
     def _sevenzip(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
         cfg = self.config

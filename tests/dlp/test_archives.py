@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from secops.dlp import Classifier, Limits
 from secops.dlp.archives import SafeArchiveWalker
 from secops.dlp.errors import ArchiveError, ExtractionError
 from secops.errors import InvalidInput, SecOpsError
+from tests.scanning.corpus import ar_bytes, cpio_bytes
 
 CARD_CSV = b"id,name,card\n1,Jane Roe,4111 1111 1111 1111\n"
 
@@ -139,8 +141,12 @@ def test_compressed_containers_that_are_not_expanded_are_errors_not_text() -> No
     assert [f.part for f in inside.findings] == ["a.csv/text"]
 
 
-def test_stored_containers_are_read_as_text() -> None:
-    ar = b"!<arch>\ncards.csv/      0           0     0     644     47        `\n" + CARD_CSV
-    result = _classifier().scan_bytes(ar, "bundle.a")
-    assert not result.errors
-    assert [f.type for f in result.findings] == ["credit_card"]
+def test_ar_and_cpio_members_are_classified_one_by_one() -> None:
+    csv = ("cards.csv", CARD_CSV)
+    notes = ("notes.txt", b"nothing to see\n")
+    for data, name in ((ar_bytes([notes, csv]), "bundle.a"),
+                       (cpio_bytes([(n, d, stat.S_IFREG | 0o644) for n, d in (notes, csv)]),
+                        "initrd.cpio")):
+        result = _classifier().scan_bytes(data, name)
+        assert not result.errors
+        assert [(f.type, f.part) for f in result.findings] == [("credit_card", "cards.csv/text")]

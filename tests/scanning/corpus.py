@@ -243,47 +243,83 @@ def benign_corpus(count: int = 120) -> dict[str, bytes]:
     return corpus
 
 
-def unexpanded_containers() -> dict[str, tuple[bytes, str | None, str]]:
+def unexpanded_containers() -> dict[str, tuple[bytes, str | None]]:
     """Containers the engine recognises and does not expand, built from their published
     headers: file name -> (bytes, libmagic's MIME type for them or None where libmagic
-    has no rule, the ``archive.unsupported`` severity). The MIME types show the samples
-    are what they claim; each compressed sample has a payload that is not compressed
-    text, as a real one would."""
+    has no rule). The MIME types show the samples are what they claim; each compressed
+    sample has a payload that is not compressed text, as a real one would."""
     payload = bytes(range(256)) * 4
     squashfs = b"hsqs" + struct.pack("<IIIIHHHHHH", 3, 0, 131072, 1, 4, 17, 0, 1, 4, 0)
     return {
         "a.rar": (b"Rar!\x1a\x07\x00\xcf\x90\x73\x00\x00\x0d\x00" + payload,
-                  "application/x-rar", "medium"),
+                  "application/x-rar"),
         "b.rar": (b"Rar!\x1a\x07\x01\x00\x33\x92\xb5\xe5\x0a\x01\x05\x06\x00\x05"
-                  b"\x01\x01\x80\x80\x00" + payload, "application/x-rar", "medium"),
+                  b"\x01\x01\x80\x80\x00" + payload, "application/x-rar"),
         "c.cab": (b"MSCF\x00\x00\x00\x00" + struct.pack("<IIIIBBHHHHH", 1068, 0, 44, 0,
                                                          3, 1, 1, 1, 0, 0, 0) + payload,
-                  "application/vnd.ms-cab-compressed", "medium"),
-        "d.zst": (b"\x28\xb5\x2f\xfd\x04\x58" + payload, "application/zstd", "medium"),
-        "e.lz4": (b"\x04\x22\x4d\x18\x64\x40\xa7" + payload, "application/x-lz4", "medium"),
-        "f.lz": (b"LZIP\x01\x0c" + payload, "application/x-lzip", "medium"),
+                  "application/vnd.ms-cab-compressed"),
+        "d.zst": (b"\x28\xb5\x2f\xfd\x04\x58" + payload, "application/zstd"),
+        "e.lz4": (b"\x04\x22\x4d\x18\x64\x40\xa7" + payload, "application/x-lz4"),
+        "f.lz": (b"LZIP\x01\x0c" + payload, "application/x-lzip"),
         "g.wim": (b"MSWIM\x00\x00\x00" + struct.pack("<I", 208) + payload,
-                  "application/x-ms-wim", "medium"),
-        "h.xar": (b"xar!\x00\x1c\x00\x01" + payload, "application/x-xar", "medium"),
+                  "application/x-ms-wim"),
+        "h.xar": (b"xar!\x00\x1c\x00\x01" + payload, "application/x-xar"),
         "i.rpm": (b"\xed\xab\xee\xdb\x03\x00\x00\x00\x00\x01" + b"pkg-1.0".ljust(66, b"\0")
-                  + payload, "application/x-rpm", "medium"),
-        "j.squashfs": (squashfs + payload, None, "medium"),
+                  + payload, "application/x-rpm"),
+        "j.squashfs": (squashfs + payload, None),
         "k.vhd": (b"conectix\x00\x00\x00\x02\x00\x01\x00\x00" + payload,
-                  "application/x-virtualbox-vhd", "medium"),
-        "k2.vhd": (payload + b"conectix\x00\x00\x00\x02\x00\x01\x00\x00" + bytes(496), None,
-                   "medium"),
-        "l.vhdx": (b"vhdxfile" + "Microsoft Windows".encode("utf-16-le") + payload, None,
-                   "medium"),
-        "m.ace": (b"\x00" * 7 + b"**ACE**" + payload, "application/x-ace-compressed", "medium"),
-        "n.lzh": (b"\x20\x00-lh5-" + bytes(14) + payload, "application/x-lzh-compressed",
-                  "medium"),
+                  "application/x-virtualbox-vhd"),
+        "k2.vhd": (payload + b"conectix\x00\x00\x00\x02\x00\x01\x00\x00" + bytes(496), None),
+        "l.vhdx": (b"vhdxfile" + "Microsoft Windows".encode("utf-16-le") + payload, None),
+        "m.ace": (b"\x00" * 7 + b"**ACE**" + payload, "application/x-ace-compressed"),
+        "n.lzh": (b"\x20\x00-lh5-" + bytes(14) + payload, "application/x-lzh-compressed"),
         "o.arj": (b"\x60\xea\x26\x00\x1e\x06\x01\x00\x10\x00\x02" + payload,
-                  "application/x-arj", "medium"),
-        "p.Z": (b"\x1f\x9d\x90" + payload, "application/x-compress", "medium"),
+                  "application/x-arj"),
+        "p.Z": (b"\x1f\x9d\x90" + payload, "application/x-compress"),
         "q.iso": (b"\x00" * 32768 + b"\x01CD001\x01\x00" + payload,
-                  "application/x-iso9660-image", "medium"),
-        "r.dmg": (payload + b"koly" + b"\x00" * 508, None, "medium"),
-        "s.a": (b"!<arch>\na.txt/          0           0     0     644     6         `\n"
-                b"hello\n", "application/x-archive", "low"),
-        "t.cpio": (b"070701" + b"0" * 104 + b"a\0" + payload, "application/x-cpio", "low"),
+                  "application/x-iso9660-image"),
+        "r.dmg": (payload + b"koly" + b"\x00" * 508, None),
     }
+
+
+def ar_bytes(members: list[tuple[str, bytes]], names: str = "gnu") -> bytes:
+    """An ar archive as GNU ar (long names in a ``//`` member) or BSD ar (``#1/len``
+    names ahead of the data) writes it."""
+    def header(name: bytes, size: int) -> bytes:
+        return (name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6)
+                + b"100644".ljust(8) + str(size).encode().ljust(10) + b"`\n")
+
+    def pad(data: bytes) -> bytes:
+        return data + b"\n" * (len(data) % 2)
+
+    out, table = [b"!<arch>\n"], b""
+    body = []
+    for name, data in members:
+        raw = name.encode()
+        if names == "bsd" and len(raw) > 15:
+            body.append(header(b"#1/%d" % len(raw), len(raw) + len(data)) + pad(raw + data))
+        elif len(raw) > 15:
+            body.append(header(b"/%d" % len(table), len(data)) + pad(data))
+            table += raw + b"/\n"
+        else:
+            body.append(header(raw + (b"/" if names == "gnu" else b""), len(data)) + pad(data))
+    if table:
+        out.append(header(b"//", len(table)) + pad(table))
+    return b"".join(out + body)
+
+
+def cpio_bytes(members: list[tuple[str, bytes, int]], fmt: str = "newc") -> bytes:
+    """A cpio archive (``newc`` or ``odc``) of ``(name, data, mode)`` members, ended by
+    its trailer; a symbolic link's data is its target."""
+    out = []
+    for ino, (name, data, mode) in enumerate([*members, ("TRAILER!!!", b"", 0)], 1):
+        raw = name.encode() + b"\0"
+        if fmt == "odc":
+            out.append(b"070707" + b"".join(b"%06o" % v for v in (0, ino, mode, 0, 0, 1, 0))
+                       + b"%011o" % 0 + b"%06o" % len(raw) + b"%011o" % len(data) + raw + data)
+        else:
+            head = b"070701" + b"".join(b"%08x" % v for v in (
+                ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw), 0))
+            out.append(head + raw + b"\0" * (-(110 + len(raw)) % 4)
+                       + data + b"\0" * (-len(data) % 4))
+    return b"".join(out)
