@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -176,21 +177,38 @@ _COMMENTS = ("#", "'", "//", "*", "::")
 _BLOCK_COMMENTS = (("<#", "#>"), ("/*", "*/"))  # PowerShell, JScript
 
 
-def script_language(data: bytes) -> str | None:
-    """The script language the opening of this text is written in, or ``None``.
+# libmagic's tests for JavaScript, Python, Ruby, PHP and a few more languages are
+# regular expressions searched anywhere in the text (``(function(``, ``^import x``,
+# ``<?php``), so a README quoting code, or a log line that mentions ``(function()``,
+# takes a script's MIME type. For a file named as a document such a guess counts only
+# when the text also opens as code: it starts with an interpreter line, or its first
+# line that is not blank or a comment is a statement (``_CODE_LINE``: a keyword, an
+# assignment, a call, a member access, an immediately invoked function, a string
+# literal alone, a Python docstring), or the whole opening is comments. Prose and
+# Markdown (a heading is a comment here; a code fence ends the reading) do not.
+_CODE_LINE = re.compile(
+    r"(?:import|from|export|def|class|function|async|var|let|const|require|use|my|our|sub"
+    r"|package|module|namespace|include|return|if|elif|else|for|foreach|while|do|try"
+    r"|switch|begin|local|print|puts|echo|public|private|static|void)\b"
+    r"|[\w$.\[\]'\"]+(?:\s*(?:[-+*/.|&]?=(?!=)|->|::)|\(|\.[A-Za-z_$]|\[)"
+    r"|[!+(;~]\s*function\b|['\"]use strict['\"]|<\?php\b|[{}()]|@\w"
+    r"|[rRuUbB]?(?:\"\"\"|''')|\"[^\"]*\"\s*;?$|'[^']*'\s*;?$")
+# libmagic's script types that come from such text tests (not a Java class file's
+# binary signature, which application/x-java-applet names)
+_TEXT_SCRIPT_MIMES = ("application/javascript", "application/x-powershell")
+_STATEMENT, _COMMENT, _FENCE = "statement", "comment", "fence"
 
-    For text libmagic does not recognise as a script: a file named ``invoice.pdf`` or
-    ``notes.txt`` that holds PowerShell, VBScript, JScript, a batch file or an HTML
-    application (HTA) is a script presented as a document all the same. Only the first
-    ``SCRIPT_HEAD`` bytes after a byte-order mark are read."""
+
+def _opening(data: bytes) -> str:
+    """The first ``SCRIPT_HEAD`` bytes after a byte-order mark, decoded."""
     start, encoding = next(((len(bom), name) for bom, name in _BOMS if data.startswith(bom)),
                            (0, "utf-8"))
-    text = data[start:start + SCRIPT_HEAD].decode(encoding, "replace")
-    if _SHEBANG.match(text):
-        return "script with an interpreter line (#!)"
-    if text.lstrip().startswith("<") and _HTA.search(text):
-        return "HTML application (HTA)"
-    lines: list[str] = []
+    return data[start:start + SCRIPT_HEAD].decode(encoding, "replace")
+
+
+def _opening_lines(text: str) -> Iterator[tuple[str, str]]:
+    """The text's lines that are not blank, stripped, each as a statement or a comment
+    (block comments too); a Markdown code fence ends them (a document quoting code)."""
     closing = ""  # the end of the block comment being skipped
     for raw in text.splitlines():
         line = raw.strip()
@@ -200,26 +218,63 @@ def script_language(data: bytes) -> str | None:
             continue
         if not line:
             continue
-        if not lines:
-            for language, opener in _OPENERS:
-                if opener.match(line):
-                    return language
         if line.startswith(("```", "~~~")):
-            return None  # a document quoting code (Markdown), not code
+            yield line, _FENCE
+            return
         block = next(((start, end) for start, end in _BLOCK_COMMENTS if line.startswith(start)),
                      None)
         if block is not None:
             closing = "" if block[1] in line[len(block[0]):] else block[1]
-            continue
-        if line.startswith(_COMMENTS):
-            continue
-        lines.append(line)
-        if len(lines) >= STATEMENT_LINES:
-            break
+            yield line, _COMMENT
+        elif line.startswith(_COMMENTS):
+            yield line, _COMMENT
+        else:
+            yield line, _STATEMENT
+
+
+def script_language(data: bytes) -> str | None:
+    """The script language the opening of this text is written in, or ``None``.
+
+    For text libmagic does not recognise as a script: a file named ``invoice.pdf`` or
+    ``notes.txt`` that holds PowerShell, VBScript, JScript, a batch file or an HTML
+    application (HTA) is a script presented as a document all the same. Only the first
+    ``SCRIPT_HEAD`` bytes after a byte-order mark are read."""
+    text = _opening(data)
+    if _SHEBANG.match(text):
+        return "script with an interpreter line (#!)"
+    if text.lstrip().startswith("<") and _HTA.search(text):
+        return "HTML application (HTA)"
+    lines: list[str] = []
+    for line, kind in _opening_lines(text):
+        if kind == _FENCE:
+            return None  # a document quoting code (Markdown), not code
+        if not lines:
+            for language, opener in _OPENERS:
+                if opener.match(line):
+                    return language
+        if kind == _STATEMENT:
+            lines.append(line)
+            if len(lines) >= STATEMENT_LINES:
+                break
     for language, statement in _STATEMENTS:
         if sum(1 for line in lines if statement.match(line)) >= 2:
             return language
     return None
+
+
+def opens_as_code(data: bytes) -> bool:
+    """Whether the text starts with an interpreter line or its first statement reads as
+    code (``_CODE_LINE``); see the comment above it. An opening that is all comments (a
+    licence header longer than ``SCRIPT_HEAD``) does not say otherwise."""
+    text = _opening(data)
+    if text.startswith("#!"):
+        return True
+    for line, kind in _opening_lines(text):
+        if kind == _COMMENT and line.startswith("'''"):
+            return True  # a Python docstring (a VBScript comment opens with ' too)
+        if kind != _COMMENT:
+            return kind == _STATEMENT and _CODE_LINE.match(line) is not None
+    return True
 
 
 _PE_MACHINES = {0x14C: "x86", 0x8664: "x86-64", 0x1C0: "ARM", 0xAA64: "ARM64", 0x200: "IA-64"}
@@ -358,10 +413,11 @@ def type_findings(name: str, info: TypeInfo, location: str | None,
         info.mime in EXECUTABLE_MIMES and info.mime != "application/x-dosexec")
     is_script = is_script_mime(info.mime)
     language = None
-    if (ext in DOCUMENT_EXTENSIONS and not (is_binary_exe or is_script)
-            and info.mime.startswith("text/")):
+    if ext in DOCUMENT_EXTENSIONS and not is_binary_exe and (
+            info.mime.startswith("text/") or info.mime in _TEXT_SCRIPT_MIMES):
         language = script_language(data)
-        is_script = language is not None
+        # libmagic's script type from code quoted in a document (see _CODE_LINE)
+        is_script = language is not None or (is_script and opens_as_code(data))
     if info.executable is not None:
         findings.append(Finding("executable.identified", Severity.INFO, info.executable,
                                 location))

@@ -101,6 +101,62 @@ def test_documents_that_mention_script_words_are_not_scripts(scanner: Scanner,
         assert "type.disguised_script" not in ids(scanner.scan_bytes(text, name)), (name, text)
 
 
+# Text that libmagic gives a script's MIME type because a regular expression of its
+# matched somewhere inside (it has no test of how the text opens for these languages)
+CODE_QUOTED_IN_DOCUMENTS = {
+    "Markdown with a fenced Python block": (
+        b"# Title\n\nSome prose about the tool.\n\n```python\nimport os\nimport sys\n"
+        b"def main():\n    pass\n```\n", "text/x-script.python"),
+    "Markdown with a fenced JavaScript block": (
+        b"## Usage\n\n```html\n<script>\n$(function() {\n\t$('select').selectize();\n"
+        b"});\n</script>\n```\n", "application/javascript"),
+    "Markdown with a fenced Ruby block": (
+        b"# Title\n\nSome prose.\n\n```ruby\nrequire 'x'\nclass Foo < Bar\nend\n```\n",
+        "text/x-ruby"),
+    "Markdown with indented R code": (
+        b"# fake pronoun fails informatively\n\n    Code\n      f <- (function() .data$foo)\n"
+        b"      (expect_error(f(), \"subset\"))\n", "application/javascript"),
+    "a log line mentioning (function()": (
+        b"2026-01-09 12:00:01 INFO user clicked (function() ok) on page\n"
+        b"2026-01-09 12:00:02 INFO done\n", "application/javascript"),
+}
+SCRIPTS_LIBMAGIC_RECOGNISES = {
+    "Python without an interpreter line": (
+        b"import os\nimport subprocess\n\ndef main():\n    subprocess.run(['id'])\n",
+        "text/x-script.python"),
+    "JavaScript after a licence comment": (
+        b"/*! lib v1 | MIT */\n(function(){ var a = require('child_process'); a.exec('id'); "
+        b"})();\n", "application/javascript"),
+    "CommonJS module": (b"const cp = require('child_process');\n"
+                        b"module.exports = () => cp.exec('id');\n", "application/javascript"),
+    "Ruby": (b"require 'socket'\nclass Shell < Object\n  def run; end\nend\n", "text/x-ruby"),
+    "PHP": (b"<?php system($_GET['c']); ?>\n", "text/x-php"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CODE_QUOTED_IN_DOCUMENTS))
+def test_code_quoted_in_a_document_is_not_a_disguised_script(scanner: Scanner,
+                                                             case: str) -> None:
+    text, mime = CODE_QUOTED_IN_DOCUMENTS[case]
+    assert magic.from_buffer(text, mime=True) == mime  # libmagic alone takes it for code
+    for name in ("README.md", "notes.txt", "app.log"):
+        result = scanner.scan_bytes(text, name)
+        assert "type.disguised_script" not in ids(result), (case, name)
+        assert result.verdict is Verdict.CLEAN, (case, name)
+
+
+@pytest.mark.parametrize("case", sorted(SCRIPTS_LIBMAGIC_RECOGNISES))
+def test_scripts_libmagic_recognises_named_as_documents_are_disguised(scanner: Scanner,
+                                                                      case: str) -> None:
+    text, mime = SCRIPTS_LIBMAGIC_RECOGNISES[case]
+    assert magic.from_buffer(text, mime=True) == mime
+    for name in ("notes.txt", "invoice.pdf", "README.md"):
+        result = scanner.scan_bytes(text, name)
+        disguised = [f for f in result.findings if f.id == "type.disguised_script"]
+        assert disguised and disguised[0].severity is Severity.HIGH, (case, name)
+        assert mime in disguised[0].description
+
+
 def test_script_in_a_text_member_of_an_archive(scanner: Scanner) -> None:
     vbs = SCRIPTS_LIBMAGIC_CALLS_TEXT["VBScript"]
     result = scanner.scan_bytes(zip_bytes([("docs/readme.txt", vbs)]), "docs.zip")
