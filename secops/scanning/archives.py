@@ -179,14 +179,14 @@ _OCTAL_DIGITS = frozenset(b"01234567")
 
 class _CpioFormat(NamedTuple):
     header: int  # bytes of the fixed header
-    fields: tuple[tuple[int, int], ...]  # (offset, width) of mode, nlink, size, namesize
+    fields: tuple[tuple[int, int], ...]  # (offset, width) of mode, size, namesize
     base: int  # the fields' number base
     align: int  # header+name and data are padded to this
 
 
 # newc and crc: 13 fields of 8 hex digits; odc: 6-digit and 11-digit octal fields.
-_NEWC = _CpioFormat(110, ((14, 8), (38, 8), (54, 8), (94, 8)), 16, 4)
-_ODC = _CpioFormat(76, ((18, 6), (42, 6), (65, 11), (59, 6)), 8, 1)
+_NEWC = _CpioFormat(110, ((14, 8), (54, 8), (94, 8)), 16, 4)
+_ODC = _CpioFormat(76, ((18, 6), (65, 11), (59, 6)), 8, 1)
 CPIO_TRAILER = "TRAILER!!!"
 
 
@@ -208,6 +208,19 @@ def _cpio_format(data: bytes | memoryview, offset: int = 0) -> _CpioFormat | Non
 
 def _pad(n: int, align: int) -> int:
     return -n % align
+
+
+def _skip_zeros(data: bytes, pos: int) -> int:
+    """The offset of the first byte at or after ``pos`` that is not zero padding."""
+    end = len(data)
+    while pos < end and data[pos] == 0:
+        step = min(4096, end - pos)
+        block = data[pos : pos + step]
+        stripped = len(block) - len(block.lstrip(b"\0"))
+        pos += stripped
+        if stripped < step:
+            break
+    return pos
 
 
 def name_findings(name: str, location: str) -> list[Finding]:
@@ -498,7 +511,11 @@ class Expander:
             yield name, content
 
     def _cpio(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:
-        """cpio (newc, crc, odc) up to its trailer; links and devices are findings."""
+        """cpio (newc, crc, odc); links and devices are findings. Archives may follow one
+        another (an initramfs: early microcode, then the main archive, often compressed):
+        after a trailer and its zero padding, another cpio archive is read on, and any
+        other data is a member of its own, named by its offset, so that it is scanned
+        (and expanded, if it is a compressed stream) instead of passing unseen."""
         pos = 0
         while pos < len(data):
             fmt = _cpio_format(data, pos)
@@ -506,8 +523,8 @@ class Expander:
                 self._add("archive.corrupt", Severity.LOW,
                           f"cpio header unreadable at offset {pos}", location)
                 return
-            mode, _nlink, size, name_size = (int(data[pos + o : pos + o + w], fmt.base)
-                                             for o, w in fmt.fields)
+            mode, size, name_size = (int(data[pos + o : pos + o + w], fmt.base)
+                                     for o, w in fmt.fields)
             name_start = pos + fmt.header
             raw_name = data[name_start : name_start + name_size]
             if name_size < 1 or len(raw_name) < name_size:
@@ -518,7 +535,11 @@ class Expander:
             start = name_start + name_size + _pad(fmt.header + name_size, fmt.align)
             pos = start + size + _pad(size, fmt.align)
             if name == CPIO_TRAILER:
-                return
+                pos = _skip_zeros(data, pos)
+                if pos < len(data) and _cpio_format(data, pos) is None:
+                    yield from self._after_trailer(data, pos, location)
+                    return
+                continue
             member_loc = f"{location}!{name}"
             if self.budget.exhausted or not self._take_entry(member_loc):
                 return
@@ -540,6 +561,15 @@ class Expander:
             content = self._stored_member(data, start, size, "cpio", member_loc)
             if content is None:
                 return
+            yield name, content
+
+    def _after_trailer(self, data: bytes, pos: int, location: str) -> Iterator[tuple[str, bytes]]:
+        name = f"data after the cpio trailer at offset {pos}"
+        member_loc = f"{location}!{name}"
+        if self.budget.exhausted or not self._take_entry(member_loc):
+            return
+        content = self._stored_member(data, pos, len(data) - pos, "cpio", member_loc)
+        if content is not None:
             yield name, content
 
     def _sevenzip(self, data: bytes, location: str) -> Iterator[tuple[str, bytes]]:

@@ -8,6 +8,7 @@ tools' own view is the reference: what they list is what the engine names.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import stat
@@ -210,3 +211,26 @@ def test_archives_nest_inside_stored_archives(scanner: Scanner) -> None:
     result = scanner.scan_bytes(deb_like, "x.deb")
     assert located(result, EICAR_ID) == {
         "x.deb!initrd.cpio!boot/initrd.tar.gz!payload/eicar.com"}
+
+
+def test_an_initramfs_is_read_past_each_trailer(scanner: Scanner) -> None:
+    # early microcode as a plain cpio archive padded to 512 bytes, then the main archive
+    # compressed, as the kernel's initramfs images are made
+    early = cpio_bytes([("kernel/x86/microcode/GenuineIntel.bin", b"\x01" * 300,
+                         stat.S_IFREG | 0o644)])
+    early += bytes(-len(early) % 512)
+    main = gzip.compress(cpio_bytes([("bin/eicar.com", EICAR, stat.S_IFREG | 0o755)]))
+    result = scanner.scan_bytes(early + main, "initrd.img")
+    tail = f"data after the cpio trailer at offset {len(early)}"
+    assert located(result, EICAR_ID) == {f"initrd.img!{tail}!{tail}.out!bin/eicar.com"}
+    assert not {"archive.corrupt", "archive.unsupported"} & ids(result)
+
+
+def test_concatenated_cpio_archives_are_all_read(scanner: Scanner) -> None:
+    first = cpio_bytes([("a.txt", b"hello\n", stat.S_IFREG | 0o644)])
+    second = cpio_bytes([("b/eicar.com", EICAR, stat.S_IFREG | 0o644)], "odc")
+    result = scanner.scan_bytes(first + bytes(1024) + second + bytes(300), "x.cpio")
+    assert located(result, EICAR_ID) == {"x.cpio!b/eicar.com"}
+    assert not {"archive.corrupt"} & ids(result)
+    # zero padding alone after the trailer is no member
+    assert scanner.scan_bytes(first + bytes(4096), "y.cpio").findings == []
