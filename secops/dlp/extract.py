@@ -38,7 +38,7 @@ from email.message import EmailMessage
 import charset_normalizer
 
 from secops.dlp.errors import ArchiveError, ExtractionError
-from secops.scanning.archives import AR, CPIO, archive_kind, unexpanded_container
+from secops.scanning.archives import archive_kind, unexpanded_container
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +138,7 @@ def sniff(data: bytes, filename: str = "") -> str:
             if name.endswith("." + ext):
                 return ext
         return "zip"
-    if data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar" \
-            or archive_kind(data) in (AR, CPIO):
+    if archive_kind(data) is not None:  # the scanning engine's signatures
         return "archive"
     if name.endswith((".eml", ".msg.txt")) or (
         _EMAIL_HEADER.match(data) and b"\n\n" in data[:65536] or b"\r\n\r\n" in data[:65536]
@@ -158,8 +157,6 @@ def unreadable_container(data: bytes) -> str | None:
         return None
     return f"{found.name} archive not read (format not expanded)"
 
-
-_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"PK\x05\x06")
 
 _OOXML = {
     "docx": (re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import re
 import stat
 import struct
 import tarfile
@@ -175,6 +176,7 @@ _AR_MAGIC = b"!<arch>\n"
 _AR_INDEXES = frozenset({"/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED"})
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _OCTAL_DIGITS = frozenset(b"01234567")
+_NOT_ZERO = re.compile(rb"[^\0]")
 
 
 class _CpioFormat(NamedTuple):
@@ -190,17 +192,17 @@ _ODC = _CpioFormat(76, ((18, 6), (65, 11), (59, 6)), 8, 1)
 CPIO_TRAILER = "TRAILER!!!"
 
 
-def _cpio_format(data: bytes | memoryview, offset: int = 0) -> _CpioFormat | None:
+def _cpio_format(data: bytes, offset: int = 0) -> _CpioFormat | None:
     """cpio's magic is six digits, so the whole header must be digits too (a CSV may
     open with "070701")."""
-    magic = bytes(data[offset : offset + 6])
+    magic = data[offset : offset + 6]
     if magic in (b"070701", b"070702"):
         fmt, digits = _NEWC, _HEX_DIGITS
     elif magic == b"070707":
         fmt, digits = _ODC, _OCTAL_DIGITS
     else:
         return None
-    header = bytes(data[offset + 6 : offset + fmt.header])
+    header = data[offset + 6 : offset + fmt.header]
     if len(header) < fmt.header - 6 or not digits.issuperset(header):
         return None
     return fmt
@@ -208,19 +210,6 @@ def _cpio_format(data: bytes | memoryview, offset: int = 0) -> _CpioFormat | Non
 
 def _pad(n: int, align: int) -> int:
     return -n % align
-
-
-def _skip_zeros(data: bytes, pos: int) -> int:
-    """The offset of the first byte at or after ``pos`` that is not zero padding."""
-    end = len(data)
-    while pos < end and data[pos] == 0:
-        step = min(4096, end - pos)
-        block = data[pos : pos + step]
-        stripped = len(block) - len(block.lstrip(b"\0"))
-        pos += stripped
-        if stripped < step:
-            break
-    return pos
 
 
 def name_findings(name: str, location: str) -> list[Finding]:
@@ -250,6 +239,15 @@ class Expander:
 
     def _add(self, fid: str, severity: Severity, text: str, location: str) -> None:
         self.findings.append(Finding(fid, severity, text, location))
+
+    def _enter(self, name: str, location: str) -> str | None:
+        """The member's location, once it is counted as an entry and its name is checked;
+        ``None`` when the budget is spent (expansion stops)."""
+        member_loc = f"{location}!{name}"
+        if self.budget.exhausted or not self._take_entry(member_loc):
+            return None
+        self.findings.extend(name_findings(name, member_loc))
+        return member_loc
 
     def _take_entry(self, location: str) -> bool:
         if self.budget.entries_left <= 0:
@@ -312,10 +310,9 @@ class Expander:
         for entry in directory.entries:
             # Duplicate names are reported above, and each copy is still scanned: an
             # extractor may keep either one.
-            member_loc = f"{location}!{entry.name}"
-            if self.budget.exhausted or not self._take_entry(member_loc):
+            member_loc = self._enter(entry.name, location)
+            if member_loc is None:
                 return
-            self.findings.extend(name_findings(entry.name, member_loc))
             mode = entry.unix_mode
             if stat.S_ISLNK(mode):
                 self._add("archive.symlink", Severity.MEDIUM, "member is a symbolic link",
@@ -433,10 +430,9 @@ class Expander:
                     return
                 if member is None:
                     return
-                member_loc = f"{location}!{member.name}"
-                if self.budget.exhausted or not self._take_entry(member_loc):
+                member_loc = self._enter(member.name, location)
+                if member_loc is None:
                     return
-                self.findings.extend(name_findings(member.name, member_loc))
                 if member.issym():
                     self._add("archive.symlink", Severity.MEDIUM,
                               f"member is a symbolic link to {member.linkname!r}", member_loc)
@@ -501,10 +497,9 @@ class Expander:
             if name in _AR_INDEXES:
                 continue
             name = name.removesuffix("/")  # GNU ends short names with "/"
-            member_loc = f"{location}!{name}"
-            if self.budget.exhausted or not self._take_entry(member_loc):
+            member_loc = self._enter(name, location)
+            if member_loc is None:
                 return
-            self.findings.extend(name_findings(name, member_loc))
             content = self._stored_member(data, start, size, "ar", member_loc)
             if content is None:
                 return
@@ -535,15 +530,15 @@ class Expander:
             start = name_start + name_size + _pad(fmt.header + name_size, fmt.align)
             pos = start + size + _pad(size, fmt.align)
             if name == CPIO_TRAILER:
-                pos = _skip_zeros(data, pos)
+                after = _NOT_ZERO.search(data, pos)  # past the trailer's zero padding
+                pos = after.start() if after else len(data)
                 if pos < len(data) and _cpio_format(data, pos) is None:
                     yield from self._after_trailer(data, pos, location)
                     return
                 continue
-            member_loc = f"{location}!{name}"
-            if self.budget.exhausted or not self._take_entry(member_loc):
+            member_loc = self._enter(name, location)
+            if member_loc is None:
                 return
-            self.findings.extend(name_findings(name, member_loc))
             if stat.S_ISLNK(mode):
                 target = data[start : start + min(size, 4096)].decode("utf-8", "replace")
                 self._add("archive.symlink", Severity.MEDIUM,
@@ -565,8 +560,8 @@ class Expander:
 
     def _after_trailer(self, data: bytes, pos: int, location: str) -> Iterator[tuple[str, bytes]]:
         name = f"data after the cpio trailer at offset {pos}"
-        member_loc = f"{location}!{name}"
-        if self.budget.exhausted or not self._take_entry(member_loc):
+        member_loc = self._enter(name, location)
+        if member_loc is None:
             return
         content = self._stored_member(data, pos, len(data) - pos, "cpio", member_loc)
         if content is not None:
