@@ -30,7 +30,7 @@ from secops.config import Settings, get_settings, parse_rate
 from secops.db.base import utcnow
 from secops.db.models import Alert, Job, JobStatus, SecurityEvent
 from secops.errors import InvalidInput
-from secops.services.redisconn import REDIS_ERRORS
+from secops.services.redisconn import REDIS_ERRORS, lua_script
 
 log = logging.getLogger("secops.security")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -41,7 +41,7 @@ SAMPLE_PREFIX = "secops:es:"
 SAMPLE_SECONDS = 60
 _LEVELS = {"low": logging.INFO, "medium": logging.WARNING, "high": logging.WARNING,
            "critical": logging.ERROR}
-_WINDOW_SCRIPT = """
+_WINDOW_SCRIPT = lua_script("""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -52,7 +52,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
 return redis.call('ZCARD', KEYS[1])
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,8 @@ def _should_record(kv: redis.Redis | None, kind: str, sample_key: str | None) ->
 
 def _count(kv: redis.Redis, rule: AlertRule, subject: str) -> int:
     key = f"{WINDOW_PREFIX}{rule.name}:{subject}"
-    return int(kv.eval(_WINDOW_SCRIPT, 1, key, rule.window, rule.threshold + 1,
-                       secrets.token_hex(8)))
+    return int(_WINDOW_SCRIPT(keys=[key], args=[rule.window, rule.threshold + 1,
+                                                secrets.token_hex(8)], client=kv))
 
 
 def _fire(session: Session, kv: redis.Redis, rule: AlertRule, subject: str, count: int,

@@ -24,10 +24,10 @@ from typing import Any
 import redis
 
 from secops.errors import SecOpsError
-from secops.services.redisconn import REDIS_ERRORS, unavailable
+from secops.services.redisconn import REDIS_ERRORS, lua_script, unavailable
 
 KEY_PREFIX = "secops:rl:"
-_SCRIPT = """
+_SCRIPT = lua_script("""
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -75,7 +75,7 @@ for i = 1, n do
   table.insert(out, retry)
 end
 return out
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def check(client: redis.Redis, buckets: list[Bucket], *, cost: int = 1) -> Decis
     for b in buckets:
         args.extend([b.limit, b.window])
     try:
-        raw = client.eval(_SCRIPT, len(buckets), *[b.redis_key for b in buckets], *args)
+        raw = _SCRIPT(keys=[b.redis_key for b in buckets], args=args, client=client)
     except REDIS_ERRORS as exc:
         raise unavailable("the rate limiter") from exc
     values = [int(v) for v in raw]

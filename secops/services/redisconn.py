@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import redis
+from redis.commands.core import Script
 
 from secops.config import get_settings
 from secops.errors import Unavailable
@@ -34,3 +35,13 @@ def get_redis(url: str | None = None) -> redis.Redis:
 
 def unavailable(what: str) -> Unavailable:
     return Unavailable(f"{what} is unavailable")
+
+
+def lua_script(source: str) -> Script:
+    """A Lua script run by its SHA-1 (``EVALSHA``), so its text is not sent with every
+    call; redis-py loads it again when a server answers ``NOSCRIPT`` (after a restart,
+    which empties the script cache of a Redis that keeps nothing on disk).
+
+    Call it as ``script(keys=[...], args=[...], client=client)``.
+    """
+    return Script(None, source.encode())  # bytes: the digest needs no client's encoder

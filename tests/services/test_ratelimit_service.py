@@ -70,3 +70,22 @@ def test_unreachable_redis_is_unavailable():
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
     with pytest.raises(Unavailable):
         ratelimit.check(dead, [Bucket("x", "y", 1, 1)])
+
+
+def _calls(kv: redis.Redis, command: str) -> int:
+    return int(kv.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_the_script_runs_by_digest_and_survives_an_emptied_script_cache(kv):
+    """The script's text is sent once, not with every request; a Redis restarted (its
+    script cache empty: it keeps nothing on disk) gets it again and counts stay exact."""
+    b = Bucket("t", "flush", 3, 60)
+    assert ratelimit.check(kv, [b]).allowed
+    evals, evalshas = _calls(kv, "eval"), _calls(kv, "evalsha")
+    assert ratelimit.check(kv, [b]).allowed
+    assert (_calls(kv, "eval"), _calls(kv, "evalsha")) == (evals, evalshas + 1)
+    kv.script_flush()
+    assert ratelimit.check(kv, [b]).allowed  # NOSCRIPT, loaded again, counted once
+    refused = ratelimit.check(kv, [b])
+    assert not refused.allowed and refused.states[0].used == 3
+    assert _calls(kv, "eval") == evals
