@@ -15,3 +15,11 @@ def make_key(role: str = "admin", kinds: list[str] | None = None, name: str = "t
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def key_id_of(key: str) -> str:
+    """The id of the key whose plaintext is ``key`` (looked up by its visible prefix)."""
+    match = key_service.KEY_PATTERN.match(key)
+    assert match is not None
+    with session_scope() as session:
+        return key_service.get_key(session=session, key_id=match.group(1)).id

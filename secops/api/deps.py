@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
 from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
@@ -89,10 +90,10 @@ def _bucket(name: str, subject: str, cls: str) -> ratelimit.Bucket:
 
 
 def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls: str,
-           ip: str) -> ratelimit.Decision:
+           ip: str, along: Callable[[Pipeline], object] | None = None) -> ratelimit.Decision:
     kv = get_redis()
     try:
-        decision = ratelimit.check(kv, buckets, cost=cost)
+        decision = ratelimit.check(kv, buckets, cost=cost, along=along)
     except Unavailable:
         report_event("ratelimit.unavailable",
                      {"subject": "redis", "ip": ip, "path": request.url.path}, "high")
@@ -125,9 +126,6 @@ def _authenticate(request: Request, session: Session, ip: str) -> Principal:
     # End the lookup's snapshot: an upload may take minutes, and an open reader keeps
     # SQLite from checkpointing its write-ahead log past it.
     session.rollback()
-    # The key's last use and count: every request it authenticated (answered, refused by
-    # its role or rate limited alike), counted in Redis (see services.keys).
-    key_service.note_use(get_redis(), principal.key_id)
     return principal
 
 
@@ -142,7 +140,11 @@ def require(permission: str) -> Callable[..., Principal]:
         principal = _authenticate(request, session, ip)
         request.scope.setdefault("state", {})["authenticated"] = True
         buckets = [_bucket(f"{cls}-ip", ip, cls), _bucket(f"{cls}-key", principal.key_id, cls)]
-        _limit(request, buckets, cost=1, cls=cls, ip=ip)
+        # The key's last use and count go in the same round trip: every request it
+        # authenticated (answered, refused by its role or rate limited alike), counted in
+        # Redis (see services.keys).
+        _limit(request, buckets, cost=1, cls=cls, ip=ip,
+               along=lambda pipe: key_service.queue_use(pipe, principal.key_id))
         if not allowed(principal.role, permission):
             raise PermissionDenied("this key's role does not allow that")
         return principal

@@ -127,14 +127,19 @@ def authenticate(*, session: Session, token: str | None, now: datetime | None = 
 def note_use(kv: redis.Redis, key_id: str, when: datetime | None = None) -> None:
     """Count one request authenticated by ``key_id`` (Unavailable if Redis is down: the
     request is refused, as the rate limiter refuses it)."""
-    stamp = (when or utcnow()).timestamp()
     try:
         pipe = kv.pipeline(transaction=False)
-        pipe.hincrby(USE_COUNTS, key_id, 1)
-        pipe.zadd(USE_LAST, {key_id: stamp}, gt=True)
+        queue_use(pipe, key_id, when)
         pipe.execute()
     except REDIS_ERRORS as exc:
         raise unavailable("key accounting") from exc
+
+
+def queue_use(pipe: redis.client.Pipeline, key_id: str, when: datetime | None = None) -> None:
+    """Add :func:`note_use`'s commands to ``pipe``, so that the API counts a use in the
+    same round trip as the request's rate-limit step."""
+    pipe.hincrby(USE_COUNTS, key_id, 1)
+    pipe.zadd(USE_LAST, {key_id: (when or utcnow()).timestamp()}, gt=True)
 
 
 @dataclass(frozen=True)

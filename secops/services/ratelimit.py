@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from secops.errors import SecOpsError
 from secops.services.redisconn import REDIS_ERRORS, lua_script, unavailable
@@ -136,26 +139,54 @@ class RateLimited(SecOpsError):
         self.decision = decision
 
 
-def check(client: redis.Redis, buckets: list[Bucket], *, cost: int = 1) -> Decision:
+def check(client: redis.Redis, buckets: list[Bucket], *, cost: int = 1,
+          along: Callable[[Pipeline], object] | None = None) -> Decision:
     """Admit (and count) one request against every bucket at once, or refuse it.
 
-    Raises Unavailable when Redis cannot be reached: callers fail closed.
+    ``along`` adds other commands to the same round trip (they run first, whatever the
+    decision: the API counts a key's use there). Raises Unavailable when Redis cannot be
+    reached or one of them fails: callers fail closed.
     """
-    if not buckets:
-        return Decision(True)
     args: list[Any] = [cost, secrets.token_hex(8)]
     for b in buckets:
         args.extend([b.limit, b.window])
+    keys = [b.redis_key for b in buckets]
     try:
-        raw = _SCRIPT(keys=[b.redis_key for b in buckets], args=args, client=client)
+        if along is not None:
+            raw = _with_others(client, keys, args, along)
+        else:
+            raw = _SCRIPT(keys=keys, args=args, client=client) if keys else None
     except REDIS_ERRORS as exc:
         raise unavailable("the rate limiter") from exc
+    if raw is None:
+        return Decision(True)
     values = [int(v) for v in raw]
     states = []
     for i, b in enumerate(buckets):
         used, reset_us, retry_us = values[1 + 3 * i: 4 + 3 * i]
         states.append(BucketState(b, used, _ceil_seconds(reset_us), _ceil_seconds(retry_us)))
     return Decision(bool(values[0]), states)
+
+
+def _with_others(client: redis.Redis, keys: list[str], args: list[Any],
+                 along: Callable[[Pipeline], object]) -> Any:
+    pipe = client.pipeline(transaction=False)
+    along(pipe)
+    if keys:
+        # EVALSHA by hand: a pipeline given the Script object asks SCRIPT EXISTS first,
+        # a round trip of its own on every call.
+        pipe.evalsha(_SCRIPT.sha, len(keys), *keys, *args)
+    results = pipe.execute(raise_on_error=False)
+    for result in results[:-1] if keys else results:
+        if isinstance(result, Exception):
+            raise result
+    if not keys:
+        return None
+    if isinstance(results[-1], NoScriptError):  # others done: run the script alone
+        return _SCRIPT(keys=keys, args=args, client=client)
+    if isinstance(results[-1], Exception):
+        raise results[-1]
+    return results[-1]
 
 
 def _ceil_seconds(microseconds: int) -> int:

@@ -44,4 +44,5 @@ def lua_script(source: str) -> Script:
 
     Call it as ``script(keys=[...], args=[...], client=client)``.
     """
-    return Script(None, source.encode())  # bytes: the digest needs no client's encoder
+    # Bound to no client (each call names one); as bytes, its digest needs no encoder.
+    return Script(None, source.encode())  # type: ignore[arg-type]

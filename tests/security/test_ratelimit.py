@@ -15,7 +15,9 @@ from secops.api.security import client_ip
 from secops.config import get_settings
 from secops.db.models import SecurityEvent
 from secops.db.session import session_scope
-from tests.factories import auth, make_key
+from secops.services import keys as key_service
+from secops.services.redisconn import get_redis
+from tests.factories import auth, key_id_of, make_key
 from tests.processes import start_api
 from tests.security.conftest import assert_problem, assert_security_headers
 
@@ -37,6 +39,8 @@ def test_headers_and_429_with_retry_after(sqlite_env, monkeypatch):
     assert client.get("/v1/jobs", headers=auth(key)).status_code == 429
     resp = client.get("/v1/jobs", headers=auth(key))
     body = assert_problem(resp, 429)
+    # refused requests are uses of the key too (counted in the limiter's round trip)
+    assert int(get_redis().hget(key_service.USE_COUNTS, key_id_of(key))) == 5
     assert body["title"] == "Too many requests"
     assert_security_headers(resp)
     assert resp.headers["ratelimit-policy"] == '"read-ip";q=3;w=60, "read-key";q=3;w=60'

@@ -89,3 +89,27 @@ def test_the_script_runs_by_digest_and_survives_an_emptied_script_cache(kv):
     refused = ratelimit.check(kv, [b])
     assert not refused.allowed and refused.states[0].used == 3
     assert _calls(kv, "eval") == evals
+
+
+def test_commands_sent_along_run_once_whatever_the_decision(kv):
+    """The API counts a key's use in the rate-limit step's round trip: counted when the
+    request is admitted, when it is refused, and exactly once when the script had to be
+    loaded again (NOSCRIPT inside the pipeline)."""
+    b = Bucket("t", "along", 1, 60)
+
+    def count(pipe) -> None:
+        pipe.incr("along-count")
+
+    assert ratelimit.check(kv, [b], along=count).allowed
+    kv.script_flush()
+    assert not ratelimit.check(kv, [b], along=count).allowed
+    assert int(kv.get("along-count")) == 2
+    assert ratelimit.check(kv, [], along=count).allowed  # no buckets: the others still run
+    assert int(kv.get("along-count")) == 3
+
+
+def test_a_failing_command_sent_along_fails_closed(kv):
+    kv.set("not-a-hash", "x")
+    b = Bucket("t", "fails", 5, 60)
+    with pytest.raises(Unavailable):
+        ratelimit.check(kv, [b], along=lambda pipe: pipe.hincrby("not-a-hash", "f", 1))
