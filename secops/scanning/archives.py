@@ -24,6 +24,7 @@ import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,6 +32,7 @@ import py7zr
 import py7zr.exceptions
 import py7zr.io
 
+from secops.scanning.links import HARDLINK, SYMLINK, ArchiveLinks
 from secops.scanning.models import Finding, ScanConfig, Severity
 from secops.scanning.ziparchive import (
     STORED,
@@ -240,14 +242,25 @@ class Expander:
     def _add(self, fid: str, severity: Severity, text: str, location: str) -> None:
         self.findings.append(Finding(fid, severity, text, location))
 
-    def _enter(self, name: str, location: str) -> str | None:
-        """The member's location, once it is counted as an entry and its name is checked;
-        ``None`` when the budget is spent (expansion stops)."""
+    def _enter(self, name: str, location: str, links: ArchiveLinks | None = None) -> str | None:
+        """The member's location, once it is counted as an entry, its name is checked and
+        recorded in ``links``; ``None`` when the budget is spent (expansion stops)."""
         member_loc = f"{location}!{name}"
         if self.budget.exhausted or not self._take_entry(member_loc):
             return None
         self.findings.extend(name_findings(name, member_loc))
+        if links is not None:
+            links.member(name, member_loc)
         return member_loc
+
+    @contextmanager
+    def _links(self) -> Iterator[ArchiveLinks]:
+        """One archive's links, judged when its walk ends, however it ends."""
+        links = ArchiveLinks()
+        try:
+            yield links
+        finally:
+            self.findings.extend(links.findings())
 
     def _take_entry(self, location: str) -> bool:
         if self.budget.entries_left <= 0:
@@ -307,16 +320,20 @@ class Expander:
             self._limit("archive.limit.total_bytes",
                         f"zip declares {declared_total} bytes of content", location)
             return
-        for entry in directory.entries:
+        with self._links() as links:
+            yield from self._zip_entries(data, directory.entries, location, links)
+
+    def _zip_entries(self, data: bytes, entries: list[ZipEntry], location: str,
+                     links: ArchiveLinks) -> Iterator[tuple[str, bytes]]:
+        for entry in entries:
             # Duplicate names are reported above, and each copy is still scanned: an
             # extractor may keep either one.
-            member_loc = self._enter(entry.name, location)
+            member_loc = self._enter(entry.name, location, links)
             if member_loc is None:
                 return
             mode = entry.unix_mode
             if stat.S_ISLNK(mode):
-                self._add("archive.symlink", Severity.MEDIUM, "member is a symbolic link",
-                          member_loc)
+                links.link(entry.name, None, SYMLINK, member_loc)  # the target is not read
                 continue
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
                 self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
@@ -331,6 +348,7 @@ class Expander:
             content = self._zip_member(data, entry, member_loc)
             if content is not None:
                 yield entry.name, content
+        links.complete = True
 
     def _zip_member(self, data: bytes, entry: ZipEntry, member_loc: str) -> bytes | None:
         cfg = self.config
@@ -420,7 +438,7 @@ class Expander:
         except (tarfile.TarError, ValueError, OSError) as exc:
             self._add("archive.corrupt", Severity.LOW, f"tar unreadable: {exc}", location)
             return
-        with archive:
+        with archive, self._links() as links:
             while True:
                 try:
                     member = archive.next()
@@ -429,17 +447,14 @@ class Expander:
                               location)
                     return
                 if member is None:
+                    links.complete = True
                     return
-                member_loc = self._enter(member.name, location)
+                member_loc = self._enter(member.name, location, links)
                 if member_loc is None:
                     return
-                if member.issym():
-                    self._add("archive.symlink", Severity.MEDIUM,
-                              f"member is a symbolic link to {member.linkname!r}", member_loc)
-                    continue
-                if member.islnk():
-                    self._add("archive.hardlink", Severity.MEDIUM,
-                              f"member is a hard link to {member.linkname!r}", member_loc)
+                if member.issym() or member.islnk():
+                    links.link(member.name, member.linkname,
+                               SYMLINK if member.issym() else HARDLINK, member_loc)
                     continue
                 if member.ischr() or member.isblk() or member.isfifo():
                     self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
@@ -511,6 +526,11 @@ class Expander:
         after a trailer and its zero padding, another cpio archive is read on, and any
         other data is a member of its own, named by its offset, so that it is scanned
         (and expanded, if it is a compressed stream) instead of passing unseen."""
+        with self._links() as links:
+            yield from self._cpio_members(data, location, links)
+
+    def _cpio_members(self, data: bytes, location: str,
+                      links: ArchiveLinks) -> Iterator[tuple[str, bytes]]:
         pos = 0
         while pos < len(data):
             fmt = _cpio_format(data, pos)
@@ -534,15 +554,15 @@ class Expander:
                 pos = after.start() if after else len(data)
                 if pos < len(data) and _cpio_format(data, pos) is None:
                     yield from self._after_trailer(data, pos, location)
+                    links.complete = True
                     return
                 continue
-            member_loc = self._enter(name, location)
+            member_loc = self._enter(name, location, links)
             if member_loc is None:
                 return
             if stat.S_ISLNK(mode):
                 target = data[start : start + min(size, 4096)].decode("utf-8", "replace")
-                self._add("archive.symlink", Severity.MEDIUM,
-                          f"member is a symbolic link to {target!r}", member_loc)
+                links.link(name, target, SYMLINK, member_loc)
                 continue
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
                 self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
@@ -557,6 +577,7 @@ class Expander:
             if content is None:
                 return
             yield name, content
+        links.complete = True
 
     def _after_trailer(self, data: bytes, pos: int, location: str) -> Iterator[tuple[str, bytes]]:
         name = f"data after the cpio trailer at offset {pos}"
@@ -600,15 +621,17 @@ class Expander:
                             location)
                 return
             wanted: list[str] = []
-            for info in infos:
-                member_loc = f"{location}!{info.filename}"
-                self.budget.entries_left -= 1
-                self.findings.extend(name_findings(info.filename, member_loc))
-                if info.is_symlink:
-                    self._add("archive.symlink", Severity.MEDIUM, "member is a symbolic link",
-                              member_loc)
-                elif info.is_file:
-                    wanted.append(info.filename)
+            with self._links() as links:  # every name is known here: nothing more to read
+                links.complete = True
+                for info in infos:
+                    member_loc = f"{location}!{info.filename}"
+                    self.budget.entries_left -= 1
+                    self.findings.extend(name_findings(info.filename, member_loc))
+                    links.member(info.filename, member_loc)
+                    if info.is_symlink:
+                        links.link(info.filename, None, SYMLINK, member_loc)  # target not read
+                    elif info.is_file:
+                        wanted.append(info.filename)
             factory = _CappedFactory(self.budget.bytes_left)
             try:
                 archive.extract(targets=wanted, factory=factory)
