@@ -7,7 +7,7 @@ HMAC-SHA256(server key, whole key), with the server key from the secret reader
 guesses offline. Every failure, whatever its cause, is the same AuthenticationFailed.
 
 A key's use (``usage_count``, ``last_used_at``) is counted in Redis on every request it
-authenticates (:func:`note_use`), not written to the database there: authentication is
+authenticates (:func:`queue_use`), not written to the database there: authentication is
 read-only, so requests do not queue on SQLite's write lock or on a shared key's row in
 PostgreSQL. Beat folds the counts into the table every ``key_use_flush_interval``
 seconds (:func:`pending_use` and :func:`apply_use`), and so does every read of keys, so
@@ -124,20 +124,10 @@ def authenticate(*, session: Session, token: str | None, now: datetime | None = 
     return record
 
 
-def note_use(kv: redis.Redis, key_id: str, when: datetime | None = None) -> None:
-    """Count one request authenticated by ``key_id`` (Unavailable if Redis is down: the
-    request is refused, as the rate limiter refuses it)."""
-    try:
-        pipe = kv.pipeline(transaction=False)
-        queue_use(pipe, key_id, when)
-        pipe.execute()
-    except REDIS_ERRORS as exc:
-        raise unavailable("key accounting") from exc
-
-
 def queue_use(pipe: redis.client.Pipeline, key_id: str, when: datetime | None = None) -> None:
-    """Add :func:`note_use`'s commands to ``pipe``, so that the API counts a use in the
-    same round trip as the request's rate-limit step."""
+    """Count one request authenticated by ``key_id``: the commands go in ``pipe``, which
+    the API sends with the request's rate-limit step (one round trip; if Redis is down,
+    the request is refused as the rate limiter refuses it)."""
     pipe.hincrby(USE_COUNTS, key_id, 1)
     pipe.zadd(USE_LAST, {key_id: (when or utcnow()).timestamp()}, gt=True)
 

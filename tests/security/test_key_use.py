@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -33,6 +33,13 @@ def prefix_of(key: str) -> str:
     return match.group(1)
 
 
+def note_use(kv: redis.Redis, key_id: str, when: datetime | None = None) -> None:
+    """One authenticated request's use, as the API counts it (without the rate limit)."""
+    pipe = kv.pipeline(transaction=False)
+    key_service.queue_use(pipe, key_id, when)
+    pipe.execute()
+
+
 def fold() -> int:
     with session_scope() as s, key_service.pending_use(get_redis()) as pending:
         changed = key_service.apply_use(session=s, pending=pending)
@@ -60,8 +67,6 @@ def test_requests_count_in_redis_not_in_the_table_and_reads_fold_them(client):
 
 
 def stored_last(got: dict) -> object:
-    from datetime import datetime
-
     return datetime.fromisoformat(got["last_used_at"].replace("Z", "+00:00"))
 
 
@@ -69,13 +74,13 @@ def test_a_failed_fold_puts_the_uses_back(platform_env):
     key = make_key()
     kv = get_redis()
     record = row(prefix_of(key))
-    key_service.note_use(kv, record.id)
-    key_service.note_use(kv, record.id)
+    note_use(kv, record.id)
+    note_use(kv, record.id)
     with pytest.raises(RuntimeError), session_scope() as s, \
             key_service.pending_use(kv) as pending:
         assert pending.counts == {record.id: 2}
         key_service.apply_use(session=s, pending=pending)
-        key_service.note_use(kv, record.id)  # counted meanwhile: kept for the next fold
+        note_use(kv, record.id)  # counted meanwhile: kept for the next fold
         raise RuntimeError("the commit failed")
     assert row(prefix_of(key)).usage_count == 0  # rolled back
     assert int(kv.hget(key_service.USE_COUNTS, record.id) or 0) == 3
@@ -89,12 +94,12 @@ def test_last_use_never_goes_back_and_deleted_keys_are_dropped(platform_env):
     kv = get_redis()
     record = row(prefix_of(key))
     late, early = utcnow(), utcnow() - timedelta(hours=2)
-    key_service.note_use(kv, record.id, late)
-    key_service.note_use(kv, record.id, early)  # a slower API process, reporting late
-    key_service.note_use(kv, "no-such-key", late)
+    note_use(kv, record.id, late)
+    note_use(kv, record.id, early)  # a slower API process, reporting late
+    note_use(kv, "no-such-key", late)
     assert fold() == 1
     assert row(prefix_of(key)).last_used_at == late
-    key_service.note_use(kv, record.id, early)
+    note_use(kv, record.id, early)
     fold()
     again = row(prefix_of(key))
     assert again.last_used_at == late and again.usage_count == 3
@@ -102,11 +107,11 @@ def test_last_use_never_goes_back_and_deleted_keys_are_dropped(platform_env):
 
 def test_cli_list_folds_and_says_when_redis_is_unreachable(sqlite_env, monkeypatch):
     key = make_key()
-    key_service.note_use(get_redis(), row(prefix_of(key)).id)
+    note_use(get_redis(), row(prefix_of(key)).id)
     out = CliRunner().invoke(cli, ["keys", "list", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)[0]["usage_count"] == 1
-    key_service.note_use(get_redis(), row(prefix_of(key)).id)
+    note_use(get_redis(), row(prefix_of(key)).id)
     monkeypatch.setenv("SECOPS_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
     get_settings.cache_clear()
     out = CliRunner().invoke(cli, ["keys", "list", "--json"])
@@ -131,7 +136,7 @@ def test_beat_folds_key_use_into_the_table(platform_env, tmp_path):
     key = make_key()
     record = row(prefix_of(key))
     for _ in range(5):
-        key_service.note_use(get_redis(), record.id)
+        note_use(get_redis(), record.id)
     worker = start_worker(env, tmp_path / "w.log", queues="default")
     beat = start_beat(env, tmp_path / "beat.log")
     try:
