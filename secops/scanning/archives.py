@@ -333,7 +333,8 @@ class Expander:
                 return
             mode = entry.unix_mode
             if stat.S_ISLNK(mode):
-                links.link(entry.name, None, SYMLINK, member_loc)  # the target is not read
+                # The target is the member's content, not read: the link stays medium.
+                links.link(entry.name, None, SYMLINK, member_loc)
                 continue
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
                 self._add("archive.device", Severity.MEDIUM, "member is a device or FIFO",
@@ -348,7 +349,6 @@ class Expander:
             content = self._zip_member(data, entry, member_loc)
             if content is not None:
                 yield entry.name, content
-        links.complete = True
 
     def _zip_member(self, data: bytes, entry: ZipEntry, member_loc: str) -> bytes | None:
         cfg = self.config
@@ -554,8 +554,7 @@ class Expander:
                 pos = after.start() if after else len(data)
                 if pos < len(data) and _cpio_format(data, pos) is None:
                     yield from self._after_trailer(data, pos, location)
-                    links.complete = True
-                    return
+                    break
                 continue
             member_loc = self._enter(name, location, links)
             if member_loc is None:
@@ -621,13 +620,11 @@ class Expander:
                             location)
                 return
             wanted: list[str] = []
-            with self._links() as links:  # every name is known here: nothing more to read
-                links.complete = True
+            with self._links() as links:
                 for info in infos:
-                    member_loc = f"{location}!{info.filename}"
-                    self.budget.entries_left -= 1
-                    self.findings.extend(name_findings(info.filename, member_loc))
-                    links.member(info.filename, member_loc)
+                    member_loc = self._enter(info.filename, location, links)
+                    if member_loc is None:
+                        return
                     if info.is_symlink:
                         links.link(info.filename, None, SYMLINK, member_loc)  # target not read
                     elif info.is_file:

@@ -96,8 +96,11 @@ class ArchiveLinks:
         if not self.links:
             return []
         symlinks = {"/".join(_parts(link.name)) for link in self.links if link.kind == SYMLINK}
-        if not symlinks:
-            return [self._judge(link, self.complete) for link in self.links]
+        out = self._written_through(symlinks) if symlinks else []
+        judged = self.complete and not out
+        return out + [self._judge(link, judged) for link in self.links]
+
+    def _written_through(self, symlinks: set[str]) -> list[Finding]:
         links_at = {link.index for link in self.links}
         out = []
         for index, (name, location) in enumerate(self.names):
@@ -110,9 +113,6 @@ class ArchiveLinks:
                 out.append(Finding("archive.through_symlink", Severity.HIGH,
                                    f"member's path passes through the symbolic link {through!r} "
                                    "of the same archive", location))
-        judged = self.complete and not out
-        for link in self.links:
-            out.append(self._judge(link, judged))
         return out
 
     @staticmethod

@@ -177,16 +177,15 @@ def _with_others(client: redis.Redis, keys: list[str], args: list[Any],
         # a round trip of its own on every call.
         pipe.evalsha(_SCRIPT.sha, len(keys), *keys, *args)
     results = pipe.execute(raise_on_error=False)
-    for result in results[:-1] if keys else results:
+    script = results.pop() if keys else None
+    for result in results:
         if isinstance(result, Exception):
             raise result
-    if not keys:
-        return None
-    if isinstance(results[-1], NoScriptError):  # others done: run the script alone
+    if isinstance(script, NoScriptError):  # the others are done: run the script alone
         return _SCRIPT(keys=keys, args=args, client=client)
-    if isinstance(results[-1], Exception):
-        raise results[-1]
-    return results[-1]
+    if isinstance(script, Exception):
+        raise script
+    return script
 
 
 def _ceil_seconds(microseconds: int) -> int:
