@@ -616,7 +616,7 @@ def main() -> int:
             print(f"  note: an earlier run of this benchmark deleted its store {since:.0f} s "
                   "before this one started the platform; for up to six minutes after "
                   "deletions, file creation here is slower, which lowers the new-content "
-                  "figure (docs/scanning.md, Platform throughput)")
+                  "figure (docs/scanning.md, Performance)")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "
