@@ -34,6 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The Observatory's package declares Node.js >= 20 (Debian 13 ships it; Debian 12 ships 18).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "bootstrap: Node.js $node_major is older than the 20 the MDN Observatory test needs" >&2
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
     "$PY" -m venv .venv
