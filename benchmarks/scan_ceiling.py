@@ -1,8 +1,8 @@
-"""How close the scanning goals of issue #4 can come on this machine: a measured bound.
+"""How close the scanning goals can come on the machine it runs on: a measured bound.
 
 ``scan_throughput.py`` measures what the engine and the platform do. This measures, on
 the same corpus and in the same run, what they cannot avoid doing: each piece of work
-the issue requires, alone, single-threaded, in CPU seconds (the steadier measure on a
+the checks require, alone, single-threaded, in CPU seconds (the steadier measure on a
 shared machine), with none of our code or the frameworks' around it:
 
 * the engine, per file: reading it; its SHA-256 (in the output contract); libmagic's
@@ -23,7 +23,7 @@ Then, next to the measured ratios, it prints the best each could reach:
 * engine: the ``yara`` tool's CPU seconds over the sum of the engine's pieces (no
   document or archive-safety checks, no Python of ours);
 * platform: the local engine's wall time with N processes against the platform's
-  pieces spread without loss over this machine's cores (no database, no Celery, no
+  pieces spread without loss over the machine's cores (no database, no Celery, no
   FastAPI, no waiting), for content already stored and for new content.
 
 With the platform, it also runs it in halves: every file uploaded while the worker is
@@ -126,7 +126,7 @@ def engine_pieces(files: list[Path], scanner: Scanner) -> dict[str, float]:
 
 def _members(data: bytes) -> list[bytes]:
     """The members of a zip or gzip file as the standard library expands them (the
-    corpus has no other archives): work the issue requires, without our checks."""
+    corpus has no other archives): work the checks require, without our own code."""
     if data.startswith(b"PK\x03\x04"):
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return [archive.read(info) for info in archive.infolist()]

@@ -272,7 +272,7 @@ def stores_directory(parent: Path) -> tuple[Path, bool]:
     one to six minutes (the previous run's store, a test suite's temporary files), which
     a deployed store, in a data directory of its own, does not meet. Best effort: on
     another filesystem, or if the directory is not this user's own, the store is made
-    in ``parent`` itself, as before.
+    in ``parent`` itself.
     """
     base = parent / STORES
     try:
@@ -495,8 +495,8 @@ def run_round(directory: Path, args: argparse.Namespace, sections: list[Section]
 
     Outside the clock, before each: no section runs while the kernel is still writing
     back what was written before it (the corpus, the platform's store), and every
-    section finds the corpus in the page cache (this machine's kernel reclaims pages it
-    sees unused for a while, DAMON).
+    section finds the corpus in the page cache (a kernel running DAMON's page-out
+    scheme reclaims pages it sees unused for a while).
     """
     for section in sections:
         os.sync()
@@ -616,7 +616,7 @@ def main() -> int:
             print(f"  note: an earlier run of this benchmark deleted its store {since:.0f} s "
                   "before this one started the platform; for up to six minutes after "
                   "deletions, file creation here is slower, which lowers the new-content "
-                  "figure (docs/scanning.md, Platform throughput)")
+                  "figure (docs/scanning.md, Performance)")
     if local_one and yara_one:
         print(f"ratio local/yara (one thread each): {local_one.mb_per_s / yara_one.mb_per_s:.2f}")
         print(f"ratio local/yara (MB per CPU-second, load-independent): "

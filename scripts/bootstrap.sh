@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Install what SecOps needs on a fresh Debian/Ubuntu machine: system libraries (libmagic,
-# yara, PostgreSQL client tools) and a virtualenv in .venv with the project and its dev
-# tools. Safe to run again: each step is skipped when already done.
+# Install what SecOps needs on a fresh Debian/Ubuntu machine: system packages and a
+# virtualenv in .venv with the exact versions of requirements.lock (hash-checked), then
+# the project itself. Safe to run again: each step is skipped when already done; the
+# Python step runs again when pyproject.toml or requirements.lock changes.
+# Refresh the lock with scripts/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-# binutils (ar) and cpio are the tests' reference readers and writers of those archives
+# libmagic1 and yara: the scanning engine; docker-compose: the tests validate the compose
+# file; binutils (ar) and cpio: the tests' reference readers and writers of those
+# archives
 APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio)
+# Node.js and npm run the MDN HTTP Observatory test (tests/security/test_observatory.py);
+# a Node.js that bundles its own npm (NodeSource) is used as it is.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    APT_PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -25,15 +34,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The Observatory's package declares Node.js >= 20 (Debian 13 ships it; Debian 12 ships 18).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "bootstrap: Node.js $node_major is older than the 20 the MDN Observatory test needs" >&2
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
     "$PY" -m venv .venv
 fi
 stamp=.venv/.secops-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bootstrap: installing Python packages into .venv" >&2
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    echo "bootstrap: installing Python packages into .venv (requirements.lock)" >&2
+    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
+    .venv/bin/python -m pip install -q --no-deps -e .
+    .venv/bin/python -m pip check
     echo "$want" > "$stamp"
 fi

@@ -1,29 +1,56 @@
 #!/usr/bin/env bash
-# Make sure the services the tests talk to are up: PostgreSQL on 127.0.0.1:5432 (tests
-# create and drop their own database) and the system Redis. Tests also start a private
-# Redis server of their own, so the system one is a convenience, not a requirement.
+# Make sure the PostgreSQL server the tests use is up. The tests create and drop a
+# database of their own on it, through the admin URL SECOPS_TEST_PG_URL (default
+# postgresql+psycopg://postgres@127.0.0.1:5432/postgres). With SECOPS_TEST_PG_URL set,
+# the server is someone else's: this only checks that it answers and starts nothing.
+# Otherwise it starts the local cluster that listens on port 5432 (whatever its version
+# and name, found with pg_lsclusters), or, as root, installs PostgreSQL from Debian with
+# trust authentication on 127.0.0.1 and starts it. Redis is not started: every test
+# session runs a private Redis server of its own.
 set -uo pipefail
 
-if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-        echo "services: starting PostgreSQL" >&2
-        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-    elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "services: installing and starting PostgreSQL" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
-        ver=$(ls /etc/postgresql | head -1)
-        sed -i 's/^\(host.*127.0.0.1\/32\s*\)\S*$/\1trust/' "/etc/postgresql/$ver/main/pg_hba.conf"
-        pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
-    fi
-    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-fi
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2
+if [ -n "${SECOPS_TEST_PG_URL:-}" ]; then
+    # libpq reads the URL without SQLAlchemy's driver suffix (postgresql+psycopg://).
+    url=${SECOPS_TEST_PG_URL/+psycopg/}
+    if pg_isready -q -d "$url"; then exit 0; fi
+    echo "services: the PostgreSQL server of SECOPS_TEST_PG_URL does not answer" >&2
     exit 1
 fi
-if command -v redis-server >/dev/null && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-    echo "services: starting Redis" >&2
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
+
+PORT=5432
+ready() { pg_isready -q -h 127.0.0.1 -p "$PORT" 2>/dev/null; }
+
+# The cluster (version and name) configured for the port, or the first one there is.
+find_cluster() {
+    command -v pg_lsclusters >/dev/null || return 1
+    pg_lsclusters --no-header 2>/dev/null | awk -v port="$PORT" '
+        $3 == port { print $1, $2; found = 1; exit }
+        NR == 1 { first = $1 " " $2 }
+        END { if (!found && first != "") print first }'
+}
+
+if ! ready; then
+    cluster=$(find_cluster)
+    if [ -z "$cluster" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "services: installing PostgreSQL" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+        cluster=$(find_cluster)
+        if [ -n "$cluster" ]; then
+            read -r ver name <<<"$cluster"
+            sed -i 's/^\(host.*127.0.0.1\/32\s*\)\S*$/\1trust/' "/etc/postgresql/$ver/$name/pg_hba.conf"
+            pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload 2>/dev/null || true
+        fi
+    fi
+    if [ -n "$cluster" ]; then
+        read -r ver name <<<"$cluster"
+        echo "services: starting PostgreSQL cluster $ver/$name" >&2
+        pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start || true
+    fi
+    for _ in $(seq 1 30); do ready && break; sleep 1; done
+fi
+if ! ready; then
+    echo "services: PostgreSQL is not reachable on 127.0.0.1:$PORT (set SECOPS_TEST_PG_URL to use another server)" >&2
+    exit 1
 fi
 exit 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Header, Request
 from redis.client import Pipeline
@@ -24,7 +24,7 @@ from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
 from secops.api.security import client_ip, report_event
 from secops.config import get_settings
 from secops.db.session import get_read_sessionmaker, get_sessionmaker
-from secops.errors import AuthenticationFailed, PermissionDenied, Unavailable
+from secops.errors import AuthenticationFailed, NotFound, PermissionDenied, Unavailable
 from secops.services import keys as key_service
 from secops.services import ratelimit
 from secops.services.metrics import count_rate_limited
@@ -161,3 +161,23 @@ def public() -> Callable[[], None]:
 
     dependency.permission = PUBLIC  # type: ignore[attr-defined]
     return dependency
+
+
+ReadSession = Annotated[Session, Depends(db_read_session)]
+WriteSession = Annotated[Session, Depends(db_session)]
+
+
+class Submitted(Protocol):
+    @property
+    def submitted_by(self) -> str: ...
+
+
+Record = TypeVar("Record", bound=Submitted)
+
+
+def visible(record: Record, principal: Principal, what: str) -> Record:
+    """``record`` if the principal may see it; otherwise NotFound ("<what> not found"),
+    the same 404 as for a record that does not exist, so ids of others' work leak nothing."""
+    if not principal.can_see(record.submitted_by):
+        raise NotFound(f"{what} not found")
+    return record

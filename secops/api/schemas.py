@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 KIND_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 
@@ -45,11 +47,17 @@ class JobBatchRead(BaseModel):
     jobs: list[JobRead]
 
 
-class JobList(BaseModel):
-    items: list[JobRead]
+class Page(BaseModel, Generic[T]):
+    """One page of a listing: the items, how many match in all, and the window asked for."""
+
+    items: list[T]
     total: int
     limit: int
     offset: int
+
+
+class JobList(Page[JobRead]):
+    """A page of jobs, newest first."""
 
 
 class ScheduleCreate(Strict):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from secops.api.schemas import Strict
+from secops.api.schemas import Page, Strict
 
 Role = Literal["admin", "analyst", "auditor", "service"]
 Kind = Annotated[str, Field(max_length=64)]
@@ -70,11 +70,8 @@ class AuditEntryRead(BaseModel):
     hash: str
 
 
-class AuditList(BaseModel):
-    items: list[AuditEntryRead]
-    total: int
-    limit: int
-    offset: int
+class AuditList(Page[AuditEntryRead]):
+    """A page of audit entries, newest first."""
 
 
 class AlertRead(BaseModel):
@@ -94,11 +91,8 @@ class AlertRead(BaseModel):
     acknowledged_at: datetime | None
 
 
-class AlertList(BaseModel):
-    items: list[AlertRead]
-    total: int
-    limit: int
-    offset: int
+class AlertList(Page[AlertRead]):
+    """A page of alerts, most recent first."""
 
 
 class SecurityEventRead(BaseModel):

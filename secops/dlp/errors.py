@@ -4,7 +4,7 @@
 
     SecOpsError
     └── InvalidInput
-        └── DlpError (also a ValueError, as before)
+        └── DlpError (also a ValueError)
             ├── PolicyError        a policy file is malformed or names an unknown type
             └── ExtractionError    a document could not be read (corrupt, too large, too slow)
                 └── ArchiveError   an archive was only partly read (limits, bombs, damage)

@@ -5,7 +5,7 @@ detectors have a candidate at every digit (a fifth of a typical log file). Hyper
 (Intel's multi-pattern automaton, package ``hyperscan``) scans a megabyte for all
 anchors at once in a few milliseconds and reports where each one *ends*; the engine
 then runs the exact ``re`` patterns only in short regions before those ends, and the
-validators decide as before. Findings are identical with and without the prefilter
+validators decide as they do without it. Findings are identical with and without the prefilter
 (``tests/dlp`` checks it); only the time differs.
 
 Two kinds of anchors are compiled into one database:

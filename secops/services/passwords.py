@@ -1,8 +1,8 @@
 """Human passwords, where they appear, are stored only as argon2id hashes.
 
-SecOps has no user accounts (machines use API keys); this helper is the one way any
-future human password (an operator console, a Flower front door) is hashed and checked,
-so nobody reaches for a fast hash. Parameters are argon2-cffi's RFC 9106 low-memory
+Machines use API keys; people use the web console's accounts. This helper is the one
+way a human password (a console account's) is hashed and checked, so nobody reaches for
+a fast hash. Parameters are argon2-cffi's RFC 9106 low-memory
 profile; :func:`needs_rehash` says when a stored hash predates the current parameters.
 """
 

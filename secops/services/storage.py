@@ -9,7 +9,7 @@ Layout (``$SECOPS_DATA_DIR``)::
 
 The 256 ``ab/`` directories of each area are made when a store is opened, so storing a
 file never creates a directory (on ext4 a new directory costs more than the file).
-Stores written before this layout (``blobs/ab/cd/<sha256>``) are read as they are and
+Stores in the older layout (``blobs/ab/cd/<sha256>``) are read as they are and
 moved over by :meth:`BlobStore.migrate_layout`, which the API runs at start-up.
 
 Every file is encrypted with AES-256-GCM: ``SOB2`` magic, a random 12-byte nonce per

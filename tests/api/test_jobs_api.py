@@ -220,7 +220,39 @@ def test_cancel_queued_job(client):
 
 
 def test_broker_down_fails_jobs_with_503(platform_env, tmp_path):
-    """A real API process whose Redis is unreachable: 503, and no job is left queued."""
+    """A real API process that reaches Redis for its rate limits but cannot publish to the
+    broker (a Redis ACL user without the list pushes kombu publishes with): the job is
+    created, then failed, and the client gets 503; nothing is queued."""
+    import secrets
+
+    import httpx
+
+    from tests.processes import start_api
+
+    key = make_key()
+    admin = redis.Redis.from_url(platform_env["SECOPS_REDIS_URL"])
+    user, password = f"nobroker{secrets.token_hex(4)}", secrets.token_hex(16)
+    admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "&*",
+                          "+@all", "-lpush", "-rpush")
+    port = admin.connection_pool.connection_kwargs["port"]
+    env = dict(platform_env, SECOPS_REDIS_URL=f"redis://{user}:{password}@127.0.0.1:{port}/0")
+    api, url = start_api(env, tmp_path / "api.log")
+    try:
+        resp = httpx.post(f"{url}/v1/jobs", json={"kind": "system.ping"}, headers=auth(key),
+                          timeout=30)
+        assert_problem(resp, 503)
+        with session_scope() as s:
+            jobs = s.scalars(select(Job)).all()
+        assert [(j.kind, j.status, j.error) for j in jobs] == [
+            ("system.ping", "failed", "the job queue was unavailable")]
+        assert queued_messages(platform_env) == 0
+    finally:
+        api.stop()
+        admin.execute_command("ACL", "DELUSER", user)
+
+
+def test_redis_down_refuses_submissions_before_any_job(platform_env, tmp_path):
+    """With Redis unreachable the rate limiter fails closed: 503 before any job exists."""
     import httpx
 
     from secops.embedded import free_port
@@ -233,11 +265,8 @@ def test_broker_down_fails_jobs_with_503(platform_env, tmp_path):
         resp = httpx.post(f"{url}/v1/jobs", json={"kind": "system.ping"},
                           headers={**auth(key), "Idempotency-Key": "k1"}, timeout=30)
         assert_problem(resp, 503)
+        assert job_count() == 0
         with session_scope() as s:
-            jobs = s.scalars(select(Job)).all()
-            # The rate limiter shares the Redis and fails closed first (no job at all);
-            # whatever exists is never left queued with no message.
-            assert all(j.status == "failed" for j in jobs)
             assert s.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
     finally:
         api.stop()

@@ -2,7 +2,8 @@
 
 Positives are valid values (checksums computed here, independently of the engine's
 validators where possible) written in many shapes and contexts; hard negatives are the
-look-alikes the issue lists. Every sample is (text, [(type, start, end), ...]).
+look-alikes: checksum-invalid cards, SSNs and IBANs, identifiers, digests, versions,
+placeholders and documentation values. Every sample is (text, [(type, start, end), ...]).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Precision and recall on the generated corpus (issue 5, point 7)."""
+"""Precision and recall of the detectors on the generated, labelled corpus."""
 
 from __future__ import annotations
 

@@ -78,8 +78,11 @@ def test_missing_and_unreadable_files_get_error_entries_and_run_goes_on(tree: Pa
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0] == {"path": str(tree / "gone.txt"), "error": "No such file or directory"}
     assert lines[1]["verdict"] == "malicious"
-    if os.geteuid() != 0:  # root reads mode-000 files
+    if os.geteuid() != 0:
         assert lines[2] == {"path": str(locked), "error": "Permission denied"}
+    else:  # root reads mode-000 files: the file is scanned like any other
+        assert (lines[2]["path"], lines[2]["verdict"]) == (str(locked), "clean")
+    assert len(lines) == 3
     assert code == 2
 
 

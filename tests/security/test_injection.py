@@ -113,7 +113,8 @@ def test_injection_in_headers_and_tokens(client):
         if not token.isascii() or "\r" in token or "\x00" in token:
             continue
         resp = client.get("/v1/jobs", headers={"Authorization": f"Bearer {token}"})
-        assert resp.status_code in (401, 429), resp.text
+        # fewer bad tokens than the client's 30-a-minute authentication budget: all 401
+        assert resp.status_code == 401, resp.text
     key = make_key()
     resp = client.post("/v1/jobs", json={"kind": "system.ping"},
                        headers={**auth(key), "Idempotency-Key": "' OR 1=1 --"})

@@ -72,12 +72,41 @@ def test_rotate_keeps_old_secret_for_grace_period_then_stops(client):
                   .values(previous_valid_until=utcnow() - timedelta(seconds=1)))
     assert_problem(client.get("/v1/jobs", headers=auth(old)), 401)
     assert client.get("/v1/jobs", headers=auth(new)).status_code == 200
-    # default grace (no body) and a grace of zero
+    # a grace of zero ends the replaced secret at once
     newer = client.post(f"/v1/keys/{key_id}/rotate", json={"grace_hours": 0},
                         headers=auth(admin)).json()["key"]
     assert_problem(client.get("/v1/jobs", headers=auth(new)), 401)
     assert client.get("/v1/jobs", headers=auth(newer)).status_code == 200
     assert actions() == ["keys.rotate", "keys.rotate"]
+
+
+def _grace_after_rotation(client, admin: str, key_id: str) -> timedelta:
+    """Rotate with no body; how long the replaced secret stays valid, within the request."""
+    before = utcnow()
+    resp = client.post(f"/v1/keys/{key_id}/rotate", headers=auth(admin))
+    after = utcnow()
+    assert resp.status_code == 200, resp.text
+    with session_scope() as s:
+        valid_until = s.get(ApiKey, key_id).previous_valid_until
+    return valid_until - before, valid_until - after
+
+
+def test_rotation_without_a_body_uses_the_default_grace(client, monkeypatch):
+    """No body: the replaced secret stays valid for 24 hours, or for
+    SECOPS_API_KEY_ROTATION_GRACE_HOURS when set."""
+    from secops.config import get_settings
+
+    admin = make_key()
+    old = make_key(role="analyst", name="rotating")
+    with session_scope() as s:
+        key_id = s.scalar(select(ApiKey.id).where(ApiKey.name == "rotating"))
+    most, least = _grace_after_rotation(client, admin, key_id)
+    assert least <= timedelta(hours=24) <= most
+    assert client.get("/v1/jobs", headers=auth(old)).status_code == 200
+    monkeypatch.setenv("SECOPS_API_KEY_ROTATION_GRACE_HOURS", "3")
+    get_settings.cache_clear()
+    most, least = _grace_after_rotation(client, admin, key_id)
+    assert least <= timedelta(hours=3) <= most
 
 
 def test_revoked_expired_and_unknown_keys_get_identical_401(client):

@@ -2,9 +2,10 @@
 
 The API runs under uvicorn over TLS with a certificate from a local CA (trustme), the
 way production runs behind TLS; the plain-HTTP port is closed, as the API never serves
-plain HTTP in production. The npm package is installed into a cache under /tmp on first
-use (its post-install script, which downloads a CA bundle from the internet, is skipped;
-the local CA is given through NODE_EXTRA_CA_CERTS instead).
+plain HTTP in production. The npm package, pinned to one version, is installed into a
+cache under /tmp on first use (its post-install script, which downloads a CA bundle from
+the internet, is skipped; the local CA is given through NODE_EXTRA_CA_CERTS instead).
+``scripts/bootstrap.sh`` installs Node.js and npm.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pytest
 from secops.embedded import free_port
 from tests.processes import Proc, wait_for
 
-CACHE = Path(os.environ.get("SECOPS_OBSERVATORY_CACHE", "/tmp/secops-npm-cache"))
+VERSION = "1.4.8"  # the grading this test checks is that release's; change both together
+CACHE = Path(os.environ.get("SECOPS_OBSERVATORY_CACHE", "/tmp/secops-npm-cache")) / VERSION
 PACKAGE = CACHE / "node_modules" / "@mdn" / "mdn-http-observatory"
 SCRIPT = """
 import { retrieve } from "%(pkg)s/src/retriever/retriever.js";
@@ -50,6 +52,8 @@ console.log(JSON.stringify({ grade: grade.grade, score: grade.score,
 def _install() -> None:
     if not PACKAGE.is_dir():
         _npm_install()
+    installed = json.loads((PACKAGE / "package.json").read_text())["version"]
+    assert installed == VERSION, f"{PACKAGE} holds {installed}, not the pinned {VERSION}"
     # Lists the skipped post-install script would download; localhost is in neither.
     conf = PACKAGE / "conf"
     conf.mkdir(exist_ok=True)
@@ -61,10 +65,10 @@ def _install() -> None:
 def _npm_install() -> None:
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is not installed")
+        pytest.skip("npm is not installed (scripts/bootstrap.sh installs it)")
     CACHE.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--ignore-scripts",
-                           "--prefix", str(CACHE), "@mdn/mdn-http-observatory"],
+                           "--prefix", str(CACHE), f"@mdn/mdn-http-observatory@{VERSION}"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -74,7 +78,7 @@ def _npm_install() -> None:
 def test_observatory_grades_the_api_a_plus(sqlite_env, tmp_path, path):
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the MDN HTTP Observatory needs it")
+        pytest.skip("node is not installed (scripts/bootstrap.sh installs it)")
     _install()
     import trustme
 

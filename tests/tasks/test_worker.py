@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from secops.api.app import create_app
 from secops.db.base import utcnow
@@ -133,28 +134,69 @@ def test_reaper_fails_poison_job(api, platform_env):
     assert job.status == "failed" and "poison" in (job.error or "")
 
 
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc: the prefork pool of a worker)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
 def test_cancel_running_job_stops_it(api, platform_env, tmp_path):
-    worker = start_worker(platform_env, tmp_path / "w.log")
+    """Cancelling a running job terminates the pool process running it (a pool process
+    outlives the tasks it finishes, so its end shows the task was stopped), the job stays
+    cancelled, and the worker goes on taking jobs."""
+    worker = start_worker(platform_env, tmp_path / "w.log", concurrency=1)
     try:
         client, key = api
         job_id = submit(api, {"sleep": 5})
         wait_status(job_id, "running", 20)
+        (running_in,) = _children(worker.p.pid)
         resp = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
         assert resp.status_code == 200
-        time.sleep(6)  # longer than the job would have run: it must not flip to succeeded
+        wait_for(lambda: running_in not in _children(worker.p.pid), 20, "the task's process to end")
+        follow_up = submit(api, {"message": "after"})
+        wait_status(follow_up, "succeeded")
         job = job_row(job_id)
         assert job.status == "cancelled" and job.result is None
+        assert f"Terminating {job_id}" in worker.output()
     finally:
         worker.stop()
 
 
-def test_jobs_survive_on_each_queue_separately(platform_env, tmp_path):
-    """Routing: a worker that consumes only ``scan`` does not take ``default`` jobs."""
-    from tasks.app import app as celery_app
+def test_scan_only_worker_leaves_default_jobs_queued(platform_env, tmp_path, monkeypatch):
+    """A worker consuming only ``scan`` runs a scan job submitted after a ``default`` job,
+    and leaves the ``default`` job and its message alone; a ``default`` worker then runs it."""
+    import redis
 
-    routes = celery_app.conf.task_routes
-    assert routes["system.ping"] == {"queue": "default"}
-    assert {q.name for q in celery_app.conf.task_queues} == {
-        "default", "scan", "dlp", "privacy", "certs", "anomaly", "audit"}
-    with session_scope() as s:
-        assert s.scalars(select(Job)).all() == []
+    from secops.config import get_settings
+
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    (watched / "a.txt").write_text("hello")
+    env = dict(platform_env, SECOPS_SCAN_ALLOWED_DIRS=json.dumps([str(watched)]))
+    monkeypatch.setenv("SECOPS_SCAN_ALLOWED_DIRS", env["SECOPS_SCAN_ALLOWED_DIRS"])
+    get_settings.cache_clear()
+    api = TestClient(create_app(), raise_server_exceptions=False), make_key()
+    scan_worker = start_worker(env, tmp_path / "scan.log", name="scan", queues="scan")
+    try:
+        ping = submit(api, {"message": "default queue"})
+        scan = submit(api, {"path": str(watched)}, kind="scan.directory")
+        wait_status(scan, "succeeded")
+        assert job_row(ping).status == "queued"
+        assert redis.Redis.from_url(env["SECOPS_REDIS_URL"]).llen("default") == 1
+        assert f"[{ping}]" not in scan_worker.output()
+    finally:
+        scan_worker.stop()
+    default_worker = start_worker(env, tmp_path / "default.log", name="default", queues="default")
+    try:
+        wait_status(ping, "succeeded")
+    finally:
+        default_worker.stop()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_read_session, db_session, require
+from secops.api.deps import Principal, ReadSession, WriteSession, require
 from secops.api.security import audit_context
 from secops.api.security_schemas import AlertList, AlertRead
 from secops.db.models import Alert
@@ -15,12 +14,14 @@ from secops.services import alerts as alert_service
 from secops.services import audit
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+ReadsAlerts = Annotated[Principal, Depends(require("alerts:read"))]
+AcknowledgesAlerts = Annotated[Principal, Depends(require("alerts:ack"))]
 
 
 @router.get("", response_model=AlertList, summary="List alerts, most recent first")
 def list_alerts(
-    principal: Principal = Depends(require("alerts:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsAlerts,
+    session: ReadSession,
     status: Annotated[str | None, Query(max_length=16)] = None,
     severity: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -35,8 +36,8 @@ def list_alerts(
 @router.get("/{alert_id}", response_model=AlertRead, summary="Get an alert")
 def get_alert(
     alert_id: Annotated[str, Path(max_length=64)],
-    principal: Principal = Depends(require("alerts:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsAlerts,
+    session: ReadSession,
 ) -> Alert:
     return alert_service.get_alert(session=session, alert_id=alert_id)
 
@@ -46,8 +47,8 @@ def get_alert(
 def acknowledge(
     alert_id: Annotated[str, Path(max_length=64)],
     request: Request,
-    principal: Principal = Depends(require("alerts:ack")),
-    session: Session = Depends(db_session),
+    principal: AcknowledgesAlerts,
+    session: WriteSession,
 ) -> Alert:
     alert, changed = alert_service.acknowledge(session=session, alert_id=alert_id,
                                                actor=principal.actor)

@@ -8,21 +8,22 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_read_session, require
+from secops.api.deps import Principal, ReadSession, require
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
 from secops.db.session import get_read_sessionmaker
 from secops.services import audit
 from secops.services import events as event_service
 
 router = APIRouter(tags=["audit"])
+ReadsAudit = Annotated[Principal, Depends(require("audit:read"))]
+ReadsEvents = Annotated[Principal, Depends(require("events:read"))]
 
 
 @router.get("/v1/audit", response_model=AuditList, summary="Audit entries, newest first")
 def list_entries(
-    principal: Principal = Depends(require("audit:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsAudit,
+    session: ReadSession,
     since: datetime | None = None,
     until: datetime | None = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,
@@ -40,7 +41,7 @@ def list_entries(
             response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
 def export(
-    principal: Principal = Depends(require("audit:read")),
+    principal: ReadsAudit,
     format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's name
     since: datetime | None = None,
     until: datetime | None = None,
@@ -63,8 +64,8 @@ def export(
 @router.get("/v1/security/events", response_model=list[SecurityEventRead],
             summary="Recent security events, newest first")
 def list_events(
-    principal: Principal = Depends(require("events:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsEvents,
+    session: ReadSession,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SecurityEventRead]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from secops.api.deps import Principal, db_read_session, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require, visible
 from secops.api.scan_schemas import (
     MULTIPART_FILES,
     DlpFindingRead,
@@ -28,7 +28,7 @@ from secops.api.security import audit_context
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import DlpScan, Job
-from secops.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
+from secops.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from secops.services import audit
 from secops.services import dlp as dlp_service
 from secops.services.audit import AuditContext
@@ -135,9 +135,7 @@ def get_scan(
     session: Session = Depends(db_read_session),
 ) -> DlpScanRead:
     scan = dlp_service.get_scan(session=session, dlp_scan_id=dlp_scan_id)
-    if not principal.can_see(scan.submitted_by):
-        raise NotFound("DLP scan not found")
-    return dlp_read(session, scan)
+    return dlp_read(session, visible(scan, principal, "DLP scan"))
 
 
 @router.post("/redact", response_model=RedactRead,

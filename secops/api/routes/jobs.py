@@ -6,33 +6,36 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.orm import Session
 
-from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
+from secops.api.deps import (
+    IdempotencyKey,
+    Principal,
+    ReadSession,
+    WriteSession,
+    require,
+    visible,
+)
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
 from secops.api.security import audit_context
 from secops.api.submission import submit_jobs
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.errors import InvalidInput, NotFound
+from secops.errors import InvalidInput
 from secops.services import audit
 from secops.services import jobs as job_service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-
-def _visible(job: Job, principal: Principal) -> Job:
-    if not principal.can_see(job.submitted_by):
-        raise NotFound("job not found")
-    return job
+SubmitsJobs = Annotated[Principal, Depends(require("jobs:submit"))]
+ReadsJobs = Annotated[Principal, Depends(require("jobs:read"))]
+CancelsJobs = Annotated[Principal, Depends(require("jobs:cancel"))]
 
 
 @router.post("", status_code=202, response_model=JobRead, summary="Submit a job")
 def submit(
     body: JobCreate,
     request: Request,
-    principal: Principal = Depends(require("jobs:submit")),
-    session: Session = Depends(db_session),
+    principal: SubmitsJobs,
+    session: WriteSession,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     return submit_jobs(session=session, principal=principal, items=[(body.kind, body.params)],
@@ -45,8 +48,8 @@ def submit(
 def submit_batch(
     body: JobBatchCreate,
     request: Request,
-    principal: Principal = Depends(require("jobs:submit")),
-    session: Session = Depends(db_session),
+    principal: SubmitsJobs,
+    session: WriteSession,
     idempotency_key: IdempotencyKey = None,
 ) -> JobBatchRead:
     limit = get_settings().batch_max_jobs
@@ -61,8 +64,8 @@ def submit_batch(
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
 def list_jobs(
-    principal: Principal = Depends(require("jobs:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsJobs,
+    session: ReadSession,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     submitted_by: Annotated[str | None, Query(max_length=80)] = None,
@@ -82,20 +85,20 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobRead, summary="Get a job and its result")
 def get_job(
     job_id: str,
-    principal: Principal = Depends(require("jobs:read")),
-    session: Session = Depends(db_read_session),
+    principal: ReadsJobs,
+    session: ReadSession,
 ) -> Job:
-    return _visible(job_service.get_job(session=session, job_id=job_id), principal)
+    return visible(job_service.get_job(session=session, job_id=job_id), principal, "job")
 
 
 @router.post("/{job_id}/cancel", response_model=JobRead, summary="Cancel a queued or running job")
 def cancel_job(
     job_id: str,
     request: Request,
-    principal: Principal = Depends(require("jobs:cancel")),
-    session: Session = Depends(db_session),
+    principal: CancelsJobs,
+    session: WriteSession,
 ) -> Job:
-    _visible(job_service.get_job(session=session, job_id=job_id), principal)
+    visible(job_service.get_job(session=session, job_id=job_id), principal, "job")
     job = job_service.cancel_job(session=session, job_id=job_id)
     audit.record(session=session, ctx=audit_context(request, principal.actor),
                  action="jobs.cancel", target=f"job:{job.id}", details={"kind": job.kind})

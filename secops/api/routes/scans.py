@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require, visible
 from secops.api.scan_schemas import (
     MULTIPART_FILES,
     ScanBatchRead,
@@ -22,7 +22,7 @@ from secops.api.submission import IdempotentRequest
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import ScanResult, StoredFile
-from secops.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
+from secops.errors import InvalidInput, PermissionDenied, Unavailable
 from secops.services import scans
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
@@ -151,10 +151,8 @@ def get_scan(
     principal: Principal = Depends(require("scans:read")),
     session: Session = Depends(db_read_session),
 ) -> ScanRead:
-    scan = scans.get_scan(session=session, scan_id=scan_id)
-    if not principal.can_see(scan.submitted_by):
-        raise NotFound("scan not found")
-    return scan_read(session, scan)
+    return scan_read(session, visible(scans.get_scan(session=session, scan_id=scan_id),
+                                      principal, "scan"))
 
 
 @router.get("/v1/quarantine", response_model=list[StoredFileRead],
