@@ -36,7 +36,7 @@ KEY_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key", "dlp_hmac")
 API_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key")  # keys, audit log, uploads
 WORKER_SECRETS = ("audit_hmac", "storage_key")  # audit jobs, scans and DLP of stored files
 OPTIONAL_KEYS = ("dlp_hmac",)  # checked only when set (else derived from storage_key)
-RATE_CLASSES = ("submit", "read", "auth")
+RATE_CLASSES = ("submit", "read", "auth", "keys")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     rate_limit_submit: str = "120/minute"
     rate_limit_read: str = "600/minute"
     rate_limit_auth: str = "30/minute"
+    rate_limit_keys: str = "60/minute"  # key management: its own bucket, not failed logins
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
@@ -231,7 +232,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth",
+    @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth", "rate_limit_keys",
                      "alert_auth_failures", "alert_auth_burst", "alert_rate_limited")
     @classmethod
     def _rate(cls, value: str) -> str:
@@ -253,7 +254,7 @@ class Settings(BaseSettings):
         return self
 
     def rate_limit(self, route_class: str) -> tuple[int, int]:
-        """(requests, window seconds) for a route class: submit, read or auth."""
+        """(requests, window seconds) for a route class: submit, read, auth or keys."""
         if route_class not in RATE_CLASSES:
             raise ValueError(f"unknown rate-limit class {route_class}")
         return parse_rate(getattr(self, f"rate_limit_{route_class}"))

@@ -1,7 +1,8 @@
 """Roles and what they may do. Every route declares one permission (``require(...)``, or
 ``public()`` for the few open routes); the test suite walks the app's routes and fails
 on any route without one. Each permission also names the rate-limit class its routes
-count against (``submit``, ``read`` or ``auth``). The same table is in docs/security.md.
+count against (``submit``, ``read`` or ``keys``; ``auth`` is the failed-authentication
+budget, shared by no route). The same table is in docs/security.md.
 
 | permission        | class  | admin | analyst | auditor | service |
 |-------------------|--------|:-----:|:-------:|:-------:|:-------:|
@@ -10,7 +11,7 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | jobs:cancel       | submit |   x   |    x    |         |  own jobs |
 | schedules:read    | read   |   x   |    x    |    x    |         |
 | schedules:write   | submit |   x   |         |         |         |
-| keys:manage       | auth   |   x   |         |         |         |
+| keys:manage       | keys   |   x   |         |         |         |
 | audit:read        | read   |   x   |         |    x    |         |
 | alerts:read       | read   |   x   |    x    |    x    |         |
 | alerts:ack        | submit |   x   |    x    |         |         |
@@ -31,7 +32,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "jobs:cancel": "submit",
     "schedules:read": "read",
     "schedules:write": "submit",
-    "keys:manage": "auth",
+    "keys:manage": "keys",
     "audit:read": "read",
     "alerts:read": "read",
     "alerts:ack": "submit",

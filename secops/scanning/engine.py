@@ -59,6 +59,9 @@ class _Context:
     findings: list[Finding]
     budget: Budget
     expander: Expander = field(init=False)
+    # Exceptions that end the scan instead of becoming a finding: the caller's time limit
+    # (Celery's soft time limit is an ``Exception`` raised wherever the code happens to be).
+    fatal: tuple[type[BaseException], ...] = ()
 
 
 class Scanner:
@@ -111,17 +114,20 @@ class Scanner:
                           info.description, ctx.findings, self.ruleset.version)
 
     def scan_bytes(self, data: bytes, name: str, *, path: str | None = None,
-                   sha256: str | None = None) -> FileResult:
+                   sha256: str | None = None,
+                   fatal: tuple[type[BaseException], ...] = ()) -> FileResult:
         """Scan content that arrived under ``name`` (used for type checks and locations).
 
         ``sha256`` may be given when the caller has just verified it (a stored file is
-        read back under its hash), to save hashing the content twice.
+        read back under its hash), to save hashing the content twice. ``fatal`` names
+        exceptions (a worker's time limit) that propagate from archive expansion instead
+        of being reported as a ``scan.error`` finding.
         """
         cfg = self.config
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
         md5 = (hashlib.md5(data, usedforsecurity=False).hexdigest()
                if cfg.md5 or self.blocklist.md5 else "")
-        ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
+        ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries), fatal=fatal)
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
         info = identify(data, cfg.magic_bytes, describe=cfg.describe,
                         json_bytes=cfg.json_magic_bytes)
@@ -293,6 +299,8 @@ class Scanner:
                 member_name, member_data = next(members)
             except StopIteration:
                 return
+            except ctx.fatal:
+                raise
             except Exception as exc:  # noqa: BLE001 - a parser bug must not hide the rest
                 # Hostile archives reach corners of third-party parsers; an exception
                 # there means the content was not fully scanned, which is suspicious.
