@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     dlp_on_scan: bool = False
     dlp_policy_files: list[Path] = Field(default_factory=list)
     dlp_max_text_chars: int = Field(1_000_000, ge=1)
+    # Document extraction runs in a child process with these limits (0 CPU: not sandboxed)
+    dlp_extract_cpu_seconds: int = Field(60, ge=0, le=3600)
+    dlp_extract_memory_mb: int = Field(2048, ge=256)
 
     @model_validator(mode="before")
     @classmethod

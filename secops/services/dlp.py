@@ -31,6 +31,7 @@ from secops.dlp.archives import SafeArchiveWalker
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.jobs import create_job
+from secops.services.sandbox import LimitExceeded, run_limited
 from secops.services.storage import BlobStore, StagedBlob, derive_key, valid_sha256
 
 DLP_KIND = "dlp.classify"
@@ -62,11 +63,21 @@ def get_classifier(settings: Settings) -> Classifier:
 
 def classify_bytes(data: bytes, filename: str, *, settings: Settings) -> tuple[DocumentResult | None,
                                                                                str | None]:
-    """Classify a file's bytes; (None, reason) when it cannot be read as a document."""
+    """Classify a file's bytes; (None, reason) when it cannot be read as a document.
+
+    Extraction and classification run in a child process with CPU and memory limits
+    (``SECOPS_DLP_EXTRACT_CPU_SECONDS``, ``SECOPS_DLP_EXTRACT_MEMORY_MB``)."""
+    classifier = get_classifier(settings)
     try:
-        return get_classifier(settings).scan_bytes(data, filename), None
+        if settings.dlp_extract_cpu_seconds == 0:
+            return classifier.scan_bytes(data, filename), None
+        return run_limited(lambda: classifier.scan_bytes(data, filename),
+                           cpu_seconds=settings.dlp_extract_cpu_seconds,
+                           memory_bytes=settings.dlp_extract_memory_mb << 20), None
     except DlpError as exc:
         return None, str(exc)[:300]
+    except LimitExceeded as exc:
+        return None, f"document not read: {exc.message}"
 
 
 def violation(document: DocumentResult) -> str | None:
