@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from secops.api.deps import Principal
 from secops.db.models import Job
 from secops.errors import PermissionDenied, Unavailable
-from secops.services import audit, idempotency
+from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
@@ -64,9 +64,12 @@ def submit_jobs(
     body: Any,
     audit_ctx: AuditContext,
 ) -> list[Job]:
-    for kind, _ in items:
+    for kind, params in items:
         if not principal.may_submit(kind):
             raise PermissionDenied("this key may not submit that job kind")
+        if principal.sees_only_own:
+            ownership.check_job_params(session=session, actor=principal.actor,
+                                       params=params or {})
     request = IdempotentRequest(session, principal.actor, idempotency_key, body)
     earlier = request.replay()
     if earlier is not None:
