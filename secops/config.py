@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # fires when more than <count> events fall within the window.
     audit_retention_days: int = Field(default=365, ge=1)
     audit_archive_interval: float = Field(default=86400.0, gt=0)
+    # Each verification appends the head it verified (seq, hash) here, outside the
+    # database: keep it off the data directory's volume (unset: not anchored).
+    audit_anchor_file: Path | None = None
     alert_auth_failures: str = "5/300"
     alert_auth_burst: str = "10/60"
     alert_rate_limited: str = "100/60"

@@ -44,6 +44,8 @@ class JobKind:
     time_limit: int
     description: str
     submittable: bool = True
+    roles: frozenset[str] | None = None  # who may submit it (None: every role with jobs:submit)
+    single: bool = False  # at most one queued or running job of this kind at a time
 
     def validate(self, params: dict[str, Any] | None) -> dict[str, Any]:
         try:
@@ -146,7 +148,8 @@ class DlpClassifyParams(Params):
 
 register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
 register(JobKind("audit.verify", "audit", AuditVerifyParams, 600,
-                 "verify the audit log's hash chain and report the first broken link"))
+                 "verify the audit log's hash chain and report the first broken link",
+                 roles=frozenset({"admin", "auditor"}), single=True))
 register(JobKind("alerts.deliver", "default", AlertDeliverParams, 120,
                  "deliver an alert to the webhook sink (created by the monitor only)",
                  submittable=False))

@@ -25,6 +25,7 @@ from secops.api.security import client_ip, limit_subject, report_event
 from secops.config import get_settings
 from secops.db.session import get_read_sessionmaker, get_sessionmaker
 from secops.errors import AuthenticationFailed, PermissionDenied, Unavailable
+from secops.kinds import KINDS
 from secops.services import keys as key_service
 from secops.services import ratelimit
 from secops.services.metrics import count_rate_limited
@@ -67,6 +68,9 @@ class Principal:
         return f"key:{self.key_id}"
 
     def may_submit(self, kind: str) -> bool:
+        spec = KINDS.get(kind)
+        if spec is not None and spec.roles is not None and self.role not in spec.roles:
+            return False
         return self.role != "service" or kind in self.allowed_kinds
 
     @property

@@ -13,6 +13,7 @@ budget, shared by no route). The same table is in docs/security.md.
 | schedules:write   | submit |   x   |         |         |         |
 | keys:manage       | keys   |   x   |         |         |         |
 | audit:read        | read   |   x   |         |    x    |         |
+| audit:verify      | submit |   x   |         |    x    |         |
 | alerts:read       | read   |   x   |    x    |    x    |         |
 | alerts:ack        | submit |   x   |    x    |         |         |
 | events:read       | read   |   x   |         |    x    |         |
@@ -34,6 +35,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "schedules:write": "submit",
     "keys:manage": "keys",
     "audit:read": "read",
+    "audit:verify": "submit",
     "alerts:read": "read",
     "alerts:ack": "submit",
     "events:read": "read",
@@ -50,7 +52,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
                           "dlp:submit", "dlp:read"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read",
+                          "audit:verify"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
 }

@@ -1,4 +1,4 @@
-"""/v1/audit: the audit log for auditors and admins (read, export)."""
+"""/v1/audit: the audit log for auditors and admins (read, export, verify)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_read_session, require
+from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
+from secops.api.schemas import JobRead
+from secops.api.security import audit_context
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
+from secops.api.submission import submit_jobs
+from secops.db.models import Job
 from secops.db.session import get_read_sessionmaker
 from secops.services import audit
 from secops.services import events as event_service
@@ -70,3 +74,17 @@ def list_events(
 ) -> list[SecurityEventRead]:
     return [SecurityEventRead.model_validate(e)
             for e in event_service.list_events(session=session, kind=kind, limit=limit)]
+
+
+@router.post("/v1/audit/verify", status_code=202, response_model=JobRead,
+             summary="Verify the audit chain (an audit.verify job; one at a time)",
+             responses={409: {"description": "a verification is already queued or running"}})
+def verify(
+    request: Request,
+    principal: Principal = Depends(require("audit:verify")),
+    session: Session = Depends(db_session),
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    return submit_jobs(session=session, principal=principal, items=[("audit.verify", {})],
+                       idempotency_key=idempotency_key, body={"kind": "audit.verify"},
+                       audit_ctx=audit_context(request, principal.actor))[0]
