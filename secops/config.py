@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     rate_limit_read: str = "600/minute"
     rate_limit_auth: str = "30/minute"
     rate_limit_keys: str = "60/minute"  # key management: its own bucket, not failed logins
+    readyz_rate: str = "60/minute"  # /readyz per client address, counted in each API process
+    readyz_cache_seconds: float = Field(5.0, ge=0, le=300)
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
@@ -239,6 +241,7 @@ class Settings(BaseSettings):
         return self
 
     @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth", "rate_limit_keys",
+                     "readyz_rate",
                      "alert_auth_failures", "alert_auth_burst", "alert_rate_limited")
     @classmethod
     def _rate(cls, value: str) -> str:
