@@ -187,7 +187,6 @@ def test_create_app_refuses_without_storage_key(sqlite_env, monkeypatch):
 
 def test_readyz_reports_an_unusable_secret(sqlite_env, monkeypatch):
     from secops.api.app import create_app
-
     from tests.factories import auth, make_key
 
     monkeypatch.setenv("SECOPS_READYZ_CACHE_SECONDS", "0")  # each call checks afresh
