@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(1, ge=1, le=64)
     beat_reload_interval: float = Field(5.0, gt=0)
     batch_max_jobs: int = Field(1000, ge=1, le=10000)
+    ping_max_sleep: float = Field(5.0, ge=0, le=600)  # system.ping's sleep, for non-admins
     max_body_bytes: int = Field(1_048_576, ge=1024)
     idempotency_ttl_hours: int = Field(24, ge=1)
 

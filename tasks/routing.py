@@ -44,8 +44,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_throttle": 1,
     }
     routes: dict[str, dict[str, str]] = {name: {"queue": k.queue} for name, k in KINDS.items()}
-    routes[REAP_TASK] = {"queue": "default"}
-    routes[KEY_USE_TASK] = {"queue": "default"}
+    routes[REAP_TASK] = {"queue": "system"}
+    routes[KEY_USE_TASK] = {"queue": "system"}
     routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
     annotations = {
         name: {

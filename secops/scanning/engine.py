@@ -52,6 +52,17 @@ QUEUE_PER_WORKER = 32
 FILES_PER_TASK = 4  # paths per message to a worker process
 
 
+def _check_within(fd: int, root: str, path: str) -> None:
+    """The opened file's real path (``/proc/self/fd``) lies under ``root``."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path)  # no /proc: the best check available
+    prefix = os.path.realpath(root).rstrip(os.sep) + os.sep
+    if not real.startswith(prefix):
+        raise OSError(errno.ELOOP, "path leads outside the scanned directory", path)
+
+
 @dataclass(slots=True)
 class _Context:
     """Mutable state of one top-level scan: findings and the shared expansion budget."""
@@ -78,16 +89,26 @@ class Scanner:
     def ruleset_version(self) -> str:
         return self.ruleset.version
 
-    def scan_path(self, path: str | os.PathLike[str]) -> FileResult:
+    def scan_path(self, path: str | os.PathLike[str], *, within: str | None = None) -> FileResult:
         """Scan one regular file; raises ``OSError`` if it cannot be read.
 
         The file is opened non-blocking and checked with ``fstat`` before reading, so a
         FIFO or device named by mistake (``/dev/zero``) is an error, not a hang or an
         endless read. Files over ``max_file_bytes`` are hashed in chunks and reported as
         too large to scan instead of being loaded.
+
+        With ``within`` (a directory scan's root), a symbolic link is never followed:
+        the last component is opened with ``O_NOFOLLOW``, and the file actually opened
+        must lie under ``within`` (a directory swapped for a link between the walk and
+        the open would lead elsewhere); either is ``OSError``.
         """
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+        if within is not None:
+            flags |= os.O_NOFOLLOW
+        fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as handle:
+            if within is not None:
+                _check_within(handle.fileno(), within, os.fspath(path))
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))

@@ -124,9 +124,12 @@ def submit_text(*, session: Session, store: BlobStore, text: str, name: str | No
 def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
                   submitted_by: str) -> tuple[DlpScan, tuple[str, str]]:
     store.commit(staged)
-    if session.get(StoredFile, staged.sha256) is None:
+    row = session.get(StoredFile, staged.sha256)
+    if row is None:
         session.add(StoredFile(sha256=staged.sha256, size=staged.size, state="stored",
                                created_at=utcnow(), updated_at=utcnow()))
+    elif row.state == "deleted":  # an admin deleted it; uploaded again, it is stored again
+        row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
     scan = _new_scan(session, source="upload", submitted_by=submitted_by, sha256=staged.sha256,
                      filename=staged.filename)
     return _with_job(session, scan)

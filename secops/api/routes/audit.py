@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from secops.api.deps import IdempotencyKey, Principal, db_read_session, db_session, require
@@ -27,8 +27,8 @@ router = APIRouter(tags=["audit"])
 def list_entries(
     principal: Principal = Depends(require("audit:read")),
     session: Session = Depends(db_read_session),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -46,8 +46,8 @@ def list_entries(
 def export(
     principal: Principal = Depends(require("audit:read")),
     format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's name
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> StreamingResponse:
     def body() -> Iterator[str]:
         # Its own short read session per page: the response outlives the route, and a
