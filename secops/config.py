@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     # Audit log and security monitoring; thresholds read "<count>/<window>": an alert
     # fires when more than <count> events fall within the window.
     audit_retention_days: int = Field(default=365, ge=1)
+    # Retention of everything else, in days (0 keeps forever): see services.retention
+    retention_jobs_days: int = Field(default=90, ge=0)
+    retention_events_days: int = Field(default=180, ge=0)
+    retention_scans_days: int = Field(default=180, ge=0)
+    retention_dlp_days: int = Field(default=180, ge=0)
+    retention_files_days: int = Field(default=90, ge=0)
+    retention_interval: float = Field(default=3600.0, gt=0)  # seconds between prunes
     audit_archive_interval: float = Field(default=86400.0, gt=0)
     # Each verification appends the head it verified (seq, hash) here, outside the
     # database: keep it off the data directory's volume (unset: not anchored).

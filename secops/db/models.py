@@ -324,3 +324,16 @@ class DlpFinding(Base):
     level: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     preview: Mapped[str] = mapped_column(String(200))
+
+
+class LegalHold(Base):
+    """Content under legal hold: retention keeps the file, its scans and DLP scans."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
