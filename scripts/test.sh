@@ -25,5 +25,9 @@ step "mypy" $V/mypy secops tasks
 step "import contracts" $V/lint-imports
 step "bandit" $V/bandit -q -ll -r secops tasks
 step "detect-secrets" scripts/secrets-scan.sh
+# Known vulnerabilities in what is installed (PyPI's advisory data; needs HTTPS to pypi.org,
+# or SECOPS_PIP_AUDIT_SERVICE=osv for api.osv.dev). The project itself is not on PyPI.
+step "pip-audit" $V/pip-audit --progress-spinner off --skip-editable \
+    --vulnerability-service "${SECOPS_PIP_AUDIT_SERVICE:-pypi}"
 step "pytest" $V/python -m pytest -p no:cacheprovider --durations=15 "$@"
 exit $status

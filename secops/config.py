@@ -36,7 +36,7 @@ KEY_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key", "dlp_hmac")
 API_SECRETS = ("api_key_hmac", "audit_hmac", "storage_key")  # keys, audit log, uploads
 WORKER_SECRETS = ("audit_hmac", "storage_key")  # audit jobs, scans and DLP of stored files
 OPTIONAL_KEYS = ("dlp_hmac",)  # checked only when set (else derived from storage_key)
-RATE_CLASSES = ("submit", "read", "auth")
+RATE_CLASSES = ("submit", "read", "auth", "keys")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(1, ge=1, le=64)
     beat_reload_interval: float = Field(5.0, gt=0)
     batch_max_jobs: int = Field(1000, ge=1, le=10000)
+    ping_max_sleep: float = Field(5.0, ge=0, le=600)  # system.ping's sleep, for non-admins
     max_body_bytes: int = Field(1_048_576, ge=1024)
     idempotency_ttl_hours: int = Field(24, ge=1)
 
@@ -134,6 +135,9 @@ class Settings(BaseSettings):
     rate_limit_submit: str = "120/minute"
     rate_limit_read: str = "600/minute"
     rate_limit_auth: str = "30/minute"
+    rate_limit_keys: str = "60/minute"  # key management: its own bucket, not failed logins
+    readyz_rate: str = "60/minute"  # /readyz per client address, counted in each API process
+    readyz_cache_seconds: float = Field(5.0, ge=0, le=300)
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
@@ -142,7 +146,17 @@ class Settings(BaseSettings):
     # Audit log and security monitoring; thresholds read "<count>/<window>": an alert
     # fires when more than <count> events fall within the window.
     audit_retention_days: int = Field(default=365, ge=1)
+    # Retention of everything else, in days (0 keeps forever): see services.retention
+    retention_jobs_days: int = Field(default=90, ge=0)
+    retention_events_days: int = Field(default=180, ge=0)
+    retention_scans_days: int = Field(default=180, ge=0)
+    retention_dlp_days: int = Field(default=180, ge=0)
+    retention_files_days: int = Field(default=90, ge=0)
+    retention_interval: float = Field(default=3600.0, gt=0)  # seconds between prunes
     audit_archive_interval: float = Field(default=86400.0, gt=0)
+    # Each verification appends the head it verified (seq, hash) here, outside the
+    # database: keep it off the data directory's volume (unset: not anchored).
+    audit_anchor_file: Path | None = None
     alert_auth_failures: str = "5/300"
     alert_auth_burst: str = "10/60"
     alert_rate_limited: str = "100/60"
@@ -169,6 +183,9 @@ class Settings(BaseSettings):
     dlp_on_scan: bool = False
     dlp_policy_files: list[Path] = Field(default_factory=list)
     dlp_max_text_chars: int = Field(1_000_000, ge=1)
+    # Document extraction runs in a child process with these limits (0 CPU: not sandboxed)
+    dlp_extract_cpu_seconds: int = Field(60, ge=0, le=3600)
+    dlp_extract_memory_mb: int = Field(2048, ge=256)
 
     @model_validator(mode="before")
     @classmethod
@@ -231,7 +248,8 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth",
+    @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth", "rate_limit_keys",
+                     "readyz_rate",
                      "alert_auth_failures", "alert_auth_burst", "alert_rate_limited")
     @classmethod
     def _rate(cls, value: str) -> str:
@@ -253,7 +271,7 @@ class Settings(BaseSettings):
         return self
 
     def rate_limit(self, route_class: str) -> tuple[int, int]:
-        """(requests, window seconds) for a route class: submit, read or auth."""
+        """(requests, window seconds) for a route class: submit, read, auth or keys."""
         if route_class not in RATE_CLASSES:
             raise ValueError(f"unknown rate-limit class {route_class}")
         return parse_rate(getattr(self, f"rate_limit_{route_class}"))

@@ -14,6 +14,7 @@ to show a client (no secrets, no internals).
     ├── AuthenticationFailed    no, bad, expired or revoked credentials (one message for all)
     ├── PermissionDenied        authenticated, but the role does not allow it
     └── Unavailable             a dependency (database, broker) cannot be reached now
+        └── AuditChainBroken        the audit chain's head is missing: audited actions wait
 """
 
 from __future__ import annotations
@@ -69,3 +70,9 @@ class PermissionDenied(SecOpsError):
 
 class Unavailable(SecOpsError):
     title = "Service unavailable"
+
+
+class AuditChainBroken(Unavailable):
+    """The audit chain cannot be appended to safely (its head row is gone)."""
+
+    title = "Audit log unavailable"

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from secops.errors import InvalidInput
 
-QUEUES = ("default", "scan", "dlp", "privacy", "certs", "anomaly", "audit")
+QUEUES = ("default", "scan", "dlp", "privacy", "certs", "anomaly", "audit", "system")
+# "system" carries the platform's own short tasks (alert delivery, the reaper, key-use
+# flushes): a flood of user jobs on "default" does not sit in front of them.
 # Heavy queues run long, CPU-bound jobs: their workers prefetch one message at a time so a
 # long scan never sits on messages another worker could take. Light queues prefetch more.
 HEAVY_QUEUES = ("scan", "dlp", "anomaly")
@@ -44,6 +46,8 @@ class JobKind:
     time_limit: int
     description: str
     submittable: bool = True
+    roles: frozenset[str] | None = None  # who may submit it (None: every role with jobs:submit)
+    single: bool = False  # at most one queued or running job of this kind at a time
 
     def validate(self, params: dict[str, Any] | None) -> dict[str, Any]:
         try:
@@ -146,8 +150,9 @@ class DlpClassifyParams(Params):
 
 register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
 register(JobKind("audit.verify", "audit", AuditVerifyParams, 600,
-                 "verify the audit log's hash chain and report the first broken link"))
-register(JobKind("alerts.deliver", "default", AlertDeliverParams, 120,
+                 "verify the audit log's hash chain and report the first broken link",
+                 roles=frozenset({"admin", "auditor"}), single=True))
+register(JobKind("alerts.deliver", "system", AlertDeliverParams, 120,
                  "deliver an alert to the webhook sink (created by the monitor only)",
                  submittable=False))
 register(JobKind("scan.file", "scan", ScanFileParams, 600,

@@ -141,5 +141,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     root.setLevel(level)
     # Celery's per-task INFO lines repeat ours and print task arguments and return values
     # (job results may hold findings): keep only their warnings and errors.
-    for name in ("celery.app.trace", "celery.worker.strategy"):
+    # httpx and httpcore log every request's full URL (a webhook URL carries its token in
+    # the path) at INFO and DEBUG: only their warnings and errors either.
+    for name in ("celery.app.trace", "celery.worker.strategy", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

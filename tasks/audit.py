@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from secops.config import get_settings
 from secops.db.base import utcnow
 from secops.db.models import Job
-from secops.db.session import session_scope
+from secops.db.session import get_read_sessionmaker, session_scope
 from secops.errors import Conflict
 from secops.services import audit as audit_service
 from secops.services import monitor
@@ -33,11 +33,21 @@ def _report(kind: str, details: dict[str, Any], severity: str) -> None:
 
 @job_task("audit.verify")
 def verify(session: Session, job: Job) -> dict[str, Any]:
-    """Walk the chain; a broken link raises a critical security event (and an alert)."""
-    result = audit_service.verify(session=session).as_dict()
+    """Walk the chain; a broken link raises a critical security event (and an alert).
+
+    The walk reads through a read session, one short transaction per batch: it never
+    holds SQLite's write lock, and appends go on meanwhile."""
+    session.commit()  # the job's own transaction ends before the walk
+    reader = get_read_sessionmaker()()
+    try:
+        result = audit_service.verify_anchored(
+            session=reader, release=True,
+            anchor_file=get_settings().audit_anchor_file).as_dict()
+    finally:
+        reader.rollback()
+        reader.close()
     log.info("audit chain verified", extra={"ok": result["ok"], "head_seq": result["head_seq"],
                                             "head_hash": result["head_hash"]})
-    session.commit()  # end the read (on SQLite it holds the write lock) before reporting
     if not result["ok"]:
         _report("audit.chain_broken", {"subject": "audit_log", **result["first_broken"]},
                 "critical")

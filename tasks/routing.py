@@ -18,6 +18,7 @@ from secops.kinds import KINDS, QUEUES
 REAP_TASK = "system.reap"
 AUDIT_ARCHIVE_TASK = "audit.archive"
 KEY_USE_TASK = "system.flush_key_use"
+RETENTION_TASK = "system.retention"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
 
@@ -44,8 +45,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_throttle": 1,
     }
     routes: dict[str, dict[str, str]] = {name: {"queue": k.queue} for name, k in KINDS.items()}
-    routes[REAP_TASK] = {"queue": "default"}
-    routes[KEY_USE_TASK] = {"queue": "default"}
+    routes[REAP_TASK] = {"queue": "system"}
+    routes[KEY_USE_TASK] = {"queue": "system"}
+    routes[RETENTION_TASK] = {"queue": "system"}
     routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
     annotations = {
         name: {

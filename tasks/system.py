@@ -1,4 +1,4 @@
-"""System kinds: diagnostics and the reaper of stuck jobs."""
+"""System kinds: diagnostics, the reaper of stuck jobs, key-use flushes and retention."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
+from secops.services import audit, retention
 from secops.services import jobs as job_service
 from secops.services import keys as key_service
 from secops.services.redisconn import get_redis
+from secops.services.storage import get_store
 from tasks.app import app
 from tasks.base import job_task
 from tasks.dispatch import enqueue
-from tasks.routing import KEY_USE_TASK, REAP_TASK
+from tasks.routing import KEY_USE_TASK, REAP_TASK, RETENTION_TASK
 
 log = logging.getLogger("secops.tasks")
 
@@ -62,3 +64,19 @@ def flush_key_use() -> dict[str, int]:
         changed = key_service.apply_use(session=session, pending=pending)
         session.commit()
     return {"keys": changed}
+
+
+@app.task(name=RETENTION_TASK, ignore_result=True)
+def prune() -> dict[str, Any]:
+    """Retention: delete what is past its table's setting (see services.retention); the
+    stored content of pruned files is removed once the deletion is committed."""
+    settings = get_settings()
+    with session_scope() as session:
+        result = retention.prune(session=session, settings=settings)
+        audit.record(session=session, ctx=audit.AuditContext(actor="system:retention"),
+                     action="retention.prune", target="retention", details=result.as_dict())
+    store = get_store(settings)
+    for sha256 in result.files_to_remove:
+        store.delete(sha256)
+    log.info("retention pruned", extra=result.as_dict())
+    return result.as_dict()

@@ -54,7 +54,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 
 
 def start_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 1,
-                 queues: str = "default,scan,dlp,privacy,certs,anomaly,audit") -> Proc:
+                 queues: str = "default,scan,dlp,privacy,certs,anomaly,audit,system") -> Proc:
     proc = Proc([sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
                  "-Q", queues, "--concurrency", str(concurrency), "--hostname",
                  f"{name}@%h", "--without-mingle", "--without-gossip"], env, log)

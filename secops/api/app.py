@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
@@ -21,8 +22,9 @@ from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
 from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, scans, schedules
+from secops.api.security import report_event
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
-from secops.errors import ConfigurationError, SecOpsError
+from secops.errors import AuditChainBroken, ConfigurationError, SecOpsError
 from secops.services.ratelimit import RateLimited
 from secops.services.storage import get_store
 
@@ -46,6 +48,10 @@ async def _secops_error(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500:
         log.error("service error", extra={"request_id": _request_id(request),
                                           "error": type(exc).__name__})
+    if isinstance(exc, AuditChainBroken):
+        await run_in_threadpool(report_event, "audit.chain_broken",
+                                {"subject": "audit_log", "reason": "chain head row is missing",
+                                 "path": request.url.path}, "critical")
     extra = {"errors": exc.details["errors"]} if "errors" in exc.details else {}
     return _problem_response(request, status, exc.message, **extra)
 

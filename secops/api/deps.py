@@ -21,10 +21,11 @@ from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
 from secops.api.permissions import ALL_PERMISSIONS, PUBLIC, allowed, route_class
-from secops.api.security import client_ip, report_event
+from secops.api.security import client_ip, limit_subject, report_event
 from secops.config import get_settings
 from secops.db.session import get_read_sessionmaker, get_sessionmaker
 from secops.errors import AuthenticationFailed, NotFound, PermissionDenied, Unavailable
+from secops.kinds import KINDS
 from secops.services import keys as key_service
 from secops.services import ratelimit
 from secops.services.metrics import count_rate_limited
@@ -67,6 +68,9 @@ class Principal:
         return f"key:{self.key_id}"
 
     def may_submit(self, kind: str) -> bool:
+        spec = KINDS.get(kind)
+        if spec is not None and spec.roles is not None and self.role not in spec.roles:
+            return False
         return self.role != "service" or kind in self.allowed_kinds
 
     @property
@@ -108,7 +112,7 @@ def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls:
 
 
 def _authenticate(request: Request, session: Session, ip: str) -> Principal:
-    auth_bucket = [_bucket("auth-ip", ip, "auth")]
+    auth_bucket = [_bucket("auth-ip", limit_subject(ip), "auth")]
     _limit(request, auth_bucket, cost=0, cls="auth", ip=ip)
     token = _bearer(request)
     try:
@@ -139,7 +143,8 @@ def require(permission: str) -> Callable[..., Principal]:
         ip = client_ip(request)
         principal = _authenticate(request, session, ip)
         request.scope.setdefault("state", {})["authenticated"] = True
-        buckets = [_bucket(f"{cls}-ip", ip, cls), _bucket(f"{cls}-key", principal.key_id, cls)]
+        buckets = [_bucket(f"{cls}-ip", limit_subject(ip), cls),
+                   _bucket(f"{cls}-key", principal.key_id, cls)]
         # The key's last use and count go in the same round trip: every request it
         # authenticated (answered, refused by its role or rate limited alike), counted in
         # Redis (see services.keys).

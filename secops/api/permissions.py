@@ -1,7 +1,8 @@
 """Roles and what they may do. Every route declares one permission (``require(...)``, or
 ``public()`` for the few open routes); the test suite walks the app's routes and fails
 on any route without one. Each permission also names the rate-limit class its routes
-count against (``submit``, ``read`` or ``auth``). The same table is in docs/security.md.
+count against (``submit``, ``read`` or ``keys``; ``auth`` is the failed-authentication
+budget, shared by no route). The same table is in docs/security.md.
 
 | permission        | class  | admin | analyst | auditor | service |
 |-------------------|--------|:-----:|:-------:|:-------:|:-------:|
@@ -10,8 +11,9 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | jobs:cancel       | submit |   x   |    x    |         |  own jobs |
 | schedules:read    | read   |   x   |    x    |    x    |         |
 | schedules:write   | submit |   x   |         |         |         |
-| keys:manage       | auth   |   x   |         |         |         |
+| keys:manage       | keys   |   x   |         |         |         |
 | audit:read        | read   |   x   |         |    x    |         |
+| audit:verify      | submit |   x   |         |    x    |         |
 | alerts:read       | read   |   x   |    x    |    x    |         |
 | alerts:ack        | submit |   x   |    x    |         |         |
 | events:read       | read   |   x   |         |    x    |         |
@@ -31,8 +33,9 @@ PERMISSION_CLASS: dict[str, str] = {
     "jobs:cancel": "submit",
     "schedules:read": "read",
     "schedules:write": "submit",
-    "keys:manage": "auth",
+    "keys:manage": "keys",
     "audit:read": "read",
+    "audit:verify": "submit",
     "alerts:read": "read",
     "alerts:ack": "submit",
     "events:read": "read",
@@ -49,7 +52,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
                           "dlp:submit", "dlp:read"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read",
+                          "audit:verify"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
 }

@@ -84,7 +84,8 @@ class DlpFindingRead(BaseModel):
     action: str
     level: str
     preview: str
-    digest: str | None
+    # No digest: keyed hashes of values answered to any caller would let one compare
+    # the digests of guessed values with a finding's and recover it (an HMAC oracle).
 
 
 class DlpScanRead(BaseModel):

@@ -4,6 +4,7 @@ The client IP is the socket peer, unless that peer is a trusted proxy
 (``SECOPS_TRUSTED_PROXIES``, addresses or CIDRs): then ``X-Forwarded-For`` is read from
 the right, skipping trusted hops, and the first untrusted address is the client. A
 client cannot spoof its address by sending the header itself to a direct listener.
+Per-IP rate limits count an IPv6 client by its /64 (:func:`limit_subject`).
 
 Security events are stored in their own session and committed at once, so a request
 that then fails (and rolls back) still leaves its trace; delivery jobs for new alerts
@@ -57,6 +58,20 @@ def client_ip(request: Request) -> str:
             except ValueError:
                 return peer  # garbage in the header: fall back to the proxy itself
     return peer
+
+
+def limit_subject(ip: str) -> str:
+    """Whom a per-IP rate limit counts: the address itself for IPv4, its /64 for IPv6
+    (one host usually holds a whole /64 and could rotate through it)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return ip
 
 
 def request_id(request: Request) -> str:

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal
+from secops.config import get_settings
 from secops.db.models import Job
-from secops.errors import PermissionDenied, Unavailable
-from secops.services import audit, idempotency
+from secops.errors import InvalidInput, PermissionDenied, Unavailable
+from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
@@ -64,9 +65,16 @@ def submit_jobs(
     body: Any,
     audit_ctx: AuditContext,
 ) -> list[Job]:
-    for kind, _ in items:
+    cap = get_settings().ping_max_sleep
+    for kind, params in items:
         if not principal.may_submit(kind):
             raise PermissionDenied("this key may not submit that job kind")
+        if kind == "system.ping" and principal.role != "admin" and \
+                _number((params or {}).get("sleep")) > cap:
+            raise InvalidInput(f"system.ping may sleep at most {cap:g} s for this key's role")
+        if principal.sees_only_own:
+            ownership.check_job_params(session=session, actor=principal.actor,
+                                       params=params or {})
     request = IdempotentRequest(session, principal.actor, idempotency_key, body)
     earlier = request.replay()
     if earlier is not None:
@@ -95,6 +103,14 @@ def submit_jobs(
         request.forget()
         raise
     return jobs
+
+
+def _number(value: Any) -> float:
+    """A numeric param as a float (0 when absent; the kind's own model rejects the rest)."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _load(session: Session, job_ids: list[str]) -> list[Job]:

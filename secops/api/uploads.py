@@ -7,7 +7,8 @@ encrypted as it arrives) and plain fields are kept up to a small cap. Parsing, h
 and encrypting run on the event loop as the chunks arrive (a 64 KiB chunk costs about
 a tenth of a millisecond); only writing to disk, which can block, goes to a thread, a
 batch at a time. Files beyond the size limit or the per-request count raise a problem
-(413/422); the rest of the body is then read and dropped, so the client receives the
+(413/422), and so do a part whose headers pass 4 KiB or 8 lines and a body of more
+parts than files and fields allowed; the rest of the body is then read and dropped, so the client receives the
 answer rather than a reset connection. On any failure every staged file of the request
 is removed: an upload leaves either complete files or nothing.
 """
@@ -29,6 +30,9 @@ from secops.services.storage import BlobStore, StagedBlob
 
 log = logging.getLogger("secops.api.uploads")
 FIELD_LIMIT = 64 * 1024
+HEADER_LIMIT = 4096  # bytes of one part's headers, names and values together
+HEADERS_PER_PART = 8
+MAX_FIELDS = 16
 WRITE_BATCH = 1024 * 1024  # body bytes between writes of what staged files hold
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -52,6 +56,9 @@ class MultipartUpload:
         self.fields: dict[str, str] = {}
         self._header_field = b""
         self._header_value = b""
+        self._header_bytes = 0
+        self._header_count = 0
+        self._parts = 0
         self._disposition = b""
         self._current: StagedBlob | None = None
         self._field: tuple[str, bytearray] | None = None
@@ -64,15 +71,31 @@ class MultipartUpload:
         self._parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
 
     def _part_begin(self) -> None:
+        # A body of many tiny parts (or parts repeating one field name, which would not
+        # grow ``fields``) is refused, as is a part with huge or countless headers.
+        self._parts += 1
+        if self._parts > self.max_files + MAX_FIELDS:
+            raise InvalidInput(f"at most {self.max_files + MAX_FIELDS} parts per request")
         self._disposition, self._current, self._field = b"", None, None
+        self._header_bytes = self._header_count = 0
+
+    def _header_bytes_add(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > HEADER_LIMIT:
+            raise InvalidInput(f"a multipart part's headers exceed {HEADER_LIMIT} bytes")
 
     def _header_field_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_bytes_add(end - start)
         self._header_field += data[start:end]
 
     def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_bytes_add(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
+        self._header_count += 1
+        if self._header_count > HEADERS_PER_PART:
+            raise InvalidInput(f"a multipart part has more than {HEADERS_PER_PART} headers")
         if self._header_field.lower() == b"content-disposition":
             self._disposition = self._header_value
         self._header_field, self._header_value = b"", b""
@@ -90,7 +113,7 @@ class MultipartUpload:
                                              defer=True)
             self.files.append(self._current)
         else:
-            if len(self.fields) >= 16:
+            if len(self.fields) >= MAX_FIELDS:
                 raise InvalidInput("too many form fields")
             self._field = (name[:64], bytearray())
 

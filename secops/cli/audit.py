@@ -25,7 +25,8 @@ def audit() -> None:
 def verify(as_json: bool) -> None:
     """Walk the hash chain; exit 1 and name the first broken link if it was tampered with."""
     with session_scope() as session:
-        result = audit_service.verify(session=session)
+        result = audit_service.verify_anchored(session=session,
+                                               anchor_file=get_settings().audit_anchor_file)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     elif result.ok:

@@ -25,6 +25,16 @@ from secops.services import keys as key_service
 from secops.supervisor import Child, Supervisor
 
 
+def api_command(python: str, host: str, port: int, processes: int) -> list[str]:
+    """The API's command line. Uvicorn's own proxy-header handling is off (by default it
+    believes ``X-Forwarded-For`` from 127.0.0.1, so any local client could pick its
+    address): the application reads forwarded headers itself, from
+    ``SECOPS_TRUSTED_PROXIES`` only."""
+    return [python, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+            "--host", host, "--port", str(port), "--workers", str(processes),
+            "--no-server-header", "--no-proxy-headers", "--log-level", "warning"]
+
+
 def _first_admin_key(secrets_dir: Path) -> str | None:
     with session_scope() as session:
         if key_service.has_admin_key(session=session):
@@ -73,10 +83,8 @@ def up(concurrency: int, no_flower: bool) -> None:
         click.echo(admin_key)
     python = sys.executable
     children = [
-        Child("api", [python, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
-                      "--host", settings.api_host, "--port", str(settings.api_port),
-                      "--workers", str(settings.api_processes),
-                      "--no-server-header", "--log-level", "warning"], env),
+        Child("api", api_command(python, settings.api_host, settings.api_port,
+                                 settings.api_processes), env),
         Child("worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
                          "-Q", ",".join(LIGHT_QUEUES), "--concurrency", str(concurrency),
                          "--prefetch-multiplier", str(LIGHT_PREFETCH),

@@ -159,6 +159,8 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # HMAC of (last_seq, last_hash) with the audit key: a head rewound by hand does not match
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditCheckpoint(Base):
@@ -322,3 +324,16 @@ class DlpFinding(Base):
     level: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     preview: Mapped[str] = mapped_column(String(200))
+
+
+class LegalHold(Base):
+    """Content under legal hold: retention keeps the file, its scans and DLP scans."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

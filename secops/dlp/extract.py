@@ -160,11 +160,11 @@ def unreadable_container(data: bytes) -> str | None:
 
 _OOXML = {
     "docx": (re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml"),
-             re.compile(r"<w:t(?:\s[^>]*)?>([^<]*)</w:t>|</w:p>|<w:tab/>|<w:br/>")),
+             re.compile(r"<w:t(?:\s[^<>]*+)?>([^<]*)</w:t>|</w:p>|<w:tab/>|<w:br/>")),
     "xlsx": (re.compile(r"xl/(sharedStrings|worksheets/sheet\d+)\.xml"),
-             re.compile(r"<(?:t|v)(?:\s[^>]*)?>([^<]*)</(?:t|v)>|</si>|</c>|</row>")),
+             re.compile(r"<(?:t|v)(?:\s[^<>]*+)?>([^<]*)</(?:t|v)>|</si>|</c>|</row>")),
     "pptx": (re.compile(r"ppt/(slides/slide\d+|notesSlides/notesSlide\d+)\.xml"),
-             re.compile(r"<a:t(?:\s[^>]*)?>([^<]*)</a:t>|</a:p>")),
+             re.compile(r"<a:t(?:\s[^<>]*+)?>([^<]*)</a:t>|</a:p>")),
 }
 _SEPARATOR = {"</w:p>": "\n", "<w:tab/>": "\t", "<w:br/>": "\n", "</si>": "\n", "</c>": "\t",
               "</row>": "\n", "</a:p>": "\n"}

@@ -412,8 +412,15 @@ class Expander:
                 return
         if not self._take_entry(location):
             return
+        # every gzip member after the first is one more entry of the budget
         result = inflate(data, factories[kind], max(self.budget.bytes_left, 0),
-                         cfg.max_ratio, cfg.ratio_min_bytes)
+                         cfg.max_ratio, cfg.ratio_min_bytes,
+                         max_members=self.budget.entries_left + 1)
+        self.budget.entries_left -= result.members - 1
+        if result.members_exceeded:
+            self._limit("archive.limit.entries",
+                        f"gzip holds more than {result.members} members", location)
+            return
         if result.error:
             self._add("archive.corrupt", Severity.LOW,
                       f"{kind} stream does not decompress: {result.error}", location)

@@ -52,6 +52,17 @@ QUEUE_PER_WORKER = 32
 FILES_PER_TASK = 4  # paths per message to a worker process
 
 
+def _check_within(fd: int, root: str, path: str) -> None:
+    """The opened file's real path (``/proc/self/fd``) lies under ``root``."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path)  # no /proc: the best check available
+    prefix = os.path.realpath(root).rstrip(os.sep) + os.sep
+    if not real.startswith(prefix):
+        raise OSError(errno.ELOOP, "path leads outside the scanned directory", path)
+
+
 @dataclass(slots=True)
 class _Context:
     """Mutable state of one top-level scan: findings and the shared expansion budget."""
@@ -59,6 +70,9 @@ class _Context:
     findings: list[Finding]
     budget: Budget
     expander: Expander = field(init=False)
+    # Exceptions that end the scan instead of becoming a finding: the caller's time limit
+    # (Celery's soft time limit is an ``Exception`` raised wherever the code happens to be).
+    fatal: tuple[type[BaseException], ...] = ()
 
 
 class Scanner:
@@ -75,16 +89,26 @@ class Scanner:
     def ruleset_version(self) -> str:
         return self.ruleset.version
 
-    def scan_path(self, path: str | os.PathLike[str]) -> FileResult:
+    def scan_path(self, path: str | os.PathLike[str], *, within: str | None = None) -> FileResult:
         """Scan one regular file; raises ``OSError`` if it cannot be read.
 
         The file is opened non-blocking and checked with ``fstat`` before reading, so a
         FIFO or device named by mistake (``/dev/zero``) is an error, not a hang or an
         endless read. Files over ``max_file_bytes`` are hashed in chunks and reported as
         too large to scan instead of being loaded.
+
+        With ``within`` (a directory scan's root), a symbolic link is never followed:
+        the last component is opened with ``O_NOFOLLOW``, and the file actually opened
+        must lie under ``within`` (a directory swapped for a link between the walk and
+        the open would lead elsewhere); either is ``OSError``.
         """
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+        if within is not None:
+            flags |= os.O_NOFOLLOW
+        fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as handle:
+            if within is not None:
+                _check_within(handle.fileno(), within, os.fspath(path))
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
@@ -111,17 +135,20 @@ class Scanner:
                           info.description, ctx.findings, self.ruleset.version)
 
     def scan_bytes(self, data: bytes, name: str, *, path: str | None = None,
-                   sha256: str | None = None) -> FileResult:
+                   sha256: str | None = None,
+                   fatal: tuple[type[BaseException], ...] = ()) -> FileResult:
         """Scan content that arrived under ``name`` (used for type checks and locations).
 
         ``sha256`` may be given when the caller has just verified it (a stored file is
-        read back under its hash), to save hashing the content twice.
+        read back under its hash), to save hashing the content twice. ``fatal`` names
+        exceptions (a worker's time limit) that propagate from archive expansion instead
+        of being reported as a ``scan.error`` finding.
         """
         cfg = self.config
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
         md5 = (hashlib.md5(data, usedforsecurity=False).hexdigest()
                if cfg.md5 or self.blocklist.md5 else "")
-        ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries))
+        ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries), fatal=fatal)
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
         info = identify(data, cfg.magic_bytes, describe=cfg.describe,
                         json_bytes=cfg.json_magic_bytes)
@@ -293,6 +320,8 @@ class Scanner:
                 member_name, member_data = next(members)
             except StopIteration:
                 return
+            except ctx.fatal:
+                raise
             except Exception as exc:  # noqa: BLE001 - a parser bug must not hide the rest
                 # Hostile archives reach corners of third-party parsers; an exception
                 # there means the content was not fully scanned, which is suspicious.

@@ -187,6 +187,11 @@ class Inflated:
     exceeded: bool  # produced more than the cap allowed (stopped there)
     ratio_exceeded: bool
     error: str | None = None
+    members: int = 1  # gzip members decompressed (a gzip file may hold several)
+    members_exceeded: bool = False  # stopped at ``max_members``
+
+
+FIRST_FEED = 64  # input fed to a new gzip member first; doubled while the member goes on
 
 
 def inflate(
@@ -195,26 +200,34 @@ def inflate(
     cap: int,
     max_ratio: float,
     ratio_min_bytes: int,
+    max_members: int = 1 << 62,
 ) -> Inflated:
     """Decompress with an output cap and a running compression-ratio check.
 
     Output is requested in 1 MiB slices with ``max_length`` so no decompressor call can
     return more than that; the loop stops one byte past ``cap`` (to prove the overrun)
-    or when the ratio against the whole compressed input passes ``max_ratio``. Input is
-    fed in 256 KiB views, so what zlib hands back unconsumed (a copy) stays small, and
-    the output is joined once at the end.
+    or when the ratio against the whole compressed input passes ``max_ratio``. The
+    output is joined once at the end.
+
+    A gzip file may be many members back to back. Each member starts with a small input
+    slice that doubles while the member goes on (up to 256 KiB), and the next member is
+    found by its offset, never by copying the rest of the input: what zlib copies at a
+    member's end (``unused_data``) is at most about the member's own size, so a file of a
+    million empty members costs linear time. Members past ``max_members`` are not read.
     """
-    slice_size, feed = 1 << 20, 256 * 1024
+    slice_size, max_feed = 1 << 20, 256 * 1024
     view = memoryview(compressed)
     pieces: list[bytes] = []
     produced = 0
     in_len = max(len(view), 1)
     decomp = make()
-    fed = 0
+    members = 1
 
-    def result(exceeded: bool = False, ratio: bool = False, error: str | None = None) -> Inflated:
+    def result(exceeded: bool = False, ratio: bool = False, error: str | None = None,
+               too_many: bool = False) -> Inflated:
         data = b"".join(pieces)
-        return Inflated(data[:cap] if exceeded else data, exceeded, ratio, error)
+        return Inflated(data[:cap] if exceeded else data, exceeded, ratio, error, members,
+                        too_many)
 
     def take(piece: bytes) -> Inflated | None:
         """Keep ``piece``; the result to stop with if a limit is now passed."""
@@ -240,9 +253,13 @@ def inflate(
                     return result()
         zdecomp = decomp
         tail: bytes | memoryview = b""
+        fed = 0
+        feed = FIRST_FEED
         while True:
             if not tail and fed < len(view):
-                tail, fed = view[fed : fed + feed], fed + feed
+                tail = view[fed : fed + feed]
+                fed = min(fed + feed, len(view))
+                feed = min(feed * 2, max_feed)
             offered = len(tail)
             piece = zdecomp.decompress(tail, min(slice_size, cap + 1 - produced))
             tail = zdecomp.unconsumed_tail
@@ -251,12 +268,15 @@ def inflate(
             if (stop := take(piece)) is not None:
                 return stop
             if zdecomp.eof:
-                rest = zdecomp.unused_data + bytes(view[fed:])
-                if rest[:2] != b"\x1f\x8b":
+                start = fed - len(tail) - len(zdecomp.unused_data)
+                if view[start : start + 2] != b"\x1f\x8b":
                     return result()
                 # gzip allows several members back to back; continue with the next.
+                if members >= max_members:
+                    return result(too_many=True)
+                members += 1
                 zdecomp = make()  # type: ignore[assignment]
-                view, fed, tail = memoryview(rest), 0, b""
+                fed, tail, feed = start, b"", FIRST_FEED
                 continue
             if not piece and not tail and fed >= len(view):
                 return result()  # input ended before the stream did

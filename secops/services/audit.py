@@ -12,9 +12,15 @@ the end while the head still names them.
 
 Retention archives the oldest entries to a JSON-lines file and prunes them, leaving a
 checkpoint row (MAC'd with the same key) that holds the hash of the last pruned entry:
-verification then starts from the checkpoint. Limit: an attacker who also rewinds the
-head row to an earlier, genuine state can hide truncation of the newest entries; an
-exported copy or the head hash logged by each verification run is the outside anchor.
+verification then starts from the checkpoint.
+
+The head row carries a MAC of its ``(seq, hash)``, so deleting the newest entries and
+rewinding the head by hand no longer verifies; a head row that disappears is never
+rebuilt while entries exist (appends are refused with :class:`AuditChainBroken` until an
+administrator looks). A rewind to an earlier, genuine head (row and MAC copied from a
+backup) is caught by the outside anchor: every verification appends the ``(seq, hash)`` it
+verified to ``SECOPS_AUDIT_ANCHOR_FILE`` (kept off the data directory), and the next one
+fails if the chain now ends before, or differs at, the anchored entry.
 """
 
 from __future__ import annotations
@@ -24,20 +30,21 @@ import hashlib
 import hmac
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
 from secops.db.base import utcnow
 from secops.db.models import AuditChainHead, AuditCheckpoint, AuditEntry
-from secops.errors import Conflict, InvalidInput
+from secops.errors import AuditChainBroken, Conflict, InvalidInput
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -100,24 +107,29 @@ def checkpoint_mac(key: bytes, cp: AuditCheckpoint) -> str:
     return _mac(key, ["checkpoint", cp.through_seq, cp.last_hash, cp.archived_count, cp.archive])
 
 
+def head_mac(key: bytes, seq: int, last_hash: str) -> str:
+    return _mac(key, ["head", seq, last_hash])
+
+
 def _lock_head(session: Session) -> AuditChainHead:
-    """The chain head, locked for this transaction; recreated from the tail if missing."""
+    """The chain head, locked for this transaction; created only for an empty log.
+
+    A missing head with entries or checkpoints present is tampering (or a bad restore):
+    rebuilding it from the tail would bless whatever the tail now is, so appends are
+    refused instead and the caller reports it."""
     head = session.scalar(
         select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
     )
     if head is not None:
         return head
-    last = session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
-    cp = _latest_checkpoint(session)
-    if last is not None:
-        seq, tail = last.seq, last.hash
-    elif cp is not None:
-        seq, tail = cp.through_seq, cp.last_hash
-    else:
-        seq, tail = 0, GENESIS
+    if session.scalar(select(exists().where(AuditEntry.seq > 0))) \
+            or _latest_checkpoint(session) is not None:
+        raise AuditChainBroken("the audit log's chain head is missing; audited actions are "
+                               "refused until an administrator restores it")
     try:
         with session.begin_nested():
-            session.add(AuditChainHead(id=HEAD_ID, last_seq=seq, last_hash=tail))
+            session.add(AuditChainHead(id=HEAD_ID, last_seq=0, last_hash=GENESIS,
+                                       mac=head_mac(_key(), 0, GENESIS)))
     except IntegrityError:
         pass  # created concurrently: lock theirs
     head = session.scalar(
@@ -143,6 +155,7 @@ def record(
     entry.hash = entry_hash(key, entry)
     session.add(entry)
     head.last_seq, head.last_hash = entry.seq, entry.hash
+    head.mac = head_mac(key, entry.seq, entry.hash)
     session.flush()
     return entry
 
@@ -153,11 +166,23 @@ def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:
     )
 
 
-def verify(*, session: Session) -> VerifyResult:
-    """Walk the chain from the last checkpoint (or the start) and report the first broken link."""
+def verify(*, session: Session, release: bool = False,
+           anchor: Anchor | None = None) -> VerifyResult:
+    """Walk the chain from the last checkpoint (or the start) up to the head as it was
+    when the walk began, and report the first broken link.
+
+    ``release`` ends the session's transaction after each batch of entries (a read
+    session: no snapshot or SQLite lock held for the whole walk); entries appended
+    meanwhile are left for the next run. ``anchor`` is the last (seq, hash) an earlier
+    verification saw: the chain must still reach it, unchanged.
+    """
     key = _key()
     head = session.get(AuditChainHead, HEAD_ID)
+    has_head = head is not None
     head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS)
+    head_sealed = head is not None and head.mac is not None and hmac.compare_digest(
+        head.mac, head_mac(key, head.last_seq, head.last_hash))
+    until = head_seq if has_head else None  # without a head: every entry there is
     cp = _latest_checkpoint(session)
     expected_seq, expected_prev = 1, GENESIS
     if cp is not None:
@@ -165,29 +190,102 @@ def verify(*, session: Session) -> VerifyResult:
             return VerifyResult(False, 0, head_seq, head_hash,
                                 BrokenLink(cp.through_seq, "archive checkpoint was altered"))
         expected_seq, expected_prev = cp.through_seq + 1, cp.last_hash
+    cp_seq = cp.through_seq if cp is not None else None
+    if release:
+        session.rollback()
     checked = 0
     after = expected_seq - 1
+    anchored: str | None = None
+    if anchor is not None and anchor.seq == 0:
+        anchored = GENESIS
+    elif anchor is not None and cp_seq is not None and anchor.seq == cp_seq:
+        anchored = expected_prev  # the checkpoint's last hash
     while True:
-        rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(BATCH)
-        ).all()
+        query = select(AuditEntry).where(AuditEntry.seq > after)
+        if until is not None:
+            query = query.where(AuditEntry.seq <= until)
+        rows = session.scalars(query.order_by(AuditEntry.seq).limit(BATCH)).all()
         for entry in rows:
             broken = _check(key, entry, expected_seq, expected_prev)
             if broken is not None:
                 return VerifyResult(False, checked, head_seq, head_hash, broken)
             checked += 1
             expected_seq, expected_prev = entry.seq + 1, entry.hash
+            if anchor is not None and entry.seq == anchor.seq:
+                anchored = entry.hash
+        if release:
+            session.rollback()
         if len(rows) < BATCH:
             break
         after = rows[-1].seq
-    if head is None and expected_seq > 1:
+    if not has_head and expected_seq > 1:
         return VerifyResult(False, checked, head_seq, head_hash,
                             BrokenLink(expected_seq - 1, "chain head row is missing"))
-    if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):
+    if has_head and (head_seq != expected_seq - 1 or head_hash != expected_prev):
         return VerifyResult(False, checked, head_seq, head_hash,
                             BrokenLink(expected_seq, "entries at the end of the chain are "
-                                       f"missing (the head names entry {head.last_seq})"))
+                                       f"missing (the head names entry {head_seq})"))
+    if has_head and not head_sealed and head_seq > 0:
+        return VerifyResult(False, checked, head_seq, head_hash,
+                            BrokenLink(head_seq, "the chain head's MAC does not match "
+                                       "(the head row was rewritten)"))
+    if anchor is not None and (cp_seq is None or anchor.seq > cp_seq or anchored):
+        if anchor.seq > head_seq:
+            return VerifyResult(False, checked, head_seq, head_hash, BrokenLink(
+                head_seq + 1, f"the chain ends at entry {head_seq}, but a verification "
+                f"anchored entry {anchor.seq}: newer entries were cut off"))
+        if anchored is None or not hmac.compare_digest(anchored, anchor.hash):
+            return VerifyResult(False, checked, head_seq, head_hash, BrokenLink(
+                anchor.seq, "differs from the hash an earlier verification anchored"))
     return VerifyResult(True, checked, head_seq, head_hash)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A (seq, hash) a verification saw, kept outside the database."""
+
+    seq: int
+    hash: str
+
+
+def read_anchor(path: Path) -> Anchor | None:
+    """The last anchor in ``path`` (JSON lines), or None when there is none yet."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [line for line in fh.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    if not lines:
+        return None
+    try:
+        last = json.loads(lines[-1])
+        return Anchor(int(last["seq"]), str(last["hash"]))
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput(f"the audit anchor file {path} is unreadable") from None
+
+
+def write_anchor(path: Path, result: VerifyResult) -> None:
+    """Append the verified head to ``path`` (created 0600), flushed to disk."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"seq": result.head_seq, "hash": result.head_hash,
+                             "time": _time(utcnow())}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def verify_anchored(*, session: Session, release: bool = False,
+                    anchor_file: Path | None = None) -> VerifyResult:
+    """:func:`verify` against the anchor file's last entry; a chain that verifies is
+    anchored in its turn."""
+    anchor = read_anchor(anchor_file) if anchor_file is not None else None
+    result = verify(session=session, release=release, anchor=anchor)
+    if result.ok and anchor_file is not None:
+        write_anchor(anchor_file, result)
+    return result
 
 
 def _check(key: bytes, entry: AuditEntry, expected_seq: int,

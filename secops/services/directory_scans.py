@@ -123,7 +123,9 @@ def execute_directory_scan(plan: DirectoryPlan, *, scanner: Scanner) -> list[Out
     out: list[Outcome] = []
     for item in plan.changed:
         try:
-            out.append(Outcome(item, scanner.scan_path(item.path)))
+            # never through a link: the walk saw a regular file, but it may have been
+            # swapped for a symbolic link (or its directory for one) since
+            out.append(Outcome(item, scanner.scan_path(item.path, within=plan.root)))
         except OSError as exc:
             out.append(Outcome(item, error=exc.strerror or type(exc).__name__))
     return out

@@ -31,6 +31,7 @@ from secops.dlp.archives import SafeArchiveWalker
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.jobs import create_job
+from secops.services.sandbox import LimitExceeded, run_limited
 from secops.services.storage import BlobStore, StagedBlob, derive_key, valid_sha256
 
 DLP_KIND = "dlp.classify"
@@ -62,11 +63,21 @@ def get_classifier(settings: Settings) -> Classifier:
 
 def classify_bytes(data: bytes, filename: str, *, settings: Settings) -> tuple[DocumentResult | None,
                                                                                str | None]:
-    """Classify a file's bytes; (None, reason) when it cannot be read as a document."""
+    """Classify a file's bytes; (None, reason) when it cannot be read as a document.
+
+    Extraction and classification run in a child process with CPU and memory limits
+    (``SECOPS_DLP_EXTRACT_CPU_SECONDS``, ``SECOPS_DLP_EXTRACT_MEMORY_MB``)."""
+    classifier = get_classifier(settings)
     try:
-        return get_classifier(settings).scan_bytes(data, filename), None
+        if settings.dlp_extract_cpu_seconds == 0:
+            return classifier.scan_bytes(data, filename), None
+        return run_limited(lambda: classifier.scan_bytes(data, filename),
+                           cpu_seconds=settings.dlp_extract_cpu_seconds,
+                           memory_bytes=settings.dlp_extract_memory_mb << 20), None
     except DlpError as exc:
         return None, str(exc)[:300]
+    except LimitExceeded as exc:
+        return None, f"document not read: {exc.message}"
 
 
 def violation(document: DocumentResult) -> str | None:
@@ -113,9 +124,12 @@ def submit_text(*, session: Session, store: BlobStore, text: str, name: str | No
 def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
                   submitted_by: str) -> tuple[DlpScan, tuple[str, str]]:
     store.commit(staged)
-    if session.get(StoredFile, staged.sha256) is None:
+    row = session.get(StoredFile, staged.sha256)
+    if row is None:
         session.add(StoredFile(sha256=staged.sha256, size=staged.size, state="stored",
                                created_at=utcnow(), updated_at=utcnow()))
+    elif row.state == "deleted":  # an admin deleted it; uploaded again, it is stored again
+        row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
     scan = _new_scan(session, source="upload", submitted_by=submitted_by, sha256=staged.sha256,
                      filename=staged.filename)
     return _with_job(session, scan)

@@ -54,6 +54,10 @@ def create_job(
 ) -> Job:
     """Validate ``params`` for ``kind`` and add a queued job (not yet committed or enqueued)."""
     spec = get_kind(kind)
+    if spec.single and session.scalar(select(Job.id).where(
+            Job.kind == spec.name,
+            Job.status.in_((JobStatus.queued.value, JobStatus.running.value))).limit(1)):
+        raise Conflict(f"an {spec.name} job is already queued or running")
     job = Job(
         kind=spec.name,
         params=spec.validate(params),

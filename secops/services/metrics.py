@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from secops.config import RATE_CLASSES
 from secops.db.base import utcnow
 from secops.db.models import Alert, Job, SecurityEvent
 from secops.kinds import QUEUES
@@ -108,7 +109,7 @@ class _Collector(Collector):
                 pipe = self.kv.pipeline()
                 for queue in QUEUES:
                     pipe.llen(queue)
-                classes = ("submit", "read", "auth")
+                classes = RATE_CLASSES
                 for route_class in classes:
                     pipe.get(RATE_LIMITED_PREFIX + route_class)
                 values = pipe.execute()

@@ -438,7 +438,8 @@ class Executed:
 
 
 def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
-                      dlp_on_scan: bool, settings: Settings) -> Executed:
+                      dlp_on_scan: bool, settings: Settings,
+                      fatal: tuple[type[BaseException], ...] = ()) -> Executed:
     """Decrypt and scan one file (no database); DLP too when configured and accepted.
 
     A stored file that is gone or fails authentication is that file's error, not the
@@ -450,7 +451,8 @@ def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
         return Executed(None, error=exc.message, corrupt=True)
     except NotFound as exc:
         return Executed(None, error=exc.message)
-    executed = Executed(scanner.scan_bytes(data, plan.filename, sha256=plan.sha256))
+    executed = Executed(scanner.scan_bytes(data, plan.filename, sha256=plan.sha256,
+                                           fatal=fatal))
     if dlp_on_scan and executed.result is not None \
             and executed.result.verdict is not Verdict.MALICIOUS:
         executed.document, executed.dlp_error = dlp_service.classify_bytes(
@@ -469,7 +471,8 @@ def execute_file_scans(
     for file in plan.files:
         try:
             out.append(execute_file_scan(file, store=store, scanner=scanner,
-                                         dlp_on_scan=dlp_on_scan, settings=settings))
+                                         dlp_on_scan=dlp_on_scan, settings=settings,
+                                         fatal=fatal))
         except fatal:
             raise
         except Exception as exc:

@@ -132,18 +132,18 @@ class StagedBlob:
 
     filename: str
     limit: int
-    _encryptor: CipherContext
-    _nonce: bytes
-    _bind_key: bytes
-    _open: Callable[[], tuple[Path, BinaryIO]]  # a new (or reused) staging file
-    _release: Callable[[int], None]  # gives ``memory`` back to the store
+    _encryptor: CipherContext = field(repr=False)
+    _nonce: bytes = field(repr=False)
+    _bind_key: bytes = field(repr=False)  # a key: never in a repr, a log or a traceback
+    _open: Callable[[], tuple[Path, BinaryIO]] = field(repr=False)  # a new staging file
+    _release: Callable[[int], None] = field(repr=False)  # gives ``memory`` back to the store
     memory: int = 0
     defer: bool = False
     temp_path: Path | None = None
     _handle: BinaryIO | None = None
-    _pieces: list[bytes] = field(default_factory=list)  # ciphertext not written yet
+    _pieces: list[bytes] = field(default_factory=list, repr=False)  # ciphertext not written yet
     _held: int = 0
-    _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
+    _sha: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
     size: int = 0
     sha256: str = ""
     finished: bool = False

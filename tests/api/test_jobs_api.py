@@ -295,7 +295,7 @@ def test_unknown_route_and_method_are_problems(client):
 
 
 def test_readyz_without_worker_is_503_problem(client):
-    resp = client.get("/readyz")
+    resp = client.get("/readyz", headers=auth(make_key()))  # details for a valid key only
     body = assert_problem(resp, 503)
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["workers"] == 0

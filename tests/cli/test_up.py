@@ -56,7 +56,7 @@ def test_up_runs_the_platform_and_stops_cleanly(tmp_path):
                 return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return up.poll() is not None
-        wait_for(ready, 90, "readyz")
+        wait_for(ready, 90, "readyz", interval=1.0)  # /readyz is rate limited per address
         assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
         assert up.stdout is not None
         printed = up.stdout.read1().decode()  # type: ignore[attr-defined]

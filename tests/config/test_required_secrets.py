@@ -187,8 +187,12 @@ def test_create_app_refuses_without_storage_key(sqlite_env, monkeypatch):
 
 def test_readyz_reports_an_unusable_secret(sqlite_env, monkeypatch):
     from secops.api.app import create_app
+    from tests.factories import auth, make_key
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    monkeypatch.setenv("SECOPS_READYZ_CACHE_SECONDS", "0")  # each call checks afresh
+    get_settings.cache_clear()
+    client = TestClient(create_app(), raise_server_exceptions=False,
+                        headers=auth(make_key("auditor")))  # details for a valid key only
     assert client.get("/readyz").json()["checks"]["secrets"] == "ok"
     monkeypatch.setenv("SECOPS_STORAGE_KEY", SHORT)
     get_settings.cache_clear()

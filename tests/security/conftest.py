@@ -33,7 +33,7 @@ def client(sqlite_env: dict[str, str]) -> TestClient:
 @pytest.fixture
 def limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Generous limits, for tests that make many requests on purpose."""
-    for cls in ("submit", "read", "auth"):
+    for cls in ("submit", "read", "auth", "keys"):
         monkeypatch.setenv(f"SECOPS_RATE_LIMIT_{cls.upper()}", "100000/60")
     get_settings.cache_clear()
     yield

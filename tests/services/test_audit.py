@@ -72,6 +72,8 @@ def test_reordering_is_caught(platform_env):
 
 def test_insertion_is_caught(platform_env):
     append(4)
+    with session_scope() as s:
+        sealed = s.execute(text("SELECT mac FROM audit_chain_head")).scalar_one()
     # a forged entry at the end, linked correctly, head moved: its hash cannot be right
     sql("INSERT INTO audit_log (seq, created_at, actor, action, target, request_id, client_ip,"
         " details, prev_hash, hash) SELECT 5, created_at, 'key:attacker', 'keys.create',"
@@ -83,8 +85,8 @@ def test_insertion_is_caught(platform_env):
     # and an entry slipped into the middle by renumbering the rest
     sql("DELETE FROM audit_log WHERE seq = 5")
     sql("UPDATE audit_chain_head SET last_seq = 4, last_hash = "
-        "(SELECT hash FROM audit_log WHERE seq = 4)")
-    assert verify().ok
+        "(SELECT hash FROM audit_log WHERE seq = 4), mac = :mac", mac=sealed)
+    assert verify().ok  # the genuine earlier head, restored with its MAC
     for seq in (4, 3):
         sql("UPDATE audit_log SET seq = :new WHERE seq = :old", new=seq + 1, old=seq)
     sql("INSERT INTO audit_log (seq, created_at, actor, action, target, request_id, client_ip,"

@@ -1,16 +1,20 @@
-"""/v1/audit: the audit log for auditors and admins (read, export)."""
+"""/v1/audit: the audit log for auditors and admins (read, export, verify)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
-from secops.api.deps import Principal, ReadSession, require
+from secops.api.deps import IdempotencyKey, Principal, ReadSession, WriteSession, require
+from secops.api.schemas import JobRead
+from secops.api.security import audit_context
 from secops.api.security_schemas import AuditEntryRead, AuditList, SecurityEventRead
+from secops.api.submission import submit_jobs
+from secops.db.models import Job
 from secops.db.session import get_read_sessionmaker
 from secops.services import audit
 from secops.services import events as event_service
@@ -18,14 +22,15 @@ from secops.services import events as event_service
 router = APIRouter(tags=["audit"])
 ReadsAudit = Annotated[Principal, Depends(require("audit:read"))]
 ReadsEvents = Annotated[Principal, Depends(require("events:read"))]
+VerifiesAudit = Annotated[Principal, Depends(require("audit:verify"))]
 
 
 @router.get("/v1/audit", response_model=AuditList, summary="Audit entries, newest first")
 def list_entries(
     principal: ReadsAudit,
     session: ReadSession,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     actor: Annotated[str | None, Query(max_length=120)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -43,8 +48,8 @@ def list_entries(
 def export(
     principal: ReadsAudit,
     format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's name
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> StreamingResponse:
     def body() -> Iterator[str]:
         # Its own short read session per page: the response outlives the route, and a
@@ -71,3 +76,17 @@ def list_events(
 ) -> list[SecurityEventRead]:
     return [SecurityEventRead.model_validate(e)
             for e in event_service.list_events(session=session, kind=kind, limit=limit)]
+
+
+@router.post("/v1/audit/verify", status_code=202, response_model=JobRead,
+             summary="Verify the audit chain (an audit.verify job; one at a time)",
+             responses={409: {"description": "a verification is already queued or running"}})
+def verify(
+    request: Request,
+    principal: VerifiesAudit,
+    session: WriteSession,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    return submit_jobs(session=session, principal=principal, items=[("audit.verify", {})],
+                       idempotency_key=idempotency_key, body={"kind": "audit.verify"},
+                       audit_ctx=audit_context(request, principal.actor))[0]

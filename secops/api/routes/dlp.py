@@ -29,7 +29,7 @@ from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import DlpScan, Job
 from secops.errors import InvalidInput, PayloadTooLarge, PermissionDenied
-from secops.services import audit
+from secops.services import audit, ownership
 from secops.services import dlp as dlp_service
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
@@ -85,6 +85,9 @@ def _submit(session: Session, principal: Principal, ctx: AuditContext,
                                                 max_chars=settings.dlp_max_text_chars)
         else:
             assert body is not None and body.sha256 is not None
+            if principal.sees_only_own:
+                ownership.check_content(session=session, actor=principal.actor,
+                                        sha256=body.sha256)
             scan, job = dlp_service.submit_stored(session=session, sha256=body.sha256,
                                                   filename=body.name, submitted_by=principal.actor)
         audit.record(session=session, ctx=ctx, action="dlp.submit", target=f"dlp_scan:{scan.id}",

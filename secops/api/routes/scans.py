@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +38,12 @@ def scan_reads(session: Session, items: list[ScanResult],
     """Scans with their findings, job outcome and file state, in three queries in all
     (none when the caller already has the ``details``)."""
     details = details or scans.scan_details(session=session, scans=items)
+    # ``cached_from`` names the earlier scan a verdict was copied from; shown only when the
+    # same key submitted it (another tenant's scan id is not this caller's business).
+    sources = {s.cached_from for s in items if s.cached_from}
+    submitters = dict(session.execute(
+        select(ScanResult.id, ScanResult.submitted_by).where(ScanResult.id.in_(sources))
+    ).tuples().all()) if sources else {}
     out = []
     for scan in items:
         status, error = scan.status, scan.error
@@ -48,7 +55,8 @@ def scan_reads(session: Session, items: list[ScanResult],
             filename=scan.filename, size=scan.size, source=scan.source, path=scan.path,
             verdict=scan.verdict, mime=scan.mime, description=scan.description,
             ruleset_version=scan.ruleset_version, cached=scan.cached,
-            cached_from=scan.cached_from,
+            cached_from=scan.cached_from
+            if submitters.get(scan.cached_from or "") == scan.submitted_by else None,
             file_state=details.states.get(scan.sha256) if scan.source != "directory" else None,
             submitted_by=scan.submitted_by, created_at=scan.created_at,
             completed_at=scan.completed_at,
