@@ -73,10 +73,13 @@ class Scanner:
                                     include_bundled=self.config.include_bundled_rules)
         self.blocklist = Blocklist.load(self.config.sha256_blocklists,
                                         self.config.md5_blocklists)
+        self._version = verdict_version(self.ruleset.version, self.blocklist)
 
     @property
     def ruleset_version(self) -> str:
-        return self.ruleset.version
+        """What a verdict depends on besides the content: the rules and, when any are
+        configured, the blocklists' digests (see :func:`verdict_version`)."""
+        return self._version
 
     def scan_path(self, path: str | os.PathLike[str]) -> FileResult:
         """Scan one regular file; raises ``OSError`` if it cannot be read.
@@ -111,7 +114,7 @@ class Scanner:
                                     f"{size} bytes exceeds the {self.config.max_file_bytes}-byte "
                                     "scan limit; only hashed", None))
         return FileResult(path, sha256.hexdigest(), md5.hexdigest(), size, info.mime,
-                          info.description, ctx.findings, self.ruleset.version)
+                          info.description, ctx.findings, self._version)
 
     def scan_bytes(self, data: bytes, name: str, *, path: str | None = None,
                    sha256: str | None = None) -> FileResult:
@@ -141,7 +144,7 @@ class Scanner:
             mime=info.mime,
             description=info.description,
             findings=ctx.findings,
-            ruleset_version=self.ruleset.version,
+            ruleset_version=self._version,
         )
 
     def scan_paths(
@@ -372,6 +375,20 @@ class Scanner:
                                             container))
             self._scan_object(member_data, member_name, f"{container}!{member_name}",
                               depth + 1, ctx)
+
+
+def verdict_version(rules_version: str, blocklist: Blocklist) -> str:
+    """The rules' version alone without blocklists; otherwise a SHA-256 over it and the
+    sorted digests, so that adding a hash to a blocklist changes the version and a
+    verdict cached under the old one is no longer reused."""
+    if not blocklist:
+        return rules_version
+    digest = hashlib.sha256(b"secops-verdict-v1\0" + rules_version.encode() + b"\0")
+    for kind, values in (("sha256", blocklist.sha256), ("md5", blocklist.md5)):
+        digest.update(kind.encode() + b"\0")
+        for value in sorted(values):
+            digest.update(value.encode() + b"\n")
+    return digest.hexdigest()
 
 
 def _extension(name: str) -> str:
