@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import re
@@ -120,15 +121,79 @@ def check_iban(value: str) -> float | None:
     return 0.9
 
 
+DEFAULT_PHONE_REGIONS = ("US",)
+_DATE_SHAPES = re.compile(
+    r"(?:(?P<d1>\d{1,2})[./\- ](?P<m1>\d{1,2})[./\- ](?P<y1>(?:19|20)\d\d)"
+    r"|(?P<y2>(?:19|20)\d\d)[./\- ](?P<m2>\d{1,2})[./\- ](?P<d2>\d{1,2})"
+    r"|(?P<m3>\d{1,2})[./\- ](?P<d3>\d{1,2})[./\- ](?P<y3>(?:19|20)\d\d))")
+
+
+def _looks_like_date(value: str) -> bool:
+    """``12.03.2024``, ``2024-03-12``, ``03/12/2024``: a day, a month and a year."""
+    m = _DATE_SHAPES.fullmatch(value)
+    if m is None:
+        return False
+    for day, month in (("d1", "m1"), ("d2", "m2"), ("d3", "m3")):
+        if m.group(day) is not None:
+            d, mo = int(m.group(day)), int(m.group(month))
+            if 1 <= d <= 31 and 1 <= mo <= 12:
+                return True
+            if 1 <= mo <= 31 and 1 <= d <= 12:
+                return True
+    return False
+
+
+_SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")  # a US social security number's layout
+
+
+def _card_fragment(value: str) -> bool:
+    """Groups of four digits not starting with a trunk 0 (``4111 1111 1111``)."""
+    groups = re.split(r"[ .\-]", value)
+    return len(groups) >= 3 and all(len(g) == 4 for g in groups) and not value.startswith("0")
+
+
+@functools.lru_cache(maxsize=256)
+def _trunk_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.national_prefix if metadata is not None else None
+    # NANP's "1" is optional in national dialling; most other plans require theirs.
+    return "" if not prefix or (metadata is not None and metadata.country_code == 1) else prefix
+
+
+def _dialled_nationally(value: str, region: str) -> bool:
+    """A number without a country code is in ``region``'s national format only if it
+    starts with the region's trunk prefix (0 in the UK, Germany, France): nine digits
+    without it are an identifier in those plans, not a number to dial."""
+    prefix = _trunk_prefix(region)
+    return not prefix or value.lstrip("(").startswith(prefix)
+
+
 def check_phone(value: str, region: str = "US") -> float | None:
+    return check_phone_in(value, (region,))
+
+
+def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> float | None:
+    """A phone number valid in its own country (``+44 ...``) or, written in national
+    format, in one of ``regions`` (tried in order); dates and card-number fragments are
+    not phone numbers whatever the numbering plans say."""
     number = digits(value)
     if not 7 <= len(number) <= 15 or len(set(number)) <= 2:
         return None
-    try:
-        parsed = phonenumbers.parse(value, None if value.startswith("+") else region)
-    except phonenumbers.NumberParseException:
+    if not value.startswith("+") and (_looks_like_date(value) or _card_fragment(value)
+                                      or _SSN_SHAPE.fullmatch(value)):
         return None
-    if not phonenumbers.is_valid_number(parsed):
+    parsed = None
+    for region in ((None,) if value.startswith("+") else regions):
+        if region is not None and not _dialled_nationally(value, region):
+            continue
+        try:
+            candidate = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(candidate):
+            parsed = candidate
+            break
+    if parsed is None:
         return None
     national = str(parsed.national_number)
     if parsed.country_code == 1 and national[3:6] == "555" and national[6:8] == "01":
@@ -246,8 +311,20 @@ _PASSWORD_PLACEHOLDERS = frozenset(
 )
 
 
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+# A password slot filled by a template or an example, not a password: ${DB_PASS},
+# $DB_PASS, {{ pass }}, <password>, %(password)s, and the words of _MARKERS. RFC 3986
+# allows "$" in a password, so a "$" alone marks nothing.
+_URL_PASSWORD_MARKERS = re.compile(
+    r"example|xxxx|your[_-]?|dummy|placeholder|redacted|^\$\{|^\$[A-Z_][A-Z0-9_]*$|\{\{"
+    r"|^<.*>$|^%\(", re.I)
+
+
 def check_url_password(value: str) -> float | None:
-    if value.lower() in _PASSWORD_PLACEHOLDERS or is_marked_placeholder(value):
+    value = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value)
+    if value.lower() in _PASSWORD_PLACEHOLDERS or _URL_PASSWORD_MARKERS.search(value):
         return None
     if set(value) <= {"*", "x", "X", "."} or value.startswith("%("):
         return None
