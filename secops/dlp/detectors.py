@@ -169,7 +169,7 @@ def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
 
 
 IP_NEGATIVE = re.compile(
-    r"(?<![a-z])(?:version|ver|rel|release|build|firmware|fw|rev|revision|v)\.?[\s:=#]*\Z")
+    r"(?<![a-z])(?:version|ver|rel|release|build|firmware|fw|rev|revision|rv|v)\.?[\s:=#\"']*\Z")
 PHONE_NEGATIVE = re.compile(
     r"(?<![a-z])(?:order|invoice|inv|ref|sku|ticket|tracking|serial|isbn|item|part|po|case"
     r"|batch|lot)(?:\s*(?:no|nr|id|number|#))?\.?[\s:#=]*\Z")
@@ -204,6 +204,9 @@ BUILTIN: tuple[Detector, ...] = (
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
              negative_before=PHONE_NEGATIVE,
              anchor=_HB + "0[1-9](?:[ .\\-][0-9]{2}){4}" + _HR),
+    Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)[1-9]\d{8,10}" + _R),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE, anchor=_HB + "0[1-9][0-9]{8,10}" + _HR),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone_in,
              context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
     Detector("us_ssn", "PII", _first("[0-9]", r"\d\d(?:-\d\d-| \d\d |\d\d)\d{4}" + _R),

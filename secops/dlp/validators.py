@@ -117,7 +117,15 @@ def check_iban(value: str) -> float | None:
     try:
         stdnum_iban.validate(value)
     except ValidationError:
-        return None
+        # ISO 13616 itself is the country's length and format plus the mod-97 check
+        # digits; some national check digits python-stdnum adds on top reject
+        # published examples (the IBAN registry's Belgian one), so a value that passes
+        # the ISO checks alone still counts, a little less surely.
+        try:
+            stdnum_iban.validate(value, check_country=False)
+        except ValidationError:
+            return None
+        return 0.8
     return 0.9
 
 
@@ -160,12 +168,26 @@ def _trunk_prefix(region: str) -> str:
     return "" if not prefix or (metadata is not None and metadata.country_code == 1) else prefix
 
 
+def region_prefix(parsed: phonenumbers.PhoneNumber) -> str:
+    region = phonenumbers.region_code_for_number(parsed)
+    return _trunk_prefix(region) if region else ""
+
+
 def _dialled_nationally(value: str, region: str) -> bool:
     """A number without a country code is in ``region``'s national format only if it
     starts with the region's trunk prefix (0 in the UK, Germany, France): nine digits
     without it are an identifier in those plans, not a number to dial."""
     prefix = _trunk_prefix(region)
     return not prefix or value.lstrip("(").startswith(prefix)
+
+
+_PHONE_LAYOUT = re.compile(
+    r"(?:\+\d{1,3}[ .\-]?(?:\(0\)[ .\-]?)?|\(?0)\d{1,4}\)?[ .\-/]\d{2,8}(?:[ .\-]\d{2,8}){0,3}"
+    r"|\+\d{1,3}\s?(?:\(0\)\s?)?\d{6,12}")
+
+
+def _phone_layout(value: str) -> bool:
+    return _PHONE_LAYOUT.fullmatch(value) is not None
 
 
 def check_phone(value: str, region: str = "US") -> float | None:
@@ -183,6 +205,7 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
                                       or _SSN_SHAPE.fullmatch(value)):
         return None
     parsed = None
+    possible = None
     for region in ((None,) if value.startswith("+") else regions):
         if region is not None and not _dialled_nationally(value, region):
             continue
@@ -193,13 +216,23 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
         if phonenumbers.is_valid_number(candidate):
             parsed = candidate
             break
+        if possible is None and phonenumbers.is_possible_number(candidate):
+            possible = candidate
     if parsed is None:
-        return None
+        # A number of a plausible length for its plan, laid out as people write phone
+        # numbers (a trunk prefix or country code, and separators or an area code in
+        # parentheses), is a phone even when its range is not allocated (Ofcom's drama
+        # ranges such as 0115 496 0xxx, numbers not yet in libphonenumber's data).
+        if possible is None or not _phone_layout(value):
+            return None
+        return 0.5
     national = str(parsed.national_number)
     if parsed.country_code == 1 and national[3:6] == "555" and national[6:8] == "01":
         return None  # NANP fictional range
     if value.startswith("+"):
         return 0.7
+    if number == value and region_prefix(parsed) and value.startswith(region_prefix(parsed)):
+        return 0.5  # "03069990824": a trunk prefix and a valid national number
     return 0.6 if number != value else 0.3  # bare digit runs need context
 
 
@@ -340,6 +373,11 @@ _RESERVED_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
 _RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 
 
+_MACHINE_LOCAL = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F.$-]*[0-9])[0-9a-fA-F.$-]{16,}")
+
+
 def check_email(value: str) -> float | None:
     local, _, domain = value.rpartition("@")
     domain = domain.lower()
@@ -350,6 +388,8 @@ def check_email(value: str) -> float | None:
         return None
     if domain.rsplit(".", 1)[-1] in {"png", "jpg", "gif", "svg", "webp", "js", "css"}:
         return None  # retina asset names like logo@2x.png
+    if _MACHINE_LOCAL.fullmatch(local):
+        return None  # Message-IDs and other identifiers: <uuid@host>, <hex.hex@host>
     return 0.8
 
 

@@ -438,10 +438,14 @@ def type_findings(name: str, info: TypeInfo, location: str | None,
             # PNG data named .jpg (a common export slip) is shown the same by every
             # viewer: between two inert raster formats a mismatch is only a note.
             inert = info.mime in INERT_IMAGE_MIMES and set(expected) <= INERT_IMAGE_MIMES
+            # Plain text under a binary format's name (Tcl's .msg catalogs are not
+            # Outlook messages) runs nowhere; text that is code is judged above.
+            text = info.mime == "text/plain" and script_language(data) is None
             findings.append(Finding(
-                "type.extension_mismatch", Severity.INFO if inert else Severity.MEDIUM,
+                "type.extension_mismatch", Severity.INFO if inert or text else Severity.MEDIUM,
                 f"extension .{ext} does not match detected type {info.mime}"
-                + (" (both inert image formats)" if inert else ""), location))
+                + (" (both inert image formats)" if inert else " (plain text)" if text else ""),
+                location))
     if len(exts) >= 2 and ext in EXECUTABLE_EXTENSIONS and exts[-2] in DOCUMENT_EXTENSIONS:
         findings.append(Finding(
             "type.double_extension", Severity.MEDIUM,

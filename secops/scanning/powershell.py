@@ -170,8 +170,10 @@ def decode_payload(b64: str) -> str | None:
         text = raw.decode("utf-16-le")
     except UnicodeDecodeError:
         return None
-    printable = sum(1 for c in text if c.isprintable() or c in "\r\n\t")
-    if printable < 0.9 * len(text) or not any(c.isalpha() for c in text):
+    # PowerShell commands are (almost all) ASCII; random base64 read as UTF-16LE gives
+    # CJK and other code points, which are printable too, so only ASCII counts.
+    plain = sum(1 for c in text if " " <= c <= "~" or c in "\r\n\t")
+    if plain < 0.9 * len(text) or not any(c.isalpha() for c in text):
         return None
     return text
 

@@ -86,8 +86,11 @@ _JSP = _Language(
 )
 _ASP = _Language(
     "ASP",
-    re.compile(r"<%|<script[^>]+runat\s*=\s*['\"]?server", re.I),
-    re.compile(r"\bRequest\s*(?:\.\s*(?:Form|QueryString|Item|Params|Cookies|Headers"
+    # a page directive, a server script block, or classic ASP's opening statements; a
+    # bare "<%" is also a JavaScript template delimiter (underscore, EJS)
+    re.compile(r"<%@|<script[^>]+runat\s*=\s*['\"]?server"
+               r"|<%\s*(?:(?i:dim|set|if|response\.|server\.|request\b|eval\b|execute)|\n)"),
+    re.compile(r"(?<![\w.])(?<!new )Request\s*(?:\.\s*(?:Form|QueryString|Item|Params|Cookies|Headers"
                r"|ServerVariables)\s*)?[\(\[]|\bRequest\s*\.\s*(?:BinaryRead|InputStream)\b",
                re.I),
     re.compile(r"\b(\w+)\s*\+?=(?!=)\s*((?:[^;=\r\n]|==){0,2000})"),
@@ -220,9 +223,12 @@ def find_shells(text: str, *, layer: int = 0) -> list[Shell]:
 
 
 def _sink_hit(lang: _Language, text: str, taint: re.Pattern[str]) -> Shell | None:
+    shell_object = lang is not _ASP or re.search(r"wscript\.shell", text, re.I) is not None
     for match in lang.sinks.finditer(text):
         name, args = _sink_argument(lang, text, match)
         key = re.sub(r"\s+", "", name).lower()
+        if key in (".exec", ".run") and lang is _ASP and not shell_object:
+            continue  # Exec/Run of a WScript.Shell object only
         if lang is _PHP and key in _CALLBACK_ARG:
             parts = _split_args(args)
             index = _CALLBACK_ARG[key]

@@ -358,3 +358,23 @@ def test_containers_that_are_not_disguised(scanner: Scanner, name: str,
                                            members: list[tuple[str, bytes]]) -> None:
     result = scanner.scan_bytes(zip_bytes(members), name)
     assert "type.disguised_container" not in ids(result)
+
+
+def test_script_bundles_are_not_web_shells_or_drive_by_pages(scanner: Scanner) -> None:
+    """Minified JavaScript with templates, fetch Requests, regex .exec and markup strings."""
+    bundle = (b"var T=_.template('<% if (a) { %><b><%= a %></b><% } %>');"
+              b"function l(a){var b=E.exec(a);return b}var a=new Request(u,{method:'GET'});"
+              b"var q=a.url;fetch(a).then(function(r){return E.exec(q)});"
+              b"var h='<html><body><iframe width=\"0\" height=\"0\"></iframe></body></html>';"
+              b"var f=document.createElement('iframe');f.style.display='none';"
+              b"eval(atob(s));" + b"x=1;" * 400)
+    result = scanner.scan_bytes(bundle, "extension.js")
+    assert result.verdict is Verdict.CLEAN, result.findings
+
+
+def test_option_followed_by_base64_text_is_not_an_encoded_command(scanner: Scanner) -> None:
+    # "-e" options and base64 that decodes to non-ASCII UTF-16 (CJK-looking) text
+    text = (b"grep -e Zm9vYmFyYmF6cXV4cXV1eA== log.txt\n"
+            b"perf record -e sys_enter_openat_tracepoint_events -a\n")
+    result = scanner.scan_bytes(text, "notes.sh")
+    assert "powershell.encoded_command" not in ids(result)

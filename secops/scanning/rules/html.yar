@@ -5,6 +5,8 @@
  * unescape/document.write decoding or a property name written in hex escapes
  * (window["\x65\x76\x61\x6c"]). Hidden iframes alone are common (tag managers,
  * single sign-on helpers) and so is minified eval; the pair is the drive-by pattern.
+ * The document must open as markup: JavaScript bundles that build iframes and quote
+ * markup are not HTML pages.
  */
 rule SECOPS_HTML_Hidden_Iframe_Decoder
 {
@@ -26,5 +28,13 @@ rule SECOPS_HTML_Hidden_Iframe_Decoder
         $j3 = /\[\s*["'](\\x[0-9a-fA-F]{2}){3,}["']\s*\]/
         $j4 = /document\.write\s*\(\s*(unescape|atob|decodeURIComponent)\s*\(/ nocase
     condition:
-        any of ($html*) and (any of ($f1, $f2, $f3) or ($f4 and any of ($g*))) and any of ($j*)
+        // an HTML document (it opens with markup after optional white space or a UTF-8
+        // byte-order mark), not a script bundle that quotes markup
+        (
+            uint8(0) == 0x3C or (uint16be(0) == 0xEFBB and uint8(2) == 0xBF and uint8(3) == 0x3C) or
+            for any i in (1 .. 64) : (
+                uint8(i) == 0x3C and for all j in (0 .. i - 1) : (
+                    uint8(j) == 0x20 or uint8(j) == 0x09 or uint8(j) == 0x0A or uint8(j) == 0x0D))
+        ) and any of ($html*) and
+        (any of ($f1, $f2, $f3) or ($f4 and any of ($g*))) and any of ($j*)
 }

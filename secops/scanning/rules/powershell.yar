@@ -57,7 +57,13 @@ rule SECOPS_Hint_PowerShell
         $w14 = "wget " nocase ascii wide
         $o1 = /[A-Za-z]`[A-Za-z]/ ascii wide
         $o2 = /['"] {0,3}\+ {0,3}['"]/ ascii wide
-        $e1 = /[-\/]e[a-zA-Z]{0,13}[ \t]+['"]?[A-Za-z0-9+\/]{16}/ nocase ascii wide
+        // -EncodedCommand and its abbreviations (-e, -ec, -en, -enc...), with - or /
+        $e1 = "-e " nocase ascii wide
+        $e2 = "-ec " nocase ascii wide
+        $e3 = "-en" nocase ascii wide
+        $e4 = "/e " nocase ascii wide
+        $e5 = "/ec " nocase ascii wide
+        $e6 = "/en" nocase ascii wide
     condition:
         any of them
 }
