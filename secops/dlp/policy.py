@@ -26,6 +26,7 @@ from typing import Any, cast
 import phonenumbers
 import yaml
 
+from secops.dlp import redos
 from secops.dlp.detectors import BUILTIN, BUILTIN_TYPES, Detector
 from secops.dlp.errors import PolicyError
 from secops.dlp.model import ACTIONS, CATEGORIES, LEVELS, Action, Category, Level
@@ -79,6 +80,12 @@ def _custom_detector(raw: Mapping[str, Any], category: Category) -> Detector:
         raise PolicyError(f"custom detector {type_!r}: bad or missing pattern ({exc})") from None
     if pattern.fullmatch(""):
         raise PolicyError(f"custom detector {type_!r}: pattern matches the empty string")
+    try:
+        redos.check(pattern.pattern, flags)
+    except redos.CatastrophicPattern as exc:
+        raise PolicyError(f"custom detector {type_!r}: pattern can backtrack catastrophically: "
+                          f"{exc}; rewrite it (character classes, bounded counts, atomic "
+                          "groups or possessive quantifiers)") from None
     validator_name = raw.get("validator")
     validator = None
     if validator_name is not None:
