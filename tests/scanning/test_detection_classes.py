@@ -378,3 +378,11 @@ def test_option_followed_by_base64_text_is_not_an_encoded_command(scanner: Scann
             b"perf record -e sys_enter_openat_tracepoint_events -a\n")
     result = scanner.scan_bytes(text, "notes.sh")
     assert "powershell.encoded_command" not in ids(result)
+
+
+def test_worker_script_quoting_script_tags_is_not_obfuscated_html(scanner: Scanner) -> None:
+    worker = (b"/*! worker */(function(){var t='<script src=\"'+u+'\"></script>';"
+              + b"s+=String.fromCharCode(c);" * 12 + b"})();")
+    assert scanner.scan_bytes(worker, "workerMain.js").verdict is Verdict.CLEAN
+    page = b"  <html><script>" + b"s+=String.fromCharCode(c);" * 12 + b"</script></html>"
+    assert "yara.SECOPS_JS_Obfuscated_In_HTML" in ids(scanner.scan_bytes(page, "p.html"))
