@@ -58,8 +58,11 @@ SSN_CONTEXT = ("ssn", "social security", "social sec", "taxpayer", "ss#", "ss #"
 NPI_CONTEXT = ("npi", "provider", "prescriber", "physician", "national provider", "billing",
                "clinician", "doctor", "dr.", "referring")
 MBI_CONTEXT = ("mbi", "medicare", "beneficiary", "cms", "member id")
-AWS_SECRET_NEAR = ("aws_secret", "secret_access_key", "secretaccesskey", "aws secret",
-                   "secret access key", "aws_secret_access_key", "secret_key", "secretkey")
+# Every naming style (snake, camel, kebab, dotted, spaced) of the key that holds it.
+AWS_SECRET_NEAR = ("aws_secret", "aws-secret", "aws.secret", "awssecret", "aws secret",
+                   "secret_access_key", "secret-access-key", "secret.access.key",
+                   "secretaccesskey", "secret access key", "secret_key", "secret-key",
+                   "secret.key", "secretkey")
 CARD_CONTEXT = ("card", "visa", "mastercard", "amex", "pan", "credit", "debit", "cc")
 
 
@@ -80,6 +83,14 @@ _EMAIL_DOMAIN = re.compile(
 _AT = re.compile("@")
 
 
+# Not mailboxes: the user name of a URL's userinfo (scheme://user@host,
+# scheme://user:secret@host), an SSH or scp address (git@host:repo.git, ssh deploy@host).
+_USERINFO_BEFORE = re.compile(r"://[A-Za-z0-9\-._~!$&'()*+,;=%:]*\Z")
+_SSH_BEFORE = re.compile(
+    r"(?<![\w-])(?:ssh|scp|sftp|rsync|mosh)(?:\s+-\S+(?:\s+(?!-)[^\s@]+)?)*\s+\Z")
+_SCP_AFTER = re.compile(r":(?!\d+(?![\w./~-]))[\w~./-]")
+
+
 def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Anchor on '@' (a fast literal search) and grow both sides from there."""
     for at in _AT.finditer(text, lo, hi):
@@ -93,6 +104,10 @@ def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         start = local.start()
         while start < p and text[start] in ".-":
             start += 1
+        back = max(lo, start - 160)
+        if _USERINFO_BEFORE.search(text, back, start) or _SSH_BEFORE.search(text, back, start) \
+                or _SCP_AFTER.match(text, domain.end()):
+            continue
         yield start, domain.end()
 
 
@@ -153,7 +168,12 @@ def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
             yield full.start(), full.end()
 
 
-IP_NEGATIVE = re.compile(r"(?:version|ver|release|build|firmware|v)[\s:=#]*\Z")
+IP_NEGATIVE = re.compile(
+    r"(?<![a-z])(?:version|ver|rel|release|build|firmware|fw|rev|revision|rv|v)\.?[\s:=#\"']*\Z")
+PHONE_NEGATIVE = re.compile(
+    r"(?<![a-z])(?:order|invoice|inv|ref|sku|ticket|tracking|serial|isbn|item|part|po|case"
+    r"|batch|lot)(?:\s*(?:no|nr|id|number|#))?\.?[\s:#=]*\Z")
+"""Words before a number that make it an identifier, not a phone (12 characters back)."""
 
 BUILTIN: tuple[Detector, ...] = (
     Detector("email", "PII", _AT, v.check_email, finder=find_emails, literals=("@",),
@@ -161,18 +181,33 @@ BUILTIN: tuple[Detector, ...] = (
     Detector("phone_number", "PII",
              re.compile(r"\+(?<![\w+]\+)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}"
                         r"(?:[ .\-]?\d{2,5}){1,4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, literals=("+",), priority=30),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, literals=("+",), priority=30),
     Detector("phone_number", "PII",
              re.compile(r"\((?<!\w\()\d{2,5}\)[ .\-]?\d{2,4}[ .\-]?\d{3,4}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, literals=("(",), priority=30),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, literals=("(",), priority=30),
     Detector("phone_number", "PII",
              _first("[0-9]", r"\d{1,4}[ .\-]\d{2,4}[ .\-]\d{3,4}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE,
              anchor=_HB + "[0-9]{2,5}[ .\\-][0-9]{2,4}[ .\\-][0-9]{3,4}" + _HR),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{3,4} \d{6}" + _R),
-             v.check_phone, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE,
              anchor=_HB + "[0-9]{4,5} [0-9]{6}" + _HR),
-    Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone,
+    # National formats with a trunk 0 (checked against the policy's default regions):
+    # "030 12345678", "0176/12345678" (area code and subscriber), "01 23 45 67 89".
+    Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)\d{2,4}[ /\-]\d{4,8}" + _R),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE,
+             anchor=_HB + "0[0-9]{2,4}[ /\\-][0-9]{4,8}" + _HR),
+    Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)[1-9](?:[ .\-]\d\d){4}" + _R),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE,
+             anchor=_HB + "0[1-9](?:[ .\\-][0-9]{2}){4}" + _HR),
+    Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)[1-9]\d{8,10}" + _R),
+             v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
+             negative_before=PHONE_NEGATIVE, anchor=_HB + "0[1-9][0-9]{8,10}" + _HR),
+    Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone_in,
              context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
     Detector("us_ssn", "PII", _first("[0-9]", r"\d\d(?:-\d\d-| \d\d |\d\d)\d{4}" + _R),
              v.check_us_ssn,
@@ -243,9 +278,11 @@ BUILTIN: tuple[Detector, ...] = (
              re.compile(r"e(?<![A-Za-z0-9_\-]e)yJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}"
                         r"\.[A-Za-z0-9_\-]*(?![A-Za-z0-9_\-]|\.[A-Za-z0-9_\-])"),
              v.check_jwt, literals=("eyJ",), priority=90),
+    # RFC 3986 userinfo: unreserved, percent-encoded and sub-delimiter characters, and
+    # colons in the password; the user name may be empty (redis://:secret@host).
     Detector("password_in_url", "SECRET",
-             re.compile(r"://[^\s:/?#@\"'<>]{1,128}:([^\s/?#@\"'<>]{1,128})@"
-                        r"[A-Za-z0-9\[\]._\-]+"),
+             re.compile(r"://[A-Za-z0-9\-._~!$&'()*+,;=%]{0,128}:"
+                        r"([A-Za-z0-9\-._~!$&'()*+,;=%:]{1,128})@[A-Za-z0-9\[\]._\-]+"),
              v.check_url_password, group=1, literals=("://",), priority=95),
 )
 """The built-in detectors; types outside every active pack are not run."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from secops.dlp import prefilter
+from secops.dlp import prefilter, unescape
 from secops.dlp.detectors import ANCHOR_REACH, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
@@ -63,6 +63,7 @@ class _Candidate:
     score: float
     priority: int
     active: _Active
+    value: str | None = None  # the decoded value when the window had escapes
 
 
 def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -98,11 +99,13 @@ class Classifier:
         limits: Limits | None = None,
         archive_walker: ArchiveWalker | None = None,
         use_prefilter: bool = True,
+        decode_escapes: bool = True,
     ) -> None:
         self.policy = policy or Policy.default()
         self.limits = limits or Limits()
         self.archive_walker = archive_walker
         self._hmac_key = hmac_key
+        self.decode_escapes = decode_escapes
         self._active = [
             _Active(d, rule, _context_regex(d.context)) for d, rule in self.policy.detectors()
         ]
@@ -236,7 +239,7 @@ class Classifier:
         )
 
     def _finding(self, c: _Candidate, window: str, lo: int, base: int, part: str) -> Finding:
-        value = window[c.start - lo : c.end - lo]
+        value = c.value if c.value is not None else window[c.start - lo : c.end - lo]
         d, rule = c.active.detector, c.active.rule
         return Finding(
             type=d.type,
@@ -354,7 +357,23 @@ class Classifier:
         """Validated, policy-filtered, non-overlapping candidates starting in [keep_lo, keep_hi).
 
         Offsets of the returned candidates are document offsets (window offset + ``lo``).
+        A window with JSON escapes or HTML character references is scanned decoded
+        (:mod:`secops.dlp.unescape`); its findings keep the offsets of the original
+        characters and carry the decoded value for the preview and digest.
         """
+        decoded = unescape.decode(window) if self.decode_escapes else None
+        if decoded is None:
+            return _resolve(self._candidates(window, keep_lo, keep_hi, lo), carried)
+        text, offsets = decoded
+        found = self._candidates(text, offsets.decoded_offset(keep_lo),
+                                 offsets.decoded_offset(keep_hi), 0)
+        for c in found:
+            c.value = text[c.start:c.end]
+            c.start, c.end = lo + offsets.original_start(c.start), lo + offsets.original_end(c.end)
+        return _resolve(found, carried)
+
+    def _candidates(self, window: str, keep_lo: int, keep_hi: int, lo: int) -> list[_Candidate]:
+        """Every validated candidate starting in [keep_lo, keep_hi), offsets + ``lo``."""
         low = _lower(window)
         hits = None
         if self._prefilter is not None and window.isascii():
@@ -380,7 +399,7 @@ class Classifier:
                 if score < active.rule.min_score:
                     continue
                 candidates.append(_Candidate(s + lo, e + lo, score, d.priority, active))
-        return _resolve(candidates, carried)
+        return candidates
 
 
 class _Counting:

@@ -13,6 +13,8 @@ replaces the shipped PII pack. A type may belong to one pack only.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -21,12 +23,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+import phonenumbers
 import yaml
 
+from secops.dlp import redos
 from secops.dlp.detectors import BUILTIN, BUILTIN_TYPES, Detector
 from secops.dlp.errors import PolicyError
 from secops.dlp.model import ACTIONS, CATEGORIES, LEVELS, Action, Category, Level
-from secops.dlp.validators import NAMED_VALIDATORS
+from secops.dlp.validators import DEFAULT_PHONE_REGIONS, NAMED_VALIDATORS, check_phone_in
 
 SHIPPED_PACKS = ("pii.yaml", "pci.yaml", "phi.yaml", "secrets.yaml")
 
@@ -51,6 +55,9 @@ class Pack:
     action: Action
     level: Level
     custom: tuple[Detector, ...] = ()
+    phone_regions: tuple[str, ...] = ()
+    """Regions (ISO 3166 codes) whose national format a phone number without a country
+    code may be written in, tried in order (``phone_regions: [US, GB, DE, FR]``)."""
 
 
 def _choice(value: Any, allowed: Iterable[str], what: str) -> str:
@@ -73,6 +80,12 @@ def _custom_detector(raw: Mapping[str, Any], category: Category) -> Detector:
         raise PolicyError(f"custom detector {type_!r}: bad or missing pattern ({exc})") from None
     if pattern.fullmatch(""):
         raise PolicyError(f"custom detector {type_!r}: pattern matches the empty string")
+    try:
+        redos.check(pattern.pattern, flags)
+    except redos.CatastrophicPattern as exc:
+        raise PolicyError(f"custom detector {type_!r}: pattern can backtrack catastrophically: "
+                          f"{exc}; rewrite it (character classes, bounded counts, atomic "
+                          "groups or possessive quantifiers)") from None
     validator_name = raw.get("validator")
     validator = None
     if validator_name is not None:
@@ -110,6 +123,13 @@ def pack_from_mapping(raw: Mapping[str, Any], source: str = "<policy>") -> Pack:
         if not 0.0 <= min_score <= 1.0:
             raise PolicyError("min_score must be between 0 and 1")
         custom = tuple(_custom_detector(d, category) for d in raw.get("detectors", ()))
+        regions = raw.get("phone_regions", ())
+        if isinstance(regions, str) or not isinstance(regions, (list, tuple)):
+            raise PolicyError("phone_regions must be a list of region codes")
+        regions = tuple(str(r).upper() for r in regions)
+        unknown_regions = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown_regions:
+            raise PolicyError(f"phone_regions: unknown region codes {unknown_regions}")
         types = tuple(str(t) for t in raw.get("types", ()))
         unknown = [t for t in types if t not in BUILTIN_TYPES]
         if unknown:
@@ -122,6 +142,7 @@ def pack_from_mapping(raw: Mapping[str, Any], source: str = "<policy>") -> Pack:
             action=cast(Action, _choice(raw.get("action", "report"), ACTIONS, "action")),
             level=cast(Level, _choice(raw.get("level", "confidential"), LEVELS, "level")),
             custom=custom,
+            phone_regions=regions,
         )
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
@@ -192,9 +213,17 @@ class Policy:
             for t in p.types
         }
 
+    @property
+    def phone_regions(self) -> tuple[str, ...]:
+        """The first pack's ``phone_regions`` that sets any (US when none does)."""
+        return next((p.phone_regions for p in self.packs if p.phone_regions),
+                    DEFAULT_PHONE_REGIONS)
+
     def detectors(self) -> list[tuple[Detector, Rule]]:
         """Every detector the policy switches on, with its rule."""
         rules = self.rules()
-        active = [(d, rules[d.type]) for d in BUILTIN if d.type in rules]
+        phone_check = functools.partial(check_phone_in, regions=self.phone_regions)
+        active = [(dataclasses.replace(d, check=phone_check) if d.check is check_phone_in else d,
+                   rules[d.type]) for d in BUILTIN if d.type in rules]
         active += [(d, rules[d.type]) for p in self.packs for d in p.custom]
         return active

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import re
@@ -116,25 +117,122 @@ def check_iban(value: str) -> float | None:
     try:
         stdnum_iban.validate(value)
     except ValidationError:
-        return None
+        # ISO 13616 itself is the country's length and format plus the mod-97 check
+        # digits; some national check digits python-stdnum adds on top reject
+        # published examples (the IBAN registry's Belgian one), so a value that passes
+        # the ISO checks alone still counts, a little less surely.
+        try:
+            stdnum_iban.validate(value, check_country=False)
+        except ValidationError:
+            return None
+        return 0.8
     return 0.9
 
 
+DEFAULT_PHONE_REGIONS = ("US",)
+_DATE_SHAPES = re.compile(
+    r"(?:(?P<d1>\d{1,2})[./\- ](?P<m1>\d{1,2})[./\- ](?P<y1>(?:19|20)\d\d)"
+    r"|(?P<y2>(?:19|20)\d\d)[./\- ](?P<m2>\d{1,2})[./\- ](?P<d2>\d{1,2})"
+    r"|(?P<m3>\d{1,2})[./\- ](?P<d3>\d{1,2})[./\- ](?P<y3>(?:19|20)\d\d))")
+
+
+def _looks_like_date(value: str) -> bool:
+    """``12.03.2024``, ``2024-03-12``, ``03/12/2024``: a day, a month and a year."""
+    m = _DATE_SHAPES.fullmatch(value)
+    if m is None:
+        return False
+    for day, month in (("d1", "m1"), ("d2", "m2"), ("d3", "m3")):
+        if m.group(day) is not None:
+            d, mo = int(m.group(day)), int(m.group(month))
+            if 1 <= d <= 31 and 1 <= mo <= 12:
+                return True
+            if 1 <= mo <= 31 and 1 <= d <= 12:
+                return True
+    return False
+
+
+_SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")  # a US social security number's layout
+
+
+def _card_fragment(value: str) -> bool:
+    """Groups of four digits not starting with a trunk 0 (``4111 1111 1111``)."""
+    groups = re.split(r"[ .\-]", value)
+    return len(groups) >= 3 and all(len(g) == 4 for g in groups) and not value.startswith("0")
+
+
+@functools.lru_cache(maxsize=256)
+def _trunk_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.national_prefix if metadata is not None else None
+    # NANP's "1" is optional in national dialling; most other plans require theirs.
+    return "" if not prefix or (metadata is not None and metadata.country_code == 1) else prefix
+
+
+def region_prefix(parsed: phonenumbers.PhoneNumber) -> str:
+    region = phonenumbers.region_code_for_number(parsed)
+    return _trunk_prefix(region) if region else ""
+
+
+def _dialled_nationally(value: str, region: str) -> bool:
+    """A number without a country code is in ``region``'s national format only if it
+    starts with the region's trunk prefix (0 in the UK, Germany, France): nine digits
+    without it are an identifier in those plans, not a number to dial."""
+    prefix = _trunk_prefix(region)
+    return not prefix or value.lstrip("(").startswith(prefix)
+
+
+_PHONE_LAYOUT = re.compile(
+    r"(?:\+\d{1,3}[ .\-]?(?:\(0\)[ .\-]?)?|\(?0)\d{1,4}\)?[ .\-/]\d{2,8}(?:[ .\-]\d{2,8}){0,3}"
+    r"|\+\d{1,3}\s?(?:\(0\)\s?)?\d{6,12}")
+
+
+def _phone_layout(value: str) -> bool:
+    return _PHONE_LAYOUT.fullmatch(value) is not None
+
+
 def check_phone(value: str, region: str = "US") -> float | None:
+    return check_phone_in(value, (region,))
+
+
+def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> float | None:
+    """A phone number valid in its own country (``+44 ...``) or, written in national
+    format, in one of ``regions`` (tried in order); dates and card-number fragments are
+    not phone numbers whatever the numbering plans say."""
     number = digits(value)
     if not 7 <= len(number) <= 15 or len(set(number)) <= 2:
         return None
-    try:
-        parsed = phonenumbers.parse(value, None if value.startswith("+") else region)
-    except phonenumbers.NumberParseException:
+    if not value.startswith("+") and (_looks_like_date(value) or _card_fragment(value)
+                                      or _SSN_SHAPE.fullmatch(value)):
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
+    parsed = None
+    possible = None
+    for region in ((None,) if value.startswith("+") else regions):
+        if region is not None and not _dialled_nationally(value, region):
+            continue
+        try:
+            candidate = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(candidate):
+            parsed = candidate
+            break
+        if possible is None and phonenumbers.is_possible_number(candidate):
+            possible = candidate
+    if parsed is None:
+        # A number of a plausible length for its plan, laid out as people write phone
+        # numbers (a trunk prefix or country code, and separators or an area code in
+        # parentheses), is a phone even when its range is not allocated (Ofcom's drama
+        # ranges such as 0115 496 0xxx, numbers not yet in libphonenumber's data).
+        if possible is None or not _phone_layout(value):
+            return None
+        return 0.5
     national = str(parsed.national_number)
     if parsed.country_code == 1 and national[3:6] == "555" and national[6:8] == "01":
         return None  # NANP fictional range
     if value.startswith("+"):
         return 0.7
+    if number == value and region_prefix(parsed) and value.startswith(region_prefix(parsed)):
+        return 0.5  # "03069990824": a trunk prefix and a valid national number
     return 0.6 if number != value else 0.3  # bare digit runs need context
 
 
@@ -246,8 +344,20 @@ _PASSWORD_PLACEHOLDERS = frozenset(
 )
 
 
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+# A password slot filled by a template or an example, not a password: ${DB_PASS},
+# $DB_PASS, {{ pass }}, <password>, %(password)s, and the words of _MARKERS. RFC 3986
+# allows "$" in a password, so a "$" alone marks nothing.
+_URL_PASSWORD_MARKERS = re.compile(
+    r"example|xxxx|your[_-]?|dummy|placeholder|redacted|^\$\{|^\$[A-Z_][A-Z0-9_]*$|\{\{"
+    r"|^<.*>$|^%\(", re.I)
+
+
 def check_url_password(value: str) -> float | None:
-    if value.lower() in _PASSWORD_PLACEHOLDERS or is_marked_placeholder(value):
+    value = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value)
+    if value.lower() in _PASSWORD_PLACEHOLDERS or _URL_PASSWORD_MARKERS.search(value):
         return None
     if set(value) <= {"*", "x", "X", "."} or value.startswith("%("):
         return None
@@ -263,6 +373,11 @@ _RESERVED_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
 _RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 
 
+_MACHINE_LOCAL = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F.$-]*[0-9])[0-9a-fA-F.$-]{16,}")
+
+
 def check_email(value: str) -> float | None:
     local, _, domain = value.rpartition("@")
     domain = domain.lower()
@@ -273,6 +388,8 @@ def check_email(value: str) -> float | None:
         return None
     if domain.rsplit(".", 1)[-1] in {"png", "jpg", "gif", "svg", "webp", "js", "css"}:
         return None  # retina asset names like logo@2x.png
+    if _MACHINE_LOCAL.fullmatch(local):
+        return None  # Message-IDs and other identifiers: <uuid@host>, <hex.hex@host>
     return 0.8
 
 

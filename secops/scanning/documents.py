@@ -58,7 +58,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from secops.scanning import search
+from secops.scanning import pdfopen, search
 from secops.scanning.filetype import is_pdf_or_image
 from secops.scanning.models import Finding, Severity
 from secops.scanning.ziparchive import ZipFormatError, find_eocd, read_directory
@@ -371,8 +371,11 @@ def pdf_findings(data: bytes, location: str | None) -> list[Finding]:
     names = _NameScan()
     seen = [(name, escaped, False) for name, escaped in names.scan(data)]
     budget = _StreamBudget(input_left=2 * len(data), lookback_left=len(data) + _DICT_WINDOW)
+    opens = pdfopen.OpenActions()
+    opens.feed_body(data)
     for body in _object_stream_bodies(data, budget, names):
         seen.extend((name, escaped, True) for name, escaped in names.scan(body))
+        opens.feed_stream(body)
         del body  # before the next stream is inflated: one body in memory at a time
     findings: dict[str, Finding] = {}
     escaped_names: dict[str, bool] = {}  # decoded name -> seen escaped only in a stream
@@ -383,8 +386,10 @@ def pdf_findings(data: bytes, location: str | None) -> list[Finding]:
             continue
         fid, severity, text = PDF_ACTIONS[name]
         if fid not in findings:
-            findings[fid] = Finding(fid, severity, text + (_IN_STREAM if compressed else ""),
-                                    location)
+            findings[fid] = (opens.finding(location, _IN_STREAM if compressed else "")
+                             if fid == "pdf.open_action" else
+                             Finding(fid, severity, text + (_IN_STREAM if compressed else ""),
+                                     location))
         if escaped:
             escaped_names[name.decode()] = compressed
     result = list(findings.values())

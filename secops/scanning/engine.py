@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import yara
 
-from secops.scanning import documents
+from secops.scanning import documents, powershell, webshells
 from secops.scanning.archives import (
     SEVENZIP,
     ZIP,
@@ -36,6 +36,8 @@ from secops.scanning.archives import (
 )
 from secops.scanning.filetype import (
     BINARY_CLAIM,
+    DOCUMENT_EXTENSIONS,
+    EXECUTABLE_EXTENSIONS,
     TypeInfo,
     describe_executable,
     identify,
@@ -73,6 +75,7 @@ class _Context:
     # Exceptions that end the scan instead of becoming a finding: the caller's time limit
     # (Celery's soft time limit is an ``Exception`` raised wherever the code happens to be).
     fatal: tuple[type[BaseException], ...] = ()
+    executables: int = 0  # executable members met so far (see _scan_object)
 
 
 class Scanner:
@@ -84,10 +87,13 @@ class Scanner:
                                     include_bundled=self.config.include_bundled_rules)
         self.blocklist = Blocklist.load(self.config.sha256_blocklists,
                                         self.config.md5_blocklists)
+        self._version = verdict_version(self.ruleset.version, self.blocklist)
 
     @property
     def ruleset_version(self) -> str:
-        return self.ruleset.version
+        """What a verdict depends on besides the content: the rules and, when any are
+        configured, the blocklists' digests (see :func:`verdict_version`)."""
+        return self._version
 
     def scan_path(self, path: str | os.PathLike[str], *, within: str | None = None) -> FileResult:
         """Scan one regular file; raises ``OSError`` if it cannot be read.
@@ -132,7 +138,7 @@ class Scanner:
                                     f"{size} bytes exceeds the {self.config.max_file_bytes}-byte "
                                     "scan limit; only hashed", None))
         return FileResult(path, sha256.hexdigest(), md5.hexdigest(), size, info.mime,
-                          info.description, ctx.findings, self.ruleset.version)
+                          info.description, ctx.findings, self._version)
 
     def scan_bytes(self, data: bytes, name: str, *, path: str | None = None,
                    sha256: str | None = None,
@@ -165,7 +171,7 @@ class Scanner:
             mime=info.mime,
             description=info.description,
             findings=ctx.findings,
-            ruleset_version=self.ruleset.version,
+            ruleset_version=self._version,
         )
 
     def scan_paths(
@@ -244,26 +250,78 @@ class Scanner:
             ctx.findings.append(Finding("hash.blocklist.md5", Severity.CRITICAL,
                                         f"MD5 {md5} is on a blocklist", location))
 
-    def _yara(self, data: bytes, location: str | None, ctx: _Context) -> None:
+    def _yara(self, data: bytes, location: str | None, ctx: _Context) -> dict[str, list[int]]:
+        """Run the rules; findings go to ``ctx``, engine hints are returned by kind with
+        the offsets of their matches (bundled rules with a ``hint`` meta, see
+        :mod:`secops.scanning.powershell` and :mod:`secops.scanning.webshells`)."""
+        hints: dict[str, list[int]] = {}
         try:
             matches = self.ruleset.rules.match(data=data, timeout=self.config.match_timeout)
         except yara.TimeoutError:
             ctx.findings.append(Finding("scan.timeout", Severity.MEDIUM,
                                         f"rule matching exceeded {self.config.match_timeout} s; "
                                         "content not fully scanned", location))
-            return
+            return hints
         except yara.Error as exc:
             ctx.findings.append(Finding("scan.error", Severity.MEDIUM,
                                         f"rule matching failed: {exc}", location))
-            return
+            return hints
         for match in matches:
             meta = match.meta
+            if match.namespace.startswith("secops.") and meta.get("hint"):
+                offsets = hints.setdefault(str(meta["hint"]), [])
+                for string in match.strings:
+                    offsets.extend(i.offset for i in string.instances[:256])
+                continue
             ctx.findings.append(Finding(
                 f"yara.{match.rule}",
                 Severity.parse(meta.get("severity")),
                 str(meta.get("description") or match.rule),
                 location,
             ))
+        return hints
+
+    def _script_checks(self, data: bytes, location: str | None, hints: dict[str, list[int]],
+                       ctx: _Context, depth: int = 0) -> None:
+        """PowerShell cradles and encoded commands, web shells (only where hinted)."""
+        if "webshell" in hints:
+            text = data[:webshells.MAX_TEXT].decode("latin-1")
+            for shell in webshells.find_shells(text)[:1]:
+                packed = "packed " if shell.packed else ""
+                ctx.findings.append(Finding(
+                    f"webshell.{shell.language.lower()}", Severity.CRITICAL,
+                    f"{packed}{shell.language} web shell: {shell.sink}", location))
+        if "powershell" not in hints:
+            return
+        prefix = "decoded -EncodedCommand payload: " * depth
+        payloads: list[str] = []
+        cradle_found = False
+        for view in powershell.text_views(data, hints["powershell"]):
+            if not cradle_found:
+                for cradle in powershell.find_cradles(view)[:1]:
+                    cradle_found = True
+                    ctx.findings.append(Finding(
+                        "powershell.download_cradle", Severity.CRITICAL,
+                        f"{prefix}PowerShell {cradle.how}: {cradle.excerpt}", location))
+            for payload in powershell.encoded_commands(view):
+                if payload not in payloads:
+                    payloads.append(payload)
+        for payload in payloads[:powershell.MAX_PAYLOADS]:
+            ctx.findings.append(Finding(
+                "powershell.encoded_command", Severity.HIGH,
+                f"{prefix}PowerShell -EncodedCommand payload decoded "
+                f"({len(payload)} characters) and scanned", location))
+            if depth < 2:
+                # The payload is scanned like a file of its own: rules and script checks.
+                decoded = payload.encode("utf-8")
+                inner = _Context([], ctx.budget, fatal=ctx.fatal)
+                inner_hints = self._yara(decoded, location, inner)
+                self._script_checks(decoded, location, inner_hints, inner, depth + 1)
+                ctx.findings.extend(
+                    f if f.id.startswith("powershell.") else
+                    Finding(f.id, f.severity, f"decoded -EncodedCommand payload: "
+                            f"{f.description}", f.location)
+                    for f in inner.findings)
 
     def _scan_object(
         self, data: bytes, name: str, location: str | None, depth: int, ctx: _Context,
@@ -287,7 +345,9 @@ class Scanner:
             self._check_hashes(hashlib.sha256(data).hexdigest(),
                                hashlib.md5(data, usedforsecurity=False).hexdigest(),
                                location, ctx)
-        self._yara(data, location, ctx)
+        hints = self._yara(data, location, ctx)
+        if hints:
+            self._script_checks(data, location, hints, ctx)
         if documents.is_pdf(data):
             ctx.findings.extend(documents.pdf_findings(data, location))
         elif documents.is_ole(data):
@@ -302,8 +362,16 @@ class Scanner:
                 self._expand(ZIP, data, container, depth, ctx)
             elif appended == SEVENZIP:
                 self._expand(SEVENZIP, data[offset:], container, depth, ctx)
+        if location is not None and (info.executable is not None or _executable_name(name)):
+            ctx.executables += 1
         if kind is not None:
+            before = ctx.executables
             self._expand(kind, data, container, depth, ctx)
+            if ctx.executables > before and _disguised_container(name):
+                ctx.findings.append(Finding(
+                    "type.disguised_container", Severity.HIGH,
+                    f"{kind} archive named as .{_extension(name)} holds "
+                    f"{ctx.executables - before} executable member(s)", location))
         elif (unexpanded := unexpanded_finding(data, location)) is not None:
             ctx.findings.append(unexpanded)
 
@@ -337,6 +405,40 @@ class Scanner:
             self._scan_object(member_data, member_name, f"{container}!{member_name}",
                               depth + 1, ctx)
 
+
+def verdict_version(rules_version: str, blocklist: Blocklist) -> str:
+    """The rules' version alone without blocklists; otherwise a SHA-256 over it and the
+    sorted digests, so that adding a hash to a blocklist changes the version and a
+    verdict cached under the old one is no longer reused."""
+    if not blocklist:
+        return rules_version
+    digest = hashlib.sha256(b"secops-verdict-v1\0" + rules_version.encode() + b"\0")
+    for kind, values in (("sha256", blocklist.sha256), ("md5", blocklist.md5)):
+        digest.update(kind.encode() + b"\0")
+        for value in sorted(values):
+            digest.update(value.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _extension(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+
+def _executable_name(name: str) -> bool:
+    return _extension(name) in EXECUTABLE_EXTENSIONS
+
+
+def _disguised_container(name: str) -> bool:
+    """A name that presents an archive as a text or document file with no archive format
+    of its own (.txt, .pdf, .jpg; not .docx, .xlsx or other zip-based documents)."""
+    ext = _extension(name)
+    return ext in DOCUMENT_EXTENSIONS and name_claims_type(name) is not None and (
+        ext not in ARCHIVE_DOCUMENT_EXTENSIONS)
+
+
+# Document formats that are archives by definition (OOXML, OpenDocument).
+ARCHIVE_DOCUMENT_EXTENSIONS = frozenset("docx docm dotx xlsx xlsm pptx pptm odt ods odp".split())
 
 _process_scanner: Scanner | None = None
 

@@ -135,6 +135,10 @@ EXPECTED_MIMES: dict[str, tuple[str, ...]] = {
     "mp3": ("audio/mpeg",),
 }
 
+# Raster image formats that carry no code or active content (SVG is not one of them).
+INERT_IMAGE_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/bmp",
+                               "image/x-ms-bmp", "image/tiff", "image/webp"})
+
 # Script content that libmagic calls plain text (it has tests for shell, Python, PHP and
 # "@echo off" batch files, none for PowerShell, VBScript or JScript): the opening of a
 # text file named as a document is read for statements. One opening line settles it;
@@ -431,9 +435,17 @@ def type_findings(name: str, info: TypeInfo, location: str | None,
         expected = EXPECTED_MIMES[ext]
         if not any(info.mime == e or (e.endswith(".") and info.mime.startswith(e))
                    for e in expected):
+            # PNG data named .jpg (a common export slip) is shown the same by every
+            # viewer: between two inert raster formats a mismatch is only a note.
+            inert = info.mime in INERT_IMAGE_MIMES and set(expected) <= INERT_IMAGE_MIMES
+            # Plain text under a binary format's name (Tcl's .msg catalogs are not
+            # Outlook messages) runs nowhere; text that is code is judged above.
+            text = info.mime == "text/plain" and script_language(data) is None
             findings.append(Finding(
-                "type.extension_mismatch", Severity.MEDIUM,
-                f"extension .{ext} does not match detected type {info.mime}", location))
+                "type.extension_mismatch", Severity.INFO if inert or text else Severity.MEDIUM,
+                f"extension .{ext} does not match detected type {info.mime}"
+                + (" (both inert image formats)" if inert else " (plain text)" if text else ""),
+                location))
     if len(exts) >= 2 and ext in EXECUTABLE_EXTENSIONS and exts[-2] in DOCUMENT_EXTENSIONS:
         findings.append(Finding(
             "type.double_extension", Severity.MEDIUM,

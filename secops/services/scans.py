@@ -14,6 +14,7 @@ event for every suspicious or malicious file (an alert for every malicious uploa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -61,13 +62,33 @@ def scan_config(settings: Settings) -> ScanConfig:
 
 
 @lru_cache(maxsize=4)
-def _scanner(config: ScanConfig) -> Scanner:
+def _scanner(config: ScanConfig, stamps: tuple[tuple[str, int, int], ...]) -> Scanner:
     return Scanner(config)
 
 
+def _stamps(config: ScanConfig) -> tuple[tuple[str, int, int], ...]:
+    """Modification time and size of each blocklist and rule file: a changed file gives
+    a new scanner, whose version (the verdict cache key) then differs."""
+    paths = [*config.sha256_blocklists, *config.md5_blocklists]
+    for directory in config.rule_dirs:
+        with contextlib.suppress(OSError):
+            paths.extend(sorted(p for p in directory.iterdir()))
+    stamps = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            stamps.append((str(path), -1, -1))
+        else:
+            stamps.append((str(path), info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
+
+
 def get_scanner(settings: Settings) -> Scanner:
-    """The process's scanner for these settings (rules compiled once)."""
-    return _scanner(scan_config(settings))
+    """The process's scanner for these settings (rules compiled once per content of the
+    rule and blocklist files: an edited blocklist applies to the next scan)."""
+    config = scan_config(settings)
+    return _scanner(config, _stamps(config))
 
 
 def events_for(scan: ScanResult | ScanView, findings: list[dict[str, Any]]) -> list[Event]:

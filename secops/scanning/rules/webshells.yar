@@ -58,3 +58,38 @@ rule SECOPS_Webshell_ASP_Request_Exec
     condition:
         $tag and any of ($a*)
 }
+
+/*
+ * Engine hint, not a finding: server-side script that reads request input or evaluates
+ * decoded data. Objects it matches get the engine's taint check for web shells
+ * (secops/scanning/webshells.py: request input reaching an execution sink through
+ * variables and wrappers, packed PHP unpacked).
+ */
+rule SECOPS_Hint_Server_Script
+{
+    meta:
+        severity = "info"
+        description = "engine hint: server-side script reading request input"
+        hint = "webshell"
+    strings:
+        $t1 = "<?" ascii
+        $t2 = "<%" ascii
+        $t3 = "<jsp:" ascii
+        $t4 = /<script[^>]{1,80}runat/ nocase
+        $s1 = "$_GET" ascii
+        $s2 = "$_POST" ascii
+        $s3 = "$_REQUEST" ascii
+        $s4 = "$_COOKIE" ascii
+        $s5 = "$_SERVER" ascii
+        $s6 = "$_FILES" ascii
+        $s7 = "php://input" nocase
+        $s8 = "getallheaders" nocase
+        $s9 = "_VARS" ascii
+        $s10 = /request\s{0,5}\.\s{0,5}get/ ascii
+        $s11 = /request\s{0,5}(\.\s{0,5}(form|querystring|item|params|cookies|headers|servervariables)\s{0,5})?[\(\[]/ nocase
+        $s12 = /request\s{0,5}\.\s{0,5}(binaryread|inputstream)/ nocase
+        $s13 = /['"]_(GET|POST|REQUEST|COOKIE)['"]/
+        $p1 = /(eval|assert)\s{0,10}\(\s{0,10}@?\s{0,10}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|hex2bin|rawurldecode|urldecode)\s{0,10}\(/ nocase
+    condition:
+        any of ($t*) and any of ($s*, $p*)
+}

@@ -1,0 +1,224 @@
+"""PowerShell download-and-execute cradles and ``-EncodedCommand`` payloads.
+
+A *cradle* fetches code from the network and runs it in memory: ``Invoke-Expression``
+(``iex``, ``[scriptblock]::Create``) fed by ``Net.WebClient.DownloadString``/``Data``,
+``Invoke-WebRequest``/``Invoke-RestMethod`` or their aliases (``iwr``, ``irm``,
+``curl``, ``wget``), directly (``iex (iwr $u).Content``, ``iwr $u | iex``) or through a
+variable (``$s = $wc.DownloadString($u)`` ... ``iex $s``); a file downloaded and started
+on the same line (``DownloadFile`` or ``-OutFile`` with ``Start-Process``) counts too.
+
+Byte patterns miss the usual obfuscations, so the text is *normalised* first, the way
+PowerShell's parser would see it: backtick escapes dropped (``I`E`X``), the format
+operator evaluated (``('{1}{0}' -f 'String','Download')``), ``[char]105`` literals and
+string concatenation joined (``'Down'+'loadString'``), quotes and case removed, and the
+environment-variable spellings of ``iex`` that Invoke-Obfuscation emits
+(``$ShellId[1]+$ShellId[13]+'x'``, ``$env:ComSpec[4,15,25]-join''``) replaced. ``&`` and
+``.`` invocation of a quoted command name then read like a plain call.
+
+An ``-EncodedCommand`` argument (any abbreviation PowerShell accepts: ``-e``, ``-ec``,
+``-en`` ... ``-encodedcommand``, with ``-`` or ``/``) is base64 of UTF-16LE text. Such
+payloads are decoded wherever they appear, in ASCII or UTF-16LE text (a ``.bat``, a
+``.vbs``, the arguments of a ``.lnk`` shortcut), and returned to the caller to be
+scanned again like a file; a payload holding another encoded command is decoded in
+turn. The checks run only on objects that the bundled YARA hint rule
+``SECOPS_Hint_PowerShell`` selected, and on large or binary objects only in windows
+around its matches, so unrelated content costs one YARA pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+FULL_TEXT_BYTES = 2 * 1024 * 1024  # text objects up to this size are read whole
+WINDOW_BEFORE = 4096  # around each hint match in larger or binary objects
+WINDOW_AFTER = 8192
+MAX_WINDOWS = 64
+MAX_PAYLOADS = 16  # encoded commands decoded per object
+
+_BACKTICK = re.compile(r"`(?=[^\r\n])")
+_FORMAT = re.compile(
+    r"""\(?\s*(['"])((?:(?!\1).)*?\{\d+\}(?:(?!\1).)*?)\1\s*-f\s*"""
+    r"""((?:(['"])(?:(?!\4).)*\4\s*,\s*)*(['"])(?:(?!\5).)*\5)\s*\)?""", re.I)
+_FORMAT_ARG = re.compile(r"""'([^']*)'|"([^"]*)\"""")
+_CHAR = re.compile(r"\[char\]\s*(0x[0-9a-f]{1,4}|\d{1,5})", re.I)
+_CONCAT = re.compile(r"""(['"])\s*\+\s*(['"])""")
+_IEX_SPELLINGS = re.compile(
+    r"\$shellid\[1\]\s*\+\s*\$shellid\[13\]\s*\+\s*x"
+    r"|\$pshome\[(?:4|21)\]\s*\+\s*\$pshome\[(?:30|34)\]\s*\+\s*x"
+    r"|\$env:comspec\[4,\s*(?:15|24|26),\s*25\]\s*-join\s*"
+    r"|\(\s*\$verbosepreference\.tostring\(\)\s*\)\[1,\s*3\]\s*\+\s*x\s*-join\s*"
+    r"|\(\s*gv\s+\*mdr\*\s*\)\.name\[3,\s*11,\s*2\]\s*-join\s*"
+    r"|\(\s*get-variable\s+\*mdr\*\s*\)\.name\[3,\s*11,\s*2\]\s*-join\s*")
+_QUOTES = re.compile(r"""['"]""")
+
+_EXEC = re.compile(
+    r"(?:\biex|\binvoke-expression)\b\s*\)?\s*(?:[($\[{]|\.\s*\()"
+    r"|\|\s*(?:&\s*)?\(?(?:iex|invoke-expression)\b"
+    r"|\[scriptblock\]::create\s*\(")
+_DOWNLOAD = re.compile(
+    r"\.\(?download(?:string|data)(?:async|taskasync)?\)?(?:\.invoke)?\s*\("
+    r"|\.openread\s*\(|\.getstringasync\s*\("
+    r"|(?<![\w-])(?:iwr|irm|curl|wget|invoke-webrequest|invoke-restmethod)\b"
+    r"(?:\s+-\w+(?:\s+[\w.:$]+)?)*\s*\(?\s*(?:\$|https?:|ftp:|\(|[\w.-]+/)")
+_DOWNLOAD_FILE = re.compile(
+    r"\.downloadfile(?:async)?\s*\(|\bstart-bitstransfer\b|-outfile\b")
+_START = re.compile(r"\b(?:start-process|saps|invoke-item|ii|start)\s+[\w$.\\:(-]")
+_ASSIGN = re.compile(r"\$([\w:]+)\s*=\s*([^\n;]*)")
+_LINE_REACH = 400
+
+# -EncodedCommand and every abbreviation PowerShell accepts (and -ec)
+_ENCODED = re.compile(
+    r"(?<![\w-])[-/\u2013](?:ec|e(?:n(?:c(?:o(?:d(?:e(?:d(?:c(?:o(?:m(?:m(?:a(?:n(?:d)?)?)?)?)?)?)?)?)?)?)?)?)?)"
+    r"""\s+['"]?([A-Za-z0-9+/]{16,}={0,2})""", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Cradle:
+    """A download-and-execute construct: how it was recognised, and a short excerpt."""
+
+    how: str
+    excerpt: str
+
+
+def normalise(text: str) -> str:
+    """The text as PowerShell would read its command words (see the module docstring)."""
+    text = _BACKTICK.sub("", text)
+    for _ in range(3 if ("-f" in text or "-F" in text) else 0):
+        # nested format operators resolve from the inside out
+        replaced = _FORMAT.sub(_format, text)
+        if replaced == text:
+            break
+        text = replaced
+    text = _CHAR.sub(_char, text)
+    text = _CONCAT.sub("", text)
+    text = _QUOTES.sub("", text.lower())
+    return _IEX_SPELLINGS.sub("iex", text)
+
+
+def _format(match: re.Match[str]) -> str:
+    template = match.group(2)
+    args = [a if a else b for a, b in _FORMAT_ARG.findall(match.group(3))]
+
+    def field(m: re.Match[str]) -> str:
+        index = int(m.group(1))
+        return args[index] if index < len(args) else m.group(0)
+
+    return "'" + re.sub(r"\{(\d+)\}", field, template) + "'"
+
+
+def _char(match: re.Match[str]) -> str:
+    raw = match.group(1)
+    code = int(raw, 16) if raw.lower().startswith("0x") else int(raw)
+    return "'" + (chr(code) if 32 <= code < 127 else "") + "'"
+
+
+def find_cradles(text: str) -> list[Cradle]:
+    """Download-and-execute constructs in (already decoded) script text."""
+    norm = normalise(text)
+    found: list[Cradle] = []
+    lines = norm.splitlines()
+    for line in lines:
+        if len(line) > 20_000:
+            line = line[:20_000]
+        for ex in _EXEC.finditer(line):
+            lo, hi = max(0, ex.start() - _LINE_REACH), ex.end() + _LINE_REACH
+            if _DOWNLOAD.search(line, lo, hi):
+                found.append(Cradle("code downloaded and run with Invoke-Expression",
+                                    _excerpt(line, ex.start())))
+                break
+        else:
+            fetch = _DOWNLOAD_FILE.search(line)
+            if fetch and _START.search(line, fetch.end()):
+                found.append(Cradle("file downloaded and started",
+                                    _excerpt(line, fetch.start())))
+        if found:
+            return found
+    tainted = {m.group(1) for m in _ASSIGN.finditer(norm) if _DOWNLOAD.search(m.group(2))}
+    for name in sorted(tainted):
+        var = re.escape(name)
+        use = re.compile(
+            rf"(?:\biex|\binvoke-expression|\[scriptblock\]::create)\b\s*\)?\s*\(?\s*\${var}\b"
+            rf"|\${var}(?:\.content)?\s*\|\s*(?:&\s*)?\(?(?:iex|invoke-expression)\b")
+        hit = use.search(norm)
+        if hit is not None:
+            found.append(Cradle("downloaded code stored in a variable and run with "
+                                "Invoke-Expression", _excerpt(norm, hit.start())))
+            break
+    return found
+
+
+def _excerpt(text: str, at: int) -> str:
+    snippet = text[max(0, at - 40):at + 80].strip()
+    return re.sub(r"\s+", " ", snippet)[:120]
+
+
+def decode_payload(b64: str) -> str | None:
+    """The UTF-16LE text of an encoded command, or ``None`` when it is not one."""
+    b64 = b64 + "=" * (-len(b64) % 4)
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 8:
+        return None
+    raw = raw[: len(raw) - len(raw) % 2]
+    try:
+        text = raw.decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+    # PowerShell commands are (almost all) ASCII; random base64 read as UTF-16LE gives
+    # CJK and other code points, which are printable too, so only ASCII counts.
+    plain = sum(1 for c in text if " " <= c <= "~" or c in "\r\n\t")
+    if plain < 0.9 * len(text) or not any(c.isalpha() for c in text):
+        return None
+    return text
+
+
+def encoded_commands(text: str) -> list[str]:
+    """Decoded ``-EncodedCommand`` payloads found in ``text``, in order, without repeats."""
+    payloads: list[str] = []
+    for match in _ENCODED.finditer(text):
+        decoded = decode_payload(match.group(1))
+        if decoded is not None and decoded not in payloads:
+            payloads.append(decoded)
+            if len(payloads) >= MAX_PAYLOADS:
+                break
+    return payloads
+
+
+def _looks_binary(head: bytes) -> bool:
+    return b"\0" in head
+
+
+def text_views(data: bytes, offsets: Iterable[int]) -> list[str]:
+    """The texts to read: the whole object (as Latin-1 and, when it has NUL bytes, as
+    UTF-16LE at both alignments) if it is small, else windows around ``offsets``."""
+    head = data[:4096]
+    utf16 = _looks_binary(head) or head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if len(data) <= FULL_TEXT_BYTES:
+        chunks = [data]
+    else:
+        spans: list[list[int]] = []
+        for offset in sorted(set(offsets)):
+            lo, hi = max(0, offset - WINDOW_BEFORE), offset + WINDOW_AFTER
+            if spans and lo <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], hi)
+            else:
+                spans.append([lo, hi])
+            if len(spans) > MAX_WINDOWS:
+                break
+        chunks = [data[lo:hi] for lo, hi in spans[:MAX_WINDOWS]]
+    views: list[str] = []
+    for chunk in chunks:
+        views.append(chunk.decode("latin-1"))
+        if utf16:
+            if chunk.startswith(b"\xfe\xff"):
+                views.append(chunk.decode("utf-16-be", "replace"))
+            else:
+                views.append(chunk.decode("utf-16-le", "replace"))
+                views.append(chunk[1:].decode("utf-16-le", "replace"))
+    return views
