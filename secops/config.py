@@ -170,6 +170,15 @@ class Settings(BaseSettings):
     dlp_policy_files: list[Path] = Field(default_factory=list)
     dlp_max_text_chars: int = Field(1_000_000, ge=1)
 
+    # Certificates
+    certs_ca_file: Path | None = None
+    certs_timeout: float = Field(5.0, gt=0, le=300)
+    certs_concurrency: int = Field(32, ge=1, le=1024)
+    certs_thresholds: str = "2,7,14,30"
+    certs_renewal_fraction: float = Field(2 / 3, gt=0, lt=1)
+    certs_probe_weak_protocols: bool = True
+    certs_allowed_dirs: list[Path] = Field(default_factory=list)
+
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:

@@ -134,7 +134,7 @@ class Checker:
                                   served_as_leaf=False)
                 report.chain_spki = [report.spki_sha256]
                 if pins and report.spki_sha256 not in pins:
-                    report.findings.append(_pin_finding(report.spki_sha256))
+                    report.findings.append(pin_finding(report.spki_sha256))
                 yield report
 
     def check_endpoint(self, endpoint: Endpoint) -> Result:
@@ -173,7 +173,7 @@ class Checker:
                                            f"{handshake.verify_error}"))
         pins = self.pins.get(endpoint.label) or self.pins.get(f"{endpoint.host}:{endpoint.port}")
         if pins and not pins.intersection(report.chain_spki):
-            report.findings.append(_pin_finding(report.spki_sha256))
+            report.findings.append(pin_finding(report.spki_sha256))
         if handshake.weak_protocol:
             report.findings.append(Finding("tls.protocol_weak", "medium",
                                            f"the endpoint accepts {handshake.weak_protocol}"))
@@ -196,7 +196,7 @@ class Checker:
         return False
 
 
-def _pin_finding(spki: str) -> Finding:
+def pin_finding(spki: str) -> Finding:
     return Finding("cert.pin_mismatch", "critical",
                    f"no certificate of the chain matches a pin (leaf pin-sha256 {spki})")
 

@@ -56,7 +56,7 @@ def run_check(targets: tuple[str, ...], *, checker: Checker, sni: str | None, as
 
 @click.group("certs")
 def certs() -> None:
-    """TLS certificate inventory, checks, renewal and the internal CA."""
+    """TLS certificate checks and the certificate inventory."""
 
 
 @certs.command("check")
@@ -93,3 +93,14 @@ def check(local: bool, as_json: bool, ca_file: str | None, pins: tuple[str, ...]
         click.echo("note: this OpenSSL cannot offer TLS 1.0/1.1, so tls.protocol_weak was not "
                    "checked (docs/certificates.md)", err=True)
     sys.exit(code)
+
+
+def _register_remote() -> None:
+    from secops.cli import certs_remote
+
+    for command in (certs_remote.endpoints, certs_remote.files, certs_remote.scan,
+                    certs_remote.certificates):
+        certs.add_command(command)
+
+
+_register_remote()

@@ -322,3 +322,5 @@ class DlpFinding(Base):
     level: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     preview: Mapped[str] = mapped_column(String(200))
+
+from secops.db.cert_models import CertNotice, CertSeen, CertTarget  # noqa: E402,F401  (certificate family)

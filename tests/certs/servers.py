@@ -64,11 +64,15 @@ class TlsServer(_Listener):
             self.ctx.minimum_version = minimum or ssl.TLSVersion.TLSv1_2
             if maximum:
                 self.ctx.maximum_version = maximum
+        self.serve_certificate(leaf, chain)
+        self.handshakes = 0
+
+    def serve_certificate(self, leaf: Issued, chain: tuple[Issued, ...] = ()) -> None:
+        """Serve ``leaf`` (with ``chain``) from the next connection on: a renewal in place."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "server.pem"
             path.write_bytes(leaf.pem + b"".join(c.pem for c in chain) + leaf.key_pem)
             self.ctx.load_cert_chain(str(path))
-        self.handshakes = 0
 
     def serve(self, conn: socket.socket) -> None:
         conn.settimeout(3)

@@ -1,0 +1,91 @@
+"""certificate family: inventory targets, certificates seen (history), alert marks
+
+Revision ID: 0006
+Revises: 0004
+Create Date: 2026-12-07 01:45:03.407706
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0006'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('cert_targets',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=600), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=True),
+    sa.Column('port', sa.Integer(), nullable=True),
+    sa.Column('sni', sa.String(length=255), nullable=True),
+    sa.Column('path', sa.Text(), nullable=True),
+    sa.Column('owner', sa.String(length=120), nullable=True),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('pins', sa.JSON(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('created_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_scan_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('last_findings', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_targets')),
+    sa.UniqueConstraint('key', name=op.f('uq_cert_targets_key'))
+    )
+    op.create_table('cert_notices',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('target_id', sa.String(length=36), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('finding', sa.String(length=64), nullable=False),
+    sa.Column('severity', sa.String(length=16), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['target_id'], ['cert_targets.id'], name=op.f('fk_cert_notices_target_id_cert_targets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_notices')),
+    sa.UniqueConstraint('target_id', 'fingerprint', 'finding', 'severity', name='uq_cert_notice')
+    )
+    op.create_table('cert_seen',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('target_id', sa.String(length=36), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('spki_sha256', sa.String(length=44), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('issuer', sa.Text(), nullable=False),
+    sa.Column('serial', sa.String(length=80), nullable=False),
+    sa.Column('sans', sa.JSON(), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('not_after', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('key_type', sa.String(length=16), nullable=False),
+    sa.Column('key_bits', sa.Integer(), nullable=True),
+    sa.Column('signature_algorithm', sa.String(length=64), nullable=False),
+    sa.Column('days_left', sa.Float(), nullable=False),
+    sa.Column('change', sa.String(length=32), nullable=False),
+    sa.Column('current', sa.Boolean(), nullable=False),
+    sa.Column('findings', sa.JSON(), nullable=False),
+    sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['target_id'], ['cert_targets.id'], name=op.f('fk_cert_seen_target_id_cert_targets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_seen')),
+    sa.UniqueConstraint('target_id', 'fingerprint', 'position', name='uq_cert_seen_target_fp')
+    )
+    with op.batch_alter_table('cert_seen', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cert_seen_fingerprint'), ['fingerprint'], unique=False)
+        batch_op.create_index('ix_cert_seen_target_current', ['target_id', 'current'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('cert_seen', schema=None) as batch_op:
+        batch_op.drop_index('ix_cert_seen_target_current')
+        batch_op.drop_index(batch_op.f('ix_cert_seen_fingerprint'))
+
+    op.drop_table('cert_seen')
+    op.drop_table('cert_notices')
+    op.drop_table('cert_targets')

@@ -1,0 +1,108 @@
+"""Request and response bodies of /v1/certs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from secops.api.schemas import JobRead, Strict
+
+Tags = list[str]
+
+
+class EndpointCreate(Strict):
+    host: str = Field(..., min_length=1, max_length=255)
+    port: int = Field(443, ge=1, le=65535)
+    sni: str | None = Field(None, min_length=1, max_length=255)
+    owner: str | None = Field(None, max_length=120)
+    tags: Tags = Field(default_factory=list, max_length=32)
+    pins: list[str] = Field(default_factory=list, max_length=8,
+                            description="accepted SPKI pins (pin-sha256, base64): current and backup")
+
+
+class FileCreate(Strict):
+    path: str = Field(..., min_length=1, max_length=4096)
+    owner: str | None = Field(None, max_length=120)
+    tags: Tags = Field(default_factory=list, max_length=32)
+    pins: list[str] = Field(default_factory=list, max_length=8)
+
+
+class TargetUpdate(Strict):
+    owner: str | None = Field(None, max_length=120)
+    tags: Tags | None = Field(None, max_length=32)
+    pins: list[str] | None = Field(None, max_length=8)
+    enabled: bool | None = None
+
+
+class CertificateRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    target_id: str
+    target: str = ""
+    position: int
+    fingerprint: str
+    spki_sha256: str
+    subject: str
+    issuer: str
+    serial: str
+    sans: list[str]
+    not_before: datetime
+    not_after: datetime
+    key_type: str
+    key_bits: int | None
+    signature_algorithm: str
+    days_left: float
+    change: str
+    current: bool
+    findings: list[dict[str, Any]]
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class TargetRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    key: str
+    host: str | None
+    port: int | None
+    sni: str | None
+    path: str | None
+    owner: str | None
+    tags: list[str]
+    pins: list[str]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    last_scan_at: datetime | None
+    last_error: str | None
+    last_findings: list[dict[str, Any]]
+    certificates: list[CertificateRead] = Field(default_factory=list)
+
+
+class TargetList(BaseModel):
+    items: list[TargetRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class CertificateList(BaseModel):
+    items: list[CertificateRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class CertScanCreate(Strict):
+    target_ids: list[str] | None = Field(None, min_length=1, max_length=10_000)
+    tag: str | None = Field(None, min_length=1, max_length=64)
+
+
+class CertScanRead(BaseModel):
+    job: JobRead
