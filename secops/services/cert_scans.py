@@ -25,7 +25,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from secops.certs import CertReport, Checker, Endpoint, FileTarget, Result, TargetError, Thresholds
+from secops.certs import CertReport, Checker, Endpoint, FileTarget, Result, TargetError, Thresholds, pins
 from secops.certs.check import pin_finding
 from secops.certs.tls import bounded_map
 from secops.config import Settings
@@ -98,8 +98,7 @@ def execute_scan(plan: ScanPlan, *, checker: Checker) -> list[tuple[PlannedTarge
         else:
             results = [checker.check_endpoint(planned.engine_target)]
         for result in results:
-            if isinstance(result, CertReport) and planned.pins and not planned.pins.intersection(
-                    result.chain_spki):
+            if isinstance(result, CertReport) and not pins.satisfies(planned.pins, result.chain_spki):
                 result.findings.append(pin_finding(result.spki_sha256))
         return planned, results
 

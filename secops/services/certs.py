@@ -19,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from secops.certs.model import CertsError
+from secops.certs.pins import require_pinned
 from secops.config import Settings
 from secops.db.base import utcnow
 from secops.db.models import CertSeen, CertTarget
@@ -189,3 +191,12 @@ def certificate_gauges(session: Session) -> Iterator[Metric]:
         days_left.add_metric([label], round((expires - now).total_seconds() / 86400, 4))
     yield not_after
     yield days_left
+
+
+def require_pins_allow(*, session: Session, target_id: str, chain_spki: list[str]) -> None:
+    """Conflict when a new certificate for a pinned target matches none of its pins."""
+    target = get_target(session=session, target_id=target_id)
+    try:
+        require_pinned(target.key, target.pins or [], chain_spki)
+    except CertsError as exc:
+        raise Conflict(str(exc)) from None
