@@ -27,7 +27,8 @@ from secops.logs import register_secret
 
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
-                 "alert_webhook_secret", "storage_key", "dlp_hmac")
+                 "alert_webhook_secret", "storage_key", "dlp_hmac",
+                 "certs_ca_key")
 # Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
 # (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
 # agreed with the receiver, so only its presence is checked.
@@ -103,6 +104,7 @@ class Settings(BaseSettings):
     alert_webhook_secret: SecretStr | None = None
     storage_key: SecretStr | None = None  # AES-GCM key material for stored files (HKDF)
     dlp_hmac: SecretStr | None = None  # keyed hashes of DLP findings; else derived from storage_key
+    certs_ca_key: SecretStr | None = None  # the internal CA's intermediate key (PEM)
     api_url: str | None = None  # where the CLI reaches the API; default from host and port
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -178,6 +180,8 @@ class Settings(BaseSettings):
     certs_renewal_fraction: float = Field(2 / 3, gt=0, lt=1)
     certs_probe_weak_protocols: bool = True
     certs_allowed_dirs: list[Path] = Field(default_factory=list)
+    certs_ca_chain_file: Path | None = None  # the intermediate, then the root (PEM)
+    certs_ca_crl_url: str | None = None  # written into issued certificates when set
 
     @model_validator(mode="before")
     @classmethod

@@ -78,10 +78,31 @@ def upgrade() -> None:
     with op.batch_alter_table('cert_seen', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cert_seen_fingerprint'), ['fingerprint'], unique=False)
         batch_op.create_index('ix_cert_seen_target_current', ['target_id', 'current'], unique=False)
+    op.create_table('cert_issued',
+    sa.Column('serial', sa.String(length=64), nullable=False),
+    sa.Column('common_name', sa.String(length=255), nullable=False),
+    sa.Column('profile', sa.String(length=16), nullable=False),
+    sa.Column('sans', sa.JSON(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('spki_sha256', sa.String(length=44), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('not_after', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('requested_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revocation_reason', sa.String(length=200), nullable=True),
+    sa.PrimaryKeyConstraint('serial', name=op.f('pk_cert_issued')),
+    sa.UniqueConstraint('fingerprint', name=op.f('uq_cert_issued_fingerprint'))
+    )
+    with op.batch_alter_table('cert_issued', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cert_issued_not_after'), ['not_after'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('cert_issued', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cert_issued_not_after'))
+    op.drop_table('cert_issued')
     with op.batch_alter_table('cert_seen', schema=None) as batch_op:
         batch_op.drop_index('ix_cert_seen_target_current')
         batch_op.drop_index(batch_op.f('ix_cert_seen_fingerprint'))

@@ -106,3 +106,37 @@ class CertScanCreate(Strict):
 
 class CertScanRead(BaseModel):
     job: JobRead
+
+
+class IssueCreate(Strict):
+    csr: str = Field(..., min_length=100, max_length=20_000, description="PEM certificate signing request")
+    profile: str = Field("client", pattern="^(server|client)$")
+    lifetime_hours: float = Field(24, ge=0.1, le=2160)
+    common_name: str | None = Field(None, min_length=1, max_length=64)
+    sans: list[str] | None = Field(None, max_length=100)
+
+
+class IssuedRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    serial: str
+    common_name: str
+    profile: str
+    sans: list[str]
+    fingerprint: str
+    spki_sha256: str
+    not_before: datetime
+    not_after: datetime
+    requested_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+class IssueRead(IssuedRead):
+    certificate: str = ""
+    chain: str = ""
+
+
+class RevokeCreate(Strict):
+    reason: str = Field("unspecified", min_length=1, max_length=200)

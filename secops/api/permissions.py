@@ -23,6 +23,7 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
 | certs:read        | read   |   x   |    x    |    x    |    x    |
 | certs:write       | submit |   x   |    x    |         |         |
+| certs:issue       | submit |   x   |         |         |         |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "dlp:read": "read",
     "certs:read": "read",
     "certs:write": "submit",
+    "certs:issue": "submit",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),

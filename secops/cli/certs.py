@@ -96,10 +96,10 @@ def check(local: bool, as_json: bool, ca_file: str | None, pins: tuple[str, ...]
 
 
 def _register_remote() -> None:
-    from secops.cli import certs_remote
+    from secops.cli import certs_ca, certs_remote
 
     for command in (certs_remote.endpoints, certs_remote.files, certs_remote.scan,
-                    certs_remote.certificates):
+                    certs_remote.certificates, certs_ca.ca_group):
         certs.add_command(command)
 
 

@@ -82,3 +82,22 @@ class CertNotice(Base):
     severity: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CertIssued(Base):
+    """A certificate the internal CA issued (for listing, renewal and the revocation list)."""
+
+    __tablename__ = "cert_issued"
+
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)  # lower-case hex
+    common_name: Mapped[str] = mapped_column(String(255))
+    profile: Mapped[str] = mapped_column(String(16))
+    sans: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    spki_sha256: Mapped[str] = mapped_column(String(44))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
