@@ -104,3 +104,19 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class FileTlsServer(_Listener):
+    """Serves whatever ``cert_path`` and ``key_path`` hold, read again at every connection
+    (like a server reloaded after each deployment)."""
+
+    def __init__(self, cert_path: Path, key_path: Path) -> None:
+        super().__init__()
+        self.cert_path, self.key_path = cert_path, key_path
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(3)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_path, self.key_path)
+        with ctx.wrap_socket(conn, server_side=True):
+            pass
