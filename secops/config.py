@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     certs_allowed_dirs: list[Path] = Field(default_factory=list)
     certs_ca_chain_file: Path | None = None  # the intermediate, then the root (PEM)
     certs_ca_crl_url: str | None = None  # written into issued certificates when set
+    certs_reload_commands: list[Path] = Field(default_factory=list)  # allowed reload hooks
 
     @model_validator(mode="before")
     @classmethod

@@ -21,3 +21,17 @@ class CertsScanParams(Params):
 register(JobKind("certs.scan", "certs", CertsScanParams, 600,
                  "handshake with inventoried endpoints and read certificate files; record "
                  "certificates, changes and findings"))
+
+
+class CertsRenewParams(Params):
+    """Issue and deploy the managed certificates that are due (past two thirds of their
+    lifetime, or never deployed): those named by ``deployment_ids``, else all; ``force``
+    renews them even when not due."""
+
+    deployment_ids: list[Annotated[str, Field(max_length=36)]] | None = Field(None, min_length=1,
+                                                                              max_length=1000)
+    force: bool = False
+
+
+register(JobKind("certs.renew", "certs", CertsRenewParams, 900,
+                 "renew and deploy managed certificates that are due, with rollback"))

@@ -96,10 +96,37 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cert_issued', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cert_issued_not_after'), ['not_after'], unique=False)
+    op.create_table('cert_deployments',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('issuer', sa.String(length=16), nullable=False),
+    sa.Column('common_name', sa.String(length=255), nullable=False),
+    sa.Column('sans', sa.JSON(), nullable=False),
+    sa.Column('target_id', sa.String(length=36), nullable=True),
+    sa.Column('cert_path', sa.Text(), nullable=False),
+    sa.Column('key_path', sa.Text(), nullable=False),
+    sa.Column('chain_path', sa.Text(), nullable=True),
+    sa.Column('reload_argv', sa.JSON(), nullable=False),
+    sa.Column('lifetime_hours', sa.Float(), nullable=False),
+    sa.Column('reuse_key', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('serial', sa.String(length=64), nullable=True),
+    sa.Column('fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('not_after', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_deployed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=1000), nullable=True),
+    sa.Column('created_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['target_id'], ['cert_targets.id'], name=op.f('fk_cert_deployments_target_id_cert_targets'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_deployments')),
+    sa.UniqueConstraint('name', name=op.f('uq_cert_deployments_name'))
+    )
 
 
 
 def downgrade() -> None:
+    op.drop_table('cert_deployments')
     with op.batch_alter_table('cert_issued', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cert_issued_not_after'))
     op.drop_table('cert_issued')

@@ -140,3 +140,48 @@ class IssueRead(IssuedRead):
 
 class RevokeCreate(Strict):
     reason: str = Field("unspecified", min_length=1, max_length=200)
+
+
+class DeploymentCreate(Strict):
+    name: str = Field(..., min_length=1, max_length=100)
+    common_name: str = Field(..., min_length=1, max_length=64)
+    sans: list[str] = Field(..., min_length=1, max_length=100)
+    target_id: str | None = Field(None, max_length=36,
+                                  description="inventoried endpoint that must serve it after the reload")
+    cert_path: str = Field(..., min_length=2, max_length=4096)
+    key_path: str = Field(..., min_length=2, max_length=4096)
+    chain_path: str | None = Field(None, min_length=2, max_length=4096)
+    reload_argv: list[str] = Field(default_factory=list, max_length=64)
+    lifetime_hours: float = Field(24, ge=0.1, le=2160)
+    reuse_key: bool = False
+
+
+class DeploymentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    issuer: str
+    common_name: str
+    sans: list[str]
+    target_id: str | None
+    cert_path: str
+    key_path: str
+    chain_path: str | None
+    reload_argv: list[str]
+    lifetime_hours: float
+    reuse_key: bool
+    status: str
+    serial: str | None
+    fingerprint: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    last_deployed_at: datetime | None
+    last_error: str | None
+    created_by: str
+    created_at: datetime
+
+
+class RenewCreate(Strict):
+    deployment_ids: list[str] | None = Field(None, min_length=1, max_length=1000)
+    force: bool = False

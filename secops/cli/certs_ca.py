@@ -107,3 +107,47 @@ def revoke(serial: str, reason: str) -> None:
     record = Client().request("POST", f"/v1/certs/ca/certificates/{serial}/revoke", json={"reason": reason})
     click.echo(f"revoked {record['serial']} ({record['common_name']})")
     sys.stdout.flush()
+
+
+@ca_group.command("deploy")
+@click.argument("name")
+@click.option("--cn", "common_name", required=True, help="Common name of the certificate.")
+@click.option("--san", "sans", multiple=True, required=True, help="DNS name or IP address (repeat).")
+@click.option("--cert", "cert_path", required=True)
+@click.option("--key", "key_path", required=True)
+@click.option("--chain", "chain_path", help="Chain file (default: appended to --cert).")
+@click.option("--reload", "reload_cmd", multiple=True, help="Reload hook argv, one word per option.")
+@click.option("--endpoint", "target_id", help="Inventoried endpoint id that must serve it afterwards.")
+@click.option("--hours", type=click.FloatRange(0.1, 2160), default=24.0, show_default=True)
+@click.option("--reuse-key", is_flag=True, help="Renew with the deployed key (for pinned endpoints).")
+def deploy(name: str, common_name: str, sans: tuple[str, ...], cert_path: str, key_path: str,
+           chain_path: str | None, reload_cmd: tuple[str, ...], target_id: str | None, hours: float,
+           reuse_key: bool) -> None:
+    """Manage a certificate: issued by the internal CA, deployed, renewed at two thirds."""
+    body = {"name": name, "common_name": common_name, "sans": list(sans), "cert_path": cert_path,
+            "key_path": key_path, "chain_path": chain_path, "reload_argv": list(reload_cmd),
+            "target_id": target_id, "lifetime_hours": hours, "reuse_key": reuse_key}
+    row = Client().request("POST", "/v1/certs/ca/deployments", json=body)
+    click.echo(f"deployment {row['id']} ({row['name']}): run 'secops certs ca renew' or wait for the "
+               "certs.renew schedule")
+
+
+@ca_group.command("renew")
+@click.option("--deployment", "ids", multiple=True, help="Only this deployment id (repeat).")
+@click.option("--force", is_flag=True, help="Renew even when not due.")
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def renew(ids: tuple[str, ...], force: bool, timeout: float) -> None:
+    """Renew and deploy the due managed certificates now, and wait for the outcome."""
+    client = Client()
+    body: dict[str, object] = {"force": force}
+    if ids:
+        body["deployment_ids"] = list(ids)
+    job = client.wait(client.request("POST", "/v1/certs/ca/renewals", json=body)["id"], timeout,
+                      progress=True)
+    result = job.get("result") or {}
+    for deployment_id, status in (result.get("outcomes") or {}).items():
+        detail = (result.get("errors") or {}).get(deployment_id)
+        click.echo(f"{deployment_id}  {status}" + (f"  {detail}" if detail else ""))
+    if job["status"] != "succeeded" or any(s in ("rolled_back", "refused")
+                                           for s in (result.get("outcomes") or {}).values()):
+        sys.exit(1)

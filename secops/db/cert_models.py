@@ -101,3 +101,33 @@ class CertIssued(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class CertDeployment(Base):
+    """A certificate SecOps keeps issued and deployed: where its files go, how the service
+    reloads, which inventoried endpoint must then serve it."""
+
+    __tablename__ = "cert_deployments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    issuer: Mapped[str] = mapped_column(String(16), default="internal")
+    common_name: Mapped[str] = mapped_column(String(255))
+    sans: Mapped[list[str]] = mapped_column(JSON, default=list)
+    target_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("cert_targets.id", ondelete="SET NULL"), nullable=True)
+    cert_path: Mapped[str] = mapped_column(Text)
+    key_path: Mapped[str] = mapped_column(Text)
+    chain_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reload_argv: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lifetime_hours: Mapped[float] = mapped_column(Float, default=24.0)
+    reuse_key: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_deployed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

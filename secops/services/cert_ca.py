@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from secops.certs import ca
+from secops.certs import analysis, ca
 from secops.certs.analysis import spki_sha256
 from secops.certs.model import CertsError
 from secops.config import Settings
@@ -81,9 +81,20 @@ def issue_from_csr(*, session: Session, settings: Settings, csr_pem: str, profil
                         profile=profile, now=utcnow(), lifetime=lifetime, crl_url=settings.certs_ca_crl_url)
     except CertsError as exc:
         raise InvalidInput(str(exc)) from None
+    record = record_issued(session=session, cert=cert, profile=profile, requested_by=requested_by)
+    return Issued(record, ca.pem(cert).decode(), issuer.chain_pem)
+
+
+def record_issued(*, session: Session, cert: x509.Certificate, profile: str,
+                  requested_by: str) -> CertIssued:
+    """Record a certificate the CA signed, with its ``cert.issued`` security event."""
     der = cert.public_bytes(serialization.Encoding.DER)
-    record = CertIssued(serial=format(cert.serial_number, "x"), common_name=cn[:255], profile=profile,
-                        sans=names, fingerprint=hashlib.sha256(der).hexdigest(),
+    names = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    sans = analysis.sans(cert)
+    record = CertIssued(serial=format(cert.serial_number, "x"),
+                        common_name=str(names[0].value)[:255] if names else "", profile=profile,
+                        sans=sans,
+                        fingerprint=hashlib.sha256(der).hexdigest(),
                         spki_sha256=spki_sha256(cert), not_before=cert.not_valid_before_utc,
                         not_after=cert.not_valid_after_utc, requested_by=requested_by[:80],
                         created_at=utcnow())
@@ -93,7 +104,7 @@ def issue_from_csr(*, session: Session, settings: Settings, csr_pem: str, profil
                                                "profile": profile, "requested_by": requested_by,
                                                "not_after": record.not_after.isoformat()},
                                "low", session=session)
-    return Issued(record, ca.pem(cert).decode(), issuer.chain_pem)
+    return record
 
 
 def _csr_sans(csr: x509.CertificateSigningRequest) -> list[str]:
