@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 # binutils (ar) and cpio are the tests' reference readers and writers of those archives
-APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio)
+# pebble is the ACME server the certificate tests run against
+APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio pebble)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -28,7 +28,7 @@ from secops.logs import register_secret
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
                  "alert_webhook_secret", "storage_key", "dlp_hmac",
-                 "certs_ca_key")
+                 "certs_ca_key", "certs_acme_account_key")
 # Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
 # (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
 # agreed with the receiver, so only its presence is checked.
@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     storage_key: SecretStr | None = None  # AES-GCM key material for stored files (HKDF)
     dlp_hmac: SecretStr | None = None  # keyed hashes of DLP findings; else derived from storage_key
     certs_ca_key: SecretStr | None = None  # the internal CA's intermediate key (PEM)
+    certs_acme_account_key: SecretStr | None = None  # the ACME account key (PEM, RSA or EC P-256)
     api_url: str | None = None  # where the CLI reaches the API; default from host and port
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -183,6 +184,10 @@ class Settings(BaseSettings):
     certs_ca_chain_file: Path | None = None  # the intermediate, then the root (PEM)
     certs_ca_crl_url: str | None = None  # written into issued certificates when set
     certs_reload_commands: list[Path] = Field(default_factory=list)  # allowed reload hooks
+    certs_acme_directory_url: str | None = None
+    certs_acme_ca_bundle: Path | None = None  # trust for the ACME server's TLS (default: system)
+    certs_acme_email: str | None = None
+    certs_acme_http_address: str = "0.0.0.0:80"  # the built-in HTTP-01 responder
 
     @model_validator(mode="before")
     @classmethod

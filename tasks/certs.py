@@ -36,7 +36,8 @@ def renew(session: Session, job: Job) -> dict[str, Any]:
     ids = cert_deploy.due_deployments(session=session, settings=settings,
                                       ids=job.params.get("deployment_ids"))
     outcomes = [cert_deploy.renew(session=session, settings=settings, deployment_id=i,
-                                  force=bool(job.params.get("force")), actor=f"job:{job.id}")
+                                  force=bool(job.params.get("force")), actor=f"job:{job.id}",
+                                  checkpoint=session.commit)
                 for i in ids]
     return {"deployments": len(outcomes),
             "outcomes": {o.deployment_id: o.status for o in outcomes},

@@ -109,6 +109,10 @@ def upgrade() -> None:
     sa.Column('reload_argv', sa.JSON(), nullable=False),
     sa.Column('lifetime_hours', sa.Float(), nullable=False),
     sa.Column('reuse_key', sa.Boolean(), nullable=False),
+    sa.Column('acme_challenge', sa.String(length=16), nullable=True),
+    sa.Column('acme_webroot', sa.Text(), nullable=True),
+    sa.Column('acme_dns_hook', sa.JSON(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('serial', sa.String(length=64), nullable=True),
     sa.Column('fingerprint', sa.String(length=64), nullable=True),
@@ -122,10 +126,28 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_deployments')),
     sa.UniqueConstraint('name', name=op.f('uq_cert_deployments_name'))
     )
+    op.create_table('cert_acme_orders',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('deployment_id', sa.String(length=36), nullable=False),
+    sa.Column('order_url', sa.Text(), nullable=False),
+    sa.Column('csr_pem', sa.Text(), nullable=False),
+    sa.Column('key_path', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('error', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['cert_deployments.id'], name=op.f('fk_cert_acme_orders_deployment_id_cert_deployments'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_cert_acme_orders'))
+    )
+    with op.batch_alter_table('cert_acme_orders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cert_acme_orders_deployment_id'), ['deployment_id'], unique=False)
 
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('cert_acme_orders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cert_acme_orders_deployment_id'))
+    op.drop_table('cert_acme_orders')
     op.drop_table('cert_deployments')
     with op.batch_alter_table('cert_issued', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cert_issued_not_after'))

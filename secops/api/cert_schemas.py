@@ -152,8 +152,12 @@ class DeploymentCreate(Strict):
     key_path: str = Field(..., min_length=2, max_length=4096)
     chain_path: str | None = Field(None, min_length=2, max_length=4096)
     reload_argv: list[str] = Field(default_factory=list, max_length=64)
-    lifetime_hours: float = Field(24, ge=0.1, le=2160)
+    lifetime_hours: float = Field(24, ge=0.1, le=2160, description="internal CA only")
     reuse_key: bool = False
+    issuer: str = Field("internal", pattern="^(internal|acme)$")
+    acme_challenge: str | None = Field(None, pattern="^(http-01|dns-01)$")
+    acme_webroot: str | None = Field(None, min_length=2, max_length=4096)
+    acme_dns_hook: list[str] | None = Field(None, max_length=64)
 
 
 class DeploymentRead(BaseModel):
@@ -171,6 +175,10 @@ class DeploymentRead(BaseModel):
     reload_argv: list[str]
     lifetime_hours: float
     reuse_key: bool
+    acme_challenge: str | None
+    acme_webroot: str | None
+    acme_dns_hook: list[str]
+    next_attempt_at: datetime | None
     status: str
     serial: str | None
     fingerprint: str | None

@@ -122,6 +122,10 @@ class CertDeployment(Base):
     reload_argv: Mapped[list[str]] = mapped_column(JSON, default=list)
     lifetime_hours: Mapped[float] = mapped_column(Float, default=24.0)
     reuse_key: Mapped[bool] = mapped_column(Boolean, default=False)
+    acme_challenge: Mapped[str | None] = mapped_column(String(16), nullable=True)  # http-01 | dns-01
+    acme_webroot: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acme_dns_hook: Mapped[list[str]] = mapped_column(JSON, default=list)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -131,3 +135,22 @@ class CertDeployment(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CertAcmeOrder(Base):
+    """An ACME order, recorded before it is answered and finalised: a retried or
+    redelivered renewal resumes it instead of ordering again. The new key waits in a
+    ``.pending`` file (mode 0600) next to the deployed key until the order is deployed."""
+
+    __tablename__ = "cert_acme_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("cert_deployments.id", ondelete="CASCADE"), index=True)
+    order_url: Mapped[str] = mapped_column(Text)
+    csr_pem: Mapped[str] = mapped_column(Text)
+    key_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="ordered")  # ordered | done | failed
+    error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -323,4 +323,4 @@ class DlpFinding(Base):
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     preview: Mapped[str] = mapped_column(String(200))
 
-from secops.db.cert_models import CertDeployment, CertIssued, CertNotice, CertSeen, CertTarget  # noqa: E402,F401  (certificate family)
+from secops.db.cert_models import CertAcmeOrder, CertDeployment, CertIssued, CertNotice, CertSeen, CertTarget  # noqa: E402,F401  (certificate family)

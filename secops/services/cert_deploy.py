@@ -13,11 +13,13 @@ run anything else. Issuance, deployment and rollback are audited and are securit
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
@@ -49,6 +51,14 @@ def _allowed_path(path: str | None, settings: Settings) -> str | None:
     return os.path.join(os.path.realpath(Path(path).parent), Path(path).name)
 
 
+def _allowed_dir(path: str, settings: Settings) -> str:
+    try:
+        return str(allowed_directory(path, settings.certs_allowed_dirs))
+    except ValueError as exc:
+        raise InvalidInput(f"{path}: " + str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS",
+                                                           "SECOPS_CERTS_ALLOWED_DIRS")) from None
+
+
 def _allowed_hook(argv: list[str], settings: Settings) -> list[str]:
     if not argv:
         return []
@@ -62,13 +72,24 @@ def _allowed_hook(argv: list[str], settings: Settings) -> list[str]:
 def create_deployment(*, session: Session, settings: Settings, name: str, common_name: str,
                       sans: list[str], target_id: str | None, cert_path: str, key_path: str,
                       chain_path: str | None, reload_argv: list[str], lifetime_hours: float,
-                      reuse_key: bool, created_by: str) -> CertDeployment:
+                      reuse_key: bool, created_by: str, issuer: str = "internal",
+                      acme_challenge: str | None = None, acme_webroot: str | None = None,
+                      acme_dns_hook: list[str] | None = None) -> CertDeployment:
+    if issuer not in ("internal", "acme"):
+        raise InvalidInput("issuer must be internal or acme")
+    if issuer == "acme" and acme_challenge not in ("http-01", "dns-01"):
+        raise InvalidInput("an ACME deployment needs acme_challenge http-01 or dns-01")
+    if acme_challenge == "dns-01" and not acme_dns_hook:
+        raise InvalidInput("a dns-01 deployment needs acme_dns_hook (argv)")
     if target_id is not None:
         certs.get_target(session=session, target_id=target_id, kind="endpoint")
     if not sans:
         raise InvalidInput("a deployed server certificate needs at least one DNS name or IP address")
     deployment = CertDeployment(
-        name=name, issuer="internal", common_name=common_name, sans=sans, target_id=target_id,
+        name=name, issuer=issuer, acme_challenge=acme_challenge if issuer == "acme" else None,
+        acme_webroot=_allowed_dir(acme_webroot, settings) if acme_webroot else None,
+        acme_dns_hook=_allowed_hook(list(acme_dns_hook or []), settings), common_name=common_name,
+        sans=sans, target_id=target_id,
         cert_path=_allowed_path(cert_path, settings), key_path=_allowed_path(key_path, settings),
         chain_path=_allowed_path(chain_path, settings), reload_argv=_allowed_hook(reload_argv, settings),
         lifetime_hours=lifetime_hours, reuse_key=reuse_key, status="pending", created_by=created_by,
@@ -114,28 +135,29 @@ class RenewOutcome:
 
 
 def renew(*, session: Session, settings: Settings, deployment_id: str, force: bool, actor: str,
-          prober: TlsProber | None = None) -> RenewOutcome:
-    """Issue and deploy one deployment's certificate if it is due (or ``force``)."""
+          prober: TlsProber | None = None, checkpoint: Callable[[], None] = lambda: None) -> RenewOutcome:
+    """Issue and deploy one deployment's certificate if it is due (or ``force``).
+
+    ``checkpoint`` commits the caller's transaction: an ACME order is recorded with it
+    before it is answered and finalised."""
     row = get_deployment(session=session, deployment_id=deployment_id)
+    ctx = AuditContext(actor=actor)
+    if row.issuer == "acme":
+        from secops.services import cert_acme
+
+        return cert_acme.renew(session=session, settings=settings, row=row, force=force, ctx=ctx,
+                               prober=prober, checkpoint=checkpoint)
     if not force and not renewal_due(row, settings.certs_renewal_fraction):
         return RenewOutcome(row.id, "not_due")
-    ctx = AuditContext(actor=actor)
     key = _key_for(row)
     issuer = cert_ca.load_issuer(settings)
     chain_spki = [spki_sha256(c) for c in issuer.chain]
     public_pin = _pin_of(key)
     target = session.get(CertTarget, row.target_id) if row.target_id else None
-    if target is not None:
-        try:
-            certs.require_pins_allow(session=session, target_id=target.id,
-                                     chain_spki=[public_pin, *chain_spki])
-        except Conflict as exc:
-            row.status, row.last_error = "refused", exc.message[:1000]
-            monitor.log_security_event("cert.renewal_refused", {"subject": row.name, "reason": exc.message},
-                                       "high", session=session)
-            audit.record(session=session, ctx=ctx, action="certs.renew.refused",
-                         target=f"deployment:{row.id}", details={"reason": exc.message})
-            return RenewOutcome(row.id, "refused", exc.message)
+    refused = refuse_unpinned(session=session, row=row, target=target, chain_spki=[public_pin, *chain_spki],
+                              ctx=ctx)
+    if refused is not None:
+        return refused
     try:
         cert = ca.issue(issuer.chain[0], issuer.key, key.public_key(), common_name=row.common_name,
                         sans=list(row.sans), profile="server", now=utcnow(),
@@ -147,23 +169,53 @@ def renew(*, session: Session, settings: Settings, deployment_id: str, force: bo
     audit.record(session=session, ctx=ctx, action="certs.issue", target=f"certificate:{record.serial}",
                  details={"deployment": row.name, "common_name": row.common_name, "sans": row.sans,
                           "not_after": record.not_after})
+    return deploy_issued(session=session, row=row, target=target, cert_pem=ca.pem(cert),
+                         key_pem=ca.key_pem(key), chain_pem=issuer.chain_pem.encode(), ctx=ctx,
+                         prober=prober, issued=record)
+
+
+def refuse_unpinned(*, session: Session, row: CertDeployment, target: CertTarget | None,
+                    chain_spki: list[str], ctx: AuditContext) -> RenewOutcome | None:
+    """The ``refused`` outcome (audited, a high event) when the pinned target's pins match
+    nothing of the new chain; None when the renewal may go on."""
+    if target is None:
+        return None
+    try:
+        certs.require_pins_allow(session=session, target_id=target.id, chain_spki=chain_spki)
+    except Conflict as exc:
+        row.status, row.last_error = "refused", exc.message[:1000]
+        monitor.log_security_event("cert.renewal_refused", {"subject": row.name, "reason": exc.message},
+                                   "high", session=session)
+        audit.record(session=session, ctx=ctx, action="certs.renew.refused", target=f"deployment:{row.id}",
+                     details={"reason": exc.message})
+        return RenewOutcome(row.id, "refused", exc.message)
+    return None
+
+
+def deploy_issued(*, session: Session, row: CertDeployment, target: CertTarget | None, cert_pem: bytes,
+                  key_pem: bytes, chain_pem: bytes, ctx: AuditContext, prober: TlsProber | None,
+                  issued: CertIssued | None) -> RenewOutcome:
+    """Deploy a newly issued pair for ``row`` and record the outcome (audit, event, state)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    serial = format(cert.serial_number, "x")
     spec = DeploySpec(Path(row.cert_path), Path(row.key_path),
                       Path(row.chain_path) if row.chain_path else None, tuple(row.reload_argv),
                       Endpoint(target.host or "", target.port or 0, target.sni, target.key)
                       if target is not None and target.kind == "endpoint" else None)
-    result = Deployer(prober).deploy(spec, ca.pem(cert), ca.key_pem(key), issuer.chain_pem.encode())
-    details: dict[str, Any] = {"deployment": row.name, "serial": record.serial, "steps": result.steps,
-                               "reason": result.reason, "served": result.served}
+    result = Deployer(prober).deploy(spec, cert_pem, key_pem, chain_pem)
+    details: dict[str, Any] = {"deployment": row.name, "issuer": row.issuer, "serial": serial,
+                               "steps": result.steps, "reason": result.reason, "served": result.served}
     if result.status == "deployed":
-        row.status, row.serial, row.fingerprint = "deployed", record.serial, record.fingerprint
-        row.not_before, row.not_after = record.not_before, record.not_after
+        row.status, row.serial, row.fingerprint = "deployed", serial, result.fingerprint
+        row.not_before, row.not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
         row.last_deployed_at, row.last_error = utcnow(), None
         audit.record(session=session, ctx=ctx, action="certs.deploy", target=f"deployment:{row.id}",
                      details=details)
         monitor.log_security_event("cert.deployed", {"subject": row.name, **details}, "low", session=session)
         return RenewOutcome(row.id, "deployed")
     row.status, row.last_error = "rolled_back", (result.reason or "")[:1000]
-    record.revoked_at, record.revocation_reason = utcnow(), "superseded: the deployment was rolled back"
+    if issued is not None:
+        issued.revoked_at, issued.revocation_reason = utcnow(), "superseded: the deployment was rolled back"
     audit.record(session=session, ctx=ctx, action="certs.rollback", target=f"deployment:{row.id}",
                  details=details)
     monitor.log_security_event("cert.rollback", {"subject": row.name, **details}, "high", session=session)
