@@ -188,6 +188,7 @@ class Settings(BaseSettings):
     certs_acme_ca_bundle: Path | None = None  # trust for the ACME server's TLS (default: system)
     certs_acme_email: str | None = None
     certs_acme_http_address: str = "0.0.0.0:80"  # the built-in HTTP-01 responder
+    certs_renew_cron: str = "17 3 * * *"  # beat keeps a daily certs.renew schedule; "" for none
 
     @model_validator(mode="before")
     @classmethod

@@ -33,10 +33,10 @@ from secops.certs.model import CertsError
 from secops.certs.tls import Endpoint, TlsProber
 from secops.config import Settings
 from secops.db.base import utcnow
-from secops.db.models import CertDeployment, CertIssued, CertTarget
+from secops.db.models import CertDeployment, CertIssued, CertTarget, Schedule
 from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import allowed_directory
-from secops.services import audit, cert_ca, certs, monitor
+from secops.services import audit, cert_ca, certs, monitor, schedules
 from secops.services.audit import AuditContext
 
 
@@ -252,3 +252,17 @@ def due_deployments(*, session: Session, settings: Settings, ids: list[str] | No
 def issued_for(*, session: Session, deployment_id: str) -> list[CertIssued]:
     return list(session.scalars(select(CertIssued).where(
         CertIssued.requested_by == f"deployment:{deployment_id}").order_by(CertIssued.created_at)).all())
+
+
+DEFAULT_SCHEDULE = "certs-renew (default)"
+
+
+def ensure_default_schedule(*, session: Session, settings: Settings) -> Schedule | None:
+    """The daily ``certs.renew`` schedule (``SECOPS_CERTS_RENEW_CRON``), created when no
+    schedule of that kind exists; an operator disables it rather than deleting it."""
+    if not settings.certs_renew_cron.strip():
+        return None
+    if session.scalar(select(Schedule.id).where(Schedule.kind == "certs.renew").limit(1)) is not None:
+        return None
+    return schedules.create_schedule(session=session, name=DEFAULT_SCHEDULE, kind="certs.renew", params={},
+                                     created_by="system:certs", cron=settings.certs_renew_cron)
