@@ -1,15 +1,18 @@
 """Inventory throughput: the certificate engine against a sequential ``openssl s_client`` loop.
 
-A server process listens on ``--ports`` loopback ports and answers every TLS handshake
-(one EC P-256 certificate from a throwaway CA; asyncio, one process). The engine checks
+A server listens on ``--ports`` loopback ports and answers every TLS handshake (one EC
+P-256 certificate from a throwaway CA; asyncio, ``--server-processes`` processes sharing
+the ports). The engine checks
 ``--endpoints`` endpoints spread over those ports, each with its own SNI name, the way
 ``certs.scan`` does (``--concurrency`` threads, verification against the throwaway CA,
 chain, hostname and expiry judged; the TLS 1.0/1.1 probe on or off). The same endpoints
 are then visited one after another by ``openssl s_client`` (``--openssl-sample`` of them,
 to keep a run short: the loop's rate is per endpoint, so the sample gives its rate).
-Prints endpoints per second for both, their ratio, and the engine's peak RSS.
+Prints endpoints per second for both, their ratio, and the engine's peak RSS. With
+``--renewals N`` it first times N sequential ACME issuances against a local pebble.
 
     .venv/bin/python benchmarks/certs.py [--endpoints 1000] [--ports 50] [--repeat 1]
+        [--server-processes 1] [--renewals 0]
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def _serve(cert: str, key: str, ports: list[int], ready: multiprocessing.synchro
 
     async def main() -> None:
         servers = [await asyncio.start_server(handle, "127.0.0.1", p, ssl=ctx, backlog=1024,
-                                              ssl_handshake_timeout=10) for p in ports]
+                                              reuse_port=True, ssl_handshake_timeout=10) for p in ports]
         ready.set()
         await asyncio.gather(*(s.serve_forever() for s in servers))
 
@@ -70,7 +73,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--openssl-sample", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--server-processes", type=int, default=1)
+    parser.add_argument("--renewals", type=int, default=0,
+                        help="also time this many ACME issuances against a local pebble (DNS-01, "
+                             "PEBBLE_VA_ALWAYS_VALID)")
     args = parser.parse_args()
+    if args.renewals:
+        _renewals(args.renewals)
 
     tmp = Path(tempfile.mkdtemp(prefix="secops-certs-bench-"))
     now = datetime.now(UTC)
@@ -84,12 +93,15 @@ def main() -> None:
     (tmp / "server.key").write_bytes(ca_engine.key_pem(key))
     (tmp / "root.pem").write_bytes(ca_engine.pem(authority.root))
     ports = _free_ports(args.ports)
-    ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=_serve, args=(str(tmp / "server.pem"), str(tmp / "server.key"),
-                                                          ports, ready), daemon=True)
-    server.start()
-    if not ready.wait(30):
-        raise SystemExit("the TLS server did not start")
+    servers = []
+    for _ in range(args.server_processes):
+        ready = multiprocessing.Event()
+        server = multiprocessing.Process(target=_serve, daemon=True, args=(
+            str(tmp / "server.pem"), str(tmp / "server.key"), ports, ready))
+        server.start()
+        servers.append(server)
+        if not ready.wait(30):
+            raise SystemExit("the TLS server did not start")
     endpoints = [Endpoint("127.0.0.1", ports[i % len(ports)], names[i]) for i in range(args.endpoints)]
     try:
         for run in range(args.repeat):
@@ -126,11 +138,42 @@ def main() -> None:
         print(f"engine process peak RSS: {rss:.0f} MB ({args.endpoints} endpoints, "
               f"{args.concurrency} threads, at most {2 * args.concurrency} in flight)")
     finally:
-        server.terminate()
-        server.join(5)
+        for server in servers:
+            server.terminate()
+            server.join(5)
         for path in tmp.iterdir():
             path.unlink()
         os.rmdir(tmp)
+
+
+def _renewals(count: int) -> None:
+    """Sequential ACME issuances (new key, order, DNS-01, finalise, download) against pebble."""
+    from pathlib import Path as _Path
+
+    from secops.certs.acme_issuer import AcmeIssuer, make_csr
+    from tests.certs.pebble import pebble
+
+    class NoDns:
+        kind = "dns-01"
+
+        def present(self, *_: object) -> None:
+            pass
+
+        def cleanup(self, *_: object) -> None:
+            pass
+
+    with tempfile.TemporaryDirectory() as tmp, pebble(_Path(tmp), always_valid=True) as peb:
+        account = ca_engine.key_pem(ec.generate_private_key(ec.SECP256R1())).decode()
+        issuer = AcmeIssuer(peb.directory, account, verify=str(peb.root))
+        start = time.perf_counter()
+        for i in range(count):
+            key = ec.generate_private_key(ec.SECP256R1())
+            order = issuer.new_order(make_csr(ca_engine.key_pem(key), [f"r{i}.bench.example"]))
+            chain = issuer.complete(order, NoDns())
+            assert "BEGIN CERTIFICATE" in chain
+        elapsed = time.perf_counter() - start
+    print(f"ACME against pebble: {count} issuances in {elapsed:.2f} s = {60 * count / elapsed:.0f} "
+          "renewals/min (sequential, one account)")
 
 
 if __name__ == "__main__":
