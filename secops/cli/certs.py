@@ -56,7 +56,7 @@ def run_check(targets: tuple[str, ...], *, checker: Checker, sni: str | None, as
 
 @click.group("certs")
 def certs() -> None:
-    """TLS certificate checks and the certificate inventory."""
+    """TLS certificate checks, inventory, internal CA, deployment and renewal."""
 
 
 @certs.command("check")
