@@ -68,7 +68,9 @@ def _solver(row: CertDeployment, settings: Settings) -> tuple[Solver, Http01Resp
     if row.acme_webroot:
         return Webroot(Path(row.acme_webroot)), None
     host, _, port = settings.certs_acme_http_address.rpartition(":")
-    responder = Http01Responder(host or "0.0.0.0", int(port))  # noqa: S104 - the responder's documented default
+    if not host or not port.isdigit():
+        raise Unavailable("SECOPS_CERTS_ACME_HTTP_ADDRESS must be host:port (e.g. 0.0.0.0:80)")
+    responder = Http01Responder(host.strip("[]"), int(port))
     return responder, responder
 
 
