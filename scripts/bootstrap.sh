@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # libmagic1 and yara: the scanning engine; docker-compose: the tests validate the compose
 # file; binutils (ar) and cpio: the tests' reference readers and writers of those
-# archives
-APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio)
+# archives; pebble: the ACME server the certificate tests run against
+APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio pebble)
 # Node.js and npm run the MDN HTTP Observatory test (tests/security/test_observatory.py);
 # a Node.js that bundles its own npm (NodeSource) is used as it is.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -27,7 +27,8 @@ from secops.logs import register_secret
 
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
-                 "alert_webhook_secret", "storage_key", "dlp_hmac")
+                 "alert_webhook_secret", "storage_key", "dlp_hmac",
+                 "certs_ca_key", "certs_acme_account_key")
 # Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
 # (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
 # agreed with the receiver, so only its presence is checked.
@@ -103,6 +104,8 @@ class Settings(BaseSettings):
     alert_webhook_secret: SecretStr | None = None
     storage_key: SecretStr | None = None  # AES-GCM key material for stored files (HKDF)
     dlp_hmac: SecretStr | None = None  # keyed hashes of DLP findings; else derived from storage_key
+    certs_ca_key: SecretStr | None = None  # the internal CA's intermediate key (PEM)
+    certs_acme_account_key: SecretStr | None = None  # the ACME account key (PEM, RSA or EC P-256)
     api_url: str | None = None  # where the CLI reaches the API; default from host and port
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -186,6 +189,23 @@ class Settings(BaseSettings):
     # Document extraction runs in a child process with these limits (0 CPU: not sandboxed)
     dlp_extract_cpu_seconds: int = Field(60, ge=0, le=3600)
     dlp_extract_memory_mb: int = Field(2048, ge=256)
+
+    # Certificates
+    certs_ca_file: Path | None = None
+    certs_timeout: float = Field(5.0, gt=0, le=300)
+    certs_concurrency: int = Field(32, ge=1, le=1024)
+    certs_thresholds: str = "2,7,14,30"
+    certs_renewal_fraction: float = Field(2 / 3, gt=0, lt=1)
+    certs_probe_weak_protocols: bool = True
+    certs_allowed_dirs: list[Path] = Field(default_factory=list)
+    certs_ca_chain_file: Path | None = None  # the intermediate, then the root (PEM)
+    certs_ca_crl_url: str | None = None  # written into issued certificates when set
+    certs_reload_commands: list[Path] = Field(default_factory=list)  # allowed reload hooks
+    certs_acme_directory_url: str | None = None
+    certs_acme_ca_bundle: Path | None = None  # trust for the ACME server's TLS (default: system)
+    certs_acme_email: str | None = None
+    certs_acme_http_address: str = "0.0.0.0:80"  # the built-in HTTP-01 responder
+    certs_renew_cron: str = "17 3 * * *"  # beat keeps a daily certs.renew schedule; "" for none
 
     @model_validator(mode="before")
     @classmethod

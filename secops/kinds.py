@@ -172,3 +172,6 @@ def get_kind(name: str) -> JobKind:
 
 def submittable() -> list[str]:
     return [k.name for k in KINDS.values() if k.submittable]
+
+
+from secops import kinds_certs  # noqa: E402,F401  (registers the certificate family's kinds)

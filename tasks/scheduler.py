@@ -39,7 +39,15 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
-        """Schedules live in the database; there is no local schedule file to load."""
+        """Schedules live in the database; there is no local schedule file to load. The
+        default ones families ask for are created here if missing."""
+        try:
+            from secops.services import cert_deploy
+
+            with session_scope() as session:
+                cert_deploy.ensure_default_schedule(session=session, settings=get_settings())
+        except Exception:
+            log.exception("default schedules not ensured; beat goes on")
 
     @property
     def schedule(self) -> dict[str, Any]:

@@ -65,6 +65,7 @@ def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_REAPER_INTERVAL": "2",
         "SECOPS_BEAT_RELOAD_INTERVAL": "1",
         "SECOPS_LOG_LEVEL": "INFO",
+        "SECOPS_CERTS_RENEW_CRON": "",  # no default certs.renew schedule unless a test asks
     }
 
 

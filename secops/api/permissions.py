@@ -23,6 +23,9 @@ budget, shared by no route). The same table is in docs/security.md.
 | quarantine:manage | submit |   x   |         |         |         |
 | dlp:submit        | submit |   x   |    x    |         | listed kinds |
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
+| certs:read        | read   |   x   |    x    |    x    |    x    |
+| certs:write       | submit |   x   |    x    |         |         |
+| certs:issue       | submit |   x   |         |         |         |
 """
 
 from __future__ import annotations
@@ -45,17 +48,21 @@ PERMISSION_CLASS: dict[str, str] = {
     "quarantine:manage": "submit",
     "dlp:submit": "submit",
     "dlp:read": "read",
+    "certs:read": "read",
+    "certs:write": "submit",
+    "certs:issue": "submit",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
-                          "dlp:submit", "dlp:read"}),
+                          "dlp:submit", "dlp:read", "certs:read", "certs:write"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
                           "events:read", "metrics:read", "scans:read", "dlp:read",
-                          "audit:verify"}),
+                          "audit:verify", "certs:read"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
-                          "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
+                          "scans:submit", "scans:read", "dlp:submit", "dlp:read",
+                          "certs:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)

@@ -26,6 +26,7 @@ COMMANDS = {
     "scan": "secops.cli.scan:scan",
     "dlp": "secops.cli.dlp:dlp",
     "retention": "secops.cli.retention:retention",
+    "certs": "secops.cli.certs:certs",
 }
 
 

@@ -337,3 +337,13 @@ class LegalHold(Base):
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+from secops.db.cert_models import (  # noqa: E402,F401  (certificate family)
+    CertAcmeOrder,
+    CertDeployment,
+    CertIssued,
+    CertNotice,
+    CertSeen,
+    CertTarget,
+)

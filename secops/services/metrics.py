@@ -29,6 +29,7 @@ from secops.config import RATE_CLASSES
 from secops.db.base import utcnow
 from secops.db.models import Alert, Job, SecurityEvent
 from secops.kinds import QUEUES
+from secops.services.certs import certificate_gauges
 from secops.services.redisconn import REDIS_ERRORS
 
 RATE_LIMITED_PREFIX = "secops:metrics:rate_limited:"
@@ -73,6 +74,7 @@ class _Collector(Collector):
         auth = CounterMetricFamily("secops_auth_failures", "Failed authentications (stored events)")
         auth.add_metric([], float(failures))
         yield auth
+        yield from certificate_gauges(s)
         yield from self._redis_metrics()
 
     def _durations(self) -> Metric:

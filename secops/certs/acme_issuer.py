@@ -1,0 +1,280 @@
+"""Certificates from an ACME server (RFC 8555) with the ``acme`` and ``josepy`` packages.
+
+:class:`AcmeIssuer` registers (or finds) the account of an account key, places orders,
+resumes an order from its URL (so a retried job finalises the order it already placed
+instead of ordering again), answers HTTP-01 or DNS-01 challenges through a
+:class:`Solver`, finalises and returns the full chain. :meth:`AcmeIssuer.renewal_time`
+asks the server's ARI resource (RFC 9773) when the directory offers ``renewalInfo``.
+A ``rateLimited`` answer becomes :class:`AcmeRateLimited` with the time its
+``Retry-After`` names.
+
+Solvers: :class:`Http01Responder` (a built-in HTTP server on a configurable address,
+serving ``/.well-known/acme-challenge/`` only while an order is answered),
+:class:`Webroot` (files under a web server's document root) and :class:`Dns01Hook` (a
+command run as ``argv + ["add"|"remove", "_acme-challenge.<domain>", <value>]``).
+DNS providers can also be plugins: classes registered under the ``secops.dns_providers``
+entry-point group with ``add_txt(name, value)`` and ``remove_txt(name, value)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+import josepy as jose
+import requests
+from acme import challenges, client, crypto_util, errors, messages
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from secops.certs.model import CertsError
+
+ACME_PATH = "/.well-known/acme-challenge/"
+
+
+class AcmeError(CertsError):
+    """The ACME server refused or failed an order (message safe to show)."""
+
+
+class AcmeRateLimited(AcmeError):
+    def __init__(self, message: str, retry_at: dt.datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class Solver(Protocol):
+    kind: str  # "http-01" | "dns-01"
+
+    def present(self, domain: str, token_path: str, validation: str) -> None: ...
+
+    def cleanup(self, domain: str, token_path: str, validation: str) -> None: ...
+
+
+class Http01Responder:
+    """Serves challenge responses from memory on ``host:port`` while it is open."""
+
+    kind = "http-01"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.tokens: dict[str, str] = {}
+
+    @contextmanager
+    def running(self) -> Iterator[Http01Responder]:
+        tokens = self.tokens
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                value = tokens.get(self.path) if self.path.startswith(ACME_PATH) else None
+                self.send_response(200 if value else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                if value:
+                    self.wfile.write(value.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        try:
+            server = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as exc:
+            raise AcmeError(f"the HTTP-01 responder cannot listen on {self.host}:{self.port} "
+                            f"({exc.strerror})") from None
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def present(self, domain: str, token_path: str, validation: str) -> None:
+        self.tokens[token_path] = validation
+
+    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
+        self.tokens.pop(token_path, None)
+
+
+class Webroot:
+    kind = "http-01"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _file(self, token_path: str) -> Path:
+        return self.root / token_path.lstrip("/")
+
+    def present(self, domain: str, token_path: str, validation: str) -> None:
+        path = self._file(token_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(validation)
+        path.chmod(0o644)
+
+    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
+        self._file(token_path).unlink(missing_ok=True)
+
+
+class Dns01Hook:
+    kind = "dns-01"
+
+    def __init__(self, argv: list[str], timeout: float = 120.0) -> None:
+        self.argv, self.timeout = argv, timeout
+
+    def _run(self, action: str, domain: str, value: str) -> None:
+        try:
+            done = subprocess.run([*self.argv, action, f"_acme-challenge.{domain}", value],  # noqa: S603
+                                  capture_output=True, timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise AcmeError(f"the DNS-01 hook could not run ({type(exc).__name__})") from None
+        if done.returncode != 0:
+            raise AcmeError(f"the DNS-01 hook exited with status {done.returncode} on {action}")
+
+    def present(self, domain: str, token_path: str, validation: str) -> None:
+        self._run("add", domain, validation)
+
+    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
+        self._run("remove", domain, validation)
+
+
+class DnsProviderSolver:
+    """A ``secops.dns_providers`` plugin as a DNS-01 solver."""
+
+    kind = "dns-01"
+
+    def __init__(self, name: str, config: dict[str, Any]) -> None:
+        found = [ep for ep in entry_points(group="secops.dns_providers") if ep.name == name]
+        if not found:
+            raise AcmeError(f"no DNS provider plugin named {name!r} (entry-point group secops.dns_providers)")
+        self.provider = found[0].load()(**config)
+
+    def present(self, domain: str, token_path: str, validation: str) -> None:
+        self.provider.add_txt(f"_acme-challenge.{domain}", validation)
+
+    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
+        self.provider.remove_txt(f"_acme-challenge.{domain}", validation)
+
+
+class _Network(client.ClientNetwork):
+    """Keeps the last response, so a refusal's Retry-After can be read."""
+
+    last_response: requests.Response | None = None
+
+    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super()._send_request(method, url, *args, **kwargs)
+        self.last_response = response
+        return response
+
+
+def account_jwk(key_pem: str) -> tuple[jose.JWK, jose.JWASignature]:
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise CertsError("the ACME account key is not an unencrypted PEM private key") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return jose.JWKRSA(key=key), jose.RS256
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+        return jose.JWKEC(key=key), jose.ES256
+    raise CertsError("the ACME account key must be RSA or EC P-256")
+
+
+class AcmeIssuer:
+    def __init__(self, directory_url: str, account_key_pem: str, *, verify: str | bool = True,
+                 email: str | None = None, timeout: int = 30) -> None:
+        key, alg = account_jwk(account_key_pem)
+        self.net = _Network(key, alg=alg, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a path
+                            user_agent="secops-certs", timeout=timeout)
+        try:
+            directory = client.ClientV2.get_directory(directory_url, self.net)
+            self.client = client.ClientV2(directory, self.net)
+            registration = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
+            try:
+                self.net.account = self.client.new_account(registration)
+            except errors.ConflictError as exc:  # the key already has an account
+                existing = messages.RegistrationResource(uri=exc.location, body=messages.Registration())
+                self.net.account = self.client.query_registration(existing)
+        except (requests.RequestException, errors.Error, messages.Error) as exc:
+            raise self._error("the ACME server could not be reached or refused the account", exc) from None
+
+    def _error(self, what: str, exc: BaseException) -> AcmeError:
+        if isinstance(exc, messages.Error) and exc.code == "rateLimited":
+            response = self.net.last_response
+            retry_at = (client.ClientV2.retry_after(response, 3600) if response is not None
+                        else dt.datetime.now() + dt.timedelta(hours=1))
+            return AcmeRateLimited(f"{what}: rate limited ({exc.detail})", retry_at)
+        detail = exc.detail if isinstance(exc, messages.Error) else type(exc).__name__
+        return AcmeError(f"{what}: {detail}")
+
+    def new_order(self, csr_pem: bytes) -> messages.OrderResource:
+        try:
+            return self.client.new_order(csr_pem)
+        except (requests.RequestException, errors.Error, messages.Error) as exc:
+            raise self._error("the order was refused", exc) from None
+
+    def load_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
+        """The order at ``url`` as it stands now, with its authorizations."""
+        try:
+            body = messages.Order.from_json(self.client._post_as_get(url).json())
+            authorizations = [self.client._authzr_from_response(self.client._post_as_get(u), uri=u)
+                              for u in body.authorizations]
+        except (requests.RequestException, errors.Error, messages.Error, jose.DeserializationError) as exc:
+            raise self._error("the recorded order cannot be read", exc) from None
+        return messages.OrderResource(body=body, uri=url, csr_pem=csr_pem, authorizations=authorizations)
+
+    def complete(self, order: messages.OrderResource, solver: Solver, *, timeout: float = 90.0) -> str:
+        """Answer the pending challenges, finalise (unless already done), return the full chain."""
+        deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
+        answered: list[tuple[str, str, str]] = []
+        try:
+            if order.body.status in (messages.STATUS_PENDING,):
+                for authz in order.authorizations:
+                    if authz.body.status != messages.STATUS_PENDING:
+                        continue
+                    chall = next((c for c in authz.body.challenges
+                                  if c.chall.typ == solver.kind), None)
+                    if chall is None:
+                        raise AcmeError(f"the server offers no {solver.kind} challenge for "
+                                        f"{authz.body.identifier.value}")
+                    response, validation = chall.response_and_validation(self.net.key)
+                    domain = authz.body.identifier.value
+                    path = chall.chall.path if isinstance(chall.chall, challenges.HTTP01) else ""
+                    solver.present(domain, path, validation)
+                    answered.append((domain, path, validation))
+                    self.client.answer_challenge(chall, response)
+            if order.body.status == messages.STATUS_VALID and order.body.certificate:
+                return str(self.client._post_as_get(order.body.certificate,
+                                                    content_type="application/pem-certificate-chain").text)
+            if order.body.status != messages.STATUS_READY:
+                order = self.client.poll_authorizations(order, deadline)
+            done = self.client.finalize_order(order, deadline)
+            return str(done.fullchain_pem)
+        except AcmeError:
+            raise
+        except (requests.RequestException, errors.Error, messages.Error) as exc:
+            raise self._error("the order failed", exc) from None
+        finally:
+            for domain, path, validation in answered:
+                try:
+                    solver.cleanup(domain, path, validation)
+                except AcmeError:
+                    pass
+
+    def renewal_time(self, cert_pem: bytes) -> dt.datetime | None:
+        """When the server's ARI suggests renewing (UTC), or None without ``renewalInfo``."""
+        try:
+            when, _ = self.client.renewal_time(cert_pem)
+        except errors.ARIError:
+            return None
+        if when is None:
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def make_csr(key_pem: bytes, domains: list[str]) -> bytes:
+    return crypto_util.make_csr(key_pem, domains)
