@@ -158,6 +158,18 @@ register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
                  "find PII, PCI, PHI and secrets in a stored file or submitted text"))
 
 
+class PrivacyRequestParams(Params):
+    """Work on a verified data subject request (created by /v1/privacy/requests only)."""
+
+    request_id: str = Field(..., max_length=36)
+
+
+for _name, _what in (("privacy.export", "export a data subject's rows into an encrypted bundle"),
+                     ("privacy.erase", "erase a data subject's personal data, verify, sign a receipt"),
+                     ("privacy.rectify", "rectify a data subject's personal fields (Art 16, 19)")):
+    register(JobKind(_name, "privacy", PrivacyRequestParams, 600, _what, submittable=False))
+
+
 def get_kind(name: str) -> JobKind:
     kind = KINDS.get(name)
     if kind is None or not kind.submittable:

@@ -18,6 +18,7 @@ from secops.kinds import KINDS, QUEUES
 REAP_TASK = "system.reap"
 AUDIT_ARCHIVE_TASK = "audit.archive"
 KEY_USE_TASK = "system.flush_key_use"
+PRIVACY_DEADLINES_TASK = "privacy.deadlines"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
 
@@ -47,6 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     routes[REAP_TASK] = {"queue": "default"}
     routes[KEY_USE_TASK] = {"queue": "default"}
     routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
+    routes[PRIVACY_DEADLINES_TASK] = {"queue": "privacy"}
     annotations = {
         name: {
             "time_limit": time_limit(settings, name),

@@ -21,6 +21,9 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | quarantine:manage | submit |   x   |         |         |         |
 | dlp:submit        | submit |   x   |    x    |         | listed kinds |
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
+| privacy:submit    | submit |   x   |    x    |         |    x    |
+| privacy:read      | read   |   x   |    x    |    x    | own requests |
+| privacy:manage    | submit |   x   |    x    |         |         |
 """
 
 from __future__ import annotations
@@ -42,16 +45,22 @@ PERMISSION_CLASS: dict[str, str] = {
     "quarantine:manage": "submit",
     "dlp:submit": "submit",
     "dlp:read": "read",
+    "privacy:submit": "submit",
+    "privacy:read": "read",
+    "privacy:manage": "submit",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
-                          "dlp:submit", "dlp:read"}),
+                          "dlp:submit", "dlp:read",
+                          "privacy:submit", "privacy:read", "privacy:manage"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read",
+                          "privacy:read"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
-                          "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
+                          "scans:submit", "scans:read", "dlp:submit", "dlp:read",
+                          "privacy:submit", "privacy:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)

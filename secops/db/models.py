@@ -322,3 +322,39 @@ class DlpFinding(Base):
     level: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     preview: Mapped[str] = mapped_column(String(200))
+
+
+class PrivacyRequest(Base):
+    """A data subject request (GDPR Art 15-21). The subject's identities, contact address
+    and rectification values are kept only sealed (AES-GCM) and dropped once the request
+    is done; duplicates are found by the keyed ``identity_hash``."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_status_due", "status", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    identity_hash: Mapped[str] = mapped_column(String(80), index=True)
+    identity_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    extension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    code_sends: Mapped[list[str]] = mapped_column(JSON, default=list)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    download_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    download_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    downloaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

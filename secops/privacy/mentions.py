@@ -57,7 +57,7 @@ def _needles(value: str) -> list[str]:
     return needles
 
 
-def _same(found: str, value: str) -> bool:
+def same_value(found: str, value: str) -> bool:
     if found.casefold() == value.casefold():
         return True
     a, b = _digits(found), _digits(value)
@@ -80,11 +80,11 @@ class MentionFinder:
         for finding in self.classifier.scan_text(text).findings:
             if finding.type in DETECTED_TYPES:
                 found = text[finding.start : finding.end]
-                if any(_same(found, v) for v in values):
+                if any(same_value(found, v) for v in values):
                     return True
         phones = [v for v in values if _PHONE_LIKE.fullmatch(v)]
         return bool(phones) and any(
-            _same(run.group(), v) for run in _NUMBER_RUN.finditer(text) for v in phones
+            same_value(run.group(), v) for run in _NUMBER_RUN.finditer(text) for v in phones
         )
 
     def find(self, store: Store, subject: Subject, linked: Linked, session: StoreSession) -> list[Mention]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -89,3 +95,59 @@ def shop_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+class Mailbox:
+    """Messages a real SMTP server on loopback (aiosmtpd) received."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content, policy=default))  # type: ignore[attr-defined]
+        return "250 OK"
+
+    def codes(self) -> list[str]:
+        return [re.search(r"\b(\d{6})\b", m.get_content()).group(1) for m in self.messages]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def privacy_platform(platform_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                     smtp_server: tuple[Mailbox, int]) -> Iterator[dict[str, Any]]:
+    """The platform's settings plus a SQLite sample shop, privacy secrets and an SMTP server."""
+    box, port = smtp_server
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = sa.create_engine(url)
+    shop.create(engine)
+    map_path = tmp_path / "shop.yaml"
+    map_path.write_text(shop.MAP.format(url=url), encoding="utf-8")
+    signing = Ed25519PrivateKey.generate()
+    extra = {
+        "SECOPS_PRIVACY_MAP": str(map_path),
+        "SECOPS_PRIVACY_HMAC": "privacy-test-" + secrets.token_hex(16),
+        "SECOPS_PRIVACY_SIGNING_KEY": signing.private_bytes_raw().hex(),
+        "SECOPS_SMTP_HOST": "127.0.0.1",
+        "SECOPS_SMTP_PORT": str(port),
+        "SECOPS_SMTP_STARTTLS": "false",
+        "SECOPS_SMTP_FROM": "privacy@shop.example",
+    }
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield {"env": {**platform_env, **extra}, "mailbox": box, "engine": engine, "signing": signing,
+           "hmac": extra["SECOPS_PRIVACY_HMAC"].encode()}
+    engine.dispose()

@@ -203,7 +203,7 @@ SEED: dict[str, list[dict[str, Any]]] = {
     ],
     "ticket_messages": [
         {"id": 300, "ticket_id": 200, "body": "Sorry Alice, it ships tomorrow."},
-        {"id": 301, "ticket_id": 200, "body": "Thanks!"},
+        {"id": 301, "ticket_id": 200, "body": "Thanks! Copy my lawyer, bob.lawyer@example.org"},
         {"id": 302, "ticket_id": 201, "body": "Yes we do."},
         {"id": 303, "ticket_id": 202, "body": "Done."},
     ],
