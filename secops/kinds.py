@@ -170,6 +170,16 @@ for _name, _what in (("privacy.export", "export a data subject's rows into an en
     register(JobKind(_name, "privacy", PrivacyRequestParams, 600, _what, submittable=False))
 
 
+class PrivacyRetentionParams(Params):
+    """Apply the personal-data map's retention_days; ``dry_run`` only counts."""
+
+    dry_run: bool = False
+
+
+register(JobKind("privacy.retention", "privacy", PrivacyRetentionParams, 1800,
+                 "erase rows past their table's retention_days (schedule it; dry_run counts)"))
+
+
 def get_kind(name: str) -> JobKind:
     kind = KINDS.get(name)
     if kind is None or not kind.submittable:

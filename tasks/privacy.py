@@ -1,5 +1,6 @@
-"""Privacy kinds: ``privacy.export``, ``privacy.erase``, ``privacy.rectify`` on the ``privacy``
-queue, and the due-date check beat sends (``privacy.deadlines``).
+"""Privacy kinds: ``privacy.export``, ``privacy.erase``, ``privacy.rectify``,
+``privacy.retention`` on the ``privacy`` queue, and the due-date check beat sends
+(``privacy.deadlines``).
 
 Each handler calls one service function with the request id. They are idempotent: a
 request that is no longer in progress returns its stored result, and an erasure that
@@ -56,6 +57,14 @@ def rectify(session: Session, job: Job) -> dict[str, Any]:
     """Apply a verified rectification and list the recipients to notify (Art 19)."""
     return privacy.run_rectify(
         session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id
+    )
+
+
+@job_task("privacy.retention")
+def retention(session: Session, job: Job) -> dict[str, Any]:
+    """Apply each table's retention_days (a dry run only counts)."""
+    return privacy.run_retention(
+        session=session, settings=get_settings(), dry_run=job.params["dry_run"], job_id=job.id
     )
 
 

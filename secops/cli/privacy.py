@@ -278,3 +278,46 @@ def ropa_cmd(map_path: str, fmt: str) -> None:
 
     sys.stdout.write(render(load_map(map_path), fmt))
     sys.stdout.flush()
+
+
+@privacy.command("retention")
+@click.option("--local", is_flag=True, help="Run the engine in this process.")
+@_map_option
+@click.option("--dry-run", is_flag=True, help="Count what would be erased; change nothing.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="With --dry-run: preview what expires on this date (default today).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@_one_line_errors
+def retention_cmd(local: bool, map_path: str, dry_run: bool, as_of: Any, as_json: bool) -> None:
+    """Erase rows past their table's retention_days (and the rows that reference them)."""
+    import datetime as dt
+
+    from secops.privacy.retention import apply_retention
+
+    if not local:
+        raise click.UsageError(LOCAL_ONLY)
+    if as_of is not None and not dry_run:
+        raise click.UsageError("--as-of previews only: give it with --dry-run")
+    now = as_of.replace(tzinfo=dt.UTC) if as_of is not None else dt.datetime.now(dt.UTC)
+    key = hash_key()
+    connector = _connector(map_path)
+    try:
+        outcomes = apply_retention(connector.datamap, connector, key=key, now=now, dry_run=dry_run)
+    finally:
+        connector.close()
+    if as_json:
+        _emit({"dry_run": dry_run, "stores": [o.to_dict() for o in outcomes]})
+    else:
+        for o in outcomes:
+            for a in o.actions:
+                verb = "would" if dry_run else "did"
+                click.echo(f"{a.store}.{a.table}: {verb} {a.strategy} {a.rows} rows")
+    failed = [o for o in outcomes if o.status in ("rolled_back", "unavailable")]
+    for o in failed:
+        click.echo(f"error: store {o.store!r} {o.status.replace('_', ' ')}: {o.error}", err=True)
+    sys.exit(EXIT_ERROR if failed else EXIT_OK)

@@ -15,6 +15,7 @@ passes in; neither the URL nor the driver's message with credentials is ever sho
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -87,7 +88,13 @@ class SqlSession:
 
     def rows_older_than(self, table: str, column: str, cutoff: Any) -> list[Row]:
         t = self.tables[table]
-        return self._rows(sa.select(t).where(t.c[column] < cutoff))
+        col = t.c[column]
+        if isinstance(cutoff, dt.datetime):
+            if isinstance(col.type, sa.Date) and not isinstance(col.type, sa.DateTime):
+                cutoff = cutoff.date()
+            elif not getattr(col.type, "timezone", False) and cutoff.tzinfo is not None:
+                cutoff = cutoff.astimezone(dt.UTC).replace(tzinfo=None)  # naive columns hold UTC
+        return self._rows(sa.select(t).where(col < cutoff))
 
     def update_row(self, table: str, key_columns: Sequence[str], key: Key, values: Row) -> int:
         t = self.tables[table]

@@ -112,17 +112,22 @@ def _erase_table(
     ]
 
 
+def erase_linked(linked: Linked, session: StoreSession, key: bytes) -> list[Action]:
+    """Erase collected rows children before parents, inside the caller's transaction."""
+    actions: list[Action] = []
+    for table in linked.store.children_first():
+        rows = linked.rows.get(table.name)
+        if rows:
+            actions.extend(_erase_table(linked.store, table, rows, session, key))
+    return actions
+
+
 def erase_store(
     store: Store, subject: Subject, session: StoreSession, key: bytes
 ) -> tuple[list[Action], Linked]:
     """Erase the subject's rows of one store inside the caller's transaction."""
     linked = discover(store, subject, session)
-    actions: list[Action] = []
-    for table in store.children_first():
-        rows = linked.rows.get(table.name)
-        if rows:
-            actions.extend(_erase_table(store, table, rows, session, key))
-    return actions, linked
+    return erase_linked(linked, session, key), linked
 
 
 def _left(table: Table, row: Row) -> bool:

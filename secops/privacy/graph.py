@@ -62,11 +62,17 @@ class Linked:
         return sum(len(v) for v in self.rows.values())
 
 
-def discover(store: Store, subject: Subject, session: StoreSession) -> Linked:
-    """Walk the store's tables parents first and collect every linked row."""
+def discover(
+    store: Store, subject: Subject, session: StoreSession, seed: dict[str, dict[Key, Row]] | None = None
+) -> Linked:
+    """Walk the store's tables parents first and collect every linked row.
+
+    Rows match the subject's identities, or are in ``seed`` (rows picked another way,
+    such as expired ones), or reference a row already collected.
+    """
     linked = Linked(store)
     for table in store.tables.values():
-        found: dict[Key, Row] = {}
+        found: dict[Key, Row] = dict((seed or {}).get(table.name, {}))
         for kind, column in table.identities.items():
             if kind in subject:
                 for row in session.rows_where_in(table.name, column, [subject[kind]]):

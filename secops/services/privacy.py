@@ -57,6 +57,7 @@ from secops.privacy.bundle import build_bundle
 from secops.privacy.connector import SqlConnector
 from secops.privacy.receipt import load_private_key, sign
 from secops.privacy.rectify import parse_updates, rectify_subject
+from secops.privacy.retention import apply_retention
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
 from secops.services.mailer import send_mail
@@ -200,9 +201,15 @@ def create_request(
     """Record a request and mail its first code; Conflict for a duplicate of an open one."""
     if type not in TYPES:
         raise InvalidInput(f"type must be one of {', '.join(TYPES)}")
-    missing = [name for name, value in (("SECOPS_PRIVACY_MAP", settings.privacy_map),
-                                        ("privacy_hmac", settings.privacy_hmac),
-                                        ("SECOPS_SMTP_HOST", settings.smtp_host)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("SECOPS_PRIVACY_MAP", settings.privacy_map),
+            ("privacy_hmac", settings.privacy_hmac),
+            ("SECOPS_SMTP_HOST", settings.smtp_host),
+        )
+        if not value
+    ]
     if missing:  # the platform's state, not the caller's mistake: 409, not 500
         raise Conflict(f"privacy requests are not configured here (set {', '.join(missing)})")
     dm = datamap(settings)
@@ -565,6 +572,33 @@ def run_rectify(*, session: Session, settings: Settings, request_id: str, job_id
         connector.close()
     result = {"changes": [c.to_dict() for c in changes], "recipients_to_notify": recipients}
     _finish(session, req, "completed", job_id, result)
+    return result
+
+
+def run_retention(
+    *, session: Session, settings: Settings, dry_run: bool, job_id: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Apply the map's retention (or count it, for a dry run); audited."""
+    dm = datamap(settings)
+    connector = _connector(dm)
+    try:
+        outcomes = apply_retention(
+            dm, connector, key=hash_key(settings), now=now or utcnow(), dry_run=dry_run
+        )
+    finally:
+        connector.close()
+    result = {"dry_run": dry_run, "stores": [o.to_dict() for o in outcomes]}
+    audit.record(
+        session=session,
+        ctx=_job_ctx(job_id),
+        action="privacy.retention",
+        target=f"job:{job_id}",
+        details={
+            "dry_run": dry_run,
+            "rows": sum(a.rows for o in outcomes for a in o.actions),
+            "failed": [o.store for o in outcomes if o.status in ("rolled_back", "unavailable")],
+        },
+    )
     return result
 
 
