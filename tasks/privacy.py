@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
-from secops.services import privacy
+from secops.services import breaches, privacy
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.app import app
@@ -70,7 +70,9 @@ def retention(session: Session, job: Job) -> dict[str, Any]:
 
 @app.task(name=PRIVACY_DEADLINES_TASK, ignore_result=True)
 def deadlines() -> None:
-    """Raise due-soon and overdue events for open requests (alerts through the monitor)."""
+    """Raise due-soon and overdue events for open requests and breach clocks (alerts)."""
+    settings, kv = get_settings(), get_redis()
     with session_scope() as session:
-        deliveries = privacy.check_deadlines(session=session, settings=get_settings(), kv=get_redis())
+        deliveries = privacy.check_deadlines(session=session, settings=settings, kv=kv)
+        deliveries += breaches.check_clocks(session=session, settings=settings, kv=kv)
     enqueue_or_fail(deliveries)

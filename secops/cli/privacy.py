@@ -321,3 +321,28 @@ def retention_cmd(local: bool, map_path: str, dry_run: bool, as_of: Any, as_json
     for o in failed:
         click.echo(f"error: store {o.store!r} {o.status.replace('_', ' ')}: {o.error}", err=True)
     sys.exit(EXIT_ERROR if failed else EXIT_OK)
+
+
+@privacy.group("consents")
+def consents_group() -> None:
+    """The platform's consent ledger."""
+
+
+@consents_group.command("verify")
+@_one_line_errors
+def consents_verify() -> None:
+    """Check the consent ledger's hash chain (exit 0 intact, 1 broken)."""
+    from secops.config import get_settings
+    from secops.db.session import session_scope
+    from secops.services import consents
+
+    with session_scope() as session:
+        result = consents.verify(session=session, settings=get_settings())
+    if result.ok:
+        click.echo(f"ok: {result.checked} consent entries, chain intact")
+        return
+    click.echo(
+        f"broken: entry {result.broken_seq} {result.reason} ({result.checked} entries checked before it)",
+        err=True,
+    )
+    sys.exit(EXIT_LEFT)

@@ -358,3 +358,58 @@ class PrivacyRequest(Base):
     overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ConsentRecord(Base):
+    """One entry of the append-only consent ledger (``secops.services.consents``): a subject
+    (keyed hash only) gave or withdrew consent for a purpose. ``hash`` is HMAC-SHA256 over
+    every other field including ``prev_hash``, as in the audit log."""
+
+    __tablename__ = "privacy_consents"
+    __table_args__ = (Index("ix_privacy_consents_subject_purpose", "subject_hash", "purpose"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    subject_hash: Mapped[str] = mapped_column(String(80))
+    purpose: Mapped[str] = mapped_column(String(200))
+    lawful_basis: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentChainHead(Base):
+    """The single row (id 1) every consent append locks: serialises writers, names the tail."""
+
+    __tablename__ = "privacy_consent_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PrivacyBreach(Base):
+    """A personal-data breach (Art 33/34) and its 72-hour notification clock."""
+
+    __tablename__ = "privacy_breaches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    aware_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    nature: Mapped[str] = mapped_column(Text)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subjects_approx: Mapped[int] = mapped_column(Integer)
+    records_approx: Mapped[int] = mapped_column(Integer)
+    consequences: Mapped[str] = mapped_column(Text)
+    measures: Mapped[str] = mapped_column(Text)
+    dpo_contact: Mapped[str] = mapped_column(String(320))
+    high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    authority_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    subjects_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delay_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    alerts_raised: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

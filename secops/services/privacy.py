@@ -108,12 +108,16 @@ for _rule in (
 # -- keys, sealing, dates -------------------------------------------------------------------
 
 
+class NotConfigured(Conflict):
+    """Privacy is not set up on this platform: the platform's state, so 409 and not 500."""
+
+    title = "Privacy not configured"
+
+
 def hash_key(settings: Settings) -> bytes:
     value = settings.privacy_hmac
     if value is None or len(value.get_secret_value()) < SECRET_MIN_LENGTH:
-        raise ConfigurationError(
-            f"secret privacy_hmac is not set or shorter than {SECRET_MIN_LENGTH} characters"
-        )
+        raise NotConfigured(f"secret privacy_hmac is not set or shorter than {SECRET_MIN_LENGTH} characters")
     return value.get_secret_value().encode("utf-8")
 
 
@@ -150,7 +154,7 @@ def _mac(key: bytes, text: str) -> str:
 
 def datamap(settings: Settings) -> DataMap:
     if settings.privacy_map is None:
-        raise ConfigurationError("no personal-data map: set SECOPS_PRIVACY_MAP")
+        raise NotConfigured("no personal-data map: set SECOPS_PRIVACY_MAP")
     return load_map(settings.privacy_map)
 
 
@@ -210,8 +214,8 @@ def create_request(
         )
         if not value
     ]
-    if missing:  # the platform's state, not the caller's mistake: 409, not 500
-        raise Conflict(f"privacy requests are not configured here (set {', '.join(missing)})")
+    if missing:
+        raise NotConfigured(f"privacy requests are not configured here (set {', '.join(missing)})")
     dm = datamap(settings)
     subject = parse_identities([f"{k}={v}" for k, v in identities.items()], dm)
     updates = rectification or {}

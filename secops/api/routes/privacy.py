@@ -17,8 +17,9 @@ from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.schemas import Strict
 from secops.api.security import audit_context, report_event
 from secops.config import get_settings
-from secops.db.models import PrivacyRequest
+from secops.db.models import PrivacyBreach, PrivacyRequest
 from secops.errors import InvalidInput, NotFound
+from secops.services import breaches, consents
 from secops.services import privacy as service
 from secops.services.storage import get_store
 from tasks.dispatch import enqueue_or_fail
@@ -283,4 +284,169 @@ def bundle(
         data,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="privacy-{req.id}.zip"'},
+    )
+
+
+# -- consent ledger --------------------------------------------------------------------------
+
+
+class ConsentCreate(Strict):
+    identities: dict[Name, Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        ..., min_length=1, max_length=10
+    )
+    purpose: str = Field(..., min_length=1, max_length=200)
+    action: Literal["given", "withdrawn"]
+    source: str = Field(..., min_length=1, max_length=200)
+    lawful_basis: Literal["consent", "legitimate_interests"] = "consent"
+
+
+class ConsentQuery(Strict):
+    identities: dict[Name, Annotated[str, Field(min_length=1, max_length=320)]] = Field(
+        ..., min_length=1, max_length=10
+    )
+
+
+@router.post("/consents", status_code=201, summary="Append a consent given or withdrawn to the ledger")
+def consent_record(
+    body: ConsentCreate,
+    request: Request,
+    principal: Principal = Depends(require("privacy:submit")),
+    session: Session = Depends(db_session),
+) -> dict[str, Any]:
+    entry = consents.record(
+        session=session,
+        settings=get_settings(),
+        ctx=audit_context(request, principal.actor),
+        identities=dict(body.identities),
+        purpose=body.purpose,
+        action=body.action,
+        source=body.source,
+        lawful_basis=body.lawful_basis,
+    )
+    session.commit()
+    return consents.entry_dict(entry)
+
+
+@router.post("/consents/state", summary="A subject's current consent per purpose, and its history")
+def consent_state(
+    body: ConsentQuery,
+    principal: Principal = Depends(require("privacy:read")),
+    session: Session = Depends(db_read_session),
+) -> dict[str, Any]:
+    return consents.state(session=session, settings=get_settings(), identities=dict(body.identities))
+
+
+# -- breach register ---------------------------------------------------------------------------
+
+
+class BreachCreate(Strict):
+    title: str = Field(..., min_length=1, max_length=200)
+    aware_at: datetime
+    nature: str = Field(..., min_length=1, max_length=10000)
+    categories: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        ..., min_length=1, max_length=50
+    )
+    subjects_approx: int = Field(..., ge=0)
+    records_approx: int = Field(..., ge=0)
+    consequences: str = Field(..., min_length=1, max_length=10000)
+    measures: str = Field(..., min_length=1, max_length=10000)
+    dpo_contact: str = Field(..., min_length=1, max_length=320)
+    high_risk: bool = False
+
+
+class BreachNotified(Strict):
+    who: Literal["authority", "subjects"]
+    at: datetime | None = None
+    delay_reason: str | None = Field(None, max_length=5000)
+
+
+def breach_read(b: PrivacyBreach) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "title": b.title,
+        "status": b.status,
+        "aware_at": b.aware_at.isoformat(),
+        "notification_deadline": breaches.deadline(b).isoformat(),
+        "nature": b.nature,
+        "categories": b.categories,
+        "subjects_approx": b.subjects_approx,
+        "records_approx": b.records_approx,
+        "consequences": b.consequences,
+        "measures": b.measures,
+        "dpo_contact": b.dpo_contact,
+        "high_risk": b.high_risk,
+        "authority_notified_at": b.authority_notified_at.isoformat() if b.authority_notified_at else None,
+        "subjects_notified_at": b.subjects_notified_at.isoformat() if b.subjects_notified_at else None,
+        "delay_reason": b.delay_reason,
+        "alerts_raised": b.alerts_raised,
+        "created_by": b.created_by,
+    }
+
+
+@router.post("/breaches", status_code=201, summary="Record a personal-data breach (starts the 72-hour clock)")
+def breach_create(
+    body: BreachCreate,
+    request: Request,
+    principal: Principal = Depends(require("privacy:manage")),
+    session: Session = Depends(db_session),
+) -> dict[str, Any]:
+    breach = breaches.create(
+        session=session, ctx=audit_context(request, principal.actor), data=body.model_dump()
+    )
+    session.commit()
+    return breach_read(breach)
+
+
+@router.get("/breaches", summary="The breach register, newest first")
+def breach_list(
+    principal: Principal = Depends(require("privacy:read")), session: Session = Depends(db_read_session)
+) -> list[dict[str, Any]]:
+    return [breach_read(b) for b in breaches.list_breaches(session=session)]
+
+
+@router.get("/breaches/{breach_id}", summary="A breach and its notification deadline")
+def breach_get(
+    breach_id: RequestId,
+    principal: Principal = Depends(require("privacy:read")),
+    session: Session = Depends(db_read_session),
+) -> dict[str, Any]:
+    return breach_read(breaches.get(session=session, breach_id=breach_id))
+
+
+@router.post(
+    "/breaches/{breach_id}/notified", summary="Record the notification of the authority or the subjects"
+)
+def breach_notified(
+    breach_id: RequestId,
+    body: BreachNotified,
+    request: Request,
+    principal: Principal = Depends(require("privacy:manage")),
+    session: Session = Depends(db_session),
+) -> dict[str, Any]:
+    breach = breaches.notified(
+        session=session,
+        ctx=audit_context(request, principal.actor),
+        breach=breaches.get(session=session, breach_id=breach_id),
+        who=body.who,
+        at=body.at,
+        delay_reason=body.delay_reason,
+    )
+    session.commit()
+    return breach_read(breach)
+
+
+@router.get(
+    "/breaches/{breach_id}/report",
+    summary="The notification report (Art 33(3)) as Markdown or JSON",
+    responses={200: {"content": {"text/markdown": {}, "application/json": {}}}},
+)
+def breach_report(
+    breach_id: RequestId,
+    format: Annotated[Literal["md", "json"], Query()] = "md",
+    principal: Principal = Depends(require("privacy:read")),
+    session: Session = Depends(db_read_session),
+) -> Response:
+    text = breaches.report(breaches.get(session=session, breach_id=breach_id), format)
+    return Response(
+        text, media_type="application/json" if format == "json" else "text/markdown; charset=utf-8"
     )
