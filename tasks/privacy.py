@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
-from secops.services import breaches, privacy
+from secops.services import breaches, privacy, privacy_jobs
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.app import app
@@ -29,7 +29,7 @@ from tasks.routing import PRIVACY_DEADLINES_TASK
 def export(session: Session, job: Job) -> dict[str, Any]:
     """Export a verified subject's rows into an encrypted, DLP-checked bundle."""
     settings = get_settings()
-    return privacy.run_export(
+    return privacy_jobs.run_export(
         session=session,
         settings=settings,
         store=get_store(settings),
@@ -41,7 +41,7 @@ def export(session: Session, job: Job) -> dict[str, Any]:
 @job_task("privacy.erase")
 def erase(session: Session, job: Job) -> dict[str, Any]:
     """Erase a verified subject's personal data, verify, and sign the receipt."""
-    summary, deliveries = privacy.run_erase(
+    summary, deliveries = privacy_jobs.run_erase(
         session=session,
         settings=get_settings(),
         request_id=job.params["request_id"],
@@ -55,7 +55,7 @@ def erase(session: Session, job: Job) -> dict[str, Any]:
 @job_task("privacy.rectify")
 def rectify(session: Session, job: Job) -> dict[str, Any]:
     """Apply a verified rectification and list the recipients to notify (Art 19)."""
-    return privacy.run_rectify(
+    return privacy_jobs.run_rectify(
         session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id
     )
 
@@ -63,7 +63,7 @@ def rectify(session: Session, job: Job) -> dict[str, Any]:
 @job_task("privacy.retention")
 def retention(session: Session, job: Job) -> dict[str, Any]:
     """Apply each table's retention_days (a dry run only counts)."""
-    return privacy.run_retention(
+    return privacy_jobs.run_retention(
         session=session, settings=get_settings(), dry_run=job.params["dry_run"], job_id=job.id
     )
 

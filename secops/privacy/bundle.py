@@ -26,7 +26,7 @@ from typing import Any
 
 from secops.dlp import Classifier
 from secops.privacy.datamap import DataMap
-from secops.privacy.mentions import same_value
+from secops.privacy.mentions import default_classifier, same_value
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -83,7 +83,7 @@ def build_bundle(
     datamap: DataMap, export: dict[str, Any], *, created_at: str, classifier: Classifier | None = None
 ) -> tuple[bytes, dict[str, Any]]:
     """The ZIP's bytes and its manifest."""
-    classifier = classifier or Classifier()
+    classifier = classifier or default_classifier()
     by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in export["records"]:
         by_table.setdefault((record["store"], record["table"]), []).append(record)

@@ -80,8 +80,12 @@ class SqlSession:
 
     def rows_containing(self, table: str, column: str, needles: Sequence[str]) -> list[Row]:
         t = self.tables[table]
-        col = sa.func.lower(t.c[column])
-        conds = [col.like("%" + _escape_like(n.lower()) + "%", escape="\\") for n in needles if n]
+        col = t.c[column]
+        patterns = ["%" + _escape_like(n) + "%" for n in needles if n]
+        if self.conn.dialect.name == "sqlite":  # LIKE ignores ASCII case there, without lower()
+            conds = [col.like(p, escape="\\") for p in patterns]
+        else:  # ILIKE on PostgreSQL; lower(x) LIKE lower(y) elsewhere
+            conds = [col.ilike(p, escape="\\") for p in patterns]
         if not conds:
             return []
         return self._rows(sa.select(t).where(sa.or_(*conds)))

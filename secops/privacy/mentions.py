@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from secops.dlp import Classifier
@@ -66,11 +67,17 @@ def same_value(found: str, value: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
+def default_classifier() -> Classifier:
+    """The DLP classifier with the default policy, built once (compiling it takes a while)."""
+    return Classifier()
+
+
 class MentionFinder:
     """Finds mentions with one DLP classifier (built once: its patterns are compiled)."""
 
     def __init__(self, classifier: Classifier | None = None) -> None:
-        self.classifier = classifier or Classifier()
+        self.classifier = classifier or default_classifier()
 
     def names(self, text: str, values: list[str]) -> bool:
         """True when ``text`` contains one of ``values`` exactly or as a detected value."""

@@ -42,26 +42,20 @@ from sqlalchemy.orm import Session
 from secops.config import SECRET_MIN_LENGTH, Settings, parse_rate, read_secret
 from secops.db.base import utcnow
 from secops.db.models import Job, JobStatus, PrivacyRequest
-from secops.errors import ConfigurationError, Conflict, InvalidInput, NotFound, Unavailable
+from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import KINDS
 from secops.privacy import (
     DataMap,
-    erase_subject,
-    export_subject,
     load_map,
     parse_identities,
-    receipt_body,
     subject_hash,
 )
-from secops.privacy.bundle import build_bundle
 from secops.privacy.connector import SqlConnector
-from secops.privacy.receipt import load_private_key, sign
-from secops.privacy.rectify import parse_updates, rectify_subject
-from secops.privacy.retention import apply_retention
+from secops.privacy.rectify import parse_updates
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
 from secops.services.mailer import send_mail
-from secops.services.storage import BlobStore, derive_key
+from secops.services.storage import derive_key
 
 TYPES = ("access", "portability", "rectification", "erasure", "restriction", "objection")
 OPEN = ("awaiting_verification", "verified", "in_progress")
@@ -443,167 +437,6 @@ def close(
     req.sealed, req.code_hash, req.completed_at = None, None, utcnow()
     _transition(session, req, outcome, ctx, note)
     return req
-
-
-# -- jobs ----------------------------------------------------------------------------------
-
-
-def _job_ctx(job_id: str) -> AuditContext:
-    return AuditContext(actor=f"job:{job_id}")
-
-
-def _finish(session: Session, req: PrivacyRequest, status: str, job_id: str, result: dict[str, Any]) -> None:
-    req.result, req.completed_at = result, utcnow()
-    req.sealed = None  # the subject's identities are not kept past the request
-    _transition(session, req, status, _job_ctx(job_id))
-
-
-def run_export(
-    *, session: Session, settings: Settings, store: BlobStore, request_id: str, job_id: str
-) -> dict[str, Any]:
-    """Export, bundle, DLP-check and store the bundle encrypted; idempotent."""
-    req = get_request(session=session, request_id=request_id)
-    if req.status != "in_progress":
-        return req.result or {"status": req.status}
-    dm = datamap(settings)
-    sealed = unseal(settings, req)
-    connector = _connector(dm)
-    try:
-        export = export_subject(dm, sealed["identities"], connector)
-    finally:
-        connector.close()
-    data, manifest = build_bundle(dm, export, created_at=utcnow().isoformat())
-    staged = store.stage_bytes(data, f"privacy-{req.id}.zip")
-    store.commit(staged)
-    req.bundle_sha256 = staged.sha256
-    req.download_expires_at = utcnow() + dt.timedelta(seconds=settings.privacy_download_ttl)
-    result = {
-        "records": len(export["records"]),
-        "mentions": len(export["mentions"]),
-        "files": len(manifest["files"]),
-        "third_party_findings": len(manifest["third_party_findings"]),
-        "bundle_sha256": req.bundle_sha256,
-    }
-    _finish(session, req, "completed", job_id, result)
-    return result
-
-
-def download(
-    *,
-    session: Session,
-    store: BlobStore,
-    settings: Settings,
-    req: PrivacyRequest,
-    token: str,
-    ctx: AuditContext,
-    now: dt.datetime | None = None,
-) -> bytes:
-    """The bundle, once, before its link expires; afterwards it is deleted."""
-    now = now or utcnow()
-    expected = _mac(hash_key(settings), f"download:{req.id}:{token}")
-    if req.download_hash is None or not hmac.compare_digest(expected, req.download_hash):
-        raise NotFound("no such download")
-    if req.bundle_sha256 is None:
-        raise Conflict("the bundle is not ready yet")
-    if req.downloaded_at is not None or (
-        req.download_expires_at is not None and req.download_expires_at <= now
-    ):
-        raise NotFound("no such download")
-    data = store.read(req.bundle_sha256)
-    req.downloaded_at = now
-    req.download_hash = None
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action="privacy.bundle.downloaded",
-        target=f"privacy_request:{req.id}",
-        details={"bundle_sha256": req.bundle_sha256, "bytes": len(data)},
-    )
-    return data
-
-
-def drop_bundle(store: BlobStore, sha256: str) -> None:
-    store.delete(sha256)
-
-
-def run_erase(
-    *, session: Session, settings: Settings, request_id: str, job_id: str, kv: redis.Redis | None = None
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Erase, verify and sign; a store that failed makes the job retry (re-runs are no-ops)."""
-    req = get_request(session=session, request_id=request_id)
-    if req.status != "in_progress":
-        return req.result or {"status": req.status}, []
-    if settings.privacy_signing_key is None:
-        raise ConfigurationError("secret privacy_signing_key is not set")
-    signer = load_private_key(settings.privacy_signing_key.get_secret_value())
-    dm = datamap(settings)
-    subject = unseal(settings, req)["identities"]
-    connector = _connector(dm)
-    try:
-        result = erase_subject(dm, subject, connector, key=hash_key(settings))
-    finally:
-        connector.close()
-    if result.failed:
-        failed = ", ".join(s.store for s in result.stores if s.status != "committed")
-        raise Unavailable(f"erasure rolled back in store(s) {failed}; retrying")
-    receipt = sign(receipt_body(result, dm, subject), signer)
-    summary = {
-        "verified": result.verified,
-        "actions": [a.to_dict() for a in result.actions],
-        "receipt": receipt,
-    }
-    _finish(session, req, "completed" if result.verified else "needs_review", job_id, summary)
-    outcome = monitor.log_security_event(
-        "privacy.erasure",
-        {"request_id": req.id, "verified": result.verified, "rows": sum(a.rows for a in result.actions)},
-        "low" if result.verified else "high",
-        session=session,
-        kv=kv,
-    )
-    return summary, outcome.deliveries
-
-
-def run_rectify(*, session: Session, settings: Settings, request_id: str, job_id: str) -> dict[str, Any]:
-    req = get_request(session=session, request_id=request_id)
-    if req.status != "in_progress":
-        return req.result or {"status": req.status}
-    dm = datamap(settings)
-    sealed = unseal(settings, req)
-    connector = _connector(dm)
-    try:
-        changes, recipients = rectify_subject(dm, sealed["identities"], sealed["rectification"], connector)
-    finally:
-        connector.close()
-    result = {"changes": [c.to_dict() for c in changes], "recipients_to_notify": recipients}
-    _finish(session, req, "completed", job_id, result)
-    return result
-
-
-def run_retention(
-    *, session: Session, settings: Settings, dry_run: bool, job_id: str, now: dt.datetime | None = None
-) -> dict[str, Any]:
-    """Apply the map's retention (or count it, for a dry run); audited."""
-    dm = datamap(settings)
-    connector = _connector(dm)
-    try:
-        outcomes = apply_retention(
-            dm, connector, key=hash_key(settings), now=now or utcnow(), dry_run=dry_run
-        )
-    finally:
-        connector.close()
-    result = {"dry_run": dry_run, "stores": [o.to_dict() for o in outcomes]}
-    audit.record(
-        session=session,
-        ctx=_job_ctx(job_id),
-        action="privacy.retention",
-        target=f"job:{job_id}",
-        details={
-            "dry_run": dry_run,
-            "rows": sum(a.rows for o in outcomes for a in o.actions),
-            "failed": [o.store for o in outcomes if o.status in ("rolled_back", "unavailable")],
-        },
-    )
-    return result
 
 
 # -- deadlines ------------------------------------------------------------------------------

@@ -89,10 +89,10 @@ def test_the_retention_job_runs_the_map_of_the_platform(privacy_platform) -> Non
     from secops.config import get_settings
     from secops.db.models import AuditEntry
     from secops.db.session import session_scope
-    from secops.services import privacy as service
+    from secops.services import privacy_jobs
 
     with session_scope() as s:
-        result = service.run_retention(
+        result = privacy_jobs.run_retention(
             session=s, settings=get_settings(), dry_run=True, job_id="job-1", now=AS_OF
         )
     assert result["dry_run"] is True

@@ -19,7 +19,7 @@ from secops.api.security import audit_context, report_event
 from secops.config import get_settings
 from secops.db.models import PrivacyBreach, PrivacyRequest
 from secops.errors import InvalidInput, NotFound
-from secops.services import breaches, consents
+from secops.services import breaches, consents, privacy_jobs
 from secops.services import privacy as service
 from secops.services.storage import get_store
 from tasks.dispatch import enqueue_or_fail
@@ -268,7 +268,7 @@ def bundle(
     settings = get_settings()
     store = get_store(settings)
     req = _visible(session, principal, request_id)
-    data = service.download(
+    data = privacy_jobs.download(
         session=session,
         store=store,
         settings=settings,
@@ -279,7 +279,7 @@ def bundle(
     sha256 = req.bundle_sha256
     session.commit()
     if sha256 is not None:
-        service.drop_bundle(store, sha256)
+        privacy_jobs.drop_bundle(store, sha256)
     return Response(
         data,
         media_type="application/zip",

@@ -1,0 +1,21 @@
+"""The privacy benchmark still runs end to end at a tiny scale (figures are not checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_privacy_benchmark_runs_on_sqlite(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECOPS_")} | {"TMPDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "benchmarks/privacy.py", "--users", "300", "--runs", "2",
+                           "--no-postgres"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert "sqlite: map check warnings: 0" in lines
+    assert any(line.startswith("sqlite: export ") and "runs 2" in line for line in lines)
+    assert any(line.startswith("sqlite: erase+verify ") and "runs 2" in line for line in lines)
