@@ -70,9 +70,11 @@ def retention(session: Session, job: Job) -> dict[str, Any]:
 
 @app.task(name=PRIVACY_DEADLINES_TASK, ignore_result=True)
 def deadlines() -> None:
-    """Raise due-soon and overdue events for open requests and breach clocks (alerts)."""
+    """Raise due-soon and overdue events for open requests and breach clocks (alerts);
+    delete bundles whose download link ran out."""
     settings, kv = get_settings(), get_redis()
     with session_scope() as session:
         deliveries = privacy.check_deadlines(session=session, settings=settings, kv=kv)
         deliveries += breaches.check_clocks(session=session, settings=settings, kv=kv)
+        privacy_jobs.expire_bundles(session=session, store=get_store(settings))
     enqueue_or_fail(deliveries)

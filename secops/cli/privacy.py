@@ -119,8 +119,13 @@ _identity_option = click.option(
 @_map_option
 @_identity_option
 @click.option("--json", "as_json", is_flag=True, help="Print the export as one JSON object.")
+@click.option(
+    "--no-mentions", is_flag=True, help="Skip the search of other subjects' free text (mentions: [])."
+)
 @_one_line_errors
-def export_cmd(local: bool, map_path: str, identities: tuple[str, ...], as_json: bool) -> None:
+def export_cmd(
+    local: bool, map_path: str, identities: tuple[str, ...], as_json: bool, no_mentions: bool
+) -> None:
     """Print every row linked to the subject, and other rows' text that mentions them."""
     from secops.privacy import export_subject, parse_identities
 
@@ -129,7 +134,7 @@ def export_cmd(local: bool, map_path: str, identities: tuple[str, ...], as_json:
     connector = _connector(map_path)
     try:
         subject = parse_identities(identities, connector.datamap)
-        result = export_subject(connector.datamap, subject, connector)
+        result = export_subject(connector.datamap, subject, connector, mentions=not no_mentions)
     finally:
         connector.close()
     if as_json:

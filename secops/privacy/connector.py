@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from secops.privacy.datamap import DataMap, Store
+from secops.privacy.datamap import FREE_TEXT, DataMap, Store
 from secops.privacy.errors import PrivacyError, StoreFailed, StoreUnavailable
 from secops.privacy.ports import Key, Row
 from secops.privacy.strategies import STRATEGIES
@@ -314,6 +314,14 @@ def _check_store(connector: SqlConnector, store: Store) -> list[str]:
                         column,
                         "erase",
                     )
+            for column, f in table.fields.items():
+                if f.category == FREE_TEXT and not _substring_indexed(inspector, conn, table.name, column):
+                    key = (*base, "fields", column)
+                    warnings.append(
+                        f"{dm.path}:{dm.line(*key)}: {'.'.join(key)}: {store.name}.{table.name}.{column} is "
+                        "free text: every export's mention search reads it whole (on PostgreSQL a pg_trgm "
+                        "GIN index serves that search)"
+                    )
             if table.retention_column is not None:
                 need(table.retention_column, *base, "retention_column")
             if not table.identities and not table.references:
@@ -322,6 +330,17 @@ def _check_store(connector: SqlConnector, store: Store) -> list[str]:
                     "reference: its rows are never linked to a subject"
                 )
     return warnings
+
+
+def _substring_indexed(inspector: Any, conn: sa.Connection, name: str, column: str) -> bool:
+    """A trigram (GIN/GiST) index on PostgreSQL can serve ILIKE '%...%'; nothing else can."""
+    if conn.dialect.name != "postgresql":
+        return False
+    for ix in inspector.get_indexes(name):
+        using = (ix.get("dialect_options") or {}).get("postgresql_using")
+        if using in ("gin", "gist") and column in (ix.get("column_names") or []):
+            return True
+    return False
 
 
 def _no_index(dm: DataMap, key: tuple[str, ...], store: str, table: str, column: str) -> str:

@@ -57,16 +57,25 @@ def records(linked: Linked) -> list[dict[str, Any]]:
 
 
 def export_subject(
-    datamap: DataMap, subject: Subject, connector: StoreConnector, finder: MentionFinder | None = None
+    datamap: DataMap,
+    subject: Subject,
+    connector: StoreConnector,
+    finder: MentionFinder | None = None,
+    *,
+    mentions: bool = True,
 ) -> dict[str, Any]:
-    """Read every store (one read transaction each) and build the export object."""
+    """Read every store (one read transaction each) and build the export object.
+
+    ``mentions=False`` skips the search of other subjects' free text (``mentions`` is
+    then empty): it reads every ``free_text`` column whole, the slow part of an export.
+    """
     finder = finder or MentionFinder()
     out: dict[str, Any] = {"subject": dict(subject), "records": [], "mentions": []}
     for store in datamap.stores.values():
         with connector.session(store) as session:
             linked = discover(store, subject, session)
             out["records"].extend(records(linked))
-            out["mentions"].extend(
-                jsonable(m.to_dict()) for m in finder.find(store, subject, linked, session)
-            )
+            if mentions:
+                found = finder.find(store, subject, linked, session)
+                out["mentions"].extend(jsonable(m.to_dict()) for m in found)
     return out

@@ -188,3 +188,31 @@ def run_retention(
         },
     )
     return result
+
+
+def expire_bundles(*, session: Session, store: BlobStore, now: dt.datetime | None = None) -> int:
+    """Delete bundles whose link ran out before anyone downloaded them; audited."""
+    from sqlalchemy import select
+
+    now = now or utcnow()
+    expired = session.scalars(
+        select(PrivacyRequest).where(
+            PrivacyRequest.bundle_sha256.is_not(None),
+            PrivacyRequest.downloaded_at.is_(None),
+            PrivacyRequest.download_expires_at < now,
+        )
+    )
+    count = 0
+    for req in expired:
+        sha256, req.bundle_sha256, req.download_hash = req.bundle_sha256, None, None
+        assert sha256 is not None
+        store.delete(sha256)
+        audit.record(
+            session=session,
+            ctx=AuditContext(actor="system:privacy"),
+            action="privacy.bundle.expired",
+            target=f"privacy_request:{req.id}",
+            details={"bundle_sha256": sha256},
+        )
+        count += 1
+    return count

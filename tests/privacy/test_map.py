@@ -171,21 +171,44 @@ def test_yaml_syntax_errors_and_duplicate_keys_name_the_line(tmp_path: Path) -> 
     )
 
 
+FREE_TEXT = [
+    ("orders", "notes"),
+    ("order_items", "gift_message"),
+    ("returns", "reason"),
+    ("support_tickets", "body"),
+    ("ticket_messages", "body"),
+]
+
+
 def test_map_check_accepts_the_shop_and_warns_of_a_missing_index(shop_db: Shop) -> None:
     code, out, err = run("map", "check", str(shop_db.map_path))
     assert code == 0
-    assert out == f"ok: {shop_db.map_path}: 1 stores, 9 tables, 1 warnings\n"
+    assert out == f"ok: {shop_db.map_path}: 1 stores, 9 tables, 6 warnings\n"
     text = shop_db.map_path.read_text()
-    assert err == (
+    lines = err.splitlines()
+    assert lines[0] == (
         f"warning: {shop_db.map_path}:{line_of(text, 'identities: {email: email, phone: phone}')}: "
         "stores.shop.tables.users.identities.phone: shop.users.phone has no index "
-        "(every export and erasure reads the whole table)\n"
+        "(every export and erasure reads the whole table)"
     )
+    expected = []
+    for table, column in FREE_TEXT:
+        line = line_of(text, f"{column}: {{category: free_text", f"      {table}:")
+        expected.append(
+            f"warning: {shop_db.map_path}:{line}: stores.shop.tables.{table}.fields.{column}: "
+            f"shop.{table}.{column} is free text: every export's mention search reads it whole "
+            "(on PostgreSQL a pg_trgm GIN index serves that search)"
+        )
+    assert lines[1:] == expected
     with shop_db.engine.begin() as conn:
         conn.execute(sa.text("DROP INDEX ix_orders_user_id"))
+        if shop_db.kind == "postgresql":  # a trigram index serves the substring search
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            conn.execute(sa.text("CREATE INDEX ix_notes_trgm ON orders USING gin (notes gin_trgm_ops)"))
     code, _, err = run("map", "check", str(shop_db.map_path))
     assert code == 0
     assert "stores.shop.tables.orders.references.user_id: shop.orders.user_id has no index" in err
+    assert ("shop.orders.notes is free text" in err) is (shop_db.kind == "sqlite")
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_access_and_erasure_requests_through_a_worker(privacy_platform, tmp_path
         # tickets 200-201, messages 300-302, newsletter 40, events 60-61 (62 has no user)
         assert done["result"]["records"] == 17 and done["result"]["files"] == 9
 
-        bundle = client.get(f"/v1/privacy/requests/{rid}/bundle", params={"token": token})
+        bundle = client.get(f"/v1/privacy/requests/{rid}/bundle", headers={"X-Download-Token": token})
         assert bundle.status_code == 200, bundle.text
         assert bundle.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
@@ -89,8 +89,10 @@ def test_access_and_erasure_requests_through_a_worker(privacy_platform, tmp_path
             ("shop/ticket_messages.json", "email")
         ]
         assert "bob.lawyer@example.org" not in json.dumps(manifest)
-        again = client.get(f"/v1/privacy/requests/{rid}/bundle", params={"token": token})
+        again = client.get(f"/v1/privacy/requests/{rid}/bundle", headers={"X-Download-Token": token})
         assert again.status_code == 404  # once only
+        wrong = client.get(f"/v1/privacy/requests/{rid}/bundle", headers={"X-Download-Token": "x" * 43})
+        assert wrong.status_code == 404
         with session_scope() as s:
             stored = s.get(PrivacyRequest, rid)
             assert stored is not None and stored.sealed is None and stored.downloaded_at is not None

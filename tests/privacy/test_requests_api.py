@@ -270,3 +270,36 @@ def test_bad_requests_are_clear_problems(client, privacy_platform):
     )
     assert r.status_code == 422
     assert privacy_platform["mailbox"].messages == []
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_a_bundle_nobody_downloaded_is_deleted_when_its_link_expires(privacy_platform):
+    from secops.services import privacy_jobs
+    from secops.services.audit import AuditContext
+    from secops.services.storage import get_store
+
+    settings = get_settings()
+    store = get_store(settings)
+    ctx = AuditContext(actor="key:test")
+    with session_scope() as s:
+        req = service.create_request(
+            session=s, settings=settings, ctx=ctx, type="access", identities=ALICE, contact=CONTACT
+        )
+        done = service.verify_code(
+            session=s, settings=settings, req=req, code=privacy_platform["mailbox"].codes()[-1], ctx=ctx
+        )
+        assert done.job is not None
+        result = privacy_jobs.run_export(
+            session=s, settings=settings, store=store, request_id=req.id, job_id=done.job[0]
+        )
+        sha256, expires = req.bundle_sha256, req.download_expires_at
+    assert result["records"] == 17 and sha256 is not None and store.locate(sha256) is not None
+    with session_scope() as s:
+        assert privacy_jobs.expire_bundles(session=s, store=store, now=expires - dt.timedelta(seconds=1)) == 0
+        assert privacy_jobs.expire_bundles(session=s, store=store, now=expires + dt.timedelta(seconds=1)) == 1
+    assert store.locate(sha256) is None
+    with session_scope() as s:
+        stored = s.get(PrivacyRequest, req.id)
+        assert stored is not None and stored.bundle_sha256 is None
+        assert privacy_jobs.expire_bundles(session=s, store=store, now=expires + dt.timedelta(days=1)) == 0
+    assert audit_actions(req.id)[-1] == "privacy.bundle.expired"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -260,7 +260,7 @@ def close(
 )
 def bundle(
     request_id: RequestId,
-    token: Annotated[str, Query(min_length=20, max_length=100)],
+    token: Annotated[str, Header(alias="X-Download-Token", min_length=20, max_length=100)],
     request: Request,
     principal: Principal = Depends(require("privacy:read")),
     session: Session = Depends(db_session),
