@@ -32,6 +32,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -147,17 +148,34 @@ def _mac(key: bytes, text: str) -> str:
 
 
 def datamap(settings: Settings) -> DataMap:
+    """The platform's map (``SECOPS_PRIVACY_MAP``), read again when the file changes."""
+    return _loaded(settings)[0]
+
+
+def shared_connector(settings: Settings) -> SqlConnector:
+    """The process's connector to the map's stores: engines and reflected tables are kept
+    between jobs (pooled connections), and renewed when the map file changes."""
+    return _loaded(settings)[1]
+
+
+def _loaded(settings: Settings) -> tuple[DataMap, SqlConnector]:
     if settings.privacy_map is None:
         raise NotConfigured("no personal-data map: set SECOPS_PRIVACY_MAP")
-    return load_map(settings.privacy_map)
+    try:
+        version = settings.privacy_map.stat().st_mtime_ns
+    except OSError:
+        version = -1  # load_map says what is wrong
+    return _load(str(settings.privacy_map), version)
 
 
-def _connector(dm: DataMap) -> SqlConnector:
+@lru_cache(maxsize=1)
+def _load(path: str, version: int) -> tuple[DataMap, SqlConnector]:
     def resolve(name: str) -> str | None:
         value = read_secret(name)
         return value.get_secret_value() if value is not None else None
 
-    return SqlConnector(dm, resolve)
+    dm = load_map(path)
+    return dm, SqlConnector(dm, resolve)
 
 
 def _transition(

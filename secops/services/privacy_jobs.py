@@ -28,7 +28,15 @@ from secops.privacy.rectify import rectify_subject
 from secops.privacy.retention import apply_retention
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
-from secops.services.privacy import _connector, _mac, _transition, datamap, get_request, hash_key, unseal
+from secops.services.privacy import (
+    _mac,
+    _transition,
+    datamap,
+    get_request,
+    hash_key,
+    shared_connector,
+    unseal,
+)
 from secops.services.storage import BlobStore
 
 
@@ -51,11 +59,8 @@ def run_export(
         return req.result or {"status": req.status}
     dm = datamap(settings)
     sealed = unseal(settings, req)
-    connector = _connector(dm)
-    try:
-        export = export_subject(dm, sealed["identities"], connector)
-    finally:
-        connector.close()
+    connector = shared_connector(settings)
+    export = export_subject(dm, sealed["identities"], connector)
     data, manifest = build_bundle(dm, export, created_at=utcnow().isoformat())
     staged = store.stage_bytes(data, f"privacy-{req.id}.zip")
     store.commit(staged)
@@ -122,11 +127,8 @@ def run_erase(
     signer = load_private_key(settings.privacy_signing_key.get_secret_value())
     dm = datamap(settings)
     subject = unseal(settings, req)["identities"]
-    connector = _connector(dm)
-    try:
-        result = erase_subject(dm, subject, connector, key=hash_key(settings))
-    finally:
-        connector.close()
+    connector = shared_connector(settings)
+    result = erase_subject(dm, subject, connector, key=hash_key(settings))
     if result.failed:
         failed = ", ".join(s.store for s in result.stores if s.status != "committed")
         raise Unavailable(f"erasure rolled back in store(s) {failed}; retrying")
@@ -153,11 +155,8 @@ def run_rectify(*, session: Session, settings: Settings, request_id: str, job_id
         return req.result or {"status": req.status}
     dm = datamap(settings)
     sealed = unseal(settings, req)
-    connector = _connector(dm)
-    try:
-        changes, recipients = rectify_subject(dm, sealed["identities"], sealed["rectification"], connector)
-    finally:
-        connector.close()
+    connector = shared_connector(settings)
+    changes, recipients = rectify_subject(dm, sealed["identities"], sealed["rectification"], connector)
     result = {"changes": [c.to_dict() for c in changes], "recipients_to_notify": recipients}
     _finish(session, req, "completed", job_id, result)
     return result
@@ -168,13 +167,8 @@ def run_retention(
 ) -> dict[str, Any]:
     """Apply the map's retention (or count it, for a dry run); audited."""
     dm = datamap(settings)
-    connector = _connector(dm)
-    try:
-        outcomes = apply_retention(
-            dm, connector, key=hash_key(settings), now=now or utcnow(), dry_run=dry_run
-        )
-    finally:
-        connector.close()
+    connector = shared_connector(settings)
+    outcomes = apply_retention(dm, connector, key=hash_key(settings), now=now or utcnow(), dry_run=dry_run)
     result = {"dry_run": dry_run, "stores": [o.to_dict() for o in outcomes]}
     audit.record(
         session=session,
