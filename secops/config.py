@@ -28,7 +28,8 @@ from secops.logs import register_secret
 DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
                  "alert_webhook_secret", "storage_key", "dlp_hmac",
-                 "certs_ca_key", "certs_acme_account_key")
+                 "certs_ca_key", "certs_acme_account_key",
+                 "privacy_hmac", "privacy_signing_key", "smtp_password")
 # Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
 # (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
 # agreed with the receiver, so only its presence is checked.
@@ -207,6 +208,26 @@ class Settings(BaseSettings):
     certs_acme_http_address: str = "0.0.0.0:80"  # the built-in HTTP-01 responder
     certs_renew_cron: str = "17 3 * * *"  # beat keeps a daily certs.renew schedule; "" for none
 
+    # Privacy (GDPR): the personal-data map, data subject requests, their codes and
+    # deadlines, and the SMTP server that delivers one-time codes
+    privacy_map: Path | None = None
+    privacy_hmac: SecretStr | None = None  # pseudonyms and subject hashes (>= 32 characters)
+    privacy_signing_key: SecretStr | None = None  # Ed25519 key of erasure receipts
+    privacy_code_ttl: int = Field(900, ge=30, le=86400)  # seconds a one-time code is valid
+    privacy_code_max_attempts: int = Field(5, ge=1, le=20)  # wrong codes before it is void
+    privacy_code_sends: str = "3/hour"  # codes sent per request
+    privacy_due_warning_days: int = Field(7, ge=0, le=60)  # alert this long before a due date
+    privacy_deadline_interval: float = Field(3600.0, gt=0)  # how often beat checks due dates
+    privacy_download_ttl: int = Field(7 * 86400, ge=60)  # seconds a bundle's link is valid
+    privacy_breach_alert_hours: list[int] = Field(default_factory=lambda: [24, 6])  # left of the 72 h
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "privacy@localhost"
+    smtp_timeout: float = Field(10.0, gt=0, le=120)
+
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:
@@ -270,7 +291,8 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth", "rate_limit_keys",
                      "readyz_rate",
-                     "alert_auth_failures", "alert_auth_burst", "alert_rate_limited")
+                     "alert_auth_failures", "alert_auth_burst", "alert_rate_limited",
+                     "privacy_code_sends")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse_rate(value)

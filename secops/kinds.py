@@ -163,6 +163,28 @@ register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
                  "find PII, PCI, PHI and secrets in a stored file or submitted text"))
 
 
+class PrivacyRequestParams(Params):
+    """Work on a verified data subject request (created by /v1/privacy/requests only)."""
+
+    request_id: str = Field(..., max_length=36)
+
+
+for _name, _what in (("privacy.export", "export a data subject's rows into an encrypted bundle"),
+                     ("privacy.erase", "erase a data subject's personal data, verify, sign a receipt"),
+                     ("privacy.rectify", "rectify a data subject's personal fields (Art 16, 19)")):
+    register(JobKind(_name, "privacy", PrivacyRequestParams, 600, _what, submittable=False))
+
+
+class PrivacyRetentionParams(Params):
+    """Apply the personal-data map's retention_days; ``dry_run`` only counts."""
+
+    dry_run: bool = False
+
+
+register(JobKind("privacy.retention", "privacy", PrivacyRetentionParams, 1800,
+                 "erase rows past their table's retention_days (schedule it; dry_run counts)"))
+
+
 def get_kind(name: str) -> JobKind:
     kind = KINDS.get(name)
     if kind is None or not kind.submittable:

@@ -19,6 +19,7 @@ REAP_TASK = "system.reap"
 AUDIT_ARCHIVE_TASK = "audit.archive"
 KEY_USE_TASK = "system.flush_key_use"
 RETENTION_TASK = "system.retention"
+PRIVACY_DEADLINES_TASK = "privacy.deadlines"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
 
 
@@ -49,6 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     routes[KEY_USE_TASK] = {"queue": "system"}
     routes[RETENTION_TASK] = {"queue": "system"}
     routes[AUDIT_ARCHIVE_TASK] = {"queue": "audit"}
+    routes[PRIVACY_DEADLINES_TASK] = {"queue": "privacy"}
     annotations = {
         name: {
             "time_limit": time_limit(settings, name),

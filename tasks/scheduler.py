@@ -24,7 +24,13 @@ from secops.db.base import utcnow
 from secops.db.session import session_scope
 from secops.services import schedules as schedule_service
 from tasks.dispatch import enqueue_or_fail
-from tasks.routing import AUDIT_ARCHIVE_TASK, KEY_USE_TASK, REAP_TASK, RETENTION_TASK
+from tasks.routing import (
+    AUDIT_ARCHIVE_TASK,
+    KEY_USE_TASK,
+    PRIVACY_DEADLINES_TASK,
+    REAP_TASK,
+    RETENTION_TASK,
+)
 
 log = logging.getLogger("secops.beat")
 
@@ -32,10 +38,10 @@ log = logging.getLogger("secops.beat")
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The built-in tasks beat sends itself, and when each was last sent: the reaper
-        # at start-up, the others one interval after it.
+        # and the privacy due-date check at start-up, the others one interval after it.
         started = time.monotonic()
         self._last_sent = {REAP_TASK: 0.0, AUDIT_ARCHIVE_TASK: started, KEY_USE_TASK: started,
-                           RETENTION_TASK: started}
+                           RETENTION_TASK: started, PRIVACY_DEADLINES_TASK: 0.0}
         super().__init__(*args, **kwargs)
 
     def setup_schedule(self) -> None:
@@ -63,7 +69,8 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             for task, interval in ((REAP_TASK, settings.reaper_interval),
                                    (AUDIT_ARCHIVE_TASK, settings.audit_archive_interval),
                                    (KEY_USE_TASK, settings.key_use_flush_interval),
-                                   (RETENTION_TASK, settings.retention_interval)):
+                                   (RETENTION_TASK, settings.retention_interval),
+                                   (PRIVACY_DEADLINES_TASK, settings.privacy_deadline_interval)):
                 self._maybe_send(task, interval)
             next_due = self._fire_due(utcnow())
         except Exception:

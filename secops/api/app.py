@@ -21,7 +21,18 @@ from secops import __version__
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
-from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, scans, schedules
+from secops.api.routes import (
+    alerts,
+    audit,
+    dlp,
+    health,
+    jobs,
+    keys,
+    metrics,
+    privacy,
+    scans,
+    schedules,
+)
 from secops.api.routes import cert_ca as cert_ca_routes
 from secops.api.routes import certs as cert_routes
 from secops.api.security import report_event
@@ -122,6 +133,7 @@ def create_app() -> FastAPI:
     app.include_router(dlp.router)
     app.include_router(cert_routes.router)
     app.include_router(cert_ca_routes.router)
+    app.include_router(privacy.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -26,6 +26,9 @@ budget, shared by no route). The same table is in docs/security.md.
 | certs:read        | read   |   x   |    x    |    x    |    x    |
 | certs:write       | submit |   x   |    x    |         |         |
 | certs:issue       | submit |   x   |         |         |         |
+| privacy:submit    | submit |   x   |    x    |         |    x    |
+| privacy:read      | read   |   x   |    x    |    x    | own requests |
+| privacy:manage    | submit |   x   |    x    |         |         |
 """
 
 from __future__ import annotations
@@ -51,18 +54,22 @@ PERMISSION_CLASS: dict[str, str] = {
     "certs:read": "read",
     "certs:write": "submit",
     "certs:issue": "submit",
+    "privacy:submit": "submit",
+    "privacy:read": "read",
+    "privacy:manage": "submit",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
-                          "dlp:submit", "dlp:read", "certs:read", "certs:write"}),
+                          "dlp:submit", "dlp:read", "certs:read", "certs:write",
+                          "privacy:submit", "privacy:read", "privacy:manage"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
                           "events:read", "metrics:read", "scans:read", "dlp:read",
-                          "audit:verify", "certs:read"}),
+                          "audit:verify", "certs:read", "privacy:read"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read",
-                          "certs:read"}),
+                          "certs:read", "privacy:submit", "privacy:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)

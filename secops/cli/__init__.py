@@ -27,6 +27,7 @@ COMMANDS = {
     "dlp": "secops.cli.dlp:dlp",
     "retention": "secops.cli.retention:retention",
     "certs": "secops.cli.certs:certs",
+    "privacy": "secops.cli.privacy:privacy",
 }
 
 

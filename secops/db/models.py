@@ -347,3 +347,94 @@ from secops.db.cert_models import (  # noqa: E402,F401  (certificate family)
     CertSeen,
     CertTarget,
 )
+
+
+class PrivacyRequest(Base):
+    """A data subject request (GDPR Art 15-21). The subject's identities, contact address
+    and rectification values are kept only sealed (AES-GCM) and dropped once the request
+    is done; duplicates are found by the keyed ``identity_hash``."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_status_due", "status", "due_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    identity_hash: Mapped[str] = mapped_column(String(80), index=True)
+    identity_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    extension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    code_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    code_sends: Mapped[list[str]] = mapped_column(JSON, default=list)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    download_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    download_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    downloaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class ConsentRecord(Base):
+    """One entry of the append-only consent ledger (``secops.services.consents``): a subject
+    (keyed hash only) gave or withdrew consent for a purpose. ``hash`` is HMAC-SHA256 over
+    every other field including ``prev_hash``, as in the audit log."""
+
+    __tablename__ = "privacy_consents"
+    __table_args__ = (Index("ix_privacy_consents_subject_purpose", "subject_hash", "purpose"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    subject_hash: Mapped[str] = mapped_column(String(80))
+    purpose: Mapped[str] = mapped_column(String(200))
+    lawful_basis: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentChainHead(Base):
+    """The single row (id 1) every consent append locks: serialises writers, names the tail."""
+
+    __tablename__ = "privacy_consent_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PrivacyBreach(Base):
+    """A personal-data breach (Art 33/34) and its 72-hour notification clock."""
+
+    __tablename__ = "privacy_breaches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(200))
+    aware_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    nature: Mapped[str] = mapped_column(Text)
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subjects_approx: Mapped[int] = mapped_column(Integer)
+    records_approx: Mapped[int] = mapped_column(Integer)
+    consequences: Mapped[str] = mapped_column(Text)
+    measures: Mapped[str] = mapped_column(Text)
+    dpo_contact: Mapped[str] = mapped_column(String(320))
+    high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    authority_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    subjects_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delay_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    alerts_raised: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

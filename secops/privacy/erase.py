@@ -1,0 +1,218 @@
+"""Erasure with verification.
+
+For each store, in one transaction: walk the subject's linked rows, then erase tables
+children before parents — ``erase: delete`` deletes the rows; ``erase: update`` and every
+table under ``legal_hold`` (never row-deleted) rewrite each personal field by its
+strategy and keep the rest. A store whose transaction fails is rolled back as a whole
+and reported; the other stores are not affected.
+
+Then a **verification pass**, in a fresh transaction per store: every row the erasure
+touched is read again (a deleted row must be gone, a kept row must hold only erased
+values), and the subject's identities are walked again from scratch, so a row that
+appeared in between (an application writing the subject back) is found. Only counts
+per table are reported, never a value.
+
+A second run on the same subject changes nothing and verifies: erased identity values
+no longer match, strategies leave erased values as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from secops.errors import SecOpsError
+from secops.privacy.datamap import DataMap, Store, Table
+from secops.privacy.errors import StoreUnavailable
+from secops.privacy.graph import Linked, Subject, discover, row_key
+from secops.privacy.ports import Key, Row, StoreConnector, StoreSession
+from secops.privacy.strategies import STRATEGIES
+
+
+def subject_hash(key: bytes, subject: Subject) -> str:
+    """Keyed hash of the subject's identities: the same subject, the same hash."""
+    canonical = json.dumps(sorted(subject.items()), separators=(",", ":"), ensure_ascii=False)
+    return "hmac-sha256:" + hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    store: str
+    table: str
+    strategy: str
+    columns: tuple[str, ...]
+    rows: int
+    legal_hold: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The command's contract: store, table, strategy, rows."""
+        return {"store": self.store, "table": self.table, "strategy": self.strategy, "rows": self.rows}
+
+    def to_receipt(self) -> dict[str, Any]:
+        return {**self.to_dict(), "columns": list(self.columns), "legal_hold": self.legal_hold}
+
+
+@dataclass
+class StoreOutcome:
+    store: str
+    status: str  # committed | rolled_back | unavailable
+    actions: list[Action] = field(default_factory=list)
+    error: str | None = None
+    remaining: dict[str, int] = field(default_factory=dict)  # table -> rows with personal data left
+    linked: Linked | None = None
+
+
+@dataclass
+class ErasureResult:
+    subject_hash: str
+    started_at: str
+    completed_at: str
+    stores: list[StoreOutcome]
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for s in self.stores for a in s.actions]
+
+    @property
+    def failed(self) -> bool:
+        return any(s.status != "committed" for s in self.stores)
+
+    @property
+    def verified(self) -> bool:
+        return not self.failed and not any(s.remaining for s in self.stores)
+
+
+def _erase_table(
+    store: Store, table: Table, rows: dict[Key, Row], session: StoreSession, key: bytes
+) -> list[Action]:
+    if table.deletes_rows:
+        n = session.delete_rows(table.name, table.primary_key, list(rows))
+        return [Action(store.name, table.name, "delete", (), n)]
+    by_strategy: dict[str, list[str]] = {}
+    for f in table.erased_fields():
+        by_strategy.setdefault(f.erase, []).append(f.column)
+    for pk, row in rows.items():
+        changes = {}
+        for f in table.erased_fields():
+            new = STRATEGIES[f.erase].apply(row[f.column], key)
+            if new != row[f.column]:
+                changes[f.column] = new
+        if changes:
+            session.update_row(table.name, table.primary_key, pk, changes)
+    hold = table.legal_hold is not None
+    return [
+        Action(store.name, table.name, name, tuple(cols), len(rows), hold)
+        for name, cols in by_strategy.items()
+    ]
+
+
+def erase_linked(linked: Linked, session: StoreSession, key: bytes) -> list[Action]:
+    """Erase collected rows children before parents, inside the caller's transaction."""
+    actions: list[Action] = []
+    for table in linked.store.children_first():
+        rows = linked.rows.get(table.name)
+        if rows:
+            actions.extend(_erase_table(linked.store, table, rows, session, key))
+    return actions
+
+
+def erase_store(
+    store: Store, subject: Subject, session: StoreSession, key: bytes
+) -> tuple[list[Action], Linked]:
+    """Erase the subject's rows of one store inside the caller's transaction."""
+    linked = discover(store, subject, session)
+    return erase_linked(linked, session, key), linked
+
+
+def _left(table: Table, row: Row) -> bool:
+    """Does this row still hold personal data it should not?"""
+    if table.deletes_rows:
+        return True
+    return any(not STRATEGIES[f.erase].erased(row.get(f.column)) for f in table.erased_fields())
+
+
+def verify_store(
+    store: Store, subject: Subject, erased: Linked | None, session: StoreSession
+) -> dict[str, int]:
+    """Rows per table that still hold the subject's personal data."""
+    left: dict[str, set[Key]] = {}
+    if erased is not None:
+        for table, rows in erased.tables():
+            for row in session.rows_by_key(table.name, table.primary_key, list(rows)):
+                if _left(table, row):
+                    left.setdefault(table.name, set()).add(row_key(table, row))
+    for table, rows in discover(store, subject, session).tables():
+        for pk, row in rows.items():
+            if _left(table, row):
+                left.setdefault(table.name, set()).add(pk)
+    return {name: len(keys) for name, keys in left.items()}
+
+
+def erase_subject(
+    datamap: DataMap,
+    subject: Subject,
+    connector: StoreConnector,
+    *,
+    key: bytes,
+    now: Callable[[], dt.datetime] | None = None,
+    between: Callable[[], None] | None = None,
+) -> ErasureResult:
+    """Erase in every store, then verify. ``between`` runs after erasure, before verification."""
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    started = clock()
+    outcomes: list[StoreOutcome] = []
+    for store in datamap.stores.values():
+        try:
+            with connector.session(store) as session:
+                actions, linked = erase_store(store, subject, session, key)
+            outcomes.append(StoreOutcome(store.name, "committed", actions, linked=linked))
+        except SecOpsError as exc:
+            status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
+            outcomes.append(StoreOutcome(store.name, status, error=exc.message))
+    if between is not None:
+        between()
+    for outcome in outcomes:
+        if outcome.status != "committed":
+            continue
+        store = datamap.stores[outcome.store]
+        with connector.session(store) as session:
+            outcome.remaining = verify_store(store, subject, outcome.linked, session)
+    return ErasureResult(
+        subject_hash=subject_hash(key, subject),
+        started_at=_iso(started),
+        completed_at=_iso(clock()),
+        stores=outcomes,
+    )
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def receipt_body(result: ErasureResult, datamap: DataMap, subject: Subject) -> dict[str, Any]:
+    """What a receipt states (to be signed): no erased value, no raw identity."""
+    return {
+        "version": 1,
+        "receipt_id": str(uuid.uuid4()),
+        "subject_hash": result.subject_hash,
+        "identity_types": sorted(subject),
+        "map_digest": "sha256:" + datamap.digest,
+        "started_at": result.started_at,
+        "completed_at": result.completed_at,
+        "stores": [{"store": s.store, "status": s.status, "error": s.error} for s in result.stores],
+        "actions": [a.to_receipt() for a in result.actions],
+        "verification": {
+            "verified": result.verified,
+            "remaining": [
+                {"store": s.store, "table": t, "rows": n}
+                for s in result.stores
+                for t, n in sorted(s.remaining.items())
+            ],
+        },
+    }

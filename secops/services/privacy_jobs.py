@@ -1,0 +1,212 @@
+"""The work of verified data subject requests, as the privacy jobs run it.
+
+``privacy.export`` exports, bundles (DLP-checked) and stores the bundle encrypted;
+:func:`download` hands it out once; ``privacy.erase`` erases, verifies and signs;
+``privacy.rectify`` rectifies and names the Art 19 recipients; ``privacy.retention``
+applies the map's retention. Each job is idempotent: a request that is no longer
+``in_progress`` returns its stored result. See :mod:`secops.services.privacy` for the
+requests themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session
+
+from secops.config import Settings
+from secops.db.base import utcnow
+from secops.db.models import PrivacyRequest
+from secops.errors import ConfigurationError, Conflict, NotFound, Unavailable
+from secops.privacy import erase_subject, export_subject, receipt_body
+from secops.privacy.bundle import build_bundle
+from secops.privacy.receipt import load_private_key, sign
+from secops.privacy.rectify import rectify_subject
+from secops.privacy.retention import apply_retention
+from secops.services import audit, monitor
+from secops.services.audit import AuditContext
+from secops.services.privacy import (
+    _mac,
+    _transition,
+    datamap,
+    get_request,
+    hash_key,
+    shared_connector,
+    unseal,
+)
+from secops.services.storage import BlobStore
+
+
+def _job_ctx(job_id: str) -> AuditContext:
+    return AuditContext(actor=f"job:{job_id}")
+
+
+def _finish(session: Session, req: PrivacyRequest, status: str, job_id: str, result: dict[str, Any]) -> None:
+    req.result, req.completed_at = result, utcnow()
+    req.sealed = None  # the subject's identities are not kept past the request
+    _transition(session, req, status, _job_ctx(job_id))
+
+
+def run_export(
+    *, session: Session, settings: Settings, store: BlobStore, request_id: str, job_id: str
+) -> dict[str, Any]:
+    """Export, bundle, DLP-check and store the bundle encrypted; idempotent."""
+    req = get_request(session=session, request_id=request_id)
+    if req.status != "in_progress":
+        return req.result or {"status": req.status}
+    dm = datamap(settings)
+    sealed = unseal(settings, req)
+    connector = shared_connector(settings)
+    export = export_subject(dm, sealed["identities"], connector)
+    data, manifest = build_bundle(dm, export, created_at=utcnow().isoformat())
+    staged = store.stage_bytes(data, f"privacy-{req.id}.zip")
+    store.commit(staged)
+    req.bundle_sha256 = staged.sha256
+    req.download_expires_at = utcnow() + dt.timedelta(seconds=settings.privacy_download_ttl)
+    result = {
+        "records": len(export["records"]),
+        "mentions": len(export["mentions"]),
+        "files": len(manifest["files"]),
+        "third_party_findings": len(manifest["third_party_findings"]),
+        "bundle_sha256": req.bundle_sha256,
+    }
+    _finish(session, req, "completed", job_id, result)
+    return result
+
+
+def download(
+    *,
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    req: PrivacyRequest,
+    token: str,
+    ctx: AuditContext,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """The bundle, once, before its link expires; afterwards it is deleted."""
+    now = now or utcnow()
+    expected = _mac(hash_key(settings), f"download:{req.id}:{token}")
+    if req.download_hash is None or not hmac.compare_digest(expected, req.download_hash):
+        raise NotFound("no such download")
+    if req.bundle_sha256 is None:
+        raise Conflict("the bundle is not ready yet")
+    if req.downloaded_at is not None or (
+        req.download_expires_at is not None and req.download_expires_at <= now
+    ):
+        raise NotFound("no such download")
+    data = store.read(req.bundle_sha256)
+    req.downloaded_at = now
+    req.download_hash = None
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action="privacy.bundle.downloaded",
+        target=f"privacy_request:{req.id}",
+        details={"bundle_sha256": req.bundle_sha256, "bytes": len(data)},
+    )
+    return data
+
+
+def drop_bundle(store: BlobStore, sha256: str) -> None:
+    store.delete(sha256)
+
+
+def run_erase(
+    *, session: Session, settings: Settings, request_id: str, job_id: str, kv: redis.Redis | None = None
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Erase, verify and sign; a store that failed makes the job retry (re-runs are no-ops)."""
+    req = get_request(session=session, request_id=request_id)
+    if req.status != "in_progress":
+        return req.result or {"status": req.status}, []
+    if settings.privacy_signing_key is None:
+        raise ConfigurationError("secret privacy_signing_key is not set")
+    signer = load_private_key(settings.privacy_signing_key.get_secret_value())
+    dm = datamap(settings)
+    subject = unseal(settings, req)["identities"]
+    connector = shared_connector(settings)
+    result = erase_subject(dm, subject, connector, key=hash_key(settings))
+    if result.failed:
+        failed = ", ".join(s.store for s in result.stores if s.status != "committed")
+        raise Unavailable(f"erasure rolled back in store(s) {failed}; retrying")
+    receipt = sign(receipt_body(result, dm, subject), signer)
+    summary = {
+        "verified": result.verified,
+        "actions": [a.to_dict() for a in result.actions],
+        "receipt": receipt,
+    }
+    _finish(session, req, "completed" if result.verified else "needs_review", job_id, summary)
+    outcome = monitor.log_security_event(
+        "privacy.erasure",
+        {"request_id": req.id, "verified": result.verified, "rows": sum(a.rows for a in result.actions)},
+        "low" if result.verified else "high",
+        session=session,
+        kv=kv,
+    )
+    return summary, outcome.deliveries
+
+
+def run_rectify(*, session: Session, settings: Settings, request_id: str, job_id: str) -> dict[str, Any]:
+    req = get_request(session=session, request_id=request_id)
+    if req.status != "in_progress":
+        return req.result or {"status": req.status}
+    dm = datamap(settings)
+    sealed = unseal(settings, req)
+    connector = shared_connector(settings)
+    changes, recipients = rectify_subject(dm, sealed["identities"], sealed["rectification"], connector)
+    result = {"changes": [c.to_dict() for c in changes], "recipients_to_notify": recipients}
+    _finish(session, req, "completed", job_id, result)
+    return result
+
+
+def run_retention(
+    *, session: Session, settings: Settings, dry_run: bool, job_id: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Apply the map's retention (or count it, for a dry run); audited."""
+    dm = datamap(settings)
+    connector = shared_connector(settings)
+    outcomes = apply_retention(dm, connector, key=hash_key(settings), now=now or utcnow(), dry_run=dry_run)
+    result = {"dry_run": dry_run, "stores": [o.to_dict() for o in outcomes]}
+    audit.record(
+        session=session,
+        ctx=_job_ctx(job_id),
+        action="privacy.retention",
+        target=f"job:{job_id}",
+        details={
+            "dry_run": dry_run,
+            "rows": sum(a.rows for o in outcomes for a in o.actions),
+            "failed": [o.store for o in outcomes if o.status in ("rolled_back", "unavailable")],
+        },
+    )
+    return result
+
+
+def expire_bundles(*, session: Session, store: BlobStore, now: dt.datetime | None = None) -> int:
+    """Delete bundles whose link ran out before anyone downloaded them; audited."""
+    from sqlalchemy import select
+
+    now = now or utcnow()
+    expired = session.scalars(
+        select(PrivacyRequest).where(
+            PrivacyRequest.bundle_sha256.is_not(None),
+            PrivacyRequest.downloaded_at.is_(None),
+            PrivacyRequest.download_expires_at < now,
+        )
+    )
+    count = 0
+    for req in expired:
+        sha256, req.bundle_sha256, req.download_hash = req.bundle_sha256, None, None
+        assert sha256 is not None
+        store.delete(sha256)
+        audit.record(
+            session=session,
+            ctx=AuditContext(actor="system:privacy"),
+            action="privacy.bundle.expired",
+            target=f"privacy_request:{req.id}",
+            details={"bundle_sha256": sha256},
+        )
+        count += 1
+    return count

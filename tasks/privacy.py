@@ -1,0 +1,80 @@
+"""Privacy kinds: ``privacy.export``, ``privacy.erase``, ``privacy.rectify``,
+``privacy.retention`` on the ``privacy`` queue, and the due-date check beat sends
+(``privacy.deadlines``).
+
+Each handler calls one service function with the request id. They are idempotent: a
+request that is no longer in progress returns its stored result, and an erasure that
+runs again finds nothing left to erase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from secops.config import get_settings
+from secops.db.models import Job
+from secops.db.session import session_scope
+from secops.services import breaches, privacy, privacy_jobs
+from secops.services.redisconn import get_redis
+from secops.services.storage import get_store
+from tasks.app import app
+from tasks.base import job_task
+from tasks.dispatch import enqueue_or_fail, publish_after_commit
+from tasks.routing import PRIVACY_DEADLINES_TASK
+
+
+@job_task("privacy.export")
+def export(session: Session, job: Job) -> dict[str, Any]:
+    """Export a verified subject's rows into an encrypted, DLP-checked bundle."""
+    settings = get_settings()
+    return privacy_jobs.run_export(
+        session=session,
+        settings=settings,
+        store=get_store(settings),
+        request_id=job.params["request_id"],
+        job_id=job.id,
+    )
+
+
+@job_task("privacy.erase")
+def erase(session: Session, job: Job) -> dict[str, Any]:
+    """Erase a verified subject's personal data, verify, and sign the receipt."""
+    summary, deliveries = privacy_jobs.run_erase(
+        session=session,
+        settings=get_settings(),
+        request_id=job.params["request_id"],
+        job_id=job.id,
+        kv=get_redis(),
+    )
+    publish_after_commit(session, deliveries)
+    return summary
+
+
+@job_task("privacy.rectify")
+def rectify(session: Session, job: Job) -> dict[str, Any]:
+    """Apply a verified rectification and list the recipients to notify (Art 19)."""
+    return privacy_jobs.run_rectify(
+        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id
+    )
+
+
+@job_task("privacy.retention")
+def retention(session: Session, job: Job) -> dict[str, Any]:
+    """Apply each table's retention_days (a dry run only counts)."""
+    return privacy_jobs.run_retention(
+        session=session, settings=get_settings(), dry_run=job.params["dry_run"], job_id=job.id
+    )
+
+
+@app.task(name=PRIVACY_DEADLINES_TASK, ignore_result=True)
+def deadlines() -> None:
+    """Raise due-soon and overdue events for open requests and breach clocks (alerts);
+    delete bundles whose download link ran out."""
+    settings, kv = get_settings(), get_redis()
+    with session_scope() as session:
+        deliveries = privacy.check_deadlines(session=session, settings=settings, kv=kv)
+        deliveries += breaches.check_clocks(session=session, settings=settings, kv=kv)
+        privacy_jobs.expire_bundles(session=session, store=get_store(settings))
+    enqueue_or_fail(deliveries)
