@@ -1,0 +1,276 @@
+"""The detector: events in, one alert per incident and entity out.
+
+For each event, the rules whose ``match`` it satisfies feed their bucket for the event's
+entity (through a :class:`~secops.anomaly.store.WindowStore`). When a bucket fires, an
+incident opens with the bucket's hits as its count and first evidence; later matching
+events of the same rule and entity within the rule's ``incident_gap`` extend it (a
+conditional rule's incident only while its conditions still hold). An incident idle
+for longer than the gap is closed and becomes an :class:`Alert`. Evidence is bounded
+(``evidence_limit`` lines, each cut at ``LINE_LIMIT`` characters) and credentials are
+redacted from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from secops.anomaly.events import Event
+from secops.anomaly.rules import OPS, Rule, RuleSet
+from secops.anomaly.secrets import SecretFinder
+from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
+
+LINE_LIMIT = 500
+EVIDENCE_LIMIT = 10
+SWEEP_EVERY = 4096
+SECRET_BATCH = 512
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    rule: str
+    severity: str
+    entity: str
+    entity_type: str
+    start: float
+    end: float
+    count: int
+    evidence: tuple[str, ...]
+    title: str = ""
+    family: str = ""
+    mitre: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The local command's contract: exactly these keys."""
+        return {"rule": self.rule, "severity": self.severity, "entity": self.entity,
+                "entity_type": self.entity_type, "start": iso(self.start), "end": iso(self.end),
+                "count": self.count, "evidence": list(self.evidence)}
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything, for stored alerts: the contract plus title, family and ATT&CK tags."""
+        return {**self.to_dict(), "title": self.title, "family": self.family,
+                "mitre": list(self.mitre)}
+
+
+def network(value: str, prefix4: int, prefix6: int) -> str:
+    """``value`` as the network that covers it (itself when not an address)."""
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    prefix = prefix4 if addr.version == 4 else prefix6
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+class Detector:
+    def __init__(self, rules: RuleSet | Iterable[Rule] | None = None, *,
+                 store: WindowStore | None = None,
+                 baseline_ips: Mapping[str, Iterable[str]] | None = None,
+                 evidence_limit: int = EVIDENCE_LIMIT,
+                 secrets: SecretFinder | None = None) -> None:
+        ruleset = rules if isinstance(rules, RuleSet) else (
+            RuleSet.shipped() if rules is None else RuleSet(list(rules)))
+        self.rules = ruleset.enabled
+        self.store: WindowStore = store if store is not None else MemoryStore()
+        self.evidence_limit = evidence_limit
+        self.closed: list[Alert] = []
+        self.events = 0
+        self._now = 0.0
+        self._by_action: dict[str, list[Rule]] = {}
+        self._any_action: list[Rule] = []
+        self._secret_rules = [r for r in self.rules if r.bucket.type == "secret"]
+        for rule in self.rules:
+            if rule.bucket.type == "secret":
+                continue
+            if rule.actions is None:
+                self._any_action.append(rule)
+            else:
+                for action in rule.actions:
+                    self._by_action.setdefault(action, []).append(rule)
+        self._rules_by_id = {r.id: r for r in self.rules}
+        self._cache: dict[str, list[Rule]] = {}
+        self._secret_buffer: list[Event] = []
+        self._finder = secrets
+        if self._finder is None and self._secret_rules:
+            self._finder = SecretFinder(self._secret_rules[0].bucket.types)
+        if baseline_ips:
+            for rule in self.rules:
+                if rule.bucket.type != "first_seen":
+                    continue
+                b = rule.bucket
+                for account, ips in baseline_ips.items():
+                    self.store.remember(self._key(rule, str(account)),
+                                        [network(str(ip), b.cover_prefix, b.cover_prefix6)
+                                         for ip in ips])
+
+    @staticmethod
+    def _key(rule: Rule, entity: str) -> str:
+        return f"{rule.id}\x1f{entity}"
+
+    def _rules_for(self, action: str) -> list[Rule]:
+        found = self._cache.get(action)
+        if found is None:
+            found = self._cache[action] = self._by_action.get(action, []) + self._any_action
+        return found
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        self.events += 1
+        if event.ts > self._now:
+            self._now = event.ts
+        for rule in self._rules_for(event.action):
+            if rule.predicate(event):
+                entity = rule.entity(event)
+                if entity is not None:
+                    self._hit(rule, entity, event)
+        if self._secret_rules:
+            self._secret_buffer.append(event)
+            if len(self._secret_buffer) >= SECRET_BATCH:
+                self._flush_secrets()
+        if self.events % SWEEP_EVERY == 0:
+            self.sweep(self._now)
+
+    def feed_all(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.feed(event)
+
+    def _hit(self, rule: Rule, entity: str, event: Event) -> None:
+        key = self._key(rule, entity)
+        store, ts, item = self.store, event.ts, event.raw[:LINE_LIMIT]
+        open_ = store.incident(key)
+        if open_ is not None and ts - open_.end > rule.incident_gap:
+            self._close(key)
+            open_ = None
+        fired = self._bucket(rule, key, event, item, extending=open_ is not None)
+        if open_ is not None:
+            if fired is not None:
+                open_.end = max(open_.end, ts)
+                open_.count += 1
+                if len(open_.evidence) < self.evidence_limit:
+                    open_.evidence.append(item)
+            return
+        if fired is not None:
+            store.put_incident(key, Incident(rule.id, entity, min(fired.first, ts), ts, fired.count,
+                                             fired.items[: self.evidence_limit]))
+
+    def _bucket(self, rule: Rule, key: str, event: Event, item: str,
+                *, extending: bool) -> Fired | None:
+        """Feed the rule's bucket; while an incident is open, say whether the event extends it."""
+        b, ts = rule.bucket, event.ts
+        kind = b.type
+        if kind in ("each", "secret"):   # a secret rule is fed only lines with a credential
+            return Fired(1, ts, [item])
+        if kind == "first_seen":
+            value = event.get(b.field or "ip")
+            if value is None:
+                return None
+            new = self.store.first_seen(key, network(str(value), b.cover_prefix, b.cover_prefix6))
+            return Fired(1, ts, [item]) if new else None
+        if kind == "conditional":
+            fields = b.distinct_fields
+            values = {f: _str(event.get(f)) for f in fields}
+            caps = {f: _cap(b.conditions, f) for f in fields}
+            return self.store.tally(key, ts, item, b.window, event.success, values, caps,
+                                    self.evidence_limit,
+                                    lambda m: all(OPS[op](m[name], v) for name, op, v in b.conditions))
+        if extending:
+            return Fired(1, ts, [item])
+        if kind == "counter":
+            return self.store.counter(key, ts, item, b.window, b.threshold)
+        if kind == "distinct":
+            value = event.get(b.field or "")
+            if value is None:
+                return None
+            return self.store.distinct(key, ts, str(value), item, b.window, b.threshold)
+        if kind == "leaky":
+            return self.store.leaky(key, ts, item, b.capacity, b.leak, self.evidence_limit)
+        raise AssertionError(kind)
+
+    def _flush_secrets(self) -> None:
+        buffer, self._secret_buffer = self._secret_buffer, []
+        if not buffer or self._finder is None:
+            return
+        found = self._finder.scan([e.raw for e in buffer])
+        for index in sorted(found):
+            event = buffer[index]
+            for rule in self._secret_rules:
+                entity = rule.entity(event)
+                if entity is not None:
+                    self._hit(rule, entity, event)
+
+    # -- closing ------------------------------------------------------------------------
+
+    def _close(self, key: str) -> None:
+        incident = self.store.pop_incident(key)
+        if incident is None:
+            return
+        rule = self._rules_by_id[incident.rule]
+        evidence = incident.evidence
+        if self._finder is not None:
+            evidence = [self._finder.redact(line) for line in evidence]
+        self.closed.append(Alert(rule.id, rule.severity, incident.entity, rule.entity_type,
+                                 incident.start, incident.end, incident.count, tuple(evidence),
+                                 rule.title, rule.family, rule.mitre))
+
+    def sweep(self, now: float) -> None:
+        """Close incidents idle past their gap and forget idle windows (bounded memory)."""
+        for key, incident in self.store.open_incidents():
+            if incident.end + self._rules_by_id[incident.rule].incident_gap < now:
+                self._close(key)
+        self.store.expire(now)
+
+    def finish(self) -> list[Alert]:
+        """Close everything still open; all alerts, ordered by start, rule and entity."""
+        self._flush_secrets()
+        for key, _ in self.store.open_incidents():
+            self._close(key)
+        alerts = sorted(self._absorb(self.closed), key=lambda a: (a.start, a.rule, a.entity))
+        self.closed = []
+        return alerts
+
+    def _absorb(self, alerts: list[Alert]) -> list[Alert]:
+        """Fold each alert into an overlapping one of a rule that supersedes its rule."""
+        by_entity: dict[tuple[str, str], list[int]] = {}
+        for i, a in enumerate(alerts):
+            by_entity.setdefault((a.entity_type, a.entity), []).append(i)
+        result = list(alerts)
+        gone: set[int] = set()
+        for indexes in by_entity.values():
+            for i in indexes:
+                winner = result[i]
+                rule = self._rules_by_id[winner.rule]
+                if not rule.supersedes:
+                    continue
+                for j in indexes:
+                    loser = result[j]
+                    if j in gone or j == i or loser.rule not in rule.supersedes:
+                        continue
+                    slack = rule.incident_gap
+                    if loser.start <= winner.end + slack and winner.start <= loser.end + slack:
+                        gone.add(j)
+                        evidence = winner.evidence if winner.start <= loser.start else loser.evidence
+                        winner = replace(winner, start=min(winner.start, loser.start),
+                                         end=max(winner.end, loser.end),
+                                         count=max(winner.count, loser.count), evidence=evidence)
+                result[i] = winner
+        return [a for i, a in enumerate(result) if i not in gone]
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _cap(conditions: tuple[tuple[str, str, float], ...], name: str) -> int:
+    """Distinct values worth keeping: enough to decide every condition on them."""
+    limits = [v for m, op, v in conditions if m == "distinct_" + name]
+    if all(op in (">", ">=") for m, op, _ in conditions if m == "distinct_" + name):
+        return int(max(limits)) + 1
+    return DISTINCT_CAP
