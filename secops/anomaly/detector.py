@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from secops.anomaly.events import Event
+from secops.anomaly.novelty import TemplateNovelty
 from secops.anomaly.rules import OPS, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
@@ -98,6 +99,8 @@ class Detector:
         self._cache: dict[str, list[Rule]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
+        self._miners = {r.id: TemplateNovelty(r.bucket.learn) for r in self.rules
+                        if r.bucket.type == "rare_template"}
         if self._finder is None and self._secret_rules:
             self._finder = SecretFinder(self._secret_rules[0].bucket.types)
         if baseline_ips:
@@ -135,7 +138,7 @@ class Detector:
             self._secret_buffer.append(event)
             if len(self._secret_buffer) >= SECRET_BATCH:
                 self._flush_secrets()
-        if self.events % SWEEP_EVERY == 0:
+        if self.events & (SWEEP_EVERY - 1) == 0:
             self.sweep(self._now)
 
     def feed_all(self, events: Iterable[Event]) -> None:
@@ -144,6 +147,13 @@ class Detector:
 
     def _hit(self, rule: Rule, entity: str, event: Event) -> None:
         key = self._key(rule, entity)
+        if rule.bucket.type == "rare_template":   # one incident per new template
+            novel, cluster = self._miners[rule.id].add(event.ts, event.message)
+            key = f"{key}\x1f{cluster}"
+            if not novel:   # only repeats of a new template, while its alert is open
+                open_ = self.store.incident(key)
+                if open_ is None or event.ts - open_.end > rule.incident_gap:
+                    return
         store, ts, item = self.store, event.ts, event.raw[:LINE_LIMIT]
         open_ = store.incident(key)
         if open_ is not None and ts - open_.end > rule.incident_gap:
@@ -174,6 +184,28 @@ class Detector:
                 return None
             new = self.store.first_seen(key, network(str(value), b.cover_prefix, b.cover_prefix6))
             return Fired(1, ts, [item]) if new else None
+        if kind == "baseline":
+            amount = 1.0
+            if b.sum:
+                value = event.get(b.sum)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    return None
+                amount = float(value)
+            view = self.store.rate(key, f"{rule.id}\x1f*", ts, amount, b.window, b.alpha)
+            own = view.history >= b.min_history
+            mean, sd = (view.mean, view.sd) if own else (view.pop_mean, view.pop_sd)
+            if view.current > max(b.min_value, b.ratio * mean, mean + b.z * sd):
+                return Fired(view.events, view.first, [item])
+            return None
+        if kind == "new_hour":
+            hour = int(ts // 3600 % 24)
+            mask, seen = self.store.hours(key, hour)
+            near = 0
+            for h in range(hour - b.tolerance, hour + b.tolerance + 1):
+                near |= 1 << (h % 24)
+            return Fired(1, ts, [item]) if seen >= b.min_history and not mask & near else None
+        if kind == "rare_template":   # _hit passes only lines of a novel template
+            return Fired(1, ts, [item])
         if kind == "conditional":
             fields = b.distinct_fields
             values = {f: _str(event.get(f)) for f in fields}

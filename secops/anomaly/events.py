@@ -5,6 +5,8 @@ authentication attempt; ``success`` says how it ended), ``invalid_user``, ``sudo
 (``success`` False for a failed sudo authentication or a refused command), ``request``
 (an HTTP request: ``method``, ``path``, ``status``, ``bytes``), ``other`` for lines of a
 known format that no rule models, and for JSON lines the value of their event field.
+``level`` is ``"error"`` for error-level lines: syslog messages that report an error,
+JSON lines whose level or severity is error or worse, HTTP responses of 500 and up.
 Times are UTC seconds since the epoch.
 """
 
@@ -35,6 +37,7 @@ class Event:
     bytes: int | None = None
     role: str | None = None
     mfa: bool | None = None
+    level: str | None = None   # "error" for error-level lines (see the parsers)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -47,6 +50,19 @@ class Event:
         if self.service is not None:
             return f"{self.service}@{self.host}" if self.host else self.service
         return None
+
+    @property
+    def message(self) -> str:
+        """The line's text without time and address noise, for template mining."""
+        if self.source == "http":
+            return f"{self.method} {self.path} {self.status}"
+        text = self.extra.get("message") or self.extra.get("msg")
+        if isinstance(text, str):
+            return text
+        if self.source == "auth":
+            head, _, msg = self.raw.partition(": ")
+            return f"{self.service}: {msg}" if msg else self.raw
+        return self.action
 
     def get(self, name: str) -> Any:
         """A field by name (attribute, ``endpoint``, or a JSON line's extra key)."""

@@ -64,6 +64,10 @@ _SSH_ACCEPTED = re.compile(
 _SSH_INVALID = re.compile(r"Invalid user (?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+)(?: port \d+)?\Z")
 _PAM_FAIL = re.compile(r"pam_unix\(sudo:auth\): authentication failure;.*?\bruser=(?P<ruser>\S*)"
                        r".*?\buser=(?P<user>\S+)")
+_SYSLOG_ERROR = re.compile(r"^(?:error|fatal)\b|\b(?:segfault|panic|out of memory|core dumped|"
+                           r"fatal error|critical)\b", re.I)
+ERROR_LEVELS = frozenset({"error", "err", "critical", "crit", "fatal", "alert", "emerg",
+                          "emergency", "panic"})
 _SUDO_CMD = re.compile(r"\s*(?P<user>\S+) : (?P<what>.*?)(?:TTY|PWD|USER|COMMAND)=")
 
 
@@ -163,7 +167,8 @@ class SyslogAuthParser:
                 # "3 incorrect password attempts": a summary of attempts already counted
                 return Event(ts, "sudo_summary", line, "auth", user=c.group("user"), host=host,
                              service="sudo")
-        return Event(ts, "other", line, "auth", host=host, service=prog)
+        return Event(ts, "other", line, "auth", host=host, service=prog,
+                     level="error" if _SYSLOG_ERROR.search(msg) else None)
 
 
 # --- combined access log --------------------------------------------------------
@@ -215,9 +220,11 @@ class CombinedParser:
         extra: dict[str, Any] = {}
         if m.group(8):
             extra["user_agent"] = m.group(8)
+        code = int(status)
         return [Event(self._ts(time_), "request", line, "http", ip=ip,
                       user=None if user == "-" else user, method=method, path=path,
-                      status=int(status), bytes=0 if size == "-" else int(size), extra=extra)]
+                      status=code, bytes=0 if size == "-" else int(size),
+                      level="error" if code >= 500 else None, extra=extra)]
 
 
 # --- JSON lines ------------------------------------------------------------------
@@ -290,6 +297,8 @@ class JsonLinesParser:
         except (TypeError, ValueError):
             raise Malformed("status and bytes must be integers") from None
         extra = {k: v for k, v in record.items() if k not in self._mapped}
+        level = record.get("level", record.get("severity"))
+        level = "error" if isinstance(level, str) and level.lower() in ERROR_LEVELS else None
         file_ = _dig(record, f["file"])
         if file_ is not None:
             extra["file"] = file_
@@ -298,7 +307,7 @@ class JsonLinesParser:
                       host=_str(_dig(record, f["host"])), service=_str(_dig(record, f["service"])),
                       method=_str(_dig(record, f["method"])), path=_str(_dig(record, f["path"])),
                       status=status, bytes=size, role=_str(_dig(record, f["role"])),
-                      mfa=_bool(_dig(record, f["mfa"])), extra=extra)]
+                      mfa=_bool(_dig(record, f["mfa"])), level=level, extra=extra)]
 
 
 def _str(value: Any) -> str | None:

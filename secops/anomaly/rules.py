@@ -33,6 +33,16 @@ Buckets (every window is in seconds):
   baseline (``cover_prefix`` makes an IPv4 address count as seen when its ``/N``
   network was; ``cover_prefix6`` likewise for IPv6).
 * ``secret``: a line in which the DLP engine finds a credential (``types`` narrows it).
+* ``baseline``: the entity's total per ``interval`` (events, or the sum of field ``sum``)
+  against its own EWMA baseline (``alpha``), or against the population of all entities
+  of the rule while it has fewer than ``min_history`` intervals: it fires above
+  ``min_value``, above ``ratio`` times the mean and above the mean plus ``z`` standard
+  deviations, all three.
+* ``new_hour``: a login at an hour (UTC, ``tolerance`` hours either side) never seen for
+  the entity, once it has ``min_history`` logins.
+* ``rare_template``: a line whose template (Drain3 online template mining) was never
+  seen before, after ``learn`` seconds of learning (match on ``level: error`` for new
+  error messages).
 
 An alert stays open while matching events of its entity keep coming within
 ``incident_gap`` seconds (default: the bucket's window) and is then one alert with its
@@ -56,7 +66,8 @@ from secops.anomaly.events import Event
 
 SEVERITIES = ("low", "medium", "high", "critical")
 ENTITY_TYPES = ("ip", "user", "endpoint")
-BUCKETS = ("counter", "leaky", "distinct", "conditional", "each", "first_seen", "secret")
+BUCKETS = ("counter", "leaky", "distinct", "conditional", "each", "first_seen", "secret",
+           "baseline", "new_hour", "rare_template")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 _BASE_METRICS = ("count", "failures", "successes", "success_rate")
@@ -77,6 +88,14 @@ class Bucket:
     cover_prefix: int = 32
     cover_prefix6: int = 128
     types: tuple[str, ...] = ()
+    sum: str | None = None
+    alpha: float = 0.3
+    z: float = 4.0
+    ratio: float = 3.0
+    min_value: float = 0.0
+    min_history: int = 3
+    tolerance: int = 1
+    learn: float = 3600.0
 
     @property
     def distinct_fields(self) -> tuple[str, ...]:
@@ -244,6 +263,26 @@ def _bucket(data: Any, where: str) -> Bucket:
         if not isinstance(types, list):
             raise RuleError(f"{where}: 'types' must be a list of DLP types")
         return Bucket(kind, window, types=tuple(str(t) for t in types))
+    if kind == "baseline":
+        interval = _number(data, "interval", where, 3600)
+        sum_field = data.get("sum")
+        if sum_field is not None and not isinstance(sum_field, str):
+            raise RuleError(f"{where}: 'sum' must be a field name")
+        alpha = _number(data, "alpha", where, 0.3)
+        if alpha >= 1:
+            raise RuleError(f"{where}: 'alpha' must be between 0 and 1")
+        return Bucket(kind, interval, field=sum_field, sum=sum_field, alpha=alpha,
+                      z=_number(data, "z", where, 4), ratio=_number(data, "ratio", where, 3),
+                      min_value=_number(data, "min_value", where, 0, positive=False),
+                      min_history=int(_number(data, "min_history", where, 3)))
+    if kind == "new_hour":
+        tolerance = int(_number(data, "tolerance", where, 1, positive=False))
+        if tolerance > 11:
+            raise RuleError(f"{where}: 'tolerance' must be 0-11 hours")
+        return Bucket(kind, window, min_history=int(_number(data, "min_history", where, 20)),
+                      tolerance=tolerance)
+    if kind == "rare_template":
+        return Bucket(kind, window, learn=_number(data, "learn", where, 3600, positive=False))
     return Bucket(kind, window)
 
 

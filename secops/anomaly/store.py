@@ -27,6 +27,45 @@ class Fired:
     items: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class RateView:
+    """An entity's running interval next to its baseline and the population's."""
+
+    current: float      # total so far in the current interval
+    events: int         # events so far in the current interval
+    first: float        # time of the interval's first event
+    mean: float         # the entity's EWMA of past interval totals
+    sd: float
+    history: int        # past intervals behind the entity's baseline
+    pop_mean: float     # the same over every entity of the rule (active intervals)
+    pop_sd: float
+    pop_history: int
+
+
+class _Ewma:
+    __slots__ = ("mean", "var", "n")
+
+    def __init__(self) -> None:
+        self.mean = self.var = 0.0
+        self.n = 0
+
+    def add(self, x: float, alpha: float) -> None:
+        if self.n == 0:
+            self.mean, self.var = x, 0.0
+        else:
+            diff = x - self.mean
+            incr = alpha * diff
+            self.mean += incr
+            self.var = (1 - alpha) * (self.var + diff * incr)
+        self.n += 1
+
+    def decay(self, k: int, alpha: float) -> None:
+        """``k`` empty intervals."""
+        for _ in range(min(k, 64)):
+            self.add(0.0, alpha)
+        self.n += max(0, k - 64)
+
+
 @dataclass(slots=True)
 class Incident:
     rule: str
@@ -52,6 +91,11 @@ class WindowStore(Protocol):
               check: Callable[[dict[str, float]], bool]) -> Fired | None: ...
 
     def first_seen(self, key: str, value: str) -> bool | None: ...
+
+    def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
+             alpha: float) -> RateView: ...
+
+    def hours(self, key: str, hour: int) -> tuple[int, int]: ...
 
     def remember(self, key: str, values: Iterable[str]) -> None: ...
 
@@ -83,6 +127,7 @@ class MemoryStore:
         self._state: dict[str, Any] = {}
         self._touched: dict[str, tuple[float, float]] = {}   # key -> (last ts, ttl)
         self._seen: dict[str, set[str]] = {}
+        self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
 
     def _touch(self, key: str, ts: float, ttl: float) -> None:
@@ -184,6 +229,35 @@ class MemoryStore:
         if check(metrics):   # the window is kept: the incident lasts while this holds
             return Fired(t.count, t.slots[0][4] if t.slots else ts, list(t.items))
         return None
+
+    def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
+             alpha: float) -> RateView:
+        """Add ``amount`` to the entity's current interval and report it with its baselines."""
+        state = self._state.get(key)
+        index = int(ts // interval)
+        if state is None:
+            state = self._state[key] = [index, 0.0, 0, ts, _Ewma()]
+        pop: _Ewma | None = self._state.get(population)
+        if pop is None:
+            pop = self._state[population] = _Ewma()
+        if index > state[0]:   # close the finished interval, and the empty ones after it
+            state[4].add(state[1], alpha)
+            pop.add(state[1], alpha)
+            state[4].decay(index - state[0] - 1, alpha)
+            state[:4] = [index, 0.0, 0, ts]
+        state[1] += amount
+        state[2] += 1
+        ewma = state[4]
+        self._touch(key, ts, interval * 48)
+        self._touch(population, ts, interval * 48)
+        return RateView(state[1], state[2], state[3], ewma.mean, ewma.var ** 0.5, ewma.n,
+                        pop.mean, pop.var ** 0.5, pop.n)
+
+    def hours(self, key: str, hour: int) -> tuple[int, int]:
+        """The entity's mask of login hours and login count before this one (then learnt)."""
+        state = self._seen_hours.get(key, (0, 0))
+        self._seen_hours[key] = (state[0] | (1 << hour), state[1] + 1)
+        return state
 
     def first_seen(self, key: str, value: str) -> bool | None:
         """True when ``value`` is new for a key that has a baseline (it is then learnt);

@@ -17,8 +17,10 @@ Written from descriptions of how the systems are used and attacked, not from the
   a compromised account, credentials written to logs, logins from an attacker's address
   with stolen credentials, and GDPR access requests (informational events).
 
-``simulate(seed)`` writes nothing; ``Day.write(folder)`` writes ``auth.log``,
-``access.log``, ``portal.jsonl`` and ``baseline.json``.
+The history days before the scored day hold background only; the detector learns from
+them as a deployment learns from the history it keeps. ``simulate(seed)`` writes nothing;
+``Day.write(folder)`` writes ``auth.log``, ``access.log``, ``portal.jsonl`` and
+``baseline.json``.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class Sim:
         self.home_ips = {u: [self._ip("home") for _ in range(r.randint(1, 3))] for u in self.employees}
         self.day.baseline = {u: [self.office_nat, *ips] for u, ips in self.home_ips.items()}
         self.pid = 1000
+        self.day0 = DAY0
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -126,7 +129,7 @@ class Sim:
         """``n`` times over the day, following the diurnal curve (or uniform)."""
         out: list[float] = []
         while len(out) < n:
-            t = DAY0 + self.rng.random() * DAY
+            t = self.day0 + self.rng.random() * DAY
             if not curve or self.rng.random() < diurnal(t):
                 out.append(t)
         return sorted(out)
@@ -219,9 +222,23 @@ class Sim:
                 dead = r.random() < 0.02
                 self.http(t, bot, r.choice(STALE + SITE_PAGES) if dead else r.choice(SITE_PAGES),
                           404 if dead else 200, agent="Mozilla/5.0 (compatible; Googlebot/2.1)")
+        for t in self.times(r.randint(60, 150)):   # the application's everyday errors
+            template = r.choice((
+                "database timeout after {n} ms on query {q}", "upstream {ip} refused connection",
+                "mail delivery to {u}@example.org deferred: 451 try again later",
+                "session {h} expired for user {u}"))
+            message = template.format(n=r.randint(500, 30000), q=r.randint(1, 40), ip=self._ip("lan"),
+                                      u=r.choice(self.employees), h=f"{r.getrandbits(64):016x}")
+            self.portal(t, "app_error", level="error", message=message)
+        for t in self.times(r.randint(20, 80)):   # the reverse proxy's upstream timeouts
+            self.http(t, r.choice(visitors), r.choice(("/api/v1/builds", "/docs/api")),
+                      r.choice((502, 504)), size=0)
+        for t in self.times(r.randint(100, 300), curve=False):   # sshd's own noise about scanners
+            self.syslog(t, "sshd", f"error: kex_exchange_identification: Connection closed by remote "
+                        f"host {self._ip('scanner')} port {r.randint(1024, 65535)}")
         ci = self._ip("ci")
-        t = DAY0 + r.uniform(0, 30)
-        while t < DAY0 + DAY:   # CI polling the API, refused now and then
+        t = self.day0 + r.uniform(0, 30)
+        while t < self.day0 + DAY:   # CI polling the API, refused now and then
             burst = r.random() < 0.012
             for _ in range(r.randint(1, 3) if burst else 1):
                 self.http(t, ci, "/api/v1/builds", 429 if burst else 200, size=90, agent="ci-runner/2.4")
@@ -253,7 +270,7 @@ class Sim:
                 self.ssh_fail(t, target, ip)
                 t += r.uniform(2, 15)
             t += r.uniform(5, 60)
-        self.label("brute_force", {("user", target)}, start, t)
+        self.label("brute_force", {("user", target), ("endpoint", f"sshd@{self.host}")}, start, t)
 
     def password_spraying(self) -> None:
         r = self.rng
@@ -298,7 +315,7 @@ class Sim:
             self.http(t, ip, "/api/v1/search", 429 if r.random() < 0.9 else 200, size=60,
                       agent="python-requests/2.31")
             t += r.expovariate(rate)
-        self.label("rate_limit_abuse", {("ip", ip)}, start, t)
+        self.label("rate_limit_abuse", {("ip", ip), ("endpoint", "/api/v1/search")}, start, t)
 
     def web_scan(self) -> None:
         r = self.rng
@@ -352,6 +369,63 @@ class Sim:
                     bytes=r.randint(50_000_000, 900_000_000), file="exports/customers.csv")
         self.label("first_seen", {("user", victim)}, t, t)
 
+    def bulk_download(self) -> None:
+        """An insider (known address, valid session) pulling far more reports than anyone."""
+        r = self.rng
+        user = r.choice(self.employees)
+        ip = r.choice(self.home_ips[user])
+        t = start = self.slot(7200)
+        self.portal(t, "login", user=user, ip=ip, success=True, role="staff", mfa=True)
+        end = t + r.uniform(1800, 7200)
+        total, goal = 0, r.uniform(3e8, 5e9)
+        while total < goal and t < end:
+            t += r.uniform(5, 60)
+            size = r.randint(5_000_000, 50_000_000)
+            total += size
+            self.portal(t, "download", user=user, ip=ip, bytes=size, file=f"reports/{r.randint(1, 4000)}.pdf")
+        self.label("exfiltration", {("user", user)}, start, t)
+
+    def scraping(self) -> None:
+        """Many addresses scraping one documentation page far faster than people read it."""
+        r = self.rng
+        page = r.choice(("/docs/api", "/pricing", "/blog"))
+        ips = [self._ip("bot") for _ in range(r.randint(20, 100))]
+        t = start = self.slot(1800)
+        end = t + r.uniform(600, 1800)
+        rate = r.uniform(2, 20)
+        while t < end:
+            self.http(t, r.choice(ips), page, 200, agent="Mozilla/5.0 (compatible; scraper)")
+            t += r.expovariate(rate)
+        self.label("rate_spike", {("endpoint", page)}, start, t)
+
+    def new_error(self) -> None:
+        """A fault never seen before (a crash after a bad deploy, a full disk, the OOM killer)."""
+        r = self.rng
+        if not hasattr(self, "faults"):
+            self.faults = r.sample(range(5), 5)
+        fault = self.faults.pop()
+        t = start = self.slot(3600)
+        for _ in range(r.randint(1, 20)):
+            pid = r.randint(1000, 99999)
+            if fault == 0:
+                self.portal(t, "app_error", level="critical", message="panic: runtime error: invalid "
+                            f"memory address or nil pointer dereference in export worker {r.randint(1, 8)}")
+            elif fault == 1:
+                self.portal(t, "app_error", level="error", message=f"could not write /var/lib/portal/"
+                            f"uploads/{r.getrandbits(32):08x}: No space left on device")
+            elif fault == 2:
+                self.syslog(t, "kernel", f"app[{pid}]: segfault at {r.getrandbits(32):x} ip "
+                            f"{r.getrandbits(48):012x} sp {r.getrandbits(48):012x} error 4 in libcrypto.so.3")
+            elif fault == 3:
+                self.syslog(t, "kernel", f"Out of memory: Killed process {pid} (java) total-vm:"
+                            f"{r.randint(10**6, 10**7)}kB, anon-rss:{r.randint(10**6, 10**7)}kB")
+            else:
+                self.syslog(t, "sshd", f"fatal: mm_answer_sign: sign: error in libcrypto [preauth] "
+                            f"pid {pid}")
+            t += r.uniform(5, 120)
+        entity = "portal@app1" if fault < 2 else ("sshd@web1" if fault == 4 else "kernel@web1")
+        self.label("rare_template", {("endpoint", entity)}, start, t)
+
     def gdpr_request(self) -> None:
         r = self.rng
         user = r.choice(self.employees)
@@ -362,12 +436,17 @@ class Sim:
 
 ATTACKS = ("ssh_brute_force", "distributed_attack_on_account", "password_spraying",
            "credential_stuffing", "api_flood", "web_scan", "sudo_guessing", "secret_in_log",
-           "stolen_credentials", "gdpr_request")
+           "stolen_credentials", "gdpr_request", "bulk_download", "scraping", "new_error")
 
 
-def simulate(seed: int, *, per_family: int = 2) -> Day:
-    """One labelled day: background plus ``per_family`` attacks of each kind."""
+def simulate(seed: int, *, per_family: int = 2, history_days: int = 0) -> Day:
+    """One labelled day: background plus ``per_family`` attacks of each kind, after
+    ``history_days`` days of background alone (the history baselines learn from)."""
     sim = Sim(seed)
+    for back in range(history_days, 0, -1):
+        sim.day0 = DAY0 - back * DAY
+        sim.background()
+    sim.day0 = DAY0
     sim.background()
     for name in ATTACKS:
         for _ in range(per_family):

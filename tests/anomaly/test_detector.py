@@ -194,3 +194,65 @@ def test_rule_files_override_disable_and_report_bad_ones(tmp_path):
 def test_bad_rules_are_refused_with_a_reason(text, reason):
     with pytest.raises(RuleError, match=reason):
         rules_from_text(text, "r.yaml")
+
+
+def download(t, size, user="gus"):
+    return Event(T0 + t, "download", f"download {user} {size} {t}", "json", user=user, bytes=size)
+
+
+def test_download_volume_against_own_history_and_population():
+    rules = only("download-volume-spike")
+    # eight hours of ~20 MB an hour, then 400 MB within the ninth hour
+    history = [download(h * 3600 + 60 * k, 5_000_000) for h in range(8) for k in range(4)]
+    spike = [download(8 * 3600 + 60 * k, 100_000_000) for k in range(4)]
+    assert run(history + spike, rules) == [("download-volume-spike", "gus", 8 * 3600, 8 * 3600 + 180, 4)]
+    # the same volume spread evenly over the day is this account's normal
+    steady = [download(h * 3600 + 60 * k, 100_000_000) for h in range(12) for k in range(4)]
+    got = run(steady, rules)
+    assert got == [("download-volume-spike", "gus", 0, 180, 4)]   # only before any history exists
+    # a new account is judged against everyone's hours: 250 MB in one hour stands out
+    others = [download(h * 3600 + 60 * k, 5_000_000, user=f"u{k}") for h in range(8) for k in range(6)]
+    newcomer = [download(8 * 3600 + 10 * k, 50_000_000, user="new") for k in range(5)]
+    assert run(others + newcomer, rules) == [("download-volume-spike", "new", 8 * 3600, 8 * 3600 + 40, 5)]
+
+
+def test_endpoint_request_spike_needs_all_three_conditions():
+    rules = only("endpoint-request-spike")
+    normal = [req(i * 6, "/docs", 200, ip=f"192.0.2.{i % 200}") for i in range(6 * 600)]   # 100 / 10 min
+    burst = [req(6 * 3600 + i * 0.5, "/docs", 200) for i in range(600)]
+    # intervals are aligned on the clock: T0 is 200 s into one, so the burst's interval opened at
+    # 6 h - 200 s and already held the normal requests at 21402, 21408 ... 21594 (33 of them)
+    assert T0 % 600 == 200
+    assert run(normal + burst, rules) == [("endpoint-request-spike", "/docs", 21402, 6 * 3600 + 299.5,
+                                           33 + 600)]
+    busy = [req(i * 1.5, "/", 200) for i in range(4 * 2400)]   # 400 / 10 min, all day
+    assert run(busy, rules)[1:] == []   # at most the very first interval, before any history
+
+
+def test_admin_login_at_a_new_hour():
+    rules = only("admin-login-unusual-hour")
+    day = 86400
+    def admin_ok(t, user="root-admin"):
+        return Event(T0 + t, "login", f"ok {user} {t}", "json", success=True, user=user, role="admin",
+                     ip="192.0.2.1")
+    office = [admin_ok(d * day + 9 * 3600 + 60 * k) for d in range(10) for k in range(3)]
+    night = admin_ok(10 * day + 3 * 3600 - (T0 % 3600) + 3600)
+    got = run(office + [night], rules)
+    assert [(r, e, c) for r, e, _, _, c in got] == [("admin-login-unusual-hour", "root-admin", 1)]
+    staff = [Event(T0 + d * day + 9 * 3600, "login", "ok", "json", success=True, user="s", role="staff")
+             for d in range(25)] + [Event(T0 + 30 * day + 3 * 3600, "login", "ok", "json",
+                                          success=True, user="s", role="staff")]
+    assert run(staff, rules) == []
+
+
+def test_rare_error_template_after_learning():
+    rules = only("rare-error-template")
+    def err(t, message):
+        return Event(T0 + t, "app_error", message, "json", service="portal", host="app1",
+                     level="error", extra={"message": message})
+    learnt = [err(i * 300, f"database timeout after {100 + i} ms on query {i % 7}") for i in range(20)]
+    later = [err(7200 + i * 60, f"database timeout after {900 + i} ms on query {i}") for i in range(5)]
+    new = [err(9000 + i * 30, f"panic: nil pointer dereference in export worker {i}") for i in range(3)]
+    first_seen_in_learning = [err(100, "disk almost full on /var")]
+    got = run(learnt + first_seen_in_learning + later + new, rules)
+    assert got == [("rare-error-template", "portal@app1", 9000, 9060, 3)]
