@@ -173,7 +173,7 @@ class SyslogAuthParser:
 
 # --- combined access log --------------------------------------------------------
 
-_Q = r'"((?:[^"\\]|\\.)*)"'
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _COMBINED = re.compile(
     r"(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] " + _Q
     + r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _Q + " " + _Q + r")?")

@@ -74,6 +74,7 @@ _BASE_METRICS = ("count", "failures", "successes", "success_rate")
 _MITRE = re.compile(r"T\d{4}(?:\.\d{3})?\Z")
 
 Predicate = Callable[[Event], bool]
+_ENTITY_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
 
 
 @dataclass(frozen=True)
@@ -122,80 +123,87 @@ class Rule:
     actions: frozenset[str] | None = None   # the event actions it can match (None: any)
 
     def entity(self, event: Event) -> str | None:
-        value = event.get(self.group_by)
+        value = (getattr(event, self.group_by) if self.group_by in _ENTITY_ATTRS
+                 else event.get(self.group_by))
         if value is None and self.bucket.type == "secret":
             return event.endpoint or event.origin or None
         return None if value is None or value == "" else str(value)
 
 
 _COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_EVENT_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"}
 
 
-def _regex_test(name: str, pattern: re.Pattern[str]) -> Predicate:
-    def test(e: Event) -> bool:
-        v = e.get(name)
-        return isinstance(v, str) and pattern.search(v) is not None
-    return test
+class _Compiler:
+    """Turns match mappings into one Python expression over the event ``e``.
 
+    Only attribute names of :class:`Event` are written into the code; every value and
+    every other field name goes in as a bound constant, so a rule file cannot inject code.
+    """
 
-def _compare_test(name: str, op: Callable[[Any, Any], bool], value: float) -> Predicate:
-    def test(e: Event) -> bool:
-        v = e.get(name)
-        return isinstance(v, int | float) and not isinstance(v, bool) and op(v, value)
-    return test
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.consts: dict[str, Any] = {}
 
+    def const(self, value: Any) -> str:
+        name = f"_c{len(self.consts)}"
+        self.consts[name] = value
+        return name
 
-def _exists_test(name: str, want: bool) -> Predicate:
-    def test(e: Event) -> bool:
-        return (e.get(name) is not None) is want
-    return test
+    def access(self, name: str) -> str:
+        if name in _EVENT_ATTRS or name == "endpoint":
+            return f"e.{name}"
+        return f"e.extra.get({self.const(name)})"
 
-
-def _not_test(name: str, banned: frozenset[Any]) -> Predicate:
-    def test(e: Event) -> bool:
-        return e.get(name) not in banned
-    return test
-
-
-def _test(name: str, spec: Any, where: str) -> Predicate:
-    if isinstance(spec, list):
-        allowed = frozenset(spec)
-        return lambda e: e.get(name) in allowed
-    if not isinstance(spec, Mapping):
-        return lambda e: e.get(name) == spec
-    tests: list[Predicate] = []
-    for key, value in spec.items():
-        if key == "re":
+    def test(self, name: str, spec: Any) -> str:
+        acc = self.access(name)
+        if isinstance(spec, list):
             try:
-                pattern = re.compile(str(value))
-            except re.error as exc:
-                raise RuleError(f"{where}: field {name!r}: bad regular expression: {exc}") from None
-            tests.append(_regex_test(name, pattern))
-        elif key in ("gt", "gte", "lt", "lte"):
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise RuleError(f"{where}: field {name!r}: {key} needs a number")
-            tests.append(_compare_test(name, OPS[_COMPARE[key]], value))
-        elif key == "exists":
-            tests.append(_exists_test(name, bool(value)))
-        elif key == "not":
-            tests.append(_not_test(name, frozenset(value) if isinstance(value, list)
-                                   else frozenset([value])))
-        else:
-            raise RuleError(f"{where}: field {name!r}: unknown test {key!r} "
-                            "(re, gt, gte, lt, lte, exists, not)")
-    return lambda e: all(t(e) for t in tests)
+                return f"({acc} in {self.const(frozenset(spec))})"
+            except TypeError:
+                raise RuleError(f"{self.where}: field {name!r}: a list of plain values only") from None
+        if isinstance(spec, bool) or spec is None:
+            return f"({acc} is {self.const(spec)})"
+        if not isinstance(spec, Mapping):
+            return f"({acc} == {self.const(spec)})"
+        parts: list[str] = []
+        for key, value in spec.items():
+            var = self.const(None)   # a fresh name for the walrus
+            if key == "re":
+                try:
+                    pattern = re.compile(str(value))
+                except re.error as exc:
+                    raise RuleError(f"{self.where}: field {name!r}: bad regular expression: {exc}") from None
+                parts.append(f"(isinstance(({var} := {acc}), str) and "
+                             f"{self.const(pattern)}.search({var}) is not None)")
+            elif key in _COMPARE:
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise RuleError(f"{self.where}: field {name!r}: {key} needs a number")
+                parts.append(f"(isinstance(({var} := {acc}), (int, float)) and not isinstance({var}, bool)"
+                             f" and {var} {_COMPARE[key]} {self.const(value)})")
+            elif key == "exists":
+                parts.append(f"({acc} is {'not ' if value else ''}None)")
+            elif key == "not":
+                banned = frozenset(value) if isinstance(value, list) else frozenset([value])
+                parts.append(f"({acc} not in {self.const(banned)})")
+            else:
+                raise RuleError(f"{self.where}: field {name!r}: unknown test {key!r} "
+                                "(re, gt, gte, lt, lte, exists, not)")
+        return " and ".join(parts) or "True"
 
 
 def _predicate(alternatives: tuple[Mapping[str, Any], ...], where: str) -> Predicate:
-    compiled: list[list[Predicate]] = []
+    compiler = _Compiler(where)
+    ors = []
     for alt in alternatives:
-        compiled.append([_test(str(k), v, where) for k, v in alt.items()])
-    if not compiled:
-        return lambda e: True
-    if len(compiled) == 1:
-        tests = compiled[0]
-        return lambda e: all(t(e) for t in tests)
-    return lambda e: any(all(t(e) for t in tests) for tests in compiled)
+        ands = [compiler.test(str(k), v) for k, v in alt.items()]
+        ors.append("(" + (" and ".join(ands) or "True") + ")")
+    code = "lambda e: " + (" or ".join(ors) or "True")
+    namespace = {"__builtins__": {}, "isinstance": isinstance, "str": str, "int": int,
+                 "float": float, "bool": bool, **compiler.consts}
+    predicate: Predicate = eval(compile(code, f"<rule {where}>", "eval"),   # noqa: S307 - see _Compiler
+                                namespace)
+    return predicate
 
 
 def _actions(alternatives: tuple[Mapping[str, Any], ...]) -> frozenset[str] | None:

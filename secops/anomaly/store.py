@@ -245,11 +245,13 @@ class MemoryStore:
             pop.add(state[1], alpha)
             state[4].decay(index - state[0] - 1, alpha)
             state[:4] = [index, 0.0, 0, ts]
+            self._touch(population, ts, interval * 48)
+            self._touch(key, ts, interval * 48)
+        elif state[2] == 0:
+            self._touch(key, ts, interval * 48)
         state[1] += amount
         state[2] += 1
         ewma = state[4]
-        self._touch(key, ts, interval * 48)
-        self._touch(population, ts, interval * 48)
         return RateView(state[1], state[2], state[3], ewma.mean, ewma.var ** 0.5, ewma.n,
                         pop.mean, pop.var ** 0.5, pop.n)
 

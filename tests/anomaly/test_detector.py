@@ -256,3 +256,14 @@ def test_rare_error_template_after_learning():
     first_seen_in_learning = [err(100, "disk almost full on /var")]
     got = run(learnt + first_seen_in_learning + later + new, rules)
     assert got == [("rare-error-template", "portal@app1", 9000, 9060, 3)]
+
+
+def test_match_fields_and_values_cannot_inject_code():
+    text = ("rules:\n  - id: x\n    severity: low\n    group_by: ip\n    bucket: {type: each}\n"
+            "    match: {\"__import__('os').system('false')\": 1, path: \"') or True or ('\"}\n")
+    rule = rules_from_text(text, "r.yaml")[0]
+    event = Event(T0, "request", "r", "http", ip="192.0.2.1", path="/",
+                  extra={"__import__('os').system('false')": 1})
+    assert rule.predicate(event) is False
+    event.path = "') or True or ('"
+    assert rule.predicate(event) is True
