@@ -131,9 +131,12 @@ class Detector:
             self._now = event.ts
         for rule in self._rules_for(event.action):
             if rule.predicate(event):
-                entity = rule.entity(event)
+                if rule.entity_type == "auto":
+                    kind, entity = rule.entity_of(event)
+                else:
+                    kind, entity = rule.entity_type, rule.entity(event)
                 if entity is not None:
-                    self._hit(rule, entity, event)
+                    self._hit(rule, entity, event, kind)
         if self._secret_rules:
             self._secret_buffer.append(event)
             if len(self._secret_buffer) >= SECRET_BATCH:
@@ -145,7 +148,7 @@ class Detector:
         for event in events:
             self.feed(event)
 
-    def _hit(self, rule: Rule, entity: str, event: Event) -> None:
+    def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
         key = self._key(rule, entity)
         if rule.bucket.type == "rare_template":   # one incident per new template
             novel, cluster = self._miners[rule.id].add(event.ts, event.message)
@@ -168,8 +171,8 @@ class Detector:
                     open_.evidence.append(item)
             return
         if fired is not None:
-            store.put_incident(key, Incident(rule.id, entity, min(fired.first, ts), ts, fired.count,
-                                             fired.items[: self.evidence_limit]))
+            store.put_incident(key, Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
+                                             fired.count, fired.items[: self.evidence_limit]))
 
     def _bucket(self, rule: Rule, key: str, event: Event, item: str,
                 *, extending: bool) -> Fired | None:
@@ -222,6 +225,10 @@ class Detector:
             if value is None:
                 return None
             return self.store.distinct(key, ts, str(value), item, b.window, b.threshold)
+        if kind == "temporal":
+            matched = [i for i, p in enumerate(b.predicates) if p(event)]
+            return self.store.temporal(key, ts, item, matched, len(b.predicates), b.window,
+                                       b.ordered, self.evidence_limit)
         if kind == "leaky":
             return self.store.leaky(key, ts, item, b.capacity, b.leak, self.evidence_limit)
         raise AssertionError(kind)
@@ -236,7 +243,7 @@ class Detector:
             for rule in self._secret_rules:
                 entity = rule.entity(event)
                 if entity is not None:
-                    self._hit(rule, entity, event)
+                    self._hit(rule, entity, event, rule.entity_type)
 
     # -- closing ------------------------------------------------------------------------
 
@@ -248,7 +255,7 @@ class Detector:
         evidence = incident.evidence
         if self._finder is not None:
             evidence = [self._finder.redact(line) for line in evidence]
-        self.closed.append(Alert(rule.id, rule.severity, incident.entity, rule.entity_type,
+        self.closed.append(Alert(rule.id, rule.severity, incident.entity, incident.entity_type,
                                  incident.start, incident.end, incident.count, tuple(evidence),
                                  rule.title, rule.family, rule.mitre))
 

@@ -51,6 +51,7 @@ count and time span.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -97,6 +98,9 @@ class Bucket:
     min_history: int = 3
     tolerance: int = 1
     learn: float = 3600.0
+    ordered: bool = False                                   # temporal (Sigma) buckets
+    predicates: tuple[Callable[[Event], bool], ...] = dataclasses.field(
+        default=(), compare=False, repr=False)
 
     @property
     def distinct_fields(self) -> tuple[str, ...]:
@@ -123,11 +127,28 @@ class Rule:
     actions: frozenset[str] | None = None   # the event actions it can match (None: any)
 
     def entity(self, event: Event) -> str | None:
-        value = (getattr(event, self.group_by) if self.group_by in _ENTITY_ATTRS
-                 else event.get(self.group_by))
+        group_by = self.group_by
+        if group_by in _ENTITY_ATTRS:
+            value = getattr(event, group_by)
+        elif group_by == "auto":
+            return self.entity_of(event)[1]
+        elif "," in group_by:
+            values = [event.get(f) for f in group_by.split(",")]
+            return None if any(v is None or v == "" for v in values) else "|".join(map(str, values))
+        else:
+            value = event.get(group_by)
         if value is None and self.bucket.type == "secret":
             return event.endpoint or event.origin or None
         return None if value is None or value == "" else str(value)
+
+    def entity_of(self, event: Event) -> tuple[str, str | None]:
+        """(entity type, entity): a fixed type, or for ``auto`` the first of ip, user, endpoint."""
+        if self.entity_type != "auto":
+            return self.entity_type, self.entity(event)
+        for kind, value in (("ip", event.ip), ("user", event.user), ("endpoint", event.endpoint)):
+            if value:
+                return kind, value
+        return "endpoint", event.origin or None
 
 
 _COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -370,8 +391,10 @@ class RuleSet:
     @classmethod
     def load(cls, *dirs: str | Path, include_shipped: bool = True) -> RuleSet:
         """Shipped rules plus the rule files of ``dirs``; a bad file is skipped and reported."""
+        from secops.anomaly.sigma import load_sigma  # heavy (pySigma), and it builds Rules
+
         by_id = {r.id: r for r in cls.shipped().rules} if include_shipped else {}
-        problems: list[str] = []
+        sigma_rules, problems = load_sigma(*dirs) if dirs else ([], [])
         for raw in dirs:
             path = Path(raw)
             if not path.is_dir():
@@ -388,6 +411,8 @@ class RuleSet:
                     continue
                 for rule in loaded:
                     by_id[rule.id] = rule
+        for rule in sigma_rules:
+            by_id[rule.id] = rule
         return cls(list(by_id.values()), problems)
 
 

@@ -70,6 +70,7 @@ class _Ewma:
 class Incident:
     rule: str
     entity: str
+    entity_type: str
     start: float
     end: float
     count: int
@@ -91,6 +92,9 @@ class WindowStore(Protocol):
               check: Callable[[dict[str, float]], bool]) -> Fired | None: ...
 
     def first_seen(self, key: str, value: str) -> bool | None: ...
+
+    def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
+                 window: float, ordered: bool, keep: int) -> Fired | None: ...
 
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView: ...
@@ -254,6 +258,29 @@ class MemoryStore:
         ewma = state[4]
         return RateView(state[1], state[2], state[3], ewma.mean, ewma.var ** 0.5, ewma.n,
                         pop.mean, pop.var ** 0.5, pop.n)
+
+    def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
+                 window: float, ordered: bool, keep: int) -> Fired | None:
+        """Fires when every one of ``parts`` rules matched within ``window`` (in their order
+        when ``ordered``); ``matched`` are the indexes of the rules this event matched."""
+        state = self._state.get(key)
+        if state is None:
+            state = self._state[key] = [[None] * parts, deque()]
+        last, hits = state[0], state[1]
+        for i in matched:
+            if ordered and i > 0 and (last[i - 1] is None or last[i - 1] < ts - window):
+                continue   # out of order: the earlier step has not happened (recently)
+            last[i] = ts
+        hits.append((ts, item))
+        while hits[0][0] < ts - window:
+            hits.popleft()
+        self._touch(key, ts, window)
+        if all(t is not None and t >= ts - window for t in last):
+            del self._state[key]
+            start = min(last)
+            within = [i for t, i in hits if t >= start]
+            return Fired(len(within), start, within[-keep:])
+        return None
 
     def hours(self, key: str, hour: int) -> tuple[int, int]:
         """The entity's mask of login hours and login count before this one (then learnt)."""
