@@ -7,11 +7,14 @@ evidence lines) and starts empty again. State is bounded: a counter keeps at mos
 conditional bucket fixed time slots plus the distinct values its conditions need, and
 :meth:`MemoryStore.expire` forgets keys idle for longer than their window. The
 platform implements the same protocol on Redis so that workers share windows.
+
+Every window's state is plain JSON data (lists, dicts, numbers, strings) and the bucket
+algorithms are the functions ``step_*`` over it, so another store (Redis) keeps the state
+elsewhere and runs the very same steps.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,30 +43,6 @@ class RateView:
     pop_mean: float     # the same over every entity of the rule (active intervals)
     pop_sd: float
     pop_history: int
-
-
-class _Ewma:
-    __slots__ = ("mean", "var", "n")
-
-    def __init__(self) -> None:
-        self.mean = self.var = 0.0
-        self.n = 0
-
-    def add(self, x: float, alpha: float) -> None:
-        if self.n == 0:
-            self.mean, self.var = x, 0.0
-        else:
-            diff = x - self.mean
-            incr = alpha * diff
-            self.mean += incr
-            self.var = (1 - alpha) * (self.var + diff * incr)
-        self.n += 1
-
-    def decay(self, k: int, alpha: float) -> None:
-        """``k`` empty intervals."""
-        for _ in range(min(k, 64)):
-            self.add(0.0, alpha)
-        self.n += max(0, k - 64)
 
 
 @dataclass(slots=True)
@@ -114,14 +93,158 @@ class WindowStore(Protocol):
     def expire(self, now: float) -> None: ...
 
 
-class _Tally:
-    __slots__ = ("slots", "count", "failures", "successes", "values", "items")
+def ewma_add(e: list[float], x: float, alpha: float) -> None:
+    """Fold ``x`` into an EWMA state ``[mean, variance, n]``."""
+    if e[2] == 0:
+        e[0], e[1] = x, 0.0
+    else:
+        diff = x - e[0]
+        incr = alpha * diff
+        e[0] += incr
+        e[1] = (1 - alpha) * (e[1] + diff * incr)
+    e[2] += 1
 
-    def __init__(self, keep: int) -> None:
-        self.slots: deque[list[float]] = deque()   # [start, count, failures, successes, first]
-        self.count = self.failures = self.successes = 0
-        self.values: dict[str, OrderedDict[str, float]] = {}
-        self.items: deque[str] = deque(maxlen=keep)
+
+def ewma_decay(e: list[float], k: int, alpha: float) -> None:
+    """``k`` empty intervals."""
+    for _ in range(min(k, 64)):
+        ewma_add(e, 0.0, alpha)
+    e[2] += max(0, k - 64)
+
+
+def step_counter(state: list[Any] | None, ts: float, item: str, window: float,
+                 threshold: int) -> tuple[list[Any] | None, Fired | None]:
+    hits = state if state is not None else []
+    hits.append([ts, item])
+    if len(hits) > threshold + 1:
+        del hits[: len(hits) - threshold - 1]
+    while hits and hits[0][0] < ts - window:
+        hits.pop(0)
+    if len(hits) > threshold:
+        return None, Fired(len(hits), hits[0][0], [i for _, i in hits])
+    return hits, None
+
+
+def step_distinct(state: dict[str, Any] | None, ts: float, value: str, item: str,
+                  window: float, threshold: int) -> tuple[dict[str, Any] | None, Fired | None]:
+    seen = state if state is not None else {}
+    seen.pop(value, None)
+    seen[value] = [ts, item]
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest][0] >= ts - window and len(seen) <= threshold + 1:
+            break
+        del seen[oldest]
+    if len(seen) > threshold:
+        first = min(t for t, _ in seen.values())
+        return None, Fired(len(seen), first, [i for _, i in seen.values()])
+    return seen, None
+
+
+def step_leaky(state: list[Any] | None, ts: float, item: str, capacity: float, leak: float,
+               keep: int) -> tuple[list[Any] | None, Fired | None]:
+    fresh: list[Any] = [0.0, ts, 0, ts, []]
+    level, last, n, first, items = state if state is not None else fresh
+    level = max(0.0, level - (ts - last) / leak)
+    if level == 0.0:
+        n, first, items = 0, ts, []
+    level += 1.0
+    n += 1
+    items.append(item)
+    del items[:-keep]
+    if level > capacity:
+        return None, Fired(n, first, items)
+    return [level, ts, n, first, items], None
+
+
+def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float,
+               success: bool | None, values: Mapping[str, str | None], caps: Mapping[str, int],
+               keep: int, check: Callable[[dict[str, float]], bool]
+               ) -> tuple[dict[str, Any], Fired | None]:
+    """A conditional bucket; its window is kept when it fires (the incident lasts while the
+    conditions hold)."""
+    fresh: dict[str, Any] = {"slots": [], "count": 0, "failures": 0, "successes": 0,
+                             "values": {}, "items": []}
+    t = state if state is not None else fresh
+    slots = t["slots"]   # [start, count, failures, successes, first]
+    width = window / SLOTS
+    start = ts - ts % width
+    if not slots or slots[-1][0] < start:
+        slots.append([start, 0, 0, 0, ts])
+    slot = slots[-1]
+    slot[1] += 1
+    t["count"] += 1
+    if success is False:
+        slot[2] += 1
+        t["failures"] += 1
+    elif success is True:
+        slot[3] += 1
+        t["successes"] += 1
+    while slots and slots[0][0] + width <= ts - window:
+        old = slots.pop(0)
+        t["count"] -= old[1]
+        t["failures"] -= old[2]
+        t["successes"] -= old[3]
+    ok, bad = t["successes"], t["failures"]
+    metrics: dict[str, float] = {"count": t["count"], "failures": bad, "successes": ok,
+                                 "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+    for name, value in values.items():
+        seen = t["values"].setdefault(name, {})
+        if value is not None:
+            seen.pop(value, None)
+            seen[value] = ts
+        cap = caps.get(name, DISTINCT_CAP)
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= ts - window and len(seen) <= cap:
+                break
+            del seen[oldest]
+        metrics["distinct_" + name] = len(seen)
+    t["items"].append(item)
+    del t["items"][:-keep]
+    if check(metrics):
+        return t, Fired(t["count"], slots[0][4] if slots else ts, list(t["items"]))
+    return t, None
+
+
+def step_rate(state: list[Any] | None, population: list[float], ts: float, amount: float,
+              interval: float, alpha: float) -> tuple[list[Any], RateView]:
+    """An interval total against the entity's EWMA (``state``) and everyone's (``population``)."""
+    index = int(ts // interval)
+    if state is None:
+        state = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
+    if index > state[0]:   # close the finished interval, and the empty ones after it
+        ewma_add(state[4], state[1], alpha)
+        ewma_add(population, state[1], alpha)
+        ewma_decay(state[4], index - state[0] - 1, alpha)
+        state[:4] = [index, 0.0, 0, ts]
+    state[1] += amount
+    state[2] += 1
+    own = state[4]
+    return state, RateView(state[1], state[2], state[3], own[0], max(own[1], 0.0) ** 0.5,
+                           int(own[2]), population[0], max(population[1], 0.0) ** 0.5,
+                           int(population[2]))
+
+
+def step_temporal(state: list[Any] | None, ts: float, item: str, matched: Iterable[int],
+                  parts: int, window: float, ordered: bool,
+                  keep: int) -> tuple[list[Any] | None, Fired | None]:
+    """Fires when every one of ``parts`` rules matched within ``window`` (in their order when
+    ``ordered``); ``matched`` are the indexes of the rules this event matched."""
+    fresh: list[Any] = [[None] * parts, []]
+    last, hits = state if state is not None else fresh
+    for i in matched:
+        if ordered and i > 0 and (last[i - 1] is None or last[i - 1] < ts - window):
+            continue   # out of order: the earlier step has not happened (recently)
+        last[i] = ts
+    hits.append([ts, item])
+    while hits[0][0] < ts - window:
+        hits.pop(0)
+    if all(t is not None and t >= ts - window for t in last):
+        start = min(last)
+        within = [i for t, i in hits if t >= start]
+        return None, Fired(len(within), start, within[-keep:])
+    return [last, hits], None
 
 
 class MemoryStore:
@@ -134,153 +257,55 @@ class MemoryStore:
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
 
-    def _touch(self, key: str, ts: float, ttl: float) -> None:
+    def _keep(self, key: str, state: Any, ts: float, ttl: float) -> None:
+        if state is None:
+            self._state.pop(key, None)
+        else:
+            self._state[key] = state
         self._touched[key] = (ts, ttl)
 
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None:
-        hits: deque[tuple[float, str]] | None = self._state.get(key)
-        if hits is None:
-            hits = self._state[key] = deque(maxlen=threshold + 1)
-        hits.append((ts, item))
-        while hits and hits[0][0] < ts - window:
-            hits.popleft()
-        self._touch(key, ts, window)
-        if len(hits) > threshold:
-            del self._state[key]
-            return Fired(len(hits), hits[0][0], [i for _, i in hits])
-        return None
+        state, fired = step_counter(self._state.get(key), ts, item, window, threshold)
+        self._keep(key, state, ts, window)
+        return fired
 
     def distinct(self, key: str, ts: float, value: str, item: str, window: float,
                  threshold: int) -> Fired | None:
-        seen: OrderedDict[str, tuple[float, str]] | None = self._state.get(key)
-        if seen is None:
-            seen = self._state[key] = OrderedDict()
-        seen[value] = (ts, item)
-        seen.move_to_end(value)
-        while seen and next(iter(seen.values()))[0] < ts - window:
-            seen.popitem(last=False)
-        while len(seen) > threshold + 1:
-            seen.popitem(last=False)
-        self._touch(key, ts, window)
-        if len(seen) > threshold:
-            del self._state[key]
-            first = min(t for t, _ in seen.values())
-            return Fired(len(seen), first, [i for _, i in seen.values()])
-        return None
+        state, fired = step_distinct(self._state.get(key), ts, value, item, window, threshold)
+        self._keep(key, state, ts, window)
+        return fired
 
     def leaky(self, key: str, ts: float, item: str, capacity: float, leak: float,
               keep: int) -> Fired | None:
-        state = self._state.get(key)
-        if state is None:
-            state = self._state[key] = [0.0, ts, 0, ts, deque(maxlen=keep)]
-        level, last, n, first, items = state
-        level = max(0.0, level - (ts - last) / leak)
-        if level == 0.0:
-            n, first = 0, ts
-            items.clear()
-        level += 1.0
-        n += 1
-        items.append(item)
-        state[:4] = [level, ts, n, first]
-        self._touch(key, ts, capacity * leak)
-        if level > capacity:
-            del self._state[key]
-            return Fired(n, first, list(items))
-        return None
+        state, fired = step_leaky(self._state.get(key), ts, item, capacity, leak, keep)
+        self._keep(key, state, ts, capacity * leak)
+        return fired
 
     def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
               values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
               check: Callable[[dict[str, float]], bool]) -> Fired | None:
-        t: _Tally | None = self._state.get(key)
-        if t is None:
-            t = self._state[key] = _Tally(keep)
-        width = window / SLOTS
-        start = ts - ts % width
-        if not t.slots or t.slots[-1][0] < start:
-            t.slots.append([start, 0, 0, 0, ts])
-        slot = t.slots[-1]
-        slot[1] += 1
-        t.count += 1
-        if success is False:
-            slot[2] += 1
-            t.failures += 1
-        elif success is True:
-            slot[3] += 1
-            t.successes += 1
-        while t.slots and t.slots[0][0] + width <= ts - window:
-            old = t.slots.popleft()
-            t.count -= int(old[1])
-            t.failures -= int(old[2])
-            t.successes -= int(old[3])
-        metrics: dict[str, float] = {
-            "count": t.count, "failures": t.failures, "successes": t.successes,
-            "success_rate": t.successes / (t.successes + t.failures)
-            if t.successes + t.failures else 1.0}
-        for name, value in values.items():
-            seen = t.values.setdefault(name, OrderedDict())
-            if value is not None:
-                seen[value] = ts
-                seen.move_to_end(value)
-            while seen and next(iter(seen.values())) < ts - window:
-                seen.popitem(last=False)
-            cap = caps.get(name, DISTINCT_CAP)
-            while len(seen) > cap:
-                seen.popitem(last=False)
-            metrics["distinct_" + name] = len(seen)
-        t.items.append(item)
-        self._touch(key, ts, window)
-        if check(metrics):   # the window is kept: the incident lasts while this holds
-            return Fired(t.count, t.slots[0][4] if t.slots else ts, list(t.items))
-        return None
+        state, fired = step_tally(self._state.get(key), ts, item, window, success, values, caps,
+                                  keep, check)
+        self._keep(key, state, ts, window)
+        return fired
 
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView:
-        """Add ``amount`` to the entity's current interval and report it with its baselines."""
-        state = self._state.get(key)
-        index = int(ts // interval)
-        if state is None:
-            state = self._state[key] = [index, 0.0, 0, ts, _Ewma()]
-        pop: _Ewma | None = self._state.get(population)
+        pop = self._state.get(population)
         if pop is None:
-            pop = self._state[population] = _Ewma()
-        if index > state[0]:   # close the finished interval, and the empty ones after it
-            state[4].add(state[1], alpha)
-            pop.add(state[1], alpha)
-            state[4].decay(index - state[0] - 1, alpha)
-            state[:4] = [index, 0.0, 0, ts]
-            self._touch(population, ts, interval * 48)
-            self._touch(key, ts, interval * 48)
-        elif state[2] == 0:
-            self._touch(key, ts, interval * 48)
-        state[1] += amount
-        state[2] += 1
-        ewma = state[4]
-        return RateView(state[1], state[2], state[3], ewma.mean, ewma.var ** 0.5, ewma.n,
-                        pop.mean, pop.var ** 0.5, pop.n)
+            pop = self._state[population] = [0.0, 0.0, 0]
+        state, view = step_rate(self._state.get(key), pop, ts, amount, interval, alpha)
+        self._keep(key, state, ts, interval * 48)
+        self._touched[population] = (ts, interval * 48)
+        return view
 
     def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
                  window: float, ordered: bool, keep: int) -> Fired | None:
-        """Fires when every one of ``parts`` rules matched within ``window`` (in their order
-        when ``ordered``); ``matched`` are the indexes of the rules this event matched."""
-        state = self._state.get(key)
-        if state is None:
-            state = self._state[key] = [[None] * parts, deque()]
-        last, hits = state[0], state[1]
-        for i in matched:
-            if ordered and i > 0 and (last[i - 1] is None or last[i - 1] < ts - window):
-                continue   # out of order: the earlier step has not happened (recently)
-            last[i] = ts
-        hits.append((ts, item))
-        while hits[0][0] < ts - window:
-            hits.popleft()
-        self._touch(key, ts, window)
-        if all(t is not None and t >= ts - window for t in last):
-            del self._state[key]
-            start = min(last)
-            within = [i for t, i in hits if t >= start]
-            return Fired(len(within), start, within[-keep:])
-        return None
+        state, fired = step_temporal(self._state.get(key), ts, item, matched, parts, window,
+                                     ordered, keep)
+        self._keep(key, state, ts, window)
+        return fired
 
     def hours(self, key: str, hour: int) -> tuple[int, int]:
         """The entity's mask of login hours and login count before this one (then learnt)."""
