@@ -13,13 +13,13 @@ redacted from it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from secops.anomaly.events import Event
-from secops.anomaly.novelty import TemplateNovelty
+from secops.anomaly.novelty import TemplateNovelty, TemplateState
 from secops.anomaly.rules import OPS, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
@@ -75,7 +75,8 @@ class Detector:
                  store: WindowStore | None = None,
                  baseline_ips: Mapping[str, Iterable[str]] | None = None,
                  evidence_limit: int = EVIDENCE_LIMIT,
-                 secrets: SecretFinder | None = None) -> None:
+                 secrets: SecretFinder | None = None,
+                 template_state: Callable[[str], TemplateState] | None = None) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else (
             RuleSet.shipped() if rules is None else RuleSet(list(rules)))
         self.rules = ruleset.enabled
@@ -99,8 +100,10 @@ class Detector:
         self._cache: dict[str, list[Rule]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
-        self._miners = {r.id: TemplateNovelty(r.bucket.learn) for r in self.rules
-                        if r.bucket.type == "rare_template"}
+        self._miners = {r.id: TemplateNovelty(r.bucket.learn,
+                                              template_state(r.id) if template_state else None)
+                        for r in self.rules if r.bucket.type == "rare_template"}
+        self.opened: list[Alert] = []
         if self._finder is None and self._secret_rules:
             self._finder = SecretFinder(self._secret_rules[0].bucket.types)
         if baseline_ips:
@@ -169,10 +172,13 @@ class Detector:
                 open_.count += 1
                 if len(open_.evidence) < self.evidence_limit:
                     open_.evidence.append(item)
+                store.put_incident(key, open_)   # a shared store keeps a copy, not this object
             return
         if fired is not None:
-            store.put_incident(key, Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
-                                             fired.count, fired.items[: self.evidence_limit]))
+            incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
+                                fired.count, fired.items[: self.evidence_limit])
+            store.put_incident(key, incident)
+            self.opened.append(self._alert(rule, incident))
 
     def _bucket(self, rule: Rule, key: str, event: Event, item: str,
                 *, extending: bool) -> Fired | None:
@@ -247,17 +253,21 @@ class Detector:
 
     # -- closing ------------------------------------------------------------------------
 
+    def _alert(self, rule: Rule, incident: Incident) -> Alert:
+        evidence = incident.evidence
+        if self._finder is not None:
+            evidence = [self._finder.redact(line) for line in evidence]
+        return Alert(rule.id, rule.severity, incident.entity, incident.entity_type,
+                     incident.start, incident.end, incident.count, tuple(evidence),
+                     rule.title, rule.family, rule.mitre)
+
     def _close(self, key: str) -> None:
         incident = self.store.pop_incident(key)
         if incident is None:
             return
-        rule = self._rules_by_id[incident.rule]
-        evidence = incident.evidence
-        if self._finder is not None:
-            evidence = [self._finder.redact(line) for line in evidence]
-        self.closed.append(Alert(rule.id, rule.severity, incident.entity, incident.entity_type,
-                                 incident.start, incident.end, incident.count, tuple(evidence),
-                                 rule.title, rule.family, rule.mitre))
+        rule = self._rules_by_id.get(incident.rule)
+        if rule is not None:   # (a rule switched off since the incident opened: dropped)
+            self.closed.append(self._alert(rule, incident))
 
     def sweep(self, now: float) -> None:
         """Close incidents idle past their gap and forget idle windows (bounded memory)."""
@@ -265,6 +275,24 @@ class Detector:
             if incident.end + self._rules_by_id[incident.rule].incident_gap < now:
                 self._close(key)
         self.store.expire(now)
+
+    def flush(self) -> None:
+        """Scan the lines still waiting for the credential check."""
+        self._flush_secrets()
+
+    def take_opened(self) -> list[Alert]:
+        """Incidents opened since the last call, as they stood when they opened."""
+        opened, self.opened = self.opened, []
+        return opened
+
+    def take_closed(self, now: float) -> list[Alert]:
+        """Close incidents idle past their gap at ``now``; the alerts closed since the last call
+        (open incidents stay open for the next run: their windows live in the store)."""
+        self.flush()
+        self.sweep(now)
+        closed = self._absorb(self.closed)
+        self.closed = []
+        return sorted(closed, key=lambda a: (a.start, a.rule, a.entity))
 
     def finish(self) -> list[Alert]:
         """Close everything still open; all alerts, ordered by start, rule and entity."""

@@ -12,6 +12,7 @@ import logging
 
 from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
+from drain3.persistence_handler import PersistenceHandler
 from drain3.template_miner_config import TemplateMinerConfig
 
 MAX_CLUSTERS = 10_000
@@ -24,20 +25,31 @@ MASKS = (
 logging.getLogger("drain3").setLevel(logging.WARNING)
 
 
+class TemplateState(PersistenceHandler):
+    """Where a miner's templates outlive the process (Drain3's persistence handler), and
+    when its learning began."""
+
+    def learning_started(self, ts: float) -> float:
+        """The stored start of learning, set to ``ts`` when there is none yet."""
+        raise NotImplementedError
+
+
 class TemplateNovelty:
-    def __init__(self, learn: float) -> None:
+    def __init__(self, learn: float, state: TemplateState | None = None) -> None:
         config = TemplateMinerConfig()
         config.masking_instructions = [MaskingInstruction(p, name) for p, name in MASKS]
         config.drain_max_clusters = MAX_CLUSTERS
         config.drain_sim_th = 0.5
-        self.miner = TemplateMiner(config=config)
+        config.snapshot_interval_minutes = 10
+        self.miner = TemplateMiner(persistence_handler=state, config=config)
+        self.state = state
         self.learn = learn
         self.start: float | None = None
 
     def add(self, ts: float, text: str) -> tuple[bool, int]:
         """Mine ``text``; (whether it is a never-seen template past learning, template id)."""
         if self.start is None:
-            self.start = ts
+            self.start = self.state.learning_started(ts) if self.state is not None else ts
         result = self.miner.add_log_message(text)
         created = result["change_type"] == "cluster_created"
         return created and ts - self.start >= self.learn, int(result["cluster_id"])

@@ -371,6 +371,25 @@ class LineReader:
         self.stats = stats or ParseStats()
         self.sample_limit = sample_limit
 
+    def one(self, raw: str) -> list[Event]:
+        """The events of one line (none for a blank or malformed line, which is counted)."""
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            return []
+        stats = self.stats
+        stats.lines += 1
+        try:
+            events = self.parser.parse(line)
+        except Malformed as exc:
+            stats.malformed += 1
+            if len(stats.samples) < self.sample_limit:
+                stats.samples.append(f"{self.origin}:{stats.lines}: {exc}: {line[:200]}")
+            return []
+        for event in events:
+            event.origin = self.origin
+        stats.events += len(events)
+        return events
+
     def events(self, lines: Iterable[str]) -> Iterator[Event]:
         stats, parse, origin = self.stats, self.parser.parse, self.origin
         for raw in lines:
