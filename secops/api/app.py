@@ -20,7 +20,7 @@ from secops import __version__
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
-from secops.api.routes import alerts, audit, dlp, health, jobs, keys, metrics, scans, schedules
+from secops.api.routes import alerts, anomaly, audit, dlp, health, jobs, keys, metrics, scans, schedules
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
 from secops.errors import ConfigurationError, SecOpsError
 from secops.services.ratelimit import RateLimited
@@ -112,6 +112,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(scans.router)
     app.include_router(dlp.router)
+    app.include_router(anomaly.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -21,6 +21,8 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | quarantine:manage | submit |   x   |         |         |         |
 | dlp:submit        | submit |   x   |    x    |         | listed kinds |
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
+| anomaly:ingest    | submit |   x   |    x    |         | listed kinds |
+| anomaly:read      | read   |   x   |    x    |    x    |  own batches |
 """
 
 from __future__ import annotations
@@ -42,16 +44,20 @@ PERMISSION_CLASS: dict[str, str] = {
     "quarantine:manage": "submit",
     "dlp:submit": "submit",
     "dlp:read": "read",
+    "anomaly:ingest": "submit",
+    "anomaly:read": "read",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
-                          "dlp:submit", "dlp:read"}),
+                          "dlp:submit", "dlp:read", "anomaly:ingest", "anomaly:read"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read",
+                          "anomaly:read"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
-                          "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
+                          "scans:submit", "scans:read", "dlp:submit", "dlp:read",
+                          "anomaly:ingest", "anomaly:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)
