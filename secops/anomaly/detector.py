@@ -20,7 +20,7 @@ from typing import Any
 
 from secops.anomaly.events import Event
 from secops.anomaly.novelty import TemplateNovelty, TemplateState
-from secops.anomaly.rules import OPS, Rule, RuleSet
+from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
 
@@ -62,6 +62,8 @@ class Alert:
 
 def network(value: str, prefix4: int, prefix6: int) -> str:
     """``value`` as the network that covers it (itself when not an address)."""
+    if prefix4 == 32 and prefix6 == 128:
+        return value
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -104,6 +106,8 @@ class Detector:
                                               template_state(r.id) if template_state else None)
                         for r in self.rules if r.bucket.type == "rare_template"}
         self.opened: list[Alert] = []
+        self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
+                                           Callable[[dict[str, float]], bool]]] = {}
         if self._finder is None and self._secret_rules:
             self._finder = SecretFinder(self._secret_rules[0].bucket.types)
         if baseline_ips:
@@ -216,12 +220,13 @@ class Detector:
         if kind == "rare_template":   # _hit passes only lines of a novel template
             return Fired(1, ts, [item])
         if kind == "conditional":
-            fields = b.distinct_fields
+            plan = self._conditional.get(rule.id)
+            if plan is None:
+                plan = self._conditional[rule.id] = _conditional_plan(b)
+            fields, caps, check = plan
             values = {f: _str(event.get(f)) for f in fields}
-            caps = {f: _cap(b.conditions, f) for f in fields}
             return self.store.tally(key, ts, item, b.window, event.success, values, caps,
-                                    self.evidence_limit,
-                                    lambda m: all(OPS[op](m[name], v) for name, op, v in b.conditions))
+                                    self.evidence_limit, check)
         if extending:
             return Fired(1, ts, [item])
         if kind == "counter":
@@ -333,6 +338,15 @@ class Detector:
 
 def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
+
+
+def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int],
+                                          Callable[[dict[str, float]], bool]]:
+    """A conditional bucket's distinct fields, how many values of each to keep, its check."""
+    fields = b.distinct_fields
+    conditions = [(name, OPS[op], v) for name, op, v in b.conditions]
+    return (fields, {f: _cap(b.conditions, f) for f in fields},
+            lambda m: all(op(m[name], v) for name, op, v in conditions))
 
 
 def _cap(conditions: tuple[tuple[str, str, float], ...], name: str) -> int:

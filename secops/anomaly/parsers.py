@@ -237,6 +237,8 @@ DEFAULT_JSON_FIELDS: Mapping[str, str] = {
 
 
 def _dig(record: Mapping[str, Any], dotted: str) -> Any:
+    if "." not in dotted:
+        return record.get(dotted)
     value: Any = record
     for part in dotted.split("."):
         if not isinstance(value, Mapping) or part not in value:
