@@ -28,6 +28,7 @@ LINE_LIMIT = 500
 EVIDENCE_LIMIT = 10
 SWEEP_EVERY = 4096
 SECRET_BATCH = 512
+CHUNK = 500   # events per round of a shared store
 
 
 def iso(ts: float) -> str:
@@ -132,10 +133,9 @@ class Detector:
 
     # -- feeding ----------------------------------------------------------------------
 
-    def feed(self, event: Event) -> None:
-        self.events += 1
-        if event.ts > self._now:
-            self._now = event.ts
+    def _matches(self, event: Event) -> list[tuple[Rule, str, str]]:
+        """(rule, entity, entity type) of every rule the event matches."""
+        found = []
         for rule in self._rules_for(event.action):
             if rule.predicate(event):
                 if rule.entity_type == "auto":
@@ -143,7 +143,15 @@ class Detector:
                 else:
                     kind, entity = rule.entity_type, rule.entity(event)
                 if entity is not None:
-                    self._hit(rule, entity, event, kind)
+                    found.append((rule, entity, kind))
+        return found
+
+    def feed(self, event: Event, matches: list[tuple[Rule, str, str]] | None = None) -> None:
+        self.events += 1
+        if event.ts > self._now:
+            self._now = event.ts
+        for rule, entity, kind in self._matches(event) if matches is None else matches:
+            self._hit(rule, entity, event, kind)
         if self._secret_rules:
             self._secret_buffer.append(event)
             if len(self._secret_buffer) >= SECRET_BATCH:
@@ -152,8 +160,33 @@ class Detector:
             self.sweep(self._now)
 
     def feed_all(self, events: Iterable[Event]) -> None:
+        batch = getattr(self.store, "batch", None)
+        if batch is None:
+            for event in events:
+                self.feed(event)
+            return
+        # A shared store (Redis) takes every window a chunk of events needs at once, so a
+        # chunk costs a few round trips instead of two per rule and event.
+        chunk: list[Event] = []
         for event in events:
-            self.feed(event)
+            chunk.append(event)
+            if len(chunk) >= CHUNK:
+                self._feed_chunk(chunk, batch)
+                chunk = []
+        if chunk:
+            self._feed_chunk(chunk, batch)
+
+    def _feed_chunk(self, chunk: list[Event], batch: Callable[[set[str]], Any]) -> None:
+        matched = [self._matches(e) for e in chunk]
+        keys: set[str] = set()
+        for matches in matched:
+            for rule, entity, _ in matches:
+                keys.add(self._key(rule, entity))
+                if rule.bucket.type == "baseline":
+                    keys.add(f"{rule.id}\x1f*")
+        with batch(keys):
+            for event, matches in zip(chunk, matched, strict=True):
+                self.feed(event, matches)
 
     def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
         key = self._key(rule, entity)

@@ -1,10 +1,12 @@
 """The anomaly detector's windows in Redis, shared by every worker.
 
-Each window is one JSON value (the engine's ``step_*`` state) under its own key. An
-operation takes the window with a short lock in one round trip (a Lua script that sets
-the lock and returns the value), runs the engine's step in Python, and writes the value
-back and drops the lock in a second round trip, so two workers reading two files of one
-host update one window in turn and see the same counts. A lock left by a worker that
+Each window is one JSON value (the engine's ``step_*`` state) under its own key. The
+detector feeds a shared store in chunks: :meth:`RedisWindowStore.batch` takes every
+window a chunk of events needs, with a lock each, in one round trip (all or none, so two
+workers never deadlock), the engine's steps run in Python on them, and one more round
+trip writes them back and drops the locks; a window outside a batch is taken and
+written back on its own the same way. Two workers reading two files of one host thus
+update one window in turn and see the same counts. A lock left by a worker that
 died expires after ``LOCK_MS``. Windows expire with Redis TTLs (a few times their
 length, in wall time); first-seen baselines are Redis sets, open incidents a hash.
 
@@ -20,6 +22,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -61,6 +64,30 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
 end
 return 1
 """)
+_TAKE_MANY = lua_script("""
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 1 then return {0} end
+end
+local out = {1}
+for i = 1, n do
+  redis.call('SET', KEYS[n + i], ARGV[1], 'PX', ARGV[2])
+  out[i + 1] = redis.call('GET', KEYS[i])
+end
+return out
+""")
+_PUT_MANY = lua_script("""
+local d = tonumber(ARGV[2])
+for i = 1, d do
+  local v = ARGV[2 + d + i]
+  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v, 'EX', ARGV[2 + i]) end
+end
+for i = d + 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return 1
+""")
+BATCH_LOCK_MS = 30_000
 T = TypeVar("T")
 
 
@@ -75,8 +102,58 @@ class RedisWindowStore:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._cache: dict[str, Any] | None = None        # windows held by a batch
+        self._dirty: dict[str, float] = {}               # key -> ttl, to write back
+        self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
+        self._inc_dirty: set[str] = set()
+
+    @contextmanager
+    def batch(self, keys: set[str]) -> Iterator[None]:
+        """Hold the windows of ``keys`` (all or none, so two workers never deadlock) for a
+        chunk of events: one round trip takes them, one writes them back."""
+        names = sorted(keys)
+        windows = [_name("w", k) for k in names]
+        locks = [w + ":lock" for w in windows]
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + WAIT_SECONDS * 6
+        delay = 0.002
+        while True:
+            got = _TAKE_MANY(keys=windows + locks, args=[token, BATCH_LOCK_MS, len(names)],
+                             client=self.client)
+            if got[0]:
+                break
+            if time.monotonic() > deadline:
+                raise Unavailable("anomaly windows stayed locked too long")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
+        self._dirty, self._inc, self._inc_dirty = {}, {}, set()
+        try:
+            yield
+        finally:
+            dirty = sorted(self._dirty)
+            values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
+                      for k in dirty]
+            ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
+            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
+                      args=[token, len(dirty), *ttls, *values], client=self.client)
+            if self._inc_dirty:
+                pipe = self.client.pipeline(transaction=True)
+                for key in self._inc_dirty:
+                    incident = self._inc[key]
+                    if incident is None:
+                        pipe.hdel(PREFIX + "incidents", key)
+                    else:
+                        pipe.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
+                pipe.execute()
+            self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
 
     def _update(self, key: str, ttl: float, step: Callable[[Any], tuple[Any, T]]) -> T:
+        if self._cache is not None and key in self._cache:
+            state, result = step(self._cache[key])
+            self._cache[key] = state
+            self._dirty[key] = ttl
+            return result
         name = _name("w", key)
         lock = name + ":lock"
         token = secrets.token_hex(8)
@@ -129,6 +206,13 @@ class RedisWindowStore:
 
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView:
+        cache = self._cache
+        if cache is not None and key in cache and population in cache:
+            pop_state = cache[population] = cache[population] or [0.0, 0.0, 0]
+            state, view = step_rate(cache[key], pop_state, ts, amount, interval, alpha)
+            cache[key] = state
+            self._dirty[key] = self._dirty[population] = interval * 48
+            return view
         raw = self.client.get(_name("w", population))
         pop = json.loads(raw) if raw else [0.0, 0.0, 0]
         closed: list[float] = []
@@ -171,13 +255,27 @@ class RedisWindowStore:
             self.client.sadd(_name("seen", key), *items)
 
     def incident(self, key: str) -> Incident | None:
+        if self._cache is not None and key in self._inc:
+            return self._inc[key]
         raw = self.client.hget(PREFIX + "incidents", key)
-        return Incident(**json.loads(raw)) if raw else None
+        found = Incident(**json.loads(raw)) if raw else None
+        if self._cache is not None:
+            self._inc[key] = found
+        return found
 
     def put_incident(self, key: str, incident: Incident) -> None:
+        if self._cache is not None:
+            self._inc[key] = incident
+            self._inc_dirty.add(key)
+            return
         self.client.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
 
     def pop_incident(self, key: str) -> Incident | None:
+        if self._cache is not None:
+            found = self.incident(key)
+            self._inc[key] = None
+            self._inc_dirty.add(key)
+            return found
         pipe = self.client.pipeline(transaction=True)
         pipe.hget(PREFIX + "incidents", key)
         pipe.hdel(PREFIX + "incidents", key)
@@ -185,9 +283,17 @@ class RedisWindowStore:
         return Incident(**json.loads(raw)) if raw and removed else None
 
     def open_incidents(self) -> Iterator[tuple[str, Incident]]:
+        found: dict[str, Incident] = {}
         for key, raw in self.client.hscan_iter(PREFIX + "incidents"):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            yield name, Incident(**json.loads(raw))
+            found[name] = Incident(**json.loads(raw))
+        if self._cache is not None:   # what this batch changed and has not written yet
+            for name, incident in self._inc.items():
+                if incident is None:
+                    found.pop(name, None)
+                else:
+                    found[name] = incident
+        return iter(list(found.items()))
 
     def expire(self, now: float) -> None:
         """Windows expire through their Redis TTLs."""

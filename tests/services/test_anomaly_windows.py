@@ -97,3 +97,22 @@ def test_first_seen_and_incident_bookkeeping(kv):
     assert store.first_seen("k", "192.0.2.2") is True
     assert store.first_seen("k", "192.0.2.2") is False     # learnt
     assert store.hours("h", 3) == (0, 0) and store.hours("h", 4) == (1 << 3, 1)
+
+
+def test_two_workers_feeding_chunks_at_once_share_the_windows(kv):
+    """Two detectors in two threads, each with half of an attack, fed in chunks at the same
+    time (the way jobs feed a shared store): one incident per entity with every event."""
+    rules = [r for r in RuleSet.shipped().rules if r.id in ("auth-failures-ip", "auth-failures-user")]
+    events = [fail(i * 20, user="deploy") for i in range(12)]
+    detectors = [Detector(rules, store=RedisWindowStore(kv)) for _ in range(2)]
+    threads = [threading.Thread(target=d.feed_all, args=(events[n::2],))
+               for n, d in enumerate(detectors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    opened = sorted((a.rule, a.entity) for d in detectors for a in d.take_opened())
+    assert opened == [("auth-failures-ip", "203.0.113.9"), ("auth-failures-user", "deploy")]
+    closed = [a for d in detectors for a in d.take_closed(T0 + 3600)]
+    assert sorted((a.rule, a.count) for a in closed) == [("auth-failures-ip", 12),
+                                                        ("auth-failures-user", 12)]
