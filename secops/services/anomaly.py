@@ -337,6 +337,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
         "malformed": sum(s.malformed for s in state.stats.values()),
         "malformed_samples": [x for s in state.stats.values() for x in s.samples][:10],
         "errors": state.errors[:10],
+        "rule_problems": rules.problems[:20],
         "alerts_opened": [a.to_dict() | {"mitre": list(a.mitre)} for a in opened][:50],
         "alerts_closed": len(closed),
     }

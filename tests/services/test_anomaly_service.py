@@ -97,8 +97,12 @@ def test_own_security_events_are_a_source(sqlite_env, monkeypatch):
     assert run(kv)["lines"] == 0   # the events' checkpoint moved on
 
 
-def test_a_batch_is_read_and_then_dropped(sqlite_env, monkeypatch):
-    configure(monkeypatch, anomaly_sources="[]", anomaly_own_events="false")
+def test_a_batch_is_read_and_then_dropped(sqlite_env, tmp_path, monkeypatch):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "broken.yml").write_text("rules:\n  - id: y\n    severity: high\n")
+    configure(monkeypatch, anomaly_sources="[]", anomaly_own_events="false",
+              anomaly_rule_dirs=json.dumps([str(rules)]))
     kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
     lines = [json.dumps({"ts": WHEN + i, "event": "gdpr_access_request", "user": "erin"})
              for i in range(2)] + ["not json"]
@@ -111,6 +115,8 @@ def test_a_batch_is_read_and_then_dropped(sqlite_env, monkeypatch):
     summary = run(kv, {"batch_id": batch_id})
     assert (summary["lines"], summary["malformed"]) == (2, 1)
     assert summary["malformed_samples"] == ["portal:3: not JSON: not json"]
+    assert summary["rule_problems"] == [f"{rules / 'broken.yml'}: rule 'y': needs 'group_by' "
+                                        "(the entity field)"]
     assert [(a["rule"], a["entity"], a["count"]) for a in summary["alerts_opened"]] == [
         ("gdpr-access-request", "erin", 1)]
     with session_scope() as session:
