@@ -228,6 +228,15 @@ class Settings(BaseSettings):
     smtp_from: str = "privacy@localhost"
     smtp_timeout: float = Field(10.0, gt=0, le=120)
 
+    # Anomaly detection: log files, directories or glob patterns read by anomaly.ingest
+    anomaly_sources: list[str] = Field(default_factory=list)
+    anomaly_rule_dirs: list[Path] = Field(default_factory=list)
+    anomaly_baseline_ips: Path | None = None  # JSON {account: [IPs seen before]}
+    anomaly_own_events: bool = True  # SecOps' own security events are a source too
+    anomaly_max_lines_per_run: int = Field(1_000_000, ge=1)  # beyond: lines are sampled
+    anomaly_ingest_max_lines: int = Field(10_000, ge=1, le=100_000)
+    anomaly_ingest_max_line_chars: int = Field(16_384, ge=256)
+
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:

@@ -148,6 +148,13 @@ class DlpClassifyParams(Params):
         return self
 
 
+class AnomalyIngestParams(Params):
+    """Read new log lines and detect: a batch sent to the API (``batch_id``), or without it
+    the configured log files and SecOps' own security events."""
+
+    batch_id: str | None = Field(None, max_length=36)
+
+
 register(JobKind("system.ping", "default", PingParams, 660, "echo the params back (diagnostics)"))
 register(JobKind("audit.verify", "audit", AuditVerifyParams, 600,
                  "verify the audit log's hash chain and report the first broken link",
@@ -161,6 +168,8 @@ register(JobKind("scan.directory", "scan", ScanDirectoryParams, 900,
                  "scan new or changed files under an allowlisted directory"))
 register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
                  "find PII, PCI, PHI and secrets in a stored file or submitted text"))
+register(JobKind("anomaly.ingest", "anomaly", AnomalyIngestParams, 900,
+                 "read new log lines (files, API batches, own events) and detect anomalies"))
 
 
 class PrivacyRequestParams(Params):

@@ -23,6 +23,7 @@ from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
 from secops.api.routes import (
     alerts,
+    anomaly,
     audit,
     dlp,
     health,
@@ -134,6 +135,7 @@ def create_app() -> FastAPI:
     app.include_router(cert_routes.router)
     app.include_router(cert_ca_routes.router)
     app.include_router(privacy.router)
+    app.include_router(anomaly.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

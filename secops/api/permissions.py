@@ -29,6 +29,8 @@ budget, shared by no route). The same table is in docs/security.md.
 | privacy:submit    | submit |   x   |    x    |         |    x    |
 | privacy:read      | read   |   x   |    x    |    x    | own requests |
 | privacy:manage    | submit |   x   |    x    |         |         |
+| anomaly:ingest    | submit |   x   |    x    |         | listed kinds |
+| anomaly:read      | read   |   x   |    x    |    x    |  own batches |
 """
 
 from __future__ import annotations
@@ -57,19 +59,23 @@ PERMISSION_CLASS: dict[str, str] = {
     "privacy:submit": "submit",
     "privacy:read": "read",
     "privacy:manage": "submit",
+    "anomaly:ingest": "submit",
+    "anomaly:read": "read",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
                           "dlp:submit", "dlp:read", "certs:read", "certs:write",
-                          "privacy:submit", "privacy:read", "privacy:manage"}),
+                          "privacy:submit", "privacy:read", "privacy:manage",
+                          "anomaly:ingest", "anomaly:read"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
                           "events:read", "metrics:read", "scans:read", "dlp:read",
-                          "audit:verify", "certs:read", "privacy:read"}),
+                          "audit:verify", "certs:read", "privacy:read", "anomaly:read"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read",
-                          "certs:read", "privacy:submit", "privacy:read"}),
+                          "certs:read", "privacy:submit", "privacy:read", "anomaly:ingest",
+                          "anomaly:read"}),
 }
 PUBLIC = "public"
 ALL_PERMISSIONS = frozenset(PERMISSION_CLASS)

@@ -28,6 +28,7 @@ COMMANDS = {
     "retention": "secops.cli.retention:retention",
     "certs": "secops.cli.certs:certs",
     "privacy": "secops.cli.privacy:privacy",
+    "anomaly": "secops.cli.anomaly:anomaly",
 }
 
 

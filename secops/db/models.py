@@ -438,3 +438,34 @@ class PrivacyBreach(Base):
     alerts_raised: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnomalyCheckpoint(Base):
+    """How far anomaly ingestion has read one log content (keyed by its first line's hash),
+    or SecOps' own security events (``fingerprint = 'security-events'``, ``offset`` the
+    last event id read)."""
+
+    __tablename__ = "anomaly_checkpoints"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnomalyBatch(Base):
+    """A batch of log lines sent to ``POST /v1/anomaly/ingest``, kept until its job ran."""
+
+    __tablename__ = "anomaly_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    lines: Mapped[list[str]] = mapped_column(JSON, default=list)
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -33,6 +33,7 @@ from secops.services.certs import certificate_gauges
 from secops.services.redisconn import REDIS_ERRORS
 
 RATE_LIMITED_PREFIX = "secops:metrics:rate_limited:"
+ANOMALY_SAMPLED_KEY = "secops:metrics:anomaly_sampled_out"
 DURATION_WINDOW = timedelta(hours=1)
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 MAX_DURATION_ROWS = 100_000
@@ -104,6 +105,8 @@ class _Collector(Collector):
                                   labels=["queue"])
         limited = CounterMetricFamily("secops_rate_limited_requests",
                                       "Requests refused by the rate limiter", labels=["class"])
+        sampled = CounterMetricFamily("secops_anomaly_lines_sampled_out",
+                                      "Log lines anomaly ingestion sampled out under overload")
         up = GaugeMetricFamily("secops_redis_up", "Whether Redis answered this scrape")
         ok = self.kv is not None
         if self.kv is not None:
@@ -114,16 +117,19 @@ class _Collector(Collector):
                 classes = RATE_CLASSES
                 for route_class in classes:
                     pipe.get(RATE_LIMITED_PREFIX + route_class)
+                pipe.get(ANOMALY_SAMPLED_KEY)
                 values = pipe.execute()
                 for queue, length in zip(QUEUES, values[: len(QUEUES)], strict=True):
                     depth.add_metric([queue], float(length))
-                for route_class, value in zip(classes, values[len(QUEUES):], strict=True):
+                for route_class, value in zip(classes, values[len(QUEUES):-1], strict=True):
                     limited.add_metric([route_class], float(int(value or 0)))
+                sampled.add_metric([], float(int(values[-1] or 0)))
             except REDIS_ERRORS:
                 ok = False
         up.add_metric([], 1.0 if ok else 0.0)
         yield depth
         yield limited
+        yield sampled
         yield up
 
 

@@ -157,6 +157,18 @@ def log_security_event(
     return outcome
 
 
+def raise_alert(rule: AlertRule, subject: str, count: int, *, session: Session,
+                kv: redis.Redis, details: dict[str, Any] | None = None) -> EventOutcome:
+    """Open an alert for ``rule`` and ``subject``, or group it into the open one, as a rule
+    firing would (for families that detect outside the event windows, such as anomaly);
+    ``details`` are merged into the alert's."""
+    outcome = EventOutcome()
+    _fire(session, kv, rule, subject, count, outcome)
+    for alert in outcome.new_alerts + outcome.grouped_alerts:
+        alert.details = {**alert.details, **(details or {})}
+    return outcome
+
+
 def _should_record(kv: redis.Redis | None, kind: str, sample_key: str | None) -> bool:
     if sample_key is None or kv is None:
         return True

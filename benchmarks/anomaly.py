@@ -1,0 +1,210 @@
+"""Anomaly detection throughput: the local command next to a fail2ban-style loop and Drain3.
+
+Generates a mixed log (sshd/sudo auth.log, nginx combined access log, JSON lines of a web
+portal; background with attacks sprinkled in) of the requested size from a fixed seed,
+then, in the same run and on the same files:
+
+* ``secops anomaly detect --local --json`` as a child process: lines per second of CPU
+  time (user + system: "per core"), wall time, peak RSS, alert count;
+* a fail2ban-style loop: every line through fail2ban's sshd failregex set and a date
+  regex, failures counted per address in a findtime window (maxretry 5, findtime 600);
+* Drain3 ``TemplateMiner.add_log_message`` over the first ``--drain-lines`` lines.
+
+    python benchmarks/anomaly.py                    # 20 MB, 5 runs
+    python benchmarks/anomaly.py --mb 1024 --runs 1 # the 1 GB log of docs/anomaly.md
+
+Peak RSS is measured at two sizes (``--mb`` and a quarter of it) to show that memory
+does not grow with the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict, deque
+from datetime import UTC, datetime
+from pathlib import Path
+
+START = datetime(2026, 12, 7, tzinfo=UTC).timestamp()
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+USERS = [f"user{i}" for i in range(300)]
+PATHS = ["/", "/docs", "/pricing", "/blog/post-1", "/api/v1/items", "/static/app.js",
+         "/static/app.css", "/login", "/favicon.ico"]
+
+
+def _ip(r: random.Random) -> str:
+    return f"{r.randint(11, 223)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"
+
+
+def generate(folder: Path, size: int, seed: int = 7) -> int:
+    """Write about ``size`` bytes of mixed logs; returns the number of lines."""
+    r = random.Random(seed)
+    files = {name: (folder / name).open("w") for name in ("auth.log", "access.log", "portal.jsonl")}
+    written = lines = 0
+    t = START
+    visitors = [_ip(r) for _ in range(5000)]
+    while written < size:
+        t += r.expovariate(200.0)
+        when = datetime.fromtimestamp(t, UTC)
+        roll = r.random()
+        if roll < 0.55:
+            ip = r.choice(visitors)
+            status = 404 if r.random() < 0.01 else 200
+            line = (f'{ip} - - [{when.day:02d}/{MONTHS[when.month - 1]}/{when.year}:{when:%H:%M:%S} '
+                    f'+0000] "GET {r.choice(PATHS)} HTTP/1.1" {status} {r.randint(200, 40000)} '
+                    f'"-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"\n')
+            out = files["access.log"]
+        elif roll < 0.8:
+            stamp = f"{MONTHS[when.month - 1]} {when.day:>2} {when:%H:%M:%S}"
+            kind = r.random()
+            if kind < 0.5:
+                msg = (f"Failed password for invalid user {r.choice(('admin', 'test', 'oracle'))} "
+                       f"from {_ip(r)} port {r.randint(1024, 65535)} ssh2")
+            elif kind < 0.8:
+                msg = (f"Accepted publickey for {r.choice(USERS)} from {r.choice(visitors)} port "
+                       f"{r.randint(1024, 65535)} ssh2")
+            else:
+                msg = f"Connection closed by {_ip(r)} port {r.randint(1024, 65535)} [preauth]"
+            line = f"{stamp} web1 sshd[{r.randint(1000, 99999)}]: {msg}\n"
+            out = files["auth.log"]
+        else:
+            user = r.choice(USERS)
+            record = {"ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                      "event": r.choice(("login", "download", "view")), "user": user,
+                      "ip": r.choice(visitors), "success": r.random() > 0.03,
+                      "bytes": r.randint(1000, 5_000_000), "service": "portal"}
+            line = json.dumps(record) + "\n"
+            out = files["portal.jsonl"]
+        if r.random() < 0.0005:   # a burst of failures from one address
+            ip = _ip(r)
+            burst = "".join(
+                f"{MONTHS[when.month - 1]} {when.day:>2} {when:%H:%M:%S} web1 sshd[1]: Failed password "
+                f"for root from {ip} port {1000 + k} ssh2\n" for k in range(12))
+            files["auth.log"].write(burst)
+            written += len(burst)
+            lines += 12
+        out.write(line)
+        written += len(line)
+        lines += 1
+    for fh in files.values():
+        fh.close()
+    return lines
+
+
+def run_local(folder: Path) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "secops.cli", "anomaly", "detect", "--local", "--json",
+                           str(folder)], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"local command failed: {proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu": cpu, "wall": wall, "rss_mb": after.ru_maxrss / 1024,
+            "alerts": float(len(proc.stdout.splitlines()))}
+
+
+# fail2ban's filter.d/sshd.conf failregex (normal mode), with its prefix, as Python regexes
+_PREFIX = r"^(?P<date>\w{3} [ \d]\d \d\d:\d\d:\d\d) \S+ sshd(?:\[\d+\])?: "
+FAIL2BAN = [re.compile(_PREFIX + p) for p in (
+    r"(?:error: )?Authentication failure for .* from (?P<host>\S+)",
+    r"(?:error: )?User not known to the underlying authentication module for .* from (?P<host>\S+)",
+    r"Failed (?:password|publickey) for (?:invalid user )?.*? from (?P<host>\S+)(?: port \d+)?",
+    r"ROOT LOGIN REFUSED FROM (?P<host>\S+)",
+    r"[iI](?:llegal|nvalid) user .*? from (?P<host>\S+)(?: port \d+)?",
+    r"User .+ from (?P<host>\S+) not allowed because not listed in AllowUsers",
+    r"User .+ from (?P<host>\S+) not allowed because listed in DenyUsers",
+    r"(?:error: )?maximum authentication attempts exceeded for .* from (?P<host>\S+)",
+)]
+
+
+def run_fail2ban(folder: Path) -> tuple[float, int, int]:
+    """Every line of every file through the failregex set (fail2ban reads each log it is
+    pointed at this way); returns (cpu seconds, lines, bans)."""
+    start = time.process_time()
+    windows: dict[str, deque[float]] = defaultdict(deque)
+    bans = lines = 0
+    for name in ("auth.log", "access.log", "portal.jsonl"):
+        with (folder / name).open() as fh:
+            for line in fh:
+                lines += 1
+                for rx in FAIL2BAN:
+                    m = rx.match(line)
+                    if m is None:
+                        continue
+                    when = time.mktime(time.strptime("2026 " + m.group("date"), "%Y %b %d %H:%M:%S"))
+                    q = windows[m.group("host")]
+                    q.append(when)
+                    while q and q[0] < when - 600:
+                        q.popleft()
+                    if len(q) >= 5:
+                        bans += 1
+                        q.clear()
+                    break
+    return time.process_time() - start, lines, bans
+
+
+def run_drain(folder: Path, limit: int) -> tuple[float, int]:
+    from drain3 import TemplateMiner
+    from drain3.template_miner_config import TemplateMinerConfig
+
+    miner = TemplateMiner(config=TemplateMinerConfig())
+    start = time.process_time()
+    n = 0
+    for name in ("auth.log", "access.log", "portal.jsonl"):
+        with (folder / name).open() as fh:
+            for line in fh:
+                miner.add_log_message(line.rstrip("\n"))
+                n += 1
+                if n >= limit // 3 * (1 + ("auth.log", "access.log", "portal.jsonl").index(name)):
+                    break
+    return time.process_time() - start, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=20.0)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--drain-lines", type=int, default=60_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        big, small = Path(tmp) / "big", Path(tmp) / "small"
+        big.mkdir()
+        small.mkdir()
+        lines = generate(big, int(args.mb * 1e6))
+        small_lines = generate(small, int(args.mb * 1e6 / 4))
+        print(f"log: {args.mb:.0f} MB, {lines} lines (and {small_lines} lines for the memory check)")
+        ours, f2b, drain = [], [], []
+        rss = []
+        for _ in range(args.runs):
+            res = run_local(big)
+            ours.append(lines / res["cpu"])
+            rss.append(res["rss_mb"])
+            cpu, n, bans = run_fail2ban(big)
+            f2b.append(n / cpu)
+            dcpu, dn = run_drain(big, args.drain_lines)
+            drain.append(dn / dcpu)
+        small_rss = run_local(small)["rss_mb"]
+
+        def fmt(values: list[float]) -> str:
+            return (f"median {statistics.median(values):,.0f} lines/s "
+                    f"(range {min(values):,.0f}-{max(values):,.0f}, {len(values)} runs)")
+
+        print(f"secops anomaly detect --local (all rules, CPU): {fmt(ours)}; alerts {res['alerts']:.0f}")
+        print(f"fail2ban-style regex loop (sshd failregex only): {fmt(f2b)}; bans {bans}")
+        print(f"Drain3 add_log_message ({args.drain_lines} lines): {fmt(drain)}")
+        print(f"peak RSS of the local command: {statistics.median(rss):.0f} MB on {args.mb:.0f} MB, "
+              f"{small_rss:.0f} MB on {args.mb / 4:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,390 @@
+"""The detector: events in, one alert per incident and entity out.
+
+For each event, the rules whose ``match`` it satisfies feed their bucket for the event's
+entity (through a :class:`~secops.anomaly.store.WindowStore`). When a bucket fires, an
+incident opens with the bucket's hits as its count and first evidence; later matching
+events of the same rule and entity within the rule's ``incident_gap`` extend it (a
+conditional rule's incident only while its conditions still hold). An incident idle
+for longer than the gap is closed and becomes an :class:`Alert`. Evidence is bounded
+(``evidence_limit`` lines, each cut at ``LINE_LIMIT`` characters) and credentials are
+redacted from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from secops.anomaly.events import Event
+from secops.anomaly.novelty import TemplateNovelty, TemplateState
+from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
+from secops.anomaly.secrets import SecretFinder
+from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
+
+LINE_LIMIT = 500
+EVIDENCE_LIMIT = 10
+SWEEP_EVERY = 4096
+SECRET_BATCH = 512
+CHUNK = 500   # events per round of a shared store
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    rule: str
+    severity: str
+    entity: str
+    entity_type: str
+    start: float
+    end: float
+    count: int
+    evidence: tuple[str, ...]
+    title: str = ""
+    family: str = ""
+    mitre: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The local command's contract: exactly these keys."""
+        return {"rule": self.rule, "severity": self.severity, "entity": self.entity,
+                "entity_type": self.entity_type, "start": iso(self.start), "end": iso(self.end),
+                "count": self.count, "evidence": list(self.evidence)}
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything, for stored alerts: the contract plus title, family and ATT&CK tags."""
+        return {**self.to_dict(), "title": self.title, "family": self.family,
+                "mitre": list(self.mitre)}
+
+
+def network(value: str, prefix4: int, prefix6: int) -> str:
+    """``value`` as the network that covers it (itself when not an address)."""
+    if prefix4 == 32 and prefix6 == 128:
+        return value
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    prefix = prefix4 if addr.version == 4 else prefix6
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+class Detector:
+    def __init__(self, rules: RuleSet | Iterable[Rule] | None = None, *,
+                 store: WindowStore | None = None,
+                 baseline_ips: Mapping[str, Iterable[str]] | None = None,
+                 evidence_limit: int = EVIDENCE_LIMIT,
+                 secrets: SecretFinder | None = None,
+                 template_state: Callable[[str], TemplateState] | None = None) -> None:
+        ruleset = rules if isinstance(rules, RuleSet) else (
+            RuleSet.shipped() if rules is None else RuleSet(list(rules)))
+        self.rules = ruleset.enabled
+        self.store: WindowStore = store if store is not None else MemoryStore()
+        self.evidence_limit = evidence_limit
+        self.closed: list[Alert] = []
+        self.events = 0
+        self._now = 0.0
+        self._by_action: dict[str, list[Rule]] = {}
+        self._any_action: list[Rule] = []
+        self._secret_rules = [r for r in self.rules if r.bucket.type == "secret"]
+        for rule in self.rules:
+            if rule.bucket.type == "secret":
+                continue
+            if rule.actions is None:
+                self._any_action.append(rule)
+            else:
+                for action in rule.actions:
+                    self._by_action.setdefault(action, []).append(rule)
+        self._rules_by_id = {r.id: r for r in self.rules}
+        self._cache: dict[str, list[Rule]] = {}
+        self._secret_buffer: list[Event] = []
+        self._finder = secrets
+        self._miners = {r.id: TemplateNovelty(r.bucket.learn,
+                                              template_state(r.id) if template_state else None)
+                        for r in self.rules if r.bucket.type == "rare_template"}
+        self.opened: list[Alert] = []
+        self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
+                                           Callable[[dict[str, float]], bool]]] = {}
+        if self._finder is None and self._secret_rules:
+            self._finder = SecretFinder(self._secret_rules[0].bucket.types)
+        if baseline_ips:
+            for rule in self.rules:
+                if rule.bucket.type != "first_seen":
+                    continue
+                b = rule.bucket
+                for account, ips in baseline_ips.items():
+                    self.store.remember(self._key(rule, str(account)),
+                                        [network(str(ip), b.cover_prefix, b.cover_prefix6)
+                                         for ip in ips])
+
+    @staticmethod
+    def _key(rule: Rule, entity: str) -> str:
+        return f"{rule.id}\x1f{entity}"
+
+    def _rules_for(self, action: str) -> list[Rule]:
+        found = self._cache.get(action)
+        if found is None:
+            found = self._cache[action] = self._by_action.get(action, []) + self._any_action
+        return found
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def _matches(self, event: Event) -> list[tuple[Rule, str, str]]:
+        """(rule, entity, entity type) of every rule the event matches."""
+        found = []
+        for rule in self._rules_for(event.action):
+            if rule.predicate(event):
+                if rule.entity_type == "auto":
+                    kind, entity = rule.entity_of(event)
+                else:
+                    kind, entity = rule.entity_type, rule.entity(event)
+                if entity is not None:
+                    found.append((rule, entity, kind))
+        return found
+
+    def feed(self, event: Event, matches: list[tuple[Rule, str, str]] | None = None) -> None:
+        self.events += 1
+        if event.ts > self._now:
+            self._now = event.ts
+        for rule, entity, kind in self._matches(event) if matches is None else matches:
+            self._hit(rule, entity, event, kind)
+        if self._secret_rules:
+            self._secret_buffer.append(event)
+            if len(self._secret_buffer) >= SECRET_BATCH:
+                self._flush_secrets()
+        if self.events & (SWEEP_EVERY - 1) == 0:
+            self.sweep(self._now)
+
+    def feed_all(self, events: Iterable[Event]) -> None:
+        batch = getattr(self.store, "batch", None)
+        if batch is None:
+            for event in events:
+                self.feed(event)
+            return
+        # A shared store (Redis) takes every window a chunk of events needs at once, so a
+        # chunk costs a few round trips instead of two per rule and event.
+        chunk: list[Event] = []
+        for event in events:
+            chunk.append(event)
+            if len(chunk) >= CHUNK:
+                self._feed_chunk(chunk, batch)
+                chunk = []
+        if chunk:
+            self._feed_chunk(chunk, batch)
+
+    def _feed_chunk(self, chunk: list[Event], batch: Callable[[set[str]], Any]) -> None:
+        matched = [self._matches(e) for e in chunk]
+        keys: set[str] = set()
+        for matches in matched:
+            for rule, entity, _ in matches:
+                keys.add(self._key(rule, entity))
+                if rule.bucket.type == "baseline":
+                    keys.add(f"{rule.id}\x1f*")
+        with batch(keys):
+            for event, matches in zip(chunk, matched, strict=True):
+                self.feed(event, matches)
+
+    def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
+        key = self._key(rule, entity)
+        if rule.bucket.type == "rare_template":   # one incident per new template
+            novel, cluster = self._miners[rule.id].add(event.ts, event.message)
+            key = f"{key}\x1f{cluster}"
+            if not novel:   # only repeats of a new template, while its alert is open
+                open_ = self.store.incident(key)
+                if open_ is None or event.ts - open_.end > rule.incident_gap:
+                    return
+        store, ts, item = self.store, event.ts, event.raw[:LINE_LIMIT]
+        open_ = store.incident(key)
+        if open_ is not None and ts - open_.end > rule.incident_gap:
+            self._close(key)
+            open_ = None
+        fired = self._bucket(rule, key, event, item, extending=open_ is not None)
+        if open_ is not None:
+            if fired is not None:
+                open_.end = max(open_.end, ts)
+                open_.count += 1
+                if len(open_.evidence) < self.evidence_limit:
+                    open_.evidence.append(item)
+                store.put_incident(key, open_)   # a shared store keeps a copy, not this object
+            return
+        if fired is not None:
+            incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
+                                fired.count, fired.items[: self.evidence_limit])
+            store.put_incident(key, incident)
+            self.opened.append(self._alert(rule, incident))
+
+    def _bucket(self, rule: Rule, key: str, event: Event, item: str,
+                *, extending: bool) -> Fired | None:
+        """Feed the rule's bucket; while an incident is open, say whether the event extends it."""
+        b, ts = rule.bucket, event.ts
+        kind = b.type
+        if kind in ("each", "secret"):   # a secret rule is fed only lines with a credential
+            return Fired(1, ts, [item])
+        if kind == "first_seen":
+            value = event.get(b.field or "ip")
+            if value is None:
+                return None
+            new = self.store.first_seen(key, network(str(value), b.cover_prefix, b.cover_prefix6))
+            return Fired(1, ts, [item]) if new else None
+        if kind == "baseline":
+            amount = 1.0
+            if b.sum:
+                value = event.get(b.sum)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    return None
+                amount = float(value)
+            view = self.store.rate(key, f"{rule.id}\x1f*", ts, amount, b.window, b.alpha)
+            own = view.history >= b.min_history
+            mean, sd = (view.mean, view.sd) if own else (view.pop_mean, view.pop_sd)
+            if view.current > max(b.min_value, b.ratio * mean, mean + b.z * sd):
+                return Fired(view.events, view.first, [item])
+            return None
+        if kind == "new_hour":
+            hour = int(ts // 3600 % 24)
+            mask, seen = self.store.hours(key, hour)
+            near = 0
+            for h in range(hour - b.tolerance, hour + b.tolerance + 1):
+                near |= 1 << (h % 24)
+            return Fired(1, ts, [item]) if seen >= b.min_history and not mask & near else None
+        if kind == "rare_template":   # _hit passes only lines of a novel template
+            return Fired(1, ts, [item])
+        if kind == "conditional":
+            plan = self._conditional.get(rule.id)
+            if plan is None:
+                plan = self._conditional[rule.id] = _conditional_plan(b)
+            fields, caps, check = plan
+            values = {f: _str(event.get(f)) for f in fields}
+            return self.store.tally(key, ts, item, b.window, event.success, values, caps,
+                                    self.evidence_limit, check)
+        if extending:
+            return Fired(1, ts, [item])
+        if kind == "counter":
+            return self.store.counter(key, ts, item, b.window, b.threshold)
+        if kind == "distinct":
+            value = event.get(b.field or "")
+            if value is None:
+                return None
+            return self.store.distinct(key, ts, str(value), item, b.window, b.threshold)
+        if kind == "temporal":
+            matched = [i for i, p in enumerate(b.predicates) if p(event)]
+            return self.store.temporal(key, ts, item, matched, len(b.predicates), b.window,
+                                       b.ordered, self.evidence_limit)
+        if kind == "leaky":
+            return self.store.leaky(key, ts, item, b.capacity, b.leak, self.evidence_limit)
+        raise AssertionError(kind)
+
+    def _flush_secrets(self) -> None:
+        buffer, self._secret_buffer = self._secret_buffer, []
+        if not buffer or self._finder is None:
+            return
+        found = self._finder.scan([e.raw for e in buffer])
+        for index in sorted(found):
+            event = buffer[index]
+            for rule in self._secret_rules:
+                entity = rule.entity(event)
+                if entity is not None:
+                    self._hit(rule, entity, event, rule.entity_type)
+
+    # -- closing ------------------------------------------------------------------------
+
+    def _alert(self, rule: Rule, incident: Incident) -> Alert:
+        evidence = incident.evidence
+        if self._finder is not None:
+            evidence = [self._finder.redact(line) for line in evidence]
+        return Alert(rule.id, rule.severity, incident.entity, incident.entity_type,
+                     incident.start, incident.end, incident.count, tuple(evidence),
+                     rule.title, rule.family, rule.mitre)
+
+    def _close(self, key: str) -> None:
+        incident = self.store.pop_incident(key)
+        if incident is None:
+            return
+        rule = self._rules_by_id.get(incident.rule)
+        if rule is not None:   # (a rule switched off since the incident opened: dropped)
+            self.closed.append(self._alert(rule, incident))
+
+    def sweep(self, now: float) -> None:
+        """Close incidents idle past their gap and forget idle windows (bounded memory)."""
+        for key, incident in self.store.open_incidents():
+            if incident.end + self._rules_by_id[incident.rule].incident_gap < now:
+                self._close(key)
+        self.store.expire(now)
+
+    def flush(self) -> None:
+        """Scan the lines still waiting for the credential check."""
+        self._flush_secrets()
+
+    def take_opened(self) -> list[Alert]:
+        """Incidents opened since the last call, as they stood when they opened."""
+        opened, self.opened = self.opened, []
+        return opened
+
+    def take_closed(self, now: float) -> list[Alert]:
+        """Close incidents idle past their gap at ``now``; the alerts closed since the last call
+        (open incidents stay open for the next run: their windows live in the store)."""
+        self.flush()
+        self.sweep(now)
+        closed = self._absorb(self.closed)
+        self.closed = []
+        return sorted(closed, key=lambda a: (a.start, a.rule, a.entity))
+
+    def finish(self) -> list[Alert]:
+        """Close everything still open; all alerts, ordered by start, rule and entity."""
+        self._flush_secrets()
+        for key, _ in self.store.open_incidents():
+            self._close(key)
+        alerts = sorted(self._absorb(self.closed), key=lambda a: (a.start, a.rule, a.entity))
+        self.closed = []
+        return alerts
+
+    def _absorb(self, alerts: list[Alert]) -> list[Alert]:
+        """Fold each alert into an overlapping one of a rule that supersedes its rule."""
+        by_entity: dict[tuple[str, str], list[int]] = {}
+        for i, a in enumerate(alerts):
+            by_entity.setdefault((a.entity_type, a.entity), []).append(i)
+        result = list(alerts)
+        gone: set[int] = set()
+        for indexes in by_entity.values():
+            for i in indexes:
+                winner = result[i]
+                rule = self._rules_by_id[winner.rule]
+                if not rule.supersedes:
+                    continue
+                for j in indexes:
+                    loser = result[j]
+                    if j in gone or j == i or loser.rule not in rule.supersedes:
+                        continue
+                    slack = rule.incident_gap
+                    if loser.start <= winner.end + slack and winner.start <= loser.end + slack:
+                        gone.add(j)
+                        evidence = winner.evidence if winner.start <= loser.start else loser.evidence
+                        winner = replace(winner, start=min(winner.start, loser.start),
+                                         end=max(winner.end, loser.end),
+                                         count=max(winner.count, loser.count), evidence=evidence)
+                result[i] = winner
+        return [a for i, a in enumerate(result) if i not in gone]
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int],
+                                          Callable[[dict[str, float]], bool]]:
+    """A conditional bucket's distinct fields, how many values of each to keep, its check."""
+    fields = b.distinct_fields
+    conditions = [(name, OPS[op], v) for name, op, v in b.conditions]
+    return (fields, {f: _cap(b.conditions, f) for f in fields},
+            lambda m: all(op(m[name], v) for name, op, v in conditions))
+
+
+def _cap(conditions: tuple[tuple[str, str, float], ...], name: str) -> int:
+    """Distinct values worth keeping: enough to decide every condition on them."""
+    limits = [v for m, op, v in conditions if m == "distinct_" + name]
+    if all(op in (">", ">=") for m, op, _ in conditions if m == "distinct_" + name):
+        return int(max(limits)) + 1
+    return DISTINCT_CAP

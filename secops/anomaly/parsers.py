@@ -1,0 +1,412 @@
+"""Log parsers: syslog ``auth.log`` (sshd, sudo), nginx/apache ``combined``, JSON lines.
+
+A parser turns one line into zero or more :class:`Event` (``message repeated N times``
+gives N) or raises :class:`Malformed`. :func:`detect_format` picks the parser of a file
+from its first lines; :class:`LineReader` runs a parser over a stream of lines, counting
+malformed lines and keeping the first few as samples, never stopping on them.
+
+Syslog timestamps (RFC 3164, ``Dec  7 01:02:03``) carry no year and no zone: they are
+read as UTC, the first line's year is the reference time's year (the previous year when
+that would put the line more than a day after the reference), and the year steps on when
+the month goes back (December to January). ISO 8601 timestamps (RFC 5424, rsyslog's
+high-precision format) are read as written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from secops.anomaly.errors import FormatError
+from secops.anomaly.events import LOGIN_ACTIONS, Event
+
+MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+SAMPLE_LIMIT = 5
+DETECT_LINES = 50
+
+
+class Malformed(ValueError):
+    """A line that the file's format cannot read."""
+
+
+class Parser(Protocol):
+    name: str
+
+    def parse(self, line: str) -> list[Event]: ...
+
+
+def _iso_ts(text: str) -> float:
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+# --- syslog ----------------------------------------------------------------------
+
+_SYSLOG = re.compile(
+    r"(?:<\d{1,3}>)?(?:(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)"
+    r"|(?:1 )?(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?))"
+    r" (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)\Z", re.S)
+_REPEATED = re.compile(r"message repeated (\d+) times: \[ ?(.*?) ?\]\Z", re.S)
+_SSH_FAILED = re.compile(
+    r"Failed (?:password|publickey|keyboard-interactive/pam|none|hostbased) for "
+    r"(?P<invalid>invalid user )?(?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+) port \d+")
+_SSH_ACCEPTED = re.compile(
+    r"Accepted (?P<how>\S+) for (?P<user>\S+) from (?P<ip>[0-9A-Fa-f:.]+) port \d+")
+_SSH_INVALID = re.compile(r"Invalid user (?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+)(?: port \d+)?\Z")
+_PAM_FAIL = re.compile(r"pam_unix\(sudo:auth\): authentication failure;.*?\bruser=(?P<ruser>\S*)"
+                       r".*?\buser=(?P<user>\S+)")
+_SYSLOG_ERROR = re.compile(r"^(?:error|fatal)\b|\b(?:segfault|panic|out of memory|core dumped|"
+                           r"fatal error|critical)\b", re.I)
+ERROR_LEVELS = frozenset({"error", "err", "critical", "crit", "fatal", "alert", "emerg",
+                          "emergency", "panic"})
+_SUDO_CMD = re.compile(r"\s*(?P<user>\S+) : (?P<what>.*?)(?:TTY|PWD|USER|COMMAND)=")
+
+
+class YearInference:
+    """Assigns years to RFC 3164 timestamps, stepping on across New Year."""
+
+    def __init__(self, reference: datetime) -> None:
+        self.reference = reference
+        self.year: int | None = None
+        self.month = 0
+
+    def timestamp(self, month: int, day: int, hms: str) -> float:
+        hour, minute, second = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
+        if self.year is None:
+            year = self.reference.year
+            if _civil(year, month, min(day, 28), 0, 0, 0) > self.reference.timestamp() + 86400:
+                year -= 1
+            self.year = year
+        elif month < self.month - 6:
+            self.year += 1
+        elif month > self.month + 6:   # a late line from before New Year
+            return _civil(self.year - 1, month, day, hour, minute, second)
+        self.month = month
+        return _civil(self.year, month, day, hour, minute, second)
+
+
+def _civil(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float:
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+    except ValueError as exc:  # Feb 29 in a non-leap year, 25:00:00...
+        raise Malformed(f"bad timestamp: {exc}") from None
+
+
+class SyslogAuthParser:
+    """sshd and sudo lines of ``auth.log``; other programs' lines become ``other``."""
+
+    name = "syslog"
+
+    def __init__(self, reference: datetime | None = None) -> None:
+        self.years = YearInference(reference or datetime.now(UTC))
+
+    def parse(self, line: str) -> list[Event]:
+        m = _SYSLOG.match(line)
+        if m is None:
+            raise Malformed("not a syslog line")
+        mon = m.group("mon")
+        if mon is not None:
+            month = MONTHS.get(mon)
+            if month is None:
+                raise Malformed("bad month")
+            ts = self.years.timestamp(month, int(m.group("day")), m.group("hms"))
+        else:
+            try:
+                ts = _iso_ts(m.group("iso"))
+            except ValueError:
+                raise Malformed("bad timestamp") from None
+        host, prog, msg = m.group("host"), m.group("prog"), m.group("msg")
+        repeat = 1
+        r = _REPEATED.match(msg)
+        if r is not None:
+            repeat, msg = int(r.group(1)), r.group(2)
+        event = self._event(ts, host, prog, msg, line)
+        return [event] if repeat == 1 else [event] * repeat
+
+    @staticmethod
+    def _event(ts: float, host: str, prog: str, msg: str, line: str) -> Event:
+        if prog == "sshd":
+            f = _SSH_FAILED.match(msg)
+            if f is not None:
+                return Event(ts, "login", line, "auth", success=False, ip=f.group("ip"),
+                             user=f.group("user"), host=host, service="sshd",
+                             extra={"invalid_user": True} if f.group("invalid") else {})
+            a = _SSH_ACCEPTED.match(msg)
+            if a is not None:
+                return Event(ts, "login", line, "auth", success=True, ip=a.group("ip"),
+                             user=a.group("user"), host=host, service="sshd",
+                             extra={"method": a.group("how")})
+            i = _SSH_INVALID.match(msg)
+            if i is not None:
+                return Event(ts, "invalid_user", line, "auth", ip=i.group("ip"),
+                             user=i.group("user"), host=host, service="sshd")
+        elif prog == "sudo":
+            p = _PAM_FAIL.match(msg)
+            if p is not None:
+                user = p.group("ruser") or p.group("user")
+                return Event(ts, "sudo", line, "auth", success=False, user=user, host=host,
+                             service="sudo")
+            c = _SUDO_CMD.match(msg)
+            if c is not None:
+                what = c.group("what")
+                if what == "":
+                    return Event(ts, "sudo", line, "auth", success=True, user=c.group("user"),
+                                 host=host, service="sudo")
+                if "NOT in sudoers" in what or "command not allowed" in what:
+                    return Event(ts, "sudo", line, "auth", success=False, user=c.group("user"),
+                                 host=host, service="sudo", extra={"refused": True})
+                # "3 incorrect password attempts": a summary of attempts already counted
+                return Event(ts, "sudo_summary", line, "auth", user=c.group("user"), host=host,
+                             service="sudo")
+        return Event(ts, "other", line, "auth", host=host, service=prog,
+                     level="error" if _SYSLOG_ERROR.search(msg) else None)
+
+
+# --- combined access log --------------------------------------------------------
+
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
+_COMBINED = re.compile(
+    r"(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] " + _Q
+    + r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _Q + " " + _Q + r")?")
+
+
+class CombinedParser:
+    """nginx/apache ``combined`` (and ``common``) access log lines."""
+
+    name = "combined"
+
+    def __init__(self) -> None:
+        self._last_time = ""
+        self._last_ts = 0.0
+
+    def _ts(self, text: str) -> float:
+        if text == self._last_time:
+            return self._last_ts
+        # 07/Dec/2026:01:02:03 +0000
+        try:
+            month = MONTHS[text[3:6]]
+            when = datetime(int(text[7:11]), month, int(text[0:2]), int(text[12:14]),
+                            int(text[15:17]), int(text[18:20]), tzinfo=UTC)
+            off = text[21:26]
+            ts = when.timestamp()
+            if off:
+                sign = -1 if off[0] == "-" else 1
+                ts -= sign * (int(off[1:3]) * 3600 + int(off[3:5]) * 60)
+        except (KeyError, ValueError, IndexError):
+            raise Malformed("bad timestamp") from None
+        self._last_time, self._last_ts = text, ts
+        return ts
+
+    def parse(self, line: str) -> list[Event]:
+        m = _COMBINED.match(line)
+        if m is None:
+            raise Malformed("not a combined log line")
+        ip, user, time_, request, status, size = m.group(1, 2, 3, 4, 5, 6)
+        parts = request.split(" ")
+        method, path = (parts[0], parts[1]) if len(parts) >= 2 else (None, None)
+        if path is not None:
+            q = path.find("?")
+            if q >= 0:
+                path = path[:q]
+        extra: dict[str, Any] = {}
+        if m.group(8):
+            extra["user_agent"] = m.group(8)
+        code = int(status)
+        return [Event(self._ts(time_), "request", line, "http", ip=ip,
+                      user=None if user == "-" else user, method=method, path=path,
+                      status=code, bytes=0 if size == "-" else int(size),
+                      level="error" if code >= 500 else None, extra=extra)]
+
+
+# --- JSON lines ------------------------------------------------------------------
+
+DEFAULT_JSON_FIELDS: Mapping[str, str] = {
+    "ts": "ts", "event": "event", "ip": "ip", "user": "user", "success": "success",
+    "bytes": "bytes", "file": "file", "role": "role", "mfa": "mfa", "path": "path",
+    "status": "status", "method": "method", "host": "host", "service": "service",
+}
+
+
+def _dig(record: Mapping[str, Any], dotted: str) -> Any:
+    if "." not in dotted:
+        return record.get(dotted)
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.lower()
+        if low in ("true", "yes", "success", "ok", "1"):
+            return True
+        if low in ("false", "no", "failure", "fail", "failed", "0"):
+            return False
+    if isinstance(value, int):
+        return bool(value)
+    raise Malformed(f"not a boolean: {value!r}")
+
+
+class JsonLinesParser:
+    """One JSON object per line; ``fields`` maps our names to (dotted) keys of the record."""
+
+    name = "jsonl"
+
+    def __init__(self, fields: Mapping[str, str] | None = None) -> None:
+        self.fields = {**DEFAULT_JSON_FIELDS, **(fields or {})}
+        self._mapped = set(self.fields.values())
+
+    def parse(self, line: str) -> list[Event]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise Malformed("not JSON") from None
+        if not isinstance(record, dict):
+            raise Malformed("not a JSON object")
+        f = self.fields
+        raw_ts = _dig(record, f["ts"])
+        try:
+            if isinstance(raw_ts, int | float) and not isinstance(raw_ts, bool):
+                ts = float(raw_ts)
+            elif isinstance(raw_ts, str):
+                ts = _iso_ts(raw_ts)
+            else:
+                raise Malformed("no timestamp")
+        except ValueError:
+            raise Malformed("bad timestamp") from None
+        name = _dig(record, f["event"])
+        if not isinstance(name, str) or not name:
+            raise Malformed("no event")
+        action = "login" if name.lower() in LOGIN_ACTIONS else name
+        status, size = _dig(record, f["status"]), _dig(record, f["bytes"])
+        try:
+            status = None if status is None else int(status)
+            size = None if size is None else int(size)
+        except (TypeError, ValueError):
+            raise Malformed("status and bytes must be integers") from None
+        extra = {k: v for k, v in record.items() if k not in self._mapped}
+        level = record.get("level", record.get("severity"))
+        level = "error" if isinstance(level, str) and level.lower() in ERROR_LEVELS else None
+        file_ = _dig(record, f["file"])
+        if file_ is not None:
+            extra["file"] = file_
+        return [Event(ts, action, line, "json", success=_bool(_dig(record, f["success"])),
+                      ip=_str(_dig(record, f["ip"])), user=_str(_dig(record, f["user"])),
+                      host=_str(_dig(record, f["host"])), service=_str(_dig(record, f["service"])),
+                      method=_str(_dig(record, f["method"])), path=_str(_dig(record, f["path"])),
+                      status=status, bytes=size, role=_str(_dig(record, f["role"])),
+                      mfa=_bool(_dig(record, f["mfa"])), level=level, extra=extra)]
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- detection and reading ----------------------------------------------------------
+
+def make_parser(name: str, *, reference: datetime | None = None,
+                json_fields: Mapping[str, str] | None = None) -> Parser:
+    if name == "syslog":
+        return SyslogAuthParser(reference)
+    if name == "combined":
+        return CombinedParser()
+    if name == "jsonl":
+        return JsonLinesParser(json_fields)
+    raise FormatError(f"unknown log format {name!r} (syslog, combined, jsonl)")
+
+
+def detect_format(lines: Iterable[str], *, reference: datetime | None = None,
+                  json_fields: Mapping[str, str] | None = None) -> str:
+    """The format that reads most of the first non-blank ``lines``; FormatError if none."""
+    sample = [ln for ln in lines if ln.strip()][:DETECT_LINES]
+    best, best_score = "", 0
+    for name in ("jsonl", "combined", "syslog"):
+        parser = make_parser(name, reference=reference, json_fields=json_fields)
+        score = 0
+        for ln in sample:
+            try:
+                parser.parse(ln)
+                score += 1
+            except Malformed:
+                pass
+        if score > best_score:
+            best, best_score = name, score
+    if not best:
+        raise FormatError("not a recognised log format (syslog auth.log, combined access log, "
+                          "JSON lines)")
+    return best
+
+
+@dataclass
+class ParseStats:
+    lines: int = 0
+    events: int = 0
+    malformed: int = 0
+    samples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": self.lines, "events": self.events, "malformed": self.malformed,
+                "malformed_samples": list(self.samples)}
+
+
+class LineReader:
+    """Runs a parser over lines: malformed lines are counted and sampled, never fatal."""
+
+    def __init__(self, parser: Parser, *, origin: str = "", stats: ParseStats | None = None,
+                 sample_limit: int = SAMPLE_LIMIT) -> None:
+        self.parser = parser
+        self.origin = origin
+        self.stats = stats or ParseStats()
+        self.sample_limit = sample_limit
+
+    def one(self, raw: str) -> list[Event]:
+        """The events of one line (none for a blank or malformed line, which is counted)."""
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            return []
+        stats = self.stats
+        stats.lines += 1
+        try:
+            events = self.parser.parse(line)
+        except Malformed as exc:
+            stats.malformed += 1
+            if len(stats.samples) < self.sample_limit:
+                stats.samples.append(f"{self.origin}:{stats.lines}: {exc}: {line[:200]}")
+            return []
+        for event in events:
+            event.origin = self.origin
+        stats.events += len(events)
+        return events
+
+    def events(self, lines: Iterable[str]) -> Iterator[Event]:
+        stats, parse, origin = self.stats, self.parser.parse, self.origin
+        for raw in lines:
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            stats.lines += 1
+            try:
+                events = parse(line)
+            except Malformed as exc:
+                stats.malformed += 1
+                if len(stats.samples) < self.sample_limit:
+                    stats.samples.append(f"{origin}:{stats.lines}: {exc}: {line[:200]}")
+                continue
+            for event in events:
+                event.origin = origin
+                stats.events += 1
+                yield event

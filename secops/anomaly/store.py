@@ -1,0 +1,349 @@
+"""Window state of the detector behind a small protocol, and its in-memory implementation.
+
+Every bucket operation records one hit for a key (``rule id`` + entity) and says whether
+the bucket fired; when it fires it hands back the hits it held (count, first time,
+evidence lines) and starts empty again. State is bounded: a counter keeps at most
+``threshold + 1`` hits, a distinct bucket at most ``threshold + 1`` values, a
+conditional bucket fixed time slots plus the distinct values its conditions need, and
+:meth:`MemoryStore.expire` forgets keys idle for longer than their window. The
+platform implements the same protocol on Redis so that workers share windows.
+
+Every window's state is plain JSON data (lists, dicts, numbers, strings) and the bucket
+algorithms are the functions ``step_*`` over it, so another store (Redis) keeps the state
+elsewhere and runs the very same steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SLOTS = 20          # time slots of a conditional bucket's window
+DISTINCT_CAP = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    count: int
+    first: float
+    items: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RateView:
+    """An entity's running interval next to its baseline and the population's."""
+
+    current: float      # total so far in the current interval
+    events: int         # events so far in the current interval
+    first: float        # time of the interval's first event
+    mean: float         # the entity's EWMA of past interval totals
+    sd: float
+    history: int        # past intervals behind the entity's baseline
+    pop_mean: float     # the same over every entity of the rule (active intervals)
+    pop_sd: float
+    pop_history: int
+
+
+@dataclass(slots=True)
+class Incident:
+    rule: str
+    entity: str
+    entity_type: str
+    start: float
+    end: float
+    count: int
+    evidence: list[str] = field(default_factory=list)
+
+
+class WindowStore(Protocol):
+    def counter(self, key: str, ts: float, item: str, window: float,
+                threshold: int) -> Fired | None: ...
+
+    def distinct(self, key: str, ts: float, value: str, item: str, window: float,
+                 threshold: int) -> Fired | None: ...
+
+    def leaky(self, key: str, ts: float, item: str, capacity: float, leak: float,
+              keep: int) -> Fired | None: ...
+
+    def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
+              values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
+              check: Callable[[dict[str, float]], bool]) -> Fired | None: ...
+
+    def first_seen(self, key: str, value: str) -> bool | None: ...
+
+    def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
+                 window: float, ordered: bool, keep: int) -> Fired | None: ...
+
+    def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
+             alpha: float) -> RateView: ...
+
+    def hours(self, key: str, hour: int) -> tuple[int, int]: ...
+
+    def remember(self, key: str, values: Iterable[str]) -> None: ...
+
+    def incident(self, key: str) -> Incident | None: ...
+
+    def put_incident(self, key: str, incident: Incident) -> None: ...
+
+    def pop_incident(self, key: str) -> Incident | None: ...
+
+    def open_incidents(self) -> Iterator[tuple[str, Incident]]: ...
+
+    def expire(self, now: float) -> None: ...
+
+
+def ewma_add(e: list[float], x: float, alpha: float) -> None:
+    """Fold ``x`` into an EWMA state ``[mean, variance, n]``."""
+    if e[2] == 0:
+        e[0], e[1] = x, 0.0
+    else:
+        diff = x - e[0]
+        incr = alpha * diff
+        e[0] += incr
+        e[1] = (1 - alpha) * (e[1] + diff * incr)
+    e[2] += 1
+
+
+def ewma_decay(e: list[float], k: int, alpha: float) -> None:
+    """``k`` empty intervals."""
+    for _ in range(min(k, 64)):
+        ewma_add(e, 0.0, alpha)
+    e[2] += max(0, k - 64)
+
+
+def step_counter(state: list[Any] | None, ts: float, item: str, window: float,
+                 threshold: int) -> tuple[list[Any] | None, Fired | None]:
+    hits = state if state is not None else []
+    hits.append([ts, item])
+    if len(hits) > threshold + 1:
+        del hits[: len(hits) - threshold - 1]
+    while hits and hits[0][0] < ts - window:
+        hits.pop(0)
+    if len(hits) > threshold:
+        return None, Fired(len(hits), hits[0][0], [i for _, i in hits])
+    return hits, None
+
+
+def step_distinct(state: dict[str, Any] | None, ts: float, value: str, item: str,
+                  window: float, threshold: int) -> tuple[dict[str, Any] | None, Fired | None]:
+    seen = state if state is not None else {}
+    seen.pop(value, None)
+    seen[value] = [ts, item]
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest][0] >= ts - window and len(seen) <= threshold + 1:
+            break
+        del seen[oldest]
+    if len(seen) > threshold:
+        first = min(t for t, _ in seen.values())
+        return None, Fired(len(seen), first, [i for _, i in seen.values()])
+    return seen, None
+
+
+def step_leaky(state: list[Any] | None, ts: float, item: str, capacity: float, leak: float,
+               keep: int) -> tuple[list[Any] | None, Fired | None]:
+    fresh: list[Any] = [0.0, ts, 0, ts, []]
+    level, last, n, first, items = state if state is not None else fresh
+    level = max(0.0, level - (ts - last) / leak)
+    if level == 0.0:
+        n, first, items = 0, ts, []
+    level += 1.0
+    n += 1
+    items.append(item)
+    del items[:-keep]
+    if level > capacity:
+        return None, Fired(n, first, items)
+    return [level, ts, n, first, items], None
+
+
+def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float,
+               success: bool | None, values: Mapping[str, str | None], caps: Mapping[str, int],
+               keep: int, check: Callable[[dict[str, float]], bool]
+               ) -> tuple[dict[str, Any], Fired | None]:
+    """A conditional bucket; its window is kept when it fires (the incident lasts while the
+    conditions hold)."""
+    fresh: dict[str, Any] = {"slots": [], "count": 0, "failures": 0, "successes": 0,
+                             "values": {}, "items": []}
+    t = state if state is not None else fresh
+    slots = t["slots"]   # [start, count, failures, successes, first]
+    width = window / SLOTS
+    start = ts - ts % width
+    if not slots or slots[-1][0] < start:
+        slots.append([start, 0, 0, 0, ts])
+    slot = slots[-1]
+    slot[1] += 1
+    t["count"] += 1
+    if success is False:
+        slot[2] += 1
+        t["failures"] += 1
+    elif success is True:
+        slot[3] += 1
+        t["successes"] += 1
+    while slots and slots[0][0] + width <= ts - window:
+        old = slots.pop(0)
+        t["count"] -= old[1]
+        t["failures"] -= old[2]
+        t["successes"] -= old[3]
+    ok, bad = t["successes"], t["failures"]
+    metrics: dict[str, float] = {"count": t["count"], "failures": bad, "successes": ok,
+                                 "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+    for name, value in values.items():
+        seen = t["values"].setdefault(name, {})
+        if value is not None:
+            seen.pop(value, None)
+            seen[value] = ts
+        cap = caps.get(name, DISTINCT_CAP)
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= ts - window and len(seen) <= cap:
+                break
+            del seen[oldest]
+        metrics["distinct_" + name] = len(seen)
+    t["items"].append(item)
+    del t["items"][:-keep]
+    if check(metrics):
+        return t, Fired(t["count"], slots[0][4] if slots else ts, list(t["items"]))
+    return t, None
+
+
+def step_rate(state: list[Any] | None, population: list[float], ts: float, amount: float,
+              interval: float, alpha: float) -> tuple[list[Any], RateView]:
+    """An interval total against the entity's EWMA (``state``) and everyone's (``population``)."""
+    index = int(ts // interval)
+    if state is None:
+        state = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
+    if index > state[0]:   # close the finished interval, and the empty ones after it
+        ewma_add(state[4], state[1], alpha)
+        ewma_add(population, state[1], alpha)
+        ewma_decay(state[4], index - state[0] - 1, alpha)
+        state[:4] = [index, 0.0, 0, ts]
+    state[1] += amount
+    state[2] += 1
+    own = state[4]
+    return state, RateView(state[1], state[2], state[3], own[0], max(own[1], 0.0) ** 0.5,
+                           int(own[2]), population[0], max(population[1], 0.0) ** 0.5,
+                           int(population[2]))
+
+
+def step_temporal(state: list[Any] | None, ts: float, item: str, matched: Iterable[int],
+                  parts: int, window: float, ordered: bool,
+                  keep: int) -> tuple[list[Any] | None, Fired | None]:
+    """Fires when every one of ``parts`` rules matched within ``window`` (in their order when
+    ``ordered``); ``matched`` are the indexes of the rules this event matched."""
+    fresh: list[Any] = [[None] * parts, []]
+    last, hits = state if state is not None else fresh
+    for i in matched:
+        if ordered and i > 0 and (last[i - 1] is None or last[i - 1] < ts - window):
+            continue   # out of order: the earlier step has not happened (recently)
+        last[i] = ts
+    hits.append([ts, item])
+    while hits[0][0] < ts - window:
+        hits.pop(0)
+    if all(t is not None and t >= ts - window for t in last):
+        start = min(last)
+        within = [i for t, i in hits if t >= start]
+        return None, Fired(len(within), start, within[-keep:])
+    return [last, hits], None
+
+
+class MemoryStore:
+    """Windows in this process's memory (the local command, tests)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] = {}
+        self._touched: dict[str, tuple[float, float]] = {}   # key -> (last ts, ttl)
+        self._seen: dict[str, set[str]] = {}
+        self._seen_hours: dict[str, tuple[int, int]] = {}
+        self._incidents: dict[str, Incident] = {}
+
+    def _keep(self, key: str, state: Any, ts: float, ttl: float) -> None:
+        if state is None:
+            self._state.pop(key, None)
+        else:
+            self._state[key] = state
+        self._touched[key] = (ts, ttl)
+
+    def counter(self, key: str, ts: float, item: str, window: float,
+                threshold: int) -> Fired | None:
+        state, fired = step_counter(self._state.get(key), ts, item, window, threshold)
+        self._keep(key, state, ts, window)
+        return fired
+
+    def distinct(self, key: str, ts: float, value: str, item: str, window: float,
+                 threshold: int) -> Fired | None:
+        state, fired = step_distinct(self._state.get(key), ts, value, item, window, threshold)
+        self._keep(key, state, ts, window)
+        return fired
+
+    def leaky(self, key: str, ts: float, item: str, capacity: float, leak: float,
+              keep: int) -> Fired | None:
+        state, fired = step_leaky(self._state.get(key), ts, item, capacity, leak, keep)
+        self._keep(key, state, ts, capacity * leak)
+        return fired
+
+    def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
+              values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
+              check: Callable[[dict[str, float]], bool]) -> Fired | None:
+        state, fired = step_tally(self._state.get(key), ts, item, window, success, values, caps,
+                                  keep, check)
+        self._keep(key, state, ts, window)
+        return fired
+
+    def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
+             alpha: float) -> RateView:
+        pop = self._state.get(population)
+        if pop is None:
+            pop = self._state[population] = [0.0, 0.0, 0]
+        state, view = step_rate(self._state.get(key), pop, ts, amount, interval, alpha)
+        self._keep(key, state, ts, interval * 48)
+        self._touched[population] = (ts, interval * 48)
+        return view
+
+    def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
+                 window: float, ordered: bool, keep: int) -> Fired | None:
+        state, fired = step_temporal(self._state.get(key), ts, item, matched, parts, window,
+                                     ordered, keep)
+        self._keep(key, state, ts, window)
+        return fired
+
+    def hours(self, key: str, hour: int) -> tuple[int, int]:
+        """The entity's mask of login hours and login count before this one (then learnt)."""
+        state = self._seen_hours.get(key, (0, 0))
+        self._seen_hours[key] = (state[0] | (1 << hour), state[1] + 1)
+        return state
+
+    def first_seen(self, key: str, value: str) -> bool | None:
+        """True when ``value`` is new for a key that has a baseline (it is then learnt);
+        False when already seen; None when the key has no baseline."""
+        known = self._seen.get(key)
+        if known is None:
+            return None
+        if value in known:
+            return False
+        known.add(value)
+        return True
+
+    def remember(self, key: str, values: Iterable[str]) -> None:
+        self._seen.setdefault(key, set()).update(values)
+
+    def incident(self, key: str) -> Incident | None:
+        return self._incidents.get(key)
+
+    def put_incident(self, key: str, incident: Incident) -> None:
+        self._incidents[key] = incident
+
+    def pop_incident(self, key: str) -> Incident | None:
+        return self._incidents.pop(key, None)
+
+    def open_incidents(self) -> Iterator[tuple[str, Incident]]:
+        return iter(list(self._incidents.items()))
+
+    def expire(self, now: float) -> None:
+        stale = [k for k, (last, ttl) in self._touched.items() if last + ttl < now]
+        for key in stale:
+            del self._touched[key]
+            self._state.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._state)

@@ -1,0 +1,299 @@
+"""The anomaly detector's windows in Redis, shared by every worker.
+
+Each window is one JSON value (the engine's ``step_*`` state) under its own key. The
+detector feeds a shared store in chunks: :meth:`RedisWindowStore.batch` takes every
+window a chunk of events needs, with a lock each, in one round trip (all or none, so two
+workers never deadlock), the engine's steps run in Python on them, and one more round
+trip writes them back and drops the locks; a window outside a batch is taken and
+written back on its own the same way. Two workers reading two files of one host thus
+update one window in turn and see the same counts. A lock left by a worker that
+died expires after ``LOCK_MS``. Windows expire with Redis TTLs (a few times their
+length, in wall time); first-seen baselines are Redis sets, open incidents a hash.
+
+Incident bookkeeping (open, extend, close) is read-modify-write without a lock: two
+workers extending the same open incident at the same instant can lose one increment of
+its count, never the incident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+import redis
+
+from secops.anomaly.store import (
+    Fired,
+    Incident,
+    RateView,
+    ewma_add,
+    step_counter,
+    step_distinct,
+    step_leaky,
+    step_rate,
+    step_tally,
+    step_temporal,
+)
+from secops.errors import Unavailable
+from secops.services.redisconn import lua_script
+
+PREFIX = "secops:an:"
+LOCK_MS = 5000
+WAIT_SECONDS = 5.0
+MIN_TTL = 120
+_TAKE = lua_script("""
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('GET', KEYS[1])}
+end
+return {0, false}
+""")
+_PUT = lua_script("""
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+""")
+_TAKE_MANY = lua_script("""
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 1 then return {0} end
+end
+local out = {1}
+for i = 1, n do
+  redis.call('SET', KEYS[n + i], ARGV[1], 'PX', ARGV[2])
+  out[i + 1] = redis.call('GET', KEYS[i])
+end
+return out
+""")
+_PUT_MANY = lua_script("""
+local d = tonumber(ARGV[2])
+for i = 1, d do
+  local v = ARGV[2 + d + i]
+  if v == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], v, 'EX', ARGV[2 + i]) end
+end
+for i = d + 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return 1
+""")
+BATCH_LOCK_MS = 30_000
+T = TypeVar("T")
+
+
+def _name(kind: str, key: str) -> str:
+    if len(key) > 200:   # entities come from log lines: keep keys short
+        key = key[:120] + "#" + hashlib.sha256(key.encode()).hexdigest()
+    return f"{PREFIX}{kind}:{key}"
+
+
+class RedisWindowStore:
+    """:class:`secops.anomaly.store.WindowStore` on Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._cache: dict[str, Any] | None = None        # windows held by a batch
+        self._dirty: dict[str, float] = {}               # key -> ttl, to write back
+        self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
+        self._inc_dirty: set[str] = set()
+
+    @contextmanager
+    def batch(self, keys: set[str]) -> Iterator[None]:
+        """Hold the windows of ``keys`` (all or none, so two workers never deadlock) for a
+        chunk of events: one round trip takes them, one writes them back."""
+        names = sorted(keys)
+        windows = [_name("w", k) for k in names]
+        locks = [w + ":lock" for w in windows]
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + WAIT_SECONDS * 6
+        delay = 0.002
+        while True:
+            got = _TAKE_MANY(keys=windows + locks, args=[token, BATCH_LOCK_MS, len(names)],
+                             client=self.client)
+            if got[0]:
+                break
+            if time.monotonic() > deadline:
+                raise Unavailable("anomaly windows stayed locked too long")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
+        self._dirty, self._inc, self._inc_dirty = {}, {}, set()
+        try:
+            yield
+        finally:
+            dirty = sorted(self._dirty)
+            values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
+                      for k in dirty]
+            ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
+            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
+                      args=[token, len(dirty), *ttls, *values], client=self.client)
+            if self._inc_dirty:
+                pipe = self.client.pipeline(transaction=True)
+                for key in self._inc_dirty:
+                    incident = self._inc[key]
+                    if incident is None:
+                        pipe.hdel(PREFIX + "incidents", key)
+                    else:
+                        pipe.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
+                pipe.execute()
+            self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
+
+    def _update(self, key: str, ttl: float, step: Callable[[Any], tuple[Any, T]]) -> T:
+        if self._cache is not None and key in self._cache:
+            state, result = step(self._cache[key])
+            self._cache[key] = state
+            self._dirty[key] = ttl
+            return result
+        name = _name("w", key)
+        lock = name + ":lock"
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + WAIT_SECONDS
+        delay = 0.001
+        while True:
+            got, raw = _TAKE(keys=[name, lock], args=[token, LOCK_MS], client=self.client)
+            if got:
+                break
+            if time.monotonic() > deadline:
+                raise Unavailable("an anomaly window stayed locked too long")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            state, result = step(json.loads(raw) if raw else None)
+        except BaseException:
+            _PUT(keys=[name, lock], args=[token, "", 0], client=self.client)
+            raise
+        value = "" if state is None else json.dumps(state, separators=(",", ":"))
+        _PUT(keys=[name, lock], args=[token, value, int(max(MIN_TTL, ttl * 3))],
+             client=self.client)
+        return result
+
+    def counter(self, key: str, ts: float, item: str, window: float,
+                threshold: int) -> Fired | None:
+        return self._update(key, window,
+                            lambda s: step_counter(s, ts, item, window, threshold))
+
+    def distinct(self, key: str, ts: float, value: str, item: str, window: float,
+                 threshold: int) -> Fired | None:
+        return self._update(key, window,
+                            lambda s: step_distinct(s, ts, value, item, window, threshold))
+
+    def leaky(self, key: str, ts: float, item: str, capacity: float, leak: float,
+              keep: int) -> Fired | None:
+        return self._update(key, capacity * leak,
+                            lambda s: step_leaky(s, ts, item, capacity, leak, keep))
+
+    def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
+              values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
+              check: Callable[[dict[str, float]], bool]) -> Fired | None:
+        return self._update(key, window, lambda s: step_tally(s, ts, item, window, success,
+                                                              values, caps, keep, check))
+
+    def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
+                 window: float, ordered: bool, keep: int) -> Fired | None:
+        hits = list(matched)
+        return self._update(key, window, lambda s: step_temporal(s, ts, item, hits, parts,
+                                                                 window, ordered, keep))
+
+    def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
+             alpha: float) -> RateView:
+        cache = self._cache
+        if cache is not None and key in cache and population in cache:
+            pop_state = cache[population] = cache[population] or [0.0, 0.0, 0]
+            state, view = step_rate(cache[key], pop_state, ts, amount, interval, alpha)
+            cache[key] = state
+            self._dirty[key] = self._dirty[population] = interval * 48
+            return view
+        raw = self.client.get(_name("w", population))
+        pop = json.loads(raw) if raw else [0.0, 0.0, 0]
+        closed: list[float] = []
+
+        def step(state: Any) -> tuple[Any, RateView]:
+            if state is not None and int(ts // interval) > state[0]:
+                closed.append(state[1])
+            return step_rate(state, list(pop), ts, amount, interval, alpha)
+
+        view = self._update(key, interval * 48, step)
+        if closed:   # fold the finished interval into everyone's baseline
+            def fold(p: Any) -> tuple[Any, None]:
+                p = p or [0.0, 0.0, 0]
+                ewma_add(p, closed[0], alpha)
+                return p, None
+            self._update(population, interval * 48, fold)
+        return view
+
+    def hours(self, key: str, hour: int) -> tuple[int, int]:
+        def step(state: Any) -> tuple[Any, tuple[int, int]]:
+            mask, n = state or (0, 0)
+            return [mask | (1 << hour), n + 1], (mask, n)
+        return self._update(key, 86400 * 90, step)
+
+    def first_seen(self, key: str, value: str) -> bool | None:
+        name = _name("seen", key)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.exists(name)
+        pipe.sismember(name, value)
+        exists, member = pipe.execute()
+        if not exists:
+            return None
+        if member:
+            return False
+        return bool(self.client.sadd(name, value))
+
+    def remember(self, key: str, values: Iterable[str]) -> None:
+        items = list(values)
+        if items:
+            self.client.sadd(_name("seen", key), *items)
+
+    def incident(self, key: str) -> Incident | None:
+        if self._cache is not None and key in self._inc:
+            return self._inc[key]
+        raw = self.client.hget(PREFIX + "incidents", key)
+        found = Incident(**json.loads(raw)) if raw else None
+        if self._cache is not None:
+            self._inc[key] = found
+        return found
+
+    def put_incident(self, key: str, incident: Incident) -> None:
+        if self._cache is not None:
+            self._inc[key] = incident
+            self._inc_dirty.add(key)
+            return
+        self.client.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
+
+    def pop_incident(self, key: str) -> Incident | None:
+        if self._cache is not None:
+            found = self.incident(key)
+            self._inc[key] = None
+            self._inc_dirty.add(key)
+            return found
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hget(PREFIX + "incidents", key)
+        pipe.hdel(PREFIX + "incidents", key)
+        raw, removed = pipe.execute()
+        return Incident(**json.loads(raw)) if raw and removed else None
+
+    def open_incidents(self) -> Iterator[tuple[str, Incident]]:
+        found: dict[str, Incident] = {}
+        for key, raw in self.client.hscan_iter(PREFIX + "incidents"):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            found[name] = Incident(**json.loads(raw))
+        if self._cache is not None:   # what this batch changed and has not written yet
+            for name, incident in self._inc.items():
+                if incident is None:
+                    found.pop(name, None)
+                else:
+                    found[name] = incident
+        return iter(list(found.items()))
+
+    def expire(self, now: float) -> None:
+        """Windows expire through their Redis TTLs."""
