@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # binutils (ar) and cpio are the tests' reference readers and writers of those archives
 APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio)
+# the console's browser tests drive Debian's Chromium through its WebDriver
+APT_PACKAGES+=(chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

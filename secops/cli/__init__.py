@@ -25,6 +25,7 @@ COMMANDS = {
     "audit": "secops.cli.audit:audit",
     "scan": "secops.cli.scan:scan",
     "dlp": "secops.cli.dlp:dlp",
+    "users": "secops.cli.users:users",
 }
 
 
