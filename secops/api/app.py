@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
+from secops.api import console
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
@@ -112,6 +113,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(scans.router)
     app.include_router(dlp.router)
+    console.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

@@ -65,7 +65,10 @@ class EdgeMiddleware:
                 started = True
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in STRIPPED]
-                headers.extend(SECURITY_HEADERS)
+                # A console page sets its own CSP (with its nonce); everything else gets the API's.
+                own_csp = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                headers.extend(h for h in SECURITY_HEADERS
+                               if not (own_csp and h[0] == b"content-security-policy"))
                 headers.append((b"x-request-id", request_id.encode()))
                 state = scope.get("state", {})
                 for name, value in state.get("ratelimit_headers", ()):

@@ -21,6 +21,9 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | quarantine:manage | submit |   x   |         |         |         |
 | dlp:submit        | submit |   x   |    x    |         | listed kinds |
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
+| account:self      | read   |   x   |    x    |    x    |         |
+
+``account:self`` is a console user's own account (factors, sessions); API keys have none.
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ PERMISSION_CLASS: dict[str, str] = {
     "quarantine:manage": "submit",
     "dlp:submit": "submit",
     "dlp:read": "read",
+    "account:self": "read",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
     "analyst": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "schedules:read",
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
-                          "dlp:submit", "dlp:read"}),
+                          "dlp:submit", "dlp:read", "account:self"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
-                          "events:read", "metrics:read", "scans:read", "dlp:read"}),
+                          "events:read", "metrics:read", "scans:read", "dlp:read",
+                          "account:self"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read"}),
 }
