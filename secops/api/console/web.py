@@ -184,6 +184,8 @@ class Console:
             **context)
         response = HTMLResponse(html, status_code=status)
         response.headers["Content-Security-Policy"] = csp(nonce)
+        # no-referrer would make browsers send "Origin: null" with the page's own forms
+        response.headers["Referrer-Policy"] = "same-origin"
         return self.finish(response)
 
     def redirect(self, url: str) -> Response:
@@ -267,6 +269,8 @@ def console_require(permission: str, *, stages: tuple[str, ...] = ("full",)) -> 
     async def dependency(request: Request, writer: Session = Depends(db_session),
                          reader: Session = Depends(db_read_session)) -> Console:
         console = _load(request, _session_for(request, writer, reader))
+        if request.method in STATE_CHANGING and not _origin_ok(request):
+            await check_csrf(console)  # a cross-site post is refused as such, signed in or not
         sess = console.session
         if console.user is None or sess is None or sess.stage not in stages:
             if request.method in STATE_CHANGING:
