@@ -158,6 +158,14 @@ register(JobKind("dlp.classify", "dlp", DlpClassifyParams, 600,
                  "find PII, PCI, PHI and secrets in a stored file or submitted text"))
 
 
+class ComplianceEvaluateParams(Params):
+    """Evaluate the compliance matrix's live checks; no parameters."""
+
+
+register(JobKind("compliance.evaluate", "audit", ComplianceEvaluateParams, 300,
+                 "evaluate the compliance matrix (SOC 2, ISO 27001, GDPR) from live checks"))
+
+
 def get_kind(name: str) -> JobKind:
     kind = KINDS.get(name)
     if kind is None or not kind.submittable:

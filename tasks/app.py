@@ -19,7 +19,7 @@ from secops.logs import configure_logging
 from tasks.routing import celery_config
 
 app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts", "tasks.scanning",
-                                   "tasks.dlp"])
+                                   "tasks.dlp", "tasks.compliance"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
 

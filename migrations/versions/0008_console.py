@@ -6,6 +6,9 @@ Create Date: 2026-12-07 02:00:00
 """
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -71,7 +74,24 @@ def upgrade() -> None:
                               unique=False)
 
 
+    schedules = sa.table('schedules', sa.column('id', sa.String), sa.column('name', sa.String),
+                         sa.column('kind', sa.String), sa.column('params', sa.JSON),
+                         sa.column('cron', sa.String), sa.column('interval_seconds', sa.Integer),
+                         sa.column('enabled', sa.Boolean), sa.column('created_by', sa.String),
+                         sa.column('created_at', sa.DateTime(timezone=True)),
+                         sa.column('updated_at', sa.DateTime(timezone=True)),
+                         sa.column('total_run_count', sa.Integer))
+    now = datetime.now(UTC)
+    if op.get_bind().dialect.name == 'sqlite':
+        now = now.replace(tzinfo=None)
+    op.bulk_insert(schedules, [{
+        'id': str(uuid.uuid4()), 'name': 'compliance-evaluate-daily', 'kind': 'compliance.evaluate',
+        'params': {}, 'cron': '30 3 * * *', 'interval_seconds': None, 'enabled': True,
+        'created_by': 'system', 'created_at': now, 'updated_at': now, 'total_run_count': 0}])
+
+
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM schedules WHERE name = 'compliance-evaluate-daily'"))
     with op.batch_alter_table('user_backup_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_backup_codes_user_id'))
     op.drop_table('user_backup_codes')

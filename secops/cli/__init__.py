@@ -26,6 +26,7 @@ COMMANDS = {
     "scan": "secops.cli.scan:scan",
     "dlp": "secops.cli.dlp:dlp",
     "users": "secops.cli.users:users",
+    "compliance": "secops.cli.compliance:compliance_group",
 }
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
 
 from secops.api.console.web import Console, check_sizes, console_require, form_value, page
+from secops.compliance import FRAMEWORKS
 from secops.config import get_settings
 from secops.db.models import Alert, DlpScan, Job, ScanResult
 from secops.db.session import get_read_sessionmaker
@@ -279,3 +280,27 @@ async def schedules(console: Console = Depends(console_require("schedules:read")
                           next_run={s.id: schedule_service.next_run(s) for s in rows if s.enabled})
 
 
+
+
+@router.get("/compliance")
+async def compliance_page(console: Console = Depends(console_require("audit:read"))) -> Response:
+    job = console.db.scalar(select(Job).where(Job.kind == "compliance.evaluate",
+                                              Job.status == "succeeded")
+                            .order_by(Job.finished_at.desc()).limit(1))
+    return console.render("compliance.html", job=job, report=job.result if job else None,
+                          frameworks=FRAMEWORKS)
+
+
+@router.post("/compliance/evaluate")
+@page
+async def compliance_evaluate(console: Console = Depends(console_require("jobs:submit"))) -> Response:
+    job = job_service.create_job(session=console.db, kind="compliance.evaluate", params={},
+                                 submitted_by=console.actor)
+    console.db.flush()
+    audit.record(session=console.db, ctx=console.audit(), action="jobs.submit",
+                 target=f"job:{job.id}", details={"kind": job.kind})
+    console.db.commit()
+    from tasks.dispatch import enqueue_or_fail
+
+    enqueue_or_fail([(job.id, job.kind)])
+    return console.redirect(f"/console/jobs/{job.id}")
