@@ -290,3 +290,17 @@ def test_bad_input_is_refused_with_a_message_and_changes_nothing(app):
     # the link still works after the refusals (nothing was spent)
     assert client.post(f"/console/enrol/{token}", data={"csrf": csrf, "password": GOOD,
                                                         "password2": GOOD}).status_code == 303
+
+
+def test_a_factor_change_ends_other_sessions_and_rotates_this_one(app):
+    first = browser(app)
+    enrol(first, "fc", "analyst")
+    second = browser(app)
+    assert login(second, "fc").status_code == 303
+    before = first.cookies[COOKIE]
+    setup_totp(first)  # from the account page of the first session
+    assert first.cookies[COOKIE] != before  # rotated at the change
+    assert first.get("/console/account").status_code == 200
+    assert second.get("/console/").headers["location"] == "/console/login"
+    changed = events("console.factor_changed")
+    assert [(e.details["change"], e.details["sessions_ended"]) for e in changed] == [("totp_added", 1)]
