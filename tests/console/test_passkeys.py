@@ -22,6 +22,7 @@ from secops.db.session import session_scope
 from secops.errors import InvalidInput
 from secops.services import passkeys
 from secops.services import users as user_service
+from tests.console.conftest import GOOD
 
 ORIGIN = "https://console.example.org"
 
@@ -92,8 +93,7 @@ def enrolled(name: str):
     with session_scope() as session:
         enrolment = user_service.create_user(session=session, name=name, role="analyst",
                                              created_by="t")
-        user_service.complete_enrolment(session=session, token=enrolment.token,
-                                        password="violet tractor humming 42")
+        user_service.complete_enrolment(session=session, token=enrolment.token, password=GOOD)
         return enrolment.user.id
 
 
