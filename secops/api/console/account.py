@@ -15,9 +15,12 @@ from fastapi.responses import Response
 
 from secops.api.console.auth import (
     LIMITS,
+    budget_left,
     end_other_sessions,
     qr_svg,
     show_backup_codes,
+    signed_in,
+    spend,
 )
 from secops.api.console.web import Console, check_sizes, console_public, console_require, form_value, page
 from secops.errors import InvalidInput
@@ -274,15 +277,13 @@ async def passkey_login_options(console: Console = Depends(console_public())) ->
 
 @router.post("/passkeys/login/verify")
 async def passkey_login(request: Request, console: Console = Depends(console_public())) -> Response:
-    from secops.api.console.auth import _budget_left, _signed_in, _spend
-
     sess = console.session
     if sess is None or sess.stage not in ("anon", "mfa"):
         return _json_error(console, 400, "reload the sign-in page and try again")
     challenge = sess.data.pop("login_challenge", None)
     console.save()
-    account = console.user.name if console.user else "passkey"
-    if not _budget_left(console, account):
+    account = console.user.name if console.user else None
+    if not budget_left(console, account):
         return _json_error(console, 429, "Too many failed attempts. Wait a few minutes.")
     try:
         data = await _json(request)
@@ -293,14 +294,12 @@ async def passkey_login(request: Request, console: Console = Depends(console_pub
             user=console.user if sess.stage == "mfa" else None)
     except InvalidInput as exc:
         console.db.rollback()
-        _spend(console, account)
+        spend(console, account)
         console.event("auth.mfa_failure" if console.user else "auth.failure",
                      {"ip": console.ip, "account": account, "factor": "passkey"}, "medium")
         return _json_error(console, 401, exc.message)
     console.db.commit()
-    _signed_in(console, user, "passkey")  # its redirect is not sent: the script navigates
+    signed_in(console, user, "passkey")  # its redirect is not sent: the script navigates
     return console.finish(Response(json.dumps({"ok": True, "next": "/console/"}),
                                    media_type="application/json"))
 
-
-__all__ = ["router", "console_public"]

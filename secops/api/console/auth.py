@@ -17,20 +17,12 @@ import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from secops.api.console.web import (
-    Console,
-    check_sizes,
-    console_public,
-    form_value,
-    page,
-    refuse,
-)
+from secops.api.console.web import Console, check_sizes, console_public, form_value, page
 from secops.config import get_settings, parse_rate
 from secops.db.console_models import User
 from secops.errors import InvalidInput
 from secops.services import audit, mfa, ratelimit
 from secops.services import console_sessions as sessions
-from secops.services import passkeys as passkey_service
 from secops.services import users as user_service
 from secops.services.monitor import AlertRule, register_rule
 
@@ -53,20 +45,24 @@ def register_console_rules() -> None:
                             fails, window, "high", "repeated failed second factors from one IP"))
 
 
-def _buckets(ip: str, account: str) -> list[ratelimit.Bucket]:
+def _buckets(ip: str, account: str | None) -> list[ratelimit.Bucket]:
+    """The client IP's failed-authentication budget, and the account's when one is named
+    (a passkey-only sign-in names none: a shared bucket would let anyone lock it)."""
     settings = get_settings()
     limit, window = settings.rate_limit("auth")
-    acc_limit, acc_window = parse_rate(settings.rate_limit_login_account)
-    account_key = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
-    return [ratelimit.Bucket("auth-ip", ip, limit, window),
-            ratelimit.Bucket("login-account", account_key, acc_limit, acc_window)]
+    buckets = [ratelimit.Bucket("auth-ip", ip, limit, window)]
+    if account is not None:
+        acc_limit, acc_window = parse_rate(settings.rate_limit_login_account)
+        account_key = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+        buckets.append(ratelimit.Bucket("login-account", account_key, acc_limit, acc_window))
+    return buckets
 
 
-def _budget_left(console: Console, account: str) -> bool:
+def budget_left(console: Console, account: str | None) -> bool:
     return ratelimit.check(console.kv, _buckets(console.ip, account), cost=0).allowed
 
 
-def _spend(console: Console, account: str) -> None:
+def spend(console: Console, account: str | None) -> None:
     ratelimit.check(console.kv, _buckets(console.ip, account), cost=1)
 
 
@@ -77,10 +73,10 @@ def _after_password(console: Console, user: User) -> Response:
     if user_service.mfa_required(user.role):
         console.start(user, "setup")
         return console.redirect("/console/account/setup")
-    return _signed_in(console, user, "password")
+    return signed_in(console, user, "password")
 
 
-def _signed_in(console: Console, user: User, method: str) -> Response:
+def signed_in(console: Console, user: User, method: str) -> Response:
     if console.session is not None and console.session.user_id == user.id:
         console.promote("full")
     else:
@@ -109,14 +105,14 @@ async def login(request: Request, console: Console = Depends(console_public())) 
     if too_long:
         return console.render("login.html", status=400, error=too_long)
     name, password = form_value(form, "name"), form_value(form, "password")
-    if not _budget_left(console, name):
+    if not budget_left(console, name):
         console.event("ratelimit.rejected", {"ip": console.ip, "class": "auth",
                                             "path": request.url.path}, "low",
                      sample_key=console.ip)
         return console.render("login.html", status=429, error=TOO_MANY)
     user = user_service.authenticate(session=console.db, name=name, password=password)
     if user is None:
-        _spend(console, name)
+        spend(console, name)
         console.event("auth.failure", {"ip": console.ip, "account": name[:100],
                                       "path": request.url.path}, "medium")
         return console.render("login.html", status=401, error=LOGIN_FAILED)
@@ -144,20 +140,20 @@ async def mfa_submit(request: Request, console: Console = Depends(console_public
     too_long = check_sizes(form, LIMITS)
     if too_long:
         return console.render("mfa.html", status=400, error=too_long, factors=factors)
-    if not _budget_left(console, user.name):
+    if not budget_left(console, user.name):
         return console.render("mfa.html", status=429, error=TOO_MANY, factors=factors)
     code, backup = form_value(form, "code").strip(), form_value(form, "backup").strip()
     if code and mfa.verify_totp(session=console.db, user=user, code=code):
-        return _signed_in(console, user, "totp")
+        return signed_in(console, user, "totp")
     if backup and mfa.use_backup_code(session=console.db, user=user, code=backup):
         left = user_service.factor_summary(session=console.db, user=user)["backup_codes"]
         audit.record(session=console.db, ctx=console.audit(), action="users.backup_code_used",
                      target=f"user:{user.id}", details={"remaining": left})
         console.event("console.backup_code_used", {"ip": console.ip, "account": user.name,
                                                   "remaining": left}, "medium")
-        return _signed_in(console, user, "backup_code")
+        return signed_in(console, user, "backup_code")
     console.db.rollback()
-    _spend(console, user.name)
+    spend(console, user.name)
     console.event("auth.mfa_failure", {"ip": console.ip, "account": user.name,
                                       "factor": "totp" if code else "backup_code"}, "medium")
     return console.render("mfa.html", status=401, error=MFA_FAILED, factors=factors)
@@ -206,7 +202,7 @@ async def enrol(token: str, request: Request,
     if user_service.mfa_required(user.role):
         console.start(user, "setup")
         return console.redirect("/console/account/setup")
-    return _signed_in(console, user, "enrolment")
+    return signed_in(console, user, "enrolment")
 
 
 def qr_svg(uri: str) -> str:
@@ -226,16 +222,3 @@ def end_other_sessions(console: Console, reason: str) -> None:
 
 def show_backup_codes(console: Console, codes: list[str]) -> Response:
     return console.render("backup_codes.html", codes=codes)
-
-
-def refuse_unless(console: Console, stages: tuple[str, ...]) -> None:
-    sess = console.session
-    if console.user is None or sess is None or sess.stage not in stages:
-        raise refuse(console, 401, "Your session has ended. Sign in again; nothing was changed.")
-
-
-def passkey_options_response(options_json: str, console: Console) -> Response:
-    return console.finish(Response(options_json, media_type="application/json"))
-
-
-__all__ = ["router", "passkey_service"]

@@ -168,6 +168,10 @@ class Console:
         self.session, self.session_id, self.ended = None, None, True
 
     def finish(self, response: Response) -> Response:
+        """The response, with the cookie set or cleared; the request's transaction ends
+        here (routes commit what they change), so no write lock outlives the route."""
+        if self.db.in_transaction():
+            self.db.rollback()
         if self.ended:
             clear_cookie(self.request, response)
         elif self.new_session_id:
@@ -246,12 +250,15 @@ def _session_for(request: Request, writer: Session, reader: Session) -> Session:
     return reader if request.method in ("GET", "HEAD") else writer
 
 
-def console_public(*, stages: tuple[str, ...] = ("anon", "mfa", "setup", "full")) -> Callable[..., Any]:
-    """A console route open before sign-in (sign-in, enrolment); POSTs still need CSRF."""
+def console_public() -> Callable[..., Any]:
+    """A console route open before sign-in (sign-in, enrolment): counted against the
+    client IP's ``read`` budget; POSTs still need CSRF."""
 
     async def dependency(request: Request, writer: Session = Depends(db_session),
                          reader: Session = Depends(db_read_session)) -> Console:
         console = _load(request, _session_for(request, writer, reader))
+        _limit(request, [_bucket("read-ip", console.ip, "read")], cost=1, cls="read",
+               ip=console.ip)
         await check_csrf(console)
         return console
 
@@ -295,9 +302,9 @@ def console_require(permission: str, *, stages: tuple[str, ...] = ("full",)) -> 
     return dependency
 
 
-def form_value(form: Any, name: str, limit: int = MAX_FIELD) -> str:
-    """A text field of a submitted form; InvalidInput-free: oversized fields are refused
-    by :func:`check_sizes` first."""
+def form_value(form: Any, name: str) -> str:
+    """A text field of a submitted form ("" when absent); :func:`check_sizes` refuses
+    oversized fields first."""
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
