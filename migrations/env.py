@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from secops.db import models  # noqa: F401  (registers every table on the metadata)
+from secops.db import (
+    console_models,  # noqa: F401  (the console's tables)
+    models,  # noqa: F401  (registers every table on the metadata)
+)
 from secops.db.base import Base
 from secops.db.session import get_engine
 

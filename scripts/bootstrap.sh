@@ -17,6 +17,8 @@ APT_PACKAGES=(libmagic1 yara docker-compose binutils cpio pebble)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     APT_PACKAGES+=(nodejs npm)
 fi
+# the console's browser tests drive Debian's Chromium through its WebDriver
+APT_PACKAGES+=(chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

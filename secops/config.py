@@ -237,6 +237,22 @@ class Settings(BaseSettings):
     anomaly_ingest_max_lines: int = Field(10_000, ge=1, le=100_000)
     anomaly_ingest_max_line_chars: int = Field(16_384, ge=256)
 
+    # Console (people): sessions, enrolment, MFA, WebAuthn, security.txt
+    console_origin: str | None = None  # e.g. https://secops.example.org; default http://localhost:<port>
+    console_idle_timeout: int = Field(1800, ge=5, le=86400)  # seconds without a request
+    console_absolute_timeout: int = Field(43200, ge=60, le=7 * 86400)  # seconds from sign-in
+    console_enrol_hours: int = Field(72, ge=1, le=720)
+    console_mfa_roles: list[str] = Field(default_factory=lambda: ["admin"])
+    # Plain HTTP on loopback only (development): the session cookie drops Secure and the
+    # __Host- prefix there. Never set it for a console reached over a network.
+    console_insecure_loopback: bool = False
+    rate_limit_login_account: str = "10/900"
+    security_txt_contact: list[str] = Field(default_factory=list)
+    security_txt_expires: str | None = None  # ISO 8601 date-time with zone
+    security_txt_policy: str | None = None
+    security_txt_languages: str = "en"
+    security_txt_canonical: str | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, data: Any) -> Any:
@@ -299,7 +315,7 @@ class Settings(BaseSettings):
         return self
 
     @field_validator("rate_limit_submit", "rate_limit_read", "rate_limit_auth", "rate_limit_keys",
-                     "readyz_rate",
+                     "readyz_rate", "rate_limit_login_account",
                      "alert_auth_failures", "alert_auth_burst", "alert_rate_limited",
                      "privacy_code_sends")
     @classmethod
@@ -320,6 +336,11 @@ class Settings(BaseSettings):
         if self.cors_allow_credentials and "*" in self.cors_origins:
             raise ValueError("cors_origins may not be '*' when cors_allow_credentials is set")
         return self
+
+    def console_origin_value(self) -> str:
+        """The console's public origin (scheme://host[:port]): WebAuthn and CSRF check it."""
+        origin = self.console_origin or f"http://localhost:{self.api_port}"
+        return origin.rstrip("/")
 
     def rate_limit(self, route_class: str) -> tuple[int, int]:
         """(requests, window seconds) for a route class: submit, read, auth or keys."""

@@ -194,6 +194,14 @@ register(JobKind("privacy.retention", "privacy", PrivacyRetentionParams, 1800,
                  "erase rows past their table's retention_days (schedule it; dry_run counts)"))
 
 
+class ComplianceEvaluateParams(Params):
+    """Evaluate the compliance matrix's live checks; no parameters."""
+
+
+register(JobKind("compliance.evaluate", "audit", ComplianceEvaluateParams, 300,
+                 "evaluate the compliance matrix (SOC 2, ISO 27001, GDPR) from live checks"))
+
+
 def get_kind(name: str) -> JobKind:
     kind = KINDS.get(name)
     if kind is None or not kind.submittable:

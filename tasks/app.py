@@ -19,7 +19,8 @@ from secops.logs import configure_logging
 from tasks.routing import celery_config
 
 app = Celery("secops", include=["tasks.system", "tasks.audit", "tasks.alerts", "tasks.scanning",
-                                   "tasks.dlp", "tasks.certs", "tasks.privacy", "tasks.anomaly"])
+                                   "tasks.dlp", "tasks.certs", "tasks.privacy", "tasks.anomaly",
+                                   "tasks.compliance"])
 app.add_defaults(lambda: celery_config(get_settings()))
 
 

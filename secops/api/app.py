@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
+from secops.api import console
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
@@ -136,6 +137,7 @@ def create_app() -> FastAPI:
     app.include_router(cert_ca_routes.router)
     app.include_router(privacy.router)
     app.include_router(anomaly.router)
+    console.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins,

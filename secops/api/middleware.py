@@ -38,6 +38,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 STRIPPED = {b"server", b"x-powered-by"}
+OVERRIDABLE = {b"content-security-policy", b"referrer-policy"}
 HSTS = b"max-age=63072000; includeSubDomains"
 
 
@@ -65,7 +66,10 @@ class EdgeMiddleware:
                 started = True
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in STRIPPED]
-                headers.extend(SECURITY_HEADERS)
+                # A console page sets its own CSP (with its nonce) and referrer policy (its
+                # forms need a same-origin Origin); everything else gets the API's.
+                own = {k.lower() for k, _ in headers} & OVERRIDABLE
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in own)
                 headers.append((b"x-request-id", request_id.encode()))
                 state = scope.get("state", {})
                 for name, value in state.get("ratelimit_headers", ()):

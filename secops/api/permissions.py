@@ -31,6 +31,9 @@ budget, shared by no route). The same table is in docs/security.md.
 | privacy:manage    | submit |   x   |    x    |         |         |
 | anomaly:ingest    | submit |   x   |    x    |         | listed kinds |
 | anomaly:read      | read   |   x   |    x    |    x    |  own batches |
+| account:self      | read   |   x   |    x    |    x    |         |
+
+``account:self`` is a console user's own account (factors, sessions); API keys have none.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "privacy:manage": "submit",
     "anomaly:ingest": "submit",
     "anomaly:read": "read",
+    "account:self": "read",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
@@ -68,10 +72,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
                           "dlp:submit", "dlp:read", "certs:read", "certs:write",
                           "privacy:submit", "privacy:read", "privacy:manage",
-                          "anomaly:ingest", "anomaly:read"}),
+                          "anomaly:ingest", "anomaly:read", "account:self"}),
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
                           "events:read", "metrics:read", "scans:read", "dlp:read",
-                          "audit:verify", "certs:read", "privacy:read", "anomaly:read"}),
+                          "audit:verify", "certs:read", "privacy:read", "anomaly:read",
+                          "account:self"}),
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read",
                           "certs:read", "privacy:submit", "privacy:read", "anomaly:ingest",

@@ -29,6 +29,8 @@ COMMANDS = {
     "certs": "secops.cli.certs:certs",
     "privacy": "secops.cli.privacy:privacy",
     "anomaly": "secops.cli.anomaly:anomaly",
+    "users": "secops.cli.users:users",
+    "compliance": "secops.cli.compliance:compliance_group",
 }
 
 

@@ -1,4 +1,5 @@
-"""MDN HTTP Observatory (``@mdn/mdn-http-observatory``) grades a real API process A+.
+"""MDN HTTP Observatory (``@mdn/mdn-http-observatory``) grades a real API process A+, on
+API routes and on a console page (its nonce CSP and its session cookie).
 
 The API runs under uvicorn over TLS with a certificate from a local CA (trustme), the
 way production runs behind TLS; the plain-HTTP port is closed, as the API never serves
@@ -74,7 +75,7 @@ def _npm_install() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("path", ["/healthz", "/v1/jobs"])
+@pytest.mark.parametrize("path", ["/healthz", "/v1/jobs", "/console/login"])
 def test_observatory_grades_the_api_a_plus(sqlite_env, tmp_path, path):
     node = shutil.which("node")
     if node is None:
