@@ -108,7 +108,7 @@ def up(concurrency: int, no_flower: bool) -> None:
                   f"(user {settings.flower_user}, password in {secrets_dir / 'flower_password'})")
                + "; Ctrl-C stops everything", err=True)
     try:
-        code = Supervisor(children).run()
+        code = Supervisor(children, grace=settings.shutdown_grace).run()
     finally:
         if redis_server is not None:
             redis_server.stop()

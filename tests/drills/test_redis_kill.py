@@ -19,7 +19,7 @@ from tests.factories import auth, make_key
 from tests.processes import start_api, start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
-JOBS = 40
+JOBS = 24
 
 
 def _counts() -> dict[str, int]:
@@ -40,7 +40,7 @@ def test_redis_sigkill_with_jobs_queued_and_running(sqlite_env, tmp_path):
         procs.append(start_beat(env, tmp_path / "beat.log"))
         api, url = start_api(env, tmp_path / "api.log")
         procs.append(api)
-        jobs = [{"kind": "system.ping", "params": {"message": str(i), "sleep": 0.3}}
+        jobs = [{"kind": "system.ping", "params": {"message": str(i), "sleep": 0.2}}
                 for i in range(JOBS)]
         resp = httpx.post(f"{url}/v1/jobs/batch", json={"jobs": jobs}, headers=auth(key),
                           timeout=30)

@@ -42,7 +42,7 @@ def test_redis_is_restarted_and_sigterm_is_clean_in_any_redis_state(tmp_path):
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECOPS_")}
     env.update(SECOPS_DATA_DIR=str(data_dir), SECOPS_API_PORT=str(api_port),
-               SECOPS_API_PROCESSES="1")
+               SECOPS_API_PROCESSES="1", SECOPS_SHUTDOWN_GRACE="5")
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     up = subprocess.Popen([sys.executable, "-m", "secops.cli", "up", "--no-flower",
                            "--concurrency", "1"], cwd=tmp_path, env=env,
