@@ -7,8 +7,15 @@ same Redis broker runs the same trivial task (no API, no database) with a 2-proc
 worker, and the ratio of completed jobs per second is printed. Everything runs on this
 machine, in one run, so the two are compared under the same load.
 
+With ``--closed-loop``, instead: ``--clients`` threads (8) each submit one job per
+request and poll it until it is done, then submit the next, against the SecOps API and
+against a minimal FastAPI app whose endpoint only calls ``apply_async`` on plain Celery
+(its task marks itself done in Redis, which the poll endpoint reads); same uvicorn
+flags, same worker settings (2 processes, prefetch 4), same client, same run.
+
     .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000
     .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000 --database postgresql
+    .venv/bin/python benchmarks/jobs_pipeline.py --closed-loop --jobs 400
 """
 
 from __future__ import annotations
@@ -49,6 +56,140 @@ def ping(params):
     _r.rpush("plain:done", "%s %f" % (params["sent"], time.time()))
     return params
 '''
+
+
+PLAIN_API = '''
+import os, redis
+from fastapi import FastAPI
+from plainapp import ping
+app = FastAPI()
+_r = redis.Redis.from_url(os.environ["PLAIN_BROKER"])
+@app.post("/jobs", status_code=202)
+def submit(body: dict) -> dict:
+    return {"id": ping.apply_async(args=[body]).id}
+@app.get("/jobs/{job_id}")
+def get(job_id: str) -> dict:
+    return {"status": "succeeded" if _r.sismember("plain:done-ids", job_id) else "queued"}
+'''
+
+PLAIN_CLOSED_APP = '''
+import os, redis
+from celery import Celery
+app = Celery("plain", broker=os.environ["PLAIN_BROKER"])
+app.conf.task_ignore_result = True
+_r = None
+@app.task(name="plain.ping", bind=True)
+def ping(self, params):
+    global _r
+    _r = _r or redis.Redis.from_url(os.environ["PLAIN_BROKER"])
+    _r.sadd("plain:done-ids", self.request.id)
+    return params
+'''
+
+
+def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clients: int,
+                per_client: int) -> dict[str, float]:
+    """``clients`` threads, each: submit one job, poll it until done, next. Jobs/s and
+    p50/p99 of submit-to-seen-done."""
+    latencies: list[float] = []
+
+    def one_client(_: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            for i in range(per_client):
+                t0 = time.perf_counter()
+                resp = http.post(submit, json={"kind": "system.ping", "params": {"message": str(i)}}
+                                 if "v1" in submit else {"message": str(i)})
+                resp.raise_for_status()
+                job_id = resp.json()["id"]
+                while http.get(poll.format(job_id)).json()["status"] != "succeeded":
+                    time.sleep(0.005)
+                latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one_client, range(clients)))
+    elapsed = time.perf_counter() - t0
+    return {"completed_per_s": clients * per_client / elapsed,
+            "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000}
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not come up") from None
+            time.sleep(0.1)
+
+
+UVICORN_FLAGS = ["--log-level", "warning", "--no-access-log", "--workers", "1"]
+WORKER_FLAGS = ["--concurrency", "2", "--prefetch-multiplier", "4", "--loglevel", "INFO",
+                "--without-mingle", "--without-gossip"]
+
+
+def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
+    url, pg_name = database_url(db, tmp)
+    env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
+           "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
+           "SECOPS_STORAGE_KEY": secrets.token_hex(32), "SECOPS_LOG_LEVEL": "INFO",
+           "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
+           "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
+    os.environ.update(env)
+    from secops.config import get_settings
+    from secops.db.migrate import upgrade
+    from secops.db.session import dispose_engines, session_scope
+    from secops.services.keys import create_key
+
+    get_settings.cache_clear()
+    dispose_engines()
+    upgrade(url)
+    with session_scope() as s:
+        key = create_key(session=s, name="bench", role="admin", created_by="bench").plaintext
+    dispose_engines()
+    port = free_port()
+    api = start([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
+                 "--port", str(port), *UVICORN_FLAGS], env, tmp / "api.log")
+    worker = start([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "default",
+                    *WORKER_FLAGS], env, tmp / "worker.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", api)
+        wait_ready(tmp / "worker.log", "ready.")
+        return closed_loop(base, {"Authorization": f"Bearer {key}"}, "/v1/jobs",
+                           "/v1/jobs/{}", clients, max(1, n // clients))
+    finally:
+        stop(api)
+        stop(worker)
+        if pg_name:
+            dispose_engines()
+            admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
+                                     isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+def run_closed_plain(n: int, clients: int, tmp: Path, broker: str) -> dict[str, float]:
+    plain_dir = tmp / "plain"
+    plain_dir.mkdir(exist_ok=True)
+    (plain_dir / "plainapp.py").write_text(PLAIN_CLOSED_APP)
+    (plain_dir / "plainapi.py").write_text(PLAIN_API)
+    env = {"PLAIN_BROKER": broker, "PYTHONPATH": str(plain_dir)}
+    port = free_port()
+    api = start([sys.executable, "-m", "uvicorn", "plainapi:app", "--port", str(port),
+                 *UVICORN_FLAGS], env, tmp / "plainapi.log")
+    worker = start([sys.executable, "-m", "celery", "-A", "plainapp", "worker", *WORKER_FLAGS],
+                   env, tmp / "plainworker.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/docs", api)
+        wait_ready(tmp / "plainworker.log", "ready.")
+        return closed_loop(base, {}, "/jobs", "/jobs/{}", clients, max(1, n // clients))
+    finally:
+        stop(api)
+        stop(worker)
 
 
 def _ts(value: object) -> datetime:
@@ -226,7 +367,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--closed-loop", action="store_true",
+                        help="clients submit one job and poll it until done, then the next")
+    parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
+    if args.closed_loop:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            server = EmbeddedRedis(tmp, secrets.token_hex(8))
+            server.start()
+            try:
+                ours = run_closed_secops(args.jobs, args.clients, args.database, tmp, server.url)
+                plain = run_closed_plain(args.jobs, args.clients, tmp, server.url)
+            finally:
+                server.stop()
+        print(f"closed loop: {args.clients} clients x {args.jobs // args.clients} jobs  "
+              f"database: {args.database}  worker: 2 processes  cpus: {os.cpu_count()}")
+        print(f"secops  completed : {ours['completed_per_s']:7.1f} jobs/s  "
+              f"p50 {ours['p50_ms']:.0f} ms  p99 {ours['p99_ms']:.0f} ms")
+        print(f"celery  completed : {plain['completed_per_s']:7.1f} jobs/s  "
+              f"p50 {plain['p50_ms']:.0f} ms  p99 {plain['p99_ms']:.0f} ms")
+        print(f"ratio secops/celery: {ours['completed_per_s'] / plain['completed_per_s']:.2f}"
+              "  (goal >= 0.5)")
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         server = EmbeddedRedis(tmp, secrets.token_hex(8))

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     job_time_limit_default: int = Field(300, ge=1)
     job_time_limits: dict[str, int] = Field(default_factory=dict)
     reaper_interval: float = Field(60.0, gt=0)
+    sqlite_busy_timeout: float = Field(30.0, gt=0, le=600)  # wait for SQLite's write lock
+    shutdown_grace: float = Field(20.0, ge=1, le=600)  # secops up: SIGTERM, then SIGKILL after
+    # The reaper publishes again a job queued this long (seconds): its message may have
+    # been lost with the broker. Above the longest retry backoff (300 s).
+    queued_republish_after: int = Field(600, ge=301)
     job_lease_grace: int = Field(30, ge=0)
     visibility_margin: int = Field(60, ge=1)
     worker_prefetch: int = Field(1, ge=1, le=64)

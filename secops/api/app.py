@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,6 +72,17 @@ async def _secops_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem_response(request, status, exc.message, **extra)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be reached, or SQLite's write lock held past the busy
+    timeout by another process: a 503 to retry, never a 500 (nothing was written)."""
+    log.error("database unavailable", extra={"request_id": _request_id(request),
+                                             "error": type(exc).__name__})
+    response = _problem_response(request, 503, "the database is busy or unavailable; "
+                                 "try again later")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RateLimited)
     response = _problem_response(request, 429, exc.message)
@@ -122,6 +134,7 @@ def create_app() -> FastAPI:
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(SecOpsError, _secops_error)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(health.router)

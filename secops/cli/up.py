@@ -82,7 +82,12 @@ def up(concurrency: int, no_flower: bool) -> None:
                    f"(mode 0600) to {secrets_dir / 'api_key'}:")
         click.echo(admin_key)
     python = sys.executable
+    # The embedded Redis is supervised like the rest: restarted on the same port,
+    # password and data if it dies, stopped after the processes that use it.
+    supervised_redis = ([Child("redis", redis_server.argv, env, process=redis_server.process,
+                               stop_last=True)] if redis_server is not None else [])
     children = [
+        *supervised_redis,
         Child("api", api_command(python, settings.api_host, settings.api_port,
                                  settings.api_processes), env),
         Child("worker", [python, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
@@ -103,7 +108,7 @@ def up(concurrency: int, no_flower: bool) -> None:
                   f"(user {settings.flower_user}, password in {secrets_dir / 'flower_password'})")
                + "; Ctrl-C stops everything", err=True)
     try:
-        code = Supervisor(children).run()
+        code = Supervisor(children, grace=settings.shutdown_grace).run()
     finally:
         if redis_server is not None:
             redis_server.stop()

@@ -16,6 +16,7 @@ racing. Elsewhere it is the ordinary sessionmaker.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -53,25 +54,27 @@ def _build_engine(url: str, read_only: bool = False) -> Engine:
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        busy_ms = int(get_settings().sqlite_busy_timeout * 1000)
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False}
         )
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", functools.partial(_sqlite_on_connect, busy_ms=busy_ms))
         if read_only:
             event.listen(engine, "connect", _sqlite_read_only)
             event.listen(engine, "begin", _sqlite_on_begin_read)
         else:
-            event.listen(engine, "begin", _sqlite_on_begin)
+            event.listen(engine, "begin", functools.partial(_sqlite_on_begin, busy_ms=busy_ms))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any,
+                       busy_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -87,10 +90,10 @@ def _sqlite_on_begin_read(conn: Any) -> None:
     conn.connection.dbapi_connection.execute("BEGIN")
 
 
-def _sqlite_on_begin(conn: Any) -> None:
+def _sqlite_on_begin(conn: Any, busy_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     """``BEGIN IMMEDIATE``, retried quickly while another connection holds the write lock."""
     raw = conn.connection.dbapi_connection
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + busy_ms / 1000
     delay = 0.0001
     raw.execute("PRAGMA busy_timeout=0")
     try:
@@ -104,7 +107,7 @@ def _sqlite_on_begin(conn: Any) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 0.001)
     finally:
-        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        raw.execute(f"PRAGMA busy_timeout={busy_ms}")
 
 
 def insert_skipping_existing(session: Session, model: type[Any]) -> Any:

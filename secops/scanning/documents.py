@@ -417,8 +417,10 @@ def is_ole(data: bytes) -> bool:
     return data[:8] == OLE_MAGIC
 
 
-def ole_findings(data: bytes, name: str, location: str | None) -> list[Finding]:
-    """Encryption (msoffcrypto) and VBA macro analysis (olevba) of an OLE file."""
+def ole_findings(data: bytes, name: str, location: str | None,
+                 fatal: tuple[type[BaseException], ...] = ()) -> list[Finding]:
+    """Encryption (msoffcrypto) and VBA macro analysis (olevba) of an OLE file; ``fatal``
+    exceptions (the caller's time limit) propagate instead of becoming findings."""
     findings: list[Finding] = []
     try:
         import msoffcrypto
@@ -428,13 +430,16 @@ def ole_findings(data: bytes, name: str, location: str | None) -> list[Finding]:
                                     "Office document is encrypted and cannot be scanned",
                                     location))
             return findings
+    except fatal:
+        raise
     except Exception:  # noqa: BLE001,S110 - not an Office file msoffcrypto knows; go on
         pass
-    findings.extend(macro_findings(data, name, location))
+    findings.extend(macro_findings(data, name, location, fatal))
     return findings
 
 
-def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding]:
+def macro_findings(data: bytes, name: str, location: str | None,
+                   fatal: tuple[type[BaseException], ...] = ()) -> list[Finding]:
     with warnings.catch_warnings():
         # olevba's pyparsing grammar emits deprecation warnings on import; not ours to fix.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -442,6 +447,8 @@ def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding
 
     try:
         parser = VBA_Parser(name or "document", data=data, relaxed=True)
+    except fatal:
+        raise
     except Exception as exc:  # noqa: BLE001 - olevba raises many types on odd input
         return [Finding("document.unparsable", Severity.LOW,
                         f"OLE document could not be analysed: {type(exc).__name__}", location)]
@@ -449,6 +456,8 @@ def macro_findings(data: bytes, name: str, location: str | None) -> list[Finding
         if not parser.detect_vba_macros():
             return []
         results = parser.analyze_macros() or []
+    except fatal:
+        raise
     except Exception as exc:  # noqa: BLE001
         return [Finding("document.macro", Severity.MEDIUM,
                         f"document has VBA macros that could not be analysed: "

@@ -351,7 +351,7 @@ class Scanner:
         if documents.is_pdf(data):
             ctx.findings.extend(documents.pdf_findings(data, location))
         elif documents.is_ole(data):
-            ctx.findings.extend(documents.ole_findings(data, name, location))
+            ctx.findings.extend(documents.ole_findings(data, name, location, ctx.fatal))
         container = location if location is not None else name
         kind = archive_kind(data)
         for appended, offset in documents.appended_archives(data):

@@ -234,6 +234,23 @@ def find_stuck_jobs(*, session: Session, limit: int = 500) -> list[Job]:
     )
 
 
+def find_stale_queued(*, session: Session, older_than: timedelta, limit: int = 1000) -> list[Job]:
+    """Jobs ``queued`` (or last re-published) longer ago than ``older_than``: their message
+    may have been lost with the broker's memory. Publishing again is harmless: the
+    claim makes a second delivery of a job that already ran a no-op."""
+    return list(session.scalars(
+        select(Job).where(Job.status == JobStatus.queued.value,
+                          Job.updated_at < utcnow() - older_than)
+        .order_by(Job.updated_at).limit(limit)).all())
+
+
+def mark_republished(*, session: Session, jobs: list[Job]) -> None:
+    """Start the jobs' wait again, so each is re-published at most once per period."""
+    now = utcnow()
+    for job in jobs:
+        job.updated_at = now
+
+
 def requeue_or_fail_stuck(*, session: Session, job: Job, max_attempts: int) -> JobStatus:
     """Decide the fate of one stuck job: failed as poison, or back to ``queued``."""
     if job.attempts >= max_attempts:

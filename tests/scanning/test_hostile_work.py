@@ -100,3 +100,36 @@ def test_the_time_limit_raised_during_expansion_is_not_swallowed():
         signal.signal(signal.SIGALRM, previous)
     assert fired == [True]
 
+
+
+def test_the_time_limit_raised_during_macro_analysis_is_not_swallowed():
+    from tests.scanning.ole_builder import vba_project_ole
+
+    document = vba_project_ole('Sub AutoOpen()\n  Shell "calc.exe"\nEnd Sub\n')
+    scanner = Scanner(ScanConfig())
+    fired: list[bool] = []
+
+    def handler(_signum: int, frame: FrameType | None) -> None:
+        # inside olevba, under the analysis's own ``except Exception``
+        if _inside(frame, "analyze_macros") or _inside(frame, "detect_vba_macros"):
+            fired.append(True)
+            raise TimeLimit()
+        signal.setitimer(signal.ITIMER_REAL, 0.0002)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    raised = False
+    try:
+        for _ in range(300):  # until the alarm lands inside the macro analysis once
+            signal.setitimer(signal.ITIMER_REAL, 0.0002)
+            try:
+                scanner.scan_bytes(document, "invoice.doc", fatal=(TimeLimit,))
+            except TimeLimit:
+                raised = True
+                break
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if fired:
+                break  # it landed there and was swallowed
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == [True] and raised

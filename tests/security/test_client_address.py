@@ -10,11 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from secops.api.app import create_app
 from secops.api.security import limit_subject
 from secops.cli.up import api_command
 from secops.config import get_settings
+from secops.db.models import AuditEntry
+from secops.db.session import session_scope
 from secops.embedded import free_port
 from tests.factories import auth, make_key
 from tests.processes import Proc, wait_for
@@ -47,13 +50,21 @@ def _statuses(url: str, forwarded: list[str]) -> list[int]:
 @pytest.mark.integration
 def test_rotating_forwarded_for_does_not_escape_the_limit(sqlite_env, tmp_path):
     env = dict(sqlite_env, SECOPS_RATE_LIMIT_AUTH="5/60")
+    admin = make_key()
     proc, url = _start_up_api(env, tmp_path / "api.log")
     try:
+        submitted = httpx.post(f"{url}/v1/jobs", json={"kind": "system.ping"},
+                               headers={**auth(admin), "X-Forwarded-For": "6.6.6.6"}, timeout=10)
         statuses = _statuses(url, [f"198.51.100.{i}" for i in range(12)])
     finally:
         proc.stop()
     # the first 5 failures spend the loopback client's budget; the rotating header is ignored
     assert statuses == [401] * 5 + [429] * 7
+    # and the audit log names the real peer, not the forged address
+    assert submitted.status_code == 202
+    with session_scope() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "jobs.submit")).one()
+    assert entry.client_ip == "127.0.0.1"
 
 
 @pytest.mark.integration

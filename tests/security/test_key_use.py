@@ -137,7 +137,7 @@ def test_beat_folds_key_use_into_the_table(platform_env, tmp_path):
     record = row(prefix_of(key))
     for _ in range(5):
         note_use(get_redis(), record.id)
-    worker = start_worker(env, tmp_path / "w.log", queues="default")
+    worker = start_worker(env, tmp_path / "w.log", queues="default,system")
     beat = start_beat(env, tmp_path / "beat.log")
     try:
         wait_for(lambda: row(prefix_of(key)).usage_count == 5, 30, "beat folded the uses")

@@ -113,7 +113,7 @@ def test_reaper_requeues_stuck_job(api, platform_env, tmp_path):
     import redis
 
     redis.Redis.from_url(platform_env["SECOPS_REDIS_URL"]).delete("default")  # message lost
-    assert reap.run() == {"requeued": 1, "failed": 0}
+    assert reap.run() == {"requeued": 1, "failed": 0, "republished": 0}
     assert job_row(job_id).status == "queued"
     worker = start_worker(platform_env, tmp_path / "w.log")
     try:
@@ -129,7 +129,7 @@ def test_reaper_fails_poison_job(api, platform_env):
     with session_scope() as s:
         s.execute(update(Job).where(Job.id == job_id).values(
             status="running", attempts=3, lease_expires_at=utcnow() - timedelta(seconds=1)))
-    assert reap.run() == {"requeued": 0, "failed": 1}
+    assert reap.run() == {"requeued": 0, "failed": 1, "republished": 0}
     job = job_row(job_id)
     assert job.status == "failed" and "poison" in (job.error or "")
 

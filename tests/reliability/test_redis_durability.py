@@ -1,0 +1,94 @@
+"""Queued jobs survive Redis: the embedded server keeps an append-only file and never
+evicts; the reaper publishes again jobs whose message was lost (real Redis, a real
+worker)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import update
+
+from secops.config import get_settings
+from secops.db.base import utcnow
+from secops.db.models import Job
+from secops.db.session import session_scope
+from secops.embedded import EmbeddedRedis
+from secops.services.jobs import create_job
+from tests.processes import start_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _aof_holds(directory: Path, marker: bytes) -> bool:
+    for path in directory.rglob("*.aof"):
+        if marker in path.read_bytes():
+            return True
+    return False
+
+
+def test_embedded_redis_keeps_queued_messages_through_a_kill(tmp_path):
+    password = secrets.token_hex(16)
+    server = EmbeddedRedis(tmp_path, password)
+    server.start()
+    try:
+        client = redis.Redis(host="127.0.0.1", port=server.port, password=password)
+        config = client.config_get("*")
+        assert (config["appendonly"], config["appendfsync"], config["maxmemory-policy"]) == (
+            "yes", "everysec", "noeviction")
+        client.lpush("default", b"job-message-1")
+        # fsync'd within a second (everysec); wait until it is on disk, then kill -9
+        wait_for(lambda: _aof_holds(server.dir, b"job-message-1"), 10, "the AOF write")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+    finally:
+        server.stop()
+    again = EmbeddedRedis(tmp_path, password, port=server.port)  # same port, password, data
+    again.start()
+    try:
+        client = redis.Redis(host="127.0.0.1", port=again.port, password=password)
+        assert client.lrange("default", 0, -1) == [b"job-message-1"]
+    finally:
+        again.stop()
+
+
+def test_reaper_publishes_again_a_job_whose_message_was_lost(sqlite_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SECOPS_QUEUED_REPUBLISH_AFTER", "301")
+    get_settings.cache_clear()
+    with session_scope() as s:
+        lost = create_job(session=s, kind="system.ping", params={"message": "lost"},
+                          submitted_by="key:test")
+        fresh = create_job(session=s, kind="system.ping", params={}, submitted_by="key:test")
+        s.flush()
+        lost_id, fresh_id = lost.id, fresh.id
+        # queued 400 s ago; its message went with the broker (nothing was ever published)
+        s.execute(update(Job).where(Job.id == lost_id)
+                  .values(updated_at=utcnow() - timedelta(seconds=400)))
+    from tasks.system import reap
+
+    assert reap() == {"requeued": 0, "failed": 0, "republished": 1}
+    assert reap() == {"requeued": 0, "failed": 0, "republished": 0}  # once per period
+    worker = start_worker(dict(sqlite_env, SECOPS_QUEUED_REPUBLISH_AFTER="301"),
+                          tmp_path / "worker.log")
+    try:
+        def status(job_id: str) -> str:
+            with session_scope() as s:
+                job = s.get(Job, job_id)
+                assert job is not None
+                return job.status
+
+        wait_for(lambda: status(lost_id) == "succeeded", 60, "the lost job to run")
+        with session_scope() as s:
+            job = s.get(Job, lost_id)
+            assert job is not None and job.result == {"echo": {"message": "lost", "sleep": 0.0,
+                                                                "fail": False}}
+            assert job.attempts == 1
+        assert status(fresh_id) == "queued"  # never published, not yet old enough
+    finally:
+        worker.stop()
