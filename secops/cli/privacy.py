@@ -194,9 +194,12 @@ def erase_cmd(
         if s.status != "committed":
             click.echo(f"error: store {s.store!r} {s.status.replace('_', ' ')}: {s.error}", err=True)
     for s in result.stores:
+        if s.verify_error:
+            click.echo(f"error: store {s.store!r} erased but not verified: {s.verify_error}", err=True)
         for table, n in sorted(s.remaining.items()):
             click.echo(f"left: {s.store}.{table}: {n} rows still hold personal data", err=True)
-    sys.exit(EXIT_ERROR if result.failed else EXIT_OK if result.verified else EXIT_LEFT)
+    unproven = any(s.verify_error for s in result.stores)
+    sys.exit(EXIT_ERROR if result.failed or unproven else EXIT_OK if result.verified else EXIT_LEFT)
 
 
 @privacy.group("receipt")

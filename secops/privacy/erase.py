@@ -65,6 +65,7 @@ class StoreOutcome:
     actions: list[Action] = field(default_factory=list)
     error: str | None = None
     remaining: dict[str, int] = field(default_factory=dict)  # table -> rows with personal data left
+    verify_error: str | None = None  # the verification pass itself failed
     linked: Linked | None = None
 
 
@@ -85,7 +86,7 @@ class ErasureResult:
 
     @property
     def verified(self) -> bool:
-        return not self.failed and not any(s.remaining for s in self.stores)
+        return not self.failed and not any(s.remaining or s.verify_error for s in self.stores)
 
 
 def _erase_table(
@@ -181,8 +182,11 @@ def erase_subject(
         if outcome.status != "committed":
             continue
         store = datamap.stores[outcome.store]
-        with connector.session(store) as session:
-            outcome.remaining = verify_store(store, subject, outcome.linked, session)
+        try:
+            with connector.session(store) as session:
+                outcome.remaining = verify_store(store, subject, outcome.linked, session)
+        except SecOpsError as exc:  # erased and committed, but not proven: not verified
+            outcome.verify_error = exc.message
     return ErasureResult(
         subject_hash=subject_hash(key, subject),
         started_at=_iso(started),
@@ -205,7 +209,10 @@ def receipt_body(result: ErasureResult, datamap: DataMap, subject: Subject) -> d
         "map_digest": "sha256:" + datamap.digest,
         "started_at": result.started_at,
         "completed_at": result.completed_at,
-        "stores": [{"store": s.store, "status": s.status, "error": s.error} for s in result.stores],
+        "stores": [
+            {"store": s.store, "status": s.status, "error": s.error, "verify_error": s.verify_error}
+            for s in result.stores
+        ],
         "actions": [a.to_receipt() for a in result.actions],
         "verification": {
             "verified": result.verified,

@@ -284,3 +284,24 @@ def test_cli_exit_1_when_the_application_writes_the_subject_back(shop_db: Shop, 
         "remaining": [{"store": "shop", "table": "newsletter", "rows": 1}],
     }
     assert err == "left: shop.newsletter: 1 rows still hold personal data\n"
+
+
+def test_a_failed_verification_pass_is_not_verified(shop_db: Shop, keys: Keys) -> None:
+    datamap = load_map(shop_db.map_path)
+    connector = SqlConnector(datamap)
+
+    def drop_newsletter() -> None:  # the verification pass cannot read a table any more
+        with shop_db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE newsletter"))
+
+    result = erase_subject(
+        datamap, {"email": shop.ALICE_EMAIL}, connector, key=keys.hmac, between=drop_newsletter
+    )
+    connector.close()
+    assert result.verified is False and result.failed is False
+    outcome = result.stores[0]
+    assert outcome.status == "committed" and outcome.remaining == {}
+    assert outcome.verify_error is not None and outcome.verify_error.startswith(
+        "store 'shop': transaction rolled back ("
+    )
+    assert ("newsletter", "delete", 1) in [(a.table, a.strategy, a.rows) for a in result.actions]
