@@ -108,16 +108,20 @@ def main() -> None:
             for probe in (False, True):
                 checker = Checker(ca_file=str(tmp / "root.pem"), timeout=10, workers=args.concurrency,
                                   probe_weak=probe)
+                cpu_before = resource.getrusage(resource.RUSAGE_SELF)
                 start = time.perf_counter()
                 results = list(checker.check(endpoints))
                 elapsed = time.perf_counter() - start
+                cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+                cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
                 clean = sum(1 for r in results if not r.findings)
                 if clean != len(endpoints):
                     bad = next(r for r in results if r.findings)
                     raise SystemExit(f"unexpected findings: {bad.to_dict()}")
                 label = "engine, TLS 1.0/1.1 probe " + ("on " if probe else "off")
                 print(f"run {run + 1} {label}: {len(results)} endpoints in {elapsed:.2f} s = "
-                      f"{len(results) / elapsed:.0f} endpoints/s (all clean)")
+                      f"{len(results) / elapsed:.0f} endpoints/s (all clean), engine CPU "
+                      f"{1000 * cpu / len(results):.2f} ms per endpoint")
                 if probe:
                     engine_rate = len(results) / elapsed
             sample = endpoints[: args.openssl_sample]

@@ -157,7 +157,7 @@ class Checker:
                           served_as_leaf=True)
         report.chain_spki = [spki_sha256(c) for c in chain]
         report.hostname_match = hostname_matches(leaf, endpoint.name)
-        report.chain_complete = self.chain_complete(chain)
+        report.chain_complete = self.chain_complete(chain, signatures_checked=handshake.verified)
         if not report.hostname_match:
             report.findings.append(Finding("cert.hostname_mismatch", "high",
                                            f"the certificate is not valid for {endpoint.name} "
@@ -179,16 +179,24 @@ class Checker:
                                            f"the endpoint accepts {handshake.weak_protocol}"))
         return report
 
-    def chain_complete(self, chain: list[x509.Certificate]) -> bool:
+    def chain_complete(self, chain: list[x509.Certificate], *, signatures_checked: bool = False) -> bool:
         """True when the served certificates lead from the leaf to a self-signed certificate
-        or to one issued by a root of the trust store."""
+        or to one issued by a root of the trust store.
+
+        When OpenSSL has already verified the chain (``signatures_checked``), links are
+        followed by name alone; otherwise each link's signature is checked too."""
+        def link(child: x509.Certificate, parent: x509.Certificate) -> bool:
+            if signatures_checked:
+                return child.issuer == parent.subject
+            return issued_by(child, parent)
+
         current, used = chain[0], {0}
         for _ in range(len(chain) + 1):
-            if is_self_signed(current):
+            if current.issuer == current.subject and link(current, current):
                 return True
-            if any(issued_by(current, root) for root in self.roots.get(current.issuer, ())):
+            if any(link(current, root) for root in self.roots.get(current.issuer, ())):
                 return True
-            step = next((i for i, c in enumerate(chain) if i not in used and issued_by(current, c)), None)
+            step = next((i for i, c in enumerate(chain) if i not in used and link(current, c)), None)
             if step is None:
                 return False
             used.add(step)
