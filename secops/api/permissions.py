@@ -22,8 +22,10 @@ count against (``submit``, ``read`` or ``auth``). The same table is in docs/secu
 | dlp:submit        | submit |   x   |    x    |         | listed kinds |
 | dlp:read          | read   |   x   |    x    |    x    |  own scans |
 | account:self      | read   |   x   |    x    |    x    |         |
+| users:manage      | auth   |   x   |         |         |         |
 
 ``account:self`` is a console user's own account (factors, sessions); API keys have none.
+``users:manage`` is the console's users page (invite, disable, re-enable, reset factors).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "dlp:submit": "submit",
     "dlp:read": "read",
     "account:self": "read",
+    "users:manage": "auth",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),

@@ -79,3 +79,39 @@ def test_jobs_filter_detail_cancel_and_audit_export(app):
     assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("seq,")
     assert client.get("/console/audit?since=yesterday").status_code == 400
     assert client.get("/console/audit/export?format=xml").status_code == 400
+
+
+def test_users_page_invites_disables_and_resets(app):
+    from tests.console.conftest import GOOD, login
+
+    admin = admin_client(app)
+    csrf = get_csrf(admin, "/console/users")
+    resp = admin.post("/console/users", data={"csrf": csrf, "name": "newbie", "role": "analyst"})
+    link = re.search(r'id="enrol-link">([^<]+)<', resp.text).group(1)
+    token = link.rsplit("/", 1)[1]
+    person = browser(app)
+    page_csrf = get_csrf(person, f"/console/enrol/{token}")
+    assert person.post(f"/console/enrol/{token}", data={"csrf": page_csrf, "password": GOOD,
+                                                        "password2": GOOD}).status_code == 303
+    assert person.get("/console/jobs").status_code == 200
+    with session_scope() as session:
+        from secops.db.console_models import User
+
+        newbie = session.scalar(select(User).where(User.name == "newbie")).id
+        me = session.scalar(select(User).where(User.name == "root")).id
+    assert admin.post(f"/console/users/{newbie}/disable", data={"csrf": csrf}).status_code == 303
+    assert person.get("/console/jobs").headers["location"] == "/console/login"
+    assert login(browser(app), "newbie").status_code == 401
+    assert admin.post(f"/console/users/{newbie}/enable", data={"csrf": csrf}).status_code == 303
+    assert login(browser(app), "newbie").status_code == 303
+    resp = admin.post(f"/console/users/{newbie}/reset-password", data={"csrf": csrf})
+    assert "/console/enrol/" in re.search(r'id="enrol-link">([^<]+)<', resp.text).group(1)
+    assert login(browser(app), "newbie").status_code == 401  # the password is gone
+    own = admin.post(f"/console/users/{me}/disable", data={"csrf": csrf})
+    assert own.status_code == 409
+    with session_scope() as session:
+        actions = [e.action for e in session.scalars(select(AuditEntry).where(
+            AuditEntry.action.like("users.%")).order_by(AuditEntry.seq))]
+    assert actions == ["users.create", "users.enrol", "users.totp_added",  # the admin
+                       "users.create", "users.enrol", "users.disable", "users.enable",
+                       "users.reset_factors"]
