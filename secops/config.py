@@ -336,6 +336,26 @@ class Settings(BaseSettings):
                 raise ValueError("CORS origins are '*' or http(s)://host[:port]")
         return value
 
+    @field_validator("console_origin")
+    @classmethod
+    def _console_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise ValueError("the console origin is scheme://host[:port], e.g. https://secops.example.org")
+        return value.rstrip("/")
+
+    @field_validator("console_mfa_roles")
+    @classmethod
+    def _mfa_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - {"admin", "analyst", "auditor"})
+        if unknown:
+            raise ValueError(f"unknown roles {', '.join(unknown)}: use admin, analyst, auditor")
+        return value
+
     @model_validator(mode="after")
     def _cors(self) -> Settings:
         if self.cors_allow_credentials and "*" in self.cors_origins:

@@ -32,8 +32,10 @@ budget, shared by no route). The same table is in docs/security.md.
 | anomaly:ingest    | submit |   x   |    x    |         | listed kinds |
 | anomaly:read      | read   |   x   |    x    |    x    |  own batches |
 | account:self      | read   |   x   |    x    |    x    |         |
+| users:manage      | auth   |   x   |         |         |         |
 
 ``account:self`` is a console user's own account (factors, sessions); API keys have none.
+``users:manage`` is the console's users page (invite, disable, re-enable, reset factors).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ PERMISSION_CLASS: dict[str, str] = {
     "anomaly:ingest": "submit",
     "anomaly:read": "read",
     "account:self": "read",
+    "users:manage": "auth",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),

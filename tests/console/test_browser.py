@@ -215,8 +215,12 @@ def add_authenticator(driver) -> None:
 def test_analyst_enrols_uses_totp_backup_code_and_passkey(console, driver, tmp_path):
     base, _, _ = console
     steps = Steps(driver, base, tmp_path / "screenshots")
-    enrol_in_browser(steps, create_user("alice", "analyst"))
+    link = create_user("alice", "analyst")
+    enrol_in_browser(steps, link)
     steps.wait_path("/console/")
+    steps.go(link)  # a used link
+    assert "invalid, already used or expired" in steps.by("#refusal").text
+    steps.go("/console/")
     assert steps.by("#account-link").text == "alice (analyst)"
     steps.shot("overview")
     for page in ("alerts", "jobs", "scans", "dlp", "schedules"):

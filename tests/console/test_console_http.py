@@ -35,7 +35,8 @@ COOKIE = "__Host-secops_session"
 PAGES = {"/console/": "account:self", "/console/alerts": "alerts:read",
          "/console/jobs": "jobs:read", "/console/scans": "scans:read", "/console/dlp": "dlp:read",
          "/console/audit": "audit:read", "/console/keys": "keys:manage",
-         "/console/schedules": "schedules:read", "/console/account": "account:self"}
+         "/console/schedules": "schedules:read", "/console/account": "account:self",
+         "/console/users": "users:manage", "/console/compliance": "audit:read"}
 
 
 def set_cookie_header(resp) -> SimpleCookie:

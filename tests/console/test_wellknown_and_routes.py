@@ -100,3 +100,19 @@ def test_every_console_route_declares_a_permission_and_needs_a_session(sqlite_en
                 assert resp.status_code == 303 and resp.headers["location"] == "/console/login"
             else:
                 assert resp.status_code == 401 and "Sign in again" in resp.text, route.path
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SECOPS_CONSOLE_ORIGIN", "console.example.net"),
+    ("SECOPS_CONSOLE_ORIGIN", "https://console.example.net/console"),
+    ("SECOPS_CONSOLE_MFA_ROLES", '["admin", "root"]'),
+])
+def test_bad_console_settings_are_named(monkeypatch, name, value):
+    from secops.errors import ConfigurationError
+
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError) as err:
+        get_settings()
+    assert name in err.value.message and value not in err.value.message
+    get_settings.cache_clear()

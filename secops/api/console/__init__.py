@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from secops.api.console import account, auth, pages, wellknown
+from secops.api.console import account, auth, pages, users_page, wellknown
 from secops.api.console.web import ConsoleHalt, templates
 
 
@@ -27,5 +27,6 @@ def install(app: FastAPI) -> None:
     auth.register_console_rules()
     templates().filters["ts"] = _ts
     app.add_exception_handler(ConsoleHalt, _halt)
-    for router in (auth.router, account.router, pages.router, wellknown.router):
+    for router in (auth.router, account.router, pages.router, users_page.router,
+                   wellknown.router):
         app.include_router(router)
