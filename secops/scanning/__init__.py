@@ -16,7 +16,12 @@ Checks
     directories; compiled once per process, cached by the ruleset hash, which is the
     ruleset version), PDF actions (hex-escaped names decoded), OLE/VBA macros (oletools),
     OOXML ``vbaProject.bin``, encrypted archives and documents, polyglots (archives
-    appended to PDFs or images), and zip/tar/gzip/bzip2/xz/7z recursion.
+    appended to PDFs or images, image/script polyglots), PowerShell download cradles
+    after de-obfuscation and ``-EncodedCommand`` payloads decoded and scanned again
+    (``powershell``), web shells by request-to-sink taint (``webshells``), what a PDF
+    open action does (``pdfopen``), archives disguised as documents holding
+    executables, and zip/tar/gzip/bzip2/xz/7z recursion. The version a result records
+    covers the rules and the blocklists' digests (the verdict cache key).
 
 Limits
     Expansion is bounded per top-level file by ``max_depth`` (5), ``max_total_bytes``

@@ -271,7 +271,9 @@ class Scanner:
             if match.namespace.startswith("secops.") and meta.get("hint"):
                 offsets = hints.setdefault(str(meta["hint"]), [])
                 for string in match.strings:
-                    offsets.extend(i.offset for i in string.instances[:256])
+                    # "$d" strings only qualify an object; the others anchor windows
+                    if not string.identifier.startswith("$d"):
+                        offsets.extend(i.offset for i in string.instances[:256])
                 continue
             ctx.findings.append(Finding(
                 f"yara.{match.rule}",
@@ -291,21 +293,23 @@ class Scanner:
                 ctx.findings.append(Finding(
                     f"webshell.{shell.language.lower()}", Severity.CRITICAL,
                     f"{packed}{shell.language} web shell: {shell.sink}", location))
-        if "powershell" not in hints:
+        if "powershell" not in hints and "psencoded" not in hints:
             return
         prefix = "decoded -EncodedCommand payload: " * depth
         payloads: list[str] = []
-        cradle_found = False
-        for view in powershell.text_views(data, hints["powershell"]):
+        cradle_found = "powershell" not in hints
+        offsets = hints.get("powershell", []) + hints.get("psencoded", [])
+        for view in powershell.text_views(data, offsets):
             if not cradle_found:
                 for cradle in powershell.find_cradles(view)[:1]:
                     cradle_found = True
                     ctx.findings.append(Finding(
                         "powershell.download_cradle", Severity.CRITICAL,
                         f"{prefix}PowerShell {cradle.how}: {cradle.excerpt}", location))
-            for payload in powershell.encoded_commands(view):
-                if payload not in payloads:
-                    payloads.append(payload)
+            if "psencoded" in hints:
+                for payload in powershell.encoded_commands(view):
+                    if payload not in payloads:
+                        payloads.append(payload)
         for payload in payloads[:powershell.MAX_PAYLOADS]:
             ctx.findings.append(Finding(
                 "powershell.encoded_command", Severity.HIGH,

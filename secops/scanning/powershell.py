@@ -20,9 +20,11 @@ An ``-EncodedCommand`` argument (any abbreviation PowerShell accepts: ``-e``, ``
 payloads are decoded wherever they appear, in ASCII or UTF-16LE text (a ``.bat``, a
 ``.vbs``, the arguments of a ``.lnk`` shortcut), and returned to the caller to be
 scanned again like a file; a payload holding another encoded command is decoded in
-turn. The checks run only on objects that the bundled YARA hint rule
-``SECOPS_Hint_PowerShell`` selected, and on large or binary objects only in windows
-around its matches, so unrelated content costs one YARA pass.
+turn. The checks run only on objects that the bundled YARA hint rules
+``SECOPS_Hint_PowerShell`` and ``SECOPS_Hint_PowerShell_Encoded`` selected, and only in
+windows (4 KiB before, 8 KiB after, at most 64) around their matches of words that run
+code, obfuscation marks and encoded-command options, so unrelated content costs one
+YARA pass and a flow through a variable must fit in a window.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-FULL_TEXT_BYTES = 2 * 1024 * 1024  # text objects up to this size are read whole
-WINDOW_BEFORE = 4096  # around each hint match in larger or binary objects
+WINDOW_BEFORE = 4096  # around each hint match (words that run code, obfuscation, options)
 WINDOW_AFTER = 8192
 MAX_WINDOWS = 64
 MAX_PAYLOADS = 16  # encoded commands decoded per object
@@ -72,7 +73,7 @@ _LINE_REACH = 400
 
 # -EncodedCommand and every abbreviation PowerShell accepts (and -ec)
 _ENCODED = re.compile(
-    r"(?<![\w-])[-/\u2013](?:ec|e(?:n(?:c(?:o(?:d(?:e(?:d(?:c(?:o(?:m(?:m(?:a(?:n(?:d)?)?)?)?)?)?)?)?)?)?)?)?)?)"
+    r"[-/\u2013](?:ec|e(?:n(?:c(?:o(?:d(?:e(?:d(?:c(?:o(?:m(?:m(?:a(?:n(?:d)?)?)?)?)?)?)?)?)?)?)?)?)?)"
     r"""\s+['"]?([A-Za-z0-9+/]{16,}={0,2})""", re.I)
 
 
@@ -86,17 +87,24 @@ class Cradle:
 
 def normalise(text: str) -> str:
     """The text as PowerShell would read its command words (see the module docstring)."""
-    text = _BACKTICK.sub("", text)
+    # each step only where its mark occurs: most windows need one or two of them
+    if "`" in text:
+        text = _BACKTICK.sub("", text)
     for _ in range(3 if ("-f" in text or "-F" in text) else 0):
         # nested format operators resolve from the inside out
         replaced = _FORMAT.sub(_format, text)
         if replaced == text:
             break
         text = replaced
-    text = _CHAR.sub(_char, text)
-    text = _CONCAT.sub("", text)
+    low = text.lower()
+    if "[char]" in low:
+        text = _CHAR.sub(_char, text)
+    if "+" in text:
+        text = _CONCAT.sub("", text)
     text = _QUOTES.sub("", text.lower())
-    return _IEX_SPELLINGS.sub("iex", text)
+    if any(m in text for m in ("shellid", "pshome", "comspec", "mdr*")):
+        text = _IEX_SPELLINGS.sub("iex", text)
+    return text
 
 
 def _format(match: re.Match[str]) -> str:
@@ -116,27 +124,57 @@ def _char(match: re.Match[str]) -> str:
     return "'" + (chr(code) if 32 <= code < 127 else "") + "'"
 
 
+_EXEC_WORDS = ("iex", "invoke-expression", "::create")
+_FETCH_WORDS = ("download", "openread", "getstringasync", "iwr", "irm", "curl", "wget",
+                "invoke-webrequest", "invoke-restmethod", "bitstransfer", "-outfile")
+
+
+_TICK_WORD = re.compile(r"`(?<=[A-Za-z]`)[A-Za-z]")
+_CONCAT_MARK = re.compile(r"\+(?:(?<=['\"]\+)|(?<=['\"] \+))\s*['\"]")
+_FORMAT_MARK = re.compile(r"-f\s*['\"]", re.I)
+_IEX_MARKS = ("[char]", "shellid[", "pshome[", "comspec[", "mdr*")
+
+
+def _obfuscated(text: str, low: str) -> bool:
+    """Marks of the obfuscations ``normalise`` undoes (each a literal-led search)."""
+    return ("`" in text and _TICK_WORD.search(text) is not None) or (
+        "+" in text and _CONCAT_MARK.search(text) is not None) or (
+        "-f" in low and _FORMAT_MARK.search(text) is not None) or any(
+        m in low for m in _IEX_MARKS)
+_RUN_WORDS = ("iex", "invoke-expression", "::create", "start-process", "saps",
+              "invoke-item", "start ")
+
+
 def find_cradles(text: str) -> list[Cradle]:
     """Download-and-execute constructs in (already decoded) script text."""
+    low = text.lower()
+    if not _obfuscated(text, low) and not (
+            any(w in low for w in _RUN_WORDS) and any(w in low for w in _FETCH_WORDS)):
+        return []  # nothing to normalise and no plain cradle words
     norm = normalise(text)
-    found: list[Cradle] = []
-    lines = norm.splitlines()
-    for line in lines:
-        if len(line) > 20_000:
-            line = line[:20_000]
-        for ex in _EXEC.finditer(line):
-            lo, hi = max(0, ex.start() - _LINE_REACH), ex.end() + _LINE_REACH
-            if _DOWNLOAD.search(line, lo, hi):
-                found.append(Cradle("code downloaded and run with Invoke-Expression",
-                                    _excerpt(line, ex.start())))
-                break
-        else:
-            fetch = _DOWNLOAD_FILE.search(line)
-            if fetch and _START.search(line, fetch.end()):
-                found.append(Cradle("file downloaded and started",
-                                    _excerpt(line, fetch.start())))
-        if found:
-            return found
+    if not any(w in norm for w in _FETCH_WORDS):
+        return []
+    if any(w in norm for w in _EXEC_WORDS):
+        for ex in _EXEC.finditer(norm):
+            line_start = norm.rfind("\n", 0, ex.start()) + 1
+            line_end = norm.find("\n", ex.end())
+            line_end = len(norm) if line_end < 0 else line_end
+            lo = max(line_start, ex.start() - _LINE_REACH)
+            hi = min(line_end, ex.end() + _LINE_REACH)
+            if _DOWNLOAD.search(norm, lo, hi):
+                return [Cradle("code downloaded and run with Invoke-Expression",
+                               _excerpt(norm, ex.start()))]
+        cradle = _through_variable(norm)
+        if cradle is not None:
+            return [cradle]
+    for fetch in _DOWNLOAD_FILE.finditer(norm):
+        line_end = norm.find("\n", fetch.end())
+        if _START.search(norm, fetch.end(), len(norm) if line_end < 0 else line_end):
+            return [Cradle("file downloaded and started", _excerpt(norm, fetch.start()))]
+    return []
+
+
+def _through_variable(norm: str) -> Cradle | None:
     tainted = {m.group(1) for m in _ASSIGN.finditer(norm) if _DOWNLOAD.search(m.group(2))}
     for name in sorted(tainted):
         var = re.escape(name)
@@ -145,10 +183,9 @@ def find_cradles(text: str) -> list[Cradle]:
             rf"|\${var}(?:\.content)?\s*\|\s*(?:&\s*)?\(?(?:iex|invoke-expression)\b")
         hit = use.search(norm)
         if hit is not None:
-            found.append(Cradle("downloaded code stored in a variable and run with "
-                                "Invoke-Expression", _excerpt(norm, hit.start())))
-            break
-    return found
+            return Cradle("downloaded code stored in a variable and run with "
+                          "Invoke-Expression", _excerpt(norm, hit.start()))
+    return None
 
 
 def _excerpt(text: str, at: int) -> str:
@@ -182,6 +219,9 @@ def encoded_commands(text: str) -> list[str]:
     """Decoded ``-EncodedCommand`` payloads found in ``text``, in order, without repeats."""
     payloads: list[str] = []
     for match in _ENCODED.finditer(text):
+        before = text[match.start() - 1:match.start()]
+        if before and (before.isalnum() or before in "_-"):
+            continue  # part of a word or of a longer option
         decoded = decode_payload(match.group(1))
         if decoded is not None and decoded not in payloads:
             payloads.append(decoded)
@@ -190,35 +230,41 @@ def encoded_commands(text: str) -> list[str]:
     return payloads
 
 
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
+
+
 def _looks_binary(head: bytes) -> bool:
     return b"\0" in head
 
 
 def text_views(data: bytes, offsets: Iterable[int]) -> list[str]:
-    """The texts to read: the whole object (as Latin-1 and, when it has NUL bytes, as
-    UTF-16LE at both alignments) if it is small, else windows around ``offsets``."""
+    """The texts to read: windows around ``offsets`` (merged; the whole object when it
+    is small), as Latin-1 and, when the object has NUL bytes, as UTF-16LE at both
+    alignments."""
     head = data[:4096]
     utf16 = _looks_binary(head) or head.startswith((b"\xff\xfe", b"\xfe\xff"))
-    if len(data) <= FULL_TEXT_BYTES:
-        chunks = [data]
-    else:
-        spans: list[list[int]] = []
-        for offset in sorted(set(offsets)):
-            lo, hi = max(0, offset - WINDOW_BEFORE), offset + WINDOW_AFTER
-            if spans and lo <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], hi)
-            else:
-                spans.append([lo, hi])
-            if len(spans) > MAX_WINDOWS:
-                break
-        chunks = [data[lo:hi] for lo, hi in spans[:MAX_WINDOWS]]
+    spans: list[list[int]] = []
+    for offset in sorted(set(offsets)):
+        lo, hi = max(0, offset - WINDOW_BEFORE), offset + WINDOW_AFTER
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+        if len(spans) > MAX_WINDOWS:
+            break
+    if len(data) <= WINDOW_BEFORE + WINDOW_AFTER:
+        spans = [[0, len(data)]]
     views: list[str] = []
-    for chunk in chunks:
-        views.append(chunk.decode("latin-1"))
+    for lo, hi in spans[:MAX_WINDOWS]:
+        chunk = data[lo:hi]
+        # compressed or other binary bytes around a chance match are not text
+        if len(chunk.translate(None, _TEXT_BYTES)) < 0.3 * len(chunk):
+            views.append(chunk.decode("latin-1"))
         if utf16:
             if chunk.startswith(b"\xfe\xff"):
                 views.append(chunk.decode("utf-16-be", "replace"))
             else:
-                views.append(chunk.decode("utf-16-le", "replace"))
-                views.append(chunk[1:].decode("utf-16-le", "replace"))
+                for aligned in (chunk, chunk[1:]):
+                    if aligned[1::2].count(0) >= 0.6 * (len(aligned) // 2):
+                        views.append(aligned.decode("utf-16-le", "replace"))
     return views

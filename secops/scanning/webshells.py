@@ -42,6 +42,7 @@ from dataclasses import dataclass
 MAX_TEXT = 2 * 1024 * 1024
 MAX_ARGS = 4000
 MAX_LAYERS = 3
+MAX_ASSIGNMENTS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +168,23 @@ def _split_args(args: str) -> list[str]:
     return parts
 
 
-_ASSIGN_START = re.compile(r"[$\w]+\s*[.+]?=(?!=)")
+_EQUALS = re.compile(r"=(?<![=!<>]=)(?!=)")
+_NAME_BEFORE = re.compile(r"[$]?\w+\s*[.+]?\Z")
 
 
 def _tainted(lang: _Language, text: str) -> re.Pattern[str] | None:
     """A pattern for request input and every variable that carries it."""
     # assignments may overlap (an attribute "x=" before "<% c = ..."): match each start
     assignments = []
-    for m in _ASSIGN_START.finditer(text):
-        full = lang.assign.match(text, m.start())
+    for eq in _EQUALS.finditer(text):
+        name = _NAME_BEFORE.search(text, max(0, eq.start() - 80), eq.start())
+        if name is None:
+            continue
+        full = lang.assign.match(text, name.start())
         if full is not None:
-            assignments.append((full.group(1), full.group(2)))
+            assignments.append((full.group(1), full.group(2)[:400]))
+            if len(assignments) >= MAX_ASSIGNMENTS:
+                break
     names: set[str] = set()
     while True:
         pattern = _taint_pattern(lang, names)
@@ -254,6 +261,9 @@ def _sink_hit(lang: _Language, text: str, taint: re.Pattern[str]) -> Shell | Non
 def unpack_php(text: str) -> list[str]:
     """The code inside ``eval(decoder(...decoder('literal')))`` constructs."""
     out: list[str] = []
+    low = text.lower()
+    if "eval" not in low and "assert" not in low:
+        return out
     for match in _PACKED.finditer(text):
         chain = re.findall(r"(\w+)\s*\(", match.group(1))
         data = match.group(3).encode("latin-1", "replace")

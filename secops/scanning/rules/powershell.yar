@@ -30,33 +30,56 @@ rule SECOPS_PowerShell_Encoded_Command
 }
 
 /*
- * Engine hint, not a finding: words of PowerShell execution, download and obfuscation,
- * in ASCII or UTF-16LE. Objects it matches get the engine's normalising cradle check
- * and -EncodedCommand decoding (secops/scanning/powershell.py), near its matches.
+ * Engine hints, not findings. SECOPS_Hint_PowerShell: a word that runs code (or an
+ * obfuscation mark) together with a word that fetches, or heavy obfuscation alone, in
+ * ASCII or UTF-16LE; objects it matches get the normalising cradle check
+ * (secops/scanning/powershell.py). SECOPS_Hint_PowerShell_Encoded: an -EncodedCommand
+ * option or one of its abbreviations; objects it matches get their payloads decoded.
  */
 rule SECOPS_Hint_PowerShell
 {
     meta:
         severity = "info"
-        description = "engine hint: PowerShell words to normalise and decode"
+        description = "engine hint: PowerShell words to normalise"
         hint = "powershell"
     strings:
-        $w1 = "iex" nocase ascii wide
-        $w2 = "invoke-" nocase ascii wide
-        $w3 = "download" nocase ascii wide
-        $w4 = "webclient" nocase ascii wide
-        $w5 = "scriptblock" nocase ascii wide
-        $w6 = "iwr " nocase ascii wide
-        $w7 = "irm " nocase ascii wide
-        $w8 = "-join" nocase ascii wide
-        $w9 = "shellid[" nocase ascii wide
-        $w10 = "pshome[" nocase ascii wide
-        $w11 = "comspec[" nocase ascii wide
-        $w12 = "mdr*" nocase ascii wide
-        $w13 = "curl " nocase ascii wide
-        $w14 = "wget " nocase ascii wide
+        $x1 = "iex" nocase ascii wide
+        $x2 = "invoke-expression" nocase ascii wide
+        $x3 = "scriptblock" nocase ascii wide
+        $x4 = "shellid[" nocase ascii wide
+        $x5 = "pshome[" nocase ascii wide
+        $x6 = "comspec[" nocase ascii wide
+        $x7 = "mdr*" nocase ascii wide
+        $x8 = "-join" nocase ascii wide
+        $x9 = "start-process" nocase ascii wide
+        $x10 = "saps " nocase ascii wide
+        $x11 = "invoke-item" nocase ascii wide
+        $d1 = "download" nocase ascii wide
+        $d2 = "webclient" nocase ascii wide
+        $d3 = "new-object" nocase ascii wide
+        $d4 = "iwr " nocase ascii wide
+        $d5 = "irm " nocase ascii wide
+        $d6 = "curl " nocase ascii wide
+        $d7 = "wget " nocase ascii wide
+        $d8 = "invoke-webrequest" nocase ascii wide
+        $d9 = "invoke-restmethod" nocase ascii wide
+        $d10 = "bitstransfer" nocase ascii wide
+        $d11 = "openread" nocase ascii wide
+        $d12 = "-outfile" nocase ascii wide
         $o1 = /[A-Za-z]`[A-Za-z]/ ascii wide
         $o2 = /['"] {0,3}\+ {0,3}['"]/ ascii wide
+        $o3 = /['"] {0,3}-f {0,3}['"]/ nocase ascii wide
+    condition:
+        ((any of ($x*) or any of ($o*)) and any of ($d*)) or (#o1 + #o2 + #o3) >= 3
+}
+
+rule SECOPS_Hint_PowerShell_Encoded
+{
+    meta:
+        severity = "info"
+        description = "engine hint: an -EncodedCommand option to decode"
+        hint = "psencoded"
+    strings:
         // -EncodedCommand and its abbreviations (-e, -ec, -en, -enc...), with - or /
         $e1 = "-e " nocase ascii wide
         $e2 = "-ec " nocase ascii wide
@@ -64,6 +87,7 @@ rule SECOPS_Hint_PowerShell
         $e4 = "/e " nocase ascii wide
         $e5 = "/ec " nocase ascii wide
         $e6 = "/en" nocase ascii wide
+        $e7 = "-e\t" nocase ascii wide
     condition:
         any of them
 }
