@@ -1,7 +1,7 @@
 """certificate family: inventory targets, certificates seen (history), alert marks
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07 01:45:03.407706
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0006'
-down_revision = '0009'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

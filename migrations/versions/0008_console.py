@@ -1,7 +1,7 @@
 """console: users, their passkeys and backup codes
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-07 02:00:00
 """
 from __future__ import annotations
