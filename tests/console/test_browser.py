@@ -319,6 +319,8 @@ class AttackerSite:
                 '</form>').encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 2  # the browser's idle speculative connections must not hold shutdown
+
             def do_GET(self) -> None:  # noqa: N802
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
@@ -329,7 +331,8 @@ class AttackerSite:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
