@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.services import directory_scans, scans
+from secops.services import directory_scans, scan_recording, scans
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.base import job_task
@@ -29,14 +29,17 @@ def scan_file(session: Session, job: Job) -> dict[str, Any]:
     """Scan the job's stored files; quarantine the malicious ones; DLP them if configured."""
     settings = get_settings()
     scanner = scans.get_scanner(settings)
-    plan = scans.plan_file_scan(session=session, job=job, ruleset_version=scanner.ruleset_version)
+    plan = scan_recording.plan_file_scan(session=session, job=job,
+                                         ruleset_version=scanner.ruleset_version)
     session.commit()
     store = get_store(settings)
-    executed = scans.execute_file_scans(plan, store=store, scanner=scanner,
-                                        dlp_on_scan=settings.dlp_on_scan, settings=settings,
-                                        fatal=(SoftTimeLimitExceeded,))
-    recorded = scans.record_file_scans(session=session, plan=plan, executed=executed,
-                                       store=store, kv=get_redis() if plan.files else None)
+    executed = scan_recording.execute_file_scans(plan, store=store, scanner=scanner,
+                                                 dlp_on_scan=settings.dlp_on_scan,
+                                                 settings=settings,
+                                                 fatal=(SoftTimeLimitExceeded,))
+    recorded = scan_recording.record_file_scans(session=session, plan=plan, executed=executed,
+                                                store=store,
+                                                kv=get_redis() if plan.files else None)
     publish_after_commit(session, recorded.deliveries)
     return recorded.summary
 

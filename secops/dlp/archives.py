@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from secops.dlp.errors import ArchiveError
 from secops.dlp.extract import Limits
-from secops.scanning.archives import Budget, Expander, archive_kind
+from secops.scanning.archives import Budget, Expander
+from secops.scanning.containers import archive_kind
 from secops.scanning.models import Finding, ScanConfig, Severity
 
 _DOCUMENTS = (".docx", ".xlsx", ".pptx")

@@ -15,7 +15,7 @@
   scanning engine's safe walker); without it the file yields an error entry. A walker
   may raise :class:`ArchiveError` after its members: its problems become errors.
 * Compressed containers that are not expanded (RAR, cab, Zstandard, disc images...,
-  :func:`secops.scanning.archives.unexpanded_container`) yield an error entry instead
+  :func:`secops.scanning.containers.unexpanded_container`) yield an error entry instead
   of their compressed bytes decoded as text.
 
 Limits (:class:`Limits`) bound input size, number of parts, decompressed size, total
@@ -38,7 +38,7 @@ from email.message import EmailMessage
 import charset_normalizer
 
 from secops.dlp.errors import ArchiveError, ExtractionError
-from secops.scanning.archives import archive_kind, unexpanded_container
+from secops.scanning.containers import archive_kind, unexpanded_container
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,8 @@ from typing import BinaryIO
 import yara
 
 from secops.scanning import documents, powershell, webshells
-from secops.scanning.archives import (
-    SEVENZIP,
-    ZIP,
-    Budget,
-    Expander,
-    archive_kind,
-    unexpanded_finding,
-)
+from secops.scanning.archives import Budget, Expander
+from secops.scanning.containers import SEVENZIP, ZIP, archive_kind, unexpanded_finding
 from secops.scanning.filetype import (
     BINARY_CLAIM,
     DOCUMENT_EXTENSIONS,

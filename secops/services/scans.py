@@ -1,44 +1,41 @@
-"""File scanning on the platform: submissions, the ``scan.file`` job, quarantine, results.
+"""File scanning on the platform: submissions and reads of scan results.
 
 A submission stores each uploaded file (``services.storage``) and adds a ``pending``
 scan record per file with a ``scan.file`` job, unless the same SHA-256 was already
 scanned with the same ruleset version: then the record is completed at once from the
-earlier result and marked ``cached`` (``rescan`` forces a new scan). The job runs in
-three steps so that no database transaction is open while a file is scanned (on SQLite
-a transaction holds the write lock): :func:`plan_file_scan` reads what to do,
-:func:`execute_file_scan` decrypts and scans without the database, and
-:func:`record_file_scan` stores the verdict and findings, quarantines a malicious file,
-runs DLP on an accepted file when ``SECOPS_DLP_ON_SCAN`` is set, and raises a security
-event for every suspicious or malicious file (an alert for every malicious upload).
+earlier result and marked ``cached`` (``rescan`` forces a new scan), and a malicious
+one is quarantined (:mod:`secops.services.quarantine`). The job itself is recorded by
+:mod:`secops.services.scan_recording`; this module also holds the scanner the API and
+the workers share (:func:`get_scanner`) and the security events of a verdict
+(:func:`events_for`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-import redis
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
 from secops.db.base import new_id, utcnow
 from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
 from secops.db.session import insert_skipping_existing
-from secops.dlp import DocumentResult
-from secops.errors import Conflict, NotFound
+from secops.errors import NotFound
 from secops.scanning import FileResult, ScanConfig, Scanner, Verdict
 from secops.services import audit, monitor
-from secops.services import dlp as dlp_service
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
-from secops.services.storage import BlobStore, CorruptBlob, StagedBlob, valid_sha256
+from secops.services.quarantine import quarantine_file
+from secops.services.storage import BlobStore, StagedBlob
 
-log = logging.getLogger("secops.scans")
+if TYPE_CHECKING:
+    from secops.services.scan_recording import ScanView
+
 SCAN_KIND = "scan.file"
 MALICIOUS_UPLOAD = "scan.malicious_upload"
 monitor.register_rule(monitor.AlertRule(
@@ -136,8 +133,8 @@ def findings(*, session: Session, scan_id: str) -> list[ScanFinding]:
                                 .order_by(ScanFinding.id)).all())
 
 
-def _complete_from_cache(session: Session, scan: ScanResult, cached: ScanResult
-                         ) -> tuple[list[dict[str, Any]], list[ScanFinding]]:
+def complete_from_cache(*, session: Session, scan: ScanResult, cached: ScanResult
+                        ) -> tuple[list[dict[str, Any]], list[ScanFinding]]:
     scan.status, scan.cached, scan.cached_from = "complete", True, cached.id
     scan.verdict, scan.mime, scan.description = cached.verdict, cached.mime, cached.description
     scan.ruleset_version, scan.completed_at = cached.ruleset_version, utcnow()
@@ -173,15 +170,6 @@ def _remember_files(session: Session, blobs: list[StagedBlob]) -> dict[str, str]
         session.execute(insert_skipping_existing(session, StoredFile), new)
     return states
 
-
-def _quarantine(session: Session, store: BlobStore, sha256: str) -> bool:
-    row = session.get(StoredFile, sha256)
-    if row is None or row.state in ("released", "deleted"):
-        return False  # an admin has decided about this content already
-    if row.state != "quarantined":
-        row.state, row.quarantined_at, row.updated_at = "quarantined", utcnow(), utcnow()
-    store.move(sha256, to_quarantine=True)
-    return True
 
 
 @dataclass
@@ -257,9 +245,9 @@ def submit_uploads(
         cached = cache.get(blob.sha256)
         if cached is not None:
             session.add(scan)
-            rows, found[scan.id] = _complete_from_cache(session, scan, cached)
+            rows, found[scan.id] = complete_from_cache(session=session, scan=scan, cached=cached)
             if scan.verdict == Verdict.MALICIOUS.value:
-                _quarantine(session, store, scan.sha256)
+                quarantine_file(session=session, store=store, sha256=scan.sha256)
             out.events.extend(events_for(scan, rows))
         else:
             pending.append(scan)
@@ -326,300 +314,3 @@ def get_scans(*, session: Session, scan_ids: list[str], finished: bool = False) 
     if finished:
         query = query.where(ScanResult.status != "pending")
     return list(session.scalars(query).all())
-
-
-# -- the scan.file job ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FilePlan:
-    scan_id: str
-    sha256: str
-    filename: str
-
-
-@dataclass
-class JobPlan:
-    """What a ``scan.file`` job has left to do: ``files`` to scan, ``done`` already answered."""
-
-    files: list[FilePlan] = field(default_factory=list)
-    done: list[dict[str, Any]] = field(default_factory=list)
-    single: bool = True  # the job named one file: its result is that file's summary
-
-
-@dataclass(frozen=True)
-class ScanView:
-    """The columns of a scan that its job reads and reports, read without the ORM: the
-    job's plan and record steps run for every job, and loading, tracking and flushing
-    ORM objects cost more than the statements themselves."""
-
-    id: str
-    sha256: str
-    filename: str
-    source: str
-    path: str | None
-    status: str
-    verdict: str | None
-    cached: bool
-    error: str | None
-    job_id: str | None
-    submitted_by: str
-
-
-_SCANS = cast(Table, ScanResult.__table__)
-_VIEW_COLUMNS = tuple(_SCANS.c[name] for name in ScanView.__dataclass_fields__)
-# Built once: constructing a statement costs more than running it (SQLAlchemy's
-# coercions and cache key), and these run for every job.
-_READ_VIEWS = select(*_VIEW_COLUMNS).where(_SCANS.c.id.in_(bindparam("ids", expanding=True)))
-_RECORD_COMPLETE = update(_SCANS).where(_SCANS.c.id == bindparam("b_id")).values(
-    status="complete", verdict=bindparam("b_verdict"), mime=bindparam("b_mime"),
-    description=bindparam("b_description"), ruleset_version=bindparam("b_ruleset_version"),
-    completed_at=bindparam("b_completed_at"))
-_RECORD_FAILED = update(_SCANS).where(_SCANS.c.id == bindparam("b_id")).values(
-    status="failed", error=bindparam("b_error"), completed_at=bindparam("b_completed_at"))
-_ASSIGN_JOB = update(_SCANS).where(_SCANS.c.id.in_(bindparam("ids", expanding=True))).values(
-    job_id=bindparam("b_job_id"))
-_INSERT_FINDINGS = insert(cast(Table, ScanFinding.__table__))
-
-
-def scan_views(session: Session, scan_ids: list[str]) -> dict[str, ScanView]:
-    """The scans with these ids (those that exist), by id."""
-    if not scan_ids:
-        return {}
-    rows = session.connection().execute(_READ_VIEWS, {"ids": scan_ids})
-    return {row.id: ScanView(*row) for row in rows}
-
-
-def _summary(scan: ScanResult | ScanView, quarantined: bool = False,
-             dlp_scan_id: str | None = None) -> dict[str, Any]:
-    out = {"scan_id": scan.id, "sha256": scan.sha256, "verdict": scan.verdict,
-           "cached": scan.cached, "quarantined": quarantined, "dlp_scan_id": dlp_scan_id}
-    if scan.status == "failed":
-        out["error"] = scan.error
-    return out
-
-
-def _stored_scan(session: Session, job: Job, sha256: str, ruleset_version: str) -> ScanResult:
-    """The scan record of a job that names a stored file (made on the first delivery)."""
-    params = job.params
-    stored = session.get(StoredFile, sha256)
-    if stored is None or stored.state == "deleted":
-        raise NotFound("stored file not found")
-    existing = session.scalar(select(ScanResult).where(ScanResult.job_id == job.id))
-    if existing is not None:
-        return existing
-    scan = ScanResult(sha256=sha256, filename=str(params.get("filename") or sha256),
-                      size=stored.size, source="stored", status="pending", cached=False,
-                      job_id=job.id, submitted_by=job.submitted_by, created_at=utcnow())
-    session.add(scan)
-    session.flush()
-    cached = None if params.get("rescan") else find_cached(
-        session=session, sha256=sha256, ruleset_version=ruleset_version)
-    if cached is not None:
-        _complete_from_cache(session, scan, cached)
-    return scan
-
-
-def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPlan:
-    """The scan records of this job (made now for a job naming a stored file), split into
-    those still to scan and those already finished (a cached answer, or a redelivery)."""
-    params = job.params
-    ids = params.get("scan_ids") or ([params["scan_id"]] if params.get("scan_id") else [])
-    scans: list[ScanResult | ScanView]
-    if ids:
-        by_id = scan_views(session, [str(i) for i in ids])
-        scans = [by_id[str(i)] for i in ids if str(i) in by_id]
-        if not scans:
-            raise NotFound("scan not found")
-    else:
-        scans = [_stored_scan(session, job, valid_sha256(str(params["sha256"])), ruleset_version)]
-    plan = JobPlan(single=len(ids) <= 1 and not params.get("scan_ids"))
-    finished = [scan for scan in scans if scan.status != "pending"]
-    states = scan_details(session=session, scans=finished).states  # no query when none are
-    elsewhere = []  # pending scans recorded under another job: this one answers for them now
-    for scan in scans:
-        if scan.status != "pending":
-            plan.done.append(_summary(scan, states.get(scan.sha256) == "quarantined"))
-            continue
-        if scan.job_id != job.id:
-            elsewhere.append(scan.id)
-        plan.files.append(FilePlan(scan.id, scan.sha256, scan.filename))
-    if elsewhere:
-        session.connection().execute(_ASSIGN_JOB, {"ids": elsewhere, "b_job_id": job.id})
-    return plan
-
-
-@dataclass
-class Executed:
-    result: FileResult | None
-    document: DocumentResult | None = None
-    dlp_error: str | None = None
-    error: str | None = None  # the file could not be scanned (the others of its job go on)
-    corrupt: bool = False  # the stored copy failed authentication: tampering or damage
-
-
-def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
-                      dlp_on_scan: bool, settings: Settings,
-                      fatal: tuple[type[BaseException], ...] = ()) -> Executed:
-    """Decrypt and scan one file (no database); DLP too when configured and accepted.
-
-    A stored file that is gone or fails authentication is that file's error, not the
-    job's; any other exception propagates.
-    """
-    try:
-        data = store.read(plan.sha256)
-    except CorruptBlob as exc:
-        return Executed(None, error=exc.message, corrupt=True)
-    except NotFound as exc:
-        return Executed(None, error=exc.message)
-    executed = Executed(scanner.scan_bytes(data, plan.filename, sha256=plan.sha256,
-                                           fatal=fatal))
-    if dlp_on_scan and executed.result is not None \
-            and executed.result.verdict is not Verdict.MALICIOUS:
-        executed.document, executed.dlp_error = dlp_service.classify_bytes(
-            data, plan.filename, settings=settings)
-    return executed
-
-
-def execute_file_scans(
-    plan: JobPlan, *, store: BlobStore, scanner: Scanner, dlp_on_scan: bool, settings: Settings,
-    fatal: tuple[type[BaseException], ...] = (),
-) -> list[Executed]:
-    """:func:`execute_file_scan` for each planned file. An exception scanning one file (a
-    parser bug on hostile input) fails only that file, unless it is one of ``fatal``
-    (the worker's time limit), which stops the job."""
-    out = []
-    for file in plan.files:
-        try:
-            out.append(execute_file_scan(file, store=store, scanner=scanner,
-                                         dlp_on_scan=dlp_on_scan, settings=settings,
-                                         fatal=fatal))
-        except fatal:
-            raise
-        except Exception as exc:
-            log.exception("scanning a file failed", extra={"scan_id": file.scan_id})
-            out.append(Executed(None, error=f"internal error ({type(exc).__name__})"))
-    return out
-
-
-@dataclass
-class Recorded:
-    summary: dict[str, Any]
-    deliveries: list[tuple[str, str]] = field(default_factory=list)
-    # Rows for the statements that record the job's files, run together at the end.
-    completed: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _record_one(session: Session, scan: ScanView, executed: Executed, store: BlobStore,
-                kv: redis.Redis | None, out: Recorded) -> dict[str, Any]:
-    result, now = executed.result, utcnow()
-    if result is None:
-        scan = replace(scan, status="failed", error=(executed.error or "")[:500])
-        out.failed.append({"b_id": scan.id, "b_error": scan.error, "b_completed_at": now})
-        if executed.corrupt:
-            outcome = monitor.log_security_event(
-                "storage.corrupt", {"subject": scan.sha256, "sha256": scan.sha256,
-                                    "scan_id": scan.id, "error": scan.error}, "high",
-                session=session, kv=kv)
-            out.deliveries.extend(outcome.deliveries)
-        return _summary(scan)
-    rows = findings_of(result)
-    scan = replace(scan, status="complete", verdict=result.verdict.value)
-    out.completed.append({
-        "b_id": scan.id, "b_verdict": scan.verdict, "b_mime": result.mime[:128],
-        "b_description": result.description[:500],
-        "b_ruleset_version": result.ruleset_version, "b_completed_at": now})
-    out.findings.extend(finding_values(scan.id, rows))
-    quarantined = False
-    if result.verdict is Verdict.MALICIOUS:
-        quarantined = _quarantine(session, store, scan.sha256)
-    summary = _summary(scan, quarantined)
-    if executed.document is not None or executed.dlp_error is not None:
-        dlp_scan, deliveries = dlp_service.record_for_scan(
-            session=session, scan_id=scan.id, sha256=scan.sha256, filename=scan.filename,
-            submitted_by=scan.submitted_by, job_id=scan.job_id, document=executed.document,
-            error=executed.dlp_error, kv=kv)
-        summary["dlp_scan_id"] = dlp_scan.id
-        out.deliveries.extend(deliveries)
-    for kind, details, severity in events_for(scan, rows):
-        outcome = monitor.log_security_event(kind, details, severity, session=session, kv=kv)
-        out.deliveries.extend(outcome.deliveries)
-    return summary
-
-
-def record_file_scans(*, session: Session, plan: JobPlan, executed: list[Executed],
-                      store: BlobStore, kv: redis.Redis | None) -> Recorded:
-    """Store every file's outcome in one transaction (the caller commits), with its
-    findings, quarantine, DLP record and security events. A file already finished by an
-    earlier delivery of this job is left as it was."""
-    out = Recorded({})
-    by_id = scan_views(session, [file.scan_id for file in plan.files])
-    summaries = list(plan.done)
-    for file, outcome in zip(plan.files, executed, strict=True):
-        scan = by_id.get(file.scan_id)
-        if scan is None:
-            continue  # removed meanwhile (retention); nothing to record
-        summaries.append(_summary(scan) if scan.status != "pending"
-                         else _record_one(session, scan, outcome, store, kv, out))
-    connection = session.connection()
-    for statement, rows in ((_RECORD_COMPLETE, out.completed), (_RECORD_FAILED, out.failed),
-                            (_INSERT_FINDINGS, out.findings)):
-        if rows:
-            connection.execute(statement, rows)
-    if plan.single and len(summaries) == 1:
-        out.summary = summaries[0]
-    else:
-        verdicts: dict[str, int] = {}
-        for item in summaries:
-            key = item["verdict"] or "failed"
-            verdicts[key] = verdicts.get(key, 0) + 1
-        out.summary = {"scans": summaries, "count": len(summaries), "verdicts": verdicts}
-    return out
-
-
-# -- quarantine ------------------------------------------------------------------------------
-
-
-def _quarantined(session: Session, sha256: str) -> StoredFile:
-    row = session.get(StoredFile, valid_sha256(sha256))
-    if row is None:
-        raise NotFound("no such stored file")
-    if row.state != "quarantined":
-        raise Conflict(f"file is not quarantined (it is {row.state})")
-    return row
-
-
-def list_quarantine(*, session: Session, limit: int = 100) -> list[StoredFile]:
-    return list(session.scalars(select(StoredFile).where(StoredFile.state == "quarantined")
-                                .order_by(StoredFile.quarantined_at.desc()).limit(limit)).all())
-
-
-def release(*, session: Session, sha256: str, ctx: AuditContext) -> StoredFile:
-    """Let a quarantined file out (it stays encrypted in storage); audited. The caller
-    commits, then moves the file with :func:`apply_decision`: a failed commit leaves the
-    file where it was, never out of quarantine while the record says otherwise."""
-    row = _quarantined(session, sha256)
-    row.state, row.updated_at = "released", utcnow()
-    audit.record(session=session, ctx=ctx, action="quarantine.release", target=f"file:{sha256}",
-                 details={"size": row.size, "quarantined_at": row.quarantined_at})
-    return row
-
-
-def delete(*, session: Session, sha256: str, ctx: AuditContext) -> StoredFile:
-    """Destroy a quarantined file's content; the row stays as the record. Audited. The
-    caller commits, then removes the content with :func:`apply_decision`."""
-    row = _quarantined(session, sha256)
-    row.state, row.updated_at = "deleted", utcnow()
-    audit.record(session=session, ctx=ctx, action="quarantine.delete", target=f"file:{sha256}",
-                 details={"size": row.size, "quarantined_at": row.quarantined_at})
-    return row
-
-
-def apply_decision(*, store: BlobStore, row: StoredFile) -> None:
-    """Carry out a committed release or delete on the stored file (both idempotent)."""
-    if row.state == "released":
-        store.move(row.sha256, to_quarantine=False)
-    elif row.state == "deleted":
-        store.delete(row.sha256)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from secops.scanning import ScanConfig, Scanner, Verdict
-from secops.scanning.archives import AR, CPIO, archive_kind
+from secops.scanning.containers import AR, CPIO, archive_kind
 from tests.scanning.conftest import ids, located
 from tests.scanning.corpus import EICAR, ar_bytes, cpio_bytes, tar_bytes
 

@@ -19,7 +19,7 @@ from secops.db.models import StoredFile
 from secops.db.session import session_scope
 from secops.kinds import KINDS, LIGHT_QUEUES
 from secops.logs import configure_logging
-from secops.services import directory_scans, scans
+from secops.services import directory_scans, quarantine, scans
 from secops.services.storage import get_store
 from tasks.routing import KEY_USE_TASK, REAP_TASK, celery_config
 from tests.factories import auth, make_key
@@ -106,9 +106,9 @@ def test_a_dlp_upload_stores_again_what_an_admin_deleted(sqlite_env):
     _run_job(submission.jobs[0][0])  # malicious: quarantined
     sha = submission.scans[0].sha256
     with session_scope() as session:
-        row = scans.delete(session=session, sha256=sha, ctx=CTX)
+        row = quarantine.delete(session=session, sha256=sha, ctx=CTX)
         session.flush()
-        scans.apply_decision(store=get_store(settings), row=row)
+        quarantine.apply_decision(store=get_store(settings), row=row)
     client = TestClient(create_app(), raise_server_exceptions=False)
     analyst = make_key("analyst")
     resp = client.post("/v1/dlp/scans", headers=auth(analyst),

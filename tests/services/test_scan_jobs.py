@@ -11,7 +11,7 @@ from sqlalchemy import select
 from secops.config import get_settings
 from secops.db.models import Job, ScanFinding, ScanResult, SecurityEvent
 from secops.db.session import session_scope
-from secops.services import scans
+from secops.services import scan_recording, scans
 from secops.services.audit import AuditContext
 from secops.services.jobs import complete_job, create_job
 from secops.services.storage import get_store
@@ -47,12 +47,13 @@ def _run_job(job_id: str) -> dict:
     scanner, store = scans.get_scanner(settings), get_store(settings)
     with session_scope() as session:
         job = session.get(Job, job_id)
-        plan = scans.plan_file_scan(session=session, job=job, ruleset_version=scanner.ruleset_version)
-    executed = scans.execute_file_scans(plan, store=store, scanner=scanner, dlp_on_scan=False,
-                                        settings=settings)
+        plan = scan_recording.plan_file_scan(session=session, job=job,
+                                             ruleset_version=scanner.ruleset_version)
+    executed = scan_recording.execute_file_scans(plan, store=store, scanner=scanner,
+                                                 dlp_on_scan=False, settings=settings)
     with session_scope() as session:
-        summary = scans.record_file_scans(session=session, plan=plan, executed=executed,
-                                          store=store, kv=None).summary
+        summary = scan_recording.record_file_scans(session=session, plan=plan, executed=executed,
+                                                   store=store, kv=None).summary
         complete_job(session=session, job_id=job_id, result=summary)
         return summary
 

@@ -28,7 +28,7 @@ from secops.services import certs as cert_service
 from secops.services import jobs as job_service
 from secops.services import keys as key_service
 from secops.services import privacy as privacy_service
-from secops.services import scans as scan_service
+from secops.services import quarantine as quarantine_service
 from secops.services import schedules as schedule_service
 from secops.services.monitor import SEVERITIES
 from secops.services.redisconn import REDIS_ERRORS
@@ -155,7 +155,7 @@ async def scans(console: Console = Depends(console_require("scans:read"))) -> Re
                               .limit(100)).all()
     quarantine = []
     if console.user is not None and "quarantine:manage" in _permissions(console):
-        quarantine = scan_service.list_quarantine(session=console.db, limit=100)
+        quarantine = quarantine_service.list_quarantine(session=console.db, limit=100)
     return console.render("scans.html", rows=rows, quarantine=quarantine)
 
 
@@ -169,12 +169,13 @@ def _permissions(console: Console) -> frozenset[str]:
 @page
 async def quarantine_decision(sha256: str, decision: str, console: Console = Depends(
         console_require("quarantine:manage"))) -> Response:
-    decide = {"release": scan_service.release, "delete": scan_service.delete}.get(decision)
+    decide = {"release": quarantine_service.release,
+              "delete": quarantine_service.delete}.get(decision)
     if decide is None or len(sha256) != 64:
         raise InvalidInput("unknown decision or file")
     row = decide(session=console.db, sha256=sha256.lower(), ctx=console.audit())
     console.db.commit()
-    scan_service.apply_decision(store=get_store(get_settings()), row=row)
+    quarantine_service.apply_decision(store=get_store(get_settings()), row=row)
     return console.redirect("/console/scans")
 
 

@@ -24,7 +24,7 @@ from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
 from secops.db.models import ScanResult, StoredFile
 from secops.errors import InvalidInput, PermissionDenied, Unavailable
-from secops.services import scans
+from secops.services import quarantine, scans
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
 from tasks.dispatch import enqueue_or_fail
@@ -170,7 +170,7 @@ def list_quarantine(
     session: Session = Depends(db_read_session),
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[StoredFile]:
-    return scans.list_quarantine(session=session, limit=limit)
+    return quarantine.list_quarantine(session=session, limit=limit)
 
 
 def _decide(decide: Callable[..., StoredFile], sha256: str, request: Request,
@@ -178,7 +178,7 @@ def _decide(decide: Callable[..., StoredFile], sha256: str, request: Request,
     """Record an admin's decision (audited), commit it, then carry it out on the file."""
     row = decide(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
     session.commit()
-    scans.apply_decision(store=get_store(get_settings()), row=row)
+    quarantine.apply_decision(store=get_store(get_settings()), row=row)
     return row
 
 
@@ -190,7 +190,7 @@ def release(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    return _decide(scans.release, sha256, request, principal, session)
+    return _decide(quarantine.release, sha256, request, principal, session)
 
 
 @router.delete("/v1/quarantine/{sha256}", response_model=StoredFileRead,
@@ -201,4 +201,4 @@ def delete(
     principal: Principal = Depends(require("quarantine:manage")),
     session: Session = Depends(db_session),
 ) -> StoredFile:
-    return _decide(scans.delete, sha256, request, principal, session)
+    return _decide(quarantine.delete, sha256, request, principal, session)
