@@ -34,7 +34,7 @@ from secops.config import SECRET_MIN_LENGTH, read_secret
 from secops.errors import ConfigurationError, SecOpsError
 
 EXIT_OK, EXIT_LEFT, EXIT_ERROR = 0, 1, 2
-HMAC_SECRET, SIGNING_SECRET = "privacy_hmac", "privacy_signing_key"
+HMAC_SECRET, SIGNING_SECRET = "privacy_hmac", "privacy_signing_key"  # pragma: allowlist secret (secret names)
 LOCAL_ONLY = "give --local: the engine runs in this process against the map's stores"
 F = TypeVar("F", bound=Callable[..., Any])
 
