@@ -204,12 +204,8 @@ class Detector:
             open_ = None
         fired = self._bucket(rule, key, event, item, extending=open_ is not None)
         if open_ is not None:
-            if fired is not None:
-                open_.end = max(open_.end, ts)
-                open_.count += 1
-                if len(open_.evidence) < self.evidence_limit:
-                    open_.evidence.append(item)
-                store.put_incident(key, open_)   # a shared store keeps a copy, not this object
+            if fired is not None:   # one atomic step in a shared store: no lost count
+                store.extend_incident(key, ts, item, self.evidence_limit)
             return
         if fired is not None:
             incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,

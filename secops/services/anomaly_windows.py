@@ -10,9 +10,12 @@ update one window in turn and see the same counts. A lock left by a worker that
 died expires after ``LOCK_MS``. Windows expire with Redis TTLs (a few times their
 length, in wall time); first-seen baselines are Redis sets, open incidents a hash.
 
-Incident bookkeeping (open, extend, close) is read-modify-write without a lock: two
-workers extending the same open incident at the same instant can lose one increment of
-its count, never the incident.
+Open incidents live in one Redis hash. Extending an incident is atomic: outside a batch
+it is one optimistic transaction (``WATCH`` the hash, read, ``MULTI``/``EXEC``, again if
+another worker wrote in between); a batch keeps what it added to each incident (count,
+last time, evidence) and folds it into the incident as it stands in Redis, in the same
+transaction that writes the windows back and drops their locks. Two workers extending
+one incident at the same instant thus both count.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from secops.anomaly.store import (
     Incident,
     RateView,
     ewma_add,
+    extend,
     step_counter,
     step_distinct,
     step_leaky,
@@ -88,7 +92,16 @@ end
 return 1
 """)
 BATCH_LOCK_MS = 30_000
+INCIDENTS = PREFIX + "incidents"
 T = TypeVar("T")
+
+
+def _incident(raw: Any) -> Incident:
+    return Incident(**json.loads(raw))
+
+
+def _dump(incident: Incident) -> str:
+    return json.dumps(asdict(incident))
 
 
 def _name(kind: str, key: str) -> str:
@@ -105,7 +118,8 @@ class RedisWindowStore:
         self._cache: dict[str, Any] | None = None        # windows held by a batch
         self._dirty: dict[str, float] = {}               # key -> ttl, to write back
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
-        self._inc_dirty: set[str] = set()
+        self._inc_dirty: set[str] = set()                # put or popped by a batch
+        self._inc_ext: dict[str, tuple[int, float, list[str], int]] = {}  # added by a batch
 
     @contextmanager
     def batch(self, keys: set[str]) -> Iterator[None]:
@@ -127,26 +141,45 @@ class RedisWindowStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
-        self._dirty, self._inc, self._inc_dirty = {}, {}, set()
+        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
         try:
             yield
         finally:
-            dirty = sorted(self._dirty)
-            values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
-                      for k in dirty]
-            ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
-            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
-                      args=[token, len(dirty), *ttls, *values], client=self.client)
-            if self._inc_dirty:
-                pipe = self.client.pipeline(transaction=True)
-                for key in self._inc_dirty:
-                    incident = self._inc[key]
-                    if incident is None:
-                        pipe.hdel(PREFIX + "incidents", key)
-                    else:
-                        pipe.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
-                pipe.execute()
+            self._write_back(locks, token)
             self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
+            self._inc_ext = {}
+
+    def _write_back(self, locks: list[str], token: str) -> None:
+        """One transaction: the windows, the incidents (what this batch added folded into
+        them as they stand now) and the locks dropped."""
+        assert self._cache is not None
+        dirty = sorted(self._dirty)
+        values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
+                  for k in dirty]
+        ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
+        put = {k: self._inc[k] for k in self._inc_dirty}
+        added = sorted(self._inc_ext.items())
+        cached = {k: self._inc[k] for k, _ in added}
+
+        def work(pipe: Any) -> None:
+            now = pipe.hmget(INCIDENTS, [k for k, _ in added]) if added else []
+            pipe.multi()
+            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
+                      args=[token, len(dirty), *ttls, *values], client=pipe)
+            for key, incident in put.items():
+                if incident is None:
+                    pipe.hdel(INCIDENTS, key)
+                else:
+                    pipe.hset(INCIDENTS, key, _dump(incident))
+            for (key, (count, end, evidence, limit)), raw in zip(added, now, strict=True):
+                current: Incident | None = cached[key]   # closed by another worker meanwhile
+                if raw:
+                    current = _incident(raw)
+                    extend(current, count, end, evidence, limit)
+                if current is not None:
+                    pipe.hset(INCIDENTS, key, _dump(current))
+
+        self.client.transaction(work, INCIDENTS)
 
     def _update(self, key: str, ttl: float, step: Callable[[Any], tuple[Any, T]]) -> T:
         if self._cache is not None and key in self._cache:
@@ -257,7 +290,7 @@ class RedisWindowStore:
     def incident(self, key: str) -> Incident | None:
         if self._cache is not None and key in self._inc:
             return self._inc[key]
-        raw = self.client.hget(PREFIX + "incidents", key)
+        raw = self.client.hget(INCIDENTS, key)
         found = Incident(**json.loads(raw)) if raw else None
         if self._cache is not None:
             self._inc[key] = found
@@ -267,24 +300,49 @@ class RedisWindowStore:
         if self._cache is not None:
             self._inc[key] = incident
             self._inc_dirty.add(key)
+            self._inc_ext.pop(key, None)
             return
-        self.client.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
+        self.client.hset(INCIDENTS, key, _dump(incident))
+
+    def extend_incident(self, key: str, ts: float, item: str, evidence_limit: int) -> None:
+        if self._cache is not None:
+            found = self.incident(key)
+            if found is None:
+                return
+            extend(found, 1, ts, [item], evidence_limit)
+            if key not in self._inc_dirty:   # opened before this batch: keep the addition
+                count, end, evidence, _ = self._inc_ext.get(key, (0, ts, [], evidence_limit))
+                self._inc_ext[key] = (count + 1, max(end, ts), (evidence + [item])[:evidence_limit],
+                                      evidence_limit)
+            return
+
+        def work(pipe: Any) -> None:
+            raw = pipe.hget(INCIDENTS, key)
+            if not raw:
+                return
+            current = _incident(raw)
+            extend(current, 1, ts, [item], evidence_limit)
+            pipe.multi()
+            pipe.hset(INCIDENTS, key, _dump(current))
+
+        self.client.transaction(work, INCIDENTS)
 
     def pop_incident(self, key: str) -> Incident | None:
         if self._cache is not None:
             found = self.incident(key)
             self._inc[key] = None
             self._inc_dirty.add(key)
+            self._inc_ext.pop(key, None)
             return found
         pipe = self.client.pipeline(transaction=True)
-        pipe.hget(PREFIX + "incidents", key)
-        pipe.hdel(PREFIX + "incidents", key)
+        pipe.hget(INCIDENTS, key)
+        pipe.hdel(INCIDENTS, key)
         raw, removed = pipe.execute()
         return Incident(**json.loads(raw)) if raw and removed else None
 
     def open_incidents(self) -> Iterator[tuple[str, Incident]]:
         found: dict[str, Incident] = {}
-        for key, raw in self.client.hscan_iter(PREFIX + "incidents"):
+        for key, raw in self.client.hscan_iter(INCIDENTS):
             name = key.decode() if isinstance(key, bytes) else str(key)
             found[name] = Incident(**json.loads(raw))
         if self._cache is not None:   # what this batch changed and has not written yet
