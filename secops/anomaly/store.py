@@ -67,6 +67,15 @@ def extend(incident: Incident, count: int, end: float, evidence: Iterable[str],
         incident.evidence.append(item)
 
 
+@dataclass(slots=True)
+class ChunkMark:
+    """A chunk of events fed through a shared store's batch. ``done``: a run of the same
+    job already counted this chunk (a retry), ``produced`` is what that run got from it
+    (alerts opened and closed, as plain data); else the detector fills ``produced``."""
+    done: bool = False
+    produced: dict[str, Any] = field(default_factory=dict)
+
+
 class WindowStore(Protocol):
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None: ...

@@ -259,6 +259,11 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
            deliveries: list[tuple[str, str]]) -> None:
     rule = next((r for r in detector.rules if r.id == alert.rule), None)
     gap = rule.incident_gap if rule is not None else 600.0
+    if (alert.rule, alert.entity_type, alert.entity) in detector.replayed:
+        # raised by a failed attempt of this job, whose alert row rolled back: its
+        # opening gate must not keep the retry from raising it
+        dedup = f"{_rule_for(alert, gap).name}:{_subject(alert)}"[:300]
+        kv.delete(monitor.GATE_PREFIX + dedup)
     outcome = monitor.raise_alert(_rule_for(alert, gap), _subject(alert), alert.count,
                                   session=session, kv=kv, details=alert.to_record())
     deliveries.extend(outcome.deliveries)
@@ -281,7 +286,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
             now: float | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Read the job's sources, detect, raise and close alerts; (summary, deliveries)."""
     rules = load_rules(settings)
-    detector = Detector(rules, store=RedisWindowStore(kv), baseline_ips=load_baseline(settings),
+    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id), baseline_ips=load_baseline(settings),
                         template_state=lambda rule_id: RedisTemplateState(kv, rule_id))
     state = RunState()
     cps = DbCheckpoints(session)

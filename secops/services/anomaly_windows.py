@@ -16,6 +16,12 @@ another worker wrote in between); a batch keeps what it added to each incident (
 last time, evidence) and folds it into the incident as it stands in Redis, in the same
 transaction that writes the windows back and drops their locks. Two workers extending
 one incident at the same instant thus both count.
+
+A store made for a job (``job=``) makes each chunk idempotent: the transaction that
+writes a chunk's windows and incidents back also sets a marker for (job, chunk) holding
+the alerts the chunk opened and closed. A retried job that reads the same chunk again
+finds the marker, counts nothing and takes those alerts back, so its events are counted
+once and its alerts still raised. A chunk that fails half-way writes nothing back.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any, TypeVar
 import redis
 
 from secops.anomaly.store import (
+    ChunkMark,
     Fired,
     Incident,
     RateView,
@@ -93,6 +100,7 @@ return 1
 """)
 BATCH_LOCK_MS = 30_000
 INCIDENTS = PREFIX + "incidents"
+MARK_TTL = 7 * 86400   # longer than a job keeps retrying
 T = TypeVar("T")
 
 
@@ -113,8 +121,9 @@ def _name(kind: str, key: str) -> str:
 class RedisWindowStore:
     """:class:`secops.anomaly.store.WindowStore` on Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, job: str | None = None) -> None:
         self.client = client
+        self.job = job
         self._cache: dict[str, Any] | None = None        # windows held by a batch
         self._dirty: dict[str, float] = {}               # key -> ttl, to write back
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
@@ -122,9 +131,10 @@ class RedisWindowStore:
         self._inc_ext: dict[str, tuple[int, float, list[str], int]] = {}  # added by a batch
 
     @contextmanager
-    def batch(self, keys: set[str]) -> Iterator[None]:
+    def batch(self, keys: set[str], chunk: str | None = None) -> Iterator[ChunkMark]:
         """Hold the windows of ``keys`` (all or none, so two workers never deadlock) for a
-        chunk of events: one round trip takes them, one writes them back."""
+        chunk of events: one round trip takes them, one writes them back (with the chunk's
+        marker when the store belongs to a job)."""
         names = sorted(keys)
         windows = [_name("w", k) for k in names]
         locks = [w + ":lock" for w in windows]
@@ -142,14 +152,27 @@ class RedisWindowStore:
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
         self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
+        mark = ChunkMark()
+        done = self.client.get(marker) if marker is not None else None
+        if done is not None:   # counted by an earlier run of this job
+            mark.done, mark.produced = True, json.loads(done)
         try:
-            yield
+            yield mark
+        except BaseException:   # nothing half-counted: the windows stay as they were
+            _PUT_MANY(keys=locks, args=[token, 0], client=self.client)
+            raise
+        else:
+            if mark.done:
+                _PUT_MANY(keys=locks, args=[token, 0], client=self.client)
+            else:
+                self._write_back(locks, token, marker, mark)
         finally:
-            self._write_back(locks, token)
             self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
             self._inc_ext = {}
 
-    def _write_back(self, locks: list[str], token: str) -> None:
+    def _write_back(self, locks: list[str], token: str, marker: str | None = None,
+                    mark: ChunkMark | None = None) -> None:
         """One transaction: the windows, the incidents (what this batch added folded into
         them as they stand now) and the locks dropped."""
         assert self._cache is not None
@@ -178,6 +201,8 @@ class RedisWindowStore:
                     extend(current, count, end, evidence, limit)
                 if current is not None:
                     pipe.hset(INCIDENTS, key, _dump(current))
+            if marker is not None and mark is not None:
+                pipe.set(marker, json.dumps(mark.produced), ex=MARK_TTL)
 
         self.client.transaction(work, INCIDENTS)
 

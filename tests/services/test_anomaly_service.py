@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import select
 
 from secops.config import get_settings
-from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, SecurityEvent
+from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
 from secops.db.session import session_scope
 from secops.services import anomaly, monitor
 from secops.services.jobs import create_job
@@ -138,3 +138,40 @@ def test_a_run_over_budget_samples_and_says_so(sqlite_env, tmp_path, monkeypatch
     with session_scope() as session:
         event = session.scalar(select(SecurityEvent).where(SecurityEvent.kind == "anomaly.sampled"))
         assert event is not None and event.details["sampled_out"] == 22
+
+
+class Crash(Exception):
+    """The failure of a job after detection (its transaction rolls back, it retries)."""
+
+
+def test_a_retried_run_counts_its_events_once_and_still_alerts(sqlite_env, tmp_path, monkeypatch):
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s) for s in range(6)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    with session_scope() as session:
+        job = create_job(session=session, kind="anomaly.ingest", params={}, submitted_by="test")
+        session.flush()
+        job_id = job.id
+    try:
+        with session_scope() as session:   # the first attempt fails once it has detected
+            anomaly.run_job(session=session, kv=kv, job=session.get(Job, job_id),
+                            settings=get_settings(), now=WHEN + 60)
+            raise Crash
+    except Crash:
+        pass
+    assert alerts() == []   # rolled back: no alert, no checkpoint
+    with session_scope() as session:   # the retry reads the same six lines again
+        retry, _ = anomaly.run_job(session=session, kv=kv, job=session.get(Job, job_id),
+                                   settings=get_settings(), now=WHEN + 60)
+    assert retry["lines"] == 6
+    assert [(a["rule"], a["entity"], a["count"]) for a in retry["alerts_opened"]] == [
+        ("auth-failures-ip", "203.0.113.9", 6), ("auth-failures-user", "root", 6)]
+    assert alerts() == [("anomaly.auth-failures-ip", "ip:203.0.113.9", "high", 1, 6, False),
+                        ("anomaly.auth-failures-user", "user:root", "high", 1, 6, False)]
+    write(auth, "".join(ssh_fail(s, minute=1) for s in range(4)))
+    assert run(kv)["lines"] == 4                       # a new job extends the incidents
+    assert run(kv, now=WHEN + 3600)["alerts_closed"] == 2
+    assert alerts() == [("anomaly.auth-failures-ip", "ip:203.0.113.9", "high", 1, 10, True),
+                        ("anomaly.auth-failures-user", "user:root", "high", 1, 10, True)]
+
