@@ -350,9 +350,23 @@ class Detector:
         self._flush_secrets()
 
     def take_opened(self) -> list[Alert]:
-        """Incidents opened since the last call, as they stood when they opened."""
+        """Incidents opened since the last call, as they stood when they opened. Superseding
+        applies as it does to closed alerts: an alert that one of a superseding rule opened
+        with it absorbs, or that an open incident of a superseding rule on the same entity
+        covers, is left out (one burst, one alert)."""
         opened, self.opened = self.opened, []
-        return opened
+        return [a for a in self._absorb(opened) if not self._covered(a)]
+
+    def _covered(self, alert: Alert) -> bool:
+        for rule in self.rules:
+            if alert.rule not in rule.supersedes:
+                continue
+            open_ = self.store.incident(self._key(rule, alert.entity))
+            slack = rule.incident_gap
+            if (open_ is not None and open_.entity_type == alert.entity_type
+                    and alert.start <= open_.end + slack and open_.start <= alert.end + slack):
+                return True
+        return False
 
     def take_closed(self, now: float) -> list[Alert]:
         """Close incidents idle past their gap at ``now``; the alerts closed since the last call

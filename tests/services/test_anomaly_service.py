@@ -175,3 +175,38 @@ def test_a_retried_run_counts_its_events_once_and_still_alerts(sqlite_env, tmp_p
     assert alerts() == [("anomaly.auth-failures-ip", "ip:203.0.113.9", "high", 1, 10, True),
                         ("anomaly.auth-failures-user", "user:root", "high", 1, 10, True)]
 
+
+def test_a_burst_raises_only_the_superseding_alert(sqlite_env, tmp_path, monkeypatch):
+    """Twelve failures in twelve seconds: the critical fast rule absorbs the high one."""
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s * 3) for s in range(12)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    first = run(kv)
+    assert sorted((a["rule"], a["entity"], a["count"]) for a in first["alerts_opened"]) == [
+        ("auth-failures-ip-fast", "203.0.113.9", 11), ("auth-failures-user", "root", 6)]
+    assert sorted(alerts()) == [
+        ("anomaly.auth-failures-ip-fast", "ip:203.0.113.9", "critical", 1, 11, False),
+        ("anomaly.auth-failures-user", "user:root", "high", 1, 6, False)]
+    write(auth, "".join(ssh_fail(s * 3, minute=1) for s in range(3)))
+    assert run(kv)["alerts_opened"] == []   # the burst goes on: still the one alert
+    assert run(kv, now=WHEN + 3600)["alerts_closed"] == 2
+    assert sorted(alerts()) == [
+        ("anomaly.auth-failures-ip-fast", "ip:203.0.113.9", "critical", 1, 15, True),
+        ("anomaly.auth-failures-user", "user:root", "high", 1, 15, True)]
+
+
+def test_a_burst_that_turns_critical_in_a_later_run_marks_the_high_alert(sqlite_env, tmp_path,
+                                                                        monkeypatch):
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s * 3) for s in range(6)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    assert [a["rule"] for a in run(kv)["alerts_opened"]] == ["auth-failures-ip", "auth-failures-user"]
+    write(auth, "".join(ssh_fail(18 + s * 3) for s in range(6)))   # 12 in 33 s: now critical
+    assert [(a["rule"], a["count"]) for a in run(kv)["alerts_opened"]] == [
+        ("auth-failures-ip-fast", 11)]
+    with session_scope() as session:
+        marks = {a.rule: a.details.get("superseded_by") for a in session.scalars(select(Alert))}
+    assert marks == {"anomaly.auth-failures-ip": "anomaly.auth-failures-ip-fast",
+                     "anomaly.auth-failures-user": None, "anomaly.auth-failures-ip-fast": None}
