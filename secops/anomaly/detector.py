@@ -12,9 +12,10 @@ redacted from it.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,14 @@ from secops.anomaly.events import Event
 from secops.anomaly.novelty import TemplateNovelty, TemplateState
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
-from secops.anomaly.store import DISTINCT_CAP, Fired, Incident, MemoryStore, WindowStore
+from secops.anomaly.store import (
+    DISTINCT_CAP,
+    ChunkMark,
+    Fired,
+    Incident,
+    MemoryStore,
+    WindowStore,
+)
 
 LINE_LIMIT = 500
 EVIDENCE_LIMIT = 10
@@ -54,6 +62,11 @@ class Alert:
         return {"rule": self.rule, "severity": self.severity, "entity": self.entity,
                 "entity_type": self.entity_type, "start": iso(self.start), "end": iso(self.end),
                 "count": self.count, "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> Alert:
+        """Back from :func:`dataclasses.asdict` (kept with a chunk in a shared store)."""
+        return cls(**{**data, "evidence": tuple(data["evidence"]), "mitre": tuple(data["mitre"])})
 
     def to_record(self) -> dict[str, Any]:
         """Everything, for stored alerts: the contract plus title, family and ATT&CK tags."""
@@ -87,6 +100,7 @@ class Detector:
         self.evidence_limit = evidence_limit
         self.closed: list[Alert] = []
         self.events = 0
+        self._chunks = 0
         self._now = 0.0
         self._by_action: dict[str, list[Rule]] = {}
         self._any_action: list[Rule] = []
@@ -107,6 +121,7 @@ class Detector:
                                               template_state(r.id) if template_state else None)
                         for r in self.rules if r.bucket.type == "rare_template"}
         self.opened: list[Alert] = []
+        self.replayed: set[tuple[str, str, str]] = set()   # (rule, entity type, entity)
         self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
                                            Callable[[dict[str, float]], bool]]] = {}
         if self._finder is None and self._secret_rules:
@@ -176,7 +191,7 @@ class Detector:
         if chunk:
             self._feed_chunk(chunk, batch)
 
-    def _feed_chunk(self, chunk: list[Event], batch: Callable[[set[str]], Any]) -> None:
+    def _feed_chunk(self, chunk: list[Event], batch: Callable[..., Any]) -> None:
         matched = [self._matches(e) for e in chunk]
         keys: set[str] = set()
         for matches in matched:
@@ -184,9 +199,29 @@ class Detector:
                 keys.add(self._key(rule, entity))
                 if rule.bucket.type == "baseline":
                     keys.add(f"{rule.id}\x1f*")
-        with batch(keys):
+        # The chunk's place and content name it: a retried job that reads the same events
+        # again finds the chunk counted and takes back what it produced instead.
+        digest = hashlib.sha256()
+        for event in chunk:
+            digest.update(event.raw.encode("utf-8", "replace") + b"\n")
+        name = f"{self._chunks}:{digest.hexdigest()[:32]}"
+        self._chunks += 1
+        with batch(keys, chunk=name) as mark:
+            if isinstance(mark, ChunkMark) and mark.done:
+                self.events += len(chunk)
+                self._now = max(self._now, max(e.ts for e in chunk))
+                again = [Alert.from_plain(a) for a in mark.produced.get("opened", [])]
+                self.opened.extend(again)
+                self.replayed.update((a.rule, a.entity_type, a.entity) for a in again)
+                self.closed.extend(Alert.from_plain(a) for a in mark.produced.get("closed", []))
+                return
+            opened, closed = len(self.opened), len(self.closed)
             for event, matches in zip(chunk, matched, strict=True):
                 self.feed(event, matches)
+            self._flush_secrets()   # the chunk's credentials count with the chunk
+            if isinstance(mark, ChunkMark):
+                mark.produced = {"opened": [asdict(a) for a in self.opened[opened:]],
+                                 "closed": [asdict(a) for a in self.closed[closed:]]}
 
     def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
         key = self._key(rule, entity)
@@ -204,12 +239,8 @@ class Detector:
             open_ = None
         fired = self._bucket(rule, key, event, item, extending=open_ is not None)
         if open_ is not None:
-            if fired is not None:
-                open_.end = max(open_.end, ts)
-                open_.count += 1
-                if len(open_.evidence) < self.evidence_limit:
-                    open_.evidence.append(item)
-                store.put_incident(key, open_)   # a shared store keeps a copy, not this object
+            if fired is not None:   # one atomic step in a shared store: no lost count
+                store.extend_incident(key, ts, item, self.evidence_limit)
             return
         if fired is not None:
             incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
@@ -319,9 +350,23 @@ class Detector:
         self._flush_secrets()
 
     def take_opened(self) -> list[Alert]:
-        """Incidents opened since the last call, as they stood when they opened."""
+        """Incidents opened since the last call, as they stood when they opened. Superseding
+        applies as it does to closed alerts: an alert that one of a superseding rule opened
+        with it absorbs, or that an open incident of a superseding rule on the same entity
+        covers, is left out (one burst, one alert)."""
         opened, self.opened = self.opened, []
-        return opened
+        return [a for a in self._absorb(opened) if not self._covered(a)]
+
+    def _covered(self, alert: Alert) -> bool:
+        for rule in self.rules:
+            if alert.rule not in rule.supersedes:
+                continue
+            open_ = self.store.incident(self._key(rule, alert.entity))
+            slack = rule.incident_gap
+            if (open_ is not None and open_.entity_type == alert.entity_type
+                    and alert.start <= open_.end + slack and open_.start <= alert.end + slack):
+                return True
+        return False
 
     def take_closed(self, now: float) -> list[Alert]:
         """Close incidents idle past their gap at ``now``; the alerts closed since the last call

@@ -56,6 +56,26 @@ class Incident:
     evidence: list[str] = field(default_factory=list)
 
 
+def extend(incident: Incident, count: int, end: float, evidence: Iterable[str],
+           evidence_limit: int) -> None:
+    """Fold ``count`` more events, ending at ``end``, into ``incident``."""
+    incident.count += count
+    incident.end = max(incident.end, end)
+    for item in evidence:
+        if len(incident.evidence) >= evidence_limit:
+            break
+        incident.evidence.append(item)
+
+
+@dataclass(slots=True)
+class ChunkMark:
+    """A chunk of events fed through a shared store's batch. ``done``: a run of the same
+    job already counted this chunk (a retry), ``produced`` is what that run got from it
+    (alerts opened and closed, as plain data); else the detector fills ``produced``."""
+    done: bool = False
+    produced: dict[str, Any] = field(default_factory=dict)
+
+
 class WindowStore(Protocol):
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None: ...
@@ -85,6 +105,10 @@ class WindowStore(Protocol):
     def incident(self, key: str) -> Incident | None: ...
 
     def put_incident(self, key: str, incident: Incident) -> None: ...
+
+    def extend_incident(self, key: str, ts: float, item: str, evidence_limit: int) -> None:
+        """Count one more event into the open incident of ``key`` (atomic in a shared store)."""
+        ...
 
     def pop_incident(self, key: str) -> Incident | None: ...
 
@@ -332,6 +356,11 @@ class MemoryStore:
 
     def put_incident(self, key: str, incident: Incident) -> None:
         self._incidents[key] = incident
+
+    def extend_incident(self, key: str, ts: float, item: str, evidence_limit: int) -> None:
+        found = self._incidents.get(key)
+        if found is not None:
+            extend(found, 1, ts, [item], evidence_limit)
 
     def pop_incident(self, key: str) -> Incident | None:
         return self._incidents.pop(key, None)

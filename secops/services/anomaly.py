@@ -12,7 +12,9 @@ worker and every run share them; Drain3 templates live in Redis too.
 An incident that opens raises an alert through the monitor (``anomaly.<rule>`` on
 ``<entity type>:<entity>``: stored, logged, deduplicated while open, sent to the
 webhook) and an ``anomaly.alert`` security event; when it closes, the alert's details get
-its final count, span and evidence. A run with more lines than
+its final count, span and evidence. Superseding applies on opening as on closing: a
+burst that opens a rule and one that supersedes it raises only the superseding alert
+(an alert raised by an earlier run gets ``superseded_by`` in its details). A run with more lines than
 ``SECOPS_ANOMALY_MAX_LINES_PER_RUN`` detects on every line up to that budget and on one
 line in ``SAMPLE_STRIDE`` after it: the lines sampled out are counted in the job's
 result, in the ``secops_anomaly_lines_sampled_out`` metric and in an
@@ -259,6 +261,11 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
            deliveries: list[tuple[str, str]]) -> None:
     rule = next((r for r in detector.rules if r.id == alert.rule), None)
     gap = rule.incident_gap if rule is not None else 600.0
+    if (alert.rule, alert.entity_type, alert.entity) in detector.replayed:
+        # raised by a failed attempt of this job, whose alert row rolled back: its
+        # opening gate must not keep the retry from raising it
+        dedup = f"{_rule_for(alert, gap).name}:{_subject(alert)}"[:300]
+        kv.delete(monitor.GATE_PREFIX + dedup)
     outcome = monitor.raise_alert(_rule_for(alert, gap), _subject(alert), alert.count,
                                   session=session, kv=kv, details=alert.to_record())
     deliveries.extend(outcome.deliveries)
@@ -267,6 +274,18 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
                       "count": alert.count, "mitre": list(alert.mitre)},
         alert.severity, session=session, kv=kv)
     deliveries.extend(event.deliveries)
+
+
+def _mark_superseded(session: Session, detector: Detector, alert: DetectedAlert) -> None:
+    """An alert of a rule this one supersedes, raised by an earlier run for the same
+    entity and still open, gets ``superseded_by`` in its details."""
+    rule = next((r for r in detector.rules if r.id == alert.rule), None)
+    for loser in rule.supersedes if rule is not None else ():
+        dedup = (f"anomaly.{loser}"[:64] + ":" + _subject(alert))[:300]
+        row = session.scalar(select(Alert).where(Alert.dedup_key == dedup, Alert.status == "open")
+                             .order_by(Alert.first_seen_at.desc()).limit(1))
+        if row is not None and not row.details.get("closed"):
+            row.details = {**row.details, "superseded_by": f"anomaly.{alert.rule}"}
 
 
 def _close(session: Session, alert: DetectedAlert) -> None:
@@ -281,7 +300,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
             now: float | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Read the job's sources, detect, raise and close alerts; (summary, deliveries)."""
     rules = load_rules(settings)
-    detector = Detector(rules, store=RedisWindowStore(kv), baseline_ips=load_baseline(settings),
+    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id), baseline_ips=load_baseline(settings),
                         template_state=lambda rule_id: RedisTemplateState(kv, rule_id))
     state = RunState()
     cps = DbCheckpoints(session)
@@ -315,6 +334,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     opened = detector.take_opened()
     for alert in opened:
         _raise(session, kv, detector, alert, deliveries)
+        _mark_superseded(session, detector, alert)
     for alert in closed:
         _close(session, alert)
     cursor.commit()

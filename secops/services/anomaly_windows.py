@@ -10,9 +10,18 @@ update one window in turn and see the same counts. A lock left by a worker that
 died expires after ``LOCK_MS``. Windows expire with Redis TTLs (a few times their
 length, in wall time); first-seen baselines are Redis sets, open incidents a hash.
 
-Incident bookkeeping (open, extend, close) is read-modify-write without a lock: two
-workers extending the same open incident at the same instant can lose one increment of
-its count, never the incident.
+Open incidents live in one Redis hash. Extending an incident is atomic: outside a batch
+it is one optimistic transaction (``WATCH`` the hash, read, ``MULTI``/``EXEC``, again if
+another worker wrote in between); a batch keeps what it added to each incident (count,
+last time, evidence) and folds it into the incident as it stands in Redis, in the same
+transaction that writes the windows back and drops their locks. Two workers extending
+one incident at the same instant thus both count.
+
+A store made for a job (``job=``) makes each chunk idempotent: the transaction that
+writes a chunk's windows and incidents back also sets a marker for (job, chunk) holding
+the alerts the chunk opened and closed. A retried job that reads the same chunk again
+finds the marker, counts nothing and takes those alerts back, so its events are counted
+once and its alerts still raised. A chunk that fails half-way writes nothing back.
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ from typing import Any, TypeVar
 import redis
 
 from secops.anomaly.store import (
+    ChunkMark,
     Fired,
     Incident,
     RateView,
     ewma_add,
+    extend,
     step_counter,
     step_distinct,
     step_leaky,
@@ -88,7 +99,17 @@ end
 return 1
 """)
 BATCH_LOCK_MS = 30_000
+INCIDENTS = PREFIX + "incidents"
+MARK_TTL = 7 * 86400   # longer than a job keeps retrying
 T = TypeVar("T")
+
+
+def _incident(raw: Any) -> Incident:
+    return Incident(**json.loads(raw))
+
+
+def _dump(incident: Incident) -> str:
+    return json.dumps(asdict(incident))
 
 
 def _name(kind: str, key: str) -> str:
@@ -100,17 +121,20 @@ def _name(kind: str, key: str) -> str:
 class RedisWindowStore:
     """:class:`secops.anomaly.store.WindowStore` on Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, job: str | None = None) -> None:
         self.client = client
+        self.job = job
         self._cache: dict[str, Any] | None = None        # windows held by a batch
         self._dirty: dict[str, float] = {}               # key -> ttl, to write back
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
-        self._inc_dirty: set[str] = set()
+        self._inc_dirty: set[str] = set()                # put or popped by a batch
+        self._inc_ext: dict[str, tuple[int, float, list[str], int]] = {}  # added by a batch
 
     @contextmanager
-    def batch(self, keys: set[str]) -> Iterator[None]:
+    def batch(self, keys: set[str], chunk: str | None = None) -> Iterator[ChunkMark]:
         """Hold the windows of ``keys`` (all or none, so two workers never deadlock) for a
-        chunk of events: one round trip takes them, one writes them back."""
+        chunk of events: one round trip takes them, one writes them back (with the chunk's
+        marker when the store belongs to a job)."""
         names = sorted(keys)
         windows = [_name("w", k) for k in names]
         locks = [w + ":lock" for w in windows]
@@ -127,26 +151,60 @@ class RedisWindowStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
-        self._dirty, self._inc, self._inc_dirty = {}, {}, set()
+        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
+        mark = ChunkMark()
+        done = self.client.get(marker) if marker is not None else None
+        if done is not None:   # counted by an earlier run of this job
+            mark.done, mark.produced = True, json.loads(done)
         try:
-            yield
+            yield mark
+        except BaseException:   # nothing half-counted: the windows stay as they were
+            _PUT_MANY(keys=locks, args=[token, 0], client=self.client)
+            raise
+        else:
+            if mark.done:
+                _PUT_MANY(keys=locks, args=[token, 0], client=self.client)
+            else:
+                self._write_back(locks, token, marker, mark)
         finally:
-            dirty = sorted(self._dirty)
-            values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
-                      for k in dirty]
-            ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
-            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
-                      args=[token, len(dirty), *ttls, *values], client=self.client)
-            if self._inc_dirty:
-                pipe = self.client.pipeline(transaction=True)
-                for key in self._inc_dirty:
-                    incident = self._inc[key]
-                    if incident is None:
-                        pipe.hdel(PREFIX + "incidents", key)
-                    else:
-                        pipe.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
-                pipe.execute()
             self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
+            self._inc_ext = {}
+
+    def _write_back(self, locks: list[str], token: str, marker: str | None = None,
+                    mark: ChunkMark | None = None) -> None:
+        """One transaction: the windows, the incidents (what this batch added folded into
+        them as they stand now) and the locks dropped."""
+        assert self._cache is not None
+        dirty = sorted(self._dirty)
+        values = ["" if self._cache[k] is None else json.dumps(self._cache[k], separators=(",", ":"))
+                  for k in dirty]
+        ttls = [int(max(MIN_TTL, self._dirty[k] * 3)) for k in dirty]
+        put = {k: self._inc[k] for k in self._inc_dirty}
+        added = sorted(self._inc_ext.items())
+        cached = {k: self._inc[k] for k, _ in added}
+
+        def work(pipe: Any) -> None:
+            now = pipe.hmget(INCIDENTS, [k for k, _ in added]) if added else []
+            pipe.multi()
+            _PUT_MANY(keys=[_name("w", k) for k in dirty] + locks,
+                      args=[token, len(dirty), *ttls, *values], client=pipe)
+            for key, incident in put.items():
+                if incident is None:
+                    pipe.hdel(INCIDENTS, key)
+                else:
+                    pipe.hset(INCIDENTS, key, _dump(incident))
+            for (key, (count, end, evidence, limit)), raw in zip(added, now, strict=True):
+                current: Incident | None = cached[key]   # closed by another worker meanwhile
+                if raw:
+                    current = _incident(raw)
+                    extend(current, count, end, evidence, limit)
+                if current is not None:
+                    pipe.hset(INCIDENTS, key, _dump(current))
+            if marker is not None and mark is not None:
+                pipe.set(marker, json.dumps(mark.produced), ex=MARK_TTL)
+
+        self.client.transaction(work, INCIDENTS)
 
     def _update(self, key: str, ttl: float, step: Callable[[Any], tuple[Any, T]]) -> T:
         if self._cache is not None and key in self._cache:
@@ -257,7 +315,7 @@ class RedisWindowStore:
     def incident(self, key: str) -> Incident | None:
         if self._cache is not None and key in self._inc:
             return self._inc[key]
-        raw = self.client.hget(PREFIX + "incidents", key)
+        raw = self.client.hget(INCIDENTS, key)
         found = Incident(**json.loads(raw)) if raw else None
         if self._cache is not None:
             self._inc[key] = found
@@ -267,24 +325,49 @@ class RedisWindowStore:
         if self._cache is not None:
             self._inc[key] = incident
             self._inc_dirty.add(key)
+            self._inc_ext.pop(key, None)
             return
-        self.client.hset(PREFIX + "incidents", key, json.dumps(asdict(incident)))
+        self.client.hset(INCIDENTS, key, _dump(incident))
+
+    def extend_incident(self, key: str, ts: float, item: str, evidence_limit: int) -> None:
+        if self._cache is not None:
+            found = self.incident(key)
+            if found is None:
+                return
+            extend(found, 1, ts, [item], evidence_limit)
+            if key not in self._inc_dirty:   # opened before this batch: keep the addition
+                count, end, evidence, _ = self._inc_ext.get(key, (0, ts, [], evidence_limit))
+                self._inc_ext[key] = (count + 1, max(end, ts), (evidence + [item])[:evidence_limit],
+                                      evidence_limit)
+            return
+
+        def work(pipe: Any) -> None:
+            raw = pipe.hget(INCIDENTS, key)
+            if not raw:
+                return
+            current = _incident(raw)
+            extend(current, 1, ts, [item], evidence_limit)
+            pipe.multi()
+            pipe.hset(INCIDENTS, key, _dump(current))
+
+        self.client.transaction(work, INCIDENTS)
 
     def pop_incident(self, key: str) -> Incident | None:
         if self._cache is not None:
             found = self.incident(key)
             self._inc[key] = None
             self._inc_dirty.add(key)
+            self._inc_ext.pop(key, None)
             return found
         pipe = self.client.pipeline(transaction=True)
-        pipe.hget(PREFIX + "incidents", key)
-        pipe.hdel(PREFIX + "incidents", key)
+        pipe.hget(INCIDENTS, key)
+        pipe.hdel(INCIDENTS, key)
         raw, removed = pipe.execute()
         return Incident(**json.loads(raw)) if raw and removed else None
 
     def open_incidents(self) -> Iterator[tuple[str, Incident]]:
         found: dict[str, Incident] = {}
-        for key, raw in self.client.hscan_iter(PREFIX + "incidents"):
+        for key, raw in self.client.hscan_iter(INCIDENTS):
             name = key.decode() if isinstance(key, bytes) else str(key)
             found[name] = Incident(**json.loads(raw))
         if self._cache is not None:   # what this batch changed and has not written yet

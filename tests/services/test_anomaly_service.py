@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import select
 
 from secops.config import get_settings
-from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, SecurityEvent
+from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
 from secops.db.session import session_scope
 from secops.services import anomaly, monitor
 from secops.services.jobs import create_job
@@ -138,3 +138,75 @@ def test_a_run_over_budget_samples_and_says_so(sqlite_env, tmp_path, monkeypatch
     with session_scope() as session:
         event = session.scalar(select(SecurityEvent).where(SecurityEvent.kind == "anomaly.sampled"))
         assert event is not None and event.details["sampled_out"] == 22
+
+
+class Crash(Exception):
+    """The failure of a job after detection (its transaction rolls back, it retries)."""
+
+
+def test_a_retried_run_counts_its_events_once_and_still_alerts(sqlite_env, tmp_path, monkeypatch):
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s) for s in range(6)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    with session_scope() as session:
+        job = create_job(session=session, kind="anomaly.ingest", params={}, submitted_by="test")
+        session.flush()
+        job_id = job.id
+    try:
+        with session_scope() as session:   # the first attempt fails once it has detected
+            anomaly.run_job(session=session, kv=kv, job=session.get(Job, job_id),
+                            settings=get_settings(), now=WHEN + 60)
+            raise Crash
+    except Crash:
+        pass
+    assert alerts() == []   # rolled back: no alert, no checkpoint
+    with session_scope() as session:   # the retry reads the same six lines again
+        retry, _ = anomaly.run_job(session=session, kv=kv, job=session.get(Job, job_id),
+                                   settings=get_settings(), now=WHEN + 60)
+    assert retry["lines"] == 6
+    assert [(a["rule"], a["entity"], a["count"]) for a in retry["alerts_opened"]] == [
+        ("auth-failures-ip", "203.0.113.9", 6), ("auth-failures-user", "root", 6)]
+    assert alerts() == [("anomaly.auth-failures-ip", "ip:203.0.113.9", "high", 1, 6, False),
+                        ("anomaly.auth-failures-user", "user:root", "high", 1, 6, False)]
+    write(auth, "".join(ssh_fail(s, minute=1) for s in range(4)))
+    assert run(kv)["lines"] == 4                       # a new job extends the incidents
+    assert run(kv, now=WHEN + 3600)["alerts_closed"] == 2
+    assert alerts() == [("anomaly.auth-failures-ip", "ip:203.0.113.9", "high", 1, 10, True),
+                        ("anomaly.auth-failures-user", "user:root", "high", 1, 10, True)]
+
+
+def test_a_burst_raises_only_the_superseding_alert(sqlite_env, tmp_path, monkeypatch):
+    """Twelve failures in twelve seconds: the critical fast rule absorbs the high one."""
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s * 3) for s in range(12)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    first = run(kv)
+    assert sorted((a["rule"], a["entity"], a["count"]) for a in first["alerts_opened"]) == [
+        ("auth-failures-ip-fast", "203.0.113.9", 11), ("auth-failures-user", "root", 6)]
+    assert sorted(alerts()) == [
+        ("anomaly.auth-failures-ip-fast", "ip:203.0.113.9", "critical", 1, 11, False),
+        ("anomaly.auth-failures-user", "user:root", "high", 1, 6, False)]
+    write(auth, "".join(ssh_fail(s * 3, minute=1) for s in range(3)))
+    assert run(kv)["alerts_opened"] == []   # the burst goes on: still the one alert
+    assert run(kv, now=WHEN + 3600)["alerts_closed"] == 2
+    assert sorted(alerts()) == [
+        ("anomaly.auth-failures-ip-fast", "ip:203.0.113.9", "critical", 1, 15, True),
+        ("anomaly.auth-failures-user", "user:root", "high", 1, 15, True)]
+
+
+def test_a_burst_that_turns_critical_in_a_later_run_marks_the_high_alert(sqlite_env, tmp_path,
+                                                                        monkeypatch):
+    auth = tmp_path / "auth.log"
+    write(auth, "".join(ssh_fail(s * 3) for s in range(6)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(auth)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    assert [a["rule"] for a in run(kv)["alerts_opened"]] == ["auth-failures-ip", "auth-failures-user"]
+    write(auth, "".join(ssh_fail(18 + s * 3) for s in range(6)))   # 12 in 33 s: now critical
+    assert [(a["rule"], a["count"]) for a in run(kv)["alerts_opened"]] == [
+        ("auth-failures-ip-fast", 11)]
+    with session_scope() as session:
+        marks = {a.rule: a.details.get("superseded_by") for a in session.scalars(select(Alert))}
+    assert marks == {"anomaly.auth-failures-ip": "anomaly.auth-failures-ip-fast",
+                     "anomaly.auth-failures-user": None, "anomaly.auth-failures-ip-fast": None}

@@ -116,3 +116,31 @@ def test_two_workers_feeding_chunks_at_once_share_the_windows(kv):
     closed = [a for d in detectors for a in d.take_closed(T0 + 3600)]
     assert sorted((a.rule, a.count) for a in closed) == [("auth-failures-ip", 12),
                                                         ("auth-failures-user", 12)]
+
+
+@pytest.mark.parametrize("feeding", ["one event at a time", "one batch per event"])
+def test_workers_extending_one_incident_at_once_lose_no_count(kv, feeding):
+    """Four workers extend one open incident at the same instant: every event counts."""
+    rules = [r for r in RuleSet.shipped().rules if r.id == "auth-failures-ip"]
+    opener = Detector(rules, store=RedisWindowStore(kv))
+    opener.feed_all([fail(i) for i in range(6)])              # more than 5 in 5 min: opens
+    assert [(a.rule, a.count) for a in opener.take_opened()] == [("auth-failures-ip", 6)]
+    workers = [Detector(rules, store=RedisWindowStore(kv)) for _ in range(4)]
+
+    def extend(n):
+        for i in range(40):
+            event = fail(10 + i * 4 + n)
+            if feeding == "one event at a time":
+                workers[n].feed(event)
+            else:
+                workers[n].feed_all([event])
+
+    threads = [threading.Thread(target=extend, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    closed = opener.take_closed(T0 + 3600)
+    assert [(a.rule, a.count, a.start - T0, a.end - T0) for a in closed] == [
+        ("auth-failures-ip", 6 + 4 * 40, 0, 10 + 39 * 4 + 3)]
+    assert len(closed[0].evidence) == 10
