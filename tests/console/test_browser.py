@@ -142,36 +142,41 @@ class Steps:
         page = self.by("html")
         self.by(css).click()
         WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(page))
-        self.collect()
+        self.until(lambda _: self.loaded())
 
     def path(self) -> str:
         return self.d.current_url.removeprefix(self.base)
 
+    def until(self, condition, timeout: float = 30):
+        """Wait for ``condition(driver)`` to be truthy; a page being replaced meanwhile
+        (stale or not yet present elements) is waited through, not a failure."""
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+            TimeoutException,
+        )
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            value = WebDriverWait(self.d, timeout, poll_frequency=0.05, ignored_exceptions=(
+                StaleElementReferenceException, NoSuchElementException)).until(condition)
+        except TimeoutException:
+            error = self.d.find_elements("css selector", "#passkey-error")
+            raise AssertionError(f"at {self.path()}: {error[0].text if error else ''} "
+                                 f"{self.logs[-5:]} {self.d.page_source[:1500]}") from None
+        self.collect()
+        return value
+
+    def loaded(self) -> bool:
+        return self.d.execute_script("return document.readyState") == "complete"
+
     def wait_path(self, *paths: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.path() in paths:
-                self.collect()
-                return self.path()
-            time.sleep(0.05)
-        raise AssertionError(f"at {self.path()}, expected one of {paths}: "
-                             f"{self.d.page_source[:1500]}")
+        """Wait until the browser shows one of ``paths``, fully loaded."""
+        return self.until(lambda _: self.path() in paths and self.loaded() and self.path(),
+                          timeout)
 
     def wait_for(self, predicate, timeout: float = 30) -> None:
-        from selenium.common.exceptions import StaleElementReferenceException
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    self.collect()
-                    return
-            except StaleElementReferenceException:
-                pass
-            time.sleep(0.05)
-        error = self.d.find_elements("css selector", "#passkey-error")
-        raise AssertionError(f"at {self.path()}: {error[0].text if error else ''} "
-                             f"{self.logs[-5:]}")
+        self.until(lambda _: predicate(), timeout)
 
     def shot(self, name: str) -> Path:
         target = self.shots / f"{name}.png"
@@ -240,9 +245,10 @@ def test_analyst_enrols_uses_totp_backup_code_and_passkey(console, driver, tmp_p
     assert len(codes) == 10
     steps.shot("backup-codes")
     steps.logout()
-    # password + TOTP (the next step's code: the confirmation's was used)
+    # password + TOTP: a later step's code than the confirmation's (that one was used);
+    # the current step's once the next has begun, so a slow run stays inside the window
     assert steps.login("alice") == "/console/login/mfa"
-    steps.type("#code", rfc6238(secret, confirmed_at + 30))
+    steps.type("#code", rfc6238(secret, max(time.time(), confirmed_at + 30)))
     steps.submit("#verify-code")
     steps.wait_path("/console/")
     steps.logout()
@@ -291,7 +297,7 @@ def test_admin_sets_up_a_passkey_first_and_a_forged_post_is_refused(console, dri
     try:
         steps.go(attacker.url)
         steps.click("#forge")
-        time.sleep(0.5)
+        steps.wait_path("/console/account/sessions/end-all")
         assert "cross-site request check failed" in steps.by("#refusal").text
         steps.shot("forged-post-refused")
     finally:
@@ -304,7 +310,7 @@ def test_admin_sets_up_a_passkey_first_and_a_forged_post_is_refused(console, dri
     key = console_sessions.PREFIX + console_sessions.digest(driver.get_cookie("secops_session")["value"])
     assert 0 < kv.ttl(key) <= IDLE
     kv.pexpire(key, 50)
-    time.sleep(0.2)
+    steps.until(lambda _: kv.exists(key) == 0, timeout=5)
     steps.go("/console/keys")
     assert steps.path() == "/console/login"
     assert steps.csp_violations() == []
