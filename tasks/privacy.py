@@ -1,4 +1,5 @@
-"""Privacy kinds: ``privacy.export``, ``privacy.erase``, ``privacy.rectify``,
+"""Privacy kinds: ``privacy.export``, ``privacy.erase`` (and its per-store
+``privacy.erase_store`` sub-jobs), ``privacy.rectify``,
 ``privacy.retention`` on the ``privacy`` queue, and the due-date check beat sends
 (``privacy.deadlines``).
 
@@ -40,16 +41,27 @@ def export(session: Session, job: Job) -> dict[str, Any]:
 
 @job_task("privacy.erase")
 def erase(session: Session, job: Job) -> dict[str, Any]:
-    """Erase a verified subject's personal data, verify, and sign the receipt."""
-    summary, deliveries = privacy_jobs.run_erase(
+    """Fan a verified erasure out into one ``privacy.erase_store`` sub-job per store."""
+    result, children = privacy_jobs.fan_out_erase(
+        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id
+    )
+    publish_after_commit(session, children)
+    return result
+
+
+@job_task("privacy.erase_store")
+def erase_store(session: Session, job: Job) -> dict[str, Any]:
+    """Erase and verify one store; the last sub-job to finish signs the receipt."""
+    result, deliveries = privacy_jobs.run_erase_store(
         session=session,
         settings=get_settings(),
         request_id=job.params["request_id"],
+        store_name=job.params["store"],
         job_id=job.id,
         kv=get_redis(),
     )
     publish_after_commit(session, deliveries)
-    return summary
+    return result
 
 
 @job_task("privacy.rectify")

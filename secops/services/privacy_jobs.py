@@ -1,7 +1,8 @@
 """The work of verified data subject requests, as the privacy jobs run it.
 
 ``privacy.export`` exports, bundles (DLP-checked) and stores the bundle encrypted;
-:func:`download` hands it out once; ``privacy.erase`` erases, verifies and signs;
+:func:`download` hands it out once; ``privacy.erase`` fans out one ``privacy.erase_store``
+sub-job per store, each erasing and verifying its store, and the last to finish signs;
 ``privacy.rectify`` rectifies and names the Art 19 recipients; ``privacy.retention``
 applies the map's retention. Each job is idempotent: a request that is no longer
 ``in_progress`` returns its stored result. See :mod:`secops.services.privacy` for the
@@ -15,14 +16,18 @@ import hmac
 from typing import Any
 
 import redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
 from secops.db.base import utcnow
-from secops.db.models import PrivacyRequest
-from secops.errors import ConfigurationError, Conflict, NotFound, Unavailable
-from secops.privacy import erase_subject, export_subject, receipt_body
+from secops.db.models import Job, JobStatus, PrivacyRequest
+from secops.errors import ConfigurationError, Conflict, InvalidInput, NotFound, Unavailable
+from secops.kinds import KINDS
+from secops.privacy import export_subject, receipt_body, subject_hash
 from secops.privacy.bundle import build_bundle
+from secops.privacy.datamap import DataMap
+from secops.privacy.erase import ErasureResult, erase_one_store, outcome_from_dict, outcome_to_dict
 from secops.privacy.receipt import load_private_key, sign
 from secops.privacy.rectify import rectify_subject
 from secops.privacy.retention import apply_retention
@@ -38,6 +43,8 @@ from secops.services.privacy import (
     unseal,
 )
 from secops.services.storage import BlobStore
+
+ERASE_STORE_KIND = "privacy.erase_store"
 
 
 def _job_ctx(job_id: str) -> AuditContext:
@@ -115,28 +122,94 @@ def drop_bundle(store: BlobStore, sha256: str) -> None:
     store.delete(sha256)
 
 
-def run_erase(
-    *, session: Session, settings: Settings, request_id: str, job_id: str, kv: redis.Redis | None = None
+def fan_out_erase(
+    *, session: Session, settings: Settings, request_id: str, job_id: str
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Erase, verify and sign; a store that failed makes the job retry (re-runs are no-ops)."""
+    """Create one ``privacy.erase_store`` sub-job per store of the map; the caller publishes
+    them after the commit. The request keeps their ids (``result.sub_jobs``) while it is in
+    progress; a second delivery finds them there and creates none."""
     req = get_request(session=session, request_id=request_id)
     if req.status != "in_progress":
         return req.result or {"status": req.status}, []
+    existing = (req.result or {}).get("sub_jobs")
+    if existing:  # a second delivery: the sub-jobs exist (the reaper re-publishes lost ones)
+        return {"sub_jobs": existing}, []
     if settings.privacy_signing_key is None:
         raise ConfigurationError("secret privacy_signing_key is not set")
-    signer = load_private_key(settings.privacy_signing_key.get_secret_value())
-    dm = datamap(settings)
+    children = {
+        name: Job(kind=ERASE_STORE_KIND,
+                  params=KINDS[ERASE_STORE_KIND].validate({"request_id": req.id, "store": name}),
+                  status=JobStatus.queued.value, attempts=0, submitted_by=req.submitted_by)
+        for name in datamap(settings).stores
+    }
+    session.add_all(children.values())
+    session.flush()
+    sub_jobs = {name: child.id for name, child in children.items()}
+    req.result = {"sub_jobs": sub_jobs}
+    audit.record(session=session, ctx=_job_ctx(job_id), action="privacy.erasure.fanned_out",
+                 target=f"privacy_request:{req.id}", details={"sub_jobs": sub_jobs})
+    return {"sub_jobs": sub_jobs}, [(child.id, ERASE_STORE_KIND) for child in children.values()]
+
+
+def run_erase_store(
+    *, session: Session, settings: Settings, request_id: str, store_name: str, job_id: str,
+    kv: redis.Redis | None = None,
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Erase and verify one store; the sub-job that finds all its siblings succeeded
+    completes the request (under the request's row lock) with the signed receipt.
+
+    A store that failed makes the sub-job retry; a re-run finds nothing left to erase."""
+    req = get_request(session=session, request_id=request_id)
+    if req.status != "in_progress" or req.sealed is None:
+        return {"store": store_name, "request_status": req.status}, []
     subject = unseal(settings, req)["identities"]
-    connector = shared_connector(settings)
-    result = erase_subject(dm, subject, connector, key=hash_key(settings))
-    if result.failed:
-        failed = ", ".join(s.store for s in result.stores if s.status != "committed")
-        raise Unavailable(f"erasure rolled back in store(s) {failed}; retrying")
+    # End the read before the store is worked on: no platform database transaction (on
+    # SQLite, its write lock) is held while a user's store is slow.
+    session.rollback()
+    dm = datamap(settings)
+    store = dm.stores.get(store_name)
+    if store is None:
+        raise InvalidInput(f"store {store_name!r} is no longer in the personal-data map")
+    started = utcnow()
+    outcome = erase_one_store(store, subject, shared_connector(settings), key=hash_key(settings))
+    if outcome.status != "committed":
+        raise Unavailable(f"erasure rolled back in store {store_name}; retrying")
+    mine = {**outcome_to_dict(outcome), "started_at": _iso(started), "completed_at": _iso(utcnow())}
+    req = session.execute(
+        select(PrivacyRequest).where(PrivacyRequest.id == request_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if req.status != "in_progress":
+        return mine, []
+    sub_jobs: dict[str, str] = (req.result or {}).get("sub_jobs", {})
+    siblings = {row.id: row for row in session.execute(
+        select(Job.id, Job.status, Job.result).where(Job.id.in_(list(sub_jobs.values())))
+    ) if row.id != job_id}
+    if any(row.status != "succeeded" for row in siblings.values()):
+        return mine, []  # a sibling still runs (or failed): it is not this sub-job's turn
+    records = {r.result["store"]: r.result for r in siblings.values()} | {store_name: mine}
+    return mine, _complete_erasure(session, settings, req, dm, subject, records, sub_jobs, job_id, kv)
+
+
+def _complete_erasure(
+    session: Session, settings: Settings, req: PrivacyRequest, dm: DataMap, subject: dict[str, str],
+    records: dict[str, dict[str, Any]], sub_jobs: dict[str, str], job_id: str, kv: redis.Redis | None,
+) -> list[tuple[str, str]]:
+    assert settings.privacy_signing_key is not None
+    signer = load_private_key(settings.privacy_signing_key.get_secret_value())
+    ordered = [records[name] for name in sub_jobs if name in records]
+    result = ErasureResult(
+        subject_hash=subject_hash(hash_key(settings), subject),
+        started_at=min(r["started_at"] for r in ordered),
+        completed_at=max(r["completed_at"] for r in ordered),
+        stores=[outcome_from_dict(r) for r in ordered],
+    )
     receipt = sign(receipt_body(result, dm, subject), signer)
     summary = {
         "verified": result.verified,
         "actions": [a.to_dict() for a in result.actions],
         "receipt": receipt,
+        "sub_jobs": sub_jobs,
     }
     _finish(session, req, "completed" if result.verified else "needs_review", job_id, summary)
     outcome = monitor.log_security_event(
@@ -146,7 +219,11 @@ def run_erase(
         session=session,
         kv=kv,
     )
-    return summary, outcome.deliveries
+    return outcome.deliveries
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def run_rectify(*, session: Session, settings: Settings, request_id: str, job_id: str) -> dict[str, Any]:

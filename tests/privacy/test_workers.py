@@ -110,9 +110,13 @@ def test_worker_killed_mid_erasure_and_request_completes_on_new_worker(privacy_p
         verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
                                headers=auth(key))
         assert verified.status_code == 202, verified.text
-        job_id = verified.json()["job_id"]
-        wait_for(lambda: _job(job_id).status == "running", 30, "erase job running", 0.05)
-        first.kill()  # SIGKILL the whole worker while its job waits on the store
+        parent_id = verified.json()["job_id"]
+        wait_for(lambda: _job(parent_id).status == "succeeded", 30, "fan-out done", 0.05)
+        sub_jobs = _job(parent_id).result["sub_jobs"]  # type: ignore[index]
+        assert list(sub_jobs) == ["shop", "crm"]
+        job_id = sub_jobs["shop"]
+        wait_for(lambda: _job(job_id).status == "running", 30, "shop sub-job running", 0.05)
+        first.kill()  # SIGKILL the whole worker while the shop sub-job waits on its store
     finally:
         first.stop()
     assert _job(job_id).status == "running"
@@ -131,8 +135,13 @@ def test_worker_killed_mid_erasure_and_request_completes_on_new_worker(privacy_p
     job = _job(job_id)
     assert job.status == "succeeded", job.error
     assert job.attempts >= 2  # the killed delivery counted, then a new worker took over
+    wait_for(lambda: _request(rid).status != "in_progress", 60, "request done", 0.2)
+    crm_job = _job(sub_jobs["crm"])
+    assert crm_job.status == "succeeded" and crm_job.result is not None
+    assert crm_job.result["remaining"] == {} and crm_job.result["status"] == "committed"
     req = _request(rid)
     assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    assert req.result["sub_jobs"] == sub_jobs and req.sealed is None
     body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
     assert body["verification"] == {"verified": True, "remaining": []}
     assert body["stores"] == [
