@@ -1,5 +1,5 @@
-"""Privacy jobs on real worker processes: a worker killed mid-erasure, and the request
-still completes on a new worker."""
+"""Erasure sub-jobs on real worker processes, over a map with two stores (two SQLite
+files): in parallel, and with a worker killed mid-erasure."""
 
 from __future__ import annotations
 
@@ -84,6 +84,54 @@ def _alice_email(path: Path) -> str:
         return str(conn.execute("SELECT email FROM users WHERE id = 1").fetchone()[0])
     finally:
         conn.close()
+
+
+def _submit_verified(client: TestClient, key: str, box) -> tuple[str, str]:
+    created = client.post(
+        "/v1/privacy/requests",
+        json={"type": "erasure", "identities": {"email": shop.ALICE_EMAIL},
+              "contact_email": "alice.private@example.net"},
+        headers=auth(key),
+    )
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
+                           headers=auth(key))
+    assert verified.status_code == 202, verified.text
+    return rid, verified.json()["job_id"]
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_erasure_sub_jobs_in_parallel_complete_the_request_over_both_stores(privacy_platform, tmp_path):
+    crm_file = _two_stores(tmp_path)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        rid, parent_id = _submit_verified(client, key, privacy_platform["mailbox"])
+        wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+    finally:
+        worker.stop()
+    parent = _job(parent_id)
+    assert parent.status == "succeeded" and parent.result is not None
+    sub_jobs = parent.result["sub_jobs"]
+    assert list(sub_jobs) == ["shop", "crm"] and len(set(sub_jobs.values())) == 2
+    for store, sub_id in sub_jobs.items():
+        sub = _job(sub_id)
+        assert (sub.kind, sub.status, sub.params) == (
+            "privacy.erase_store", "succeeded", {"request_id": rid, "store": store})
+        assert sub.result is not None and sub.result["store"] == store and sub.result["remaining"] == {}
+    req = _request(rid)
+    assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
+    assert [s["store"] for s in body["stores"]] == ["shop", "crm"]
+    assert body["verification"] == {"verified": True, "remaining": []}
+    assert {a["store"] for a in body["actions"]} == {"shop", "crm"}
+    assert _crm_ids(crm_file) == [2]
+    assert _alice_email(tmp_path / "shop.db").startswith("hmac:")
+    # submittable through /v1/jobs? no: the sub-job kind is internal
+    resp = client.post("/v1/jobs", json={"kind": "privacy.erase_store",
+                                         "params": {"request_id": rid, "store": "shop"}}, headers=auth(key))
+    assert resp.status_code == 422, resp.text
 
 
 @pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
