@@ -185,7 +185,8 @@ for _name, _what in (("privacy.export", "export a data subject's rows into an en
 
 
 class PrivacyStoreParams(Params):
-    """One store's share of a verified erasure request (created by ``privacy.erase`` only)."""
+    """One store's share of a verified request (created by ``privacy.erase`` or
+    ``privacy.export`` only)."""
 
     request_id: str = Field(..., max_length=36)
     store: str = Field(..., max_length=200)
@@ -193,6 +194,9 @@ class PrivacyStoreParams(Params):
 
 register(JobKind("privacy.erase_store", "privacy", PrivacyStoreParams, 600,
                  "erase and verify one store for an erasure request (a sub-job of privacy.erase)",
+                 submittable=False))
+register(JobKind("privacy.export_store", "privacy", PrivacyStoreParams, 600,
+                 "export one store for an access request (a sub-job of privacy.export)",
                  submittable=False))
 
 

@@ -48,6 +48,9 @@ def test_access_and_erasure_requests_through_a_worker(privacy_platform, tmp_path
         token = verified.json()["download_token"]
         job = wait_job(client, verified.json()["job_id"])
         assert job["status"] == "succeeded", job
+        assert list(job["result"]["sub_jobs"]) == ["shop"]  # one sub-job per store of the map
+        wait_for(lambda: client.get(f"/v1/privacy/requests/{rid}").json()["status"] != "in_progress",
+                 60, "export request done", 0.1)
         done = client.get(f"/v1/privacy/requests/{rid}").json()
         assert done["status"] == "completed" and done["bundle_ready"] is True
         # Alice by e-mail: users 1, addresses 10-11, orders 100-101, items 1000-1002, return 5000,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import json
 import sqlite3
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -86,10 +89,10 @@ def _alice_email(path: Path) -> str:
         conn.close()
 
 
-def _submit_verified(client: TestClient, key: str, box) -> tuple[str, str]:
+def _submit_verified(client: TestClient, key: str, box, type: str = "erasure") -> tuple[str, str]:
     created = client.post(
         "/v1/privacy/requests",
-        json={"type": "erasure", "identities": {"email": shop.ALICE_EMAIL},
+        json={"type": type, "identities": {"email": shop.ALICE_EMAIL},
               "contact_email": "alice.private@example.net"},
         headers=auth(key),
     )
@@ -98,7 +101,49 @@ def _submit_verified(client: TestClient, key: str, box) -> tuple[str, str]:
     verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
                            headers=auth(key))
     assert verified.status_code == 202, verified.text
+    if type == "access":
+        return rid, verified.json()["job_id"] + " " + verified.json()["download_token"]
     return rid, verified.json()["job_id"]
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_path):
+    _two_stores(tmp_path)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        rid, both = _submit_verified(client, key, privacy_platform["mailbox"], "access")
+        parent_id, token = both.split(" ")
+        wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+    finally:
+        worker.stop()
+    parent = _job(parent_id)
+    assert parent.status == "succeeded" and parent.result is not None
+    sub_jobs = parent.result["sub_jobs"]
+    assert list(sub_jobs) == ["shop", "crm"]
+    parts = {}
+    for store, sub_id in sub_jobs.items():
+        sub = _job(sub_id)
+        assert (sub.kind, sub.status) == ("privacy.export_store", "succeeded") and sub.result is not None
+        parts[store] = sub.result["part_sha256"]
+    assert _job(sub_jobs["crm"]).result["records"] == 2  # type: ignore[index]
+    req = _request(rid)
+    assert req.status == "completed" and req.result is not None
+    assert req.result["records"] == 17 + 2 and req.result["sub_jobs"] == sub_jobs
+    from secops.config import get_settings
+    from secops.services.storage import get_store
+
+    blobs = get_store(get_settings())
+    assert [blobs.locate(sha) for sha in parts.values()] == [None, None]  # parts deleted
+    bundle = client.get(f"/v1/privacy/requests/{rid}/bundle",
+                        headers={**auth(key), "X-Download-Token": token})
+    assert bundle.status_code == 200, bundle.text
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
+        names = set(zf.namelist())
+        contacts = json.loads(zf.read("crm/contacts.json"))
+    assert {"shop/users.json", "crm/contacts.json", "crm/contacts.csv"} <= names
+    assert sorted((c["id"], c["note"]) for c in contacts) == [
+        (1, "met at the fair"), (3, "asked for a catalogue")]
 
 
 @pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
