@@ -184,6 +184,22 @@ for _name, _what in (("privacy.export", "export a data subject's rows into an en
     register(JobKind(_name, "privacy", PrivacyRequestParams, 600, _what, submittable=False))
 
 
+class PrivacyStoreParams(Params):
+    """One store's share of a verified request (created by ``privacy.erase`` or
+    ``privacy.export`` only)."""
+
+    request_id: str = Field(..., max_length=36)
+    store: str = Field(..., max_length=200)
+
+
+register(JobKind("privacy.erase_store", "privacy", PrivacyStoreParams, 600,
+                 "erase and verify one store for an erasure request (a sub-job of privacy.erase)",
+                 submittable=False))
+register(JobKind("privacy.export_store", "privacy", PrivacyStoreParams, 600,
+                 "export one store for an access request (a sub-job of privacy.export)",
+                 submittable=False))
+
+
 class PrivacyRetentionParams(Params):
     """Apply the personal-data map's retention_days; ``dry_run`` only counts."""
 

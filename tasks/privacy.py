@@ -1,4 +1,5 @@
-"""Privacy kinds: ``privacy.export``, ``privacy.erase``, ``privacy.rectify``,
+"""Privacy kinds: ``privacy.export`` and ``privacy.erase`` (with their per-store
+``privacy.export_store`` and ``privacy.erase_store`` sub-jobs), ``privacy.rectify``,
 ``privacy.retention`` on the ``privacy`` queue, and the due-date check beat sends
 (``privacy.deadlines``).
 
@@ -21,35 +22,59 @@ from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
 from tasks.app import app
 from tasks.base import job_task
-from tasks.dispatch import enqueue_or_fail, publish_after_commit
+from tasks.dispatch import after_commit, enqueue_or_fail, publish_after_commit
 from tasks.routing import PRIVACY_DEADLINES_TASK
 
 
 @job_task("privacy.export")
 def export(session: Session, job: Job) -> dict[str, Any]:
-    """Export a verified subject's rows into an encrypted, DLP-checked bundle."""
-    settings = get_settings()
-    return privacy_jobs.run_export(
-        session=session,
-        settings=settings,
-        store=get_store(settings),
-        request_id=job.params["request_id"],
-        job_id=job.id,
+    """Fan a verified access request out into one ``privacy.export_store`` sub-job per store."""
+    result, children = privacy_jobs.fan_out(
+        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
+        kind=privacy_jobs.EXPORT_STORE_KIND,
     )
+    publish_after_commit(session, children)
+    return result
+
+
+@job_task("privacy.export_store")
+def export_store(session: Session, job: Job) -> dict[str, Any]:
+    """Export one store; the last sub-job to finish builds and stores the bundle."""
+    settings = get_settings()
+    blobs = get_store(settings)
+    result, parts = privacy_jobs.run_export_store(
+        session=session, settings=settings, blobs=blobs, request_id=job.params["request_id"],
+        store_name=job.params["store"], job_id=job.id,
+    )
+    # the parts go once the bundle built from them is committed
+    after_commit(session, lambda: [blobs.delete(sha) for sha in parts])
+    return result
 
 
 @job_task("privacy.erase")
 def erase(session: Session, job: Job) -> dict[str, Any]:
-    """Erase a verified subject's personal data, verify, and sign the receipt."""
-    summary, deliveries = privacy_jobs.run_erase(
+    """Fan a verified erasure out into one ``privacy.erase_store`` sub-job per store."""
+    result, children = privacy_jobs.fan_out(
+        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
+        kind=privacy_jobs.ERASE_STORE_KIND,
+    )
+    publish_after_commit(session, children)
+    return result
+
+
+@job_task("privacy.erase_store")
+def erase_store(session: Session, job: Job) -> dict[str, Any]:
+    """Erase and verify one store; the last sub-job to finish signs the receipt."""
+    result, deliveries = privacy_jobs.run_erase_store(
         session=session,
         settings=get_settings(),
         request_id=job.params["request_id"],
+        store_name=job.params["store"],
         job_id=job.id,
         kv=get_redis(),
     )
     publish_after_commit(session, deliveries)
-    return summary
+    return result
 
 
 @job_task("privacy.rectify")

@@ -195,6 +195,51 @@ def erase_subject(
     )
 
 
+def erase_one_store(
+    store: Store, subject: Subject, connector: StoreConnector, *, key: bytes
+) -> StoreOutcome:
+    """Erase the subject in one store (one transaction), then verify it in a fresh one.
+
+    Running it again is harmless: erased rows no longer match the subject's identities and
+    strategies leave erased values as they are, so a second run changes nothing."""
+    try:
+        with connector.session(store) as session:
+            actions, linked = erase_store(store, subject, session, key)
+    except SecOpsError as exc:
+        status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
+        return StoreOutcome(store.name, status, error=exc.message)
+    outcome = StoreOutcome(store.name, "committed", actions, linked=linked)
+    try:
+        with connector.session(store) as session:
+            outcome.remaining = verify_store(store, subject, linked, session)
+    except SecOpsError as exc:
+        outcome.verify_error = exc.message
+    return outcome
+
+
+def outcome_to_dict(outcome: StoreOutcome) -> dict[str, Any]:
+    """A store's outcome as a sub-job records it: counts and names only, never a value."""
+    return {
+        "store": outcome.store,
+        "status": outcome.status,
+        "error": outcome.error,
+        "verify_error": outcome.verify_error,
+        "remaining": dict(outcome.remaining),
+        "actions": [a.to_receipt() for a in outcome.actions],
+    }
+
+
+def outcome_from_dict(data: dict[str, Any]) -> StoreOutcome:
+    actions = [
+        Action(a["store"], a["table"], a["strategy"], tuple(a["columns"]), a["rows"], a["legal_hold"])
+        for a in data["actions"]
+    ]
+    return StoreOutcome(
+        data["store"], data["status"], actions, error=data["error"],
+        remaining=dict(data["remaining"]), verify_error=data["verify_error"],
+    )
+
+
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

@@ -19,7 +19,7 @@ import decimal
 import uuid
 from typing import Any
 
-from secops.privacy.datamap import DataMap
+from secops.privacy.datamap import DataMap, Store
 from secops.privacy.graph import Linked, Subject, discover
 from secops.privacy.mentions import MentionFinder
 from secops.privacy.ports import StoreConnector
@@ -56,6 +56,26 @@ def records(linked: Linked) -> list[dict[str, Any]]:
     return out
 
 
+def export_store(
+    store: Store,
+    subject: Subject,
+    connector: StoreConnector,
+    finder: MentionFinder | None = None,
+    *,
+    mentions: bool = True,
+) -> dict[str, Any]:
+    """One store's share of an export (one read transaction): its records and mentions."""
+    finder = finder or MentionFinder()
+    out: dict[str, Any] = {"records": [], "mentions": []}
+    with connector.session(store) as session:
+        linked = discover(store, subject, session)
+        out["records"].extend(records(linked))
+        if mentions:
+            found = finder.find(store, subject, linked, session)
+            out["mentions"].extend(jsonable(m.to_dict()) for m in found)
+    return out
+
+
 def export_subject(
     datamap: DataMap,
     subject: Subject,
@@ -72,10 +92,7 @@ def export_subject(
     finder = finder or MentionFinder()
     out: dict[str, Any] = {"subject": dict(subject), "records": [], "mentions": []}
     for store in datamap.stores.values():
-        with connector.session(store) as session:
-            linked = discover(store, subject, session)
-            out["records"].extend(records(linked))
-            if mentions:
-                found = finder.find(store, subject, linked, session)
-                out["mentions"].extend(jsonable(m.to_dict()) for m in found)
+        part = export_store(store, subject, connector, finder, mentions=mentions)
+        out["records"].extend(part["records"])
+        out["mentions"].extend(part["mentions"])
     return out

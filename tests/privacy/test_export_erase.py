@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from secops.cli.privacy import privacy
 from secops.privacy import erase_subject, load_map
 from secops.privacy.connector import SqlConnector
+from secops.privacy.erase import erase_one_store
 from tests.privacy import shop
 from tests.privacy.conftest import Keys, Shop
 
@@ -305,3 +306,23 @@ def test_a_failed_verification_pass_is_not_verified(shop_db: Shop, keys: Keys) -
         "store 'shop': transaction rolled back ("
     )
     assert ("newsletter", "delete", 1) in [(a.table, a.strategy, a.rows) for a in result.actions]
+
+
+def test_erasing_one_store_twice_changes_nothing_the_second_time(shop_db: Shop, keys: Keys) -> None:
+    """What a redelivered erasure sub-job does: the second run finds nothing and verifies."""
+    dm = load_map(shop_db.map_path)
+    store = dm.stores["shop"]
+    subject = {"email": shop.ALICE_EMAIL, "ip": shop.ALICE_IP}
+    before = shop.dump(shop_db.engine)
+    connector = SqlConnector(dm)
+    try:
+        first = erase_one_store(store, subject, connector, key=keys.hmac)
+        assert first.status == "committed" and first.remaining == {} and first.verify_error is None
+        assert [(a.table, a.strategy, a.rows) for a in first.actions] == EXPECTED_ACTIONS
+        after = shop.dump(shop_db.engine)
+        assert after == expected_after_alice(before, keys.hmac)
+        second = erase_one_store(store, subject, connector, key=keys.hmac)
+    finally:
+        connector.close()
+    assert second.status == "committed" and second.actions == [] and second.remaining == {}
+    assert shop.dump(shop_db.engine) == after

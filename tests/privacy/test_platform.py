@@ -20,6 +20,7 @@ from secops.privacy.receipt import verify
 from tests.factories import auth, make_key
 from tests.platform.helpers import platform, wait_job
 from tests.privacy import shop
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.integration
 CONTACT = "alice.private@example.net"
@@ -47,6 +48,9 @@ def test_access_and_erasure_requests_through_a_worker(privacy_platform, tmp_path
         token = verified.json()["download_token"]
         job = wait_job(client, verified.json()["job_id"])
         assert job["status"] == "succeeded", job
+        assert list(job["result"]["sub_jobs"]) == ["shop"]  # one sub-job per store of the map
+        wait_for(lambda: client.get(f"/v1/privacy/requests/{rid}").json()["status"] != "in_progress",
+                 60, "export request done", 0.1)
         done = client.get(f"/v1/privacy/requests/{rid}").json()
         assert done["status"] == "completed" and done["bundle_ready"] is True
         # Alice by e-mail: users 1, addresses 10-11, orders 100-101, items 1000-1002, return 5000,
@@ -106,8 +110,13 @@ def test_access_and_erasure_requests_through_a_worker(privacy_platform, tmp_path
         verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]})
         job = wait_job(client, verified.json()["job_id"])
         assert job["status"] == "succeeded", job
+        assert list(job["result"]["sub_jobs"]) == ["shop"]  # one sub-job per store of the map
+        wait_for(lambda: client.get(f"/v1/privacy/requests/{rid}").json()["status"] != "in_progress",
+                 60, "erasure request done", 0.1)
         done = client.get(f"/v1/privacy/requests/{rid}").json()
         assert done["status"] == "completed" and done["result"]["verified"] is True
+        sub = wait_job(client, done["result"]["sub_jobs"]["shop"])
+        assert sub["status"] == "succeeded" and sub["params"]["store"] == "shop", sub
         receipt = done["result"]["receipt"]
         body = verify(receipt, privacy_platform["signing"].public_key())
         assert body["verification"] == {"verified": True, "remaining": []}

@@ -289,10 +289,20 @@ def test_a_bundle_nobody_downloaded_is_deleted_when_its_link_expires(privacy_pla
             session=s, settings=settings, req=req, code=privacy_platform["mailbox"].codes()[-1], ctx=ctx
         )
         assert done.job is not None
-        result = privacy_jobs.run_export(
-            session=s, settings=settings, store=store, request_id=req.id, job_id=done.job[0]
+        fanned, children = privacy_jobs.fan_out(
+            session=s, settings=settings, request_id=req.id, job_id=done.job[0],
+            kind=privacy_jobs.EXPORT_STORE_KIND,
         )
-        sha256, expires = req.bundle_sha256, req.download_expires_at
+    assert [kind for _, kind in children] == ["privacy.export_store"]
+    with session_scope() as s:  # the one store's sub-job, the last one: it builds the bundle
+        part, parts = privacy_jobs.run_export_store(
+            session=s, settings=settings, blobs=store, request_id=req.id, store_name="shop",
+            job_id=fanned["sub_jobs"]["shop"],
+        )
+        stored = s.get(PrivacyRequest, req.id)
+        assert stored is not None and stored.result is not None
+        result, sha256, expires = stored.result, stored.bundle_sha256, stored.download_expires_at
+    assert part["records"] == 17 and parts == [part["part_sha256"]]
     assert result["records"] == 17 and sha256 is not None and store.locate(sha256) is not None
     with session_scope() as s:
         assert privacy_jobs.expire_bundles(session=s, store=store, now=expires - dt.timedelta(seconds=1)) == 0

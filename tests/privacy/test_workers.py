@@ -1,0 +1,252 @@
+"""Erasure sub-jobs on real worker processes, over a map with two stores (two SQLite
+files): in parallel, and with a worker killed mid-erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from secops.api.app import create_app
+from secops.db.models import Job, PrivacyRequest
+from secops.db.session import session_scope
+from secops.privacy.receipt import verify
+from tests.factories import auth, make_key
+from tests.privacy import shop
+from tests.processes import start_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _job(job_id: str) -> Job:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        s.expunge(job)
+        return job
+
+
+def _request(rid: str) -> PrivacyRequest:
+    with session_scope() as s:
+        req = s.get(PrivacyRequest, rid)
+        assert req is not None
+        s.expunge(req)
+        return req
+
+
+CRM = """\
+  crm:
+    url: {url}
+    tables:
+      contacts:
+        primary_key: id
+        identities: {{email: email}}
+        erase: delete
+        fields:
+          email: {{category: contact, erase: hash}}
+          note: {{category: free_text, erase: redact}}
+"""
+
+
+def _two_stores(tmp_path: Path) -> Path:
+    """A second store, a CRM in its own SQLite file, next to the shop; the map names both."""
+    crm = tmp_path / "crm.db"
+    conn = sqlite3.connect(crm)
+    with conn:
+        conn.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT, note TEXT)")
+        conn.executemany("INSERT INTO contacts VALUES (?, ?, ?)", [
+            (1, shop.ALICE_EMAIL, "met at the fair"), (2, "carol@example.com", "reseller"),
+            (3, shop.ALICE_EMAIL, "asked for a catalogue")])
+    conn.close()
+    map_path = tmp_path / "shop.yaml"
+    text = map_path.read_text(encoding="utf-8")
+    crm_store = CRM.format(url=f"sqlite:///{crm}")
+    map_path.write_text(text.replace("processing:\n", crm_store + "processing:\n", 1), encoding="utf-8")
+    return crm
+
+
+def _crm_ids(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM contacts ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def _alice_email(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("SELECT email FROM users WHERE id = 1").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _submit_verified(client: TestClient, key: str, box, type: str = "erasure") -> tuple[str, str]:
+    created = client.post(
+        "/v1/privacy/requests",
+        json={"type": type, "identities": {"email": shop.ALICE_EMAIL},
+              "contact_email": "alice.private@example.net"},
+        headers=auth(key),
+    )
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
+                           headers=auth(key))
+    assert verified.status_code == 202, verified.text
+    if type == "access":
+        return rid, verified.json()["job_id"] + " " + verified.json()["download_token"]
+    return rid, verified.json()["job_id"]
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_path):
+    _two_stores(tmp_path)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        rid, both = _submit_verified(client, key, privacy_platform["mailbox"], "access")
+        parent_id, token = both.split(" ")
+        wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+    finally:
+        worker.stop()
+    parent = _job(parent_id)
+    assert parent.status == "succeeded" and parent.result is not None
+    sub_jobs = parent.result["sub_jobs"]
+    assert list(sub_jobs) == ["shop", "crm"]
+    parts = {}
+    for store, sub_id in sub_jobs.items():
+        sub = _job(sub_id)
+        assert (sub.kind, sub.status) == ("privacy.export_store", "succeeded") and sub.result is not None
+        parts[store] = sub.result["part_sha256"]
+    assert _job(sub_jobs["crm"]).result["records"] == 2  # type: ignore[index]
+    req = _request(rid)
+    assert req.status == "completed" and req.result is not None
+    assert req.result["records"] == 17 + 2 and req.result["sub_jobs"] == sub_jobs
+    from secops.config import get_settings
+    from secops.services.storage import get_store
+
+    blobs = get_store(get_settings())
+    assert [blobs.locate(sha) for sha in parts.values()] == [None, None]  # parts deleted
+    bundle = client.get(f"/v1/privacy/requests/{rid}/bundle",
+                        headers={**auth(key), "X-Download-Token": token})
+    assert bundle.status_code == 200, bundle.text
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
+        names = set(zf.namelist())
+        contacts = json.loads(zf.read("crm/contacts.json"))
+    assert {"shop/users.json", "crm/contacts.json", "crm/contacts.csv"} <= names
+    assert sorted((c["id"], c["note"]) for c in contacts) == [
+        (1, "met at the fair"), (3, "asked for a catalogue")]
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_erasure_sub_jobs_in_parallel_complete_the_request_over_both_stores(privacy_platform, tmp_path):
+    crm_file = _two_stores(tmp_path)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        rid, parent_id = _submit_verified(client, key, privacy_platform["mailbox"])
+        wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+    finally:
+        worker.stop()
+    parent = _job(parent_id)
+    assert parent.status == "succeeded" and parent.result is not None
+    sub_jobs = parent.result["sub_jobs"]
+    assert list(sub_jobs) == ["shop", "crm"] and len(set(sub_jobs.values())) == 2
+    for store, sub_id in sub_jobs.items():
+        sub = _job(sub_id)
+        assert (sub.kind, sub.status, sub.params) == (
+            "privacy.erase_store", "succeeded", {"request_id": rid, "store": store})
+        assert sub.result is not None and sub.result["store"] == store and sub.result["remaining"] == {}
+    req = _request(rid)
+    assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
+    assert [s["store"] for s in body["stores"]] == ["shop", "crm"]
+    assert body["verification"] == {"verified": True, "remaining": []}
+    assert {a["store"] for a in body["actions"]} == {"shop", "crm"}
+    assert _crm_ids(crm_file) == [2]
+    assert _alice_email(tmp_path / "shop.db").startswith("hmac:")
+    # submittable through /v1/jobs? no: the sub-job kind is internal
+    resp = client.post("/v1/jobs", json={"kind": "privacy.erase_store",
+                                         "params": {"request_id": rid, "store": "shop"}}, headers=auth(key))
+    assert resp.status_code == 422, resp.text
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_worker_killed_mid_erasure_and_request_completes_on_new_worker(privacy_platform, tmp_path):
+    box = privacy_platform["mailbox"]
+    shop_file = tmp_path / "shop.db"
+    crm_file = _two_stores(tmp_path)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    created = client.post(
+        "/v1/privacy/requests",
+        json={"type": "erasure", "identities": {"email": shop.ALICE_EMAIL},
+              "contact_email": "alice.private@example.net"},
+        headers=auth(key),
+    )
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+
+    # The test holds an exclusive lock on the shop's SQLite file: the erasure blocks on it
+    # (SQLite's busy wait) while the worker is killed.
+    lock = sqlite3.connect(shop_file, timeout=0, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    first = start_worker(privacy_platform["env"], tmp_path / "w1.log", name="w1")
+    try:
+        verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+        parent_id = verified.json()["job_id"]
+        wait_for(lambda: _job(parent_id).status == "succeeded", 30, "fan-out done", 0.05)
+        sub_jobs = _job(parent_id).result["sub_jobs"]  # type: ignore[index]
+        assert list(sub_jobs) == ["shop", "crm"]
+        job_id = sub_jobs["shop"]
+        wait_for(lambda: _job(job_id).status == "running", 30, "shop sub-job running", 0.05)
+        first.kill()  # SIGKILL the whole worker while the shop sub-job waits on its store
+    finally:
+        first.stop()
+    assert _job(job_id).status == "running"
+    assert _request(rid).status == "in_progress"
+    # nothing was erased: the lock was held throughout the first worker's life
+    assert _crm_ids(crm_file) == [1, 2, 3]
+    assert lock.execute("SELECT email FROM users WHERE id = 1").fetchone()[0] == shop.ALICE_EMAIL
+    lock.execute("ROLLBACK")
+    lock.close()
+
+    second = start_worker(privacy_platform["env"], tmp_path / "w2.log", name="w2")
+    try:
+        wait_for(lambda: _job(job_id).status in ("succeeded", "failed"), 90, "erase job final", 0.2)
+    finally:
+        second.stop()
+    job = _job(job_id)
+    assert job.status == "succeeded", job.error
+    assert job.attempts >= 2  # the killed delivery counted, then a new worker took over
+    wait_for(lambda: _request(rid).status != "in_progress", 60, "request done", 0.2)
+    crm_job = _job(sub_jobs["crm"])
+    assert crm_job.status == "succeeded" and crm_job.result is not None
+    assert crm_job.result["remaining"] == {} and crm_job.result["status"] == "committed"
+    req = _request(rid)
+    assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    assert req.result["sub_jobs"] == sub_jobs and req.sealed is None
+    body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
+    assert body["verification"] == {"verified": True, "remaining": []}
+    assert body["stores"] == [
+        {"store": "shop", "status": "committed", "error": None, "verify_error": None},
+        {"store": "crm", "status": "committed", "error": None, "verify_error": None},
+    ]
+    assert [a for a in body["actions"] if a["store"] == "crm"] == [
+        {"store": "crm", "table": "contacts", "strategy": "delete", "rows": 2, "columns": [],
+         "legal_hold": False}]
+    assert _crm_ids(crm_file) == [2]
+    expected = "hmac:" + hmac.new(privacy_platform["hmac"], shop.ALICE_EMAIL.encode(),
+                                  hashlib.sha256).hexdigest()[:32]
+    assert _alice_email(shop_file) == expected
+    with privacy_platform["engine"].connect() as conn:
+        assert sorted(conn.execute(sa.select(shop.newsletter.c.id)).scalars()) == [41, 42]
