@@ -40,6 +40,21 @@ def limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def internal_ca(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An internal CA, so the certificate authority's routes answer instead of 503."""
+    from datetime import UTC, datetime
+
+    from secops.certs import ca
+
+    authority = ca.create_authority("Tests", now=datetime.now(UTC))
+    (tmp_path / "chain.pem").write_bytes(authority.chain_pem())
+    (tmp_path / "ca.key").write_bytes(ca.key_pem(authority.intermediate_key))
+    monkeypatch.setenv("SECOPS_CERTS_CA_CHAIN_FILE", str(tmp_path / "chain.pem"))
+    monkeypatch.setenv("SECOPS_CERTS_CA_KEY_FILE", str(tmp_path / "ca.key"))
+    get_settings.cache_clear()
+
+
 def assert_problem(resp, status: int) -> dict:
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith(PROBLEM), resp.headers
@@ -50,12 +65,19 @@ def assert_problem(resp, status: int) -> dict:
     return body
 
 
+PUBLIC_CACHEABLE = frozenset({"/v1/certs/ca/crl", "/v1/certs/ca/chain"})
+
+
 def assert_security_headers(resp) -> None:
     for name, value in SECURITY_HEADERS.items():
         assert resp.headers.get(name) == value, (name, resp.status_code, dict(resp.headers))
     assert "permissions-policy" in resp.headers
     assert "server" not in resp.headers and "x-powered-by" not in resp.headers
-    assert resp.headers.get("cache-control") == "no-store"
+    if resp.status_code == 200 and resp.request.url.path in PUBLIC_CACHEABLE:
+        # the CA's revocation list and chain are public documents relying parties cache
+        assert resp.headers.get("cache-control") == "public, max-age=300"
+    else:
+        assert resp.headers.get("cache-control") == "no-store"
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["x-request-id"])
 
 

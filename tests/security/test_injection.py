@@ -62,7 +62,7 @@ def _body_template(op: dict[str, Any], spec: dict[str, Any]) -> tuple[dict, list
     return template, strings
 
 
-def test_injection_strings_never_cause_a_500(client, limits):
+def test_injection_strings_never_cause_a_500(client, limits, internal_ca):
     admin = make_key()
     spec = client.get("/openapi.json").json()
     sent = 0

@@ -18,8 +18,7 @@ from tests.factories import auth, make_key
 EXAMPLES = 6
 
 
-def test_openapi_no_server_errors_and_conformant_responses(sqlite_env, limits, tmp_path, monkeypatch):
-    _internal_ca(tmp_path, monkeypatch)
+def test_openapi_no_server_errors_and_conformant_responses(sqlite_env, limits, internal_ca):
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
     headers = auth(make_key())
     ran = 0
@@ -41,18 +40,3 @@ def test_openapi_no_server_errors_and_conformant_responses(sqlite_env, limits, t
         ran += 1
     assert ran >= 20 and len(calls) >= ran * 2
     assert any(200 <= c < 300 for c in calls) and any(c >= 400 for c in calls)
-
-
-def _internal_ca(tmp_path, monkeypatch) -> None:
-    """An internal CA, so the certificate routes answer instead of 503."""
-    from datetime import UTC, datetime
-
-    from secops.certs import ca
-    from secops.config import get_settings
-
-    authority = ca.create_authority("Schema", now=datetime.now(UTC))
-    (tmp_path / "chain.pem").write_bytes(authority.chain_pem())
-    (tmp_path / "ca.key").write_bytes(ca.key_pem(authority.intermediate_key))
-    monkeypatch.setenv("SECOPS_CERTS_CA_CHAIN_FILE", str(tmp_path / "chain.pem"))
-    monkeypatch.setenv("SECOPS_CERTS_CA_KEY_FILE", str(tmp_path / "ca.key"))
-    get_settings.cache_clear()

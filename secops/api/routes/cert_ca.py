@@ -81,7 +81,8 @@ def crl(_: None = Depends(public()), session: Session = Depends(db_read_session)
             responses={200: {"content": {"application/pem-certificate-chain": {}}}})
 def chain(_: None = Depends(public())) -> Response:
     return Response(cert_ca.load_issuer(get_settings()).chain_pem,
-                    media_type="application/pem-certificate-chain")
+                    media_type="application/pem-certificate-chain",
+                    headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.post("/deployments", status_code=201, response_model=DeploymentRead,
