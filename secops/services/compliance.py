@@ -24,10 +24,10 @@ from secops.config import API_SECRETS, Settings, get_settings, parse_rate
 from secops.db.base import utcnow
 from secops.db.cert_models import CertSeen, CertTarget
 from secops.db.console_models import User
-from secops.db.models import Alert, ApiKey, PrivacyRequest
+from secops.db.models import Alert, ApiKey
 from secops.services import audit, passwords
+from secops.services import privacy as privacy_service
 from secops.services import users as user_service
-from secops.services.privacy import OPEN as OPEN_REQUESTS
 from secops.services.redisconn import REDIS_ERRORS
 
 log = logging.getLogger("secops.compliance")
@@ -239,20 +239,17 @@ def certificates(ctx: Context) -> Outcome:
 
 def dsr_deadlines(ctx: Context) -> Outcome:
     """Open data subject requests: none past its Art 12(3) due date, none about to be."""
-    open_requests = ctx.session.execute(
-        select(PrivacyRequest.id, PrivacyRequest.due_at)
-        .where(PrivacyRequest.status.in_(OPEN_REQUESTS))).all()
     warning = timedelta(days=ctx.settings.privacy_due_warning_days)
-    overdue = sorted(rid for rid, due in open_requests if due <= ctx.now)
-    due_soon = sorted(rid for rid, due in open_requests if ctx.now < due <= ctx.now + warning)
-    data = {"open": len(open_requests), "overdue": overdue, "due_soon": due_soon}
+    state = privacy_service.deadlines(session=ctx.session, now=ctx.now, warning=warning)
+    overdue, due_soon, total = state.overdue, state.due_soon, state.open
+    data = {"open": total, "overdue": overdue, "due_soon": due_soon}
     if overdue:
-        return Outcome("fail", f"{len(overdue)} of {len(open_requests)} open data subject "
+        return Outcome("fail", f"{len(overdue)} of {total} open data subject "
                        "requests are past their due date", data)
     if due_soon:
-        return Outcome("warn", f"{len(due_soon)} of {len(open_requests)} open data subject "
+        return Outcome("warn", f"{len(due_soon)} of {total} open data subject "
                        f"requests are due within {warning.days} days", data)
-    return Outcome("pass", f"{len(open_requests)} open data subject requests, all within "
+    return Outcome("pass", f"{total} open data subject requests, all within "
                    "their deadlines", data)
 
 

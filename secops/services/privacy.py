@@ -294,6 +294,24 @@ def list_requests(*, session: Session, status: str | None = None, limit: int = 1
     return list(session.scalars(stmt))
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """Open requests against their Art 12(3) due dates at one moment."""
+
+    open: int
+    overdue: list[str]  # request ids past their due date
+    due_soon: list[str]  # request ids due within the warning period
+
+
+def deadlines(*, session: Session, now: dt.datetime, warning: dt.timedelta) -> Deadlines:
+    """Which open requests are overdue and which fall due within ``warning`` of ``now``."""
+    rows = session.execute(select(PrivacyRequest.id, PrivacyRequest.due_at)
+                           .where(PrivacyRequest.status.in_(OPEN))).all()
+    return Deadlines(open=len(rows),
+                     overdue=sorted(rid for rid, due in rows if due <= now),
+                     due_soon=sorted(rid for rid, due in rows if now < due <= now + warning))
+
+
 def send_code(
     *,
     session: Session,

@@ -73,19 +73,15 @@ async def overview(console: Console = Depends(console_require("account:self"))) 
     if console.can("certs:read"):
         rows, _ = cert_service.list_certificates(session=db, expiring_within=14, limit=10)
         expiring = [(key, seen.days_left) for seen, key in rows]
-    overdue = due_soon = None
+    deadlines = None
     if console.can("privacy:read"):
-        now = datetime.now(UTC)
-        due = [r.due_at for r in privacy_service.list_requests(session=db, status="open",
-                                                                limit=10_000)]
-        overdue = sum(1 for d in due if d <= now)
-        due_soon = sum(1 for d in due if now < d <= now + timedelta(
-            days=get_settings().privacy_due_warning_days))
+        deadlines = privacy_service.deadlines(
+            session=db, now=datetime.now(UTC),
+            warning=timedelta(days=get_settings().privacy_due_warning_days))
     return console.render(
         "overview.html", alerts={s: open_alerts.get(s, 0) for s in SEVERITIES},
         jobs={s: jobs_by_state.get(s, 0) for s in STATUSES}, depths=depths, workers=workers,
-        verify=verify, compliance=compliance, expiring=expiring, overdue=overdue,
-        due_soon=due_soon)
+        verify=verify, compliance=compliance, expiring=expiring, deadlines=deadlines)
 
 
 @router.get("/alerts")
