@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_read_session, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require, visible
 from secops.api.security import audit_context
 from secops.config import get_settings
 from secops.db.models import AnomalyBatch, Job
-from secops.errors import NotFound, PermissionDenied
+from secops.errors import PermissionDenied
 from secops.services import anomaly as anomaly_service
 from secops.services import audit
 from tasks.dispatch import enqueue_or_fail
@@ -91,7 +91,5 @@ def get_batch(
     principal: Principal = Depends(require("anomaly:read")),
     session: Session = Depends(db_read_session),
 ) -> AnomalyBatchRead:
-    batch = anomaly_service.get_batch(session=session, batch_id=batch_id)
-    if not principal.can_see(batch.submitted_by):
-        raise NotFound("batch not found")
+    batch = visible(anomaly_service.get_batch(session=session, batch_id=batch_id), principal, "batch")
     return batch_read(session, batch)

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from secops.api.deps import Principal, db_read_session, db_session, require
+from secops.api.deps import Principal, db_read_session, db_session, require, visible
 from secops.api.schemas import Strict
 from secops.api.security import audit_context, report_event
 from secops.config import get_settings
 from secops.db.models import PrivacyBreach, PrivacyRequest
-from secops.errors import InvalidInput, NotFound
+from secops.errors import InvalidInput
 from secops.services import breaches, consents, privacy_jobs
 from secops.services import privacy as service
 from secops.services.storage import get_store
@@ -97,10 +97,8 @@ def read(req: PrivacyRequest, token: str | None = None) -> PrivacyRequestRead:
 
 
 def _visible(session: Session, principal: Principal, request_id: str) -> PrivacyRequest:
-    req = service.get_request(session=session, request_id=request_id)
-    if not principal.can_see(req.submitted_by):
-        raise NotFound("privacy request not found")
-    return req
+    return visible(service.get_request(session=session, request_id=request_id), principal,
+                   "privacy request")
 
 
 RequestId = Annotated[str, Path(max_length=36)]
