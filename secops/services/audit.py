@@ -117,13 +117,17 @@ def _lock_head(session: Session) -> AuditChainHead:
     A missing head with entries or checkpoints present is tampering (or a bad restore):
     rebuilding it from the tail would bless whatever the tail now is, so appends are
     refused instead and the caller reports it."""
-    head = session.scalar(
-        select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
-    )
+    head = _select_head(session)
     if head is not None:
         return head
     if session.scalar(select(exists().where(AuditEntry.seq > 0))) \
             or _latest_checkpoint(session) is not None:
+        # Under READ COMMITTED the first writer's head row is invisible until it commits,
+        # and its entries become visible with the same commit: look again before calling
+        # the head missing.
+        head = _select_head(session)
+        if head is not None:
+            return head
         raise AuditChainBroken("the audit log's chain head is missing; audited actions are "
                                "refused until an administrator restores it")
     try:
@@ -132,11 +136,15 @@ def _lock_head(session: Session) -> AuditChainHead:
                                        mac=head_mac(_key(), 0, GENESIS)))
     except IntegrityError:
         pass  # created concurrently: lock theirs
-    head = session.scalar(
-        select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
-    )
+    head = _select_head(session)
     assert head is not None
     return head
+
+
+def _select_head(session: Session) -> AuditChainHead | None:
+    return session.scalar(
+        select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
+    )
 
 
 def record(

@@ -115,6 +115,49 @@ def test_concurrent_appends_never_fork_the_chain(platform_env):
     assert result.ok and result.checked == 60 and result.head_seq == 60
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("platform_env", ["postgresql"], indirect=True)
+def test_first_append_racing_the_first_commit_finds_the_new_head(platform_env):
+    """PostgreSQL (SQLite serialises writers before the read): writer B reads no head
+    while writer A's first entry is uncommitted; A commits before B looks for entries.
+    B must lock A's head, not report it missing."""
+    from sqlalchemy import event
+
+    from secops.db.session import get_engine
+
+    b_read_head, a_committed = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause_after_head_read(conn, cursor, statement, *args) -> None:
+        if threading.current_thread().name == "writer-b" and "audit_chain_head" in statement \
+                and not b_read_head.is_set():
+            b_read_head.set()
+            a_committed.wait(10)
+
+    engine = get_engine()
+    event.listen(engine, "after_cursor_execute", pause_after_head_read)
+    try:
+        def writer_b() -> None:
+            try:
+                append(1, actor="key:b")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        with session_scope() as a:
+            audit.record(session=a, ctx=AuditContext("key:a"), action="jobs.submit",
+                         target="job:a")
+            b = threading.Thread(target=writer_b, name="writer-b")
+            b.start()
+            assert b_read_head.wait(10)
+        a_committed.set()
+        b.join(20)
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_after_head_read)
+    assert errors == []
+    result = verify()
+    assert result.ok and result.checked == 2 and result.head_seq == 2
+
+
 def test_archive_prunes_and_keeps_the_chain_verifiable(platform_env, tmp_path):
     append(8)
     cutoff = utcnow() + timedelta(seconds=1)
