@@ -146,6 +146,9 @@ MULTIPART_FILES: dict[str, Any] = {
 }
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
+
+
 class SuppressionCreate(Strict):
     """Exactly one of: ``dlp_finding_id`` (that finding's value, for its detector),
     ``detector`` (with ``path_pattern``: that detector on matching files) or ``scan_id``
@@ -153,10 +156,10 @@ class SuppressionCreate(Strict):
 
     dlp_finding_id: int | None = Field(None, ge=1, le=2**31 - 1)
     detector: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,63}$")
-    scan_id: str | None = Field(None, min_length=1, max_length=36)
-    rule_id: str | None = Field(None, min_length=1, max_length=100)
-    path_pattern: str | None = Field(None, min_length=1, max_length=500)
-    reason: str = Field(..., min_length=3, max_length=500)
+    scan_id: str | None = Field(None, min_length=1, max_length=36, pattern=NO_NUL)
+    rule_id: str | None = Field(None, min_length=1, max_length=100, pattern=NO_NUL)
+    path_pattern: str | None = Field(None, min_length=1, max_length=500, pattern=NO_NUL)
+    reason: str = Field(..., min_length=3, max_length=500, pattern=NO_NUL)
     expires_at: datetime | None = None
 
     @model_validator(mode="after")

@@ -43,7 +43,7 @@ VERSION = 1
 FAMILIES = ("dlp", "scan")
 MAX_ENTRIES = 10_000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_DETECTOR = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+_DETECTOR = re.compile(r"[^\x00-\x1f\x7f]{1,100}")  # a detector type or any rule id
 
 
 class BaselineError(DlpError):
@@ -176,8 +176,9 @@ def _text(entry: dict[str, Any], key: str, limit: int, where: str) -> str | None
     value = entry.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise BaselineError(f"{where}: {key} must be a non-empty string of at most {limit} characters")
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise BaselineError(f"{where}: {key} must be a non-empty string of at most {limit} "
+                            "characters (no NUL)")
     return value
 
 
