@@ -38,6 +38,7 @@ from secops.api.routes import (
 )
 from secops.api.routes import cert_ca as cert_ca_routes
 from secops.api.routes import certs as cert_routes
+from secops.api.routes import suppressions as suppression_routes
 from secops.api.security import report_event
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
 from secops.errors import AuditChainBroken, ConfigurationError, SecOpsError
@@ -150,6 +151,7 @@ def create_app() -> FastAPI:
     app.include_router(cert_ca_routes.router)
     app.include_router(privacy.router)
     app.include_router(anomaly.router)
+    app.include_router(suppression_routes.router)
     console.install(app)
     if settings.cors_origins:
         app.add_middleware(

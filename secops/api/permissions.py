@@ -33,9 +33,14 @@ budget, shared by no route). The same table is in docs/security.md.
 | anomaly:read      | read   |   x   |    x    |    x    |  own batches |
 | account:self      | read   |   x   |    x    |    x    |         |
 | users:manage      | auth   |   x   |         |         |         |
+| suppressions:read | read   |   x   |    x    |    x    |         |
+| suppressions:write | submit |  x   |    x    |         |         |
+| suppressions:baseline | submit | x  |         |         |         |
 
 ``account:self`` is a console user's own account (factors, sessions); API keys have none.
 ``users:manage`` is the console's users page (invite, disable, re-enable, reset factors).
+``suppressions:write`` marks findings not sensitive or false positives and revokes such
+marks; ``suppressions:baseline`` exports and imports them as a baseline file.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ PERMISSION_CLASS: dict[str, str] = {
     "anomaly:read": "read",
     "account:self": "read",
     "users:manage": "auth",
+    "suppressions:read": "read",
+    "suppressions:write": "submit",
+    "suppressions:baseline": "submit",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSION_CLASS),
@@ -75,11 +83,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
                           "alerts:read", "alerts:ack", "scans:submit", "scans:read",
                           "dlp:submit", "dlp:read", "certs:read", "certs:write",
                           "privacy:submit", "privacy:read", "privacy:manage",
-                          "anomaly:ingest", "anomaly:read", "account:self"}),
+                          "anomaly:ingest", "anomaly:read", "account:self"})
+    | {"suppressions:read", "suppressions:write"},
     "auditor": frozenset({"jobs:read", "schedules:read", "audit:read", "alerts:read",
                           "events:read", "metrics:read", "scans:read", "dlp:read",
                           "audit:verify", "certs:read", "privacy:read", "anomaly:read",
-                          "account:self"}),
+                          "account:self"}) | {"suppressions:read"},
     "service": frozenset({"jobs:submit", "jobs:read", "jobs:cancel", "metrics:read",
                           "scans:submit", "scans:read", "dlp:submit", "dlp:read",
                           "certs:read", "privacy:submit", "privacy:read", "anomaly:ingest",

@@ -75,6 +75,7 @@ class DlpScanCreate(Strict):
 class DlpFindingRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    id: int  # what POST /v1/suppressions {"dlp_finding_id": ...} names
     type: str
     category: str
     start: int
@@ -108,6 +109,11 @@ class DlpScanRead(BaseModel):
     submitted_by: str
     created_at: datetime
     completed_at: datetime | None
+    # The stored file's state (an upload or stored file): ``quarantined`` when a finding's
+    # policy action is ``block`` or the upload's malware scan found it malicious.
+    file_state: str | None = None
+    # The verdict of an upload's file scan (its record is ``scan_id`` under /v1/scans).
+    verdict: str | None = None
     findings: list[DlpFindingRead] = Field(default_factory=list)
 
 
@@ -138,3 +144,57 @@ MULTIPART_FILES: dict[str, Any] = {
                                     "items": {"type": "string", "format": "binary"}}}}}},
     }
 }
+
+
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
+
+
+class SuppressionCreate(Strict):
+    """Exactly one of: ``dlp_finding_id`` (that finding's value, for its detector),
+    ``detector`` (with ``path_pattern``: that detector on matching files) or ``scan_id``
+    (that content's findings, or only those of ``rule_id``)."""
+
+    dlp_finding_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    detector: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    scan_id: str | None = Field(None, min_length=1, max_length=36, pattern=NO_NUL)
+    rule_id: str | None = Field(None, min_length=1, max_length=100, pattern=NO_NUL)
+    path_pattern: str | None = Field(None, min_length=1, max_length=500, pattern=NO_NUL)
+    reason: str = Field(..., min_length=3, max_length=500, pattern=NO_NUL)
+    expires_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> SuppressionCreate:
+        given = [x for x in (self.dlp_finding_id, self.detector, self.scan_id) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of dlp_finding_id, detector and scan_id")
+        if self.rule_id is not None and self.scan_id is None:
+            raise ValueError("rule_id goes with scan_id")
+        return self
+
+
+class SuppressionRead(BaseModel):
+    """A suppression as the API shows it: never the value digest, only whether it has one."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    family: str
+    detector: str | None
+    sha256: str | None
+    path_pattern: str | None
+    by_value: bool
+    reason: str
+    origin: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+    active: bool
+
+
+class BaselineImportRead(BaseModel):
+    added: int
+    existing: int
+    expired: int
+    unusable: int

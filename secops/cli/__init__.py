@@ -31,6 +31,7 @@ COMMANDS = {
     "anomaly": "secops.cli.anomaly:anomaly",
     "users": "secops.cli.users:users",
     "compliance": "secops.cli.compliance:compliance_group",
+    "suppressions": "secops.cli.suppressions:suppressions",
 }
 
 

@@ -17,11 +17,17 @@ worker runs. Output contract (docs/dlp.md):
 * ``redact``: the file's text with every finding replaced (``[TYPE]`` or a mask).
 * exit status: 0 no findings; 1 findings; 2 usage, per-file error or a file read only in
   part (2 wins over 1).
+* ``--baseline FILE``: findings the baseline file suppresses (docs/dlp.md) are left out
+  of the output and the exit status; with ``--update-baseline --reason TEXT`` every
+  finding of the run is added to FILE (created when missing) and the exit status is 0
+  unless a file could not be read.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +37,8 @@ import click
 
 from secops.dlp import Classifier, DlpError, DocumentResult, Limits, Policy, redact
 from secops.dlp.archives import SafeArchiveWalker
+from secops.dlp.baseline import Baseline, BaselineError, filter_document
+from secops.dlp.baseline import load as baseline_load
 from secops.dlp.extract import extract
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -55,15 +63,17 @@ def _error_text(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}"
 
 
-def _local_classifier(policy: Policy | None = None) -> Classifier:
-    """The local command's classifier: archives expanded by the safe walker."""
+def _local_classifier(policy: Policy | None = None, key: bytes | None = None) -> Classifier:
+    """The local command's classifier: archives expanded by the safe walker; with ``key``
+    (a baseline's salt) findings carry digests comparable with the baseline's."""
     limits = Limits()
-    return Classifier(policy, limits=limits, archive_walker=SafeArchiveWalker.from_limits(limits))
+    return Classifier(policy, hmac_key=key, limits=limits,
+                      archive_walker=SafeArchiveWalker.from_limits(limits))
 
 
-def _classifier(policy_paths: tuple[str, ...]) -> Classifier:
+def _classifier(policy_paths: tuple[str, ...], key: bytes | None = None) -> Classifier:
     try:
-        return _local_classifier(Policy.load(*policy_paths) if policy_paths else None)
+        return _local_classifier(Policy.load(*policy_paths) if policy_paths else None, key)
     except (DlpError, OSError) as exc:
         raise click.UsageError(f"policy: {_error_text(exc)}") from None
 
@@ -80,10 +90,14 @@ def _report(result: DocumentResult, out: TextIO) -> None:
 
 
 def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | None = None,
-             out: TextIO | None = None) -> int:
-    """Scan ``paths`` in-process, print results, and return the exit status."""
+             out: TextIO | None = None, baseline: Baseline | None = None,
+             accept: str | None = None) -> int:
+    """Scan ``paths`` in-process, print results, and return the exit status. Findings
+    ``baseline`` suppresses are left out; with ``accept`` (a reason) every finding left
+    is added to ``baseline`` instead of counting as found."""
     stream = out if out is not None else sys.stdout
-    classifier = classifier or _local_classifier()
+    classifier = classifier or _local_classifier(key=baseline.key if baseline else None)
+    rules = baseline.rules() if baseline is not None else []
     status = EXIT_CLEAN
     for path in _files(paths):
         try:
@@ -96,6 +110,12 @@ def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | No
                 click.echo(f"error: {path}: {_error_text(exc)}", err=True)
             continue
         result.path = str(path)
+        result, _ = filter_document(result, rules, str(path))
+        if baseline is not None and accept is not None:
+            for f in result.findings:
+                baseline.add({"family": "dlp", "detector": f.type, "digest": f.digest,
+                              "path_pattern": glob.escape(str(path)), "reason": accept})
+            result.findings = []
         if as_json:
             stream.write(json.dumps(result.to_dict()) + "\n")
         else:
@@ -120,12 +140,48 @@ def dlp() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
 @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True),
               help="Extra policy pack file or directory (overrides shipped packs by name).")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
+              help="Baseline file: leave out the findings it suppresses (docs/dlp.md).")
+@click.option("--update-baseline", is_flag=True,
+              help="Add every finding of this run to the --baseline file (made if missing).")
+@click.option("--reason", help="Why the findings added by --update-baseline are accepted.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def scan(local: bool, as_json: bool, policies: tuple[str, ...], paths: tuple[str, ...]) -> None:
+def scan(local: bool, as_json: bool, policies: tuple[str, ...], baseline_path: str | None,
+         update_baseline: bool, reason: str | None, paths: tuple[str, ...]) -> None:
     """Classify files: exit 0 no findings, 1 findings, 2 error."""
     if not local:
         raise click.UsageError(PLATFORM_MODE)
-    sys.exit(run_scan(paths, as_json=as_json, classifier=_classifier(policies)))
+    baseline = open_baseline(baseline_path, update_baseline, reason)
+    status = run_scan(paths, as_json=as_json, baseline=baseline,
+                      classifier=_classifier(policies, baseline.key if baseline else None),
+                      accept=reason if update_baseline else None)
+    if update_baseline and baseline is not None and baseline_path is not None:
+        save_baseline(baseline, baseline_path)
+    sys.exit(status)
+
+
+def open_baseline(path: str | None, update: bool, reason: str | None) -> Baseline | None:
+    """The ``--baseline`` file (a new one when updating a file not there yet); usage
+    errors for a file that cannot be used or options that do not fit together."""
+    if update and (path is None or not reason or len(reason) > 500):
+        raise click.UsageError("--update-baseline needs --baseline FILE and --reason TEXT "
+                               "(at most 500 characters)")
+    if path is None:
+        return None
+    try:
+        return baseline_load(path)
+    except BaselineError as exc:
+        if update and not os.path.exists(path):
+            return Baseline()
+        raise click.UsageError(f"baseline: {exc}") from None
+
+
+def save_baseline(baseline: Baseline, path: str) -> None:
+    """Write the file whole or not at all (a temporary file renamed over it)."""
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(baseline.to_json())
+    os.replace(temp, path)
 
 
 @dlp.command("redact")

@@ -13,20 +13,28 @@ the very code path a worker runs, minus storage. Output contract (docs/scanning.
 * exit status: 0 every file clean; 1 any file suspicious or malicious; 2 usage error,
   internal error, or any per-file error (an incomplete run is never reported as clean,
   and 2 wins over 1 so a pipeline notices that something was not scanned).
+* ``--baseline FILE``: findings the baseline file suppresses (its ``scan`` entries: the
+  content's SHA-256, a rule, a path pattern) are left out and the verdict follows from
+  the rest; with ``--update-baseline --reason TEXT`` every finding of the run is added to
+  FILE instead (made when missing) and the exit status is 0 unless a file failed.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from secops.scanning import FileResult, RulesError, ScanConfig, Scanner, Verdict
+
+if TYPE_CHECKING:  # the baseline code is imported only when a baseline is given
+    from secops.dlp.baseline import Baseline
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -53,9 +61,14 @@ def run_local(
     config: ScanConfig | None = None,
     workers: int | None = None,
     out: IO[str] | None = None,
+    baseline: Baseline | None = None,
+    accept: str | None = None,
 ) -> int:
-    """Scan ``paths`` in-process, print results, and return the exit status."""
+    """Scan ``paths`` in-process, print results, and return the exit status. Findings
+    ``baseline`` suppresses are left out; with ``accept`` (a reason) every finding left
+    is added to ``baseline`` instead of counting as found."""
     stream = out if out is not None else sys.stdout
+    rules = baseline.rules() if baseline is not None else []
     scanner = Scanner(config)
     status = EXIT_CLEAN
     counts = {"clean": 0, "suspicious": 0, "malicious": 0, "error": 0}
@@ -77,6 +90,15 @@ def run_local(
                 stream.write(f"{'ERROR':<10} {'-':>12} {'-':<32} {'-':>3}  {path}: "
                              f"{_error_text(outcome)}\n")
             continue
+        if rules:
+            from secops.dlp.baseline import filter_scan
+
+            outcome, _ = filter_scan(outcome, rules, path)
+        if baseline is not None and accept is not None:
+            for rule_id in sorted({f.id for f in outcome.findings}):
+                baseline.add({"family": "scan", "sha256": outcome.sha256, "detector": rule_id,
+                              "path_pattern": glob.escape(path), "reason": accept})
+            outcome.findings = []
         verdict = outcome.verdict
         counts[verdict.value] += 1
         if verdict is not Verdict.CLEAN and status == EXIT_CLEAN:
@@ -111,6 +133,11 @@ def run_local(
 @click.option("--rescan", is_flag=True, help="Through the API: ignore cached verdicts.")
 @click.option("--timeout", type=float, default=600.0, show_default=True,
               help="Through the API: seconds to wait for the workers.")
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
+              help="Local: baseline file whose scan entries suppress findings (docs/dlp.md).")
+@click.option("--update-baseline", is_flag=True,
+              help="Local: add every finding of this run to the --baseline file.")
+@click.option("--reason", help="Why the findings added by --update-baseline are accepted.")
 @click.argument("paths", nargs=-1, required=True)
 def scan(
     local: bool,
@@ -120,13 +147,17 @@ def scan(
     blocklists: tuple[Path, ...],
     rescan: bool,
     timeout: float,
+    baseline_path: str | None,
+    update_baseline: bool,
+    reason: str | None,
     paths: tuple[str, ...],
 ) -> None:
     """Scan files and directories for malware and risky content (through the API, or --local)."""
     if not local:
-        if workers or rule_dirs or blocklists:
-            raise click.UsageError("--workers, --rules-dir and --blocklist need --local "
-                                   "(the platform's rules and blocklists are configured on it)")
+        if workers or rule_dirs or blocklists or baseline_path or update_baseline:
+            raise click.UsageError("--workers, --rules-dir, --blocklist and --baseline need "
+                                   "--local (the platform's rules, blocklists and suppressions "
+                                   "are configured on it)")
         from secops.cli.scan_remote import run_remote
 
         sys.exit(run_remote(paths, as_json=as_json, rescan=rescan, timeout=timeout))
@@ -134,8 +165,18 @@ def scan(
     # skipped (MD5 is still computed when a blocklist may hold MD5 digests).
     config = ScanConfig(rule_dirs=rule_dirs, sha256_blocklists=blocklists,
                         md5_blocklists=blocklists, describe=False, md5=False)
+    baseline = None
+    if baseline_path is not None or update_baseline:
+        from secops.cli.dlp import open_baseline
+
+        baseline = open_baseline(baseline_path, update_baseline, reason)
     try:
-        status = run_local(paths, as_json=as_json, config=config, workers=workers)
+        status = run_local(paths, as_json=as_json, config=config, workers=workers,
+                           baseline=baseline, accept=reason if update_baseline else None)
+        if update_baseline and baseline is not None and baseline_path is not None:
+            from secops.cli.dlp import save_baseline
+
+            save_baseline(baseline, baseline_path)
     except (RulesError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -469,3 +469,6 @@ class AnomalyBatch(Base):
     submitted_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+from secops.db.feedback_models import Suppression  # noqa: E402,F401  (DLP and scan feedback)

@@ -25,14 +25,17 @@ from sqlalchemy.orm import Session
 
 from secops.config import Settings
 from secops.db.base import utcnow
-from secops.db.models import DlpFinding, DlpScan, Job, StoredFile
+from secops.db.models import DlpFinding, DlpScan, Job, ScanResult, StoredFile
 from secops.dlp import Classifier, DlpError, DocumentResult, Limits, Policy, redact
 from secops.dlp.archives import SafeArchiveWalker
+from secops.dlp.baseline import filter_document
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.jobs import create_job
+from secops.services.quarantine import quarantine_file
 from secops.services.sandbox import LimitExceeded, run_limited
 from secops.services.storage import BlobStore, StagedBlob, derive_key, valid_sha256
+from secops.services.suppressions import active_rules
 
 DLP_KIND = "dlp.classify"
 VIOLATION = "dlp_violation"
@@ -123,6 +126,8 @@ def submit_text(*, session: Session, store: BlobStore, text: str, name: str | No
 
 def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
                   submitted_by: str) -> tuple[DlpScan, tuple[str, str]]:
+    """Store the file and add its DLP scan, and a scan record: its job checks the file's
+    type and scans it for malware (:mod:`secops.services.dlp_checks`) before classifying."""
     store.commit(staged)
     row = session.get(StoredFile, staged.sha256)
     if row is None:
@@ -132,7 +137,14 @@ def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
         row.state, row.updated_at, row.quarantined_at = "stored", utcnow(), None
     scan = _new_scan(session, source="upload", submitted_by=submitted_by, sha256=staged.sha256,
                      filename=staged.filename)
-    return _with_job(session, scan)
+    scan, job = _with_job(session, scan)
+    file_scan = ScanResult(sha256=staged.sha256, filename=staged.filename[:255], size=staged.size,
+                           source="upload", status="pending", cached=False, job_id=job[0],
+                           submitted_by=submitted_by, created_at=utcnow())
+    session.add(file_scan)
+    session.flush()
+    scan.scan_id = file_scan.id
+    return scan, job
 
 
 def submit_stored(*, session: Session, sha256: str, filename: str | None,
@@ -169,10 +181,10 @@ class ClassifyPlan:
     done: dict[str, Any] | None = None
 
 
-def _summary(scan: DlpScan) -> dict[str, Any]:
+def _summary(scan: DlpScan, **more: Any) -> dict[str, Any]:
     return {"dlp_scan_id": scan.id, "classification": scan.classification,
             "findings": scan.finding_count, "categories": scan.categories,
-            "blocked": scan.blocked, "status": scan.status}
+            "blocked": scan.blocked, "status": scan.status, **more}
 
 
 def plan_classify(*, session: Session, job: Job) -> ClassifyPlan:
@@ -204,12 +216,26 @@ def execute_classify(plan: ClassifyPlan, *, store: BlobStore,
                           settings=settings)
 
 
+@dataclass
+class Stored:
+    """What recording a DLP result did besides storing it."""
+
+    deliveries: list[tuple[str, str]]
+    suppressed: int = 0
+    quarantined: bool = False
+
+
 def _store_result(session: Session, scan: DlpScan, document: DocumentResult | None,
-                  error: str | None, kv: redis.Redis | None) -> list[tuple[str, str]]:
+                  error: str | None, kv: redis.Redis | None,
+                  store: BlobStore | None = None) -> Stored:
+    """Store a result without its suppressed findings; a document whose findings say
+    ``block`` has its stored file quarantined (as a malicious scan verdict does)."""
     scan.completed_at = utcnow()
     if document is None:
         scan.status, scan.errors = "failed", [error or "unreadable"]
-        return []
+        return Stored([])
+    document, suppressed = filter_document(document, active_rules(session=session, family="dlp"),
+                                           scan.filename)
     scan.status, scan.classification = "complete", document.classification
     scan.blocked, scan.truncated = document.blocked, document.truncated
     scan.errors = [e[:300] for e in document.errors][:20]
@@ -220,36 +246,52 @@ def _store_result(session: Session, scan: DlpScan, document: DocumentResult | No
                    end=f.end, part=f.part[:500], score=round(f.score, 3), action=f.action,
                    level=f.level, digest=f.digest, preview=f.preview[:200])
         for f in document.findings])
+    quarantined = False
+    if document.blocked and scan.sha256 is not None and store is not None:
+        quarantined = quarantine_file(session=session, store=store, sha256=scan.sha256)
+    out = Stored([], suppressed, quarantined)
     severity = violation(document)
     if severity is None:
-        return []
+        return out
     details = {"subject": scan.id, "dlp_scan_id": scan.id, "source": scan.source,
                "sha256": scan.sha256, "submitted_by": scan.submitted_by,
                "classification": scan.classification, "categories": scan.categories,
-               "types": dict(Counter(f.type for f in document.findings))}
+               "types": dict(Counter(f.type for f in document.findings)),
+               "blocked": scan.blocked, "quarantined": quarantined, "suppressed": suppressed}
     outcome = monitor.log_security_event(VIOLATION, details, severity, session=session, kv=kv)
-    return outcome.deliveries
+    out.deliveries = outcome.deliveries
+    return out
 
 
 def record_classification(*, session: Session, plan: ClassifyPlan, document: DocumentResult | None,
-                          error: str | None, kv: redis.Redis | None
+                          error: str | None, kv: redis.Redis | None,
+                          store: BlobStore | None = None
                           ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     scan = get_scan(session=session, dlp_scan_id=plan.dlp_scan_id)
     if scan.status != "pending":
         return _summary(scan), []
-    deliveries = _store_result(session, scan, document, error, kv)
-    return _summary(scan), deliveries
+    stored = _store_result(session, scan, document, error, kv, store)
+    return _summary(scan, suppressed=stored.suppressed,
+                    quarantined=stored.quarantined), stored.deliveries
+
+
+def reject(*, session: Session, plan: ClassifyPlan, reason: str) -> dict[str, Any]:
+    """End a DLP scan unclassified: its file was refused (malicious, or unreadable)."""
+    scan = get_scan(session=session, dlp_scan_id=plan.dlp_scan_id)
+    if scan.status == "pending":
+        scan.status, scan.errors, scan.completed_at = "failed", [reason[:300]], utcnow()
+    return _summary(scan)
 
 
 def record_for_scan(*, session: Session, scan_id: str, sha256: str, filename: str,
                     submitted_by: str, job_id: str | None, document: DocumentResult | None,
-                    error: str | None, kv: redis.Redis | None
-                    ) -> tuple[DlpScan, list[tuple[str, str]]]:
+                    error: str | None, kv: redis.Redis | None, store: BlobStore | None = None
+                    ) -> tuple[DlpScan, Stored]:
     """The DLP record of a file the scanning job accepted (``SECOPS_DLP_ON_SCAN``)."""
     scan = _new_scan(session, source="scan", submitted_by=submitted_by, sha256=sha256,
                      filename=filename)
     scan.scan_id, scan.job_id = scan_id, job_id
-    return scan, _store_result(session, scan, document, error, kv)
+    return scan, _store_result(session, scan, document, error, kv, store)
 
 
 # -- redaction -------------------------------------------------------------------------------

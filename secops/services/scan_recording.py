@@ -23,10 +23,11 @@ from secops.config import Settings
 from secops.db.base import utcnow
 from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
 from secops.dlp import DocumentResult
+from secops.dlp.baseline import Suppression, filter_scan
 from secops.errors import NotFound
 from secops.scanning import FileResult, Scanner, Verdict
 from secops.services import dlp as dlp_service
-from secops.services import monitor
+from secops.services import monitor, suppressions
 from secops.services.quarantine import quarantine_file
 from secops.services.scans import (
     complete_from_cache,
@@ -55,6 +56,8 @@ class JobPlan:
     files: list[FilePlan] = field(default_factory=list)
     done: list[dict[str, Any]] = field(default_factory=list)
     single: bool = True  # the job named one file: its result is that file's summary
+    # Scan suppressions in force for the planned files' contents (usually none).
+    suppressions: list[Suppression] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ def _stored_scan(session: Session, job: Job, sha256: str, ruleset_version: str) 
                       job_id=job.id, submitted_by=job.submitted_by, created_at=utcnow())
     session.add(scan)
     session.flush()
-    cached = None if params.get("rescan") else find_cached(
+    cached = None if params.get("rescan") or suppressions.with_scan_history(
+        session=session, sha256s=[sha256]) else find_cached(
         session=session, sha256=sha256, ruleset_version=ruleset_version)
     if cached is not None:
         complete_from_cache(session=session, scan=scan, cached=cached)
@@ -156,6 +160,9 @@ def plan_file_scan(*, session: Session, job: Job, ruleset_version: str) -> JobPl
         plan.files.append(FilePlan(scan.id, scan.sha256, scan.filename))
     if elsewhere:
         session.connection().execute(_ASSIGN_JOB, {"ids": elsewhere, "b_job_id": job.id})
+    if plan.files:
+        plan.suppressions = suppressions.active_rules(
+            session=session, family="scan", sha256s=[f.sha256 for f in plan.files])
     return plan
 
 
@@ -166,12 +173,15 @@ class Executed:
     dlp_error: str | None = None
     error: str | None = None  # the file could not be scanned (the others of its job go on)
     corrupt: bool = False  # the stored copy failed authentication: tampering or damage
+    suppressed: int = 0  # findings dropped by scan suppressions
 
 
 def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
                       dlp_on_scan: bool, settings: Settings,
-                      fatal: tuple[type[BaseException], ...] = ()) -> Executed:
+                      fatal: tuple[type[BaseException], ...] = (),
+                      rules: list[Suppression] | None = None) -> Executed:
     """Decrypt and scan one file (no database); DLP too when configured and accepted.
+    Findings matching a scan suppression (``rules``) are dropped before the verdict.
 
     A stored file that is gone or fails authentication is that file's error, not the
     job's; any other exception propagates.
@@ -182,8 +192,10 @@ def execute_file_scan(plan: FilePlan, *, store: BlobStore, scanner: Scanner,
         return Executed(None, error=exc.message, corrupt=True)
     except NotFound as exc:
         return Executed(None, error=exc.message)
-    executed = Executed(scanner.scan_bytes(data, plan.filename, sha256=plan.sha256,
-                                           fatal=fatal))
+    result, suppressed = filter_scan(
+        scanner.scan_bytes(data, plan.filename, sha256=plan.sha256, fatal=fatal), rules or (),
+        plan.filename)
+    executed = Executed(result, suppressed=suppressed)
     if dlp_on_scan and executed.result is not None \
             and executed.result.verdict is not Verdict.MALICIOUS:
         executed.document, executed.dlp_error = dlp_service.classify_bytes(
@@ -203,7 +215,7 @@ def execute_file_scans(
         try:
             out.append(execute_file_scan(file, store=store, scanner=scanner,
                                          dlp_on_scan=dlp_on_scan, settings=settings,
-                                         fatal=fatal))
+                                         fatal=fatal, rules=plan.suppressions))
         except fatal:
             raise
         except Exception as exc:
@@ -246,13 +258,17 @@ def _record_one(session: Session, scan: ScanView, executed: Executed, store: Blo
     if result.verdict is Verdict.MALICIOUS:
         quarantined = quarantine_file(session=session, store=store, sha256=scan.sha256)
     summary = _summary(scan, quarantined)
+    if executed.suppressed:
+        summary["suppressed"] = executed.suppressed
     if executed.document is not None or executed.dlp_error is not None:
-        dlp_scan, deliveries = dlp_service.record_for_scan(
+        dlp_scan, stored = dlp_service.record_for_scan(
             session=session, scan_id=scan.id, sha256=scan.sha256, filename=scan.filename,
             submitted_by=scan.submitted_by, job_id=scan.job_id, document=executed.document,
-            error=executed.dlp_error, kv=kv)
+            error=executed.dlp_error, kv=kv, store=store)
         summary["dlp_scan_id"] = dlp_scan.id
-        out.deliveries.extend(deliveries)
+        if stored.quarantined:  # a DLP finding whose policy action is ``block``
+            summary["quarantined"] = True
+        out.deliveries.extend(stored.deliveries)
     for kind, details, severity in events_for(scan, rows):
         outcome = monitor.log_security_event(kind, details, severity, session=session, kv=kv)
         out.deliveries.extend(outcome.deliveries)

@@ -27,7 +27,7 @@ from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
 from secops.db.session import insert_skipping_existing
 from secops.errors import NotFound
 from secops.scanning import FileResult, ScanConfig, Scanner, Verdict
-from secops.services import audit, monitor
+from secops.services import audit, monitor, suppressions
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
 from secops.services.quarantine import quarantine_file
@@ -235,6 +235,8 @@ def submit_uploads(
     out = Submission()
     cache = {} if rescan else newest_cached(session=session, sha256s=[b.sha256 for b in staged],
                                             ruleset_version=ruleset_version)
+    for sha256 in suppressions.with_scan_history(session=session, sha256s=cache):
+        del cache[sha256]  # scanned again: suppressions made or ended since apply
     pending: list[ScanResult] = []  # not added to the session: inserted together below
     states = _remember_files(session, staged)
     found: dict[str, list[ScanFinding]] = {}

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +28,7 @@ from secops.api.scan_schemas import (
 from secops.api.security import audit_context
 from secops.api.uploads import MultipartUpload, boundary_of, receive_upload
 from secops.config import get_settings
-from secops.db.models import DlpScan, Job
+from secops.db.models import DlpScan, Job, ScanResult, StoredFile
 from secops.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from secops.services import audit, ownership
 from secops.services import dlp as dlp_service
@@ -49,6 +50,11 @@ def dlp_read(session: Session, scan: DlpScan) -> DlpScanRead:
             out.status, out.error = "failed", job.error or job.status
     elif scan.status == "failed":
         out.error = "; ".join(scan.errors) or "unreadable"
+    if scan.sha256 is not None and scan.source != "text":
+        stored = session.get(StoredFile, scan.sha256)
+        out.file_state = stored.state if stored is not None else None
+    if scan.scan_id is not None:
+        out.verdict = session.scalar(select(ScanResult.verdict).where(ScanResult.id == scan.scan_id))
     out.findings = [DlpFindingRead.model_validate(f)
                     for f in dlp_service.findings(session=session, dlp_scan_id=scan.id)]
     return out
