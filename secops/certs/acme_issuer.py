@@ -122,6 +122,12 @@ class Webroot:
         self._file(token_path).unlink(missing_ok=True)
 
 
+class _ReplacingOrder(messages.NewOrder):
+    """A newOrder naming the certificate it replaces (RFC 9773, section 5)."""
+
+    replaces: str = jose.field("replaces", omitempty=True)
+
+
 class _Network(client.ClientNetwork):
     """Keeps the last response, so a refusal's Retry-After can be read."""
 
@@ -172,11 +178,33 @@ class AcmeIssuer:
         detail = exc.detail if isinstance(exc, messages.Error) else type(exc).__name__
         return AcmeError(f"{what}: {detail}")
 
-    def new_order(self, csr_pem: bytes) -> messages.OrderResource:
+    def new_order(self, csr_pem: bytes, replaces: str | None = None) -> messages.OrderResource:
+        """Place an order; with ``replaces`` (the ARI certID of the certificate it renews)
+        the order says so (RFC 9773, section 5) when the server offers ``renewalInfo``."""
         try:
-            return self.client.new_order(csr_pem)
+            if replaces is None or "renewalInfo" not in self.client.directory.to_partial_json():
+                return self.client.new_order(csr_pem)
+            try:
+                return self._new_order_replacing(csr_pem, replaces)
+            except messages.Error as exc:
+                if exc.code != "alreadyReplaced":
+                    raise
+                return self.client.new_order(csr_pem)  # that certificate was renewed already
         except (requests.RequestException, errors.Error, messages.Error) as exc:
             raise self._error("the order was refused", exc) from None
+
+    def _new_order_replacing(self, csr_pem: bytes, replaces: str) -> messages.OrderResource:
+        csr = x509.load_pem_x509_csr(csr_pem)
+        names, addresses = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names]
+        identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(a)) for a in addresses]
+        response = self.client._post(self.client.directory["newOrder"],
+                                     _ReplacingOrder(identifiers=identifiers, replaces=replaces))
+        body = messages.Order.from_json(response.json())
+        authorizations = [self.client._authzr_from_response(self.client._post_as_get(url), uri=url)
+                          for url in body.authorizations]
+        return messages.OrderResource(body=body, uri=response.headers.get("Location"),
+                                      authorizations=authorizations, csr_pem=csr_pem)
 
     def load_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
         """The order at ``url`` as it stands now, with its authorizations."""

@@ -191,13 +191,23 @@ def renew(*, session: Session, settings: Settings, row: CertDeployment, force: b
     return outcome
 
 
+def _replaces(row: CertDeployment) -> str | None:
+    """The ARI certID of the deployed certificate this order renews, if there is one."""
+    if row.status != "deployed":
+        return None
+    try:
+        return ari.cert_id(x509.load_pem_x509_certificate(Path(row.cert_path).read_bytes()))
+    except (OSError, ValueError, CertsError):
+        return None
+
+
 def _place_order(session: Session, row: CertDeployment, issuer: AcmeIssuer,
                  ctx: AuditContext) -> CertAcmeOrder:
     key = ec.generate_private_key(ec.SECP256R1())
     key_path = f"{row.key_path}.pending"
     write_atomic(Path(key_path), ca.key_pem(key), 0o600)
     csr = make_csr(ca.key_pem(key), list(row.sans))
-    order = issuer.new_order(csr)
+    order = issuer.new_order(csr, replaces=_replaces(row))
     order_row = CertAcmeOrder(deployment_id=row.id, order_url=order.uri, csr_pem=csr.decode(),
                               key_path=key_path, status="ordered", created_at=utcnow(), updated_at=utcnow())
     session.add(order_row)

@@ -5,6 +5,7 @@ has no rate limits), then forwards everything to pebble unchanged."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.client
 import http.server
@@ -61,6 +62,8 @@ def challtestsrv(log: Path) -> Iterator[ChallTestSrv]:
 @dataclass
 class Requests:
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
+
+    orders: list[dict[str, Any]] = field(default_factory=list)  # newOrder payloads
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.seen if m == method and p == path)
@@ -128,6 +131,9 @@ def rate_limiting_proxy(peb: Pebble, *, retry_after: int) -> Iterator[Proxy]:
 
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.command == "POST" and self.path == "/order-plz":
+                payload = json.loads(body)["payload"]
+                log.orders.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
             if self.command == "POST" and self.path == "/order-plz" and not refused.is_set():
                 refused.set()
                 answer(self, 429, json.dumps(RATE_LIMITED).encode(),

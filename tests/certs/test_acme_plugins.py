@@ -169,6 +169,8 @@ def test_dns_plugin_webroot_retry_after_and_patch(sqlite_env, tmp_path, monkeypa
         assert _renew(web_id).status == "not_due"  # asked again only after Retry-After
         assert [p for m, p, _ in proxy.log.seen if p.startswith("/renewal-info/")] == [
             f"/renewal-info/{first_id}", f"/renewal-info/{second_id}"]
+        # the order names the certificate it replaces only where the server offers ARI
+        assert [o.get("replaces") for o in proxy.log.orders] == [None, None, None, first_id]
         with session_scope() as session:
             www = session.get(CertDeployment, web_id)
             assert now + timedelta(days=10) <= www.ari_renew_at <= now + timedelta(days=11)
