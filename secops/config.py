@@ -211,6 +211,8 @@ class Settings(BaseSettings):
     certs_acme_ca_bundle: Path | None = None  # trust for the ACME server's TLS (default: system)
     certs_acme_email: str | None = None
     certs_acme_http_address: str = "0.0.0.0:80"  # the built-in HTTP-01 responder
+    certs_acme_dns_provider: str | None = None  # default DNS-01 provider plugin (secops.dns_providers)
+    certs_acme_dns_settings: dict[str, Any] = Field(default_factory=dict)  # its settings (JSON, no secrets)
     certs_renew_cron: str = "17 3 * * *"  # beat keeps a daily certs.renew schedule; "" for none
 
     # Privacy (GDPR): the personal-data map, data subject requests, their codes and

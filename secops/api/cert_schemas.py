@@ -158,6 +158,27 @@ class DeploymentCreate(Strict):
     acme_challenge: str | None = Field(None, pattern="^(http-01|dns-01)$")
     acme_webroot: str | None = Field(None, min_length=2, max_length=4096)
     acme_dns_hook: list[str] | None = Field(None, max_length=64)
+    acme_dns_provider: str | None = Field(None, max_length=64, pattern="^[a-z][a-z0-9_-]*$",
+                                          description="a secops.dns_providers plugin ('hook' is built in)")
+    acme_dns_settings: dict[str, Any] | None = Field(None, description="the provider's settings (no secrets)")
+    enabled: bool = True
+
+
+class DeploymentUpdate(Strict):
+    """Only the fields given change; ``null`` clears ``chain_path``, ``target_id``,
+    ``acme_webroot`` and the DNS-01 provider fields."""
+
+    cert_path: str | None = Field(None, min_length=2, max_length=4096)
+    key_path: str | None = Field(None, min_length=2, max_length=4096)
+    chain_path: str | None = Field(None, min_length=2, max_length=4096)
+    reload_argv: list[str] | None = Field(None, max_length=64)
+    enabled: bool | None = None
+    target_id: str | None = Field(None, max_length=36)
+    lifetime_hours: float | None = Field(None, ge=0.1, le=2160)
+    acme_webroot: str | None = Field(None, min_length=2, max_length=4096)
+    acme_dns_hook: list[str] | None = Field(None, max_length=64)
+    acme_dns_provider: str | None = Field(None, max_length=64, pattern="^[a-z][a-z0-9_-]*$")
+    acme_dns_settings: dict[str, Any] | None = None
 
 
 class DeploymentRead(BaseModel):
@@ -178,6 +199,12 @@ class DeploymentRead(BaseModel):
     acme_challenge: str | None
     acme_webroot: str | None
     acme_dns_hook: list[str]
+    acme_dns_provider: str | None
+    acme_dns_settings: dict[str, Any] | None
+    enabled: bool
+    ari_renew_at: datetime | None
+    ari_next_check: datetime | None
+    ari_explanation_url: str | None
     next_attempt_at: datetime | None
     status: str
     serial: str | None

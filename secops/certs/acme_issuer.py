@@ -3,37 +3,38 @@
 :class:`AcmeIssuer` registers (or finds) the account of an account key, places orders,
 resumes an order from its URL (so a retried job finalises the order it already placed
 instead of ordering again), answers HTTP-01 or DNS-01 challenges through a
-:class:`Solver`, finalises and returns the full chain. :meth:`AcmeIssuer.renewal_time`
-asks the server's ARI resource (RFC 9773) when the directory offers ``renewalInfo``.
+:class:`Solver`, finalises and returns the full chain. :meth:`AcmeIssuer.renewal_info`
+asks the server's ARI resource (RFC 9773, :mod:`secops.certs.ari`) when the directory
+offers ``renewalInfo``.
 A ``rateLimited`` answer becomes :class:`AcmeRateLimited` with the time its
 ``Retry-After`` names.
 
 Solvers: :class:`Http01Responder` (a built-in HTTP server on a configurable address,
 serving ``/.well-known/acme-challenge/`` only while an order is answered),
-:class:`Webroot` (files under a web server's document root) and :class:`Dns01Hook` (a
-command run as ``argv + ["add"|"remove", "_acme-challenge.<domain>", <value>]``).
-DNS providers can also be plugins: classes registered under the ``secops.dns_providers``
-entry-point group with ``add_txt(name, value)`` and ``remove_txt(name, value)``.
+:class:`Webroot` (files under a web server's document root) and
+:class:`secops.certs.dns.DnsSolver` (a DNS provider plugin from the
+``secops.dns_providers`` entry-point group; the built-in ``hook`` provider runs a
+command).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import http.server
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
 import josepy as jose
 import requests
 from acme import challenges, client, crypto_util, errors, messages
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from secops.certs import ari
 from secops.certs.model import CertsError
 
 ACME_PATH = "/.well-known/acme-challenge/"
@@ -121,44 +122,10 @@ class Webroot:
         self._file(token_path).unlink(missing_ok=True)
 
 
-class Dns01Hook:
-    kind = "dns-01"
+class _ReplacingOrder(messages.NewOrder):
+    """A newOrder naming the certificate it replaces (RFC 9773, section 5)."""
 
-    def __init__(self, argv: list[str], timeout: float = 120.0) -> None:
-        self.argv, self.timeout = argv, timeout
-
-    def _run(self, action: str, domain: str, value: str) -> None:
-        try:
-            done = subprocess.run([*self.argv, action, f"_acme-challenge.{domain}", value],  # noqa: S603
-                                  capture_output=True, timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AcmeError(f"the DNS-01 hook could not run ({type(exc).__name__})") from None
-        if done.returncode != 0:
-            raise AcmeError(f"the DNS-01 hook exited with status {done.returncode} on {action}")
-
-    def present(self, domain: str, token_path: str, validation: str) -> None:
-        self._run("add", domain, validation)
-
-    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
-        self._run("remove", domain, validation)
-
-
-class DnsProviderSolver:
-    """A ``secops.dns_providers`` plugin as a DNS-01 solver."""
-
-    kind = "dns-01"
-
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
-        found = [ep for ep in entry_points(group="secops.dns_providers") if ep.name == name]
-        if not found:
-            raise AcmeError(f"no DNS provider plugin named {name!r} (entry-point group secops.dns_providers)")
-        self.provider = found[0].load()(**config)
-
-    def present(self, domain: str, token_path: str, validation: str) -> None:
-        self.provider.add_txt(f"_acme-challenge.{domain}", validation)
-
-    def cleanup(self, domain: str, token_path: str, validation: str) -> None:
-        self.provider.remove_txt(f"_acme-challenge.{domain}", validation)
+    replaces: str = jose.field("replaces", omitempty=True)
 
 
 class _Network(client.ClientNetwork):
@@ -211,11 +178,33 @@ class AcmeIssuer:
         detail = exc.detail if isinstance(exc, messages.Error) else type(exc).__name__
         return AcmeError(f"{what}: {detail}")
 
-    def new_order(self, csr_pem: bytes) -> messages.OrderResource:
+    def new_order(self, csr_pem: bytes, replaces: str | None = None) -> messages.OrderResource:
+        """Place an order; with ``replaces`` (the ARI certID of the certificate it renews)
+        the order says so (RFC 9773, section 5) when the server offers ``renewalInfo``."""
         try:
-            return self.client.new_order(csr_pem)
+            if replaces is None or "renewalInfo" not in self.client.directory.to_partial_json():
+                return self.client.new_order(csr_pem)
+            try:
+                return self._new_order_replacing(csr_pem, replaces)
+            except messages.Error as exc:
+                if exc.code != "alreadyReplaced":
+                    raise
+                return self.client.new_order(csr_pem)  # that certificate was renewed already
         except (requests.RequestException, errors.Error, messages.Error) as exc:
             raise self._error("the order was refused", exc) from None
+
+    def _new_order_replacing(self, csr_pem: bytes, replaces: str) -> messages.OrderResource:
+        csr = x509.load_pem_x509_csr(csr_pem)
+        names, addresses = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names]
+        identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(a)) for a in addresses]
+        response = self.client._post(self.client.directory["newOrder"],
+                                     _ReplacingOrder(identifiers=identifiers, replaces=replaces))
+        body = messages.Order.from_json(response.json())
+        authorizations = [self.client._authzr_from_response(self.client._post_as_get(url), uri=url)
+                          for url in body.authorizations]
+        return messages.OrderResource(body=body, uri=response.headers.get("Location"),
+                                      authorizations=authorizations, csr_pem=csr_pem)
 
     def load_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
         """The order at ``url`` as it stands now, with its authorizations."""
@@ -256,24 +245,42 @@ class AcmeIssuer:
             return str(done.fullchain_pem)
         except AcmeError:
             raise
+        except CertsError as exc:  # a solver's failure
+            raise AcmeError(str(exc)) from None
         except (requests.RequestException, errors.Error, messages.Error) as exc:
             raise self._error("the order failed", exc) from None
         finally:
             for domain, path, validation in answered:
                 try:
                     solver.cleanup(domain, path, validation)
-                except AcmeError:
+                except CertsError:
                     pass
 
-    def renewal_time(self, cert_pem: bytes) -> dt.datetime | None:
-        """When the server's ARI suggests renewing (UTC), or None without ``renewalInfo``."""
+    def renewal_info(self, cert_pem: bytes, now: dt.datetime) -> ari.RenewalInfo | None:
+        """The server's ARI answer for a certificate (RFC 9773), or None when the directory
+        has no ``renewalInfo`` or the certificate has no ARI identifier."""
+        base = self.client.directory.to_partial_json().get("renewalInfo")
+        if not isinstance(base, str):
+            return None
         try:
-            when, _ = self.client.renewal_time(cert_pem)
-        except errors.ARIError:
+            url = f"{base.rstrip('/')}/{ari.cert_id(x509.load_pem_x509_certificate(cert_pem))}"
+        except (ValueError, CertsError):
             return None
-        if when is None:
-            return None
-        return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        try:
+            response = self.net.session.get(url, verify=self.net.verify_ssl, timeout=30,
+                                            headers={"User-Agent": "secops-certs"})
+        except requests.RequestException as exc:
+            raise AcmeError(f"renewalInfo could not be fetched ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise AcmeError(f"renewalInfo answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise AcmeError("renewalInfo is not JSON") from None
+        try:
+            return ari.parse_renewal_info(body, response.headers, now)
+        except CertsError as exc:
+            raise AcmeError(str(exc)) from None
 
 
 def make_csr(key_pem: bytes, domains: list[str]) -> bytes:

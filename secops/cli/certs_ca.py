@@ -9,6 +9,7 @@ renews with the same key, so it can run from a timer.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -130,6 +131,49 @@ def deploy(name: str, common_name: str, sans: tuple[str, ...], cert_path: str, k
     row = Client().request("POST", "/v1/certs/ca/deployments", json=body)
     click.echo(f"deployment {row['id']} ({row['name']}): run 'secops certs ca renew' or wait for the "
                "certs.renew schedule")
+
+
+@ca_group.command("update")
+@click.argument("deployment_id")
+@click.option("--cert", "cert_path", help="New certificate path.")
+@click.option("--key", "key_path", help="New key path.")
+@click.option("--chain", "chain_path", help="New chain path.")
+@click.option("--no-chain", is_flag=True, help="Append the chain to --cert instead of a chain file.")
+@click.option("--reload", "reload_cmd", multiple=True, help="New reload hook argv, one word per option.")
+@click.option("--no-reload", is_flag=True, help="Remove the reload hook.")
+@click.option("--enable/--disable", "enabled", default=None, help="Renew it, or leave it alone.")
+@click.option("--dns-provider", help="DNS-01 provider plugin (secops.dns_providers; 'hook' is built in).")
+@click.option("--dns-setting", "dns_settings", multiple=True, metavar="NAME=JSON",
+              help="A setting of the DNS-01 provider (repeat); the value is JSON, else a string.")
+def update(deployment_id: str, cert_path: str | None, key_path: str | None, chain_path: str | None,
+           no_chain: bool, reload_cmd: tuple[str, ...], no_reload: bool, enabled: bool | None,
+           dns_provider: str | None, dns_settings: tuple[str, ...]) -> None:
+    """Change a managed certificate's paths, reload hook, DNS-01 provider or whether it is renewed."""
+    if chain_path and no_chain or reload_cmd and no_reload:
+        raise click.UsageError("--chain with --no-chain, or --reload with --no-reload")
+    body: dict[str, object] = {k: v for k, v in {"cert_path": cert_path, "key_path": key_path,
+                                                 "chain_path": chain_path, "enabled": enabled,
+                                                 "acme_dns_provider": dns_provider}.items() if v is not None}
+    if no_chain:
+        body["chain_path"] = None
+    if reload_cmd or no_reload:
+        body["reload_argv"] = list(reload_cmd)
+    if dns_settings:
+        parsed: dict[str, object] = {}
+        for item in dns_settings:
+            name, sep, raw = item.partition("=")
+            if not sep or not name:
+                raise click.UsageError(f"--dns-setting {item!r}: expected NAME=VALUE")
+            try:
+                parsed[name] = json.loads(raw)
+            except ValueError:
+                parsed[name] = raw
+        body["acme_dns_settings"] = parsed
+    if not body:
+        raise click.UsageError("nothing to change")
+    row = Client().request("PATCH", f"/v1/certs/ca/deployments/{deployment_id}", json=body)
+    click.echo(f"deployment {row['id']} ({row['name']}): {'enabled' if row['enabled'] else 'disabled'}, "
+               f"status {row['status']}")
 
 
 @ca_group.command("renew")

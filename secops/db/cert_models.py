@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from secops.db.base import Base, UTCDateTime, new_id, utcnow
@@ -125,6 +126,15 @@ class CertDeployment(Base):
     acme_challenge: Mapped[str | None] = mapped_column(String(16), nullable=True)  # http-01 | dns-01
     acme_webroot: Mapped[str | None] = mapped_column(Text, nullable=True)
     acme_dns_hook: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # a secops.dns_providers plugin and its (non-secret) settings; None: the hook or the
+    # configured default provider
+    acme_dns_provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    acme_dns_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # ARI (RFC 9773): the renewal time chosen in the server's window, when to ask again
+    ari_renew_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ari_next_check: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ari_explanation_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     serial: Mapped[str | None] = mapped_column(String(64), nullable=True)

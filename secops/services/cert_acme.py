@@ -1,13 +1,17 @@
 """Renewal through ACME for managed certificates (``issuer: acme``).
 
 Due when the server's ARI window (RFC 9773, where the directory offers ``renewalInfo``)
-says so, else at two thirds of the deployed certificate's lifetime. A renewal makes a
+says so, else at two thirds of the deployed certificate's lifetime. The time chosen in
+the window is kept on the deployment and the server is asked again after its
+``Retry-After``. A renewal makes a
 new key in ``<key_path>.pending`` (mode 0600), orders, and records the order (URL and
 CSR) and commits through the caller's ``checkpoint`` *before* answering challenges or
 finalising; a retried or redelivered job finds the recorded order and resumes it, so
 one renewal never orders twice. A ``rateLimited`` answer sets ``next_attempt_at`` from
 its ``Retry-After`` and no attempt is made before then. The ACME account key is read
-through the secret reader (``certs_acme_account_key``).
+through the secret reader (``certs_acme_account_key``). DNS-01 goes through the
+deployment's DNS provider plugin (:mod:`secops.certs.dns`), its secrets read through the
+secret reader too.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from secops.certs import ca
+from secops.certs import ari, ca, dns
 from secops.certs.acme_issuer import (
     AcmeError,
     AcmeIssuer,
     AcmeRateLimited,
-    Dns01Hook,
     Http01Responder,
     Solver,
     Webroot,
@@ -34,10 +37,10 @@ from secops.certs.acme_issuer import (
 from secops.certs.analysis import spki_sha256
 from secops.certs.deploy import write_atomic
 from secops.certs.model import CertsError
-from secops.config import Settings
+from secops.config import Settings, read_secret
 from secops.db.base import utcnow
 from secops.db.models import CertAcmeOrder, CertDeployment, CertTarget
-from secops.errors import ConfigurationError, InvalidInput, Unavailable
+from secops.errors import ConfigurationError, Unavailable
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
 from secops.services.cert_deploy import RenewOutcome, deploy_issued, refuse_unpinned
@@ -60,11 +63,39 @@ def issuer_for(settings: Settings) -> AcmeIssuer:
         raise Unavailable(str(exc)) from None
 
 
+def dns_provider(row: CertDeployment, settings: Settings) -> dns.DnsProvider:
+    """The deployment's DNS-01 provider (its own, its hook, or the configured default),
+    with the provider's secrets read through the secret reader."""
+    if row.acme_dns_provider:
+        slug, provider_settings = row.acme_dns_provider, dict(row.acme_dns_settings or {})
+    elif row.acme_dns_hook:
+        slug, provider_settings = "hook", {"argv": list(row.acme_dns_hook)}
+    elif settings.certs_acme_dns_provider:
+        slug, provider_settings = settings.certs_acme_dns_provider, dict(settings.certs_acme_dns_settings)
+    else:
+        raise AcmeError("no DNS-01 provider: set acme_dns_provider on the deployment or "
+                        "SECOPS_CERTS_ACME_DNS_PROVIDER")
+    try:
+        cls = dns.provider_class(slug)
+        secrets: dict[str, str] = {}
+        for name in cls.secrets:
+            value = read_secret(dns.secret_name(slug, name))
+            if value is None:
+                raise AcmeError(f"the DNS provider {slug} needs the secret {dns.secret_name(slug, name)}: "
+                                f"provide {dns.secret_sources(dns.secret_name(slug, name))}")
+            secrets[name] = value.get_secret_value()
+        return cls(cls.validate(provider_settings), secrets)
+    except AcmeError:
+        raise
+    except ConfigurationError as exc:
+        raise AcmeError(exc.message) from None
+    except CertsError as exc:
+        raise AcmeError(str(exc)) from None
+
+
 def _solver(row: CertDeployment, settings: Settings) -> tuple[Solver, Http01Responder | None]:
     if row.acme_challenge == "dns-01":
-        if not row.acme_dns_hook:
-            raise InvalidInput("a dns-01 deployment needs a DNS hook")
-        return Dns01Hook(list(row.acme_dns_hook)), None
+        return dns.DnsSolver(dns_provider(row, settings)), None
     if row.acme_webroot:
         return Webroot(Path(row.acme_webroot)), None
     host, _, port = settings.certs_acme_http_address.rpartition(":")
@@ -75,17 +106,29 @@ def _solver(row: CertDeployment, settings: Settings) -> tuple[Solver, Http01Resp
 
 
 def _due(row: CertDeployment, settings: Settings, issuer: AcmeIssuer) -> bool:
+    """Due at the time chosen in the server's ARI window (asked again once its Retry-After
+    has passed), else at two thirds of the lifetime."""
     if row.status != "deployed" or row.not_before is None or row.not_after is None:
         return True
+    now = utcnow()
+    if row.ari_renew_at is not None and row.ari_next_check is not None and now < row.ari_next_check:
+        return now >= row.ari_renew_at
     try:
         cert_pem = Path(row.cert_path).read_bytes()
         x509.load_pem_x509_certificate(cert_pem)
     except (OSError, ValueError):
         return True
-    suggested = issuer.renewal_time(cert_pem)
-    if suggested is not None:
-        return utcnow() >= suggested
-    return utcnow() >= row.not_before + (row.not_after - row.not_before) * settings.certs_renewal_fraction
+    try:
+        info = issuer.renewal_info(cert_pem, now)
+    except AcmeError as exc:  # the fallback holds; the next run asks again
+        row.last_error = str(exc)[:1000]
+        info = None
+    if info is not None:
+        row.ari_renew_at = ari.choose_renewal_time(info, now)
+        row.ari_next_check, row.ari_explanation_url = info.next_check, info.explanation_url
+        return now >= row.ari_renew_at
+    row.ari_renew_at = row.ari_next_check = row.ari_explanation_url = None
+    return now >= row.not_before + (row.not_after - row.not_before) * settings.certs_renewal_fraction
 
 
 def renew(*, session: Session, settings: Settings, row: CertDeployment, force: bool, ctx: AuditContext,
@@ -99,6 +142,7 @@ def renew(*, session: Session, settings: Settings, row: CertDeployment, force: b
     if order_row is None and not force and not _due(row, settings, issuer):
         return RenewOutcome(row.id, "not_due")
     try:
+        solver, responder = _solver(row, settings)  # a missing provider or secret fails before ordering
         if order_row is None:
             order_row = _place_order(session, row, issuer, ctx)
             checkpoint()  # the order is on record before anything can fail halfway
@@ -107,7 +151,6 @@ def renew(*, session: Session, settings: Settings, row: CertDeployment, force: b
             order = issuer.load_order(order_row.order_url, order_row.csr_pem.encode())
             audit.record(session=session, ctx=ctx, action="certs.acme.resume", target=f"deployment:{row.id}",
                          details={"order": order_row.order_url})
-        solver, responder = _solver(row, settings)
         if responder is not None:
             with responder.running():
                 fullchain = issuer.complete(order, solver)
@@ -144,7 +187,18 @@ def renew(*, session: Session, settings: Settings, row: CertDeployment, force: b
                             issued=None)
     Path(order_row.key_path).unlink(missing_ok=True)
     row.next_attempt_at = None
+    row.ari_renew_at = row.ari_next_check = row.ari_explanation_url = None  # a new certificate, a new certID
     return outcome
+
+
+def _replaces(row: CertDeployment) -> str | None:
+    """The ARI certID of the deployed certificate this order renews, if there is one."""
+    if row.status != "deployed":
+        return None
+    try:
+        return ari.cert_id(x509.load_pem_x509_certificate(Path(row.cert_path).read_bytes()))
+    except (OSError, ValueError, CertsError):
+        return None
 
 
 def _place_order(session: Session, row: CertDeployment, issuer: AcmeIssuer,
@@ -153,7 +207,7 @@ def _place_order(session: Session, row: CertDeployment, issuer: AcmeIssuer,
     key_path = f"{row.key_path}.pending"
     write_atomic(Path(key_path), ca.key_pem(key), 0o600)
     csr = make_csr(ca.key_pem(key), list(row.sans))
-    order = issuer.new_order(csr)
+    order = issuer.new_order(csr, replaces=_replaces(row))
     order_row = CertAcmeOrder(deployment_id=row.id, order_url=order.uri, csr_pem=csr.decode(),
                               key_path=key_path, status="ordered", created_at=utcnow(), updated_at=utcnow())
     session.add(order_row)

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from secops.certs import ca
+from secops.certs import ca, dns
 from secops.certs.analysis import spki_sha256
 from secops.certs.deploy import Deployer, DeploySpec
 from secops.certs.model import CertsError
@@ -74,13 +74,16 @@ def create_deployment(*, session: Session, settings: Settings, name: str, common
                       chain_path: str | None, reload_argv: list[str], lifetime_hours: float,
                       reuse_key: bool, created_by: str, issuer: str = "internal",
                       acme_challenge: str | None = None, acme_webroot: str | None = None,
-                      acme_dns_hook: list[str] | None = None) -> CertDeployment:
+                      acme_dns_hook: list[str] | None = None, acme_dns_provider: str | None = None,
+                      acme_dns_settings: dict[str, Any] | None = None,
+                      enabled: bool = True) -> CertDeployment:
     if issuer not in ("internal", "acme"):
         raise InvalidInput("issuer must be internal or acme")
     if issuer == "acme" and acme_challenge not in ("http-01", "dns-01"):
         raise InvalidInput("an ACME deployment needs acme_challenge http-01 or dns-01")
-    if acme_challenge == "dns-01" and not acme_dns_hook:
-        raise InvalidInput("a dns-01 deployment needs acme_dns_hook (argv)")
+    dns_provider, dns_settings, dns_hook = _dns_choice(
+        acme_challenge if issuer == "acme" else None, acme_dns_provider, acme_dns_settings,
+        list(acme_dns_hook or []), settings)
     if target_id is not None:
         certs.get_target(session=session, target_id=target_id, kind="endpoint")
     if not sans:
@@ -88,7 +91,8 @@ def create_deployment(*, session: Session, settings: Settings, name: str, common
     deployment = CertDeployment(
         name=name, issuer=issuer, acme_challenge=acme_challenge if issuer == "acme" else None,
         acme_webroot=_allowed_dir(acme_webroot, settings) if acme_webroot else None,
-        acme_dns_hook=_allowed_hook(list(acme_dns_hook or []), settings), common_name=common_name,
+        acme_dns_hook=dns_hook, acme_dns_provider=dns_provider, acme_dns_settings=dns_settings,
+        enabled=enabled, common_name=common_name,
         sans=sans, target_id=target_id,
         cert_path=_allowed_path(cert_path, settings), key_path=_allowed_path(key_path, settings),
         chain_path=_allowed_path(chain_path, settings), reload_argv=_allowed_hook(reload_argv, settings),
@@ -101,6 +105,97 @@ def create_deployment(*, session: Session, settings: Settings, name: str, common
     except IntegrityError:
         raise Conflict(f"a deployment named {name!r} exists") from None
     return deployment
+
+
+def _dns_choice(challenge: str | None, provider: str | None, provider_settings: dict[str, Any] | None,
+                hook: list[str], settings: Settings) -> tuple[str | None, dict[str, Any] | None, list[str]]:
+    """The DNS-01 provider, its checked settings and the legacy hook argv of a deployment."""
+    if challenge != "dns-01":
+        if provider or provider_settings or hook:
+            raise InvalidInput("acme_dns_provider, acme_dns_settings and acme_dns_hook need "
+                               "acme_challenge dns-01")
+        return None, None, []
+    if provider and hook:
+        raise InvalidInput("give acme_dns_provider or acme_dns_hook, not both")
+    if hook:
+        return None, None, _allowed_hook(hook, settings)
+    if provider is None:
+        if provider_settings:
+            raise InvalidInput("acme_dns_settings needs acme_dns_provider")
+        if not settings.certs_acme_dns_provider:
+            raise InvalidInput("a dns-01 deployment needs acme_dns_provider (a secops.dns_providers "
+                               "plugin, or 'hook'), acme_dns_hook, or SECOPS_CERTS_ACME_DNS_PROVIDER")
+        return None, None, []
+    try:
+        checked = dns.provider_class(provider).validate(provider_settings or {})
+    except CertsError as exc:
+        raise InvalidInput(str(exc)) from None
+    if provider == "hook":
+        checked["argv"] = _allowed_hook(list(checked["argv"]), settings)
+    return provider, checked, []
+
+
+UPDATABLE = ("cert_path", "key_path", "chain_path", "reload_argv", "enabled", "target_id", "lifetime_hours",
+             "acme_webroot", "acme_dns_provider", "acme_dns_settings", "acme_dns_hook")
+
+
+def update_deployment(*, session: Session, settings: Settings, deployment_id: str,
+                      changes: dict[str, Any]) -> tuple[CertDeployment, dict[str, Any]]:
+    """Change where a managed certificate goes, its reload hook, DNS-01 provider or whether
+    it is renewed; returns the row and ``{field: [before, after]}`` of what changed.
+
+    Every value is checked before anything is written. A changed file path marks the
+    deployment pending, so the next ``certs.renew`` deploys to the new place."""
+    row = get_deployment(session=session, deployment_id=deployment_id)
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidInput(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
+    new: dict[str, Any] = {}
+    for field in ("cert_path", "key_path"):
+        if field in changes:
+            if not changes[field]:
+                raise InvalidInput(f"{field} cannot be empty")
+            new[field] = _allowed_path(changes[field], settings)
+    if "chain_path" in changes:
+        new["chain_path"] = _allowed_path(changes["chain_path"], settings)
+    if "reload_argv" in changes:
+        new["reload_argv"] = _allowed_hook(list(changes["reload_argv"] or []), settings)
+    if "enabled" in changes:
+        if not isinstance(changes["enabled"], bool):
+            raise InvalidInput("enabled must be true or false")
+        new["enabled"] = changes["enabled"]
+    if "target_id" in changes:
+        if changes["target_id"] is not None:
+            certs.get_target(session=session, target_id=changes["target_id"], kind="endpoint")
+        new["target_id"] = changes["target_id"]
+    if "lifetime_hours" in changes:
+        new["lifetime_hours"] = float(changes["lifetime_hours"])
+    if "acme_webroot" in changes:
+        if row.issuer != "acme" or row.acme_challenge != "http-01":
+            raise InvalidInput("acme_webroot needs an ACME http-01 deployment")
+        webroot = changes["acme_webroot"]
+        new["acme_webroot"] = _allowed_dir(webroot, settings) if webroot else None
+    if {"acme_dns_provider", "acme_dns_settings", "acme_dns_hook"} & set(changes):
+        if row.issuer != "acme" or row.acme_challenge != "dns-01":
+            raise InvalidInput("the DNS-01 provider needs an ACME dns-01 deployment")
+        provider = changes.get("acme_dns_provider", row.acme_dns_provider)
+        hook = changes.get("acme_dns_hook", row.acme_dns_hook) or []
+        if "acme_dns_provider" in changes and "acme_dns_hook" not in changes and provider:
+            hook = []
+        if "acme_dns_hook" in changes and "acme_dns_provider" not in changes and hook:
+            provider = None
+        provider_settings = changes.get("acme_dns_settings",
+                                        row.acme_dns_settings if provider == row.acme_dns_provider else None)
+        (new["acme_dns_provider"], new["acme_dns_settings"],
+         new["acme_dns_hook"]) = _dns_choice("dns-01", provider, provider_settings, list(hook), settings)
+    changed = {field: [getattr(row, field), value] for field, value in new.items()
+               if getattr(row, field) != value}
+    for field, (_, value) in changed.items():
+        setattr(row, field, value)
+    if {"cert_path", "key_path", "chain_path"} & set(changed) and row.status == "deployed":
+        row.status = "pending"
+    session.flush()
+    return row, changed
 
 
 def get_deployment(*, session: Session, deployment_id: str) -> CertDeployment:
@@ -130,7 +225,7 @@ def renewal_due(row: CertDeployment, fraction: float) -> bool:
 @dataclass
 class RenewOutcome:
     deployment_id: str
-    status: str  # deployed | rolled_back | refused | not_due
+    status: str  # deployed | rolled_back | refused | not_due | disabled | failed | rate_limited
     detail: str | None = None
 
 
@@ -141,6 +236,8 @@ def renew(*, session: Session, settings: Settings, deployment_id: str, force: bo
     ``checkpoint`` commits the caller's transaction: an ACME order is recorded with it
     before it is answered and finalised."""
     row = get_deployment(session=session, deployment_id=deployment_id)
+    if not row.enabled:
+        return RenewOutcome(row.id, "disabled")
     ctx = AuditContext(actor=actor)
     if row.issuer == "acme":
         from secops.services import cert_acme

@@ -32,10 +32,12 @@ class Pebble:
     root: Path
     http_port: int
     log: Path
+    tls_cert: Path
+    tls_key: Path
 
 
 @contextmanager
-def pebble(tmp: Path, *, always_valid: bool = False) -> Iterator[Pebble]:
+def pebble(tmp: Path, *, always_valid: bool = False, dns_server: str | None = None) -> Iterator[Pebble]:
     binary = shutil.which("pebble")
     if binary is None:
         pytest.skip("Debian's pebble package is not installed (scripts/bootstrap.sh installs it)")
@@ -56,8 +58,9 @@ def pebble(tmp: Path, *, always_valid: bool = False) -> Iterator[Pebble]:
            "PEBBLE_VA_ALWAYS_VALID": "1" if always_valid else "0"}
     log = tmp / "pebble.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([binary, "-config", str(tmp / "pebble.json"), "-strict=false"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+        extra = ["-dnsserver", dns_server] if dns_server else []
+        proc = subprocess.Popen([binary, "-config", str(tmp / "pebble.json"), "-strict=false", *extra],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
     directory = f"https://127.0.0.1:{port}/dir"
     trust = ssl.create_default_context(cafile=str(tmp / "root.pem"))
     try:
@@ -71,7 +74,7 @@ def pebble(tmp: Path, *, always_valid: bool = False) -> Iterator[Pebble]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"pebble did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
-        yield Pebble(directory, tmp / "root.pem", http_port, log)
+        yield Pebble(directory, tmp / "root.pem", http_port, log, tmp / "cert.pem", tmp / "key.pem")
     finally:
         proc.terminate()
         try:

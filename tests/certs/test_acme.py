@@ -6,23 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
-from acme import messages
 from cryptography import x509
 from sqlalchemy import func, select
 
 from secops.certs import ca
-from secops.certs.acme_issuer import AcmeRateLimited
 from secops.certs.tls import Endpoint, TlsProber
 from secops.config import get_settings
-from secops.db.base import utcnow
 from secops.db.models import AuditEntry, CertAcmeOrder, CertDeployment
 from secops.db.session import session_scope
-from secops.services import cert_acme, cert_deploy, certs
+from secops.services import cert_deploy, certs
 from tests.certs.pebble import free_port, pebble
 from tests.certs.pki import ec_key
 from tests.certs.servers import FileTlsServer
@@ -104,7 +99,7 @@ def test_http01_renewal_deploys_and_a_crashed_order_is_resumed(sqlite_env, tmp_p
     assert peb.log.read_text().count("Issued certificate serial") == 2
 
 
-def test_dns01_through_a_hook(sqlite_env, tmp_path, monkeypatch) -> None:
+def test_dns01_through_the_built_in_hook_provider(sqlite_env, tmp_path, monkeypatch) -> None:
     live = tmp_path / "live"
     live.mkdir()
     hook_log = tmp_path / "hook.log"
@@ -119,25 +114,10 @@ def test_dns01_through_a_hook(sqlite_env, tmp_path, monkeypatch) -> None:
                 sans=["api.example.org"], target_id=None, cert_path=str(live / "api.pem"),
                 key_path=str(live / "api.key"), chain_path=str(live / "api-chain.pem"), reload_argv=[],
                 lifetime_hours=24, reuse_key=False, created_by="tests", issuer="acme",
-                acme_challenge="dns-01", acme_dns_hook=[str(hook)])
+                acme_challenge="dns-01", acme_dns_provider="hook", acme_dns_settings={"argv": [str(hook)]})
             deployment_id = row.id
         outcome = _renew(deployment_id)
         assert outcome.status == "deployed", outcome.detail
-        # a rateLimited answer's Retry-After becomes the deployment's next attempt time
-        issuer = cert_acme.issuer_for(get_settings())
-        answer = requests.Response()
-        answer.status_code, answer.headers["Retry-After"] = 429, "120"
-        issuer.net.last_response = answer
-        limited = issuer._error("the order was refused", messages.Error(
-            typ="urn:ietf:params:acme:error:rateLimited", detail="too many certificates"))
-        assert isinstance(limited, AcmeRateLimited) and "too many certificates" in str(limited)
-        assert 115 <= (limited.retry_at - datetime.now()).total_seconds() <= 120
-        with session_scope() as session:
-            session.get(CertDeployment, deployment_id).next_attempt_at = utcnow() + timedelta(minutes=2)
-        before = peb.log.read_text().count("POST /order-plz")
-        held = _renew(deployment_id, force=True)
-        assert held.status == "rate_limited" and held.detail.startswith("not before ")
-        assert peb.log.read_text().count("POST /order-plz") == before
     calls = hook_log.read_text().splitlines()
     assert [c.split()[:2] for c in calls] == [["add", "_acme-challenge.api.example.org"],
                                               ["remove", "_acme-challenge.api.example.org"]]

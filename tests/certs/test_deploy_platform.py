@@ -92,10 +92,27 @@ def test_managed_certificate_renewal_deployment_and_rollback(sqlite_env, tmp_pat
         assert "matches none of its pins" in pinned["result"]["errors"][web]
         assert cert_path.read_bytes() == before
 
+        # the CLI changes a deployment through PATCH: a refused path is exit 2 and changes nothing
+        def update(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "secops.cli", "certs", "ca", "update", broken,
+                                   *args], env=env, capture_output=True, text=True, timeout=60)
+
+        refused_cli = update("--cert", "/etc/broken.pem", "--disable")
+        assert refused_cli.returncode == 2 and "SECOPS_CERTS_ALLOWED_DIRS" in refused_cli.stderr
+        assert admin.get(f"/v1/certs/ca/deployments/{broken}").json()["enabled"] is True
+        changed = update("--disable", "--reload", TRUE)
+        assert (changed.returncode, changed.stdout.strip()) == (
+            0, f"deployment {broken} (broken): disabled, status rolled_back"), changed.stderr
+        assert admin.get(f"/v1/certs/ca/deployments/{broken}").json()["reload_argv"] == [TRUE]
+        skipped = wait_job(admin, admin.post("/v1/certs/ca/renewals",
+                                             json={"deployment_ids": [broken], "force": True}).json()["id"])
+        assert skipped["result"]["outcomes"] == {broken: "disabled"}
+
         actions = [e["action"] for e in admin.get("/v1/audit", params={"limit": 200}).json()["items"]]
-        for action in ("certs.deployment.create", "certs.issue", "certs.deploy", "certs.rollback",
-                       "certs.renew.refused"):
+        for action in ("certs.deployment.create", "certs.deployment.update", "certs.issue", "certs.deploy",
+                       "certs.rollback", "certs.renew.refused"):
             assert action in actions, action
         events = {e["kind"] for e in admin.get("/v1/security/events").json()}
-        assert {"cert.issued", "cert.deployed", "cert.rollback", "cert.renewal_refused"} <= events
+        assert {"cert.issued", "cert.deployed", "cert.rollback", "cert.renewal_refused",
+                "cert.deployment_changed"} <= events
     assert os.path.exists(live / "web.pem.previous") is False  # one deployment: nothing to keep

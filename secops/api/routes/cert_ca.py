@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from secops.api.cert_schemas import (
     DeploymentCreate,
     DeploymentRead,
+    DeploymentUpdate,
     IssueCreate,
     IssuedRead,
     IssueRead,
@@ -22,7 +23,8 @@ from secops.api.deps import Principal, db_read_session, db_session, public, requ
 from secops.api.schemas import JobRead
 from secops.api.security import audit_context
 from secops.config import get_settings
-from secops.services import audit, cert_ca, cert_deploy
+from secops.errors import InvalidInput
+from secops.services import audit, cert_ca, cert_deploy, monitor
 from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
 
@@ -111,6 +113,30 @@ def get_deployment(deployment_id: Annotated[str, Path(max_length=36)],
                    session: Session = Depends(db_read_session)) -> DeploymentRead:
     return DeploymentRead.model_validate(cert_deploy.get_deployment(session=session,
                                                                     deployment_id=deployment_id))
+
+
+@router.patch("/deployments/{deployment_id}", response_model=DeploymentRead,
+              summary="Change a managed certificate's paths, reload hook, DNS-01 provider or enabled")
+def update_deployment(deployment_id: Annotated[str, Path(max_length=36)], body: DeploymentUpdate,
+                      request: Request, principal: Principal = Depends(require("certs:issue")),
+                      session: Session = Depends(db_session)) -> DeploymentRead:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("nothing to change")
+    for field in ("cert_path", "key_path", "reload_argv", "enabled", "lifetime_hours"):
+        if field in changes and changes[field] is None:
+            raise InvalidInput(f"{field} cannot be null")
+    row, changed = cert_deploy.update_deployment(session=session, settings=get_settings(),
+                                                 deployment_id=deployment_id, changes=changes)
+    if changed:
+        audit.record(session=session, ctx=audit_context(request, principal.actor),
+                     action="certs.deployment.update", target=f"deployment:{row.id}",
+                     details={"name": row.name, "changes": changed})
+        monitor.log_security_event("cert.deployment_changed", {"subject": row.name,
+                                                              "fields": sorted(changed)},
+                                   "medium", session=session)
+    session.commit()
+    return DeploymentRead.model_validate(row)
 
 
 @router.delete("/deployments/{deployment_id}", status_code=204, response_class=Response,
