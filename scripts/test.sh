@@ -29,5 +29,8 @@ step "detect-secrets" scripts/secrets-scan.sh
 # or SECOPS_PIP_AUDIT_SERVICE=osv for api.osv.dev). The project itself is not on PyPI.
 step "pip-audit" $V/pip-audit --progress-spinner off --skip-editable \
     --vulnerability-service "${SECOPS_PIP_AUDIT_SERVICE:-pypi}"
-step "pytest" $V/python -m pytest -p no:cacheprovider --durations=15 "$@"
+# Tests run in parallel sessions (pytest-xdist), one per core unless SECOPS_TEST_WORKERS
+# says otherwise; each session starts its own Redis server and PostgreSQL database.
+step "pytest" $V/python -m pytest -p no:cacheprovider -n "${SECOPS_TEST_WORKERS:-auto}" \
+    --durations=15 "$@"
 exit $status
