@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from secops.privacy.datamap import FREE_TEXT, DataMap, Store
-from secops.privacy.errors import PrivacyError, StoreFailed, StoreUnavailable
+from secops.privacy.errors import PrivacyError, StoreFailed, StoreRejected, StoreUnavailable
 from secops.privacy.ports import Key, Row
 from secops.privacy.strategies import STRATEGIES
 
@@ -141,6 +141,15 @@ def _coerce(col: sa.Column[Any], value: Any) -> Any:
         return None
 
 
+def _transient(exc: sa.exc.SQLAlchemyError) -> bool:
+    """May the same work succeed later? A lost connection, a lock, a timeout, a
+    serialization failure may pass; a constraint, a missing column or a file that is not
+    a database does not."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return True  # pool timeouts and the like
+    return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+
+
 def _enforce_sqlite_fks(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -236,7 +245,10 @@ class SqlConnector:
                 with conn.begin():
                     yield SqlSession(conn, tables)
             except sa.exc.SQLAlchemyError as exc:
-                raise StoreFailed(f"store {store.name!r}: transaction rolled back ({_reason(exc)})") from None
+                message = f"store {store.name!r}: transaction rolled back ({_reason(exc)})"
+                if _transient(exc):
+                    raise StoreFailed(message) from None
+                raise StoreRejected(message) from None
 
     def close(self) -> None:
         for engine in self._engines.values():

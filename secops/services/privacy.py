@@ -4,7 +4,8 @@ A request moves through::
 
     awaiting_verification --code--> verified --job--> in_progress --> completed
              |                                              |     \\--> needs_review (erasure left data)
-             \\--> rejected (closed unverified)              \\--> failed (the job gave up)
+             \\--> rejected (closed unverified)              \\--> failed (a job gave up)
+    failed --retry--> in_progress;  failed --close--> rejected
     restriction / objection: verified --> in_progress --close--> completed
 
 Every transition is appended to the request's ``history`` and written to the audit log.
@@ -37,12 +38,12 @@ from typing import Any
 
 import redis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from secops.config import SECRET_MIN_LENGTH, Settings, parse_rate, read_secret
 from secops.db.base import utcnow
-from secops.db.models import Job, JobStatus, PrivacyRequest
+from secops.db.models import Job, JobStatus, PrivacyRequest, PrivacyStoreErasure
 from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import KINDS
 from secops.privacy import (
@@ -460,7 +461,9 @@ def close(
     """Close by hand: restriction/objection done (``completed``) or a request refused (``rejected``)."""
     if outcome not in ("completed", "rejected"):
         raise InvalidInput("outcome must be completed or rejected")
-    if req.status not in OPEN and req.status != "needs_review":
+    if req.status == "failed" and outcome == "rejected":
+        pass  # a failed request the DPO gives up on (instead of retrying it)
+    elif req.status not in OPEN and req.status != "needs_review":
         raise Conflict("the request is closed")
     if (
         outcome == "completed"
@@ -471,6 +474,7 @@ def close(
             "only a verified restriction or objection, or an erasure under review, is closed by hand"
         )
     req.sealed, req.code_hash, req.completed_at = None, None, utcnow()
+    session.execute(delete(PrivacyStoreErasure).where(PrivacyStoreErasure.request_id == req.id))
     _transition(session, req, outcome, ctx, note)
     return req
 

@@ -89,6 +89,13 @@ def _alice_email(path: Path) -> str:
         conn.close()
 
 
+def _blob_files() -> list[Path]:
+    """Every file in the platform's file store (parts, bundles)."""
+    from secops.config import get_settings
+
+    return sorted(p for p in (get_settings().data_dir / "blobs").rglob("*") if p.is_file())
+
+
 def _submit_verified(client: TestClient, key: str, box, type: str = "erasure") -> tuple[str, str]:
     created = client.post(
         "/v1/privacy/requests",
@@ -115,6 +122,8 @@ def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_pa
         rid, both = _submit_verified(client, key, privacy_platform["mailbox"], "access")
         parent_id, token = both.split(" ")
         wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+        # the parts go after the completing sub-job's commit: wait for that, not for longer
+        wait_for(lambda: len(_blob_files()) == 1, 30, "parts deleted", 0.1)
     finally:
         worker.stop()
     parent = _job(parent_id)
@@ -250,3 +259,87 @@ def test_worker_killed_mid_erasure_and_request_completes_on_new_worker(privacy_p
     assert _alice_email(shop_file) == expected
     with privacy_platform["engine"].connect() as conn:
         assert sorted(conn.execute(sa.select(shop.newsletter.c.id)).scalars()) == [41, 42]
+
+
+def _post(client: TestClient, key: str, path: str):
+    return client.post(path, headers=auth(key))
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_a_store_that_fails_for_good_fails_the_request_and_a_retry_completes_it(privacy_platform, tmp_path):
+    """The CRM file is not a database: its export and erasure sub-jobs fail at once (no
+    retry mends that), the requests fail with the store and reason, an alert is raised,
+    no export part is left; once the file is back, a retry completes both requests."""
+    from secops.db.models import Alert, SecurityEvent
+
+    box = privacy_platform["mailbox"]
+    crm_file = _two_stores(tmp_path)
+    good = crm_file.read_bytes()
+    crm_file.write_bytes(b"this is not a database " * 200)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        access, both = _submit_verified(client, key, box, "access")
+        token = both.split(" ")[1]
+        erasure, _ = _submit_verified(client, key, box, "erasure")
+        for rid in (access, erasure):
+            wait_for(lambda rid=rid: _request(rid).status != "in_progress", 60, "request final", 0.1)
+            req = _request(rid)
+            assert req.status == "failed" and req.result is not None, (req.status, req.result)
+            sub_jobs = req.result["sub_jobs"]
+            wait_for(lambda sj=sub_jobs: all(_job(j).status in ("succeeded", "failed") for j in sj.values()),
+                     30, "sub-jobs final", 0.1)
+            crm_job = _job(sub_jobs["crm"])
+            assert crm_job.status == "failed" and crm_job.attempts == 1  # failed for good at once
+            failure = req.result["failure"]
+            assert (failure["store"], failure["job_id"]) == ("crm", crm_job.id)
+            assert failure["reason"] == crm_job.error
+            assert "file is not a database" in failure["reason"] and "crm" in failure["reason"]
+            assert req.sealed is not None  # kept for a retry
+            assert req.history[-1]["to"] == "failed"
+        # the shop's erasure committed and is kept; the shop's export part is deleted
+        assert _alice_email(tmp_path / "shop.db").startswith("hmac:")
+        wait_for(lambda: _blob_files() == [], 30, "orphaned parts deleted", 0.1)
+        with session_scope() as s:
+            events = s.scalars(sa.select(SecurityEvent).where(
+                SecurityEvent.kind == "privacy.request_failed")).all()
+            assert sorted((e.details["request_id"], e.details["store"]) for e in events) == sorted(
+                [(access, "crm"), (erasure, "crm")])
+            alerts = s.scalars(sa.select(Alert).where(Alert.rule == "privacy.request_failed")).all()
+            assert len(alerts) == 2 and {a.severity for a in alerts} == {"high"}
+        # a failed request is not downloadable and cannot be closed as completed
+        assert client.get(f"/v1/privacy/requests/{access}/bundle",
+                          headers={**auth(key), "X-Download-Token": token}).status_code == 409
+
+        crm_file.write_bytes(good)  # the operator restores the store
+        for rid in (access, erasure):
+            retried = _post(client, key, f"/v1/privacy/requests/{rid}/retry")
+            assert retried.status_code == 202, retried.text
+            assert retried.json()["status"] == "in_progress"
+        for rid in (access, erasure):
+            wait_for(lambda rid=rid: _request(rid).status != "in_progress", 60, "retried request final", 0.1)
+        wait_for(lambda: len(_blob_files()) == 1, 30, "parts of the retried export deleted", 0.1)
+    finally:
+        worker.stop()
+    done = _request(access)
+    # the shop's share of the erasure had committed before the export ran again: the CRM's
+    # two contacts are all that is left of Alice
+    assert done.status == "completed" and done.result is not None and done.result["records"] == 2
+    assert list(done.result["sub_jobs"]) == ["shop", "crm"]
+    erased = _request(erasure)
+    assert erased.status == "completed" and erased.result is not None and erased.result["verified"] is True
+    body = verify(erased.result["receipt"], privacy_platform["signing"].public_key())
+    assert [s["store"] for s in body["stores"]] == ["shop", "crm"]
+    # the shop's counts come from its first (and only) committed run
+    assert [(a["table"], a["rows"]) for a in body["actions"] if a["table"] in ("users", "contacts")] == [
+        ("users", 1), ("users", 1), ("contacts", 2)]
+    assert _crm_ids(crm_file) == [2]
+    assert [h["to"] for h in erased.history][-3:] == ["failed", "in_progress", "completed"]
+    again = _post(client, key, f"/v1/privacy/requests/{erasure}/retry")
+    assert again.status_code == 409, again.text
+    bundle = client.get(f"/v1/privacy/requests/{access}/bundle",
+                        headers={**auth(key), "X-Download-Token": token})
+    assert bundle.status_code == 200, bundle.text
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
+        contacts = json.loads(zf.read("crm/contacts.json"))
+    assert sorted(c["id"] for c in contacts) == [1, 3]
