@@ -343,3 +343,124 @@ def test_a_store_that_fails_for_good_fails_the_request_and_a_retry_completes_it(
     with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
         contacts = json.loads(zf.read("crm/contacts.json"))
     assert sorted(c["id"] for c in contacts) == [1, 3]
+
+
+def _erased_rows(before: dict[str, dict], after: dict[str, dict]) -> dict[str, int]:
+    """Independent count of what an erasure did: per table, rows deleted or rewritten."""
+    out = {}
+    for table, rows in before.items():
+        n = sum(1 for pk, row in rows.items() if after[table].get(pk) != row)
+        if n:
+            out[table] = n
+    return out
+
+
+def _crm_rows(path: Path) -> dict[str, dict]:
+    conn = sqlite3.connect(path)
+    try:
+        return {"contacts": {r[0]: r for r in conn.execute("SELECT id, email, note FROM contacts")}}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("platform_env", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_sub_jobs_on_a_postgresql_platform_finish_together_and_count_exactly_after_a_takeover(
+        privacy_platform, tmp_path):
+    """Two workers on a PostgreSQL platform database. The test holds the request's row in
+    KEY SHARE mode, which lets the fan-out update it but stops each sub-job where it takes
+    the row lock to complete the request, after its store committed.
+
+    Alice: both sub-jobs wait there, then go at once: one receipt, completed once.
+    Bob: both wait there, the worker of one is killed, the other finishes; the killed
+    sub-job runs again on the surviving worker, finds nothing left to erase, and the
+    receipt still counts what its first run committed, exactly."""
+    from sqlalchemy.engine import make_url
+
+    from secops.db.models import AuditEntry, SecurityEvent
+
+    box = privacy_platform["mailbox"]
+    crm_file = _two_stores(tmp_path)
+    with sqlite3.connect(crm_file) as conn:
+        conn.execute("INSERT INTO contacts VALUES (4, 'bob@example.org', 'prefers the phone')")
+    url = make_url(privacy_platform["env"]["SECOPS_DATABASE_URL"])
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    pg = sa.create_engine(url)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+
+    def submit(email: str) -> str:
+        created = client.post("/v1/privacy/requests", headers=auth(key), json={
+            "type": "erasure", "identities": {"email": email}, "contact_email": "subject@example.net"})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    def hold(rid: str) -> sa.Connection:
+        conn = pg.connect()
+        conn.execute(sa.text("SELECT id FROM privacy_requests WHERE id = :id FOR KEY SHARE"), {"id": rid})
+        return conn
+
+    def verify_code(rid: str) -> None:
+        verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+
+    def waiting_on_locks() -> int:
+        with pg.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one())
+
+    def records(rid: str) -> int:
+        with pg.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM privacy_store_erasures "
+                                            "WHERE request_id = :id"), {"id": rid}).scalar_one())
+
+    w1 = start_worker(privacy_platform["env"], tmp_path / "w1.log", name="w1")
+    w2 = start_worker(privacy_platform["env"], tmp_path / "w2.log", name="w2")
+    try:
+        alice = submit(shop.ALICE_EMAIL)
+        lock = hold(alice)
+        verify_code(alice)
+        wait_for(lambda: waiting_on_locks() == 2 and records(alice) == 2, 30, "both at the lock", 0.05)
+        lock.close()  # both go at once
+        wait_for(lambda: _request(alice).status != "in_progress", 30, "alice done", 0.05)
+
+        before = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+        bob = submit("bob@example.org")
+        lock = hold(bob)
+        verify_code(bob)
+        wait_for(lambda: waiting_on_locks() == 2 and records(bob) == 2, 30, "both at the lock", 0.05)
+        committed = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+        w1.kill()  # one sub-job dies after its store committed, before its job did
+        lock.close()
+        wait_for(lambda: _request(bob).status != "in_progress", 60, "bob done after a takeover", 0.2)
+    finally:
+        w1.stop()
+        w2.stop()
+    after = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+    assert committed == after  # the run that took over erased nothing more
+    expected = _erased_rows(before, after)
+    assert expected["contacts"] == 1 and expected["users"] == 1
+
+    done = _request(alice)
+    assert done.status == "completed" and done.result is not None and done.result["verified"] is True
+    assert [h["to"] for h in done.history].count("completed") == 1
+    with session_scope() as s:
+        events = s.scalars(sa.select(SecurityEvent).where(SecurityEvent.kind == "privacy.erasure")).all()
+        assert sorted(e.details["request_id"] for e in events) == sorted([alice, bob])
+        completions = s.scalars(sa.select(AuditEntry.target).where(
+            AuditEntry.action == "privacy.request.completed")).all()
+        assert sorted(completions) == sorted([f"privacy_request:{alice}", f"privacy_request:{bob}"])
+        assert s.scalar(sa.select(sa.func.count()).select_from(sa.table("privacy_store_erasures"))) == 0
+
+    req = _request(bob)
+    assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    sub_jobs = req.result["sub_jobs"]
+    attempts = sorted(_job(j).attempts for j in sub_jobs.values())
+    assert attempts[0] == 1 and attempts[1] >= 2  # one sub-job was taken over
+    body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
+    # every strategy of a table counts that table's rows
+    assert {a["table"]: a["rows"] for a in body["actions"]} == expected
+    assert all(a["rows"] == expected[a["table"]] for a in body["actions"])
+    pg.dispose()
