@@ -159,12 +159,42 @@ def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_pa
 def test_erasure_sub_jobs_in_parallel_complete_the_request_over_both_stores(privacy_platform, tmp_path):
     crm_file = _two_stores(tmp_path)
     client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    box = privacy_platform["mailbox"]
     worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
     try:
-        rid, parent_id = _submit_verified(client, key, privacy_platform["mailbox"])
+        # first a rectification over both stores: one rectify_store sub-job per store it names
+        created = client.post("/v1/privacy/requests", headers=auth(key), json={
+            "type": "rectification", "identities": {"email": shop.ALICE_EMAIL},
+            "contact_email": "alice.private@example.net",
+            "rectification": {"shop.users.name": "Alice P. Liddell", "crm.contacts.note": "met twice"}})
+        assert created.status_code == 201, created.text
+        fixed = created.json()["id"]
+        verified = client.post(f"/v1/privacy/requests/{fixed}/verify", json={"code": box.codes()[-1]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+        wait_for(lambda: _request(fixed).status != "in_progress", 60, "rectification done", 0.1)
+        conn = sqlite3.connect(crm_file)
+        notes = sorted(conn.execute("SELECT id, note FROM contacts").fetchall())
+        conn.close()
+        assert notes == [(1, "met twice"), (2, "reseller"), (3, "met twice")]
+        with privacy_platform["engine"].connect() as c:
+            names = dict(c.execute(sa.select(shop.users.c.id, shop.users.c.name)).all())
+        assert names == {1: "Alice P. Liddell", 2: "Bob Stone", 3: "Carol Jones"}
+
+        rid, parent_id = _submit_verified(client, key, box)
         wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
     finally:
         worker.stop()
+    rectified = _request(fixed)
+    assert rectified.status == "completed" and rectified.result is not None
+    rect_jobs = rectified.result["sub_jobs"]
+    assert list(rect_jobs) == ["shop", "crm"]
+    assert [(_job(j).kind, _job(j).status) for j in rect_jobs.values()] == [
+        ("privacy.rectify_store", "succeeded")] * 2
+    assert rectified.result["changes"] == [
+        {"store": "shop", "table": "users", "column": "name", "rows": 1},
+        {"store": "crm", "table": "contacts", "column": "note", "rows": 2}]
+    assert rectified.result["recipients_to_notify"] == ["carrier"]
     parent = _job(parent_id)
     assert parent.status == "succeeded" and parent.result is not None
     sub_jobs = parent.result["sub_jobs"]
