@@ -14,7 +14,8 @@ The subject's identities, contact address and rectification values are sealed
 duplicates of an open request are found by the keyed ``identity_hash`` (the privacy
 engine's subject hash) and type.
 
-Identity is proved by a six-digit one-time code mailed to the contact address: valid
+Identity is proved by a six-digit one-time code mailed to the contact address (or
+posted, signed, to the alert webhook for the application to deliver): valid
 ``privacy_code_ttl`` seconds, single use, void after ``privacy_code_max_attempts`` wrong
 tries, at most ``privacy_code_sends`` codes per request. Due dates follow Art 12(3): one
 calendar month from receipt, extendable once by two more months with a reason. Beat's
@@ -56,7 +57,7 @@ from secops.privacy.connector import SqlConnector
 from secops.privacy.rectify import parse_updates
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
-from secops.services.mailer import send_mail
+from secops.services.mailer import post_webhook, send_mail
 from secops.services.storage import derive_key
 
 TYPES = ("access", "portability", "rectification", "erasure", "restriction", "objection")
@@ -218,12 +219,15 @@ def create_request(
     """Record a request and mail its first code; Conflict for a duplicate of an open one."""
     if type not in TYPES:
         raise InvalidInput(f"type must be one of {', '.join(TYPES)}")
+    webhook = settings.privacy_code_sink == "webhook"
+    sink = ("SECOPS_ALERT_WEBHOOK_URL", settings.alert_webhook_url) if webhook else (
+        "SECOPS_SMTP_HOST", settings.smtp_host)
     missing = [
         name
         for name, value in (
             ("SECOPS_PRIVACY_MAP", settings.privacy_map),
             ("privacy_hmac", settings.privacy_hmac),
-            ("SECOPS_SMTP_HOST", settings.smtp_host),
+            sink,
         )
         if not value
     ]
@@ -331,13 +335,18 @@ def send_code(
         raise Conflict("too many codes sent for this request; try again later")
     code = f"{secrets.randbelow(10**6):06d}"
     contact = unseal(settings, req)["contact"]
-    send_mail(
-        settings,
-        to=contact,
-        subject="Your verification code",
-        body=f"Your code to confirm your data protection request is {code}.\n"
-        f"It is valid for {settings.privacy_code_ttl // 60} minutes and can be used once.\n",
-    )
+    if settings.privacy_code_sink == "webhook":
+        post_webhook(settings, {
+            "type": "privacy.code", "request_id": req.id, "contact": contact, "code": code,
+            "expires_at": (now + dt.timedelta(seconds=settings.privacy_code_ttl)).isoformat()})
+    else:
+        send_mail(
+            settings,
+            to=contact,
+            subject="Your verification code",
+            body=f"Your code to confirm your data protection request is {code}.\n"
+            f"It is valid for {settings.privacy_code_ttl // 60} minutes and can be used once.\n",
+        )
     req.code_hash = _mac(hash_key(settings), f"{req.id}:{code}")
     req.code_expires_at = now + dt.timedelta(seconds=settings.privacy_code_ttl)
     req.code_attempts = 0
