@@ -62,6 +62,7 @@ from secops.services.storage import derive_key
 
 TYPES = ("access", "portability", "rectification", "erasure", "restriction", "objection")
 OPEN = ("awaiting_verification", "verified", "in_progress")
+UNANSWERED = (*OPEN, "failed")  # the Art 12(3) clock still runs for these
 JOB_KINDS = {
     "access": "privacy.export",
     "portability": "privacy.export",
@@ -309,9 +310,9 @@ class Deadlines:
 
 
 def deadlines(*, session: Session, now: dt.datetime, warning: dt.timedelta) -> Deadlines:
-    """Which open requests are overdue and which fall due within ``warning`` of ``now``."""
+    """Which open (or failed) requests are overdue and which fall due within ``warning`` of ``now``."""
     rows = session.execute(select(PrivacyRequest.id, PrivacyRequest.due_at)
-                           .where(PrivacyRequest.status.in_(OPEN))).all()
+                           .where(PrivacyRequest.status.in_(UNANSWERED))).all()
     return Deadlines(open=len(rows),
                      overdue=sorted(rid for rid, due in rows if due <= now),
                      due_soon=sorted(rid for rid, due in rows if now < due <= now + warning))
@@ -494,12 +495,12 @@ def close(
 def check_deadlines(
     *, session: Session, settings: Settings, kv: redis.Redis | None, now: dt.datetime | None = None
 ) -> list[tuple[str, str]]:
-    """Security events (hence alerts) for open requests due soon or overdue; each once."""
+    """Security events (hence alerts) for open or failed requests due soon or overdue; each once."""
     now = now or utcnow()
     soon = now + dt.timedelta(days=settings.privacy_due_warning_days)
     deliveries: list[tuple[str, str]] = []
     for req in session.scalars(
-        select(PrivacyRequest).where(PrivacyRequest.status.in_(OPEN), PrivacyRequest.due_at <= soon)
+        select(PrivacyRequest).where(PrivacyRequest.status.in_(UNANSWERED), PrivacyRequest.due_at <= soon)
     ):
         details = {"request_id": req.id, "type": req.type, "due_at": req.due_at.isoformat()}
         if req.due_at <= now and req.overdue_at is None:

@@ -5,6 +5,8 @@ The sub-jobs' handlers run in this process, against real SQLite stores."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -15,7 +17,7 @@ from secops.db.models import Job, PrivacyRequest, SecurityEvent
 from secops.db.session import session_scope
 from secops.privacy.receipt import verify
 from secops.services import jobs as job_service
-from secops.services import privacy_jobs
+from secops.services import privacy, privacy_jobs
 from secops.services.storage import get_store
 from tests.factories import auth, make_key
 from tests.privacy import shop
@@ -101,3 +103,11 @@ def test_the_sweep_fails_a_request_of_a_poison_sub_job_and_completes_a_lost_comp
         assert s.get(Job, lost_jobs["shop"]).status == "succeeded"  # type: ignore[union-attr]
     _reconcile()  # a second sweep changes nothing
     assert _request(poisoned).history == failed.history and _request(lost).history == done.history
+    # the Art 12(3) clock still runs for a failed request: it is reported overdue, the done one not
+    with session_scope() as s:
+        privacy.check_deadlines(session=s, settings=settings, kv=None,
+                                now=failed.due_at + dt.timedelta(days=1))
+    with session_scope() as s:
+        overdue = s.scalars(sa.select(SecurityEvent).where(
+            SecurityEvent.kind == "privacy.request_overdue")).all()
+        assert [e.details["request_id"] for e in overdue] == [poisoned]
