@@ -197,8 +197,8 @@ def _siblings_done(
     """Under the request's row lock: the request, its sub-jobs and the siblings' results,
     if every sibling succeeded and the request is still open."""
     req = _lock(session, request_id)
-    if req.status != "in_progress":
-        return None
+    if req.status != "in_progress" or job_id not in (req.result or {}).get("sub_jobs", {}).values():
+        return None  # done, failed, or this sub-job was replaced by a retry
     siblings = _siblings(session, req, job_id)
     if any(row.status != JobStatus.succeeded.value for row in siblings):
         return None  # a sibling still runs (or failed): it is not this sub-job's turn
@@ -234,8 +234,8 @@ def run_export_store(
             "mentions": len(part["mentions"])}
     try:
         req = _lock(session, request_id)
-        if req.status != "in_progress":  # failed meanwhile: this part is an orphan
-            return {**mine, "request_status": req.status}, [sha]
+        if req.status != "in_progress" or job_id not in (req.result or {}).get("sub_jobs", {}).values():
+            return {**mine, "request_status": req.status}, [sha]  # failed meanwhile: an orphan
         done = _siblings_done(session, request_id, job_id)
         if done is None:
             return mine, []
@@ -547,6 +547,8 @@ def retry(
         created = [(job.id, job.kind)]
     else:
         status = {row.id: row.status for row in _siblings(session, req)}
+        if any(value not in FINAL for value in status.values()):
+            raise Conflict("a sub-job of the request is still queued or running; retry once it ends")
         again = [name for name, jid in sub_jobs.items()
                  if kind == EXPORT_STORE_KIND or status.get(jid) != JobStatus.succeeded.value]
         children = _sub_jobs(req, kind, again)
