@@ -227,6 +227,7 @@ class Settings(BaseSettings):
     privacy_deadline_interval: float = Field(3600.0, gt=0)  # how often beat checks due dates
     privacy_download_ttl: int = Field(7 * 86400, ge=60)  # seconds a bundle's link is valid
     privacy_breach_alert_hours: list[int] = Field(default_factory=lambda: [24, 6])  # left of the 72 h
+    privacy_code_sink: str = Field("smtp", pattern="^(smtp|webhook)$")  # how one-time codes go out
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_starttls: bool = True

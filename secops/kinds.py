@@ -198,6 +198,9 @@ register(JobKind("privacy.erase_store", "privacy", PrivacyStoreParams, 600,
 register(JobKind("privacy.export_store", "privacy", PrivacyStoreParams, 600,
                  "export one store for an access request (a sub-job of privacy.export)",
                  submittable=False))
+register(JobKind("privacy.rectify_store", "privacy", PrivacyStoreParams, 600,
+                 "rectify one store for a rectification request (a sub-job of privacy.rectify)",
+                 submittable=False))
 
 
 class PrivacyRetentionParams(Params):

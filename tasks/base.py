@@ -30,6 +30,7 @@ from tasks.routing import RETRY_BACKOFF_MAX, time_limit
 
 log = logging.getLogger("secops.tasks")
 Handler = Callable[[Session, Job], dict[str, Any]]
+FailureHook = Callable[[str], None]  # called with the job id once a job has failed for good
 MAX_RETRIES = 5
 TRANSIENT = (OperationalError, Unavailable)
 
@@ -47,7 +48,8 @@ def backoff(retries: int) -> float:
     return float(min(RETRY_BACKOFF_MAX, 2 ** (retries + 1)) * random.uniform(0.5, 1.0))  # noqa: S311
 
 
-def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
+def run_job(task: Task, job_id: str, handler: Handler,
+            on_failure: FailureHook | None = None) -> dict[str, Any] | None:
     settings = get_settings()
     kind = task.name
     delivery = task.request.delivery_info or {}
@@ -56,6 +58,8 @@ def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
             session=session, job_id=job_id, time_limit=time_limit(settings, kind),
             max_attempts=settings.job_max_attempts, grace=settings.job_lease_grace,
         )
+    if claim is job_service.Claim.poison:
+        _after_failure(on_failure, job_id)
     if claim is not job_service.Claim.run or job is None:
         log.info("job delivery skipped", extra={"job_id": job_id, "claim": claim.value,
                                                 "redelivered": bool(delivery.get("redelivered"))})
@@ -84,10 +88,12 @@ def run_job(task: Task, job_id: str, handler: Handler) -> dict[str, Any] | None:
             raise task.retry(countdown=backoff(task.request.retries), exc=exc) from None
         _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
         log.error("job failed after retries", extra={"job_id": job_id, "kind": kind})
+        _after_failure(on_failure, job_id)
         return None
     except Exception as exc:
         log.exception("job failed", extra={"job_id": job_id, "kind": kind})
         _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
+        _after_failure(on_failure, job_id)
         return None
 
 
@@ -106,13 +112,25 @@ def _safely(fn: Callable[..., Any], **kwargs: Any) -> None:
         log.exception("could not record job outcome", extra=kwargs)
 
 
-def job_task(kind: str) -> Callable[[Handler], Task]:
-    """Register ``handler`` as the Celery task for ``kind`` (named after the kind)."""
+def _after_failure(hook: FailureHook | None, job_id: str) -> None:
+    """Let the kind react to its job's final failure; if that fails, a sweep of the
+    kind's own (such as ``privacy.deadlines``) finds the job by its status."""
+    if hook is None:
+        return
+    try:
+        hook(job_id)
+    except Exception:
+        log.exception("failure hook failed", extra={"job_id": job_id})
+
+
+def job_task(kind: str, on_failure: FailureHook | None = None) -> Callable[[Handler], Task]:
+    """Register ``handler`` as the Celery task for ``kind`` (named after the kind);
+    ``on_failure`` runs after the job has failed for good (not before a retry)."""
 
     def decorator(handler: Handler) -> Task:
         @app.task(name=kind, bind=True)
         def task(self: Task, job_id: str) -> dict[str, Any] | None:
-            return run_job(self, job_id, handler)
+            return run_job(self, job_id, handler, on_failure)
 
         task.__doc__ = handler.__doc__
         return task  # type: ignore[no-any-return]

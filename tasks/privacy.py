@@ -1,11 +1,13 @@
-"""Privacy kinds: ``privacy.export`` and ``privacy.erase`` (with their per-store
-``privacy.export_store`` and ``privacy.erase_store`` sub-jobs), ``privacy.rectify``,
-``privacy.retention`` on the ``privacy`` queue, and the due-date check beat sends
-(``privacy.deadlines``).
+"""Privacy kinds: ``privacy.export``, ``privacy.erase`` and ``privacy.rectify`` (with
+their per-store ``privacy.export_store``, ``privacy.erase_store`` and
+``privacy.rectify_store`` sub-jobs), ``privacy.retention`` on the ``privacy`` queue, and
+the due-date check beat sends (``privacy.deadlines``).
 
 Each handler calls one service function with the request id. They are idempotent: a
 request that is no longer in progress returns its stored result, and an erasure that
-runs again finds nothing left to erase.
+runs again finds nothing left to erase. A request job that fails for good fails its
+request (``request_failed``); ``privacy.deadlines`` also sweeps requests whose jobs are
+all final.
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ from tasks.dispatch import after_commit, enqueue_or_fail, publish_after_commit
 from tasks.routing import PRIVACY_DEADLINES_TASK
 
 
-@job_task("privacy.export")
+def request_failed(job_id: str) -> None:
+    """A request's job failed for good: fail the request, delete orphaned export parts."""
+    settings = get_settings()
+    with session_scope() as session:
+        deliveries, parts = privacy_jobs.job_failed(session=session, job_id=job_id, kv=get_redis())
+    blobs = get_store(settings)
+    for sha in parts:
+        blobs.delete(sha)
+    enqueue_or_fail(deliveries)
+
+
+@job_task("privacy.export", on_failure=request_failed)
 def export(session: Session, job: Job) -> dict[str, Any]:
     """Fan a verified access request out into one ``privacy.export_store`` sub-job per store."""
     result, children = privacy_jobs.fan_out(
@@ -37,7 +50,7 @@ def export(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
-@job_task("privacy.export_store")
+@job_task("privacy.export_store", on_failure=request_failed)
 def export_store(session: Session, job: Job) -> dict[str, Any]:
     """Export one store; the last sub-job to finish builds and stores the bundle."""
     settings = get_settings()
@@ -51,7 +64,7 @@ def export_store(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
-@job_task("privacy.erase")
+@job_task("privacy.erase", on_failure=request_failed)
 def erase(session: Session, job: Job) -> dict[str, Any]:
     """Fan a verified erasure out into one ``privacy.erase_store`` sub-job per store."""
     result, children = privacy_jobs.fan_out(
@@ -62,7 +75,7 @@ def erase(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
-@job_task("privacy.erase_store")
+@job_task("privacy.erase_store", on_failure=request_failed)
 def erase_store(session: Session, job: Job) -> dict[str, Any]:
     """Erase and verify one store; the last sub-job to finish signs the receipt."""
     result, deliveries = privacy_jobs.run_erase_store(
@@ -77,11 +90,24 @@ def erase_store(session: Session, job: Job) -> dict[str, Any]:
     return result
 
 
-@job_task("privacy.rectify")
+@job_task("privacy.rectify", on_failure=request_failed)
 def rectify(session: Session, job: Job) -> dict[str, Any]:
-    """Apply a verified rectification and list the recipients to notify (Art 19)."""
-    return privacy_jobs.run_rectify(
-        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id
+    """Fan a verified rectification out into one ``privacy.rectify_store`` sub-job per
+    store it names."""
+    result, children = privacy_jobs.fan_out(
+        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
+        kind=privacy_jobs.RECTIFY_STORE_KIND,
+    )
+    publish_after_commit(session, children)
+    return result
+
+
+@job_task("privacy.rectify_store", on_failure=request_failed)
+def rectify_store(session: Session, job: Job) -> dict[str, Any]:
+    """Rectify one store; the last sub-job to finish names the recipients (Art 19)."""
+    return privacy_jobs.run_rectify_store(
+        session=session, settings=get_settings(), request_id=job.params["request_id"],
+        store_name=job.params["store"], job_id=job.id,
     )
 
 
@@ -96,10 +122,16 @@ def retention(session: Session, job: Job) -> dict[str, Any]:
 @app.task(name=PRIVACY_DEADLINES_TASK, ignore_result=True)
 def deadlines() -> None:
     """Raise due-soon and overdue events for open requests and breach clocks (alerts);
-    delete bundles whose download link ran out."""
+    delete bundles whose download link ran out; fail or complete requests whose jobs
+    are all final."""
     settings, kv = get_settings(), get_redis()
+    blobs = get_store(settings)
     with session_scope() as session:
-        deliveries = privacy.check_deadlines(session=session, settings=settings, kv=kv)
+        deliveries, parts = privacy_jobs.reconcile(session=session, settings=settings, blobs=blobs, kv=kv)
+    for sha in parts:
+        blobs.delete(sha)
+    with session_scope() as session:
+        deliveries += privacy.check_deadlines(session=session, settings=settings, kv=kv)
         deliveries += breaches.check_clocks(session=session, settings=settings, kv=kv)
-        privacy_jobs.expire_bundles(session=session, store=get_store(settings))
+        privacy_jobs.expire_bundles(session=session, store=blobs)
     enqueue_or_fail(deliveries)

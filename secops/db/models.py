@@ -471,4 +471,23 @@ class AnomalyBatch(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class PrivacyStoreErasure(Base):
+    """Write-ahead record of one store transaction of an erasure sub-job, written just
+    before the store commits: the actions (row counts) and, sealed, the keys of the rows
+    it changed. A later run of the sub-job (a worker killed after the store committed)
+    reads the rows back to learn whether that transaction committed, and counts it in
+    the receipt if so; one that did not commit is marked ``void``. Dropped with the
+    request's identities when the request finishes."""
+
+    __tablename__ = "privacy_store_erasures"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    store: Mapped[str] = mapped_column(String(120))
+    job_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(16), default="prepared")  # prepared | void
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 from secops.db.feedback_models import Suppression  # noqa: E402,F401  (DLP and scan feedback)

@@ -17,7 +17,14 @@ hash only.
 
 from secops.privacy.datamap import DataMap, Field, Processing, Store, Table, load_map, parse_map
 from secops.privacy.erase import ErasureResult, erase_subject, receipt_body, subject_hash
-from secops.privacy.errors import MapError, PrivacyError, ReceiptError, StoreFailed, StoreUnavailable
+from secops.privacy.errors import (
+    MapError,
+    PrivacyError,
+    ReceiptError,
+    StoreFailed,
+    StoreRejected,
+    StoreUnavailable,
+)
 from secops.privacy.export import export_subject
 from secops.privacy.graph import Linked, discover, parse_identities
 from secops.privacy.mentions import MentionFinder
@@ -36,6 +43,7 @@ __all__ = [
     "ReceiptError",
     "Store",
     "StoreFailed",
+    "StoreRejected",
     "StoreUnavailable",
     "Table",
     "discover",

@@ -16,6 +16,7 @@ passes in; neither the URL nor the driver's message with credentials is ever sho
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -26,11 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from secops.privacy.datamap import FREE_TEXT, DataMap, Store
-from secops.privacy.errors import PrivacyError, StoreFailed, StoreUnavailable
+from secops.privacy.errors import PrivacyError, StoreFailed, StoreRejected, StoreUnavailable
 from secops.privacy.ports import Key, Row
 from secops.privacy.strategies import STRATEGIES
 
 CHUNK = 500
+log = logging.getLogger("secops.privacy")
 SecretResolver = Callable[[str], str | None]
 
 
@@ -43,10 +45,15 @@ def _reason(exc: BaseException) -> str:
 
 
 class SqlSession:
-    """One open transaction on one store (see :class:`secops.privacy.ports.StoreSession`)."""
+    """One open transaction on one store (see :class:`secops.privacy.ports.StoreSession`).
 
-    def __init__(self, conn: sa.Connection, tables: dict[str, sa.Table]) -> None:
+    ``text_indexes`` maps ``(table, column)`` of a SQLite store to its FTS5 trigram table
+    (see :func:`substring_index_ddl`), or to None where there is none."""
+
+    def __init__(self, conn: sa.Connection, tables: dict[str, sa.Table],
+                 text_indexes: dict[tuple[str, str], str | None] | None = None) -> None:
         self.conn, self.tables = conn, tables
+        self.text_indexes = {} if text_indexes is None else text_indexes
 
     def columns(self, table: str) -> list[str]:
         return [c.name for c in self.tables[table].columns]
@@ -79,16 +86,44 @@ class SqlSession:
         return out
 
     def rows_containing(self, table: str, column: str, needles: Sequence[str]) -> list[Row]:
+        """Rows whose ``column`` contains a needle, ignoring (ASCII) case. On PostgreSQL
+        ILIKE, which a pg_trgm GIN index serves; on SQLite LIKE, narrowed first by the
+        column's FTS5 trigram table when it has one (the LIKE still decides, so the rows
+        are the same with and without it)."""
         t = self.tables[table]
         col = t.c[column]
-        patterns = ["%" + _escape_like(n) + "%" for n in needles if n]
+        needles = [n for n in needles if n]
+        patterns = ["%" + _escape_like(n) + "%" for n in needles]
         if self.conn.dialect.name == "sqlite":  # LIKE ignores ASCII case there, without lower()
             conds = [col.like(p, escape="\\") for p in patterns]
         else:  # ILIKE on PostgreSQL; lower(x) LIKE lower(y) elsewhere
             conds = [col.ilike(p, escape="\\") for p in patterns]
         if not conds:
             return []
-        return self._rows(sa.select(t).where(sa.or_(*conds)))
+        stmt = sa.select(t).where(sa.or_(*conds))
+        if self.conn.dialect.name == "sqlite":
+            fts = self._text_index(table, column)
+            # a trigram MATCH needs three characters; a shorter needle is searched by scan
+            if fts is not None and all(len(n) >= 3 for n in needles):
+                query = " OR ".join('"' + n.replace('"', '""') + '"' for n in needles)
+                key = _rowid_column(t)
+                match: sa.Select[Any] = sa.select(sa.literal_column("rowid")).select_from(
+                    sa.table(fts)).where(sa.literal_column(_quote(fts)).op("MATCH")(query))
+                rowid = t.c[key] if key != "rowid" else sa.literal_column(f"{_quote(table)}.rowid")
+                stmt = stmt.where(rowid.in_(match))
+        return self._rows(stmt)
+
+    def _text_index(self, table: str, column: str) -> str | None:
+        if (table, column) not in self.text_indexes:
+            name = fts_table_name(table, column)
+            sql = self.conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                                            "AND name = :name"), {"name": name}).scalar()
+            found = name if sql and "fts5" in sql.lower() and "trigram" in sql.lower() else None
+            if found is None:
+                log.warning("no FTS5 trigram table %s: the mention search reads %s.%s whole "
+                            "(secops privacy map check prints the DDL)", name, table, column)
+            self.text_indexes[(table, column)] = found
+        return self.text_indexes[(table, column)]
 
     def rows_older_than(self, table: str, column: str, cutoff: Any) -> list[Row]:
         t = self.tables[table]
@@ -121,6 +156,54 @@ class SqlSession:
         return done
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def fts_table_name(table: str, column: str) -> str:
+    """The FTS5 trigram table the mention search of ``table.column`` looks for on SQLite."""
+    return f"{table}_{column}_fts"
+
+
+def _rowid_column(t: sa.Table) -> str:
+    """The column that is the table's rowid: its INTEGER PRIMARY KEY, else ``rowid``."""
+    pk = list(t.primary_key.columns)
+    if len(pk) == 1 and isinstance(pk[0].type, sa.Integer):
+        return pk[0].name
+    return "rowid"
+
+
+def substring_index_ddl(dialect: str, t: sa.Table, column: str) -> list[str]:
+    """The statements that make the mention search of ``t.column`` an index lookup.
+
+    PostgreSQL: a pg_trgm GIN index (it serves ILIKE '%...%'). SQLite (3.34 or later):
+    an external-content FTS5 table with the trigram tokenizer, filled once ('rebuild')
+    and kept current by three triggers."""
+    # Text for an operator to run, never executed here; names come from the map, quoted.
+    table, col = _quote(t.name), _quote(column)
+    if dialect == "postgresql":
+        index = _quote(f"ix_{t.name}_{column}_trgm")
+        return ["CREATE EXTENSION IF NOT EXISTS pg_trgm",
+                f"CREATE INDEX {index} ON {table} USING gin ({col} gin_trgm_ops)"]
+    if dialect != "sqlite":
+        return []
+    fts_name = fts_table_name(t.name, column)
+    fts, key = _quote(fts_name), _rowid_column(t)
+    rid = _quote(key) if key != "rowid" else "rowid"
+    options = f"tokenize='trigram', content='{t.name}'"
+    if key != "rowid":
+        options += f", content_rowid='{key}'"
+    add = f"INSERT INTO {fts}(rowid, {col}) VALUES (new.{rid}, new.{col});"  # noqa: S608  # nosec B608
+    drop = f"INSERT INTO {fts}({fts}, rowid, {col}) VALUES ('delete', old.{rid}, old.{col});"  # noqa: S608  # nosec B608
+    return [
+        f"CREATE VIRTUAL TABLE {fts} USING fts5({col}, {options})",
+        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",  # noqa: S608  # nosec B608
+        f"CREATE TRIGGER {_quote(fts_name + '_ai')} AFTER INSERT ON {table} BEGIN {add} END",
+        f"CREATE TRIGGER {_quote(fts_name + '_ad')} AFTER DELETE ON {table} BEGIN {drop} END",
+        f"CREATE TRIGGER {_quote(fts_name + '_au')} AFTER UPDATE OF {col} ON {table} BEGIN {drop} {add} END",
+    ]
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -141,6 +224,15 @@ def _coerce(col: sa.Column[Any], value: Any) -> Any:
         return None
 
 
+def _transient(exc: sa.exc.SQLAlchemyError) -> bool:
+    """May the same work succeed later? A lost connection, a lock, a timeout, a
+    serialization failure may pass; a constraint, a missing column or a file that is not
+    a database does not."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return True  # pool timeouts and the like
+    return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+
+
 def _enforce_sqlite_fks(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
@@ -155,6 +247,7 @@ class SqlConnector:
         self.resolve_secret = resolve_secret
         self._engines: dict[str, sa.Engine] = {}
         self._tables: dict[str, dict[str, sa.Table]] = {}
+        self._text_indexes: dict[str, dict[tuple[str, str], str | None]] = {}
 
     def __repr__(self) -> str:  # never show URLs
         return f"SqlConnector(stores={list(self.datamap.stores)})"
@@ -234,15 +327,19 @@ class SqlConnector:
                 if conn.in_transaction():  # reflection began one
                     conn.rollback()
                 with conn.begin():
-                    yield SqlSession(conn, tables)
+                    yield SqlSession(conn, tables, self._text_indexes.setdefault(store.name, {}))
             except sa.exc.SQLAlchemyError as exc:
-                raise StoreFailed(f"store {store.name!r}: transaction rolled back ({_reason(exc)})") from None
+                message = f"store {store.name!r}: transaction rolled back ({_reason(exc)})"
+                if _transient(exc):
+                    raise StoreFailed(message) from None
+                raise StoreRejected(message) from None
 
     def close(self) -> None:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
         self._tables.clear()
+        self._text_indexes.clear()
 
 
 # -- checking a map against a live store --------------------------------------------
@@ -317,10 +414,11 @@ def _check_store(connector: SqlConnector, store: Store) -> list[str]:
             for column, f in table.fields.items():
                 if f.category == FREE_TEXT and not _substring_indexed(inspector, conn, table.name, column):
                     key = (*base, "fields", column)
+                    ddl = substring_index_ddl(conn.dialect.name, t, column)
+                    serve = ("; serve it with: " + "; ".join(ddl) + ";") if ddl else ""
                     warnings.append(
                         f"{dm.path}:{dm.line(*key)}: {'.'.join(key)}: {store.name}.{table.name}.{column} is "
-                        "free text: every export's mention search reads it whole (on PostgreSQL a pg_trgm "
-                        "GIN index serves that search)"
+                        f"free text: every export's mention search reads it whole{serve}"
                     )
             if table.retention_column is not None:
                 need(table.retention_column, *base, "retention_column")
@@ -333,7 +431,13 @@ def _check_store(connector: SqlConnector, store: Store) -> list[str]:
 
 
 def _substring_indexed(inspector: Any, conn: sa.Connection, name: str, column: str) -> bool:
-    """A trigram (GIN/GiST) index on PostgreSQL can serve ILIKE '%...%'; nothing else can."""
+    """A trigram (GIN/GiST) index on PostgreSQL can serve ILIKE '%...%', an FTS5 trigram
+    table on SQLite the search narrowed by it; nothing else can."""
+    if conn.dialect.name == "sqlite":
+        fts = fts_table_name(name, column)
+        sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                           {"n": fts}).scalar()
+        return bool(sql and "fts5" in sql.lower() and "trigram" in sql.lower())
     if conn.dialect.name != "postgresql":
         return False
     for ix in inspector.get_indexes(name):

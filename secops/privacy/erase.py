@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from secops.errors import SecOpsError
+from secops.errors import SecOpsError, Unavailable
 from secops.privacy.datamap import DataMap, Store, Table
 from secops.privacy.errors import StoreUnavailable
 from secops.privacy.graph import Linked, Subject, discover, row_key
@@ -67,6 +67,7 @@ class StoreOutcome:
     remaining: dict[str, int] = field(default_factory=dict)  # table -> rows with personal data left
     verify_error: str | None = None  # the verification pass itself failed
     linked: Linked | None = None
+    retryable: bool = True  # the failure may pass (store unreachable, locked); not in the receipt
 
 
 @dataclass
@@ -89,11 +90,16 @@ class ErasureResult:
         return not self.failed and not any(s.remaining or s.verify_error for s in self.stores)
 
 
+Changed = dict[str, list[Key]]  # table -> keys of the rows a transaction deleted or rewrote
+
+
 def _erase_table(
-    store: Store, table: Table, rows: dict[Key, Row], session: StoreSession, key: bytes
+    store: Store, table: Table, rows: dict[Key, Row], session: StoreSession, key: bytes,
+    changed: Changed,
 ) -> list[Action]:
     if table.deletes_rows:
         n = session.delete_rows(table.name, table.primary_key, list(rows))
+        changed.setdefault(table.name, []).extend(rows)
         return [Action(store.name, table.name, "delete", (), n)]
     by_strategy: dict[str, list[str]] = {}
     for f in table.erased_fields():
@@ -106,6 +112,7 @@ def _erase_table(
                 changes[f.column] = new
         if changes:
             session.update_row(table.name, table.primary_key, pk, changes)
+            changed.setdefault(table.name, []).append(pk)
     hold = table.legal_hold is not None
     return [
         Action(store.name, table.name, name, tuple(cols), len(rows), hold)
@@ -113,22 +120,26 @@ def _erase_table(
     ]
 
 
-def erase_linked(linked: Linked, session: StoreSession, key: bytes) -> list[Action]:
-    """Erase collected rows children before parents, inside the caller's transaction."""
+def erase_linked(
+    linked: Linked, session: StoreSession, key: bytes, changed: Changed | None = None
+) -> list[Action]:
+    """Erase collected rows children before parents, inside the caller's transaction;
+    ``changed`` collects the keys of the rows deleted or rewritten."""
     actions: list[Action] = []
+    changed = {} if changed is None else changed
     for table in linked.store.children_first():
         rows = linked.rows.get(table.name)
         if rows:
-            actions.extend(_erase_table(linked.store, table, rows, session, key))
+            actions.extend(_erase_table(linked.store, table, rows, session, key, changed))
     return actions
 
 
 def erase_store(
-    store: Store, subject: Subject, session: StoreSession, key: bytes
+    store: Store, subject: Subject, session: StoreSession, key: bytes, changed: Changed | None = None
 ) -> tuple[list[Action], Linked]:
     """Erase the subject's rows of one store inside the caller's transaction."""
     linked = discover(store, subject, session)
-    return erase_linked(linked, session, key), linked
+    return erase_linked(linked, session, key, changed), linked
 
 
 def _left(table: Table, row: Row) -> bool:
@@ -196,18 +207,26 @@ def erase_subject(
 
 
 def erase_one_store(
-    store: Store, subject: Subject, connector: StoreConnector, *, key: bytes
+    store: Store, subject: Subject, connector: StoreConnector, *, key: bytes,
+    before_commit: Callable[[list[Action], Changed], None] | None = None,
 ) -> StoreOutcome:
     """Erase the subject in one store (one transaction), then verify it in a fresh one.
 
-    Running it again is harmless: erased rows no longer match the subject's identities and
-    strategies leave erased values as they are, so a second run changes nothing."""
+    ``before_commit`` receives the actions and the changed rows' keys after the last
+    write and before the commit (a write-ahead record: if it raises, the store rolls
+    back). Running it again is harmless: erased rows no longer match the subject's
+    identities and strategies leave erased values as they are, so a second run changes
+    nothing."""
     try:
         with connector.session(store) as session:
-            actions, linked = erase_store(store, subject, session, key)
+            changed: Changed = {}
+            actions, linked = erase_store(store, subject, session, key, changed)
+            if before_commit is not None:
+                before_commit(actions, changed)
     except SecOpsError as exc:
         status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
-        return StoreOutcome(store.name, status, error=exc.message)
+        return StoreOutcome(store.name, status, error=exc.message,
+                            retryable=isinstance(exc, Unavailable))
     outcome = StoreOutcome(store.name, "committed", actions, linked=linked)
     try:
         with connector.session(store) as session:
@@ -215,6 +234,35 @@ def erase_one_store(
     except SecOpsError as exc:
         outcome.verify_error = exc.message
     return outcome
+
+
+def transaction_committed(store: Store, changed: Changed, connector: StoreConnector) -> bool:
+    """Did the erasure transaction that changed these rows commit? A store transaction is
+    all or nothing, so it did exactly when none of its rows holds personal data any more
+    (a deleted row is gone, a rewritten one holds only erased values)."""
+    with connector.session(store) as session:
+        for name, keys in changed.items():
+            table = store.tables[name]
+            if keys and any(_left(table, row) for row in session.rows_by_key(
+                    name, table.primary_key, [tuple(k) for k in keys])):
+                return False
+    return True
+
+
+def merge_actions(*runs: list[Action]) -> list[Action]:
+    """The actions of several committed transactions on one store, rows summed per
+    table and strategy (in first-seen order)."""
+    merged: dict[tuple[str, str], Action] = {}
+    for actions in runs:
+        for a in actions:
+            seen = merged.get((a.table, a.strategy))
+            if seen is None:
+                merged[(a.table, a.strategy)] = a
+            else:
+                columns = tuple(dict.fromkeys((*seen.columns, *a.columns)))
+                merged[(a.table, a.strategy)] = Action(a.store, a.table, a.strategy, columns,
+                                                       seen.rows + a.rows, seen.legal_hold)
+    return list(merged.values())
 
 
 def outcome_to_dict(outcome: StoreOutcome) -> dict[str, Any]:

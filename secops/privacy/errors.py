@@ -7,10 +7,13 @@
     │   └── PrivacyError
     │       ├── MapError          the personal-data map is malformed or does not match a store
     │       │                     (names the file, the line and the key)
-    │       └── ReceiptError      a receipt is malformed, or its signature does not verify
+    │       ├── ReceiptError      a receipt is malformed, or its signature does not verify
+    │       └── StoreRejected     a store's transaction failed for good and was rolled back
+    │                             (a constraint, a missing column, a file that is not a database)
     └── Unavailable
         ├── StoreUnavailable      a data store of the map cannot be reached
-        └── StoreFailed           a store's transaction failed and was rolled back
+        └── StoreFailed           a store's transaction failed and was rolled back; the
+                                  failure may pass (a lost connection, a lock, a timeout)
 
 The API layer maps them as their parents; the CLI maps them to exit code 2. Messages
 never hold a personal value, a store's URL or a key.
@@ -45,6 +48,12 @@ class ReceiptError(PrivacyError):
     """An erasure receipt is malformed or its signature does not verify."""
 
     title = "Invalid erasure receipt"
+
+
+class StoreRejected(PrivacyError):
+    """A store's transaction failed in a way retrying does not mend; it was rolled back."""
+
+    title = "Data store transaction failed"
 
 
 class StoreUnavailable(Unavailable):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from secops.privacy.datamap import DataMap, Field
+from secops.privacy.datamap import DataMap, Field, Store
 from secops.privacy.errors import PrivacyError
 from secops.privacy.graph import Subject, discover
 from secops.privacy.ports import StoreConnector
@@ -53,6 +53,26 @@ def recipients(datamap: DataMap, fields: list[Field]) -> list[str]:
     return sorted({r for p in datamap.processing if categories & set(p.categories) for r in p.recipients})
 
 
+def rectify_store(
+    datamap: DataMap, store: Store, subject: Subject, updates: Mapping[str, Any], connector: StoreConnector
+) -> list[Change]:
+    """Apply the updates that name ``store`` to the subject's linked rows there, in one
+    transaction; writing the same values again changes nothing."""
+    mine = {k: v for k, v in parse_updates(datamap, updates).items() if k[0] == store.name}
+    changes: list[Change] = []
+    if not mine:
+        return changes
+    with connector.session(store) as session:
+        linked = discover(store, subject, session)
+        for (_, table_name, column), value in mine.items():
+            table = store.tables[table_name]
+            rows = linked.rows.get(table_name, {})
+            for key in rows:
+                session.update_row(table_name, table.primary_key, key, {column: value})
+            changes.append(Change(store.name, table_name, column, len(rows)))
+    return changes
+
+
 def rectify_subject(
     datamap: DataMap, subject: Subject, updates: Mapping[str, Any], connector: StoreConnector
 ) -> tuple[list[Change], list[str]]:
@@ -60,16 +80,6 @@ def rectify_subject(
     parsed = parse_updates(datamap, updates)
     changes: list[Change] = []
     for store in datamap.stores.values():
-        mine = {k: v for k, v in parsed.items() if k[0] == store.name}
-        if not mine:
-            continue
-        with connector.session(store) as session:
-            linked = discover(store, subject, session)
-            for (_, table_name, column), value in mine.items():
-                table = store.tables[table_name]
-                rows = linked.rows.get(table_name, {})
-                for key in rows:
-                    session.update_row(table_name, table.primary_key, key, {column: value})
-                changes.append(Change(store.name, table_name, column, len(rows)))
+        changes.extend(rectify_store(datamap, store, subject, updates, connector))
     fields = [datamap.stores[s].tables[t].fields[c] for s, t, c in parsed]
     return changes, recipients(datamap, fields)

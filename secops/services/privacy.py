@@ -4,7 +4,8 @@ A request moves through::
 
     awaiting_verification --code--> verified --job--> in_progress --> completed
              |                                              |     \\--> needs_review (erasure left data)
-             \\--> rejected (closed unverified)              \\--> failed (the job gave up)
+             \\--> rejected (closed unverified)              \\--> failed (a job gave up)
+    failed --retry--> in_progress;  failed --close--> rejected
     restriction / objection: verified --> in_progress --close--> completed
 
 Every transition is appended to the request's ``history`` and written to the audit log.
@@ -13,7 +14,8 @@ The subject's identities, contact address and rectification values are sealed
 duplicates of an open request are found by the keyed ``identity_hash`` (the privacy
 engine's subject hash) and type.
 
-Identity is proved by a six-digit one-time code mailed to the contact address: valid
+Identity is proved by a six-digit one-time code mailed to the contact address (or
+posted, signed, to the alert webhook for the application to deliver): valid
 ``privacy_code_ttl`` seconds, single use, void after ``privacy_code_max_attempts`` wrong
 tries, at most ``privacy_code_sends`` codes per request. Due dates follow Art 12(3): one
 calendar month from receipt, extendable once by two more months with a reason. Beat's
@@ -37,12 +39,12 @@ from typing import Any
 
 import redis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from secops.config import SECRET_MIN_LENGTH, Settings, parse_rate, read_secret
 from secops.db.base import utcnow
-from secops.db.models import Job, JobStatus, PrivacyRequest
+from secops.db.models import Job, JobStatus, PrivacyRequest, PrivacyStoreErasure
 from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import KINDS
 from secops.privacy import (
@@ -55,11 +57,12 @@ from secops.privacy.connector import SqlConnector
 from secops.privacy.rectify import parse_updates
 from secops.services import audit, monitor
 from secops.services.audit import AuditContext
-from secops.services.mailer import send_mail
+from secops.services.mailer import post_webhook, send_mail
 from secops.services.storage import derive_key
 
 TYPES = ("access", "portability", "rectification", "erasure", "restriction", "objection")
 OPEN = ("awaiting_verification", "verified", "in_progress")
+UNANSWERED = (*OPEN, "failed")  # the Art 12(3) clock still runs for these
 JOB_KINDS = {
     "access": "privacy.export",
     "portability": "privacy.export",
@@ -217,12 +220,15 @@ def create_request(
     """Record a request and mail its first code; Conflict for a duplicate of an open one."""
     if type not in TYPES:
         raise InvalidInput(f"type must be one of {', '.join(TYPES)}")
+    webhook = settings.privacy_code_sink == "webhook"
+    sink = ("SECOPS_ALERT_WEBHOOK_URL", settings.alert_webhook_url) if webhook else (
+        "SECOPS_SMTP_HOST", settings.smtp_host)
     missing = [
         name
         for name, value in (
             ("SECOPS_PRIVACY_MAP", settings.privacy_map),
             ("privacy_hmac", settings.privacy_hmac),
-            ("SECOPS_SMTP_HOST", settings.smtp_host),
+            sink,
         )
         if not value
     ]
@@ -304,9 +310,9 @@ class Deadlines:
 
 
 def deadlines(*, session: Session, now: dt.datetime, warning: dt.timedelta) -> Deadlines:
-    """Which open requests are overdue and which fall due within ``warning`` of ``now``."""
+    """Which open (or failed) requests are overdue and which fall due within ``warning`` of ``now``."""
     rows = session.execute(select(PrivacyRequest.id, PrivacyRequest.due_at)
-                           .where(PrivacyRequest.status.in_(OPEN))).all()
+                           .where(PrivacyRequest.status.in_(UNANSWERED))).all()
     return Deadlines(open=len(rows),
                      overdue=sorted(rid for rid, due in rows if due <= now),
                      due_soon=sorted(rid for rid, due in rows if now < due <= now + warning))
@@ -330,13 +336,18 @@ def send_code(
         raise Conflict("too many codes sent for this request; try again later")
     code = f"{secrets.randbelow(10**6):06d}"
     contact = unseal(settings, req)["contact"]
-    send_mail(
-        settings,
-        to=contact,
-        subject="Your verification code",
-        body=f"Your code to confirm your data protection request is {code}.\n"
-        f"It is valid for {settings.privacy_code_ttl // 60} minutes and can be used once.\n",
-    )
+    if settings.privacy_code_sink == "webhook":
+        post_webhook(settings, {
+            "type": "privacy.code", "request_id": req.id, "contact": contact, "code": code,
+            "expires_at": (now + dt.timedelta(seconds=settings.privacy_code_ttl)).isoformat()})
+    else:
+        send_mail(
+            settings,
+            to=contact,
+            subject="Your verification code",
+            body=f"Your code to confirm your data protection request is {code}.\n"
+            f"It is valid for {settings.privacy_code_ttl // 60} minutes and can be used once.\n",
+        )
     req.code_hash = _mac(hash_key(settings), f"{req.id}:{code}")
     req.code_expires_at = now + dt.timedelta(seconds=settings.privacy_code_ttl)
     req.code_attempts = 0
@@ -460,7 +471,9 @@ def close(
     """Close by hand: restriction/objection done (``completed``) or a request refused (``rejected``)."""
     if outcome not in ("completed", "rejected"):
         raise InvalidInput("outcome must be completed or rejected")
-    if req.status not in OPEN and req.status != "needs_review":
+    if req.status == "failed" and outcome == "rejected":
+        pass  # a failed request the DPO gives up on (instead of retrying it)
+    elif req.status not in OPEN and req.status != "needs_review":
         raise Conflict("the request is closed")
     if (
         outcome == "completed"
@@ -471,6 +484,7 @@ def close(
             "only a verified restriction or objection, or an erasure under review, is closed by hand"
         )
     req.sealed, req.code_hash, req.completed_at = None, None, utcnow()
+    session.execute(delete(PrivacyStoreErasure).where(PrivacyStoreErasure.request_id == req.id))
     _transition(session, req, outcome, ctx, note)
     return req
 
@@ -481,12 +495,12 @@ def close(
 def check_deadlines(
     *, session: Session, settings: Settings, kv: redis.Redis | None, now: dt.datetime | None = None
 ) -> list[tuple[str, str]]:
-    """Security events (hence alerts) for open requests due soon or overdue; each once."""
+    """Security events (hence alerts) for open or failed requests due soon or overdue; each once."""
     now = now or utcnow()
     soon = now + dt.timedelta(days=settings.privacy_due_warning_days)
     deliveries: list[tuple[str, str]] = []
     for req in session.scalars(
-        select(PrivacyRequest).where(PrivacyRequest.status.in_(OPEN), PrivacyRequest.due_at <= soon)
+        select(PrivacyRequest).where(PrivacyRequest.status.in_(UNANSWERED), PrivacyRequest.due_at <= soon)
     ):
         details = {"request_id": req.id, "type": req.type, "due_at": req.due_at.isoformat()}
         if req.due_at <= now and req.overdue_at is None:

@@ -26,8 +26,10 @@ def test_privacy_benchmark_runs_on_sqlite(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert "sqlite: map check warnings: 2" in lines  # the two free-text columns
-    for what in ("export, no mentions", "export with mentions", "erase+verify"):
-        assert any(line.startswith(f"sqlite: {what} ") and "runs 2" in line for line in lines), lines
+    assert "sqlite+fts5: map check warnings: 0" in lines  # with the FTS5 tables it recommends
+    for label in ("sqlite", "sqlite+fts5"):
+        for what in ("export, no mentions", "export with mentions", "erase+verify"):
+            assert any(line.startswith(f"{label}: {what} ") and "runs 2" in line for line in lines), lines
 
 
 def test_privacy_requests_benchmark_finishes_every_request(tmp_path):

@@ -313,3 +313,57 @@ def test_a_bundle_nobody_downloaded_is_deleted_when_its_link_expires(privacy_pla
         assert stored is not None and stored.bundle_sha256 is None
         assert privacy_jobs.expire_bundles(session=s, store=store, now=expires + dt.timedelta(days=1)) == 0
     assert audit_actions(req.id)[-1] == "privacy.bundle.expired"
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_codes_can_go_out_through_the_signed_webhook_instead_of_smtp(privacy_platform, monkeypatch):
+    """SECOPS_PRIVACY_CODE_SINK=webhook: the code is posted, signed like an alert, to a real
+    HTTP server on loopback; no mail is sent; the posted code verifies the request."""
+    import hashlib
+    import hmac
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = "whsec-privacy-" + "q" * 20  # pragma: allowlist secret
+    monkeypatch.setenv("SECOPS_PRIVACY_CODE_SINK", "webhook")
+    monkeypatch.setenv("SECOPS_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/codes")
+    monkeypatch.setenv("SECOPS_ALERT_WEBHOOK_SECRET", secret)
+    monkeypatch.delenv("SECOPS_SMTP_HOST")  # not needed with the webhook
+    get_settings.cache_clear()
+    try:
+        client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+        resp = submit(client, key, "erasure")
+        assert resp.status_code == 201, resp.text
+        rid = resp.json()["id"]
+        assert privacy_platform["mailbox"].messages == [] and len(received) == 1
+        headers, body = received[0]
+        stamp, mac = headers["X-SecOps-Signature"].split(",")
+        expected = hmac.new(secret.encode(), stamp.removeprefix("t=").encode() + b"." + body, hashlib.sha256)
+        assert mac == "v1=" + expected.hexdigest()
+        payload = json.loads(body)
+        assert set(payload) == {"type", "request_id", "contact", "code", "expires_at"}
+        assert (payload["type"], payload["request_id"], payload["contact"]) == ("privacy.code", rid, CONTACT)
+        wrong = f"{(int(payload['code']) + 1) % 10**6:06d}"
+        assert client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": wrong},
+                           headers=auth(key)).status_code == 422
+        verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": payload["code"]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+        assert verified.json()["status"] == "in_progress"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -89,6 +89,13 @@ def _alice_email(path: Path) -> str:
         conn.close()
 
 
+def _blob_files() -> list[Path]:
+    """Every file in the platform's file store (parts, bundles)."""
+    from secops.config import get_settings
+
+    return sorted(p for p in (get_settings().data_dir / "blobs").rglob("*") if p.is_file())
+
+
 def _submit_verified(client: TestClient, key: str, box, type: str = "erasure") -> tuple[str, str]:
     created = client.post(
         "/v1/privacy/requests",
@@ -115,6 +122,8 @@ def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_pa
         rid, both = _submit_verified(client, key, privacy_platform["mailbox"], "access")
         parent_id, token = both.split(" ")
         wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
+        # the parts go after the completing sub-job's commit: wait for that, not for longer
+        wait_for(lambda: len(_blob_files()) == 1, 30, "parts deleted", 0.1)
     finally:
         worker.stop()
     parent = _job(parent_id)
@@ -150,12 +159,42 @@ def test_export_sub_jobs_in_parallel_bundle_both_stores(privacy_platform, tmp_pa
 def test_erasure_sub_jobs_in_parallel_complete_the_request_over_both_stores(privacy_platform, tmp_path):
     crm_file = _two_stores(tmp_path)
     client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    box = privacy_platform["mailbox"]
     worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
     try:
-        rid, parent_id = _submit_verified(client, key, privacy_platform["mailbox"])
+        # first a rectification over both stores: one rectify_store sub-job per store it names
+        created = client.post("/v1/privacy/requests", headers=auth(key), json={
+            "type": "rectification", "identities": {"email": shop.ALICE_EMAIL},
+            "contact_email": "alice.private@example.net",
+            "rectification": {"shop.users.name": "Alice P. Liddell", "crm.contacts.note": "met twice"}})
+        assert created.status_code == 201, created.text
+        fixed = created.json()["id"]
+        verified = client.post(f"/v1/privacy/requests/{fixed}/verify", json={"code": box.codes()[-1]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+        wait_for(lambda: _request(fixed).status != "in_progress", 60, "rectification done", 0.1)
+        conn = sqlite3.connect(crm_file)
+        notes = sorted(conn.execute("SELECT id, note FROM contacts").fetchall())
+        conn.close()
+        assert notes == [(1, "met twice"), (2, "reseller"), (3, "met twice")]
+        with privacy_platform["engine"].connect() as c:
+            names = dict(c.execute(sa.select(shop.users.c.id, shop.users.c.name)).all())
+        assert names == {1: "Alice P. Liddell", 2: "Bob Stone", 3: "Carol Jones"}
+
+        rid, parent_id = _submit_verified(client, key, box)
         wait_for(lambda: _request(rid).status != "in_progress", 90, "request done", 0.1)
     finally:
         worker.stop()
+    rectified = _request(fixed)
+    assert rectified.status == "completed" and rectified.result is not None
+    rect_jobs = rectified.result["sub_jobs"]
+    assert list(rect_jobs) == ["shop", "crm"]
+    assert [(_job(j).kind, _job(j).status) for j in rect_jobs.values()] == [
+        ("privacy.rectify_store", "succeeded")] * 2
+    assert rectified.result["changes"] == [
+        {"store": "shop", "table": "users", "column": "name", "rows": 1},
+        {"store": "crm", "table": "contacts", "column": "note", "rows": 2}]
+    assert rectified.result["recipients_to_notify"] == ["carrier"]
     parent = _job(parent_id)
     assert parent.status == "succeeded" and parent.result is not None
     sub_jobs = parent.result["sub_jobs"]
@@ -250,3 +289,208 @@ def test_worker_killed_mid_erasure_and_request_completes_on_new_worker(privacy_p
     assert _alice_email(shop_file) == expected
     with privacy_platform["engine"].connect() as conn:
         assert sorted(conn.execute(sa.select(shop.newsletter.c.id)).scalars()) == [41, 42]
+
+
+def _post(client: TestClient, key: str, path: str):
+    return client.post(path, headers=auth(key))
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_a_store_that_fails_for_good_fails_the_request_and_a_retry_completes_it(privacy_platform, tmp_path):
+    """The CRM file is not a database: its export and erasure sub-jobs fail at once (no
+    retry mends that), the requests fail with the store and reason, an alert is raised,
+    no export part is left; once the file is back, a retry completes both requests."""
+    from secops.db.models import Alert, SecurityEvent
+
+    box = privacy_platform["mailbox"]
+    crm_file = _two_stores(tmp_path)
+    good = crm_file.read_bytes()
+    crm_file.write_bytes(b"this is not a database " * 200)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    worker = start_worker(privacy_platform["env"], tmp_path / "w.log", concurrency=2)
+    try:
+        access, both = _submit_verified(client, key, box, "access")
+        token = both.split(" ")[1]
+        erasure, _ = _submit_verified(client, key, box, "erasure")
+        for rid in (access, erasure):
+            wait_for(lambda rid=rid: _request(rid).status != "in_progress", 60, "request final", 0.1)
+            req = _request(rid)
+            assert req.status == "failed" and req.result is not None, (req.status, req.result)
+            sub_jobs = req.result["sub_jobs"]
+            wait_for(lambda sj=sub_jobs: all(_job(j).status in ("succeeded", "failed") for j in sj.values()),
+                     30, "sub-jobs final", 0.1)
+            crm_job = _job(sub_jobs["crm"])
+            assert crm_job.status == "failed" and crm_job.attempts == 1  # failed for good at once
+            failure = req.result["failure"]
+            assert (failure["store"], failure["job_id"]) == ("crm", crm_job.id)
+            assert failure["reason"] == crm_job.error
+            assert "file is not a database" in failure["reason"] and "crm" in failure["reason"]
+            assert req.sealed is not None  # kept for a retry
+            assert req.history[-1]["to"] == "failed"
+        # the shop's erasure committed and is kept; the shop's export part is deleted
+        assert _alice_email(tmp_path / "shop.db").startswith("hmac:")
+        wait_for(lambda: _blob_files() == [], 30, "orphaned parts deleted", 0.1)
+        with session_scope() as s:
+            events = s.scalars(sa.select(SecurityEvent).where(
+                SecurityEvent.kind == "privacy.request_failed")).all()
+            assert sorted((e.details["request_id"], e.details["store"]) for e in events) == sorted(
+                [(access, "crm"), (erasure, "crm")])
+            alerts = s.scalars(sa.select(Alert).where(Alert.rule == "privacy.request_failed")).all()
+            assert len(alerts) == 2 and {a.severity for a in alerts} == {"high"}
+        # a failed request is not downloadable and cannot be closed as completed
+        assert client.get(f"/v1/privacy/requests/{access}/bundle",
+                          headers={**auth(key), "X-Download-Token": token}).status_code == 409
+
+        crm_file.write_bytes(good)  # the operator restores the store
+        for rid in (access, erasure):
+            retried = _post(client, key, f"/v1/privacy/requests/{rid}/retry")
+            assert retried.status_code == 202, retried.text
+            assert retried.json()["status"] == "in_progress"
+        for rid in (access, erasure):
+            wait_for(lambda rid=rid: _request(rid).status != "in_progress", 60, "retried request final", 0.1)
+        wait_for(lambda: len(_blob_files()) == 1, 30, "parts of the retried export deleted", 0.1)
+    finally:
+        worker.stop()
+    done = _request(access)
+    # the shop's share of the erasure had committed before the export ran again: the CRM's
+    # two contacts are all that is left of Alice
+    assert done.status == "completed" and done.result is not None and done.result["records"] == 2
+    assert list(done.result["sub_jobs"]) == ["shop", "crm"]
+    erased = _request(erasure)
+    assert erased.status == "completed" and erased.result is not None and erased.result["verified"] is True
+    body = verify(erased.result["receipt"], privacy_platform["signing"].public_key())
+    assert [s["store"] for s in body["stores"]] == ["shop", "crm"]
+    # the shop's counts come from its first (and only) committed run
+    assert [(a["table"], a["rows"]) for a in body["actions"] if a["table"] in ("users", "contacts")] == [
+        ("users", 1), ("users", 1), ("contacts", 2)]
+    assert _crm_ids(crm_file) == [2]
+    assert [h["to"] for h in erased.history][-3:] == ["failed", "in_progress", "completed"]
+    again = _post(client, key, f"/v1/privacy/requests/{erasure}/retry")
+    assert again.status_code == 409, again.text
+    bundle = client.get(f"/v1/privacy/requests/{access}/bundle",
+                        headers={**auth(key), "X-Download-Token": token})
+    assert bundle.status_code == 200, bundle.text
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
+        contacts = json.loads(zf.read("crm/contacts.json"))
+    assert sorted(c["id"] for c in contacts) == [1, 3]
+
+
+def _erased_rows(before: dict[str, dict], after: dict[str, dict]) -> dict[str, int]:
+    """Independent count of what an erasure did: per table, rows deleted or rewritten."""
+    out = {}
+    for table, rows in before.items():
+        n = sum(1 for pk, row in rows.items() if after[table].get(pk) != row)
+        if n:
+            out[table] = n
+    return out
+
+
+def _crm_rows(path: Path) -> dict[str, dict]:
+    conn = sqlite3.connect(path)
+    try:
+        return {"contacts": {r[0]: r for r in conn.execute("SELECT id, email, note FROM contacts")}}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("platform_env", [pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_sub_jobs_on_a_postgresql_platform_finish_together_and_count_exactly_after_a_takeover(
+        privacy_platform, tmp_path):
+    """Two workers on a PostgreSQL platform database. The test holds the request's row in
+    KEY SHARE mode, which lets the fan-out update it but stops each sub-job where it takes
+    the row lock to complete the request, after its store committed.
+
+    Alice: both sub-jobs wait there, then go at once: one receipt, completed once.
+    Bob: both wait there, the worker of one is killed, the other finishes; the killed
+    sub-job runs again on the surviving worker, finds nothing left to erase, and the
+    receipt still counts what its first run committed, exactly."""
+    from sqlalchemy.engine import make_url
+
+    from secops.db.models import AuditEntry, SecurityEvent
+
+    box = privacy_platform["mailbox"]
+    crm_file = _two_stores(tmp_path)
+    with sqlite3.connect(crm_file) as conn:
+        conn.execute("INSERT INTO contacts VALUES (4, 'bob@example.org', 'prefers the phone')")
+    url = make_url(privacy_platform["env"]["SECOPS_DATABASE_URL"])
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    pg = sa.create_engine(url)
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+
+    def submit(email: str) -> str:
+        created = client.post("/v1/privacy/requests", headers=auth(key), json={
+            "type": "erasure", "identities": {"email": email}, "contact_email": "subject@example.net"})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    def hold(rid: str) -> sa.Connection:
+        conn = pg.connect()
+        conn.execute(sa.text("SELECT id FROM privacy_requests WHERE id = :id FOR KEY SHARE"), {"id": rid})
+        return conn
+
+    def verify_code(rid: str) -> None:
+        verified = client.post(f"/v1/privacy/requests/{rid}/verify", json={"code": box.codes()[-1]},
+                               headers=auth(key))
+        assert verified.status_code == 202, verified.text
+
+    def waiting_on_locks() -> int:
+        with pg.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one())
+
+    def records(rid: str) -> int:
+        with pg.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM privacy_store_erasures "
+                                            "WHERE request_id = :id"), {"id": rid}).scalar_one())
+
+    w1 = start_worker(privacy_platform["env"], tmp_path / "w1.log", name="w1")
+    w2 = start_worker(privacy_platform["env"], tmp_path / "w2.log", name="w2")
+    try:
+        alice = submit(shop.ALICE_EMAIL)
+        lock = hold(alice)
+        verify_code(alice)
+        wait_for(lambda: waiting_on_locks() == 2 and records(alice) == 2, 30, "both at the lock", 0.05)
+        lock.close()  # both go at once
+        wait_for(lambda: _request(alice).status != "in_progress", 30, "alice done", 0.05)
+
+        before = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+        bob = submit("bob@example.org")
+        lock = hold(bob)
+        verify_code(bob)
+        wait_for(lambda: waiting_on_locks() == 2 and records(bob) == 2, 30, "both at the lock", 0.05)
+        committed = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+        w1.kill()  # one sub-job dies after its store committed, before its job did
+        lock.close()
+        wait_for(lambda: _request(bob).status != "in_progress", 60, "bob done after a takeover", 0.2)
+    finally:
+        w1.stop()
+        w2.stop()
+    after = {**shop.dump(privacy_platform["engine"]), **_crm_rows(crm_file)}
+    assert committed == after  # the run that took over erased nothing more
+    expected = _erased_rows(before, after)
+    assert expected["contacts"] == 1 and expected["users"] == 1
+
+    done = _request(alice)
+    assert done.status == "completed" and done.result is not None and done.result["verified"] is True
+    assert [h["to"] for h in done.history].count("completed") == 1
+    with session_scope() as s:
+        events = s.scalars(sa.select(SecurityEvent).where(SecurityEvent.kind == "privacy.erasure")).all()
+        assert sorted(e.details["request_id"] for e in events) == sorted([alice, bob])
+        completions = s.scalars(sa.select(AuditEntry.target).where(
+            AuditEntry.action == "privacy.request.completed")).all()
+        assert sorted(completions) == sorted([f"privacy_request:{alice}", f"privacy_request:{bob}"])
+        assert s.scalar(sa.select(sa.func.count()).select_from(sa.table("privacy_store_erasures"))) == 0
+
+    req = _request(bob)
+    assert req.status == "completed" and req.result is not None and req.result["verified"] is True
+    sub_jobs = req.result["sub_jobs"]
+    attempts = sorted(_job(j).attempts for j in sub_jobs.values())
+    assert attempts[0] == 1 and attempts[1] >= 2  # one sub-job was taken over
+    body = verify(req.result["receipt"], privacy_platform["signing"].public_key())
+    # every strategy of a table counts that table's rows
+    assert {a["table"]: a["rows"] for a in body["actions"]} == expected
+    assert all(a["rows"] == expected[a["table"]] for a in body["actions"])
+    pg.dispose()

@@ -251,6 +251,29 @@ def close(
     return read(req)
 
 
+@router.post(
+    "/requests/{request_id}/retry",
+    status_code=202,
+    response_model=PrivacyRequestRead,
+    summary="Run a failed request again (its failed stores; an export's every store)",
+)
+def retry(
+    request_id: RequestId,
+    request: Request,
+    principal: Principal = Depends(require("privacy:manage")),
+    session: Session = Depends(db_session),
+) -> PrivacyRequestRead:
+    req = _visible(session, principal, request_id)
+    jobs = privacy_jobs.retry(
+        session=session, settings=get_settings(), req=req, ctx=audit_context(request, principal.actor)
+    )
+    session.commit()
+    report_event("privacy.request_retried", {"request_id": req.id, "by": principal.actor,
+                                             "jobs": len(jobs)}, "low")
+    enqueue_or_fail(jobs)
+    return read(req)
+
+
 @router.get(
     "/requests/{request_id}/bundle",
     summary="Download the export bundle, once, before it expires",
