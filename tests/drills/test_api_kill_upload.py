@@ -2,13 +2,16 @@
 
 Nothing of the upload reaches the store or the database: no stored file, no scan, job or
 stored-file row. Its staging file (the API had started writing it) is removed when the
-API starts again, and the next upload is stored and recorded whole. Real uvicorn
-processes and a real socket client; bounded in time."""
+API starts again, and the next upload is stored and recorded whole. With the data
+directory on a small tmpfs (when the tests run as root), an upload that fills it is a
+503 problem and leaves nothing half-written either. Real uvicorn processes and a real
+socket client; bounded in time."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,7 +39,26 @@ def _counts() -> dict[str, int]:
                 for model in (ScanResult, Job, StoredFile)}
 
 
-def test_api_killed_mid_upload_leaves_nothing_behind(sqlite_env, tmp_path):
+@pytest.fixture
+def small_store(sqlite_env, tmp_path, monkeypatch):
+    """The data directory on a 4 MiB tmpfs (its own file system, so a full disk is a real
+    ENOSPC), when the tests may mount one (root); else on the ordinary disk (None)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(store)],
+        capture_output=True, check=False).returncode == 0
+    monkeypatch.setenv("SECOPS_DATA_DIR", str(store))
+    get_settings.cache_clear()
+    try:
+        yield dict(sqlite_env, SECOPS_DATA_DIR=str(store)), mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(store)], check=True)
+
+
+def test_api_killed_mid_upload_leaves_nothing_behind(small_store, tmp_path):
+    sqlite_env, full_disk_possible = small_store
     key = make_key()
     data_dir = Path(sqlite_env["SECOPS_DATA_DIR"])
     api, url = start_api(sqlite_env, tmp_path / "api.log")
@@ -74,9 +96,16 @@ def test_api_killed_mid_upload_leaves_nothing_behind(sqlite_env, tmp_path):
         with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
             resp = client.post("/v1/scans", files=[("file", ("again.bin", content))])
         assert resp.status_code == 202, resp.text
+        if full_disk_possible:  # another 3 MiB does not fit in the 4 MiB file system
+            with httpx.Client(base_url=url, headers=auth(key), timeout=60) as client:
+                full = client.post("/v1/scans", files=[("file", ("full.bin", os.urandom(3 << 20)))])
+            assert full.status_code == 503, full.text
+            assert full.headers["content-type"].startswith("application/problem+json")
+            assert full.json()["detail"] == "the file store cannot take the upload now"
     finally:
         api.stop()
     assert "removed stale upload staging files" in api.output()
+    assert api.output().count("upload could not be stored") == int(full_disk_possible)
     assert _counts() == {"ScanResult": 1, "Job": 1, "StoredFile": 1}
     assert files_under(data_dir / "tmp") == []
     store = get_store(get_settings())
