@@ -16,7 +16,10 @@ a second later on the same port, password and data. When every job is final (or
 - completed twice: jobs whose handler ran to completion more than once, counted from the
   workers' own logs ("job succeeded" and "job finished after cancel" lines of every
   worker process, including the killed ones);
-- claimed more than once: jobs with ``attempts`` > 1 (a killed worker's job taken over).
+- claimed more than once: jobs with ``attempts`` > 1 (a killed worker's job taken over);
+- requeued and republished by the reaper (jobs of killed workers whose lease expired,
+  and queued jobs whose message was lost, published again after
+  ``SECOPS_QUEUED_REPUBLISH_AFTER``, 301 s here).
 
 The broker is the embedded Redis, or ``SECOPS_BROKER_URL`` when it is set in the
 environment (the Redis kills then hit the rate limiter's and sessions' Redis only).
@@ -118,6 +121,10 @@ def platform_env(tmp: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_JOB_LEASE_GRACE": "1", "SECOPS_VISIBILITY_MARGIN": "3",
         "SECOPS_REAPER_INTERVAL": "2", "SECOPS_BEAT_RELOAD_INTERVAL": "1",
         "SECOPS_CERTS_RENEW_CRON": "",
+        # A job whose message was lost (a worker killed between taking a message from
+        # Redis and recording it as unacknowledged) is published again by the reaper
+        # after this long: the shortest wait the setting allows.
+        "SECOPS_QUEUED_REPUBLISH_AFTER": "301",
     }
 
 
@@ -170,12 +177,14 @@ def ready(worker: Child) -> bool:
     return "ready." in worker.log.read_text(errors="replace")
 
 
-def completions(logs: list[Path]) -> Counter[str]:
-    """How many times each job's handler ran to the end, from the workers' log lines."""
+def completions(logs: list[Path]) -> tuple[Counter[str], Counter[str]]:
+    """How many times each job's handler ran to the end, from the workers' log lines; and
+    what the reaper did (jobs put back in the queue, published again)."""
     seen: Counter[str] = Counter()
+    reaped: Counter[str] = Counter()
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if not line.startswith("{") or "job " not in line:
+            if not line.startswith("{") or "job" not in line:
                 continue
             try:
                 record = json.loads(line)
@@ -183,7 +192,9 @@ def completions(logs: list[Path]) -> Counter[str]:
                 continue
             if record.get("message") in ("job succeeded", "job finished after cancel"):
                 seen[record["job_id"]] += 1
-    return seen
+            elif record.get("message") == "reaped stuck jobs":
+                reaped.update({k: int(record.get(k, 0)) for k in ("requeued", "republished")})
+    return seen, reaped
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0915
@@ -219,10 +230,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
         return child
 
     def status_counts() -> Counter[str]:
+        """The drill's jobs by status (schedules may add jobs of other kinds)."""
         try:
             with engine.connect() as c:
                 return Counter(dict(c.execute(sa.text(
-                    "SELECT status, count(*) FROM jobs GROUP BY status")).all()))
+                    "SELECT status, count(*) FROM jobs WHERE kind = 'system.ping' "
+                    "GROUP BY status")).all()))
         except sa.exc.OperationalError:
             return Counter()  # SQLite busy for a moment: ask again
 
@@ -242,6 +255,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
         submitted_in = time.monotonic() - started
         redis_marks = [(i + 1) / (args.redis_kills + 1) for i in range(args.redis_kills)]
         worker_kills = redis_kills = 0
+        first_kill = last_kill = 0.0
         next_kill = time.monotonic() + args.kill_every
         slot = 1
         deadline = started + args.timeout
@@ -266,13 +280,17 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
                 workers[slot].kill()
                 workers[slot].p.wait()
                 worker_kills += 1
+                last_kill = time.monotonic()
+                first_kill = first_kill or last_kill
                 workers[slot] = new_worker(slot)
                 slot = 3 - slot
                 next_kill = time.monotonic() + args.kill_every
             time.sleep(0.2)
         duration = time.monotonic() - started
+        kill_span = last_kill - first_kill if worker_kills > 1 else 0.0
         with engine.connect() as c:
-            rows = {r.id: r for r in c.execute(sa.text("SELECT id, status, attempts FROM jobs"))}
+            rows = {r.id: r for r in c.execute(sa.text(
+                "SELECT id, status, attempts FROM jobs WHERE kind = 'system.ping'"))}
     finally:
         for child in children:
             child.stop()
@@ -281,7 +299,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
         dispose_engines()
         if pg_name:
             drop_database(pg_name)
-    ran = completions(worker_logs)
+    ran, reaped = completions(worker_logs)
     statuses = Counter(row.status for row in rows.values())
     return {
         "submitted": args.jobs,
@@ -295,7 +313,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
         "succeeded, no completion line": sum(
             1 for job_id, row in rows.items() if row.status == "succeeded" and not ran[job_id]),
         "claimed more than once": sum(1 for row in rows.values() if row.attempts > 1),
+        "requeued by the reaper": reaped["requeued"],
+        "republished by the reaper": reaped["republished"],
         "worker kills": worker_kills,
+        "seconds between worker kills": round(kill_span / max(1, worker_kills - 1), 1),
         "redis kills": redis_kills,
         "submit seconds": round(submitted_in, 1),
         "duration seconds": round(duration, 1),
@@ -315,7 +336,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="secops-drill-") as d:
         counts = run(args, Path(d))
     print(f"drill: {args.jobs} system.ping jobs  database: {args.database}  broker: {broker}  "
-          f"workers: 2 x 2 processes, one SIGKILLed every {args.kill_every:g} s  "
+          f"workers: 2 x 2 processes, one SIGKILLed every {args.kill_every:g} s or more  "
           f"cpus: {os.cpu_count()}  host: {platform.machine()}  "
           f"date: {datetime.now(UTC):%Y-%m-%d}")
     for name, value in counts.items():
