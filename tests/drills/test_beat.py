@@ -2,7 +2,8 @@
 
 A one-second schedule fires once per due time: with two beats each run is recorded once
 and makes one job, and after the kill the run that fell due while no beat ran fires once
-(not once per missed slot, and not lost). Every job the schedule made runs to the end.
+(not once per missed slot, and not lost). Every job the schedule made runs to the end,
+including one a killed beat had recorded but not published.
 Real beat and worker processes on PostgreSQL, where two beats' transactions run
 concurrently (on SQLite every transaction takes the write lock first, so two beats are
 serialised by construction); bounded in time.
@@ -15,6 +16,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
+from secops.db.base import utcnow
 from secops.db.models import Job, Schedule
 from secops.db.session import session_scope
 from secops.services import schedules as schedule_service
@@ -43,9 +45,16 @@ def _jobs(schedule_id: str) -> list[Job]:
 @pytest.mark.parametrize("platform_env", ["postgresql"], indirect=True)
 def test_two_beats_and_a_killed_beat_fire_each_due_run_once(platform_env, tmp_path):
     with session_scope() as s:
-        schedule_id = schedule_service.create_schedule(
+        schedule = schedule_service.create_schedule(
             session=s, name="drill", kind="system.ping", params={"message": "tick"},
-            created_by="tests", interval_seconds=int(INTERVAL)).id
+            created_by="tests", interval_seconds=int(INTERVAL))
+        s.flush()
+        # A run recorded and committed, then never published: what a beat killed between
+        # its commit and its publish leaves. The next beat to start publishes it.
+        orphan = schedule_service.fire_schedule(session=s, schedule=schedule, now=utcnow())
+        assert orphan is not None
+        s.flush()
+        schedule_id, orphan_id = schedule.id, orphan.id
     beats = [start_beat(platform_env, tmp_path / f"beat{i}.log") for i in (1, 2)]
     worker = None
     try:
@@ -76,7 +85,9 @@ def test_two_beats_and_a_killed_beat_fire_each_due_run_once(platform_env, tmp_pa
     assert len(jobs) == runs  # one job per recorded run, none recorded twice
     assert [j.status for j in jobs] == ["succeeded"] * runs
     assert {j.result["echo"]["message"] for j in jobs if j.result} == {"tick"}
-    gaps = [(b.created_at - a.created_at).total_seconds() for a, b in zip(jobs, jobs[1:],
+    assert jobs[0].id == orphan_id  # and it ran (above)
+    fired = jobs[1:]  # by the beats: the orphan was made before any beat started
+    gaps = [(b.created_at - a.created_at).total_seconds() for a, b in zip(fired, fired[1:],
                                                                            strict=False)]
     # A due time fired twice (by the two beats, or again after the restart) would show as
     # two jobs a few milliseconds apart; each fire starts the next interval.
