@@ -53,11 +53,22 @@ def run_job(task: Task, job_id: str, handler: Handler,
     settings = get_settings()
     kind = task.name
     delivery = task.request.delivery_info or {}
-    with session_scope() as session:
-        claim, job = job_service.claim_job(
-            session=session, job_id=job_id, time_limit=time_limit(settings, kind),
-            max_attempts=settings.job_max_attempts, grace=settings.job_lease_grace,
-        )
+    try:
+        with session_scope() as session:
+            claim, job = job_service.claim_job(
+                session=session, job_id=job_id, time_limit=time_limit(settings, kind),
+                max_attempts=settings.job_max_attempts, grace=settings.job_lease_grace,
+            )
+    except TRANSIENT as exc:
+        if _is_permanent_db_error(exc):
+            raise
+        # The database is down or locked: nothing was claimed and the job is still queued.
+        # Acknowledging the message would leave the job without one until the reaper's
+        # republish, so it comes back after a backoff for as long as the outage lasts.
+        log.warning("job not claimed, database unavailable; retrying",
+                    extra={"job_id": job_id, "kind": kind, "error": type(exc).__name__})
+        raise task.retry(countdown=backoff(task.request.retries), exc=exc,
+                         max_retries=None) from None
     if claim is job_service.Claim.poison:
         _after_failure(on_failure, job_id)
     if claim is not job_service.Claim.run or job is None:

@@ -7,7 +7,9 @@ the job id as task id), runs the built-in reaper every ``reaper_interval`` secon
 sends the audit retention task every ``audit_archive_interval`` seconds and the API
 keys' use flush every ``key_use_flush_interval`` seconds, and sleeps until the next
 schedule is due or ``beat_reload_interval`` passes, whichever is first, so schedules
-created or changed while beat runs are picked up within seconds.
+created or changed while beat runs are picked up within seconds. At start-up it
+publishes again the queued jobs schedules made: a beat killed between committing a run
+and publishing it leaves one without a message.
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
                 cert_deploy.ensure_default_schedule(session=session, settings=get_settings())
         except Exception:
             log.exception("default schedules not ensured; beat goes on")
+        try:
+            from tasks.dispatch import enqueue
+
+            with session_scope() as session:
+                runs = schedule_service.unpublished_runs(session=session)
+            if runs:
+                enqueue(runs)
+                log.info("scheduled jobs published again at start-up", extra={"jobs": len(runs)})
+        except Exception:
+            log.exception("scheduled jobs not published again; the reaper will")
 
     @property
     def schedule(self) -> dict[str, Any]:

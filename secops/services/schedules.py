@@ -151,3 +151,14 @@ def fire_schedule(*, session: Session, schedule: Schedule, now: datetime) -> Job
         params=schedule.params,
         submitted_by=f"schedule:{schedule.id}",
     )
+
+
+def unpublished_runs(*, session: Session, limit: int = 1000) -> list[tuple[str, str]]:
+    """``(job id, kind)`` of queued jobs that schedules made: a beat killed between its
+    commit and its publish leaves such a job without a message, so a starting beat
+    publishes them again (a duplicate message is a no-op: the claim skips it)."""
+    rows = session.execute(
+        select(Job.id, Job.kind)
+        .where(Job.status == "queued", Job.submitted_by.like("schedule:%"))
+        .order_by(Job.created_at).limit(limit)).all()
+    return [(job_id, kind) for job_id, kind in rows]

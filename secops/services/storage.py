@@ -31,6 +31,7 @@ hashed and compared with the name.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -212,7 +213,8 @@ class StagedBlob:
 
     @_writes
     def sync(self) -> None:
-        """Write what is still in memory, flush it to disk, close the file."""
+        """Write what is still in memory and flush it to disk. The file stays open (and
+        locked, see :meth:`BlobStore.prune_staging`) until it is renamed into place."""
         if self._handle is None or self._pieces:
             self._write_out()
         assert self._handle is not None
@@ -220,7 +222,6 @@ class StagedBlob:
             # The file object's buffer first: fsync only flushes what the kernel has.
             self._handle.flush()
             os.fsync(self._handle.fileno())
-        self.close()
 
     def close(self) -> None:
         if self._handle is not None and not self._handle.closed:
@@ -291,8 +292,10 @@ class BlobStore:
             self._memory_free += amount
 
     def _open_staging(self) -> tuple[Path, BinaryIO]:
-        """A staging file to write: a spare when there is one (see :meth:`_recycle`),
-        since creating and removing a file costs more on ext4 than reusing one."""
+        """A staging file to write, locked (``flock``) for as long as this process has it
+        open, so that :meth:`prune_staging` in another process leaves it alone. A spare
+        when there is one (see :meth:`_recycle`), since creating and removing a file
+        costs more on ext4 than reusing one."""
         fd = -1
         while fd < 0 and self._spares:
             try:
@@ -300,12 +303,13 @@ class BlobStore:
             except IndexError:  # another thread took the last one
                 break
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+                fd = _locked(os.open(temp, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)), temp)
             except OSError:
                 fd = -1  # removed meanwhile (prune_staging): make a new one
-        if fd < 0:
+        while fd < 0:
             temp = Path(os.path.join(self._root, "tmp", f"{secrets.token_hex(16)}.part"))
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = _locked(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), temp)
+        os.ftruncate(fd, 0)
         return temp, os.fdopen(fd, "wb")
 
     def stage_bytes(self, data: bytes, filename: str) -> StagedBlob:
@@ -353,6 +357,7 @@ class BlobStore:
             directories.update(self._make_parents(target))
             assert blob.temp_path is not None  # sync() wrote it
             os.replace(blob.temp_path, target)
+            blob.close()  # renamed: its staging lock is no longer needed
             placed.append(target)
         _concurrently(fsync_directory, sorted(directories))
         return placed
@@ -506,6 +511,7 @@ class BlobStore:
             staged.sync()
             assert staged.temp_path is not None  # sync() writes it
             os.replace(staged.temp_path, self.root / "dlp-text" / name)
+            staged.close()
         except BaseException:
             staged.discard()  # a full disk leaves no half-written staging file
             raise
@@ -521,23 +527,58 @@ class BlobStore:
         (self.root / "dlp-text" / name).unlink(missing_ok=True)
 
     def prune_staging(self, older_than: float = STALE_STAGING_SECONDS) -> int:
-        """Remove staging files untouched for ``older_than`` seconds: leftovers of a
-        process that died mid-upload, and spares no process is keeping. A file being
-        received is written to continuously, so another API process sharing the data
-        directory never loses a live upload. Run at API start-up; returns the count."""
+        """Remove staging files no process is writing: leftovers of a process that died
+        mid-upload (its ``flock`` went with it), and spares. A file being received or
+        committed is locked by the process that has it open, so another API process
+        sharing the data directory never loses a live upload; files untouched for
+        ``older_than`` seconds go whatever their lock. Run at API start-up; returns the
+        count."""
         self._spares.clear()
         cutoff = time.time() - older_than
         removed = 0
         with os.scandir(os.path.join(self._root, "tmp")) as entries:
             for entry in entries:
                 try:
-                    if entry.is_file(follow_symlinks=False) and \
-                            entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
                         os.unlink(entry.path)
+                        removed += 1
+                    elif _remove_unlocked(entry.path):
                         removed += 1
                 except FileNotFoundError:
                     continue  # committed or removed meanwhile
         return removed
+
+
+def _locked(fd: int, path: Path) -> int:
+    """``fd`` with an exclusive ``flock``, or -1 (closed) if another process holds the
+    file or :meth:`BlobStore.prune_staging` removed it before the lock was taken."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino:
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    os.close(fd)
+    return -1
+
+
+def _remove_unlocked(path: str) -> bool:
+    """Remove the staging file at ``path`` if no process holds it (see ``_locked``); the
+    lock is held while it is removed, so a process reopening it as a spare sees it gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def make_layout(root: Path) -> None:

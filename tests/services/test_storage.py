@@ -107,7 +107,9 @@ def test_identical_content_is_stored_once_and_missing_is_not_found(store):
     old = store.root / "tmp" / "crashed.part"  # left by a process that died mid-upload
     old.write_bytes(b"x")
     os.utime(old, (0, 0))
-    assert store.prune_staging() == 1 and not old.exists()
+    young = store.root / "tmp" / "killed.part"  # a process killed a moment ago: no lock
+    young.write_bytes(b"y")
+    assert store.prune_staging() == 2 and not old.exists() and not young.exists()
     assert live.temp_path.exists()
     assert store.prune_staging(older_than=-1) == 1  # with no age limit, even that one
     live.discard()

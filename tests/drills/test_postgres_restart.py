@@ -1,0 +1,109 @@
+"""Drill: the PostgreSQL server crashes (immediate stop) with jobs queued and running, stays
+down a few seconds, and comes back on the same port. While it is down the API answers
+503 problems (never a 500); afterwards every job ends ``succeeded``, each run to
+completion once, and new work is accepted again. Real API, worker and a private
+PostgreSQL server (the shared one is never restarted); bounded in time."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from secops.config import get_settings
+from secops.db.migrate import upgrade
+from secops.db.models import Job
+from secops.db.session import dispose_engines, session_scope
+from tests.drills.postgres import PrivatePostgres
+from tests.factories import auth, make_key
+from tests.processes import start_api, start_beat, start_worker, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+JOBS = 20
+
+
+def _counts() -> dict[str, int]:
+    with session_scope() as s:
+        return dict(s.execute(select(Job.status, func.count()).group_by(Job.status))
+                    .all())
+
+
+def _completions(log: str) -> Counter[str]:
+    """Job ids of the worker's completion lines: a handler that ran to the end, whether its
+    result was recorded ("job succeeded") or the job had been finished by someone else."""
+    seen: Counter[str] = Counter()
+    for line in log.splitlines():
+        if "job succeeded" in line or "job finished after cancel" in line:
+            match = re.search(r'"job_id": "([0-9a-f-]{36})"', line)
+            assert match, line
+            seen[match.group(1)] += 1
+    return seen
+
+
+@pytest.fixture
+def private_pg(sqlite_env, monkeypatch):
+    server = PrivatePostgres()
+    try:
+        server.start()
+        monkeypatch.setenv("SECOPS_DATABASE_URL", server.url)
+        get_settings.cache_clear()
+        dispose_engines()
+        upgrade(server.url)
+        yield server, dict(sqlite_env, SECOPS_DATABASE_URL=server.url)
+    finally:
+        dispose_engines()
+        server.destroy()
+
+
+def test_postgres_restart_during_a_run(private_pg, tmp_path):
+    server, env = private_pg
+    key = make_key()
+    procs = [start_beat(env, tmp_path / "beat.log")]  # the reaper: jobs whose outcome was lost
+    try:
+        worker = start_worker(env, tmp_path / "worker.log", concurrency=2)
+        procs.append(worker)
+        api, url = start_api(env, tmp_path / "api.log")
+        procs.append(api)
+        with httpx.Client(base_url=url, headers=auth(key), timeout=30) as client:
+            jobs = [{"kind": "system.ping", "params": {"message": str(i), "sleep": 0.3}}
+                    for i in range(JOBS)]
+            resp = client.post("/v1/jobs/batch", json={"jobs": jobs})
+            assert resp.status_code == 202, resp.text
+            wait_for(lambda: _counts().get("succeeded", 0) >= 4, 60, "the first jobs to finish")
+            server.stop("immediate")
+            dispose_engines()
+            down_since = time.monotonic()
+            answers = []
+            while time.monotonic() - down_since < 3:
+                answers.append(client.post("/v1/jobs", json={"kind": "system.ping",
+                                                             "params": {"message": "down"}}))
+                answers.append(client.get("/v1/jobs"))
+                time.sleep(0.2)
+            for answer in answers:
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["content-type"].startswith("application/problem+json")
+                assert answer.headers["retry-after"] == "5"
+            server.start()
+            wait_for(lambda: client.get("/v1/jobs").status_code == 200, 30, "the API to recover")
+            after = client.post("/v1/jobs", json={"kind": "system.ping",
+                                                  "params": {"message": "after"}})
+            assert after.status_code == 202, after.text
+            wait_for(lambda: _counts().get("succeeded", 0) == JOBS + 1, 120,
+                     "every job to finish after the restart", interval=0.5)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    access = api.output()  # uvicorn's access log: the 503s are there, no request got a 500
+    assert '" 503 Service Unavailable' in access and '" 500' not in access
+    with session_scope() as s:
+        rows = s.execute(select(Job.id, Job.status, Job.result)).all()
+    assert sorted(r.result["echo"]["message"] for r in rows) == sorted(
+        [str(i) for i in range(JOBS)] + ["after"])  # none lost, none of the 503s recorded
+    assert {r.status for r in rows} == {"succeeded"}
+    completions = _completions(worker.output())
+    assert set(completions) == {r.id for r in rows}
+    assert max(completions.values()) == 1, completions.most_common(3)
