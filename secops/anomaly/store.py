@@ -197,37 +197,47 @@ def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float
         slots.append([start, 0, 0, 0, ts])
     slot = slots[-1]
     slot[1] += 1
-    t["count"] += 1
+    count = t["count"] + 1
+    bad, ok = t["failures"], t["successes"]
     if success is False:
         slot[2] += 1
-        t["failures"] += 1
+        bad += 1
     elif success is True:
         slot[3] += 1
-        t["successes"] += 1
-    while slots and slots[0][0] + width <= ts - window:
+        ok += 1
+    edge = ts - window
+    while slots[0][0] + width <= edge:
         old = slots.pop(0)
-        t["count"] -= old[1]
-        t["failures"] -= old[2]
-        t["successes"] -= old[3]
-    ok, bad = t["successes"], t["failures"]
-    metrics: dict[str, float] = {"count": t["count"], "failures": bad, "successes": ok,
+        count -= old[1]
+        bad -= old[2]
+        ok -= old[3]
+        if not slots:
+            break
+    t["count"], t["failures"], t["successes"] = count, bad, ok
+    metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
                                  "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+    known = t["values"]
     for name, value in values.items():
-        seen = t["values"].setdefault(name, {})
+        seen = known.get(name)
+        if seen is None:
+            seen = known[name] = {}
         if value is not None:
-            seen.pop(value, None)
+            if value in seen:
+                del seen[value]
             seen[value] = ts
         cap = caps.get(name, DISTINCT_CAP)
         while seen:
             oldest = next(iter(seen))
-            if seen[oldest] >= ts - window and len(seen) <= cap:
+            if seen[oldest] >= edge and len(seen) <= cap:
                 break
             del seen[oldest]
         metrics["distinct_" + name] = len(seen)
-    t["items"].append(item)
-    del t["items"][:-keep]
+    items = t["items"]
+    items.append(item)
+    if len(items) > keep:
+        del items[:-keep]
     if check(metrics):
-        return t, Fired(t["count"], slots[0][4] if slots else ts, list(t["items"]))
+        return t, Fired(count, slots[0][4] if slots else ts, list(items))
     return t, None
 
 
@@ -309,8 +319,26 @@ class MemoryStore:
     def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
               values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
               check: Callable[[dict[str, float]], bool]) -> Fired | None:
-        state, fired = step_tally(self._state.get(key), ts, item, window, success, values, caps,
-                                  keep, check)
+        state = self._state.get(key)
+        need = getattr(check, "need", 0)
+        if need > 1 and (state is None or type(state) is list):
+            # Lazily: while fewer than ``need`` events (the least count at which the
+            # conditions can hold) are recent enough to count, keep the events themselves;
+            # replayed through the bucket once enough are, they give the very same window.
+            pending: list[Any] = [] if state is None else state
+            pending.append((ts, item, success, values))
+            if len(pending) < need or sum(
+                    1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
+                cutoff = ts - window - window / SLOTS
+                while len(pending) > keep and pending[0][0] < cutoff:
+                    pending.pop(0)   # out of every window; its line is past the evidence kept
+                self._keep(key, pending, ts, window)
+                return None
+            state = None
+            for p_ts, p_item, p_success, p_values in pending[:-1]:
+                state, _ = step_tally(state, p_ts, p_item, window, p_success, p_values, caps,
+                                      keep, check)
+        state, fired = step_tally(state, ts, item, window, success, values, caps, keep, check)
         self._keep(key, state, ts, window)
         return fired
 
