@@ -286,7 +286,11 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._state: dict[str, Any] = {}
-        self._touched: dict[str, tuple[float, float]] = {}   # key -> (last ts, ttl)
+        # ttl -> {key: time of its last touch}, in the order of the touches: while those
+        # times rise, the keys idle longest are at the front (else the group is "unsorted")
+        self._touched: dict[float, dict[str, float]] = {}
+        self._latest: dict[float, float] = {}
+        self._unsorted: set[float] = set()
         self._seen: dict[str, set[str]] = {}
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
@@ -296,7 +300,20 @@ class MemoryStore:
             self._state.pop(key, None)
         else:
             self._state[key] = state
-        self._touched[key] = (ts, ttl)
+        self._touch(key, ts, ttl)
+
+    def _touch(self, key: str, ts: float, ttl: float) -> None:
+        group = self._touched.get(ttl)
+        if group is None:
+            group = self._touched[ttl] = {}
+            self._latest[ttl] = ts
+        elif key in group:
+            del group[key]
+        group[key] = ts
+        if ts >= self._latest[ttl]:
+            self._latest[ttl] = ts
+        else:
+            self._unsorted.add(ttl)
 
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None:
@@ -349,7 +366,7 @@ class MemoryStore:
             pop = self._state[population] = [0.0, 0.0, 0]
         state, view = step_rate(self._state.get(key), pop, ts, amount, interval, alpha)
         self._keep(key, state, ts, interval * 48)
-        self._touched[population] = (ts, interval * 48)
+        self._touch(population, ts, interval * 48)
         return view
 
     def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
@@ -397,10 +414,23 @@ class MemoryStore:
         return iter(list(self._incidents.items()))
 
     def expire(self, now: float) -> None:
-        stale = [k for k, (last, ttl) in self._touched.items() if last + ttl < now]
-        for key in stale:
-            del self._touched[key]
-            self._state.pop(key, None)
+        """Forget the windows idle for longer than their time to live."""
+        for ttl, group in self._touched.items():
+            if ttl in self._unsorted:
+                stale = [k for k, last in group.items() if last + ttl < now]
+                kept = sorted(group.items(), key=lambda kv: kv[1])
+                group.clear()
+                group.update(kept)
+                self._unsorted.discard(ttl)
+            else:
+                stale = []
+                for k, last in group.items():
+                    if last + ttl >= now:
+                        break
+                    stale.append(k)
+            for key in stale:
+                del group[key]
+                self._state.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._state)
