@@ -7,7 +7,9 @@ files with their rotated siblings, directories, glob patterns; checkpoints in
 security events since the last run. A run for a batch sent to ``POST
 /v1/anomaly/ingest`` reads that batch. Either way the events go through the engine's
 detector with its windows in Redis (:mod:`secops.services.anomaly_windows`), so every
-worker and every run share them; Drain3 templates live in Redis too.
+worker and every run share them; Drain3 templates live in Redis too. The rolling history
+of rate baselines is also kept in ``anomaly_baselines`` (written with the run, read when
+Redis has lost a window, deleted after ``BASELINE_RETENTION_DAYS`` without an update).
 
 An incident that opens raises an alert through the monitor (``anomaly.<rule>`` on
 ``<entity type>:<entity>``: stored, logged, deduplicated while open, sent to the
@@ -24,18 +26,19 @@ result, in the ``secops_anomaly_lines_sampled_out`` metric and in an
 from __future__ import annotations
 
 import glob
+import hashlib
 import heapq
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from secops.anomaly import AnomalyError, Detector, Event, RuleSet
@@ -46,7 +49,14 @@ from secops.anomaly.reading import open_text
 from secops.anomaly.tailing import Cursor, TailedLine, new_lines
 from secops.config import Settings
 from secops.db.base import utcnow
-from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
+from secops.db.models import (
+    Alert,
+    AnomalyBaseline,
+    AnomalyBatch,
+    AnomalyCheckpoint,
+    Job,
+    SecurityEvent,
+)
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.anomaly_windows import PREFIX, RedisWindowStore
@@ -61,6 +71,7 @@ ALERT_EVENT = "anomaly.alert"
 SAMPLED_EVENT = "anomaly.sampled"
 SAMPLE_STRIDE = 10
 OWN_EVENTS_PER_RUN = 100_000
+BASELINE_RETENTION_DAYS = 35
 
 
 # -- checkpoints and template state -------------------------------------------------------
@@ -84,6 +95,46 @@ class DbCheckpoints:
             self.session.add(row)
         else:
             row.offset, row.path, row.updated_at = offset, path[:1024], utcnow()
+
+
+class DbBaselines:
+    """The rolling history of rate baselines in ``anomaly_baselines``: read when Redis no
+    longer holds a window (expired, flushed, a new Redis), written with the run's
+    transaction, forgotten after ``BASELINE_RETENTION_DAYS`` without an update."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.kept: dict[str, list[Any]] = {}
+
+    @staticmethod
+    def _id(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+    def load(self, key: str) -> list[Any] | None:
+        row = self.session.get(AnomalyBaseline, self._id(key))
+        return None if row is None else list(row.state)
+
+    def keep(self, key: str, state: list[Any]) -> None:
+        self.kept[key] = state
+
+    def save(self) -> int:
+        """Write the windows this run touched; drop rows idle past the retention."""
+        now = utcnow()
+        for key, state in self.kept.items():
+            value = json.loads(json.dumps(state))   # a snapshot, as plain JSON
+            row = self.session.get(AnomalyBaseline, self._id(key))
+            if row is None:
+                rule, _, entity = key.partition("\x1f")
+                self.session.add(AnomalyBaseline(key=self._id(key), rule=rule[:100],
+                                                 entity=entity[:400], state=value,
+                                                 updated_at=now))
+            else:
+                row.state, row.updated_at = value, now
+        written = len(self.kept)
+        self.kept = {}
+        self.session.execute(delete(AnomalyBaseline).where(
+            AnomalyBaseline.updated_at < now - timedelta(days=BASELINE_RETENTION_DAYS)))
+        return written
 
 
 class RedisTemplateState(TemplateState):
@@ -300,7 +351,9 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
             now: float | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Read the job's sources, detect, raise and close alerts; (summary, deliveries)."""
     rules = load_rules(settings)
-    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id), baseline_ips=load_baseline(settings),
+    baselines = DbBaselines(session)
+    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id, history=baselines),
+                        baseline_ips=load_baseline(settings),
                         template_state=lambda rule_id: RedisTemplateState(kv, rule_id))
     state = RunState()
     cps = DbCheckpoints(session)
@@ -338,6 +391,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     for alert in closed:
         _close(session, alert)
     cursor.commit()
+    baselines.save()
     if not batch_id and settings.anomaly_own_events and last_event is not None:
         cps.put(EVENTS_CHECKPOINT, last_event, "security_events")
     if state.sampled_out:

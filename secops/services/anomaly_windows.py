@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 
@@ -104,6 +104,14 @@ MARK_TTL = 7 * 86400   # longer than a job keeps retrying
 T = TypeVar("T")
 
 
+class RateHistory(Protocol):
+    """Where rate windows outlive their Redis keys (the database, for the platform)."""
+
+    def load(self, key: str) -> list[Any] | None: ...
+
+    def keep(self, key: str, state: list[Any]) -> None: ...
+
+
 def _incident(raw: Any) -> Incident:
     return Incident(**json.loads(raw))
 
@@ -121,9 +129,11 @@ def _name(kind: str, key: str) -> str:
 class RedisWindowStore:
     """:class:`secops.anomaly.store.WindowStore` on Redis."""
 
-    def __init__(self, client: redis.Redis, *, job: str | None = None) -> None:
+    def __init__(self, client: redis.Redis, *, job: str | None = None,
+                 history: RateHistory | None = None) -> None:
         self.client = client
         self.job = job
+        self.history = history
         self._cache: dict[str, Any] | None = None        # windows held by a batch
         self._dirty: dict[str, float] = {}               # key -> ttl, to write back
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
@@ -262,29 +272,49 @@ class RedisWindowStore:
         return self._update(key, window, lambda s: step_temporal(s, ts, item, hits, parts,
                                                                  window, ordered, keep))
 
+    def _recall(self, key: str) -> Any:
+        """A rate window Redis no longer holds, from the rolling history (None: none kept)."""
+        return self.history.load(key) if self.history is not None else None
+
+    def _note(self, key: str, state: Any) -> None:
+        if self.history is not None and state is not None:
+            self.history.keep(key, state)
+
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView:
         cache = self._cache
         if cache is not None and key in cache and population in cache:
-            pop_state = cache[population] = cache[population] or [0.0, 0.0, 0]
+            if cache[population] is None:
+                cache[population] = self._recall(population) or [0.0, 0.0, 0]
+            if cache[key] is None:
+                cache[key] = self._recall(key)
+            pop_state = cache[population]
             state, view = step_rate(cache[key], pop_state, ts, amount, interval, alpha)
             cache[key] = state
             self._dirty[key] = self._dirty[population] = interval * 48
+            self._note(key, state)
+            self._note(population, pop_state)
             return view
         raw = self.client.get(_name("w", population))
-        pop = json.loads(raw) if raw else [0.0, 0.0, 0]
+        pop = json.loads(raw) if raw else (self._recall(population) or [0.0, 0.0, 0])
         closed: list[float] = []
 
         def step(state: Any) -> tuple[Any, RateView]:
+            if state is None:
+                state = self._recall(key)
             if state is not None and int(ts // interval) > state[0]:
                 closed.append(state[1])
-            return step_rate(state, list(pop), ts, amount, interval, alpha)
+            new, view = step_rate(state, list(pop), ts, amount, interval, alpha)
+            self._note(key, new)
+            return new, view
 
         view = self._update(key, interval * 48, step)
-        if closed:   # fold the finished interval into everyone's baseline
+        if closed or (not raw and self.history is not None):   # fold the finished interval
             def fold(p: Any) -> tuple[Any, None]:
-                p = p or [0.0, 0.0, 0]
-                ewma_add(p, closed[0], alpha)
+                p = p or list(pop)
+                if closed:
+                    ewma_add(p, closed[0], alpha)
+                self._note(population, p)
                 return p, None
             self._update(population, interval * 48, fold)
         return view

@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import select
 
 from secops.config import get_settings
-from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
+from secops.db.models import Alert, AnomalyBaseline, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
 from secops.db.session import session_scope
 from secops.services import anomaly, monitor
 from secops.services.jobs import create_job
@@ -210,3 +210,33 @@ def test_a_burst_that_turns_critical_in_a_later_run_marks_the_high_alert(sqlite_
         marks = {a.rule: a.details.get("superseded_by") for a in session.scalars(select(Alert))}
     assert marks == {"anomaly.auth-failures-ip": "anomaly.auth-failures-ip-fast",
                      "anomaly.auth-failures-user": None, "anomaly.auth-failures-ip-fast": None}
+
+
+def download(hour: int, size: int, user: str = "ana") -> str:
+    when = datetime.fromtimestamp(WHEN + hour * 3600 + 120, UTC).isoformat()
+    return json.dumps({"ts": when, "event": "download", "user": user, "ip": "198.51.100.4",
+                       "bytes": size}) + "\n"
+
+
+def test_rate_baselines_outlive_redis_in_the_database(sqlite_env, tmp_path, monkeypatch):
+    """Six hours of 150 MB an hour make the account's baseline; Redis then loses every
+    window. 250 MB is an ordinary hour against that history (but above the rule's floor of
+    200 MB, so it alerts against no history); 2 GB is a spike either way."""
+    portal = tmp_path / "portal.jsonl"
+    write(portal, "".join(download(h, 150_000_000) for h in range(6)))
+    configure(monkeypatch, anomaly_sources=json.dumps([str(portal)]), anomaly_own_events="false")
+    kv = redis.Redis.from_url(sqlite_env["SECOPS_REDIS_URL"])
+    assert run(kv, now=WHEN + 6 * 3600)["alerts_opened"] == []
+    with session_scope() as session:
+        kept = {(b.rule, b.entity): b.state for b in session.scalars(select(AnomalyBaseline))}
+    assert sorted(kept) == [("download-volume-spike", "*"), ("download-volume-spike", "ana")]
+    assert kept[("download-volume-spike", "ana")][4][2] == 5   # five hours closed, one running
+
+    kv.flushdb()   # Redis restarted empty (or the windows' keys expired)
+    write(portal, download(6, 250_000_000))
+    assert run(kv, now=WHEN + 7 * 3600)["alerts_opened"] == []
+    write(portal, download(7, 2_000_000_000))
+    spike = run(kv, now=WHEN + 8 * 3600)["alerts_opened"]
+    assert [(a["rule"], a["entity"], a["count"]) for a in spike] == [
+        ("download-volume-spike", "ana", 1)]
+    assert alerts() == [("anomaly.download-volume-spike", "user:ana", "high", 1, 1, False)]
