@@ -15,8 +15,10 @@ An incident that opens raises an alert through the monitor (``anomaly.<rule>`` o
 ``<entity type>:<entity>``: stored, logged, deduplicated while open, sent to the
 webhook) and an ``anomaly.alert`` security event; when it closes, the alert's details get
 its final count, span and evidence. Superseding applies on opening as on closing: a
-burst that opens a rule and one that supersedes it raises only the superseding alert
-(an alert raised by an earlier run gets ``superseded_by`` in its details). A run with more lines than
+burst that opens a rule and one that supersedes it raises only the superseding alert,
+and when the superseding rule opens in a later run, the alert an earlier run raised for
+the same entity and incident is escalated to it (rule, severity, count, span, evidence;
+``escalated_from`` in its details) rather than a second alert raised. A run with more lines than
 ``SECOPS_ANOMALY_MAX_LINES_PER_RUN`` detects on every line up to that budget and on one
 line in ``SAMPLE_STRIDE`` after it: the lines sampled out are counted in the job's
 result, in the ``secops_anomaly_lines_sampled_out`` metric and in an
@@ -43,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from secops.anomaly import AnomalyError, Detector, Event, RuleSet
 from secops.anomaly.detector import Alert as DetectedAlert
+from secops.anomaly.detector import iso
 from secops.anomaly.novelty import TemplateState
 from secops.anomaly.parsers import DETECT_LINES, LineReader, ParseStats, detect_format, make_parser
 from secops.anomaly.reading import open_text
@@ -55,6 +58,7 @@ from secops.db.models import (
     AnomalyBatch,
     AnomalyCheckpoint,
     Job,
+    JobStatus,
     SecurityEvent,
 )
 from secops.errors import InvalidInput, NotFound
@@ -327,16 +331,57 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
     deliveries.extend(event.deliveries)
 
 
-def _mark_superseded(session: Session, detector: Detector, alert: DetectedAlert) -> None:
-    """An alert of a rule this one supersedes, raised by an earlier run for the same
-    entity and still open, gets ``superseded_by`` in its details."""
+def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: DetectedAlert,
+              settings: Settings, deliveries: list[tuple[str, str]]) -> bool:
+    """An alert of a rule this one supersedes, raised by an earlier run for the same entity,
+    still open and overlapping this incident, becomes this alert (rule, severity, count,
+    span and evidence): one incident, one alert. False when there is none to escalate."""
     rule = next((r for r in detector.rules if r.id == alert.rule), None)
-    for loser in rule.supersedes if rule is not None else ():
+    if rule is None:
+        return False
+    for loser in rule.supersedes:
         dedup = (f"anomaly.{loser}"[:64] + ":" + _subject(alert))[:300]
         row = session.scalar(select(Alert).where(Alert.dedup_key == dedup, Alert.status == "open")
                              .order_by(Alert.first_seen_at.desc()).limit(1))
-        if row is not None and not row.details.get("closed"):
-            row.details = {**row.details, "superseded_by": f"anomaly.{alert.rule}"}
+        if row is None:
+            continue
+        start, end = _span(row.details)
+        slack = rule.incident_gap
+        if start is None or end is None or not (
+                start <= alert.end + slack and alert.start <= end + slack):
+            continue
+        winner = _rule_for(alert, rule.incident_gap)
+        row.rule, row.severity, row.title = winner.name, winner.severity, winner.title
+        row.dedup_key = f"{winner.name}:{_subject(alert)}"[:300]
+        row.occurrences += 1
+        row.last_seen_at = utcnow()
+        record = alert.to_record()
+        row.details = {**row.details, **record, "count": max(alert.count, row.details.get("count", 0)),
+                       "start": iso(min(start, alert.start)), "escalated_from": row.details.get(
+                           "escalated_from", f"anomaly.{loser}"), "closed": False}
+        if settings.alert_webhook_url:
+            job = Job(kind=monitor.DELIVER_KIND, params={"alert_id": row.id},
+                      status=JobStatus.queued.value, attempts=0, submitted_by="system:alerts")
+            session.add(job)
+            session.flush()
+            deliveries.append((job.id, job.kind))
+        event = monitor.log_security_event(
+            ALERT_EVENT, {"rule": alert.rule, "entity": alert.entity,
+                          "entity_type": alert.entity_type, "count": alert.count,
+                          "mitre": list(alert.mitre), "escalated_from": f"anomaly.{loser}",
+                          "alert_id": row.id},
+            alert.severity, session=session, kv=kv)
+        deliveries.extend(event.deliveries)
+        return True
+    return False
+
+
+def _span(details: dict[str, Any]) -> tuple[float | None, float | None]:
+    try:
+        return (datetime.fromisoformat(str(details["start"]).replace("Z", "+00:00")).timestamp(),
+                datetime.fromisoformat(str(details["end"]).replace("Z", "+00:00")).timestamp())
+    except (KeyError, ValueError):
+        return None, None
 
 
 def _close(session: Session, alert: DetectedAlert) -> None:
@@ -386,8 +431,8 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     deliveries: list[tuple[str, str]] = []
     opened = detector.take_opened()
     for alert in opened:
-        _raise(session, kv, detector, alert, deliveries)
-        _mark_superseded(session, detector, alert)
+        if not _escalate(session, kv, detector, alert, settings, deliveries):
+            _raise(session, kv, detector, alert, deliveries)
     for alert in closed:
         _close(session, alert)
     cursor.commit()
