@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -32,9 +33,12 @@ from secops.anomaly.store import (
     Incident,
     MemoryStore,
     WindowStore,
+    aggregate_metric,
 )
 
 LINE_LIMIT = 500
+CORRELATION_ACTION = "sigma_correlation"
+_COMPARE: dict[str, Callable[[float, float], bool]] = {**OPS, "!=": operator.ne}
 EVIDENCE_LIMIT = 10
 SWEEP_EVERY = 4096
 SECRET_BATCH = 512
@@ -237,6 +241,14 @@ class Detector:
 
     def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
         key = self._key(rule, entity)
+        if rule.bucket.type == "aggregate":
+            b = rule.bucket
+            closed = self.store.aggregate(key, event.ts, event.raw[:LINE_LIMIT],
+                                          event.get(b.field) if b.field else None, b.window,
+                                          self.evidence_limit, b.agg, entity, entity_type)
+            if closed is not None:
+                self._judge(rule, key, closed)
+            return
         if rule.bucket.type == "rare_template":   # one incident per new template
             novel, cluster = self._miners[rule.id].add(event.ts, event.message)
             key = f"{key}\x1f{cluster}"
@@ -255,10 +267,45 @@ class Detector:
                 store.extend_incident(key, ts, item, self.evidence_limit)
             return
         if fired is not None:
+            if rule.emits:
+                self._emit(rule, event)
+            if rule.silent:
+                return
             incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
                                 fired.count, fired.items[: self.evidence_limit])
             store.put_incident(key, incident)
             self.opened.append(self._alert(rule, incident))
+
+    def _emit(self, rule: Rule, event: Event) -> None:
+        """A correlation fired: an event of it, with the fields of the event that made it
+        fire, for the correlations that reference it."""
+        derived = replace(event, action=CORRELATION_ACTION, level=None,
+                          extra={**event.extra, "sigma_rule": rule.id})
+        for other, predicate, entity_of in self._rules_for(CORRELATION_ACTION):
+            if other is not rule and predicate(derived):
+                kind, entity = entity_of(derived)
+                if entity is not None:
+                    self._hit(other, entity, derived, kind)
+
+    def _judge(self, rule: Rule, key: str, summary: list[Any]) -> None:
+        """A finished tumbling window: one alert when its value meets the condition."""
+        b = rule.bucket
+        value = aggregate_metric(summary, b.agg, b.percentile)
+        if value is None or not _COMPARE[b.op](value, b.bound) or rule.silent:
+            return
+        _, count, first, last, *_, items, entity, kind = summary
+        incident = Incident(rule.id, entity, kind, first, last, count, list(items))
+        self.opened.append(self._alert(rule, incident))
+        self.closed.append(self._alert(rule, incident))
+
+    def _judge_due(self, now: float) -> None:
+        due = getattr(self.store, "due", None)
+        if due is None:
+            return
+        for key, summary in due(now):
+            rule = self._rules_by_id.get(key.partition("\x1f")[0])
+            if rule is not None:
+                self._judge(rule, key, summary)
 
     def _bucket(self, rule: Rule, key: str, event: Event, item: str,
                 *, extending: bool) -> Fired | None:
@@ -351,7 +398,9 @@ class Detector:
             self.closed.append(self._alert(rule, incident))
 
     def sweep(self, now: float) -> None:
-        """Close incidents idle past their gap and forget idle windows (bounded memory)."""
+        """Close incidents idle past their gap, judge tumbling windows that ended and forget
+        idle windows (bounded memory)."""
+        self._judge_due(now)
         for key, incident in self.store.open_incidents():
             if incident.end + self._rules_by_id[incident.rule].incident_gap < now:
                 self._close(key)
@@ -392,6 +441,7 @@ class Detector:
     def finish(self) -> list[Alert]:
         """Close everything still open; all alerts, ordered by start, rule and entity."""
         self._flush_secrets()
+        self._judge_due(math.inf)
         for key, _ in self.store.open_incidents():
             self._close(key)
         alerts = sorted(self._absorb(self.closed), key=lambda a: (a.start, a.rule, a.entity))

@@ -95,6 +95,9 @@ class WindowStore(Protocol):
     def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
                  window: float, ordered: bool, keep: int) -> Fired | None: ...
 
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None: ...
+
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView: ...
 
@@ -281,6 +284,57 @@ def step_temporal(state: list[Any] | None, ts: float, item: str, matched: Iterab
     return [last, hits], None
 
 
+VALUES_CAP = 100_000   # numbers kept per window for a percentile
+
+
+def step_aggregate(state: list[Any] | None, ts: float, item: str, value: Any, window: float,
+                   keep: int, agg: str, entity: str, kind: str
+                   ) -> tuple[list[Any], list[Any] | None]:
+    """A tumbling window (``window``-aligned) of one group: count, distinct values, sum and
+    the numbers of a field. When an event falls in a later window the finished one is
+    handed back (``[index, count, first, last, total, n, values, distinct, items, entity,
+    kind]``) to be judged, and a new one starts."""
+    index = int(ts // window)
+    closed = None
+    if state is not None and index > state[0]:
+        closed, state = state, None
+    if state is None:
+        state = [index, 0, ts, ts, 0.0, 0, [], {}, [], entity, kind]
+    state[1] += 1
+    state[2], state[3] = min(state[2], ts), max(state[3], ts)
+    if value is not None:
+        if agg == "distinct":
+            if len(state[7]) < DISTINCT_CAP:
+                state[7][str(value)] = 1
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            state[4] += value
+            state[5] += 1
+            if agg == "percentile" and len(state[6]) < VALUES_CAP:
+                state[6].append(value)
+    if len(state[8]) < keep:
+        state[8].append(item)
+    return state, closed
+
+
+def aggregate_metric(summary: list[Any], agg: str, percentile: float) -> float | None:
+    """The value a finished window is judged on (None: no number to judge)."""
+    if agg == "count":
+        return float(summary[1])
+    if agg == "distinct":
+        return float(len(summary[7]))
+    if summary[5] == 0:
+        return None
+    if agg == "sum":
+        return float(summary[4])
+    if agg == "avg":
+        return float(summary[4]) / summary[5]
+    values = sorted(summary[6])   # linear between the closest ranks (NumPy's default)
+    pos = (len(values) - 1) * percentile / 100
+    low = int(pos)
+    high = min(low + 1, len(values) - 1)
+    return float(values[low] + (values[high] - values[low]) * (pos - low))
+
+
 class MemoryStore:
     """Windows in this process's memory (the local command, tests)."""
 
@@ -294,6 +348,7 @@ class MemoryStore:
         self._seen: dict[str, set[str]] = {}
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
+        self._windows: set[str] = set()   # keys of tumbling (aggregate) windows
 
     def _keep(self, key: str, state: Any, ts: float, ttl: float) -> None:
         if state is None:
@@ -375,6 +430,33 @@ class MemoryStore:
                                      ordered, keep)
         self._keep(key, state, ts, window)
         return fired
+
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None:
+        state, closed = step_aggregate(self._state.get(key), ts, item, value, window, keep,
+                                       agg, entity, kind)
+        self._keep(key, state, ts, window * 2)
+        self._windows.add(key)
+        return closed
+
+    def due(self, now: float) -> list[tuple[str, list[Any]]]:
+        """Tumbling windows that ended by ``now``, taken out to be judged."""
+        found = []
+        for key in list(self._windows):
+            state = self._state.get(key)
+            if state is None:
+                self._windows.discard(key)
+            elif (state[0] + 1) * self._window_of(key) <= now:
+                found.append((key, state))
+                del self._state[key]
+                self._windows.discard(key)
+        return sorted(found, key=lambda kv: (kv[1][2], kv[0]))
+
+    def _window_of(self, key: str) -> float:
+        for ttl, group in self._touched.items():
+            if key in group:
+                return ttl / 2
+        return 0.0
 
     def hours(self, key: str, hour: int) -> tuple[int, int]:
         """The entity's mask of login hours and login count before this one (then learnt)."""

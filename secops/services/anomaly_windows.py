@@ -44,6 +44,7 @@ from secops.anomaly.store import (
     RateView,
     ewma_add,
     extend,
+    step_aggregate,
     step_counter,
     step_distinct,
     step_leaky,
@@ -271,6 +272,13 @@ class RedisWindowStore:
         hits = list(matched)
         return self._update(key, window, lambda s: step_temporal(s, ts, item, hits, parts,
                                                                  window, ordered, keep))
+
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None:
+        """A tumbling window; the finished one comes back when a later window's event
+        arrives (a group's last window is judged by its group's next event)."""
+        return self._update(key, window * 2, lambda s: step_aggregate(
+            s, ts, item, value, window, keep, agg, entity, kind))
 
     def _recall(self, key: str) -> Any:
         """A rate window Redis no longer holds, from the rolling history (None: none kept)."""
