@@ -144,12 +144,16 @@ class DbBaselines:
 class RedisTemplateState(TemplateState):
     """A rule's Drain3 templates and learning start, in Redis (shared by workers)."""
 
-    def __init__(self, kv: redis.Redis, rule_id: str) -> None:
+    def __init__(self, kv: redis.Redis, rule_id: str,
+                 store: RedisWindowStore | None = None) -> None:
         self.kv = kv
         self.key = f"{PREFIX}drain:{rule_id}"
+        self.store = store
 
     def save_state(self, state: bytes) -> None:
-        self.kv.set(self.key, state)
+        # learnt with the chunk that learnt it: a chunk that fails teaches nothing
+        if self.store is None or not self.store.put_later(self.key, state):
+            self.kv.set(self.key, state)
 
     def load_state(self) -> bytes | None:
         value = self.kv.get(self.key)
@@ -397,9 +401,9 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     """Read the job's sources, detect, raise and close alerts; (summary, deliveries)."""
     rules = load_rules(settings)
     baselines = DbBaselines(session)
-    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id, history=baselines),
-                        baseline_ips=load_baseline(settings),
-                        template_state=lambda rule_id: RedisTemplateState(kv, rule_id))
+    store = RedisWindowStore(kv, job=job.id, history=baselines)
+    detector = Detector(rules, store=store, baseline_ips=load_baseline(settings),
+                        template_state=lambda rule_id: RedisTemplateState(kv, rule_id, store))
     state = RunState()
     cps = DbCheckpoints(session)
     cursor = Cursor(cps)

@@ -140,6 +140,8 @@ class RedisWindowStore:
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
         self._inc_dirty: set[str] = set()                # put or popped by a batch
         self._inc_ext: dict[str, tuple[int, float, list[str], int]] = {}  # added by a batch
+        self._learnt: dict[str, set[str]] = {}           # first-seen values of a batch
+        self._later: dict[str, bytes] = {}               # other keys a batch writes back
 
     @contextmanager
     def batch(self, keys: set[str], chunk: str | None = None) -> Iterator[ChunkMark]:
@@ -163,6 +165,7 @@ class RedisWindowStore:
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
         self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        self._learnt, self._later = {}, {}
         marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
         mark = ChunkMark()
         done = self.client.get(marker) if marker is not None else None
@@ -180,7 +183,7 @@ class RedisWindowStore:
                 self._write_back(locks, token, marker, mark)
         finally:
             self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
-            self._inc_ext = {}
+            self._inc_ext, self._learnt, self._later = {}, {}, {}
 
     def _write_back(self, locks: list[str], token: str, marker: str | None = None,
                     mark: ChunkMark | None = None) -> None:
@@ -194,6 +197,8 @@ class RedisWindowStore:
         put = {k: self._inc[k] for k in self._inc_dirty}
         added = sorted(self._inc_ext.items())
         cached = {k: self._inc[k] for k, _ in added}
+        learnt_values = sorted((k, sorted(v)) for k, v in self._learnt.items() if v)
+        later = sorted(self._later.items())
 
         def work(pipe: Any) -> None:
             now = pipe.hmget(INCIDENTS, [k for k, _ in added]) if added else []
@@ -212,6 +217,10 @@ class RedisWindowStore:
                     extend(current, count, end, evidence, limit)
                 if current is not None:
                     pipe.hset(INCIDENTS, key, _dump(current))
+            for name, learnt in learnt_values:
+                pipe.sadd(name, *learnt)
+            for name, value in later:
+                pipe.set(name, value)
             if marker is not None and mark is not None:
                 pipe.set(marker, json.dumps(mark.produced), ex=MARK_TTL)
 
@@ -335,6 +344,9 @@ class RedisWindowStore:
 
     def first_seen(self, key: str, value: str) -> bool | None:
         name = _name("seen", key)
+        learnt = self._learnt.get(name)
+        if learnt is not None and value in learnt:
+            return False
         pipe = self.client.pipeline(transaction=True)
         pipe.exists(name)
         pipe.sismember(name, value)
@@ -343,7 +355,18 @@ class RedisWindowStore:
             return None
         if member:
             return False
+        if self._cache is not None:   # learnt with the chunk: a failed chunk learns nothing
+            self._learnt.setdefault(name, set()).add(value)
+            return True
         return bool(self.client.sadd(name, value))
+
+    def put_later(self, name: str, value: bytes) -> bool:
+        """Within a batch, keep ``value`` for Redis key ``name`` to be written with the
+        chunk (False outside a batch: the caller writes it)."""
+        if self._cache is None:
+            return False
+        self._later[name] = value
+        return True
 
     def remember(self, key: str, values: Iterable[str]) -> None:
         items = list(values)
