@@ -14,6 +14,14 @@ then, in the same run and on the same files:
     python benchmarks/anomaly.py --mb 1024 --runs 1 # the 1 GB log of docs/anomaly.md
 
 Peak RSS of the local command is measured at two sizes (``--mb`` and a quarter of it).
+
+``--platform-lines N`` measures instead the platform's windows: the first N lines of the
+generated log (merged by time) through the detector with its windows in Redis (an
+embedded server of this script, emptied before each run; chunks of 500 events, atomic
+incident extension), wall and CPU time, next to the same lines through the in-memory
+windows of the local command in the same run:
+
+    python benchmarks/anomaly.py --platform-lines 5000 --runs 5
 """
 
 from __future__ import annotations
@@ -174,12 +182,66 @@ def run_drain(folder: Path, limit: int) -> tuple[float, int]:
     return time.process_time() - start, n
 
 
+def run_platform(lines: int, runs: int) -> None:
+    """N lines through Redis windows and through memory windows, ``runs`` times each."""
+    import itertools
+    import secrets
+
+    import redis
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from secops.anomaly import Detector, MemoryStore, RuleSet
+    from secops.anomaly.reading import log_files, merged, open_log
+    from secops.embedded import EmbeddedRedis
+    from secops.services.anomaly_windows import RedisWindowStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "logs"
+        folder.mkdir()
+        generate(folder, max(1_000_000, lines * 200))
+        events = list(itertools.islice(merged(open_log(p)[1] for p in log_files([folder])),
+                                       lines))
+        server = EmbeddedRedis(Path(tmp), secrets.token_hex(8))
+        server.start()
+        try:
+            client = redis.Redis.from_url(server.url)
+            shared, local = [], []
+            for run in range(runs):
+                client.flushdb()
+                for store, out in ((RedisWindowStore(client, job=f"bench-{run}"), shared),
+                                   (MemoryStore(), local)):
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    detector = Detector(RuleSet.shipped(), store=store)
+                    detector.feed_all(events)
+                    detector.take_opened()
+                    detector.take_closed(events[-1].ts)
+                    out.append((time.perf_counter() - wall, time.process_time() - cpu))
+        finally:
+            server.stop()
+
+    def fmt(values: list[float], unit: str) -> str:
+        return (f"median {statistics.median(values):.2f} {unit} "
+                f"(range {min(values):.2f}-{max(values):.2f}, {len(values)} runs)")
+
+    print(f"{len(events)} events, shipped rules")
+    print(f"Redis windows (platform): wall {fmt([w for w, _ in shared], 's')}, "
+          f"CPU {fmt([c for _, c in shared], 's')}, "
+          f"{statistics.median(len(events) / w for w, _ in shared):,.0f} lines/s wall")
+    print(f"memory windows (local command, same run): wall {fmt([w for w, _ in local], 's')}, "
+          f"{statistics.median(len(events) / w for w, _ in local):,.0f} lines/s wall")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--drain-lines", type=int, default=60_000)
+    ap.add_argument("--platform-lines", type=int, default=0,
+                    help="measure the platform's Redis windows on this many lines instead")
     args = ap.parse_args()
+    if args.platform_lines:
+        run_platform(args.platform_lines, args.runs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         big, small = Path(tmp) / "big", Path(tmp) / "small"
         big.mkdir()

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from secops.anomaly.events import Event
@@ -30,13 +33,19 @@ from secops.anomaly.store import (
     Incident,
     MemoryStore,
     WindowStore,
+    aggregate_metric,
 )
 
 LINE_LIMIT = 500
+CORRELATION_ACTION = "sigma_correlation"
+_COMPARE: dict[str, Callable[[float, float], bool]] = {**OPS, "!=": operator.ne}
 EVIDENCE_LIMIT = 10
 SWEEP_EVERY = 4096
 SECRET_BATCH = 512
 CHUNK = 500   # events per round of a shared store
+
+
+_Plan = tuple[Rule, Callable[[Event], bool], Callable[[Event], tuple[str, "str | None"]]]
 
 
 def iso(ts: float) -> str:
@@ -114,7 +123,7 @@ class Detector:
                 for action in rule.actions:
                     self._by_action.setdefault(action, []).append(rule)
         self._rules_by_id = {r.id: r for r in self.rules}
-        self._cache: dict[str, list[Rule]] = {}
+        self._cache: dict[str, list[_Plan]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
         self._miners = {r.id: TemplateNovelty(r.bucket.learn,
@@ -140,10 +149,13 @@ class Detector:
     def _key(rule: Rule, entity: str) -> str:
         return f"{rule.id}\x1f{entity}"
 
-    def _rules_for(self, action: str) -> list[Rule]:
+    def _rules_for(self, action: str) -> list[_Plan]:
+        """(rule, its predicate, its entity getter) of the rules an action can match."""
         found = self._cache.get(action)
         if found is None:
-            found = self._cache[action] = self._by_action.get(action, []) + self._any_action
+            found = self._cache[action] = [
+                (r, r.predicate, _entity_getter(r))
+                for r in self._by_action.get(action, []) + self._any_action]
         return found
 
     # -- feeding ----------------------------------------------------------------------
@@ -151,12 +163,9 @@ class Detector:
     def _matches(self, event: Event) -> list[tuple[Rule, str, str]]:
         """(rule, entity, entity type) of every rule the event matches."""
         found = []
-        for rule in self._rules_for(event.action):
-            if rule.predicate(event):
-                if rule.entity_type == "auto":
-                    kind, entity = rule.entity_of(event)
-                else:
-                    kind, entity = rule.entity_type, rule.entity(event)
+        for rule, predicate, entity_of in self._rules_for(event.action):
+            if predicate(event):
+                kind, entity = entity_of(event)
                 if entity is not None:
                     found.append((rule, entity, kind))
         return found
@@ -165,8 +174,15 @@ class Detector:
         self.events += 1
         if event.ts > self._now:
             self._now = event.ts
-        for rule, entity, kind in self._matches(event) if matches is None else matches:
-            self._hit(rule, entity, event, kind)
+        if matches is None:
+            for rule, predicate, entity_of in self._rules_for(event.action):
+                if predicate(event):
+                    kind, entity = entity_of(event)
+                    if entity is not None:
+                        self._hit(rule, entity, event, kind)
+        else:
+            for rule, entity, kind in matches:
+                self._hit(rule, entity, event, kind)
         if self._secret_rules:
             self._secret_buffer.append(event)
             if len(self._secret_buffer) >= SECRET_BATCH:
@@ -225,6 +241,14 @@ class Detector:
 
     def _hit(self, rule: Rule, entity: str, event: Event, entity_type: str) -> None:
         key = self._key(rule, entity)
+        if rule.bucket.type == "aggregate":
+            b = rule.bucket
+            closed = self.store.aggregate(key, event.ts, event.raw[:LINE_LIMIT],
+                                          event.get(b.field) if b.field else None, b.window,
+                                          self.evidence_limit, b.agg, entity, entity_type)
+            if closed is not None:
+                self._judge(rule, key, closed)
+            return
         if rule.bucket.type == "rare_template":   # one incident per new template
             novel, cluster = self._miners[rule.id].add(event.ts, event.message)
             key = f"{key}\x1f{cluster}"
@@ -243,10 +267,45 @@ class Detector:
                 store.extend_incident(key, ts, item, self.evidence_limit)
             return
         if fired is not None:
+            if rule.emits:
+                self._emit(rule, event)
+            if rule.silent:
+                return
             incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
                                 fired.count, fired.items[: self.evidence_limit])
             store.put_incident(key, incident)
             self.opened.append(self._alert(rule, incident))
+
+    def _emit(self, rule: Rule, event: Event) -> None:
+        """A correlation fired: an event of it, with the fields of the event that made it
+        fire, for the correlations that reference it."""
+        derived = replace(event, action=CORRELATION_ACTION, level=None,
+                          extra={**event.extra, "sigma_rule": rule.id})
+        for other, predicate, entity_of in self._rules_for(CORRELATION_ACTION):
+            if other is not rule and predicate(derived):
+                kind, entity = entity_of(derived)
+                if entity is not None:
+                    self._hit(other, entity, derived, kind)
+
+    def _judge(self, rule: Rule, key: str, summary: list[Any]) -> None:
+        """A finished tumbling window: one alert when its value meets the condition."""
+        b = rule.bucket
+        value = aggregate_metric(summary, b.agg, b.percentile)
+        if value is None or not _COMPARE[b.op](value, b.bound) or rule.silent:
+            return
+        _, count, first, last, *_, items, entity, kind = summary
+        incident = Incident(rule.id, entity, kind, first, last, count, list(items))
+        self.opened.append(self._alert(rule, incident))
+        self.closed.append(self._alert(rule, incident))
+
+    def _judge_due(self, now: float) -> None:
+        due = getattr(self.store, "due", None)
+        if due is None:
+            return
+        for key, summary in due(now):
+            rule = self._rules_by_id.get(key.partition("\x1f")[0])
+            if rule is not None:
+                self._judge(rule, key, summary)
 
     def _bucket(self, rule: Rule, key: str, event: Event, item: str,
                 *, extending: bool) -> Fired | None:
@@ -339,7 +398,9 @@ class Detector:
             self.closed.append(self._alert(rule, incident))
 
     def sweep(self, now: float) -> None:
-        """Close incidents idle past their gap and forget idle windows (bounded memory)."""
+        """Close incidents idle past their gap, judge tumbling windows that ended and forget
+        idle windows (bounded memory)."""
+        self._judge_due(now)
         for key, incident in self.store.open_incidents():
             if incident.end + self._rules_by_id[incident.rule].incident_gap < now:
                 self._close(key)
@@ -380,6 +441,7 @@ class Detector:
     def finish(self) -> list[Alert]:
         """Close everything still open; all alerts, ordered by start, rule and entity."""
         self._flush_secrets()
+        self._judge_due(math.inf)
         for key, _ in self.store.open_incidents():
             self._close(key)
         alerts = sorted(self._absorb(self.closed), key=lambda a: (a.start, a.rule, a.entity))
@@ -414,6 +476,26 @@ class Detector:
         return [a for i, a in enumerate(result) if i not in gone]
 
 
+def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
+    """(entity type, entity) of an event for ``rule``: :meth:`Rule.entity_of`, with the
+    common case (a fixed type grouped by a plain event attribute) read directly."""
+    kind, group_by = rule.entity_type, rule.group_by
+    if kind == "auto" or rule.bucket.type == "secret" or group_by not in _PLAIN_ATTRS:
+        return rule.entity_of
+    read = attrgetter(group_by)
+
+    def entity(event: Event) -> tuple[str, str | None]:
+        value = read(event)
+        if value is None or value == "":
+            return kind, None
+        return kind, value if type(value) is str else str(value)
+
+    return entity
+
+
+_PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
+
+
 def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -422,9 +504,30 @@ def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int],
                                           Callable[[dict[str, float]], bool]]:
     """A conditional bucket's distinct fields, how many values of each to keep, its check."""
     fields = b.distinct_fields
-    conditions = [(name, OPS[op], v) for name, op, v in b.conditions]
-    return (fields, {f: _cap(b.conditions, f) for f in fields},
-            lambda m: all(op(m[name], v) for name, op, v in conditions))
+    return fields, {f: _cap(b.conditions, f) for f in fields}, Conditions(b.conditions)
+
+
+class Conditions:
+    """A conditional bucket's check over its metrics. ``need`` is the least event count at
+    which every condition can hold (failures, successes and distinct values never exceed
+    the count), which lets a store skip work for windows holding fewer events."""
+
+    def __init__(self, conditions: Iterable[tuple[str, str, float]]) -> None:
+        self.conditions = tuple((name, OPS[op], v) for name, op, v in conditions)
+        need = 0
+        for name, op, v in conditions:
+            if name in ("count", "failures", "successes") or name.startswith("distinct_"):
+                if op == ">=" or op == "==":
+                    need = max(need, math.ceil(v))
+                elif op == ">":
+                    need = max(need, math.floor(v) + 1)
+        self.need = need
+
+    def __call__(self, metrics: dict[str, float]) -> bool:
+        for name, op, v in self.conditions:
+            if not op(metrics[name], v):
+                return False
+        return True
 
 
 def _cap(conditions: tuple[tuple[str, str, float], ...], name: str) -> int:

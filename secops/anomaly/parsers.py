@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -269,16 +269,17 @@ class JsonLinesParser:
     def __init__(self, fields: Mapping[str, str] | None = None) -> None:
         self.fields = {**DEFAULT_JSON_FIELDS, **(fields or {})}
         self._mapped = set(self.fields.values())
+        self._plain = not any("." in key for key in self.fields.values())
 
     def parse(self, line: str) -> list[Event]:
         try:
-            record = json.loads(line)
+            record = _loads(line)
         except ValueError:
             raise Malformed("not JSON") from None
         if not isinstance(record, dict):
             raise Malformed("not a JSON object")
-        f = self.fields
-        raw_ts = _dig(record, f["ts"])
+        get = self._getter(record)
+        raw_ts = get("ts")
         try:
             if isinstance(raw_ts, int | float) and not isinstance(raw_ts, bool):
                 ts = float(raw_ts)
@@ -288,32 +289,49 @@ class JsonLinesParser:
                 raise Malformed("no timestamp")
         except ValueError:
             raise Malformed("bad timestamp") from None
-        name = _dig(record, f["event"])
+        name = get("event")
         if not isinstance(name, str) or not name:
             raise Malformed("no event")
         action = "login" if name.lower() in LOGIN_ACTIONS else name
-        status, size = _dig(record, f["status"]), _dig(record, f["bytes"])
+        status, size = get("status"), get("bytes")
         try:
-            status = None if status is None else int(status)
-            size = None if size is None else int(size)
+            if status is not None and type(status) is not int:
+                status = int(status)
+            if size is not None and type(size) is not int:
+                size = int(size)
         except (TypeError, ValueError):
             raise Malformed("status and bytes must be integers") from None
-        extra = {k: v for k, v in record.items() if k not in self._mapped}
+        mapped = self._mapped
+        extra = {k: v for k, v in record.items() if k not in mapped}
         level = record.get("level", record.get("severity"))
         level = "error" if isinstance(level, str) and level.lower() in ERROR_LEVELS else None
-        file_ = _dig(record, f["file"])
+        file_ = get("file")
         if file_ is not None:
             extra["file"] = file_
-        return [Event(ts, action, line, "json", success=_bool(_dig(record, f["success"])),
-                      ip=_str(_dig(record, f["ip"])), user=_str(_dig(record, f["user"])),
-                      host=_str(_dig(record, f["host"])), service=_str(_dig(record, f["service"])),
-                      method=_str(_dig(record, f["method"])), path=_str(_dig(record, f["path"])),
-                      status=status, bytes=size, role=_str(_dig(record, f["role"])),
-                      mfa=_bool(_dig(record, f["mfa"])), level=level, extra=extra)]
+        success, mfa = get("success"), get("mfa")
+        return [Event(ts, action, line, "json",
+                      success=success if success is None or success is True or success is False
+                      else _bool(success),
+                      ip=_str(get("ip")), user=_str(get("user")),
+                      host=_str(get("host")), service=_str(get("service")),
+                      method=_str(get("method")), path=_str(get("path")),
+                      status=status, bytes=size, role=_str(get("role")),
+                      mfa=mfa if mfa is None or mfa is True or mfa is False else _bool(mfa),
+                      level=level, extra=extra)]
+
+    def _getter(self, record: dict[str, Any]) -> Callable[[str], Any]:
+        """Our field name -> its value in ``record`` (plain keys read directly)."""
+        if self._plain:
+            fields = self.fields
+            return lambda name: record.get(fields[name])
+        return lambda name: _dig(record, self.fields[name])
 
 
 def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else value if type(value) is str else str(value)
+
+
+_loads = json.JSONDecoder().decode
 
 
 # --- detection and reading ----------------------------------------------------------
@@ -395,8 +413,8 @@ class LineReader:
     def events(self, lines: Iterable[str]) -> Iterator[Event]:
         stats, parse, origin = self.stats, self.parser.parse, self.origin
         for raw in lines:
-            line = raw.rstrip("\r\n")
-            if not line.strip():
+            line = raw.rstrip("\r\n") if raw[-1:] in ("\n", "\r") else raw
+            if not line or line.isspace():
                 continue
             stats.lines += 1
             try:

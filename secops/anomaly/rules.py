@@ -99,6 +99,10 @@ class Bucket:
     tolerance: int = 1
     learn: float = 3600.0
     ordered: bool = False                                   # temporal (Sigma) buckets
+    agg: str = ""            # aggregate (Sigma) buckets: count, distinct, sum, avg, percentile
+    op: str = ""             # ... the comparison of the window's value: > >= < <= == !=
+    bound: float = 0.0       # ... with this
+    percentile: float = 0.0
     predicates: tuple[Callable[[Event], bool], ...] = dataclasses.field(
         default=(), compare=False, repr=False)
 
@@ -125,6 +129,8 @@ class Rule:
     source: str = ""
     predicate: Predicate = field(default=lambda e: True, compare=False, repr=False)
     actions: frozenset[str] | None = None   # the event actions it can match (None: any)
+    emits: bool = False      # each time it fires, a ``sigma_correlation`` event for other rules
+    silent: bool = False     # it raises no alert of its own (it only feeds correlations)
 
     def entity(self, event: Event) -> str | None:
         group_by = self.group_by

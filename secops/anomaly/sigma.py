@@ -9,16 +9,22 @@ case-insensitive unless ``|cased``, as Sigma specifies.
 
 A single-event rule alerts on every match (one alert per entity while matches keep
 coming within ``SIGMA_GAP``), with its ``level`` as severity (``informational`` is
-``low``) and its ``attack.tNNNN`` tags as ATT&CK techniques. Correlation rules
-(``event_count``, ``value_count``, ``temporal``, ``temporal_ordered``) become counter,
-distinct and temporal buckets over the matches of the rules they reference, grouped by
-their ``group-by`` fields within their ``timespan``; referenced rules alert on their
-own only with ``generate: true``. Files or rules that cannot be used are reported with
+``low``) and its ``attack.tNNNN`` tags as ATT&CK techniques. Correlation rules become
+buckets over the matches of the rules they reference, grouped by their ``group-by``
+fields within their ``timespan``: ``event_count``/``value_count`` above a bound (``gt``,
+``gte``) counter and distinct buckets (sliding), ``temporal``/``temporal_ordered``
+temporal buckets, and every other condition (``lt``, ``lte``, ``eq``, ``neq``) and the
+``value_sum``, ``value_avg``, ``value_percentile`` and ``value_median`` types aggregate
+buckets judged on timespan-aligned windows when they end. A correlation may reference
+correlations: each time one fires, the event that made it fire becomes a
+``sigma_correlation`` event of it. Referenced rules alert on their own only with
+``generate: true``. Files or rules that cannot be used are reported with
 the file and the reason and skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable
@@ -58,6 +64,7 @@ from sigma.types import (
     SigmaString,
 )
 
+from secops.anomaly.detector import CORRELATION_ACTION
 from secops.anomaly.events import Event
 from secops.anomaly.rules import Bucket, Predicate, Rule
 
@@ -88,6 +95,10 @@ _OPS: dict[CompareOperators, Callable[[float, float], bool]] = {
 
 class SigmaUnsupported(ValueError):
     """A Sigma construct the engine does not evaluate (the rule is skipped)."""
+
+
+class _Later(Exception):
+    """A correlation referencing one not loaded yet."""
 
 
 def field_name(name: str) -> str:
@@ -218,30 +229,53 @@ def _entity_type(fields: list[str]) -> str:
     return mapped if mapped in ("ip", "user") else "endpoint"
 
 
+_CORR_OPS = {CorrOp.GT: ">", CorrOp.GTE: ">=", CorrOp.LT: "<", CorrOp.LTE: "<=",
+             CorrOp.EQ: "==", CorrOp.NEQ: "!="}
+_AGGREGATES = {SigmaCorrelationType.EVENT_COUNT: "count",
+               SigmaCorrelationType.VALUE_COUNT: "distinct",
+               SigmaCorrelationType.VALUE_SUM: "sum", SigmaCorrelationType.VALUE_AVG: "avg",
+               SigmaCorrelationType.VALUE_PERCENTILE: "percentile",
+               SigmaCorrelationType.VALUE_MEDIAN: "percentile"}
+
+
+def _plain(predicate: Predicate) -> Predicate:
+    return lambda e: e.action != CORRELATION_ACTION and predicate(e)
+
+
+def _fired(ident: str) -> Predicate:
+    return lambda e: e.action == CORRELATION_ACTION and e.extra.get("sigma_rule") == ident
+
+
 def _correlation(corr: SigmaCorrelationRule, predicates: dict[str, Predicate],
-                 where: str) -> Rule:
+                 where: str, correlations: set[str] | None = None) -> Rule:
+    """The engine's rule for a correlation. ``correlations``: idents of correlation rules
+    already loaded, which this one may reference (their firings are its events)."""
     refs = corr.rules or []
-    names = []
+    preds = []
     for ref in refs:
         target = ref.rule
+        ident = _ident(target)
         if isinstance(target, SigmaCorrelationRule):
-            raise SigmaUnsupported("correlations of correlations are not supported")
-        names.append(_ident(target))
-    preds = [predicates[n] for n in names]
+            if correlations is None or ident not in correlations:
+                raise SigmaUnsupported(f"referenced correlation {ref.reference!r} could not be used")
+            preds.append(_fired(ident))
+        else:
+            preds.append(_plain(predicates[ident]))
     window = float(corr.timespan.seconds)
     group = [field_name(f) for f in (corr.group_by or [])]
     cond = corr.condition
     kind = corr.type
+    op = _CORR_OPS.get(getattr(cond, "op", None))  # type: ignore[arg-type]
     if kind in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
         bucket = Bucket("temporal", window, ordered=kind == SigmaCorrelationType.TEMPORAL_ORDERED,
                         predicates=tuple(preds))
-    elif kind in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT):
-        op = getattr(cond, "op", None)
-        if op not in (CorrOp.GTE, CorrOp.GT):
-            raise SigmaUnsupported("only 'gte' and 'gt' count conditions are supported "
-                                   "(a count below a bound needs the window to close)")
+    elif kind not in _AGGREGATES or op is None:
+        raise SigmaUnsupported(f"correlation type {kind.name.lower()} is not supported")
+    elif kind in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT) \
+            and op in (">", ">="):
+        # a count above a bound alerts as soon as the sliding window reaches it
         count = int(getattr(cond, "count", 0))
-        threshold = count - 1 if op == CorrOp.GTE else count
+        threshold = count - 1 if op == ">=" else count
         if kind == SigmaCorrelationType.EVENT_COUNT:
             bucket = Bucket("counter", window, max(0, threshold))
         else:
@@ -250,7 +284,18 @@ def _correlation(corr: SigmaCorrelationRule, predicates: dict[str, Predicate],
                 raise SigmaUnsupported("value_count needs one condition field")
             bucket = Bucket("distinct", window, max(0, threshold), field=field_name(fieldref))
     else:
-        raise SigmaUnsupported(f"correlation type {kind.name.lower()} is not supported")
+        # below a bound, equal to one, or a sum, mean or percentile: judged on each
+        # timespan-aligned window of a group when it ends (as SIEM backends bin time)
+        fieldref = getattr(cond, "fieldref", None)
+        if kind != SigmaCorrelationType.EVENT_COUNT and not isinstance(fieldref, str):
+            raise SigmaUnsupported(f"{kind.name.lower()} needs one condition field")
+        percentile = 50.0 if kind == SigmaCorrelationType.VALUE_MEDIAN else float(
+            getattr(cond, "percentile", None) or 0)
+        if kind == SigmaCorrelationType.VALUE_PERCENTILE and not 0 < percentile <= 100:
+            raise SigmaUnsupported("value_percentile needs a percentile between 1 and 100")
+        bucket = Bucket("aggregate", window, field=field_name(fieldref) if fieldref else None,
+                        agg=_AGGREGATES[kind], op=op, bound=float(getattr(cond, "count", 0)),
+                        percentile=percentile)
     level = corr.level.name.lower() if corr.level else "medium"
     return Rule(id=_ident(corr), title=corr.title, severity=LEVELS.get(level, "medium"),
                 bucket=bucket, group_by=",".join(group) or "auto",
@@ -291,20 +336,43 @@ def load_sigma(*dirs: str | Path) -> tuple[list[Rule], list[str]]:
         except (SigmaError, SigmaUnsupported, re.error) as exc:
             problems.append(f"{where}: rule {rule.title!r}: {exc}")
     collection = SigmaCollection([r for r, _ in found], resolve_references=False)
-    for corr, where in found:
-        if not isinstance(corr, SigmaCorrelationRule):
-            continue
-        try:
+    pending = [(c, w) for c, w in found if isinstance(c, SigmaCorrelationRule)]
+    loaded: dict[str, Rule] = {}
+    failed: dict[str, str] = {}
+    while pending:   # a correlation after the correlations it references
+        waiting = []
+        for corr, where in pending:
+            try:
+                for ref in corr.rules or []:
+                    ref.resolve(collection)
+                    ident = _ident(ref.rule)
+                    if isinstance(ref.rule, SigmaCorrelationRule):
+                        if ident in failed:
+                            raise SigmaUnsupported(f"referenced correlation {ref.reference!r} "
+                                                   f"could not be used")
+                        if ident not in loaded:
+                            raise _Later
+                    elif ident not in predicates:
+                        raise SigmaUnsupported(f"referenced rule {ref.reference!r} could not be used")
+                loaded[_ident(corr)] = _correlation(corr, predicates, where, set(loaded))
+            except _Later:
+                waiting.append((corr, where))
+                continue
+            except (SigmaError, SigmaUnsupported) as exc:
+                problems.append(f"{where}: correlation {corr.title!r}: {exc}")
+                failed[_ident(corr)] = str(exc)
+                continue
             for ref in corr.rules or []:
-                ref.resolve(collection)
-                if _ident(ref.rule) not in predicates:
-                    raise SigmaUnsupported(f"referenced rule {ref.reference!r} could not be used")
-            rules.append(_correlation(corr, predicates, where))
-        except (SigmaError, SigmaUnsupported) as exc:
-            problems.append(f"{where}: correlation {corr.title!r}: {exc}")
-            continue
-        for ref in corr.rules or []:
-            generate[_ident(ref.rule)] = generate.get(_ident(ref.rule), False) or corr.generate
+                generate[_ident(ref.rule)] = generate.get(_ident(ref.rule), False) or corr.generate
+        if len(waiting) == len(pending):   # a loop of references
+            for corr, where in waiting:
+                problems.append(f"{where}: correlation {corr.title!r}: references form a loop")
+            break
+        pending = waiting
+    for ident, made in loaded.items():
+        if ident in generate:   # referenced by another correlation: it feeds it
+            made = dataclasses.replace(made, emits=True, silent=not generate[ident])
+        rules.append(made)
     referenced = set(generate)
     for rule, where in plain:
         ident = _ident(rule)

@@ -95,6 +95,9 @@ class WindowStore(Protocol):
     def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
                  window: float, ordered: bool, keep: int) -> Fired | None: ...
 
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None: ...
+
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView: ...
 
@@ -197,37 +200,47 @@ def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float
         slots.append([start, 0, 0, 0, ts])
     slot = slots[-1]
     slot[1] += 1
-    t["count"] += 1
+    count = t["count"] + 1
+    bad, ok = t["failures"], t["successes"]
     if success is False:
         slot[2] += 1
-        t["failures"] += 1
+        bad += 1
     elif success is True:
         slot[3] += 1
-        t["successes"] += 1
-    while slots and slots[0][0] + width <= ts - window:
+        ok += 1
+    edge = ts - window
+    while slots[0][0] + width <= edge:
         old = slots.pop(0)
-        t["count"] -= old[1]
-        t["failures"] -= old[2]
-        t["successes"] -= old[3]
-    ok, bad = t["successes"], t["failures"]
-    metrics: dict[str, float] = {"count": t["count"], "failures": bad, "successes": ok,
+        count -= old[1]
+        bad -= old[2]
+        ok -= old[3]
+        if not slots:
+            break
+    t["count"], t["failures"], t["successes"] = count, bad, ok
+    metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
                                  "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+    known = t["values"]
     for name, value in values.items():
-        seen = t["values"].setdefault(name, {})
+        seen = known.get(name)
+        if seen is None:
+            seen = known[name] = {}
         if value is not None:
-            seen.pop(value, None)
+            if value in seen:
+                del seen[value]
             seen[value] = ts
         cap = caps.get(name, DISTINCT_CAP)
         while seen:
             oldest = next(iter(seen))
-            if seen[oldest] >= ts - window and len(seen) <= cap:
+            if seen[oldest] >= edge and len(seen) <= cap:
                 break
             del seen[oldest]
         metrics["distinct_" + name] = len(seen)
-    t["items"].append(item)
-    del t["items"][:-keep]
+    items = t["items"]
+    items.append(item)
+    if len(items) > keep:
+        del items[:-keep]
     if check(metrics):
-        return t, Fired(t["count"], slots[0][4] if slots else ts, list(t["items"]))
+        return t, Fired(count, slots[0][4] if slots else ts, list(items))
     return t, None
 
 
@@ -271,22 +284,91 @@ def step_temporal(state: list[Any] | None, ts: float, item: str, matched: Iterab
     return [last, hits], None
 
 
+VALUES_CAP = 100_000   # numbers kept per window for a percentile
+
+
+def step_aggregate(state: list[Any] | None, ts: float, item: str, value: Any, window: float,
+                   keep: int, agg: str, entity: str, kind: str
+                   ) -> tuple[list[Any], list[Any] | None]:
+    """A tumbling window (``window``-aligned) of one group: count, distinct values, sum and
+    the numbers of a field. When an event falls in a later window the finished one is
+    handed back (``[index, count, first, last, total, n, values, distinct, items, entity,
+    kind]``) to be judged, and a new one starts."""
+    index = int(ts // window)
+    closed = None
+    if state is not None and index > state[0]:
+        closed, state = state, None
+    if state is None:
+        state = [index, 0, ts, ts, 0.0, 0, [], {}, [], entity, kind]
+    state[1] += 1
+    state[2], state[3] = min(state[2], ts), max(state[3], ts)
+    if value is not None:
+        if agg == "distinct":
+            if len(state[7]) < DISTINCT_CAP:
+                state[7][str(value)] = 1
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            state[4] += value
+            state[5] += 1
+            if agg == "percentile" and len(state[6]) < VALUES_CAP:
+                state[6].append(value)
+    if len(state[8]) < keep:
+        state[8].append(item)
+    return state, closed
+
+
+def aggregate_metric(summary: list[Any], agg: str, percentile: float) -> float | None:
+    """The value a finished window is judged on (None: no number to judge)."""
+    if agg == "count":
+        return float(summary[1])
+    if agg == "distinct":
+        return float(len(summary[7]))
+    if summary[5] == 0:
+        return None
+    if agg == "sum":
+        return float(summary[4])
+    if agg == "avg":
+        return float(summary[4]) / summary[5]
+    values = sorted(summary[6])   # linear between the closest ranks (NumPy's default)
+    pos = (len(values) - 1) * percentile / 100
+    low = int(pos)
+    high = min(low + 1, len(values) - 1)
+    return float(values[low] + (values[high] - values[low]) * (pos - low))
+
+
 class MemoryStore:
     """Windows in this process's memory (the local command, tests)."""
 
     def __init__(self) -> None:
         self._state: dict[str, Any] = {}
-        self._touched: dict[str, tuple[float, float]] = {}   # key -> (last ts, ttl)
+        # ttl -> {key: time of its last touch}, in the order of the touches: while those
+        # times rise, the keys idle longest are at the front (else the group is "unsorted")
+        self._touched: dict[float, dict[str, float]] = {}
+        self._latest: dict[float, float] = {}
+        self._unsorted: set[float] = set()
         self._seen: dict[str, set[str]] = {}
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
+        self._windows: set[str] = set()   # keys of tumbling (aggregate) windows
 
     def _keep(self, key: str, state: Any, ts: float, ttl: float) -> None:
         if state is None:
             self._state.pop(key, None)
         else:
             self._state[key] = state
-        self._touched[key] = (ts, ttl)
+        self._touch(key, ts, ttl)
+
+    def _touch(self, key: str, ts: float, ttl: float) -> None:
+        group = self._touched.get(ttl)
+        if group is None:
+            group = self._touched[ttl] = {}
+            self._latest[ttl] = ts
+        elif key in group:
+            del group[key]
+        group[key] = ts
+        if ts >= self._latest[ttl]:
+            self._latest[ttl] = ts
+        else:
+            self._unsorted.add(ttl)
 
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None:
@@ -309,8 +391,26 @@ class MemoryStore:
     def tally(self, key: str, ts: float, item: str, window: float, success: bool | None,
               values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
               check: Callable[[dict[str, float]], bool]) -> Fired | None:
-        state, fired = step_tally(self._state.get(key), ts, item, window, success, values, caps,
-                                  keep, check)
+        state = self._state.get(key)
+        need = getattr(check, "need", 0)
+        if need > 1 and (state is None or type(state) is list):
+            # Lazily: while fewer than ``need`` events (the least count at which the
+            # conditions can hold) are recent enough to count, keep the events themselves;
+            # replayed through the bucket once enough are, they give the very same window.
+            pending: list[Any] = [] if state is None else state
+            pending.append((ts, item, success, values))
+            if len(pending) < need or sum(
+                    1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
+                cutoff = ts - window - window / SLOTS
+                while len(pending) > keep and pending[0][0] < cutoff:
+                    pending.pop(0)   # out of every window; its line is past the evidence kept
+                self._keep(key, pending, ts, window)
+                return None
+            state = None
+            for p_ts, p_item, p_success, p_values in pending[:-1]:
+                state, _ = step_tally(state, p_ts, p_item, window, p_success, p_values, caps,
+                                      keep, check)
+        state, fired = step_tally(state, ts, item, window, success, values, caps, keep, check)
         self._keep(key, state, ts, window)
         return fired
 
@@ -321,7 +421,7 @@ class MemoryStore:
             pop = self._state[population] = [0.0, 0.0, 0]
         state, view = step_rate(self._state.get(key), pop, ts, amount, interval, alpha)
         self._keep(key, state, ts, interval * 48)
-        self._touched[population] = (ts, interval * 48)
+        self._touch(population, ts, interval * 48)
         return view
 
     def temporal(self, key: str, ts: float, item: str, matched: Iterable[int], parts: int,
@@ -330,6 +430,33 @@ class MemoryStore:
                                      ordered, keep)
         self._keep(key, state, ts, window)
         return fired
+
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None:
+        state, closed = step_aggregate(self._state.get(key), ts, item, value, window, keep,
+                                       agg, entity, kind)
+        self._keep(key, state, ts, window * 2)
+        self._windows.add(key)
+        return closed
+
+    def due(self, now: float) -> list[tuple[str, list[Any]]]:
+        """Tumbling windows that ended by ``now``, taken out to be judged."""
+        found = []
+        for key in list(self._windows):
+            state = self._state.get(key)
+            if state is None:
+                self._windows.discard(key)
+            elif (state[0] + 1) * self._window_of(key) <= now:
+                found.append((key, state))
+                del self._state[key]
+                self._windows.discard(key)
+        return sorted(found, key=lambda kv: (kv[1][2], kv[0]))
+
+    def _window_of(self, key: str) -> float:
+        for ttl, group in self._touched.items():
+            if key in group:
+                return ttl / 2
+        return 0.0
 
     def hours(self, key: str, hour: int) -> tuple[int, int]:
         """The entity's mask of login hours and login count before this one (then learnt)."""
@@ -369,10 +496,23 @@ class MemoryStore:
         return iter(list(self._incidents.items()))
 
     def expire(self, now: float) -> None:
-        stale = [k for k, (last, ttl) in self._touched.items() if last + ttl < now]
-        for key in stale:
-            del self._touched[key]
-            self._state.pop(key, None)
+        """Forget the windows idle for longer than their time to live."""
+        for ttl, group in self._touched.items():
+            if ttl in self._unsorted:
+                stale = [k for k, last in group.items() if last + ttl < now]
+                kept = sorted(group.items(), key=lambda kv: kv[1])
+                group.clear()
+                group.update(kept)
+                self._unsorted.discard(ttl)
+            else:
+                stale = []
+                for k, last in group.items():
+                    if last + ttl >= now:
+                        break
+                    stale.append(k)
+            for key in stale:
+                del group[key]
+                self._state.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._state)

@@ -453,6 +453,21 @@ class AnomalyCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AnomalyBaseline(Base):
+    """The rolling history of one rate baseline: the engine's state for a rule and entity
+    (``*`` for every entity of the rule): the running interval and the EWMA of the past
+    ones. Written at the end of each detection run, read when Redis no longer holds the
+    window, forgotten after ``BASELINE_RETENTION_DAYS`` without an update."""
+
+    __tablename__ = "anomaly_baselines"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)   # sha256 of rule + entity
+    rule: Mapped[str] = mapped_column(String(100))
+    entity: Mapped[str] = mapped_column(String(400))
+    state: Mapped[list[Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class AnomalyBatch(Base):
     """A batch of log lines sent to ``POST /v1/anomaly/ingest``, kept until its job ran."""
 

@@ -7,14 +7,18 @@ files with their rotated siblings, directories, glob patterns; checkpoints in
 security events since the last run. A run for a batch sent to ``POST
 /v1/anomaly/ingest`` reads that batch. Either way the events go through the engine's
 detector with its windows in Redis (:mod:`secops.services.anomaly_windows`), so every
-worker and every run share them; Drain3 templates live in Redis too.
+worker and every run share them; Drain3 templates live in Redis too. The rolling history
+of rate baselines is also kept in ``anomaly_baselines`` (written with the run, read when
+Redis has lost a window, deleted after ``BASELINE_RETENTION_DAYS`` without an update).
 
 An incident that opens raises an alert through the monitor (``anomaly.<rule>`` on
 ``<entity type>:<entity>``: stored, logged, deduplicated while open, sent to the
 webhook) and an ``anomaly.alert`` security event; when it closes, the alert's details get
 its final count, span and evidence. Superseding applies on opening as on closing: a
-burst that opens a rule and one that supersedes it raises only the superseding alert
-(an alert raised by an earlier run gets ``superseded_by`` in its details). A run with more lines than
+burst that opens a rule and one that supersedes it raises only the superseding alert,
+and when the superseding rule opens in a later run, the alert an earlier run raised for
+the same entity and incident is escalated to it (rule, severity, count, span, evidence;
+``escalated_from`` in its details) rather than a second alert raised. A run with more lines than
 ``SECOPS_ANOMALY_MAX_LINES_PER_RUN`` detects on every line up to that budget and on one
 line in ``SAMPLE_STRIDE`` after it: the lines sampled out are counted in the job's
 result, in the ``secops_anomaly_lines_sampled_out`` metric and in an
@@ -24,29 +28,39 @@ result, in the ``secops_anomaly_lines_sampled_out`` metric and in an
 from __future__ import annotations
 
 import glob
+import hashlib
 import heapq
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from secops.anomaly import AnomalyError, Detector, Event, RuleSet
 from secops.anomaly.detector import Alert as DetectedAlert
+from secops.anomaly.detector import iso
 from secops.anomaly.novelty import TemplateState
 from secops.anomaly.parsers import DETECT_LINES, LineReader, ParseStats, detect_format, make_parser
 from secops.anomaly.reading import open_text
 from secops.anomaly.tailing import Cursor, TailedLine, new_lines
 from secops.config import Settings
 from secops.db.base import utcnow
-from secops.db.models import Alert, AnomalyBatch, AnomalyCheckpoint, Job, SecurityEvent
+from secops.db.models import (
+    Alert,
+    AnomalyBaseline,
+    AnomalyBatch,
+    AnomalyCheckpoint,
+    Job,
+    JobStatus,
+    SecurityEvent,
+)
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.anomaly_windows import PREFIX, RedisWindowStore
@@ -61,6 +75,7 @@ ALERT_EVENT = "anomaly.alert"
 SAMPLED_EVENT = "anomaly.sampled"
 SAMPLE_STRIDE = 10
 OWN_EVENTS_PER_RUN = 100_000
+BASELINE_RETENTION_DAYS = 35
 
 
 # -- checkpoints and template state -------------------------------------------------------
@@ -86,15 +101,59 @@ class DbCheckpoints:
             row.offset, row.path, row.updated_at = offset, path[:1024], utcnow()
 
 
+class DbBaselines:
+    """The rolling history of rate baselines in ``anomaly_baselines``: read when Redis no
+    longer holds a window (expired, flushed, a new Redis), written with the run's
+    transaction, forgotten after ``BASELINE_RETENTION_DAYS`` without an update."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.kept: dict[str, list[Any]] = {}
+
+    @staticmethod
+    def _id(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+    def load(self, key: str) -> list[Any] | None:
+        row = self.session.get(AnomalyBaseline, self._id(key))
+        return None if row is None else list(row.state)
+
+    def keep(self, key: str, state: list[Any]) -> None:
+        self.kept[key] = state
+
+    def save(self) -> int:
+        """Write the windows this run touched; drop rows idle past the retention."""
+        now = utcnow()
+        for key, state in self.kept.items():
+            value = json.loads(json.dumps(state))   # a snapshot, as plain JSON
+            row = self.session.get(AnomalyBaseline, self._id(key))
+            if row is None:
+                rule, _, entity = key.partition("\x1f")
+                self.session.add(AnomalyBaseline(key=self._id(key), rule=rule[:100],
+                                                 entity=entity[:400], state=value,
+                                                 updated_at=now))
+            else:
+                row.state, row.updated_at = value, now
+        written = len(self.kept)
+        self.kept = {}
+        self.session.execute(delete(AnomalyBaseline).where(
+            AnomalyBaseline.updated_at < now - timedelta(days=BASELINE_RETENTION_DAYS)))
+        return written
+
+
 class RedisTemplateState(TemplateState):
     """A rule's Drain3 templates and learning start, in Redis (shared by workers)."""
 
-    def __init__(self, kv: redis.Redis, rule_id: str) -> None:
+    def __init__(self, kv: redis.Redis, rule_id: str,
+                 store: RedisWindowStore | None = None) -> None:
         self.kv = kv
         self.key = f"{PREFIX}drain:{rule_id}"
+        self.store = store
 
     def save_state(self, state: bytes) -> None:
-        self.kv.set(self.key, state)
+        # learnt with the chunk that learnt it: a chunk that fails teaches nothing
+        if self.store is None or not self.store.put_later(self.key, state):
+            self.kv.set(self.key, state)
 
     def load_state(self) -> bytes | None:
         value = self.kv.get(self.key)
@@ -276,16 +335,57 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
     deliveries.extend(event.deliveries)
 
 
-def _mark_superseded(session: Session, detector: Detector, alert: DetectedAlert) -> None:
-    """An alert of a rule this one supersedes, raised by an earlier run for the same
-    entity and still open, gets ``superseded_by`` in its details."""
+def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: DetectedAlert,
+              settings: Settings, deliveries: list[tuple[str, str]]) -> bool:
+    """An alert of a rule this one supersedes, raised by an earlier run for the same entity,
+    still open and overlapping this incident, becomes this alert (rule, severity, count,
+    span and evidence): one incident, one alert. False when there is none to escalate."""
     rule = next((r for r in detector.rules if r.id == alert.rule), None)
-    for loser in rule.supersedes if rule is not None else ():
+    if rule is None:
+        return False
+    for loser in rule.supersedes:
         dedup = (f"anomaly.{loser}"[:64] + ":" + _subject(alert))[:300]
         row = session.scalar(select(Alert).where(Alert.dedup_key == dedup, Alert.status == "open")
                              .order_by(Alert.first_seen_at.desc()).limit(1))
-        if row is not None and not row.details.get("closed"):
-            row.details = {**row.details, "superseded_by": f"anomaly.{alert.rule}"}
+        if row is None:
+            continue
+        start, end = _span(row.details)
+        slack = rule.incident_gap
+        if start is None or end is None or not (
+                start <= alert.end + slack and alert.start <= end + slack):
+            continue
+        winner = _rule_for(alert, rule.incident_gap)
+        row.rule, row.severity, row.title = winner.name, winner.severity, winner.title
+        row.dedup_key = f"{winner.name}:{_subject(alert)}"[:300]
+        row.occurrences += 1
+        row.last_seen_at = utcnow()
+        record = alert.to_record()
+        row.details = {**row.details, **record, "count": max(alert.count, row.details.get("count", 0)),
+                       "start": iso(min(start, alert.start)), "escalated_from": row.details.get(
+                           "escalated_from", f"anomaly.{loser}"), "closed": False}
+        if settings.alert_webhook_url:
+            job = Job(kind=monitor.DELIVER_KIND, params={"alert_id": row.id},
+                      status=JobStatus.queued.value, attempts=0, submitted_by="system:alerts")
+            session.add(job)
+            session.flush()
+            deliveries.append((job.id, job.kind))
+        event = monitor.log_security_event(
+            ALERT_EVENT, {"rule": alert.rule, "entity": alert.entity,
+                          "entity_type": alert.entity_type, "count": alert.count,
+                          "mitre": list(alert.mitre), "escalated_from": f"anomaly.{loser}",
+                          "alert_id": row.id},
+            alert.severity, session=session, kv=kv)
+        deliveries.extend(event.deliveries)
+        return True
+    return False
+
+
+def _span(details: dict[str, Any]) -> tuple[float | None, float | None]:
+    try:
+        return (datetime.fromisoformat(str(details["start"]).replace("Z", "+00:00")).timestamp(),
+                datetime.fromisoformat(str(details["end"]).replace("Z", "+00:00")).timestamp())
+    except (KeyError, ValueError):
+        return None, None
 
 
 def _close(session: Session, alert: DetectedAlert) -> None:
@@ -300,8 +400,10 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
             now: float | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Read the job's sources, detect, raise and close alerts; (summary, deliveries)."""
     rules = load_rules(settings)
-    detector = Detector(rules, store=RedisWindowStore(kv, job=job.id), baseline_ips=load_baseline(settings),
-                        template_state=lambda rule_id: RedisTemplateState(kv, rule_id))
+    baselines = DbBaselines(session)
+    store = RedisWindowStore(kv, job=job.id, history=baselines)
+    detector = Detector(rules, store=store, baseline_ips=load_baseline(settings),
+                        template_state=lambda rule_id: RedisTemplateState(kv, rule_id, store))
     state = RunState()
     cps = DbCheckpoints(session)
     cursor = Cursor(cps)
@@ -333,11 +435,12 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     deliveries: list[tuple[str, str]] = []
     opened = detector.take_opened()
     for alert in opened:
-        _raise(session, kv, detector, alert, deliveries)
-        _mark_superseded(session, detector, alert)
+        if not _escalate(session, kv, detector, alert, settings, deliveries):
+            _raise(session, kv, detector, alert, deliveries)
     for alert in closed:
         _close(session, alert)
     cursor.commit()
+    baselines.save()
     if not batch_id and settings.anomaly_own_events and last_event is not None:
         cps.put(EVENTS_CHECKPOINT, last_event, "security_events")
     if state.sampled_out:

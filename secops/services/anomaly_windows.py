@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import redis
 
@@ -44,6 +44,7 @@ from secops.anomaly.store import (
     RateView,
     ewma_add,
     extend,
+    step_aggregate,
     step_counter,
     step_distinct,
     step_leaky,
@@ -104,6 +105,14 @@ MARK_TTL = 7 * 86400   # longer than a job keeps retrying
 T = TypeVar("T")
 
 
+class RateHistory(Protocol):
+    """Where rate windows outlive their Redis keys (the database, for the platform)."""
+
+    def load(self, key: str) -> list[Any] | None: ...
+
+    def keep(self, key: str, state: list[Any]) -> None: ...
+
+
 def _incident(raw: Any) -> Incident:
     return Incident(**json.loads(raw))
 
@@ -121,14 +130,18 @@ def _name(kind: str, key: str) -> str:
 class RedisWindowStore:
     """:class:`secops.anomaly.store.WindowStore` on Redis."""
 
-    def __init__(self, client: redis.Redis, *, job: str | None = None) -> None:
+    def __init__(self, client: redis.Redis, *, job: str | None = None,
+                 history: RateHistory | None = None) -> None:
         self.client = client
         self.job = job
+        self.history = history
         self._cache: dict[str, Any] | None = None        # windows held by a batch
         self._dirty: dict[str, float] = {}               # key -> ttl, to write back
         self._inc: dict[str, Incident | None] = {}       # incidents read or written by a batch
         self._inc_dirty: set[str] = set()                # put or popped by a batch
         self._inc_ext: dict[str, tuple[int, float, list[str], int]] = {}  # added by a batch
+        self._learnt: dict[str, set[str]] = {}           # first-seen values of a batch
+        self._later: dict[str, bytes] = {}               # other keys a batch writes back
 
     @contextmanager
     def batch(self, keys: set[str], chunk: str | None = None) -> Iterator[ChunkMark]:
@@ -152,6 +165,7 @@ class RedisWindowStore:
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
         self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        self._learnt, self._later = {}, {}
         marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
         mark = ChunkMark()
         done = self.client.get(marker) if marker is not None else None
@@ -169,7 +183,7 @@ class RedisWindowStore:
                 self._write_back(locks, token, marker, mark)
         finally:
             self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
-            self._inc_ext = {}
+            self._inc_ext, self._learnt, self._later = {}, {}, {}
 
     def _write_back(self, locks: list[str], token: str, marker: str | None = None,
                     mark: ChunkMark | None = None) -> None:
@@ -183,6 +197,8 @@ class RedisWindowStore:
         put = {k: self._inc[k] for k in self._inc_dirty}
         added = sorted(self._inc_ext.items())
         cached = {k: self._inc[k] for k, _ in added}
+        learnt_values = sorted((k, sorted(v)) for k, v in self._learnt.items() if v)
+        later = sorted(self._later.items())
 
         def work(pipe: Any) -> None:
             now = pipe.hmget(INCIDENTS, [k for k, _ in added]) if added else []
@@ -201,6 +217,10 @@ class RedisWindowStore:
                     extend(current, count, end, evidence, limit)
                 if current is not None:
                     pipe.hset(INCIDENTS, key, _dump(current))
+            for name, learnt in learnt_values:
+                pipe.sadd(name, *learnt)
+            for name, value in later:
+                pipe.set(name, value)
             if marker is not None and mark is not None:
                 pipe.set(marker, json.dumps(mark.produced), ex=MARK_TTL)
 
@@ -262,29 +282,56 @@ class RedisWindowStore:
         return self._update(key, window, lambda s: step_temporal(s, ts, item, hits, parts,
                                                                  window, ordered, keep))
 
+    def aggregate(self, key: str, ts: float, item: str, value: Any, window: float, keep: int,
+                  agg: str, entity: str, kind: str) -> list[Any] | None:
+        """A tumbling window; the finished one comes back when a later window's event
+        arrives (a group's last window is judged by its group's next event)."""
+        return self._update(key, window * 2, lambda s: step_aggregate(
+            s, ts, item, value, window, keep, agg, entity, kind))
+
+    def _recall(self, key: str) -> Any:
+        """A rate window Redis no longer holds, from the rolling history (None: none kept)."""
+        return self.history.load(key) if self.history is not None else None
+
+    def _note(self, key: str, state: Any) -> None:
+        if self.history is not None and state is not None:
+            self.history.keep(key, state)
+
     def rate(self, key: str, population: str, ts: float, amount: float, interval: float,
              alpha: float) -> RateView:
         cache = self._cache
         if cache is not None and key in cache and population in cache:
-            pop_state = cache[population] = cache[population] or [0.0, 0.0, 0]
+            if cache[population] is None:
+                cache[population] = self._recall(population) or [0.0, 0.0, 0]
+            if cache[key] is None:
+                cache[key] = self._recall(key)
+            pop_state = cache[population]
             state, view = step_rate(cache[key], pop_state, ts, amount, interval, alpha)
             cache[key] = state
             self._dirty[key] = self._dirty[population] = interval * 48
+            self._note(key, state)
+            self._note(population, pop_state)
             return view
         raw = self.client.get(_name("w", population))
-        pop = json.loads(raw) if raw else [0.0, 0.0, 0]
+        pop = json.loads(raw) if raw else (self._recall(population) or [0.0, 0.0, 0])
         closed: list[float] = []
 
         def step(state: Any) -> tuple[Any, RateView]:
+            if state is None:
+                state = self._recall(key)
             if state is not None and int(ts // interval) > state[0]:
                 closed.append(state[1])
-            return step_rate(state, list(pop), ts, amount, interval, alpha)
+            new, view = step_rate(state, list(pop), ts, amount, interval, alpha)
+            self._note(key, new)
+            return new, view
 
         view = self._update(key, interval * 48, step)
-        if closed:   # fold the finished interval into everyone's baseline
+        if closed or (not raw and self.history is not None):   # fold the finished interval
             def fold(p: Any) -> tuple[Any, None]:
-                p = p or [0.0, 0.0, 0]
-                ewma_add(p, closed[0], alpha)
+                p = p or list(pop)
+                if closed:
+                    ewma_add(p, closed[0], alpha)
+                self._note(population, p)
                 return p, None
             self._update(population, interval * 48, fold)
         return view
@@ -297,6 +344,9 @@ class RedisWindowStore:
 
     def first_seen(self, key: str, value: str) -> bool | None:
         name = _name("seen", key)
+        learnt = self._learnt.get(name)
+        if learnt is not None and value in learnt:
+            return False
         pipe = self.client.pipeline(transaction=True)
         pipe.exists(name)
         pipe.sismember(name, value)
@@ -305,7 +355,18 @@ class RedisWindowStore:
             return None
         if member:
             return False
+        if self._cache is not None:   # learnt with the chunk: a failed chunk learns nothing
+            self._learnt.setdefault(name, set()).add(value)
+            return True
         return bool(self.client.sadd(name, value))
+
+    def put_later(self, name: str, value: bytes) -> bool:
+        """Within a batch, keep ``value`` for Redis key ``name`` to be written with the
+        chunk (False outside a batch: the caller writes it)."""
+        if self._cache is None:
+            return False
+        self._later[name] = value
+        return True
 
     def remember(self, key: str, values: Iterable[str]) -> None:
         items = list(values)

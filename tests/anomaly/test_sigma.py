@@ -205,6 +205,7 @@ def test_bad_sigma_files_are_reported_and_skipped(tmp_path):
             """,
         "corr.yml": """\
             title: Dangling reference
+            name: dangling
             correlation:
               type: event_count
               rules: [no_such_rule]
@@ -219,13 +220,13 @@ def test_bad_sigma_files_are_reported_and_skipped(tmp_path):
               selection: {event: login, success: false}
               condition: selection
             ---
-            title: Quiet account
+            title: Chained to the dangling one
             correlation:
               type: event_count
-              rules: [failed_login2]
-              group-by: [user]
+              rules: [dangling]
+              group-by: [c-ip]
               timespan: 1h
-              condition: {lt: 2}
+              condition: {gte: 2}
             """,
     })
     rules = RuleSet.load(folder, include_shipped=False)
@@ -233,11 +234,147 @@ def test_bad_sigma_files_are_reported_and_skipped(tmp_path):
     assert len(problems) == 5, problems
     assert problems[0].startswith(f"{folder / 'broken.yml'}: ")
     assert problems[1].startswith(f"{folder / 'condition.yml'}: rule 'Bad condition': ")
-    assert problems[2].startswith(f"{folder / 'corr.yml'}: correlation 'Dangling reference': ")
-    assert problems[3] == (f"{folder / 'corr.yml'}: correlation 'Quiet account': only 'gte' and 'gt' "
-                           "count conditions are supported (a count below a bound needs the window "
-                           "to close)")
+    assert problems[2] == (f"{folder / 'corr.yml'}: correlation 'Chained to the dangling one': "
+                           "referenced correlation 'dangling' could not be used")
+    assert problems[3].startswith(f"{folder / 'corr.yml'}: correlation 'Dangling reference': ")
     assert problems[4].startswith(f"{folder / 'modifier.yml'}: ")
     assert "sideways" in problems[4]
     assert sorted(r.id for r in rules.enabled) == [
         "sigma:crash_keywords", "sigma:failed_login2", "sigma:scripted_admin", "sigma:webshell_upload"]
+
+
+# The specification's own example of chained correlations ("Failed Logins Followed by
+# Successful Login", Sigma correlation rules specification 2.0), as published.
+SPEC_CHAIN = """\
+title: Correlation - Multiple Failed Logins Followed by Successful Login
+id: b180ead8-d58f-40b2-ae54-c8940995b9b6
+status: experimental
+description: Detects multiple failed logins by a single user followed by a successful login of that user
+correlation:
+    type: temporal_ordered
+    rules:
+        - multiple_failed_login
+        - successful_login
+    group-by:
+        - User
+    timespan: 10m
+level: high
+---
+title: Multiple failed logons
+id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41
+name: multiple_failed_login
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - User
+    timespan: 10m
+    condition:
+        gte: 10
+---
+title: Single failed login
+id: 53ba33fd-3a50-4468-a5ef-c583635cfa92
+name: failed_login
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID:
+            - 529
+            - 4625
+    condition: selection
+---
+title: Successful login
+id: 4d0a2c83-c62c-4ed4-b475-c7e23a9269b8
+name: successful_login
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID:
+            - 528
+            - 4624
+    condition: selection
+"""
+
+
+def winlog(t, user, event_id):
+    record = {"ts": T0 + t, "event": "logon", "User": user, "user": user, "EventID": event_id}
+    return JsonLinesParser().parse(json.dumps(record))[0]
+
+
+def test_a_correlation_of_a_correlation_the_specification_example(tmp_path):
+    rules = sigma_only(tmp_path, **{"chain.yml": SPEC_CHAIN})
+    assert rules.problems == []
+    events = (
+        [winlog(10 * i, "bob", 4625) for i in range(10)] + [winlog(200, "bob", 4624)]   # alert
+        + [winlog(10 * i, "amy", 529) for i in range(9)] + [winlog(200, "amy", 528)]   # 9 only
+        + [winlog(0, "cat", 4624)] + [winlog(10 + 10 * i, "cat", 4625) for i in range(10)]
+        + [winlog(10 * i, "dan", 4625) for i in range(10)] + [winlog(800, "dan", 4624)]
+    )
+    events.sort(key=lambda e: e.ts)
+    # bob: his tenth failure (t=90) makes the inner correlation fire; his login at t=200
+    # follows within 10 minutes. cat's login came first, dan's 710 s after: no alert. The
+    # rules referenced (failed_login, successful_login, multiple_failed_login) have no
+    # 'generate: true': they raise nothing of their own.
+    assert detect(rules, events) == [
+        ("sigma:b180ead8-d58f-40b2-ae54-c8940995b9b6", "high", "user", "bob", 90.0, 200.0, 2, ())]
+
+
+AGGREGATES = {
+    "fewer": ("event_count", "{lt: 2}"),
+    "at_most_one": ("event_count", "{lte: 1}"),
+    "exactly_two": ("event_count", "{eq: 2}"),
+    "not_four": ("event_count", "{neq: 4}"),
+    "sum": ("value_sum", "{field: bytes, gte: 1000}"),
+    "mean": ("value_avg", "{field: bytes, gt: 200}"),
+    "p75": ("value_percentile", "{field: bytes, percentile: 75, gte: 320}"),
+}
+
+
+def test_counts_below_or_equal_to_a_bound_sums_means_and_percentiles(tmp_path):
+    files = {"download.yml": """\
+        title: Download
+        name: download
+        logsource: {category: application}
+        detection:
+          selection: {event: download}
+          condition: selection
+        """}
+    for name, (kind, condition) in AGGREGATES.items():
+        files[f"{name}.yml"] = f"""\
+            title: {name}
+            name: {name}
+            level: low
+            correlation:
+              type: {kind}
+              rules: [download]
+              group-by: [user]
+              timespan: 1h
+              condition: {condition}
+            """
+    rules = sigma_only(tmp_path, **files)
+    assert rules.problems == []
+    hour = (T0 // 3600 + 1) * 3600 - T0   # windows are aligned on the timespan
+
+    def dl(t, user, size):
+        record = {"ts": T0 + hour + t, "event": "download", "user": user, "bytes": size}
+        return JsonLinesParser().parse(json.dumps(record))[0]
+
+    events = sorted([dl(10, "ann", 100), dl(20, "ann", 200), dl(30, "ann", 300), dl(40, "ann", 400),
+                     dl(3600 + 5, "ann", 1000),
+                     dl(50, "ben", 50), dl(7200 + 1, "ben", 10), dl(7200 + 2, "ben", 20)],
+                    key=lambda e: e.ts)
+    found = sorted((a[0].removeprefix("sigma:"), a[3], a[4] - hour, a[5] - hour, a[6])
+                   for a in detect(rules, events) if a[0] != "sigma:download")
+    # per user and hour: ann 4 downloads (100-400, sum 1000, mean 250, 75th percentile
+    # 300 + 0.25 * 100 = 325), then 1 (1000); ben 1 (50), then 2 (10 and 20, sum 30)
+    ann0, ann1 = ("ann", 10.0, 40.0, 4), ("ann", 3605.0, 3605.0, 1)
+    ben0, ben2 = ("ben", 50.0, 50.0, 1), ("ben", 7201.0, 7202.0, 2)
+    expected = {"fewer": [ann1, ben0], "at_most_one": [ann1, ben0], "exactly_two": [ben2],
+                "not_four": [ann1, ben0, ben2], "sum": [ann0, ann1], "mean": [ann0, ann1],
+                "p75": [ann0, ann1]}
+    assert found == sorted((rule, *w) for rule, windows in expected.items() for w in windows)

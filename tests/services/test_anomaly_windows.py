@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from secops.anomaly import Detector, Event, MemoryStore, RuleSet
+from secops.services.anomaly import RedisTemplateState
 from secops.services.anomaly_windows import RedisWindowStore
 
 T0 = 1_796_600_000.0
@@ -144,3 +145,32 @@ def test_workers_extending_one_incident_at_once_lose_no_count(kv, feeding):
     assert [(a.rule, a.count, a.start - T0, a.end - T0) for a in closed] == [
         ("auth-failures-ip", 6 + 4 * 40, 0, 10 + 39 * 4 + 3)]
     assert len(closed[0].evidence) == 10
+
+
+def test_a_failed_attempt_learns_no_first_seen_value_and_no_template(kv):
+    """An attempt that fails half-way through a chunk must not keep what the chunk learnt:
+    its retry still finds the new address and the new kind of error."""
+    rules = [r for r in RuleSet.shipped().rules if r.id in ("first-seen-ip", "rare-error-template")]
+
+    def error(t, text):
+        return Event(T0 + t, "app_error", f"{t} {text}", "json", level="error", service="portal",
+                     host="app1", extra={"message": text})
+
+    events = [error(0, "connection reset by peer"),                       # learning starts
+              Event(T0 + 10, "login", "alice from a new address", "json", success=True,
+                    user="alice", ip="203.0.113.200"),
+              error(7200, "disk quota exceeded on volume data")]          # past learning: new
+
+    def attempt(stream):
+        store = RedisWindowStore(kv, job="job-1")
+        detector = Detector(rules, store=store, baseline_ips={"alice": ["198.51.100.7"]},
+                            template_state=lambda rule_id: RedisTemplateState(kv, rule_id, store))
+        detector.feed_all(stream)
+        return sorted((a.rule, a.entity) for a in detector.take_opened())
+
+    broken = Event(None, "login", "a line the engine cannot take", "json")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        attempt(events + [broken])
+    assert attempt(events) == [("first-seen-ip", "alice"), ("rare-error-template", "portal@app1")]
+    # a third attempt finds the chunk counted and takes its alerts back from its marker
+    assert attempt(events) == [("first-seen-ip", "alice"), ("rare-error-template", "portal@app1")]
