@@ -1,7 +1,7 @@
 """anomaly rate baselines: their rolling history kept in the database
 
-Revision ID: 0011
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 05:00:00
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0009'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
