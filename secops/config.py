@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     api_key_default_days: int = Field(90, ge=1)
     api_key_rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
     key_use_flush_interval: float = Field(60.0, gt=0)  # Redis use counts -> api_keys
+    # An API process remembers a key it authenticated this long (0: never); a revocation
+    # or change reaches every process at once through Redis (see services.keys).
+    api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
 
     # Edge: rate limits ("<count>/<seconds|second|minute|hour|day>"), proxies, CORS, HSTS
     rate_limit_submit: str = "120/minute"

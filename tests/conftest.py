@@ -129,6 +129,9 @@ def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_BEAT_RELOAD_INTERVAL": "1",
         "SECOPS_LOG_LEVEL": "INFO",
         "SECOPS_CERTS_RENEW_CRON": "",  # no default certs.renew schedule unless a test asks
+        # Tests change key rows directly to stand for time passing; the API's memory of
+        # keys has its own test (tests/security/test_key_cache.py).
+        "SECOPS_API_KEY_CACHE_SECONDS": "0",
     }
 
 
