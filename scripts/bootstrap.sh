@@ -19,6 +19,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 # the console's browser tests drive Debian's Chromium through its WebDriver
 APT_PACKAGES+=(chromium chromium-driver)
+# the broker tests run the job queues on RabbitMQ too (scripts/services.sh starts it)
+APT_PACKAGES+=(rabbitmq-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

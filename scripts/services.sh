@@ -6,7 +6,9 @@
 # Otherwise it starts the local cluster that listens on port 5432 (whatever its version
 # and name, found with pg_lsclusters), or, as root, installs PostgreSQL from Debian with
 # trust authentication on 127.0.0.1 and starts it. Redis is not started: every test
-# session runs a private Redis server of its own.
+# session runs a private Redis server of its own. RabbitMQ (the broker tests; each session
+# makes a vhost of its own with rabbitmqctl) is started when nothing answers on
+# 127.0.0.1:5672, unless SECOPS_TEST_RABBITMQ_URL names another server.
 set -uo pipefail
 
 if [ -n "${SECOPS_TEST_PG_URL:-}" ]; then
@@ -52,5 +54,29 @@ fi
 if ! ready; then
     echo "services: PostgreSQL is not reachable on 127.0.0.1:$PORT (set SECOPS_TEST_PG_URL to use another server)" >&2
     exit 1
+fi
+
+rabbit_ready() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if [ -z "${SECOPS_TEST_RABBITMQ_URL:-}" ] && ! rabbit_ready; then
+    if ! command -v rabbitmq-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "services: installing RabbitMQ" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq rabbitmq-server >/dev/null
+    fi
+    if command -v rabbitmq-server >/dev/null; then
+        # loopback only: the node, its distribution port and epmd
+        if [ "$(id -u)" = 0 ] && [ ! -s /etc/rabbitmq/rabbitmq.conf ]; then
+            mkdir -p /etc/rabbitmq
+            echo "listeners.tcp.local = 127.0.0.1:5672" > /etc/rabbitmq/rabbitmq.conf
+            printf 'NODENAME=rabbit@localhost\nERL_EPMD_ADDRESS=127.0.0.1\n' > /etc/rabbitmq/rabbitmq-env.conf
+        fi
+        echo "services: starting RabbitMQ" >&2
+        service rabbitmq-server start >/dev/null 2>&1 || rabbitmq-server -detached >/dev/null 2>&1 || true
+        for _ in $(seq 1 60); do rabbit_ready && break; sleep 1; done
+    fi
+    if ! rabbit_ready; then
+        echo "services: RabbitMQ is not reachable on 127.0.0.1:5672 (set SECOPS_TEST_RABBITMQ_URL to use another server)" >&2
+        exit 1
+    fi
 fi
 exit 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs (scripts/bootstrap.sh),
 # makes sure PostgreSQL answers (scripts/services.sh: the local cluster, or the server of
-# SECOPS_TEST_PG_URL when set), then runs linters, type checks, the import contracts,
+# SECOPS_TEST_PG_URL when set) and RabbitMQ too (started when nothing answers on 5672), then runs linters, type checks, the import contracts,
 # bandit, the secrets scan and pytest. Each pytest session starts its own Redis server
 # and creates (then drops) its own PostgreSQL database. Exits non-zero when anything
 # fails. Arguments go to pytest, e.g. scripts/test.sh tests/api -x.

@@ -29,7 +29,8 @@ DOCKER_SECRETS_DIR = Path("/run/secrets")
 SECRET_FIELDS = ("database_url", "redis_url", "api_key_hmac", "flower_password", "audit_hmac",
                  "alert_webhook_secret", "storage_key", "dlp_hmac",
                  "certs_ca_key", "certs_acme_account_key",
-                 "privacy_hmac", "privacy_signing_key", "smtp_password")
+                 "privacy_hmac", "privacy_signing_key", "smtp_password",
+                 "broker_url")
 # Key material SecOps derives keys from: each must be at least SECRET_MIN_LENGTH characters
 # (``secops up`` generates 43, ``openssl rand -hex 32`` gives 64). alert_webhook_secret is
 # agreed with the receiver, so only its presence is checked.
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     # Read through the secret reader (they may carry credentials): see SECRET_FIELDS.
     database_url: SecretStr | None = None
     redis_url: SecretStr | None = None
+    # The Celery broker: unset, the Redis of SECOPS_REDIS_URL; amqp://... for RabbitMQ
+    # (quorum queues, see tasks.routing). Rate limits, key use and sessions stay on Redis.
+    broker_url: SecretStr | None = None
+    # RabbitMQ: a message returned to its queue more than this many times (its worker
+    # died each time) is dead-lettered to secops.dead instead of being delivered again.
+    broker_delivery_limit: int = Field(5, ge=1, le=1000)
     api_key_hmac: SecretStr | None = None
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
@@ -139,6 +146,9 @@ class Settings(BaseSettings):
     api_key_default_days: int = Field(90, ge=1)
     api_key_rotation_grace_hours: int = Field(default=24, ge=0, le=24 * 30)
     key_use_flush_interval: float = Field(60.0, gt=0)  # Redis use counts -> api_keys
+    # An API process remembers a key it authenticated this long (0: never); a revocation
+    # or change reaches every process at once through Redis (see services.keys).
+    api_key_cache_seconds: float = Field(5.0, ge=0, le=60)
 
     # Edge: rate limits ("<count>/<seconds|second|minute|hour|day>"), proxies, CORS, HSTS
     rate_limit_submit: str = "120/minute"
@@ -397,6 +407,17 @@ class Settings(BaseSettings):
                 "SECOPS_REDIS_URL is not set (secops up starts an embedded Redis and sets it)"
             )
         return self.redis_url.get_secret_value()
+
+    def broker_url_value(self) -> str:
+        """The Celery broker's URL: SECOPS_BROKER_URL, else the Redis of SECOPS_REDIS_URL."""
+        if self.broker_url is not None:
+            return self.broker_url.get_secret_value()
+        return self.redis_url_value()
+
+    def broker_is_amqp(self) -> bool:
+        """True when the broker is RabbitMQ (an amqp:// or amqps:// URL)."""
+        return self.broker_url is not None and self.broker_url.get_secret_value().startswith(
+            ("amqp://", "amqps://", "pyamqp://"))
 
     def upload_body_limit(self) -> int:
         """The largest multipart body an upload route accepts: every file at its cap, plus framing."""

@@ -7,6 +7,7 @@ the setting if one is missing or too short.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
@@ -37,6 +38,23 @@ def _require_secrets(**_: Any) -> None:
         settings.require_secrets(*WORKER_SECRETS, *webhook, optional=OPTIONAL_KEYS)
     except ConfigurationError as exc:
         raise SystemExit(f"secops worker: refusing to start: {exc.message}") from None
+
+
+@worker_init.connect
+def _declare_dead_letters(**_: Any) -> None:
+    """RabbitMQ: the dead-letter exchange and queues exist before any job queue can
+    dead-letter into them (RabbitMQ drops a dead letter whose exchange is missing)."""
+    if not get_settings().broker_is_amqp():
+        return
+    from tasks import deadletter
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=3)
+            deadletter.declare(connection)
+    except Exception:  # noqa: BLE001 - the reaper declares them again on each run
+        logging.getLogger("secops.tasks").warning("could not declare the dead-letter queues",
+                                                   exc_info=True)
 
 
 @worker_process_init.connect

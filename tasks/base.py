@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
+from secops.db.base import utcnow
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.errors import SecOpsError, Unavailable
@@ -74,6 +75,8 @@ def run_job(task: Task, job_id: str, handler: Handler,
     if claim is not job_service.Claim.run or job is None:
         log.info("job delivery skipped", extra={"job_id": job_id, "claim": claim.value,
                                                 "redelivered": bool(delivery.get("redelivered"))})
+        if claim is job_service.Claim.held and job is not None:
+            _come_back_after_lease(task, job)
         return None
     try:
         # The claimed row (detached, params loaded) is the handler's input; the session opens
@@ -106,6 +109,22 @@ def run_job(task: Task, job_id: str, handler: Handler,
         _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
         _after_failure(on_failure, job_id)
         return None
+
+
+def _come_back_after_lease(task: Task, job: Job) -> None:
+    """Another delivery holds the job's lease: publish the message again to arrive when the
+    lease ends, and let this one be acknowledged. RabbitMQ hands a dead worker's message
+    to another worker at once, long before the dead worker's lease ends; dropping it would
+    leave the job to the reaper. At the lease's end the copy finds the job finished (and
+    does nothing) or takes it over; each held delivery leaves exactly one copy, so copies
+    never multiply."""
+    remaining = (job.lease_expires_at - utcnow()).total_seconds() if job.lease_expires_at else 0
+    try:
+        task.apply_async(args=[job.id], task_id=job.id, countdown=max(1.0, remaining + 1.0),
+                         retries=task.request.retries)
+    except Exception:  # noqa: BLE001 - the reaper still takes the job over when its lease ends
+        log.warning("could not publish a held job again", extra={"job_id": job.id},
+                    exc_info=True)
 
 
 def _is_permanent_db_error(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from secops.config import Settings
 from secops.kinds import KINDS, QUEUES
@@ -21,6 +21,15 @@ KEY_USE_TASK = "system.flush_key_use"
 RETENTION_TASK = "system.retention"
 PRIVACY_DEADLINES_TASK = "privacy.deadlines"
 RETRY_BACKOFF_MAX = 300  # seconds: long delays come from schedules, never from countdowns
+# RabbitMQ: jobs go through one topic exchange (Celery's native delayed delivery, which
+# carries retry countdowns on quorum queues, needs topic or fanout); a message returned
+# more than SECOPS_BROKER_DELIVERY_LIMIT times goes to the fanout DEAD_EXCHANGE, which
+# copies it into DEAD_QUEUE (kept for the operator) and DEAD_JOBS_QUEUE (the reaper
+# reads it and fails the job).
+JOB_EXCHANGE = "secops"
+DEAD_EXCHANGE = "secops.dead"
+DEAD_QUEUE = "secops.dead"
+DEAD_JOBS_QUEUE = "secops.dead.jobs"
 
 
 def time_limit(settings: Settings, kind: str) -> int:
@@ -36,6 +45,31 @@ def soft_time_limit(hard: int) -> int:
 def visibility_timeout(settings: Settings) -> int:
     longest = max([time_limit(settings, k) for k in KINDS] + [settings.job_time_limit_default])
     return longest + settings.visibility_margin
+
+
+def job_queues(settings: Settings) -> list[Queue]:
+    """The family queues: plain on Redis; on RabbitMQ durable quorum queues with a
+    delivery limit and a dead-letter exchange."""
+    if not settings.broker_is_amqp():
+        return [Queue(q, routing_key=q) for q in QUEUES]
+    exchange = Exchange(JOB_EXCHANGE, type="topic", durable=True)
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.broker_delivery_limit,
+        "x-dead-letter-exchange": DEAD_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
+    }
+    return [Queue(q, exchange=exchange, routing_key=q, durable=True, queue_arguments=arguments)
+            for q in QUEUES]
+
+
+def dead_letter_queues() -> list[Queue]:
+    """Where RabbitMQ puts messages past the delivery limit (classic queues: the operator
+    may read them again and again without a delivery limit of their own applying)."""
+    exchange = Exchange(DEAD_EXCHANGE, type="fanout", durable=True)
+    return [Queue(DEAD_QUEUE, exchange=exchange, durable=True),
+            Queue(DEAD_JOBS_QUEUE, exchange=exchange, durable=True)]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -59,7 +93,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         for name in KINDS
     }
     return {
-        "broker_url": settings.redis_url_value(),
+        "broker_url": settings.broker_url_value(),
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,
         "broker_connection_retry_on_startup": True,
@@ -67,7 +101,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": "default",
-        "task_queues": [Queue(q, routing_key=q) for q in QUEUES],
+        "task_queues": job_queues(settings),
         "task_routes": routes,
         "task_annotations": annotations,
         "task_acks_late": True,

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from secops.config import get_settings
+from secops.config import Settings, get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.services import audit, retention
@@ -17,6 +17,7 @@ from secops.services import jobs as job_service
 from secops.services import keys as key_service
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
+from tasks import deadletter
 from tasks.app import app
 from tasks.base import job_task
 from tasks.dispatch import enqueue
@@ -43,7 +44,7 @@ def reap() -> dict[str, int]:
     message may have been lost with the broker)."""
     settings = get_settings()
     requeue: list[tuple[str, str]] = []
-    failed = 0
+    failed = _fail_dead_lettered(settings)
     with session_scope() as session:
         for job in job_service.find_stuck_jobs(session=session):
             status = job_service.requeue_or_fail_stuck(
@@ -63,6 +64,25 @@ def reap() -> dict[str, int]:
         log.warning("reaped stuck jobs", extra={"requeued": len(requeue), "failed": failed,
                                                 "republished": len(republish)})
     return {"requeued": len(requeue), "failed": failed, "republished": len(republish)}
+
+
+def _fail_dead_lettered(settings: Settings) -> int:
+    """RabbitMQ: fail the jobs whose message went past the delivery limit (tasks.deadletter)."""
+    if not settings.broker_is_amqp():
+        return 0
+    failed = 0
+    with app.connection_for_write() as connection:
+        job_ids, ack = deadletter.drain(settings, connection)
+        if job_ids:
+            error = (f"its message was dead-lettered: returned to the broker more than "
+                     f"{settings.broker_delivery_limit} times without finishing")
+            with session_scope() as session:
+                failed = sum(job_service.fail_job(session=session, job_id=job_id, error=error)
+                             for job_id in job_ids)
+            log.warning("failed dead-lettered jobs", extra={"dead_letters": len(job_ids),
+                                                            "failed": failed})
+        ack()
+    return failed
 
 
 @app.task(name=KEY_USE_TASK, ignore_result=True)

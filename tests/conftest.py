@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from secops.embedded import EmbeddedRedis
 from secops.kinds import KINDS
 
 PG_ADMIN_URL = os.environ.get("SECOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# The RabbitMQ server (scripts/services.sh starts it); each session gets its own vhost.
+RABBITMQ_URL = os.environ.get("SECOPS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +51,66 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def rabbitmq_vhost() -> Iterator[str]:
+    """A private RabbitMQ virtual host for the session, deleted at the end: its amqp URL."""
+    name = f"secops_test_{uuid.uuid4().hex[:10]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    try:
+        user = RABBITMQ_URL.split("://", 1)[1].split(":", 1)[0]
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
+                       check=True, capture_output=True)
+        yield f"{RABBITMQ_URL.rstrip('/')}/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, platform_env: dict[str, str],
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The Celery broker of a test: Redis unless parametrised with ``rabbitmq`` (then
+    SECOPS_BROKER_URL names the session's vhost, emptied first). It configures this
+    process's Celery app and ``platform_env``, which the test's worker processes get."""
+    name = getattr(request, "param", "redis")
+    if name == "rabbitmq":
+        url = request.getfixturevalue("rabbitmq_vhost")
+        platform_env["SECOPS_BROKER_URL"] = url
+        monkeypatch.setenv("SECOPS_BROKER_URL", url)
+        _use_broker()
+        _empty_vhost()
+        yield name
+        platform_env.pop("SECOPS_BROKER_URL")
+        monkeypatch.delenv("SECOPS_BROKER_URL")
+        _use_broker()
+    else:
+        yield name
+
+
+def _use_broker() -> None:
+    """Point this process's Celery app at the broker the settings name now."""
+    from kombu import pools
+
+    from tasks.app import app
+    from tasks.routing import celery_config
+
+    get_settings.cache_clear()
+    app.pool.force_close_all()
+    pools.reset()  # kombu keeps pools per URL: the closed ones must not be handed out again
+    app._pool = None
+    app.__dict__.pop("amqp", None)  # queues, router and producer pool are rebuilt from conf
+    app.conf.update(celery_config(get_settings()))
+
+
+def _empty_vhost() -> None:
+    """Delete the vhost's job and dead-letter queues: each test starts with none."""
+    from tasks.app import app
+    from tasks.routing import dead_letter_queues, job_queues
+
+    with app.connection_for_write() as conn:
+        for queue in [*job_queues(get_settings()), *dead_letter_queues()]:
+            queue.bind(conn.default_channel).delete()
+
+
 def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
     return {
         "SECOPS_DATA_DIR": str(data_dir),
@@ -66,6 +129,9 @@ def _base_env(data_dir: Path, db_url: str, redis_url: str) -> dict[str, str]:
         "SECOPS_BEAT_RELOAD_INTERVAL": "1",
         "SECOPS_LOG_LEVEL": "INFO",
         "SECOPS_CERTS_RENEW_CRON": "",  # no default certs.renew schedule unless a test asks
+        # Tests change key rows directly to stand for time passing; the API's memory of
+        # keys has its own test (tests/security/test_key_cache.py).
+        "SECOPS_API_KEY_CACHE_SECONDS": "0",
     }
 
 

@@ -54,10 +54,13 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 
 
 def start_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 1,
-                 queues: str = "default,scan,dlp,privacy,certs,anomaly,audit,system") -> Proc:
+                 queues: str = "default,scan,dlp,privacy,certs,anomaly,audit,system",
+                 include: tuple[str, ...] = ()) -> Proc:
+    """A worker; ``include`` names extra task modules it imports (test-only tasks)."""
+    extra = [arg for module in include for arg in ("--include", module)]
     proc = Proc([sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
                  "-Q", queues, "--concurrency", str(concurrency), "--hostname",
-                 f"{name}@%h", "--without-mingle", "--without-gossip"], env, log)
+                 f"{name}@%h", "--without-mingle", "--without-gossip", *extra], env, log)
     wait_for(lambda: "ready." in proc.output() or proc.p.poll() is not None, 60, "worker ready")
     assert proc.p.poll() is None, proc.output()[-3000:]
     return proc

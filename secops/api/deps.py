@@ -2,8 +2,10 @@
 
 ``require(permission)`` is the whole front door of a protected route, in this order:
 refuse a client IP whose failed-authentication budget (class ``auth``) is spent, before
-any database work; authenticate the bearer key against the database (every request, so
-revocation is immediate on every process); on failure, spend one unit of that budget
+any database work; authenticate the bearer key against the database, or against this
+process's memory of it for a few seconds unless the keys' generation in Redis moved
+(read in the same round trip as the budget, so revocation still takes effect at the
+next request on every process; see services.keys); on failure, spend one unit of that budget
 and raise a security event; then count the request against its route class for both
 the client IP and the key (one atomic Redis step) and check the role. Redis down means
 503 (fail closed) and a security event. Response headers for the rate limit are left in
@@ -12,7 +14,12 @@ the request scope for the edge middleware.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol, TypeVar
 
@@ -82,6 +89,27 @@ class Principal:
         return not self.sees_only_own or submitted_by == self.actor
 
 
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (blocking database or Redis work) in a worker thread and wait for it.
+
+    The hot paths (authentication, the single-job submit and read) use this rather than
+    Starlette's thread pool: a plain executor hand-off costs the event loop less than
+    anyio's (measured: docs/performance.md, single-job submits). Same limit of threads
+    as anyio's default (40); the context is carried into the thread."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=40, thread_name_prefix="secops-api")
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_executor, context.run, fn)
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -111,37 +139,48 @@ def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls:
     return decision
 
 
-def _authenticate(request: Request, session: Session, ip: str) -> Principal:
+def _authenticate(request: Request, ip: str) -> Principal:
     auth_bucket = [_bucket("auth-ip", limit_subject(ip), "auth")]
-    _limit(request, auth_bucket, cost=0, cls="auth", ip=ip)
+    # The failed-authentication budget and the keys' generation in one round trip.
+    decision = _limit(request, auth_bucket, cost=0, cls="auth", ip=ip,
+                      along=lambda pipe: pipe.get(key_service.KEYS_GENERATION))
+    generation = decision.others[0] if decision.others else None
     token = _bearer(request)
-    try:
-        record = key_service.authenticate(session=session, token=token)
-    except AuthenticationFailed:
-        session.rollback()
-        match = key_service.KEY_PATTERN.match(token or "")
-        details = {"ip": ip, "path": request.url.path,
-                   "key_prefix": match.group(1) if match else None}
-        report_event("auth.failure", details, "medium")
-        ratelimit.check(get_redis(), auth_bucket, cost=1)
-        raise
-    principal = Principal(record.id, record.name, record.role,
-                          frozenset(record.allowed_kinds or []))
-    # End the lookup's snapshot: an upload may take minutes, and an open reader keeps
-    # SQLite from checkpointing its write-ahead log past it.
-    session.rollback()
-    return principal
+    known = key_service.key_cache.get(token, generation)
+    if known is not None:
+        return Principal(known.id, known.name, known.role, frozenset(known.allowed_kinds))
+    # End the lookup's snapshot at once: an upload may take minutes, and an open reader
+    # keeps SQLite from checkpointing its write-ahead log past it.
+    with closing(get_read_sessionmaker()()) as session:
+        try:
+            record = key_service.authenticate(session=session, token=token)
+        except AuthenticationFailed:
+            match = key_service.KEY_PATTERN.match(token or "")
+            details = {"ip": ip, "path": request.url.path,
+                       "key_prefix": match.group(1) if match else None}
+            report_event("auth.failure", details, "medium")
+            ratelimit.check(get_redis(), auth_bucket, cost=1)
+            raise
+        key_service.key_cache.put(token or "", record, generation)
+        return Principal(record.id, record.name, record.role,
+                         frozenset(record.allowed_kinds or []))
 
 
-def require(permission: str) -> Callable[..., Principal]:
-    """A dependency that authenticates, rate-limits and checks ``permission``."""
+def require(permission: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates, rate-limits and checks ``permission``.
+
+    The whole check runs in one worker-thread call with a read session of its own: each
+    synchronous dependency is a hand-off between the event loop and the thread pool, and
+    those hand-offs cost an authenticated request more CPU than its database and Redis
+    work (measured: docs/performance.md, single-job submits).
+    """
     if permission not in ALL_PERMISSIONS:
         raise ValueError(f"unknown permission {permission}")
     cls = route_class(permission)
 
-    def dependency(request: Request, session: Session = Depends(db_read_session)) -> Principal:
+    def check(request: Request) -> Principal:
         ip = client_ip(request)
-        principal = _authenticate(request, session, ip)
+        principal = _authenticate(request, ip)
         request.scope.setdefault("state", {})["authenticated"] = True
         buckets = [_bucket(f"{cls}-ip", limit_subject(ip), cls),
                    _bucket(f"{cls}-key", principal.key_id, cls)]
@@ -153,6 +192,9 @@ def require(permission: str) -> Callable[..., Principal]:
         if not allowed(principal.role, permission):
             raise PermissionDenied("this key's role does not allow that")
         return principal
+
+    async def dependency(request: Request) -> Principal:
+        return await in_thread(lambda: check(request))
 
     dependency.permission = permission  # type: ignore[attr-defined]
     return dependency

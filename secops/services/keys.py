@@ -12,6 +12,15 @@ read-only, so requests do not queue on SQLite's write lock or on a shared key's 
 PostgreSQL. Beat folds the counts into the table every ``key_use_flush_interval``
 seconds (:func:`pending_use` and :func:`apply_use`), and so does every read of keys, so
 what an admin sees is current.
+
+An API process remembers each key it authenticated for SECOPS_API_KEY_CACHE_SECONDS
+(:class:`KeyCache`, by the key's digest; unknown or failing keys are never remembered),
+so a polling client costs no database read per request. Every commit that revokes,
+rotates or changes a key increments a generation counter in Redis
+(:data:`KEYS_GENERATION`); the API reads it in the round trip it makes before
+authenticating anyway, and an entry remembered under another generation is looked up
+again. Revocation therefore takes effect at the next request on every process; only if
+Redis cannot take the increment does an entry live out its few seconds.
 """
 
 from __future__ import annotations
@@ -21,13 +30,15 @@ import hmac
 import logging
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import redis
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -43,6 +54,8 @@ _PREFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 log = logging.getLogger("secops.keys")
 USE_COUNTS = "secops:keyuse:count"  # hash: key id -> requests not yet in the table
 USE_LAST = "secops:keyuse:last"  # sorted set: key id -> epoch seconds of its latest use
+KEYS_GENERATION = "secops:keys:generation"  # incremented after each committed key change
+_KEYS_CHANGED = "secops.keys_changed"  # Session.info flag: this transaction changes keys
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,85 @@ def authenticate(*, session: Session, token: str | None, now: datetime | None = 
     if record.revoked_at is not None or (record.expires_at and record.expires_at <= now):
         raise AuthenticationFailed()
     return record
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    """What a remembered key authenticates as, and until when without a new lookup."""
+
+    id: str
+    name: str
+    role: str
+    allowed_kinds: tuple[str, ...]
+    valid_until: datetime | None  # the key's expiry, or the end of a rotated secret's grace
+    generation: object  # the KEYS_GENERATION value read before the lookup
+    fresh_until: float  # time.monotonic()
+
+
+class KeyCache:
+    """Keys this process authenticated, by digest, for a few seconds (see the module's
+    docstring). Thread-safe; bounded (cleared when full)."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._entries: dict[str, KnownKey] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str | None, generation: object, now: datetime | None = None) -> KnownKey | None:
+        """The remembered key for ``token`` if it is still fresh, of this generation and
+        not past its validity; else None (look it up)."""
+        if not token or KEY_PATTERN.match(token) is None:
+            return None
+        known = self._entries.get(digest(token))
+        if known is None or known.generation != generation or known.fresh_until < time.monotonic():
+            return None
+        if known.valid_until is not None and known.valid_until <= (now or utcnow()):
+            return None
+        return known
+
+    def put(self, token: str, record: ApiKey, generation: object) -> None:
+        seconds = get_settings().api_key_cache_seconds
+        if seconds <= 0:
+            return
+        expected = digest(token)
+        valid_until = record.expires_at
+        if not hmac.compare_digest(record.digest, expected):  # the previous secret, in its grace
+            until = record.previous_valid_until
+            valid_until = until if valid_until is None or (until and until < valid_until) else valid_until
+        known = KnownKey(record.id, record.name, record.role, tuple(record.allowed_kinds or ()),
+                         valid_until, generation, time.monotonic() + seconds)
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[expected] = known
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+key_cache = KeyCache()
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_key_change(session: Session) -> None:
+    """After a commit that revoked, rotated or changed a key: a new generation, so every
+    API process looks its keys up again."""
+    if not session.info.pop(_KEYS_CHANGED, False):
+        return
+    from secops.services.redisconn import get_redis
+
+    try:
+        get_redis().incr(KEYS_GENERATION)
+    except Exception:  # noqa: BLE001 - Redis down: remembered keys then expire on their own
+        log.warning("could not announce a key change; remembered keys expire within %s s",
+                    get_settings().api_key_cache_seconds)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_key_change(session: Session) -> None:
+    session.info.pop(_KEYS_CHANGED, None)
 
 
 def queue_use(pipe: redis.client.Pipeline, key_id: str, when: datetime | None = None) -> None:
@@ -214,6 +306,7 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
     record = get_key(session=session, key_id=key_id)
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+    session.info[_KEYS_CHANGED] = True
     return record
 
 
@@ -236,6 +329,7 @@ def rotate_key(*, session: Session, key_id: str, grace_hours: int | None = None)
     record.previous_valid_until = now + timedelta(hours=hours)
     record.digest = digest(plaintext)
     record.rotated_at = now
+    session.info[_KEYS_CHANGED] = True
     session.flush()
     return IssuedKey(record=record, plaintext=plaintext)
 
@@ -261,6 +355,7 @@ def update_key(*, session: Session, key_id: str, name: str | None = None,
     if new_role == "service" and not kinds:
         raise InvalidInput("a service key must list the job kinds it may submit")
     record.role, record.allowed_kinds = new_role, kinds
+    session.info[_KEYS_CHANGED] = True
     session.flush()
     return record
 

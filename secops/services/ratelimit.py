@@ -111,6 +111,7 @@ class BucketState:
 class Decision:
     allowed: bool
     states: list[BucketState] = field(default_factory=list)
+    others: tuple[Any, ...] = ()  # the replies to the ``along`` commands, in order
 
     @property
     def retry_after(self) -> int:
@@ -144,32 +145,34 @@ def check(client: redis.Redis, buckets: list[Bucket], *, cost: int = 1,
     """Admit (and count) one request against every bucket at once, or refuse it.
 
     ``along`` adds other commands to the same round trip (they run first, whatever the
-    decision: the API counts a key's use there). Raises Unavailable when Redis cannot be
+    decision: the API counts a key's use there); their replies are ``Decision.others``.
+    Raises Unavailable when Redis cannot be
     reached or one of them fails: callers fail closed.
     """
     args: list[Any] = [cost, secrets.token_hex(8)]
     for b in buckets:
         args.extend([b.limit, b.window])
     keys = [b.redis_key for b in buckets]
+    others: tuple[Any, ...] = ()
     try:
         if along is not None:
-            raw = _with_others(client, keys, args, along)
+            raw, others = _with_others(client, keys, args, along)
         else:
             raw = _SCRIPT(keys=keys, args=args, client=client) if keys else None
     except REDIS_ERRORS as exc:
         raise unavailable("the rate limiter") from exc
     if raw is None:
-        return Decision(True)
+        return Decision(True, others=others)
     values = [int(v) for v in raw]
     states = []
     for i, b in enumerate(buckets):
         used, reset_us, retry_us = values[1 + 3 * i: 4 + 3 * i]
         states.append(BucketState(b, used, _ceil_seconds(reset_us), _ceil_seconds(retry_us)))
-    return Decision(bool(values[0]), states)
+    return Decision(bool(values[0]), states, others)
 
 
 def _with_others(client: redis.Redis, keys: list[str], args: list[Any],
-                 along: Callable[[Pipeline], object]) -> Any:
+                 along: Callable[[Pipeline], object]) -> tuple[Any, tuple[Any, ...]]:
     pipe = client.pipeline(transaction=False)
     along(pipe)
     if keys:
@@ -182,10 +185,10 @@ def _with_others(client: redis.Redis, keys: list[str], args: list[Any],
         if isinstance(result, Exception):
             raise result
     if isinstance(script, NoScriptError):  # the others are done: run the script alone
-        return _SCRIPT(keys=keys, args=args, client=client)
+        return _SCRIPT(keys=keys, args=args, client=client), tuple(results)
     if isinstance(script, Exception):
         raise script
-    return script
+    return script, tuple(results)
 
 
 def _ceil_seconds(microseconds: int) -> int:

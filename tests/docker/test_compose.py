@@ -99,3 +99,43 @@ def test_compose_config_validates():
     finally:
         if made:
             shutil.rmtree(secrets_dir)
+
+
+RABBITMQ_OVERRIDE = COMPOSE.parent / "compose.rabbitmq.yml"
+
+
+def test_rabbitmq_override_gives_every_celery_role_the_broker_secret():
+    override = yaml.safe_load(RABBITMQ_OVERRIDE.read_text())
+    services = override["services"]
+    for role in ("api", "worker", "worker-heavy", "beat", "flower"):
+        assert services[role]["secrets"] == ["broker_url"], role
+        assert services[role]["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+        assert "SECOPS_BROKER_URL" not in services[role]["environment"]  # a secret, not a value
+    rabbit = services["rabbitmq"]
+    assert rabbit["secrets"] == ["rabbitmq_password"] and str(rabbit["user"]) == "999:999"
+    assert all(str(p).startswith("127.0.0.1:") for p in rabbit.get("ports", []))
+    assert set(override["secrets"]) == {"broker_url", "rabbitmq_password"}
+    assert not SECRET_WORDS.search(yaml.safe_dump(rabbit.get("environment") or {}))
+
+
+def test_compose_config_validates_with_the_rabbitmq_override():
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither docker compose nor docker-compose is installed; checked as data")
+    secrets_dir = COMPOSE.parent / "secrets"
+    made = not secrets_dir.exists()
+    if made:
+        secrets_dir.mkdir()
+        for path in (COMPOSE, RABBITMQ_OVERRIDE):
+            for spec in yaml.safe_load(path.read_text())["secrets"].values():
+                (COMPOSE.parent / spec["file"]).write_text("x")
+    try:
+        result = subprocess.run([*command, "-f", str(COMPOSE), "-f", str(RABBITMQ_OVERRIDE),
+                                 "config"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        merged = yaml.safe_load(result.stdout)["services"]
+        assert {s["source"] if isinstance(s, dict) else s
+                for s in merged["worker"]["secrets"]} >= {"broker_url", "redis_url", "database_url"}
+    finally:
+        if made:
+            shutil.rmtree(secrets_dir)

@@ -43,3 +43,24 @@ def test_time_limit_override(sqlite_env, monkeypatch):
     monkeypatch.setenv("SECOPS_JOB_TIME_LIMITS", '{"system.ping": 42}')
     get_settings.cache_clear()
     assert time_limit(get_settings(), "system.ping") == 42
+
+
+def test_broker_is_redis_unless_broker_url_is_set(sqlite_env, monkeypatch):
+    conf = celery_config(get_settings())
+    assert conf["broker_url"] == sqlite_env["SECOPS_REDIS_URL"]
+    assert all(not q.queue_arguments for q in conf["task_queues"])
+    url = "amqp://secops:" + "s3cret-broker-pass" + "@127.0.0.1:5672/secops"
+    monkeypatch.setenv("SECOPS_BROKER_URL", url)
+    monkeypatch.setenv("SECOPS_BROKER_DELIVERY_LIMIT", "7")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert "s3cret-broker-pass" not in repr(settings) + str(settings.censored())
+    conf = celery_config(settings)
+    assert conf["broker_url"] == url
+    for queue in conf["task_queues"]:
+        assert queue.queue_arguments == {
+            "x-queue-type": "quorum", "x-delivery-limit": 7,
+            "x-dead-letter-exchange": "secops.dead", "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish"}
+        assert (queue.exchange.name, queue.exchange.type) == ("secops", "topic")
+        assert queue.routing_key == queue.name and queue.durable

@@ -1,4 +1,5 @@
-"""Real Celery worker processes against real Redis and SQLite/PostgreSQL."""
+"""Real Celery worker processes against real Redis and SQLite/PostgreSQL; the submit and
+killed-worker paths also against RabbitMQ (quorum queues, in a vhost of the session)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,12 @@ def wait_status(job_id: str, status: str, timeout: float = 30) -> Job:
     return job_row(job_id)
 
 
+BROKERS = pytest.mark.parametrize(
+    "broker", ["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)], indirect=True)
+
+
 @pytest.fixture
-def api(platform_env):
+def api(platform_env, broker):
     return TestClient(create_app(), raise_server_exceptions=False), make_key()
 
 
@@ -45,6 +50,7 @@ def submit(api, params: dict | None = None, kind: str = "system.ping") -> str:
     return str(resp.json()["id"])
 
 
+@BROKERS
 def test_job_reaches_succeeded_and_api_returns_result(api, platform_env, tmp_path):
     worker = start_worker(platform_env, tmp_path / "w.log")
     try:
@@ -85,6 +91,7 @@ def test_redelivered_finished_job_does_nothing(api, platform_env, tmp_path):
         worker.stop()
 
 
+@BROKERS
 def test_worker_killed_mid_job_and_job_completes_on_new_worker(api, platform_env, tmp_path):
     first = start_worker(platform_env, tmp_path / "w1.log", name="w1")
     job_id = submit(api, {"sleep": 3, "message": "survive"})
