@@ -284,7 +284,9 @@ def text_views(data: bytes, offsets: Iterable[int]) -> list[str]:
         if utf16:
             if chunk.startswith(b"\xfe\xff"):
                 views.append(chunk.decode("utf-16-be", "replace"))
-            else:
+            # a UTF-16LE view needs NULs in 60% of one alignment's high bytes, so at
+            # least that many in the whole window (a cheap count settles most windows)
+            elif chunk.count(0) >= 0.6 * ((len(chunk) - 1) // 2):
                 for aligned in (chunk, chunk[1:]):
                     if aligned[1::2].count(0) >= 0.6 * (len(aligned) // 2):
                         views.append(aligned.decode("utf-16-le", "replace"))
