@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -173,3 +174,23 @@ def test_lazy_checks_give_the_eager_findings_where_candidates_overlap() -> None:
             assert lazy == eager, text
     found = Classifier().scan_text("+1 415-555-2671").findings
     assert [(f.type, f.start, f.end) for f in found] == [("phone_number", 0, 15)]
+
+
+def test_email_local_part_read_backwards_matches_the_forward_search() -> None:
+    from secops.dlp import detectors
+
+    tail = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")  # the forward search it replaces
+    rng = random.Random(RNG_SEED)
+    checked = 0
+    for _ in range(4000):
+        text = "".join(rng.choice("ab.-_%+@ ,;:é1Z") for _ in range(rng.randint(0, 90)))
+        for at in (i for i, c in enumerate(text) if c == "@"):
+            forward = tail.search(text, max(0, at - 64), at)
+            backward = detectors._EMAIL_LOCAL_RUN.match(text[max(0, at - 64):at][::-1])
+            assert (forward is None) == (backward is None), text
+            if forward is not None and backward is not None:
+                assert forward.start() == at - backward.end(), text
+                checked += 1
+    assert checked > 1000
+    text = "x" * 70 + "@corp.example.org"
+    assert list(detectors.find_emails(text, 0, len(text))) == [(6, len(text))]
