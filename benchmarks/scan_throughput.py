@@ -17,11 +17,16 @@ rules:
   a 2-process Celery worker on the ``scan`` queue scans them, and the clock stops when
   every scan record is complete (``--rescan``, so repeats never hit the cache).
 
+With ``--set small`` the corpus is instead 2,000 (``--files``) files of the same kinds
+averaging about 105 kB (about 210 MB), where the cost per file rather than per byte
+decides the throughput.
+
 It prints files/s and MB/s per section and the ratio of the local engine to the
 ``yara`` tool (goal: >= 0.5), and of the platform to the local engine in files/s (goal:
 >= 0.5). Sections are functions registered in ``SECTIONS``.
 
     .venv/bin/python benchmarks/scan_throughput.py [--size-mb 200] [--workers N]
+    .venv/bin/python benchmarks/scan_throughput.py --set small --sections local-inprocess,yara
 """
 
 from __future__ import annotations
@@ -156,6 +161,22 @@ def generate(directory: Path, total_mb: int, seed: int = 11) -> tuple[int, int]:
         written += len(data)
         count += 1
     return count, written
+
+
+def generate_small(directory: Path, files: int, seed: int = 13) -> tuple[int, int]:
+    """Many small files: ``files`` of the same mixed kinds, 1 kB to 236 kB (about 105 kB
+    on average), where the cost per file rather than per byte decides the throughput."""
+    rng = random.Random(seed)
+    kinds = ["log"] * 20 + ["csv"] * 12 + ["html"] * 12 + ["json"] * 10 + ["bin"] * 14 \
+        + ["pdf"] * 12 + ["zip"] * 6 + ["gz"] * 4
+    written = 0
+    for count in range(files):
+        ext, data = _make(rng.choice(kinds), rng, rng.randrange(1_000, 236_000))
+        sub = directory / f"d{count % 16:02d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{count:05d}.{ext}").write_bytes(data)
+        written += len(data)
+    return files, written
 
 
 def warm(directory: Path) -> None:
@@ -542,6 +563,10 @@ def describe_store(path: Path, own_group: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--set", choices=("mixed", "small"), default="mixed",
+                        help="mixed: files of 1 kB to 8 MB (--size-mb in all); small: "
+                        "--files files of about 105 kB (per-file cost)")
+    parser.add_argument("--files", type=int, default=2000, help="files in the small set")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--dir", type=Path, help="reuse/generate the corpus here and keep it")
     parser.add_argument("--sections", default=",".join(SECTIONS),
@@ -565,7 +590,10 @@ def main() -> int:
     try:
         if not any(directory.iterdir()):
             start = time.perf_counter()
-            count, written = generate(directory, args.size_mb)
+            if args.set == "small":
+                count, written = generate_small(directory, args.files)
+            else:
+                count, written = generate(directory, args.size_mb)
             print(f"generated {count} files, {written / 1e6:.1f} MB in "
                   f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
         # Each section runs --repeat times, interleaved, and the fastest run counts: on a

@@ -75,7 +75,7 @@ def _first(cls: str, rest: str, before: str = r"[\w.+\-]") -> re.Pattern[str]:
     return re.compile(cls + "(?<!" + before + cls + ")" + rest)
 
 
-_EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_EMAIL_LOCAL_RUN = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
 _EMAIL_DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
@@ -95,13 +95,16 @@ def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Anchor on '@' (a fast literal search) and grow both sides from there."""
     for at in _AT.finditer(text, lo, hi):
         p = at.start()
-        local = _EMAIL_LOCAL_TAIL.search(text, max(lo, p - 64), p)
-        if local is None:
+        # The run of local-part characters that ends at '@' (at most 64), read backwards:
+        # searching forwards restarts at each of the 64 positions before it.
+        floor = max(lo, p - 64)
+        run = _EMAIL_LOCAL_RUN.match(text[floor:p][::-1])
+        if run is None:
             continue
         domain = _EMAIL_DOMAIN.match(text, p + 1, hi)
         if domain is None:
             continue
-        start = local.start()
+        start = p - run.end()
         while start < p and text[start] in ".-":
             start += 1
         back = max(lo, start - 160)

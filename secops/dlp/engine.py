@@ -20,6 +20,7 @@ import re
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from heapq import heappop, heappush
 from pathlib import Path
 from typing import TextIO
 
@@ -30,6 +31,7 @@ from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
 from secops.dlp.policy import Policy, Rule
 from secops.dlp.redact import keyed_hash, mask
+from secops.dlp.validators import score_bound
 
 CHUNK = 1 << 20
 OVERLAP = 1 << 15
@@ -54,6 +56,7 @@ class _Active:
     detector: Detector
     rule: Rule
     context: re.Pattern[str] | None
+    bound: Callable[[str], float] | None = None  # most the check can score a value
 
 
 @dataclass(slots=True)
@@ -107,7 +110,8 @@ class Classifier:
         self._hmac_key = hmac_key
         self.decode_escapes = decode_escapes
         self._active = [
-            _Active(d, rule, _context_regex(d.context)) for d, rule in self.policy.detectors()
+            _Active(d, rule, _context_regex(d.context), score_bound(d.check))
+            for d, rule in self.policy.detectors()
         ]
         groups: dict[str, list[str]] = {}
         for a in self._active:
@@ -363,43 +367,101 @@ class Classifier:
         """
         decoded = unescape.decode(window) if self.decode_escapes else None
         if decoded is None:
-            return _resolve(self._candidates(window, keep_lo, keep_hi, lo), carried)
+            return self._select(window, keep_lo, keep_hi, lo, carried, None)
         text, offsets = decoded
-        found = self._candidates(text, offsets.decoded_offset(keep_lo),
-                                 offsets.decoded_offset(keep_hi), 0)
-        for c in found:
-            c.value = text[c.start:c.end]
-            c.start, c.end = lo + offsets.original_start(c.start), lo + offsets.original_end(c.end)
-        return _resolve(found, carried)
+        return self._select(text, offsets.decoded_offset(keep_lo),
+                            offsets.decoded_offset(keep_hi), lo, carried, offsets)
 
-    def _candidates(self, window: str, keep_lo: int, keep_hi: int, lo: int) -> list[_Candidate]:
-        """Every validated candidate starting in [keep_lo, keep_hi), offsets + ``lo``."""
+    def _select(
+        self,
+        window: str,
+        keep_lo: int,
+        keep_hi: int,
+        lo: int,
+        carried: list[tuple[int, int]],
+        offsets: unescape.OffsetMap | None,
+    ) -> list[_Candidate]:
+        """The findings of a window: candidates starting in [keep_lo, keep_hi) that their
+        check accepts, scored, filtered by the policy's minimum score, and resolved.
+
+        Overlapping candidates are resolved greedily in the order priority, score,
+        length, position (the earlier detector first on a tie): each is kept unless it
+        overlaps one kept before it or one ``carried`` over from the previous window.
+        Checks run lazily in that order. A detector whose check has a known ceiling
+        (:func:`secops.dlp.validators.score_bound`) enters the order at that ceiling;
+        its check runs only when the candidate reaches the head of the order without
+        overlapping a kept one, and it then re-enters at its real score. A candidate
+        that meets a kept one first would have lost to it whatever its score, so the
+        result is the same as checking everything first; in a dense export that skips
+        most of the costly phone-number checks (a national number inside an
+        international one, digits inside a card number or an SSN).
+        """
         low = _lower(window)
         hits = None
         if self._prefilter is not None and window.isascii():
             hits = self._prefilter.scan(window)
         starts = self._starts(window, keep_lo, keep_hi, hits)
-        candidates: list[_Candidate] = []
+        size = len(low)
+        order: list[tuple[int, float, int, int, int, int, _Active, int, int, str,
+                          float | None]] = []
+        seq = 0
         for active in self._active:
             d = active.detector
+            min_score = active.rule.min_score
+            neg = d.negative_before
+            context = active.context
+            bound = active.bound
+            check = d.check
             for s, e in self._spans(d, window, low, starts, hits):
                 if not keep_lo <= s < keep_hi or s == e:
                     continue
-                base = d.check(window[s:e])
-                if base is None:
-                    continue
-                neg = d.negative_before
+                value = window[s:e]
                 if neg is not None and neg.search(low, max(0, s - 12), s):
                     continue
-                score = base
-                if active.context is not None:
-                    if active.context.search(low, max(0, s - CONTEXT_BEFORE), s) or \
-                            active.context.search(low, e, min(len(low), e + CONTEXT_AFTER)):
-                        score = min(1.0, base + d.context_boost)
-                if score < active.rule.min_score:
+                boost: float | None = None
+                if context is not None and (
+                        context.search(low, max(0, s - CONTEXT_BEFORE), s)
+                        or context.search(low, e, min(size, e + CONTEXT_AFTER))):
+                    boost = d.context_boost
+                if offsets is None:
+                    start, end = s + lo, e + lo
+                else:
+                    start, end = lo + offsets.original_start(s), lo + offsets.original_end(e)
+                seq += 1
+                if bound is not None:
+                    ceiling = bound(value)
+                    if boost is not None:
+                        ceiling = min(1.0, ceiling + boost)
+                    if ceiling < min_score:
+                        continue  # filtered out whatever the check says
+                    heappush(order, (-d.priority, -ceiling, 0, start - end, start, seq,
+                                     active, s, e, value, boost))
                     continue
-                candidates.append(_Candidate(s + lo, e + lo, score, d.priority, active))
-        return candidates
+                score = _score(check(value), boost)
+                if score is None or score < min_score:
+                    continue
+                heappush(order, (-d.priority, -score, 1, start - end, start, seq,
+                                 active, s, e, value, boost))
+        spans = sorted(carried)
+        kept: list[_Candidate] = []
+        while order:
+            entry = heappop(order)
+            neg_priority, neg_score, checked, length, start, seq, active, s, e, value, boost = entry
+            end = start - length
+            i = bisect_left(spans, (start, end))
+            if (i > 0 and spans[i - 1][1] > start) or (i < len(spans) and spans[i][0] < end):
+                continue
+            if not checked:
+                score = _score(active.detector.check(value), boost)
+                if score is not None and score >= active.rule.min_score:
+                    heappush(order, (neg_priority, -score, 1, length, start, seq,
+                                     active, s, e, value, boost))
+                continue
+            insort(spans, (start, end))
+            kept.append(_Candidate(start, end, -neg_score, -neg_priority, active,
+                                   value if offsets is not None else None))
+        kept.sort(key=lambda c: c.start)
+        return kept
 
 
 class _Counting:
@@ -415,18 +477,8 @@ class _Counting:
         return data
 
 
-def _resolve(candidates: list[_Candidate], taken: list[tuple[int, int]]) -> list[_Candidate]:
-    """Keep the best of overlapping candidates: priority, then score, then length."""
-    candidates.sort(key=lambda c: (-c.priority, -c.score, c.start - c.end, c.start))
-    spans = sorted(taken)
-    kept: list[_Candidate] = []
-    for c in candidates:
-        i = bisect_left(spans, (c.start, c.end))
-        if i > 0 and spans[i - 1][1] > c.start:
-            continue
-        if i < len(spans) and spans[i][0] < c.end:
-            continue
-        insort(spans, (c.start, c.end))
-        kept.append(c)
-    kept.sort(key=lambda c: c.start)
-    return kept
+def _score(base: float | None, boost: float | None) -> float | None:
+    """A check's base score, raised by the context boost when a context word is near."""
+    if base is None or boost is None:
+        return base
+    return min(1.0, base + boost)

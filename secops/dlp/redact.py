@@ -38,16 +38,14 @@ _DIGIT = re.compile(r"\d")
 
 def _keep_last(value: str, keep: int, pattern: re.Pattern[str] = _ALNUM) -> str:
     """Replace matching characters by '*' except the last ``keep`` of them."""
-    total = len(pattern.findall(value))
-    seen = 0
-    out = []
-    for ch in value:
-        if pattern.fullmatch(ch):
-            seen += 1
-            out.append(ch if seen > total - keep else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
+    hidden = [m.start() for m in pattern.finditer(value)]
+    del hidden[max(0, len(hidden) - keep):]
+    if not hidden:
+        return value
+    chars = list(value)
+    for i in hidden:
+        chars[i] = "*"
+    return "".join(chars)
 
 
 def _mask_email(value: str) -> str:

@@ -13,7 +13,6 @@ import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import magic
 
@@ -395,7 +394,12 @@ def is_pdf_or_image(data: bytes) -> bool:
 
 
 def _extensions(name: str) -> list[str]:
-    return [s.lstrip(".").lower() for s in PurePosixPath(name.replace("\\", "/")).suffixes]
+    """The lower-cased suffixes of the last path component, as ``PurePosixPath.suffixes``
+    gives them (leading dots of the name ignored; none when it ends with a dot)."""
+    base = next((p for p in reversed(name.replace("\\", "/").split("/")) if p and p != "."), "")
+    if not base or base.endswith("."):
+        return []
+    return [s.lower() for s in base.lstrip(".").split(".")[1:]]
 
 
 def mime_allowed(mime: str, allowed: frozenset[str] | None) -> bool:

@@ -237,6 +237,27 @@ def _looks_binary(head: bytes) -> bool:
     return b"\0" in head
 
 
+_BLOCK = 2048
+
+
+def _mostly_text(chunk: bytes) -> bool:
+    """Fewer than 30% of the bytes are outside printable ASCII, tab, CR and LF.
+
+    Counted block by block, stopping as soon as the answer is certain: random or
+    compressed bytes (a chance hint match in a binary) are settled after about half.
+    """
+    size = len(chunk)
+    limit = 0.3 * size
+    other = 0
+    for lo in range(0, size, _BLOCK):
+        other += len(chunk[lo:lo + _BLOCK].translate(None, _TEXT_BYTES))
+        if other >= limit:
+            return False
+        if other + size - lo - _BLOCK < limit:
+            return True
+    return other < limit
+
+
 def text_views(data: bytes, offsets: Iterable[int]) -> list[str]:
     """The texts to read: windows around ``offsets`` (merged; the whole object when it
     is small), as Latin-1 and, when the object has NUL bytes, as UTF-16LE at both
@@ -258,12 +279,14 @@ def text_views(data: bytes, offsets: Iterable[int]) -> list[str]:
     for lo, hi in spans[:MAX_WINDOWS]:
         chunk = data[lo:hi]
         # compressed or other binary bytes around a chance match are not text
-        if len(chunk.translate(None, _TEXT_BYTES)) < 0.3 * len(chunk):
+        if _mostly_text(chunk):
             views.append(chunk.decode("latin-1"))
         if utf16:
             if chunk.startswith(b"\xfe\xff"):
                 views.append(chunk.decode("utf-16-be", "replace"))
-            else:
+            # a UTF-16LE view needs NULs in 60% of one alignment's high bytes, so at
+            # least that many in the whole window (a cheap count settles most windows)
+            elif chunk.count(0) >= 0.6 * ((len(chunk) - 1) // 2):
                 for aligned in (chunk, chunk[1:]):
                     if aligned[1::2].count(0) >= 0.6 * (len(aligned) // 2):
                         views.append(aligned.decode("utf-16-le", "replace"))

@@ -54,6 +54,15 @@ def test_scan_throughput_benchmark_runs_every_section(tmp_path):
     assert any(corpus.iterdir())
 
 
+def test_scan_throughput_small_file_set_runs(tmp_path):
+    corpus = tmp_path / "small"
+    out = _run(["benchmarks/scan_throughput.py", "--set", "small", "--files", "12",
+                "--repeat", "1", "--sections", "local-inprocess,yara", "--dir", str(corpus)],
+               tmp_path).stdout
+    assert "ratio local/yara (all cores each)" in out, out
+    assert len([p for p in corpus.rglob("*") if p.is_file()]) == 12
+
+
 def test_scan_ceiling_benchmark_prints_each_bound(tmp_path):
     out = _run(["benchmarks/scan_ceiling.py", "--size-mb", "2", "--repeat", "1",
                 "--dir", str(tmp_path / "corpus")], tmp_path).stdout
@@ -70,8 +79,11 @@ def test_dlp_benchmark_says_how_to_install_its_peer_or_runs(tmp_path):
         assert "pip install -e '.[bench]'" in proc.stderr
         assert "Traceback" not in proc.stderr
         return
-    out = _run(["benchmarks/dlp_throughput.py", "--mb", "0.5", "--presidio-mb", "0.05"], tmp_path).stdout
-    assert "ratio      :" in out
+    out = _run(["benchmarks/dlp_throughput.py", "--mb", "0.5", "--presidio-mb", "0.05",
+                "--dense-mb", "0.2", "--presidio-dense-mb", "0.01"], tmp_path).stdout
+    for case in ("[sparse]", "[dense]"):
+        assert f"presidio) {case}" in out, out
+    assert "presidio without PhoneRecognizer) [dense]" in out, out
 
 
 def _processes_mentioning(text: str) -> list[int]:
