@@ -22,6 +22,15 @@ incident extension), wall and CPU time, next to the same lines through the in-me
 windows of the local command in the same run:
 
     python benchmarks/anomaly.py --platform-lines 5000 --runs 5
+
+``--breakdown`` measures instead where the local engine's CPU time goes on the generated
+log (in this process, ``--runs`` times, medians): importing the engine, reading and
+parsing, the detector without the credential rule, the credential scan, next to one
+``re.findall`` per file that extracts only the fields the rules read (the floor of a
+bulk path that never builds events); and what share of the lines each set of rules
+reads (a line no rule reads is one a bulk path could drop):
+
+    python benchmarks/anomaly.py --breakdown --mb 20 --runs 5
 """
 
 from __future__ import annotations
@@ -231,6 +240,71 @@ def run_platform(lines: int, runs: int) -> None:
           f"{statistics.median(len(events) / w for w, _ in local):,.0f} lines/s wall")
 
 
+# the fields the shipped rules read, one expression per generated format
+FLOOR = {
+    "access.log": re.compile(r'^(\S+) \S+ \S+ \[([^\]]+)\] "\S+ (\S+)[^"]*" (\d{3}) (\d+)', re.M),
+    "auth.log": re.compile(r"^(\w{3} [ \d]\d \d\d:\d\d:\d\d) \S+ sshd\[\d+\]: (Failed|Accepted) "
+                           r"\S+ for (invalid user )?(\S+) from (\S+)", re.M),
+    "portal.jsonl": re.compile(r'^\{"ts": "([^"]+)", "event": "([^"]+)", "user": "([^"]+)", '
+                               r'"ip": "([^"]+)", "success": (\w+), "bytes": (\d+)', re.M),
+}
+
+
+def run_breakdown(mb: float, runs: int) -> None:
+    """Stage costs of the local engine and the share of lines each set of rules reads."""
+    from collections import Counter
+
+    started = time.process_time()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from secops.anomaly import Detector, RuleSet
+    from secops.anomaly.reading import log_files, merged, open_log
+    from secops.anomaly.secrets import SecretFinder
+    imported = time.process_time() - started
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        n = generate(folder, int(mb * 1e6))
+        shipped = RuleSet.shipped()
+        plain = RuleSet([r for r in shipped.enabled if r.bucket.type != "secret"])
+        stages: dict[str, list[float]] = defaultdict(list)
+        uses: Counter[tuple[str, ...]] = Counter()
+        for run in range(runs):
+            t = time.process_time()
+            streams = [list(open_log(p)[1]) for p in log_files([folder])]
+            stages["read and parse (events)"].append(time.process_time() - t)
+            t = time.process_time()
+            events = list(merged(iter(s) for s in streams))
+            stages["merge by time"].append(time.process_time() - t)
+            t = time.process_time()
+            detector = Detector(plain)
+            detector.feed_all(events)
+            detector.finish()
+            stages["detector, rules other than the credential one"].append(time.process_time() - t)
+            t = time.process_time()
+            finder = SecretFinder()
+            raws = [e.raw for e in events]
+            for i in range(0, len(raws), 512):
+                finder.scan(raws[i:i + 512])
+            stages["credential scan (DLP, batches of 512)"].append(time.process_time() - t)
+            t = time.process_time()
+            for name, rx in FLOOR.items():
+                rx.findall((folder / name).read_text())
+            stages["floor: read + one findall per file"].append(time.process_time() - t)
+            if run == 0:
+                for e in events:
+                    uses[tuple(r.id for r in plain.enabled if r.predicate(e))] += 1
+    print(f"log: {mb:.0f} MB, {n} lines; budget at 200,000 lines/s: 5.00 us/line")
+    print(f"{'import the engine (once)':48s} {imported:6.2f} s  {imported / n * 1e6:6.2f} us/line")
+    for name, values in stages.items():
+        med = statistics.median(values)
+        print(f"{name:48s} {med:6.2f} s  {med / n * 1e6:6.2f} us/line "
+              f"(range {min(values):.2f}-{max(values):.2f} s, {len(values)} runs)")
+    print("share of lines by the rules that read them (every line also goes through the "
+          "credential scan):")
+    for ids, count in uses.most_common():
+        print(f"  {count / n:6.1%}  {', '.join(ids) or '(no rule)'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=20.0)
@@ -238,7 +312,12 @@ def main() -> None:
     ap.add_argument("--drain-lines", type=int, default=60_000)
     ap.add_argument("--platform-lines", type=int, default=0,
                     help="measure the platform's Redis windows on this many lines instead")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="measure where the local engine's CPU time goes instead")
     args = ap.parse_args()
+    if args.breakdown:
+        run_breakdown(args.mb, args.runs)
+        return
     if args.platform_lines:
         run_platform(args.platform_lines, args.runs)
         return
