@@ -41,7 +41,14 @@ FILE_SIZE_LIMIT = 768 * 1024
 def api_with_file_size_limit(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Proc]]:
     """A real API process whose files may not grow past ``FILE_SIZE_LIMIT`` (RLIMIT_FSIZE:
     writes fail with EFBIG, as they would with ENOSPC on a full disk); yields its URL and
-    the process (for its log)."""
+    the process (for its log). The SQLite database's write-ahead log, grown past the limit
+    by the migrations, is emptied first so that only the file store cannot grow."""
+    if env["SECOPS_DATABASE_URL"].startswith("sqlite:///"):
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(env["SECOPS_DATABASE_URL"].removeprefix("sqlite:///"))) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     api, url = start_api(env, tmp_path / "api.log", prefix=("prlimit", f"--fsize={FILE_SIZE_LIMIT}"))
     try:
         yield url, api
