@@ -92,6 +92,7 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
     """``clients`` threads, each: submit one job, poll it until done, next. Jobs/s and
     p50/p99 of submit-to-seen-done."""
     latencies: list[float] = []
+    submits: list[float] = []
 
     def one_client(_: int) -> None:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
@@ -100,6 +101,7 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
                 resp = http.post(submit, json={"kind": "system.ping", "params": {"message": str(i)}}
                                  if "v1" in submit else {"message": str(i)})
                 resp.raise_for_status()
+                submits.append(time.perf_counter() - t0)
                 job_id = resp.json()["id"]
                 while http.get(poll.format(job_id)).json()["status"] != "succeeded":
                     time.sleep(0.005)
@@ -110,7 +112,23 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
         list(pool.map(one_client, range(clients)))
     elapsed = time.perf_counter() - t0
     return {"completed_per_s": clients * per_client / elapsed,
-            "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000}
+            "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
+            "submit_p50_ms": pct(submits, 50) * 1000, "submit_p99_ms": pct(submits, 99) * 1000}
+
+
+def stages(url: str) -> dict[str, float]:
+    """From the job rows: p50/p99 of submit (row created) -> claim and claim -> finish."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(sa.text("SELECT created_at, started_at, finished_at FROM jobs "
+                                     "WHERE status = 'succeeded' ORDER BY created_at")).all()
+    finally:
+        engine.dispose()
+    queued = [(_ts(r[1]) - _ts(r[0])).total_seconds() for r in rows]
+    running = [(_ts(r[2]) - _ts(r[1])).total_seconds() for r in rows]
+    return {"queued_p50_ms": pct(queued, 50) * 1000, "queued_p99_ms": pct(queued, 99) * 1000,
+            "running_p50_ms": pct(running, 50) * 1000, "running_p99_ms": pct(running, 99) * 1000}
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -158,8 +176,9 @@ def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str) -> 
     try:
         wait_http(f"{base}/healthz", api)
         wait_ready(tmp / "worker.log", "ready.")
-        return closed_loop(base, {"Authorization": f"Bearer {key}"}, "/v1/jobs",
-                           "/v1/jobs/{}", clients, max(1, n // clients))
+        figures = closed_loop(base, {"Authorization": f"Bearer {key}"}, "/v1/jobs",
+                              "/v1/jobs/{}", clients, max(1, n // clients))
+        return {**figures, **stages(url)}
     finally:
         stop(api)
         stop(worker)
@@ -385,8 +404,15 @@ def main() -> None:
               f"database: {args.database}  worker: 2 processes  cpus: {os.cpu_count()}")
         print(f"secops  completed : {ours['completed_per_s']:7.1f} jobs/s  "
               f"p50 {ours['p50_ms']:.0f} ms  p99 {ours['p99_ms']:.0f} ms")
+        print(f"secops  submit request p50 {ours['submit_p50_ms']:.0f} ms  p99 "
+              f"{ours['submit_p99_ms']:.0f} ms; job rows: submit->claim p50 "
+              f"{ours['queued_p50_ms']:.0f} ms  p99 {ours['queued_p99_ms']:.0f} ms, "
+              f"claim->finish p50 {ours['running_p50_ms']:.0f} ms  "
+              f"p99 {ours['running_p99_ms']:.0f} ms")
         print(f"celery  completed : {plain['completed_per_s']:7.1f} jobs/s  "
               f"p50 {plain['p50_ms']:.0f} ms  p99 {plain['p99_ms']:.0f} ms")
+        print(f"celery  submit request p50 {plain['submit_p50_ms']:.0f} ms  "
+              f"p99 {plain['submit_p99_ms']:.0f} ms")
         print(f"ratio secops/celery: {ours['completed_per_s'] / plain['completed_per_s']:.2f}"
               "  (goal >= 0.5)")
         return

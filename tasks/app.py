@@ -63,6 +63,21 @@ def _fresh_engine_per_child(**_: Any) -> None:
     dispose_engines()
 
 
+@worker_process_init.connect
+def _connect_before_the_first_job(**_: Any) -> None:
+    """Open the child's first database connection as it starts, so the first job it runs
+    does not wait for the connection and the dialect's first queries; a database that is
+    down is only logged here (the job's own session reports it, and retries)."""
+    from secops.db.session import get_engine
+
+    try:
+        with get_engine().connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception:  # noqa: BLE001 - a warm-up: the first job connects again
+        logging.getLogger("secops.tasks").warning("could not connect to the database at "
+                                                   "worker start", exc_info=True)
+
+
 @setup_logging.connect
 def _logging(**_: Any) -> None:
     configure_logging(get_settings().log_level)

@@ -8,6 +8,8 @@ line on stderr naming the setting, before it serves anything.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,6 +43,7 @@ from secops.api.routes import certs as cert_routes
 from secops.api.routes import suppressions as suppression_routes
 from secops.api.security import report_event
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
+from secops.db.session import warm_pool
 from secops.errors import AuditChainBroken, ConfigurationError, SecOpsError
 from secops.services.ratelimit import RateLimited
 from secops.services.storage import get_store
@@ -108,6 +111,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem_response(request, exc.status_code, detail)
 
 
+@asynccontextmanager
+async def _open_pool(_: FastAPI) -> AsyncIterator[None]:
+    """The database connections are opened before the first request (see warm_pool)."""
+    await run_in_threadpool(warm_pool)
+    yield
+
+
 def create_app() -> FastAPI:
     """The API; SystemExit (one line, no traceback, no value) if a setting or secret is unusable."""
     try:
@@ -131,6 +141,7 @@ def create_app() -> FastAPI:
         "`Authorization: Bearer <api key>`; errors are RFC 9457 problem+json.",
         docs_url=None,
         redoc_url=None,
+        lifespan=_open_pool,
     )
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(SecOpsError, _secops_error)

@@ -87,11 +87,12 @@ def submit_jobs(
         ]
         session.flush()
         ids = [j.id for j in jobs]
+        request.record(ids)
+        # Last before the commit: the audit entry locks the chain's head until then.
         audit.record(session=session, ctx=audit_ctx, action="jobs.submit",
                      target=f"job:{ids[0]}" if len(ids) == 1 else f"jobs:batch:{len(ids)}",
                      details={"kinds": sorted({j.kind for j in jobs}), "count": len(ids),
                               "job_ids": ids[:100]})
-        request.record(ids)
         session.commit()
     except BaseException:
         session.rollback()

@@ -17,6 +17,7 @@ racing. Elsewhere it is the ordinary sessionmaker.
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from secops.config import get_settings
@@ -150,6 +151,29 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def warm_pool(url: str | None = None) -> int:
+    """Open the pool's connections (the write engine's, and SQLite's reader) before the
+    first requests need them, so they do not wait for connecting and the dialect's first
+    queries. Returns how many were opened; a database that cannot be reached is logged,
+    not raised (the requests report it)."""
+    opened = 0
+    engines = {id(e): e for e in (get_engine(url), get_engine(url, read_only=True))}
+    for engine in engines.values():
+        size = getattr(engine.pool, "size", lambda: 1)()
+        connections = []
+        try:
+            for _ in range(size):
+                connections.append(engine.connect())
+                opened += 1
+        except SQLAlchemyError:
+            logging.getLogger("secops.db").warning("could not open the database pool",
+                                                   exc_info=True)
+        finally:
+            for connection in connections:
+                connection.close()
+    return opened
 
 
 def dispose_engines() -> None:

@@ -35,9 +35,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,6 +111,23 @@ def head_mac(key: bytes, seq: int, last_hash: str) -> str:
     return _mac(key, ["head", seq, last_hash])
 
 
+_HEAD = cast(Table, AuditChainHead.__table__)
+_ENTRIES = cast(Table, AuditEntry.__table__)
+# Built once: record() runs them while holding the head's lock.
+_LOCK_HEAD = (select(_HEAD.c.last_seq, _HEAD.c.last_hash)
+              .where(_HEAD.c.id == HEAD_ID).with_for_update())
+_INSERT_ENTRY = insert(_ENTRIES).values(
+    seq=bindparam("b_seq"), created_at=bindparam("b_created"), actor=bindparam("b_actor"),
+    action=bindparam("b_action"), target=bindparam("b_target"),
+    request_id=bindparam("b_request_id"), client_ip=bindparam("b_client_ip"),
+    details=bindparam("b_details"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash"))
+_UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(
+    last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"), mac=bindparam("b_mac"))
+# PostgreSQL: the entry's insert and the head's update in one statement (one round trip
+# while the lock is held).
+_APPEND_PG = _UPDATE_HEAD.add_cte(_INSERT_ENTRY.cte("appended"))
+
+
 def _lock_head(session: Session) -> AuditChainHead:
     """The chain head, locked for this transaction; created only for an empty log.
 
@@ -151,21 +168,47 @@ def record(
     *, session: Session, ctx: AuditContext, action: str, target: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction (it commits with the change it records)."""
+    """Append one entry in the caller's transaction (it commits with the change it records).
+
+    The head stays locked until that commit, and every concurrent append waits for it, so
+    callers record the entry last, just before they commit. The lock is held for two
+    statements: the head's locking read, then the entry's insert together with the head's
+    update (one statement on PostgreSQL); everything else is prepared before it.
+    """
     key = _key()
-    head = _lock_head(session)
+    session.flush()  # the caller's pending rows go first, outside the head's lock
     clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
-    entry = AuditEntry(
-        seq=head.last_seq + 1, created_at=utcnow(), actor=ctx.actor[:120], action=action[:64],
-        target=target[:200], request_id=ctx.request_id, client_ip=ctx.client_ip,
-        details=clean, prev_hash=head.last_hash,
-    )
-    entry.hash = entry_hash(key, entry)
-    session.add(entry)
-    head.last_seq, head.last_hash = entry.seq, entry.hash
-    head.mac = head_mac(key, entry.seq, entry.hash)
-    session.flush()
-    return entry
+    created = utcnow()
+    values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
+              "b_target": target[:200], "b_request_id": ctx.request_id,
+              "b_client_ip": ctx.client_ip, "b_details": clean}
+    # The MAC'd fields between seq and prev_hash, serialised once (see entry_hash).
+    middle = json.dumps([_time(created), values["b_actor"], values["b_action"],
+                         values["b_target"], ctx.request_id, ctx.client_ip, clean],
+                        sort_keys=True, separators=(",", ":"))[1:-1]
+    conn = session.connection()
+    head = conn.execute(_LOCK_HEAD).first()
+    if head is None:
+        created_head = _lock_head(session)
+        last_seq, last_hash = created_head.last_seq, created_head.last_hash
+    else:
+        last_seq, last_hash = head.last_seq, head.last_hash
+    seq = last_seq + 1
+    digest = hmac.new(key, f"[{seq},{middle},{json.dumps(last_hash)}]".encode(),
+                      hashlib.sha256).hexdigest()
+    values.update(b_seq=seq, b_prev=last_hash, b_hash=digest, b_mac=head_mac(key, seq, digest))
+    if conn.dialect.name == "postgresql":
+        conn.execute(_APPEND_PG, values)
+    else:
+        conn.execute(_INSERT_ENTRY, values)
+        conn.execute(_UPDATE_HEAD, values)
+    loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
+    if loaded is not None:
+        session.expire(loaded)  # the session's copy of the head row is now stale
+    return AuditEntry(seq=seq, created_at=created, actor=values["b_actor"],
+                      action=values["b_action"], target=values["b_target"],
+                      request_id=ctx.request_id, client_ip=ctx.client_ip, details=clean,
+                      prev_hash=last_hash, hash=digest)
 
 
 def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:

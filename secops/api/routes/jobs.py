@@ -32,6 +32,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 # The columns of JobRead, by id: a Core statement built once (the poll path's one query).
 _READ_JOB = select(*(Job.__table__.c[name] for name in JobRead.model_fields)).where(
     Job.__table__.c.id == bindparam("b_id"))
+# One statement needs no transaction of its own: on PostgreSQL it runs in autocommit (one
+# round trip instead of BEGIN, SELECT and ROLLBACK). SQLite's reader keeps its deferred
+# BEGIN (secops.db.session).
+_ONE_READ = {"isolation_level": "AUTOCOMMIT"}
 SubmitsJobs = Annotated[Principal, Depends(require("jobs:submit"))]
 ReadsJobs = Annotated[Principal, Depends(require("jobs:read"))]
 CancelsJobs = Annotated[Principal, Depends(require("jobs:cancel"))]
@@ -101,7 +105,9 @@ async def get_job(job_id: str, principal: ReadsJobs) -> Response:
     # Clients poll this: one worker-thread call reads the job and renders its JSON.
     def work() -> Response:
         with closing(get_read_sessionmaker()()) as session:
-            row = session.connection().execute(_READ_JOB, {"b_id": job_id}).first()
+            one_read = _ONE_READ if session.get_bind().dialect.name == "postgresql" else None
+            row = session.connection(execution_options=one_read).execute(
+                _READ_JOB, {"b_id": job_id}).first()
         if row is None:
             raise NotFound("job not found")
         visible(row, principal, "job")
