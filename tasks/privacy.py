@@ -39,15 +39,20 @@ def request_failed(job_id: str) -> None:
     enqueue_or_fail(deliveries)
 
 
-@job_task("privacy.export", on_failure=request_failed)
-def export(session: Session, job: Job) -> dict[str, Any]:
-    """Fan a verified access request out into one ``privacy.export_store`` sub-job per store."""
+def _fan_out(session: Session, job: Job, kind: str) -> dict[str, Any]:
+    """One sub-job of ``kind`` per store of the request, published once this job commits."""
     result, children = privacy_jobs.fan_out(
         session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
-        kind=privacy_jobs.EXPORT_STORE_KIND,
+        kind=kind,
     )
     publish_after_commit(session, children)
     return result
+
+
+@job_task("privacy.export", on_failure=request_failed)
+def export(session: Session, job: Job) -> dict[str, Any]:
+    """Fan a verified access request out into one ``privacy.export_store`` sub-job per store."""
+    return _fan_out(session, job, privacy_jobs.EXPORT_STORE_KIND)
 
 
 @job_task("privacy.export_store", on_failure=request_failed)
@@ -67,12 +72,7 @@ def export_store(session: Session, job: Job) -> dict[str, Any]:
 @job_task("privacy.erase", on_failure=request_failed)
 def erase(session: Session, job: Job) -> dict[str, Any]:
     """Fan a verified erasure out into one ``privacy.erase_store`` sub-job per store."""
-    result, children = privacy_jobs.fan_out(
-        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
-        kind=privacy_jobs.ERASE_STORE_KIND,
-    )
-    publish_after_commit(session, children)
-    return result
+    return _fan_out(session, job, privacy_jobs.ERASE_STORE_KIND)
 
 
 @job_task("privacy.erase_store", on_failure=request_failed)
@@ -94,12 +94,7 @@ def erase_store(session: Session, job: Job) -> dict[str, Any]:
 def rectify(session: Session, job: Job) -> dict[str, Any]:
     """Fan a verified rectification out into one ``privacy.rectify_store`` sub-job per
     store it names."""
-    result, children = privacy_jobs.fan_out(
-        session=session, settings=get_settings(), request_id=job.params["request_id"], job_id=job.id,
-        kind=privacy_jobs.RECTIFY_STORE_KIND,
-    )
-    publish_after_commit(session, children)
-    return result
+    return _fan_out(session, job, privacy_jobs.RECTIFY_STORE_KIND)
 
 
 @job_task("privacy.rectify_store", on_failure=request_failed)
