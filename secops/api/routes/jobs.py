@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from contextlib import closing
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 
 from secops.api.deps import (
     IdempotencyKey,
@@ -111,14 +111,14 @@ async def get_job(job_id: str, principal: ReadsJobs) -> Response:
         if row is None:
             raise NotFound("job not found")
         visible(row, principal, "job")
-        return Response(JobRead.model_validate(row).model_dump_json(),
-                        media_type="application/json")
+        return _job_json(row)
 
     return await in_thread(work)
 
 
-def _job_json(job: Job, status: int = 200) -> Response:
-    """The JobRead of ``job`` as the response (what response_model=JobRead would render)."""
+def _job_json(job: Job | Row[Any], status: int = 200) -> Response:
+    """The JobRead of ``job`` (a Job or a row of its columns) as the response (what
+    response_model=JobRead would render)."""
     return Response(JobRead.model_validate(job).model_dump_json(), status_code=status,
                     media_type="application/json")
 
