@@ -81,3 +81,14 @@ def _connect_before_the_first_job(**_: Any) -> None:
 @setup_logging.connect
 def _logging(**_: Any) -> None:
     configure_logging(get_settings().log_level)
+
+
+def worker_count(timeout: float) -> int:
+    """How many workers answer a ping within ``timeout`` seconds; 0 when the broker does
+    not answer (readiness and the console's overview both report it as no workers)."""
+    try:
+        return len(app.control.ping(timeout=timeout) or [])
+    except Exception as exc:  # noqa: BLE001 - an unreachable broker means no workers seen
+        logging.getLogger("secops.tasks").info("worker ping failed",
+                                               extra={"error": type(exc).__name__})
+        return 0

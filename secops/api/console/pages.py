@@ -39,12 +39,9 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 def _workers() -> int:
-    from tasks.app import app as celery_app
+    from tasks.app import worker_count
 
-    try:
-        return len(celery_app.control.ping(timeout=0.5) or [])
-    except Exception:  # noqa: BLE001 - a broker that does not answer: no workers seen
-        return 0
+    return worker_count(timeout=0.5)
 
 
 def _last_job(console: Console, kind: str) -> Job | None:

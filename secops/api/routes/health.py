@@ -119,6 +119,7 @@ def _authenticated(request: Request) -> bool:
 
 def _check() -> tuple[bool, dict[str, Any]]:
     from tasks.app import app as celery_app
+    from tasks.app import worker_count
 
     checks: dict[str, Any] = {"secrets": _secrets(), "checked_at": utcnow().isoformat()}
     try:
@@ -134,12 +135,7 @@ def _check() -> tuple[bool, dict[str, Any]]:
         checks["redis"] = "ok"
     except Exception:
         checks["redis"] = "unavailable"
-    workers = 0
-    if checks["redis"] == "ok":
-        try:
-            workers = len(celery_app.control.ping(timeout=1.0) or [])
-        except Exception:
-            workers = 0
+    workers = worker_count(timeout=1.0) if checks["redis"] == "ok" else 0
     checks["workers"] = workers
     ready = all(checks[name] == "ok" for name in ("secrets", "database", "redis")) and workers > 0
     return ready, checks
