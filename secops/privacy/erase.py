@@ -166,6 +166,12 @@ def verify_store(
     return {name: len(keys) for name, keys in left.items()}
 
 
+def failure_status(exc: SecOpsError) -> str:
+    """A failed store's outcome status: ``unavailable`` when it could not be reached,
+    else ``rolled_back``."""
+    return "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
+
+
 def erase_subject(
     datamap: DataMap,
     subject: Subject,
@@ -185,8 +191,7 @@ def erase_subject(
                 actions, linked = erase_store(store, subject, session, key)
             outcomes.append(StoreOutcome(store.name, "committed", actions, linked=linked))
         except SecOpsError as exc:
-            status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
-            outcomes.append(StoreOutcome(store.name, status, error=exc.message))
+            outcomes.append(StoreOutcome(store.name, failure_status(exc), error=exc.message))
     if between is not None:
         between()
     for outcome in outcomes:
@@ -224,8 +229,7 @@ def erase_one_store(
             if before_commit is not None:
                 before_commit(actions, changed)
     except SecOpsError as exc:
-        status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
-        return StoreOutcome(store.name, status, error=exc.message,
+        return StoreOutcome(store.name, failure_status(exc), error=exc.message,
                             retryable=isinstance(exc, Unavailable))
     outcome = StoreOutcome(store.name, "committed", actions, linked=linked)
     try:

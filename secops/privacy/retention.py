@@ -16,8 +16,7 @@ from typing import Any
 
 from secops.errors import SecOpsError
 from secops.privacy.datamap import DataMap
-from secops.privacy.erase import Action, erase_linked
-from secops.privacy.errors import StoreUnavailable
+from secops.privacy.erase import Action, erase_linked, failure_status
 from secops.privacy.graph import Linked, discover, row_key
 from secops.privacy.ports import Key, Row, StoreConnector
 
@@ -83,6 +82,5 @@ def apply_retention(
                         RetentionOutcome(store.name, "committed", erase_linked(linked, session, key))
                     )
         except SecOpsError as exc:
-            status = "unavailable" if isinstance(exc, StoreUnavailable) else "rolled_back"
-            outcomes.append(RetentionOutcome(store.name, status, error=exc.message))
+            outcomes.append(RetentionOutcome(store.name, failure_status(exc), error=exc.message))
     return outcomes
