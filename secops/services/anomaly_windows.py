@@ -377,7 +377,7 @@ class RedisWindowStore:
         if self._cache is not None and key in self._inc:
             return self._inc[key]
         raw = self.client.hget(INCIDENTS, key)
-        found = Incident(**json.loads(raw)) if raw else None
+        found = _incident(raw) if raw else None
         if self._cache is not None:
             self._inc[key] = found
         return found
@@ -424,13 +424,13 @@ class RedisWindowStore:
         pipe.hget(INCIDENTS, key)
         pipe.hdel(INCIDENTS, key)
         raw, removed = pipe.execute()
-        return Incident(**json.loads(raw)) if raw and removed else None
+        return _incident(raw) if raw and removed else None
 
     def open_incidents(self) -> Iterator[tuple[str, Incident]]:
         found: dict[str, Incident] = {}
         for key, raw in self.client.hscan_iter(INCIDENTS):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            found[name] = Incident(**json.loads(raw))
+            found[name] = _incident(raw)
         if self._cache is not None:   # what this batch changed and has not written yet
             for name, incident in self._inc.items():
                 if incident is None:
