@@ -164,8 +164,7 @@ class RedisWindowStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
-        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
-        self._learnt, self._later = {}, {}
+        self._forget()
         marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
         mark = ChunkMark()
         done = self.client.get(marker) if marker is not None else None
@@ -182,8 +181,13 @@ class RedisWindowStore:
             else:
                 self._write_back(locks, token, marker, mark)
         finally:
-            self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
-            self._inc_ext, self._learnt, self._later = {}, {}, {}
+            self._cache = None
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop a batch's bookkeeping: dirty windows, incidents, learnt values, later writes."""
+        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        self._learnt, self._later = {}, {}
 
     def _write_back(self, locks: list[str], token: str, marker: str | None = None,
                     mark: ChunkMark | None = None) -> None:
