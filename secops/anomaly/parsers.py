@@ -391,6 +391,13 @@ class LineReader:
         self.stats = stats or ParseStats()
         self.sample_limit = sample_limit
 
+    def _malformed(self, exc: Malformed, line: str) -> None:
+        """Count a malformed line and keep it as a sample while there is room."""
+        stats = self.stats
+        stats.malformed += 1
+        if len(stats.samples) < self.sample_limit:
+            stats.samples.append(f"{self.origin}:{stats.lines}: {exc}: {line[:200]}")
+
     def one(self, raw: str) -> list[Event]:
         """The events of one line (none for a blank or malformed line, which is counted)."""
         line = raw.rstrip("\r\n")
@@ -401,9 +408,7 @@ class LineReader:
         try:
             events = self.parser.parse(line)
         except Malformed as exc:
-            stats.malformed += 1
-            if len(stats.samples) < self.sample_limit:
-                stats.samples.append(f"{self.origin}:{stats.lines}: {exc}: {line[:200]}")
+            self._malformed(exc, line)
             return []
         for event in events:
             event.origin = self.origin
@@ -420,9 +425,7 @@ class LineReader:
             try:
                 events = parse(line)
             except Malformed as exc:
-                stats.malformed += 1
-                if len(stats.samples) < self.sample_limit:
-                    stats.samples.append(f"{origin}:{stats.lines}: {exc}: {line[:200]}")
+                self._malformed(exc, line)
                 continue
             for event in events:
                 event.origin = origin

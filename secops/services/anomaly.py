@@ -316,6 +316,11 @@ def _subject(alert: DetectedAlert) -> str:
     return f"{alert.entity_type}:{alert.entity}"[:200]
 
 
+def _dedup(rule_id: str, alert: DetectedAlert) -> str:
+    """The monitor's dedup key of rule ``rule_id``'s alert on ``alert``'s entity."""
+    return (f"anomaly.{rule_id}"[:64] + ":" + _subject(alert))[:300]
+
+
 def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: DetectedAlert,
            deliveries: list[tuple[str, str]]) -> None:
     rule = next((r for r in detector.rules if r.id == alert.rule), None)
@@ -323,8 +328,7 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
     if (alert.rule, alert.entity_type, alert.entity) in detector.replayed:
         # raised by a failed attempt of this job, whose alert row rolled back: its
         # opening gate must not keep the retry from raising it
-        dedup = f"{_rule_for(alert, gap).name}:{_subject(alert)}"[:300]
-        kv.delete(monitor.GATE_PREFIX + dedup)
+        kv.delete(monitor.GATE_PREFIX + _dedup(alert.rule, alert))
     outcome = monitor.raise_alert(_rule_for(alert, gap), _subject(alert), alert.count,
                                   session=session, kv=kv, details=alert.to_record())
     deliveries.extend(outcome.deliveries)
@@ -344,8 +348,8 @@ def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: Dete
     if rule is None:
         return False
     for loser in rule.supersedes:
-        dedup = (f"anomaly.{loser}"[:64] + ":" + _subject(alert))[:300]
-        row = session.scalar(select(Alert).where(Alert.dedup_key == dedup, Alert.status == "open")
+        row = session.scalar(select(Alert).where(Alert.dedup_key == _dedup(loser, alert),
+                                                 Alert.status == "open")
                              .order_by(Alert.first_seen_at.desc()).limit(1))
         if row is None:
             continue
@@ -356,7 +360,7 @@ def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: Dete
             continue
         winner = _rule_for(alert, rule.incident_gap)
         row.rule, row.severity, row.title = winner.name, winner.severity, winner.title
-        row.dedup_key = f"{winner.name}:{_subject(alert)}"[:300]
+        row.dedup_key = _dedup(alert.rule, alert)
         row.occurrences += 1
         row.last_seen_at = utcnow()
         record = alert.to_record()
@@ -389,8 +393,7 @@ def _span(details: dict[str, Any]) -> tuple[float | None, float | None]:
 
 
 def _close(session: Session, alert: DetectedAlert) -> None:
-    dedup = f"anomaly.{alert.rule}"[:64] + ":" + _subject(alert)
-    row = session.scalar(select(Alert).where(Alert.dedup_key == dedup[:300])
+    row = session.scalar(select(Alert).where(Alert.dedup_key == _dedup(alert.rule, alert))
                          .order_by(Alert.first_seen_at.desc()).limit(1))
     if row is not None:
         row.details = {**row.details, **alert.to_record(), "closed": True}

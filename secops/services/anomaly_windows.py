@@ -164,8 +164,7 @@ class RedisWindowStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         self._cache = {k: json.loads(v) if v else None for k, v in zip(names, got[1:], strict=True)}
-        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
-        self._learnt, self._later = {}, {}
+        self._forget()
         marker = None if self.job is None or chunk is None else _name("done", f"{self.job}:{chunk}")
         mark = ChunkMark()
         done = self.client.get(marker) if marker is not None else None
@@ -182,8 +181,13 @@ class RedisWindowStore:
             else:
                 self._write_back(locks, token, marker, mark)
         finally:
-            self._cache, self._dirty, self._inc, self._inc_dirty = None, {}, {}, set()
-            self._inc_ext, self._learnt, self._later = {}, {}, {}
+            self._cache = None
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop a batch's bookkeeping: dirty windows, incidents, learnt values, later writes."""
+        self._dirty, self._inc, self._inc_dirty, self._inc_ext = {}, {}, set(), {}
+        self._learnt, self._later = {}, {}
 
     def _write_back(self, locks: list[str], token: str, marker: str | None = None,
                     mark: ChunkMark | None = None) -> None:
@@ -377,7 +381,7 @@ class RedisWindowStore:
         if self._cache is not None and key in self._inc:
             return self._inc[key]
         raw = self.client.hget(INCIDENTS, key)
-        found = Incident(**json.loads(raw)) if raw else None
+        found = _incident(raw) if raw else None
         if self._cache is not None:
             self._inc[key] = found
         return found
@@ -424,13 +428,13 @@ class RedisWindowStore:
         pipe.hget(INCIDENTS, key)
         pipe.hdel(INCIDENTS, key)
         raw, removed = pipe.execute()
-        return Incident(**json.loads(raw)) if raw and removed else None
+        return _incident(raw) if raw and removed else None
 
     def open_incidents(self) -> Iterator[tuple[str, Incident]]:
         found: dict[str, Incident] = {}
         for key, raw in self.client.hscan_iter(INCIDENTS):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            found[name] = Incident(**json.loads(raw))
+            found[name] = _incident(raw)
         if self._cache is not None:   # what this batch changed and has not written yet
             for name, incident in self._inc.items():
                 if incident is None:
