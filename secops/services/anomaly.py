@@ -58,7 +58,6 @@ from secops.db.models import (
     AnomalyBatch,
     AnomalyCheckpoint,
     Job,
-    JobStatus,
     SecurityEvent,
 )
 from secops.errors import InvalidInput, NotFound
@@ -367,12 +366,7 @@ def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: Dete
         row.details = {**row.details, **record, "count": max(alert.count, row.details.get("count", 0)),
                        "start": iso(min(start, alert.start)), "escalated_from": row.details.get(
                            "escalated_from", f"anomaly.{loser}"), "closed": False}
-        if settings.alert_webhook_url:
-            job = Job(kind=monitor.DELIVER_KIND, params={"alert_id": row.id},
-                      status=JobStatus.queued.value, attempts=0, submitted_by="system:alerts")
-            session.add(job)
-            session.flush()
-            deliveries.append((job.id, job.kind))
+        deliveries.extend(monitor.queue_delivery(session, row.id))
         event = monitor.log_security_event(
             ALERT_EVENT, {"rule": alert.rule, "entity": alert.entity,
                           "entity_type": alert.entity_type, "count": alert.count,

@@ -184,6 +184,18 @@ def _count(kv: redis.Redis, rule: AlertRule, subject: str) -> int:
                                                 secrets.token_hex(8)], client=kv))
 
 
+def queue_delivery(session: Session, alert_id: str) -> list[tuple[str, str]]:
+    """The ``alerts.deliver`` job for an alert, in the caller's transaction, when a webhook
+    is configured; the (job id, kind) pairs to publish after the commit."""
+    if not get_settings().alert_webhook_url:
+        return []
+    job = Job(kind=DELIVER_KIND, params={"alert_id": alert_id}, status=JobStatus.queued.value,
+              attempts=0, submitted_by="system:alerts")
+    session.add(job)
+    session.flush()
+    return [(job.id, job.kind)]
+
+
 def _fire(session: Session, kv: redis.Redis, rule: AlertRule, subject: str, count: int,
           outcome: EventOutcome) -> None:
     dedup = f"{rule.name}:{subject}"[:300]
@@ -210,12 +222,7 @@ def _fire(session: Session, kv: redis.Redis, rule: AlertRule, subject: str, coun
         log.log(_LEVELS[rule.severity], "security alert",
                 extra={"alert_id": alert.id, "rule": rule.name, "severity": rule.severity,
                        "subject": subject, "count": count})
-        if get_settings().alert_webhook_url:
-            job = Job(kind=DELIVER_KIND, params={"alert_id": alert.id},
-                      status=JobStatus.queued.value, attempts=0, submitted_by="system:alerts")
-            session.add(job)
-            session.flush()
-            outcome.deliveries.append((job.id, job.kind))
+        outcome.deliveries.extend(queue_delivery(session, alert.id))
         return
     existing.occurrences += 1
     existing.last_seen_at = now
