@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from secops.certs import ca, dns
+from secops.certs import analysis, ca, dns
 from secops.certs.analysis import spki_sha256
 from secops.certs.deploy import Deployer, DeploySpec
 from secops.certs.model import CertsError
@@ -219,7 +219,7 @@ def delete_deployment(*, session: Session, deployment_id: str) -> CertDeployment
 def renewal_due(row: CertDeployment, fraction: float) -> bool:
     if row.not_before is None or row.not_after is None or row.status != "deployed":
         return True
-    return utcnow() >= row.not_before + (row.not_after - row.not_before) * fraction
+    return utcnow() >= analysis.renewal_time(row.not_before, row.not_after, fraction)
 
 
 @dataclass
