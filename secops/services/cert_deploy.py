@@ -249,7 +249,7 @@ def renew(*, session: Session, settings: Settings, deployment_id: str, force: bo
     key = _key_for(row)
     issuer = cert_ca.load_issuer(settings)
     chain_spki = [spki_sha256(c) for c in issuer.chain]
-    public_pin = _pin_of(key)
+    public_pin = analysis.key_pin(key.public_key())
     target = session.get(CertTarget, row.target_id) if row.target_id else None
     refused = refuse_unpinned(session=session, row=row, target=target, chain_spki=[public_pin, *chain_spki],
                               ctx=ctx)
@@ -329,14 +329,6 @@ def _key_for(row: CertDeployment) -> ec.EllipticCurvePrivateKey:
             return key
         raise InvalidInput(f"{row.key_path}: only EC keys are reused")
     return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pin_of(key: ec.EllipticCurvePrivateKey) -> str:
-    import base64
-    import hashlib
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def due_deployments(*, session: Session, settings: Settings, ids: list[str] | None) -> list[str]:
