@@ -43,20 +43,15 @@ from secops.services.audit import AuditContext
 def _allowed_path(path: str | None, settings: Settings) -> str | None:
     if path is None:
         return None
-    try:
-        allowed_directory(str(Path(path).parent), settings.certs_allowed_dirs)
-    except ValueError as exc:
-        raise InvalidInput(f"{path}: " + str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS",
-                                                           "SECOPS_CERTS_ALLOWED_DIRS")) from None
-    return os.path.join(os.path.realpath(Path(path).parent), Path(path).name)
+    return os.path.join(_allowed_dir(str(Path(path).parent), settings, shown=path), Path(path).name)
 
 
-def _allowed_dir(path: str, settings: Settings) -> str:
+def _allowed_dir(path: str, settings: Settings, *, shown: str | None = None) -> str:
+    """``path`` resolved if under ``SECOPS_CERTS_ALLOWED_DIRS``; errors name ``shown`` (else ``path``)."""
     try:
-        return str(allowed_directory(path, settings.certs_allowed_dirs))
+        return str(allowed_directory(path, settings.certs_allowed_dirs, setting="SECOPS_CERTS_ALLOWED_DIRS"))
     except ValueError as exc:
-        raise InvalidInput(f"{path}: " + str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS",
-                                                           "SECOPS_CERTS_ALLOWED_DIRS")) from None
+        raise InvalidInput(f"{path if shown is None else shown}: {exc}") from None
 
 
 def _allowed_hook(argv: list[str], settings: Settings) -> list[str]:
