@@ -107,8 +107,10 @@ class ScanFileParams(Params):
         return self
 
 
-def allowed_directory(path: str, allowed: list[Path]) -> Path:
-    """``path`` resolved (symlinks followed) if it lies under an allowlisted directory."""
+def allowed_directory(path: str, allowed: list[Path], *, purpose: str = "scanning",
+                      setting: str = "SECOPS_SCAN_ALLOWED_DIRS") -> Path:
+    """``path`` resolved (symlinks followed) if it lies under an allowlisted directory;
+    the error names what the directories are for and the ``setting`` that lists them."""
     if not os.path.isabs(path):
         raise ValueError("path must be absolute")
     resolved = Path(os.path.realpath(path))
@@ -116,7 +118,7 @@ def allowed_directory(path: str, allowed: list[Path]) -> Path:
         base = Path(os.path.realpath(root))
         if resolved == base or base in resolved.parents:
             return resolved
-    raise ValueError("path is not under a directory allowed for scanning (SECOPS_SCAN_ALLOWED_DIRS)")
+    raise ValueError(f"path is not under a directory allowed for {purpose} ({setting})")
 
 
 class ScanDirectoryParams(Params):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from secops.certs import ari
 from secops.certs.model import CertsError
+
+log = logging.getLogger("secops.certs")
 
 ACME_PATH = "/.well-known/acme-challenge/"
 
@@ -253,8 +256,8 @@ class AcmeIssuer:
             for domain, path, validation in answered:
                 try:
                     solver.cleanup(domain, path, validation)
-                except CertsError:
-                    pass
+                except CertsError as exc:  # the order's outcome stands; a stale record is left
+                    log.warning("ACME challenge cleanup for %s failed: %s", domain, exc)
 
     def renewal_info(self, cert_pem: bytes, now: dt.datetime) -> ari.RenewalInfo | None:
         """The server's ARI answer for a certificate (RFC 9773), or None when the directory

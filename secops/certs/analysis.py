@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from secops.certs.model import CertReport, Finding, Thresholds
@@ -33,8 +34,13 @@ WEAK_SIGNATURES = {
 
 def spki_sha256(cert: x509.Certificate) -> str:
     """The HPKP ``pin-sha256`` value: base64 of SHA-256 over the DER SubjectPublicKeyInfo."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key_pin(cert.public_key())
+
+
+def key_pin(public_key: PublicKeyTypes) -> str:
+    """The ``pin-sha256`` of a public key, as :func:`spki_sha256` gives it for a certificate."""
+    spki = public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 

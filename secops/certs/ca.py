@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from secops.certs.analysis import renewal_time
 from secops.certs.model import CertsError
 
 PROFILES = ("server", "client")
@@ -171,8 +172,7 @@ def issue(issuer: x509.Certificate, issuer_key: IssuerKey, public_key: object, *
 
 
 def renewal_due(cert: x509.Certificate, now: datetime, fraction: float = 2 / 3) -> bool:
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return now >= start + (end - start) * fraction
+    return now >= renewal_time(cert.not_valid_before_utc, cert.not_valid_after_utc, fraction)
 
 
 def build_crl(issuer: x509.Certificate, issuer_key: IssuerKey, revoked: list[tuple[int, datetime]],

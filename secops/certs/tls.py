@@ -170,7 +170,7 @@ class TlsProber:
         stage = "connect"
         try:
             raw = socket.create_connection((endpoint.host, endpoint.port), timeout=self.timeout)
-        except BaseException as exc:
+        except Exception as exc:
             raise EndpointError(describe_error(exc, stage=stage, timeout=self.timeout)) from None
         stage = "TLS handshake"
         server_name = endpoint.sni or (None if _is_ip(endpoint.host) else endpoint.host)
@@ -180,9 +180,12 @@ class TlsProber:
         except ssl.SSLCertVerificationError:
             raw.close()
             raise
-        except BaseException as exc:
+        except Exception as exc:
             raw.close()
             raise EndpointError(describe_error(exc, stage=stage, timeout=self.timeout)) from None
+        except BaseException:
+            raw.close()
+            raise
 
     def handshake(self, endpoint: Endpoint) -> Handshake:
         verified, verify_error = True, None

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from secops.certs import ari, ca, dns
+from secops.certs import analysis, ari, ca, dns
 from secops.certs.acme_issuer import (
     AcmeError,
     AcmeIssuer,
@@ -128,7 +128,7 @@ def _due(row: CertDeployment, settings: Settings, issuer: AcmeIssuer) -> bool:
         row.ari_next_check, row.ari_explanation_url = info.next_check, info.explanation_url
         return now >= row.ari_renew_at
     row.ari_renew_at = row.ari_next_check = row.ari_explanation_url = None
-    return now >= row.not_before + (row.not_after - row.not_before) * settings.certs_renewal_fraction
+    return now >= analysis.renewal_time(row.not_before, row.not_after, settings.certs_renewal_fraction)
 
 
 def renew(*, session: Session, settings: Settings, row: CertDeployment, force: bool, ctx: AuditContext,

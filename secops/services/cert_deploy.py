@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from secops.certs import ca, dns
+from secops.certs import analysis, ca, dns
 from secops.certs.analysis import spki_sha256
 from secops.certs.deploy import Deployer, DeploySpec
 from secops.certs.model import CertsError
@@ -43,20 +43,15 @@ from secops.services.audit import AuditContext
 def _allowed_path(path: str | None, settings: Settings) -> str | None:
     if path is None:
         return None
-    try:
-        allowed_directory(str(Path(path).parent), settings.certs_allowed_dirs)
-    except ValueError as exc:
-        raise InvalidInput(f"{path}: " + str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS",
-                                                           "SECOPS_CERTS_ALLOWED_DIRS")) from None
-    return os.path.join(os.path.realpath(Path(path).parent), Path(path).name)
+    return os.path.join(_allowed_dir(str(Path(path).parent), settings, shown=path), Path(path).name)
 
 
-def _allowed_dir(path: str, settings: Settings) -> str:
+def _allowed_dir(path: str, settings: Settings, *, shown: str | None = None) -> str:
+    """``path`` resolved if under ``SECOPS_CERTS_ALLOWED_DIRS``; errors name ``shown`` (else ``path``)."""
     try:
-        return str(allowed_directory(path, settings.certs_allowed_dirs))
+        return str(allowed_directory(path, settings.certs_allowed_dirs, setting="SECOPS_CERTS_ALLOWED_DIRS"))
     except ValueError as exc:
-        raise InvalidInput(f"{path}: " + str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS",
-                                                           "SECOPS_CERTS_ALLOWED_DIRS")) from None
+        raise InvalidInput(f"{path if shown is None else shown}: {exc}") from None
 
 
 def _allowed_hook(argv: list[str], settings: Settings) -> list[str]:
@@ -219,7 +214,7 @@ def delete_deployment(*, session: Session, deployment_id: str) -> CertDeployment
 def renewal_due(row: CertDeployment, fraction: float) -> bool:
     if row.not_before is None or row.not_after is None or row.status != "deployed":
         return True
-    return utcnow() >= row.not_before + (row.not_after - row.not_before) * fraction
+    return utcnow() >= analysis.renewal_time(row.not_before, row.not_after, fraction)
 
 
 @dataclass
@@ -249,7 +244,7 @@ def renew(*, session: Session, settings: Settings, deployment_id: str, force: bo
     key = _key_for(row)
     issuer = cert_ca.load_issuer(settings)
     chain_spki = [spki_sha256(c) for c in issuer.chain]
-    public_pin = _pin_of(key)
+    public_pin = analysis.key_pin(key.public_key())
     target = session.get(CertTarget, row.target_id) if row.target_id else None
     refused = refuse_unpinned(session=session, row=row, target=target, chain_spki=[public_pin, *chain_spki],
                               ctx=ctx)
@@ -329,14 +324,6 @@ def _key_for(row: CertDeployment) -> ec.EllipticCurvePrivateKey:
             return key
         raise InvalidInput(f"{row.key_path}: only EC keys are reused")
     return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pin_of(key: ec.EllipticCurvePrivateKey) -> str:
-    import base64
-    import hashlib
-    spki = key.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def due_deployments(*, session: Session, settings: Settings, ids: list[str] | None) -> list[str]:

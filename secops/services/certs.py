@@ -83,10 +83,10 @@ def add_endpoint(*, session: Session, host: str, port: int, sni: str | None, own
 def add_file(*, session: Session, path: str, owner: str | None, tags: list[str], pins: list[str],
              created_by: str, settings: Settings) -> CertTarget:
     try:
-        resolved = allowed_directory(path, settings.certs_allowed_dirs)
+        resolved = allowed_directory(path, settings.certs_allowed_dirs, purpose="certificate files",
+                                     setting="SECOPS_CERTS_ALLOWED_DIRS")
     except ValueError as exc:
-        message = str(exc).replace("SECOPS_SCAN_ALLOWED_DIRS", "SECOPS_CERTS_ALLOWED_DIRS")
-        raise InvalidInput(message.replace("for scanning", "for certificate files")) from None
+        raise InvalidInput(str(exc)) from None
     target = CertTarget(kind="file", key=f"file:{resolved}", path=str(resolved), owner=owner,
                         tags=valid_tags(tags), pins=valid_pins(pins), enabled=True,
                         created_by=created_by, last_findings=[])
