@@ -135,14 +135,25 @@ class Steps:
         self.collect()
 
     def submit(self, css: str) -> None:
-        """Click a button that loads a new page, and wait until it has."""
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
+        """Click a button that loads a new page, and wait until it has.
 
-        page = self.by("html")
+        The old page is marked with a property on its window; a new document has a
+        new window object without it. Element staleness is not used: during a
+        navigation Chrome may answer with an "unknown error" about a detached node
+        instead of a stale element reference."""
+        self.d.execute_script("window.__secopsOldPage = true")
         self.by(css).click()
-        WebDriverWait(self.d, 30).until(expected_conditions.staleness_of(page))
-        self.until(lambda _: self.loaded())
+        self.until(lambda _: self.replaced() and self.loaded())
+
+    def replaced(self) -> bool:
+        """Whether the page marked by ``submit`` has been replaced; a script that
+        cannot run because the page is in the middle of loading counts as not yet."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return self.d.execute_script("return window.__secopsOldPage !== true")
+        except WebDriverException:
+            return False
 
     def path(self) -> str:
         return self.d.current_url.removeprefix(self.base)
@@ -168,7 +179,14 @@ class Steps:
         return value
 
     def loaded(self) -> bool:
-        return self.d.execute_script("return document.readyState") == "complete"
+        """Whether the current page has finished loading; a script refused in the
+        middle of a navigation counts as not yet."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return self.d.execute_script("return document.readyState") == "complete"
+        except WebDriverException:
+            return False
 
     def wait_path(self, *paths: str, timeout: float = 30) -> str:
         """Wait until the browser shows one of ``paths``, fully loaded."""
