@@ -59,3 +59,26 @@ def test_concurrent_checks_share_one_round(sqlite_env):
     answers = asyncio.run(run())
     assert [r.status_code for r in answers] == [503] * 10
     assert len({r.json()["checks"]["checked_at"] for r in answers}) == 1
+
+
+def test_limit_is_shared_by_api_processes_and_local_while_redis_is_down(sqlite_env,
+                                                                          monkeypatch):
+    """Two API processes (two apps, each with its own readiness state) share one budget
+    per address in Redis; with Redis unreachable each process still limits on its own."""
+    monkeypatch.setenv("SECOPS_READYZ_RATE", "3/60")
+    get_settings.cache_clear()
+    first = TestClient(create_app(), raise_server_exceptions=False)
+    second = TestClient(create_app(), raise_server_exceptions=False)
+    assert [first.get("/readyz").status_code for _ in range(2)] == [503, 503]
+    assert second.get("/readyz").status_code == 503
+    refused = second.get("/readyz")
+    assert_problem(refused, 429)
+    assert refused.headers["ratelimit-policy"] == '"readyz-ip";q=3;w=60'
+    assert first.get("/readyz").status_code == 429
+
+    monkeypatch.setenv("SECOPS_REDIS_URL", "redis://127.0.0.1:9/0")  # nothing listens
+    get_settings.cache_clear()
+    alone = TestClient(create_app(), raise_server_exceptions=False)
+    answers = [alone.get("/readyz") for _ in range(4)]
+    assert [r.status_code for r in answers] == [503, 503, 503, 429]
+    assert answers[3].headers["ratelimit-policy"] == '"readyz-ip";q=3;w=60'

@@ -4,14 +4,17 @@
 ping, which takes a thread for about a second. So the answer is cached per API process
 for ``SECOPS_READYZ_CACHE_SECONDS`` and computed by one request at a time in a worker
 thread (others wait for it without holding a thread), each client address may ask
-``SECOPS_READYZ_RATE`` times (counted in the process: readiness must answer when Redis
-does not), and the details (which check failed, which secret is unusable) go only to a
-caller with a valid API key; anyone else gets the status alone.
+``SECOPS_READYZ_RATE`` times (counted in Redis, shared by every API process; while Redis
+does not answer, counted in the process instead, since readiness must still answer then),
+and the details (which check failed, which secret is unusable) go only to a caller with a
+valid API key; anyone else gets the status alone. A failed check is logged with the
+exception's type only (a database error may quote its URL).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -28,10 +31,13 @@ from secops.api.security import client_ip, limit_subject
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings, parse_rate
 from secops.db.base import utcnow
 from secops.db.session import get_engine, get_read_sessionmaker
-from secops.errors import ConfigurationError
+from secops.errors import AuthenticationFailed, ConfigurationError, Unavailable
 from secops.services import keys as key_service
+from secops.services import ratelimit
 from secops.services.ratelimit import Bucket, BucketState, Decision, RateLimited
+from secops.services.redisconn import get_redis
 
+log = logging.getLogger("secops.api")
 router = APIRouter(tags=["health"], dependencies=[Depends(public())])
 MAX_CLIENTS = 10_000  # addresses remembered by the readiness limiter, oldest dropped
 
@@ -51,6 +57,13 @@ class _Readiness:
     clients: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
 
     def admit(self, subject: str, limit: int, window: int) -> Decision:
+        """Count one check for ``subject`` in Redis; in the process while Redis is down."""
+        try:
+            return ratelimit.check(get_redis(), [Bucket("readyz-ip", subject, limit, window)])
+        except Unavailable:
+            return self.admit_locally(subject, limit, window)
+
+    def admit_locally(self, subject: str, limit: int, window: int) -> Decision:
         now = time.monotonic()
         hits = self.clients.pop(subject, None) or deque()
         while hits and hits[0] <= now - window:
@@ -81,7 +94,8 @@ async def readyz(request: Request) -> Any:
     settings = get_settings()
     state = _state(request)
     limit, window = parse_rate(settings.readyz_rate)
-    decision = state.admit(limit_subject(client_ip(request)), limit, window)
+    decision = await run_in_threadpool(state.admit, limit_subject(client_ip(request)),
+                                       limit, window)
     request.scope.setdefault("state", {})["ratelimit_headers"] = decision.headers()
     if not decision.allowed:
         raise RateLimited(decision)
@@ -113,7 +127,11 @@ def _authenticated(request: Request) -> bool:
         finally:
             session.rollback()
             session.close()
-    except Exception:  # noqa: BLE001 - no details when the key cannot be checked (db down...)
+    except AuthenticationFailed:
+        return False
+    except Exception as exc:  # noqa: BLE001 - no details when the key cannot be checked
+        log.warning("readiness: the caller's key could not be checked (%s)",
+                    type(exc).__name__)
         return False
 
 
@@ -126,14 +144,16 @@ def _check() -> tuple[bool, dict[str, Any]]:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        log.warning("readiness: the database does not answer (%s)", type(exc).__name__)
         checks["database"] = "unavailable"
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             conn.default_channel.client.ping()
         checks["redis"] = "ok"
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        log.warning("readiness: the broker does not answer (%s)", type(exc).__name__)
         checks["redis"] = "unavailable"
     workers = worker_count(timeout=1.0) if checks["redis"] == "ok" else 0
     checks["workers"] = workers
