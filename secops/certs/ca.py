@@ -45,6 +45,10 @@ def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def pem_chain(chain: list[x509.Certificate]) -> str:
+    return b"".join(pem(c) for c in chain).decode()
+
+
 def key_pem(key: IssuerKey | ed25519.Ed25519PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -87,12 +91,17 @@ def create_authority(name: str, *, now: datetime, root_days: int = 3650,
     return Authority(root, root_key, intermediate, inter_key)
 
 
-def load_issuer(chain_pem: bytes, key_pem_text: str) -> tuple[list[x509.Certificate], IssuerKey]:
-    """The intermediate (first in ``chain_pem``, then its issuers) and its private key."""
+def load_chain(chain_pem: bytes) -> list[x509.Certificate]:
+    """The intermediate (first in ``chain_pem``), then its issuers."""
     try:
-        chain = x509.load_pem_x509_certificates(chain_pem)
+        return x509.load_pem_x509_certificates(chain_pem)
     except ValueError:
         raise CertsError("the CA chain file holds no PEM certificate") from None
+
+
+def load_issuer(chain_pem: bytes, key_pem_text: str) -> tuple[list[x509.Certificate], IssuerKey]:
+    """The intermediate (first in ``chain_pem``, then its issuers) and its private key."""
+    chain = load_chain(chain_pem)
     try:
         key = serialization.load_pem_private_key(key_pem_text.encode(), password=None)
     except (ValueError, TypeError):

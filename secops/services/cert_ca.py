@@ -34,17 +34,30 @@ class Issuer:
 
     @property
     def chain_pem(self) -> str:
-        return b"".join(ca.pem(c) for c in self.chain).decode()
+        return ca.pem_chain(self.chain)
 
 
-def load_issuer(settings: Settings) -> Issuer:
+def _chain_file(settings: Settings) -> bytes:
     if settings.certs_ca_chain_file is None:
         raise Unavailable("the internal CA is not configured: set SECOPS_CERTS_CA_CHAIN_FILE "
                                  "(see 'secops certs ca init')")
     try:
-        chain_pem = settings.certs_ca_chain_file.read_bytes()
+        return settings.certs_ca_chain_file.read_bytes()
     except OSError as exc:
         raise Unavailable(f"SECOPS_CERTS_CA_CHAIN_FILE cannot be read ({exc.strerror})") from None
+
+
+def chain_pem(settings: Settings) -> str:
+    """The CA chain for relying parties: read from its file alone, the key is not loaded."""
+    try:
+        chain = ca.load_chain(_chain_file(settings))
+    except CertsError as exc:
+        raise Unavailable(f"the internal CA is misconfigured: {exc}") from None
+    return ca.pem_chain(chain)
+
+
+def load_issuer(settings: Settings) -> Issuer:
+    chain_pem = _chain_file(settings)
     try:
         key = settings.secret("certs_ca_key").get_secret_value()
     except ConfigurationError as exc:

@@ -151,3 +151,28 @@ def test_ca_through_cli_and_api(sqlite_env, tmp_path, monkeypatch) -> None:
         assert chain == (ca_dir / "chain.pem").read_text()
         actions = [e["action"] for e in client.get("/v1/audit").json()["items"]]
         assert "certs.ca.issue" in actions and "certs.ca.revoke" in actions
+
+
+def test_public_chain_needs_no_private_key(sqlite_env, tmp_path, monkeypatch) -> None:
+    """Relying parties fetch the chain; serving it must not need (or read) the CA key,
+    while issuing still does."""
+    from fastapi.testclient import TestClient
+
+    from secops.api.app import create_app
+    from secops.config import get_settings
+
+    ca_dir = tmp_path / "ca"
+    init = CliRunner().invoke(cli, ["certs", "ca", "init", "--dir", str(ca_dir), "--name", "Ops"])
+    assert init.exit_code == 0, init.output
+    monkeypatch.setenv("SECOPS_CERTS_CA_CHAIN_FILE", str(ca_dir / "chain.pem"))
+    monkeypatch.delenv("SECOPS_CERTS_CA_KEY_FILE", raising=False)
+    monkeypatch.delenv("SECOPS_CERTS_CA_KEY", raising=False)
+    get_settings.cache_clear()
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    served = client.get("/v1/certs/ca/chain")
+    assert served.status_code == 200
+    assert served.text == (ca_dir / "chain.pem").read_text()
+    assert served.headers["content-type"].startswith("application/pem-certificate-chain")
+    crl = client.get("/v1/certs/ca/crl")  # signing the list does need the key
+    assert crl.status_code == 503
+    assert crl.json()["detail"].startswith("the internal CA is not configured")

@@ -82,7 +82,7 @@ def crl(_: None = Depends(public()), session: Session = Depends(db_read_session)
 @router.get("/chain", response_class=Response, summary="The CA chain (PEM), open to relying parties",
             responses={200: {"content": {"application/pem-certificate-chain": {}}}})
 def chain(_: None = Depends(public())) -> Response:
-    return Response(cert_ca.load_issuer(get_settings()).chain_pem,
+    return Response(cert_ca.chain_pem(get_settings()),
                     media_type="application/pem-certificate-chain",
                     headers={"Cache-Control": "public, max-age=300"})
 
