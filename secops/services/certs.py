@@ -118,9 +118,13 @@ def list_targets(*, session: Session, kind: str | None = None, tag: str | None =
         query = query.where(CertTarget.kind == kind)
     if owner:
         query = query.where(CertTarget.owner == owner)
-    rows = list(session.scalars(query.order_by(CertTarget.key)).all())
-    if tag:  # tags are a JSON list: filtered here, portable across SQLite and PostgreSQL
-        rows = [r for r in rows if tag in (r.tags or [])]
+    if not tag:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = session.scalars(query.order_by(CertTarget.key).limit(limit).offset(offset))
+        return list(page.all()), total
+    # tags are a JSON list: filtered here, portable across SQLite and PostgreSQL
+    rows = [r for r in session.scalars(query.order_by(CertTarget.key)).all()
+            if tag in (r.tags or [])]
     return rows[offset:offset + limit], len(rows)
 
 
@@ -148,9 +152,20 @@ def delete_target(*, session: Session, target_id: str, kind: str) -> CertTarget:
 
 
 def current_certificates(*, session: Session, target_id: str) -> list[CertSeen]:
-    return list(session.scalars(select(CertSeen).where(CertSeen.target_id == target_id,
+    return current_certificates_of(session=session, target_ids=[target_id]).get(target_id, [])
+
+
+def current_certificates_of(*, session: Session, target_ids: list[str]
+                            ) -> dict[str, list[CertSeen]]:
+    """Each target's current chain, leaf first, for a page of targets in one query."""
+    found: dict[str, list[CertSeen]] = {}
+    if not target_ids:
+        return found
+    for seen in session.scalars(select(CertSeen).where(CertSeen.target_id.in_(target_ids),
                                                        CertSeen.current.is_(True))
-                                .order_by(CertSeen.position)).all())
+                                .order_by(CertSeen.target_id, CertSeen.position)):
+        found.setdefault(seen.target_id, []).append(seen)
+    return found
 
 
 def history(*, session: Session, target_id: str) -> list[CertSeen]:

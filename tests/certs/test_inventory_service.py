@@ -97,3 +97,52 @@ def test_scan_history_changes_and_deduplicated_alerts(platform_env, pki: Pki, ro
     assert gauges[f'secops_cert_not_after_seconds{{target="{good_key}"}}'] == expires
     assert abs(gauges[f'secops_cert_days_left{{target="{good_key}"}}'] - 89.0) < 0.01
     assert len(gauges) == 2  # the unreachable endpoint served nothing
+
+
+def test_listing_pages_targets_with_their_chains_in_one_query(platform_env, pki: Pki,
+                                                              root_file: str) -> None:
+    """The endpoint list pages in SQL and loads every listed target's current chain with
+    one query, whatever the page size; each target gets exactly its own chain."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from secops.api.app import create_app
+    from tests.factories import auth, make_key
+
+    kv = redis.Redis.from_url(platform_env["SECOPS_REDIS_URL"])
+    leaves = [pki.leaf(not_after=now() + timedelta(days=60 + i)) for i in range(3)]
+    checker = Checker(ca_file=root_file, timeout=1, workers=4)
+    with TlsServer(leaves[0], (pki.intermediate,)) as a, \
+            TlsServer(leaves[1], (pki.intermediate,)) as b, \
+            TlsServer(leaves[2], (pki.intermediate,)) as c:
+        servers = [a, b, c]
+        with session_scope() as session:
+            for server in servers:
+                certs.add_endpoint(session=session, host="127.0.0.1", port=server.port, sni=None,
+                                   owner=None, tags=[], pins=[], created_by="tests")
+        assert _scan(checker, kv)["certificates"] == 3  # an endpoint's leaf
+    expected = {f"127.0.0.1:{s.port}": [hashlib.sha256(leaf.der).hexdigest()]
+                for s, leaf in zip(servers, leaves, strict=True)}
+    keys = sorted(expected)
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    headers = auth(make_key("analyst"))
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if "cert_seen" in statement:
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)  # the read engine's too
+    try:
+        whole = client.get("/v1/certs/endpoints", headers=headers).json()
+        page = client.get("/v1/certs/endpoints?limit=2&offset=1", headers=headers).json()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(statements) == 2  # one per listing, not one per target
+    assert [i["key"] for i in whole["items"]] == keys and whole["total"] == 3
+    assert {i["key"]: [c["fingerprint"] for c in i["certificates"]]
+            for i in whole["items"]} == expected
+    assert all(c["target"] == i["key"] for i in whole["items"] for c in i["certificates"])
+    assert [i["key"] for i in page["items"]] == keys[1:] and page["total"] == 3

@@ -21,7 +21,7 @@ from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.schemas import JobRead
 from secops.api.security import audit_context
 from secops.config import get_settings
-from secops.db.models import CertTarget
+from secops.db.models import CertSeen, CertTarget
 from secops.errors import PermissionDenied
 from secops.services import audit
 from secops.services import certs as cert_service
@@ -33,11 +33,14 @@ TargetId = Annotated[str, Path(max_length=36)]
 SCAN_KIND = "certs.scan"
 
 
-def _read(session: Session, target: CertTarget, *, with_certs: bool = True) -> TargetRead:
+def _read(session: Session, target: CertTarget, *, with_certs: bool = True,
+          current: list[CertSeen] | None = None) -> TargetRead:
+    """``current``: the target's current chain when already loaded with its page's."""
     out = TargetRead.model_validate(target)
     if with_certs:
-        out.certificates = [CertificateRead.model_validate(c) for c in
-                            cert_service.current_certificates(session=session, target_id=target.id)]
+        if current is None:
+            current = cert_service.current_certificates(session=session, target_id=target.id)
+        out.certificates = [CertificateRead.model_validate(c) for c in current]
         for cert in out.certificates:
             cert.target = target.key
     return out
@@ -78,7 +81,9 @@ def _list(kind: str, session: Session, tag: str | None, owner: str | None, limit
           offset: int) -> TargetList:
     rows, total = cert_service.list_targets(session=session, kind=kind, tag=tag, owner=owner,
                                             limit=limit, offset=offset)
-    return TargetList(items=[_read(session, r) for r in rows], total=total, limit=limit, offset=offset)
+    chains = cert_service.current_certificates_of(session=session, target_ids=[r.id for r in rows])
+    return TargetList(items=[_read(session, r, current=chains.get(r.id, [])) for r in rows],
+                      total=total, limit=limit, offset=offset)
 
 
 @router.get("/endpoints", response_model=TargetList, summary="List watched endpoints")
