@@ -7,7 +7,10 @@ size, modification time and SHA-256 of the last scan: a file whose size and mtim
 unchanged is skipped without being read; one whose content hash is unchanged (only
 touched) is not scanned again. Files that disappeared are forgotten. Like the file job,
 it runs as plan (database), execute (filesystem and engine, no transaction) and record.
-Files on disk are reported, never moved: quarantine applies to uploaded files.
+Files on disk are reported, never moved: quarantine applies to uploaded files. Scan
+suppressions in force apply as they do to uploads (matched by content hash, and by the
+file's full path or name where a suppression has a path pattern); they take effect on a
+file's next scan, i.e. once its content changes.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from sqlalchemy.orm import Session
 
 from secops.db.base import utcnow
 from secops.db.models import Job, ScannedPath, ScanResult
+from secops.dlp.baseline import Suppression, filter_scan
 from secops.errors import InvalidInput
 from secops.kinds import allowed_directory
 from secops.scanning import FileResult, Scanner
-from secops.services import monitor
+from secops.services import monitor, suppressions
 from secops.services.scans import events_for, finding_rows, findings_of
 
 QUERY_BATCH = 500
@@ -54,6 +58,8 @@ class DirectoryPlan:
     vanished: list[int] = field(default_factory=list)
     skipped: int = 0
     truncated: bool = False
+    # Scan suppressions in force (contents are unknown until read: all of them, usually few)
+    suppressions: list[Suppression] = field(default_factory=list)
 
 
 def _walk(root: Path, limit: int) -> tuple[list[Seen], int, bool]:
@@ -109,6 +115,8 @@ def plan_directory_scan(*, session: Session, path: str, allowed: list[Path],
                 .where(ScannedPath.path.startswith(prefix, autoescape=True))):
             if path_hash(row_path) not in by_hash:
                 plan.vanished.append(row_id)
+    if plan.changed:
+        plan.suppressions = suppressions.active_rules(session=session, family="scan")
     return plan
 
 
@@ -117,6 +125,7 @@ class Outcome:
     seen: Seen
     result: FileResult | None = None
     error: str | None = None
+    suppressed: int = 0  # findings dropped by scan suppressions
 
 
 def execute_directory_scan(plan: DirectoryPlan, *, scanner: Scanner) -> list[Outcome]:
@@ -125,7 +134,9 @@ def execute_directory_scan(plan: DirectoryPlan, *, scanner: Scanner) -> list[Out
         try:
             # never through a link: the walk saw a regular file, but it may have been
             # swapped for a symbolic link (or its directory for one) since
-            out.append(Outcome(item, scanner.scan_path(item.path, within=plan.root)))
+            result, suppressed = filter_scan(scanner.scan_path(item.path, within=plan.root),
+                                             plan.suppressions, item.path)
+            out.append(Outcome(item, result, suppressed=suppressed))
         except OSError as exc:
             out.append(Outcome(item, error=exc.strerror or type(exc).__name__))
     return out
@@ -178,4 +189,6 @@ def record_directory_scan(*, session: Session, job: Job, plan: DirectoryPlan,
                "content_unchanged": content_unchanged, "vanished": len(plan.vanished),
                "skipped": plan.skipped, "errors": errors, "truncated": plan.truncated,
                "verdicts": counts, "scan_ids": scan_ids[:100]}
+    if dropped := sum(o.suppressed for o in outcomes):
+        summary["suppressed"] = dropped
     return summary, deliveries
