@@ -6,42 +6,23 @@ PostgreSQL server (the shared one is never restarted); bounded in time."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections import Counter
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from secops.config import get_settings
 from secops.db.migrate import upgrade
 from secops.db.models import Job
 from secops.db.session import dispose_engines, session_scope
+from tests.drills.jobs import completions, counts, pings_under_way
 from tests.drills.postgres import PrivatePostgres
 from tests.factories import auth, make_key
 from tests.processes import start_api, start_beat, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 JOBS = 20
-
-
-def _counts() -> dict[str, int]:
-    with session_scope() as s:
-        return dict(s.execute(select(Job.status, func.count()).group_by(Job.status))
-                    .all())
-
-
-def _completions(log: str) -> Counter[str]:
-    """Job ids of the worker's completion lines: a handler that ran to the end, whether its
-    result was recorded ("job succeeded") or the job had been finished by someone else."""
-    seen: Counter[str] = Counter()
-    for line in log.splitlines():
-        if "job succeeded" in line or "job finished after cancel" in line:
-            match = re.search(r'"job_id": "([0-9a-f-]{36})"', line)
-            assert match, line
-            seen[match.group(1)] += 1
-    return seen
 
 
 @pytest.fixture
@@ -69,11 +50,7 @@ def test_postgres_restart_during_a_run(private_pg, tmp_path):
         api, url = start_api(env, tmp_path / "api.log")
         procs.append(api)
         with httpx.Client(base_url=url, headers=auth(key), timeout=30) as client:
-            jobs = [{"kind": "system.ping", "params": {"message": str(i), "sleep": 0.3}}
-                    for i in range(JOBS)]
-            resp = client.post("/v1/jobs/batch", json={"jobs": jobs})
-            assert resp.status_code == 202, resp.text
-            wait_for(lambda: _counts().get("succeeded", 0) >= 4, 60, "the first jobs to finish")
+            pings_under_way(client, JOBS, sleep=0.3)
             server.stop("immediate")
             dispose_engines()
             down_since = time.monotonic()
@@ -92,7 +69,7 @@ def test_postgres_restart_during_a_run(private_pg, tmp_path):
             after = client.post("/v1/jobs", json={"kind": "system.ping",
                                                   "params": {"message": "after"}})
             assert after.status_code == 202, after.text
-            wait_for(lambda: _counts().get("succeeded", 0) == JOBS + 1, 120,
+            wait_for(lambda: counts().get("succeeded", 0) == JOBS + 1, 120,
                      "every job to finish after the restart", interval=0.5)
     finally:
         for proc in reversed(procs):
@@ -104,6 +81,6 @@ def test_postgres_restart_during_a_run(private_pg, tmp_path):
     assert sorted(r.result["echo"]["message"] for r in rows) == sorted(
         [str(i) for i in range(JOBS)] + ["after"])  # none lost, none of the 503s recorded
     assert {r.status for r in rows} == {"succeeded"}
-    completions = _completions(worker.output())
-    assert set(completions) == {r.id for r in rows}
-    assert max(completions.values()) == 1, completions.most_common(3)
+    ran = completions(worker.output())
+    assert set(ran) == {r.id for r in rows}
+    assert max(ran.values()) == 1, ran.most_common(3)

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from secops.db.models import Job
-from secops.db.session import session_scope
+from tests.drills.jobs import assert_every_ping_succeeded_once, counts, pings_under_way
 from tests.drills.rabbitmq import PrivateRabbitMQ
-from tests.drills.test_postgres_restart import _completions, _counts
 from tests.factories import auth, make_key
 from tests.processes import start_api, start_beat, start_worker, wait_for
 
@@ -33,26 +30,16 @@ def test_rabbitmq_sigkill_with_jobs_queued_and_running(sqlite_env, tmp_path):
         procs.append(start_beat(env, tmp_path / "beat.log"))
         api, url = start_api(env, tmp_path / "api.log")
         procs.append(api)
-        jobs = [{"kind": "system.ping", "params": {"message": str(i), "sleep": 0.3}}
-                for i in range(JOBS)]
-        resp = httpx.post(f"{url}/v1/jobs/batch", json={"jobs": jobs}, headers=auth(key),
-                          timeout=30)
-        assert resp.status_code == 202, resp.text
-        wait_for(lambda: _counts().get("succeeded", 0) >= 4, 60, "the first jobs to finish")
+        with httpx.Client(base_url=url, headers=auth(key), timeout=30) as client:
+            pings_under_way(client, JOBS, sleep=0.3)
         broker.kill()
-        during = _counts()
+        during = counts()
         assert during.get("queued", 0) > 0  # some were still waiting in the broker
         broker.start()
-        wait_for(lambda: _counts().get("succeeded", 0) == JOBS, 180,
+        wait_for(lambda: counts().get("succeeded", 0) == JOBS, 180,
                  "every job to finish after the broker came back", interval=0.5)
     finally:
         for proc in procs:
             proc.stop()
         broker.destroy()
-    with session_scope() as s:
-        rows = s.execute(select(Job.id, Job.status, Job.result)).all()
-    assert sorted(r.result["echo"]["message"] for r in rows) == sorted(str(i) for i in range(JOBS))
-    assert {r.status for r in rows} == {"succeeded"}
-    completions = _completions(worker_log.read_text())
-    assert sorted(completions) == sorted(r.id for r in rows)
-    assert set(completions.values()) == {1}  # none ran to completion twice
+    assert_every_ping_succeeded_once(JOBS, worker_log.read_text())
