@@ -18,8 +18,8 @@ a second later on the same port, password and data. When every job is final (or
   worker process, including the killed ones);
 - claimed more than once: jobs with ``attempts`` > 1 (a killed worker's job taken over);
 - requeued and republished by the reaper (jobs of killed workers whose lease expired,
-  and queued jobs whose message was lost, published again after
-  ``SECOPS_QUEUED_REPUBLISH_AFTER``, 301 s here).
+  and queued jobs whose message was lost: found after a Redis restart, or published
+  again after ``SECOPS_QUEUED_REPUBLISH_AFTER``, 301 s here).
 
 The broker is the embedded Redis, or ``SECOPS_BROKER_URL`` when it is set in the
 environment (the Redis kills then hit the rate limiter's and sessions' Redis only).

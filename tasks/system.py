@@ -17,7 +17,7 @@ from secops.services import jobs as job_service
 from secops.services import keys as key_service
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
-from tasks import deadletter
+from tasks import deadletter, lostmessages
 from tasks.app import app
 from tasks.base import job_task
 from tasks.dispatch import enqueue
@@ -40,8 +40,9 @@ def ping(session: Session, job: Job) -> dict[str, Any]:
 @app.task(name=REAP_TASK, ignore_result=True)
 def reap() -> dict[str, int]:
     """Re-queue or fail jobs whose lease expired (their worker died or lost the broker),
-    and publish again jobs queued for longer than SECOPS_QUEUED_REPUBLISH_AFTER (their
-    message may have been lost with the broker)."""
+    publish again the jobs whose message a restarted Redis broker lost
+    (``tasks.lostmessages``), and the jobs queued for longer than
+    SECOPS_QUEUED_REPUBLISH_AFTER (their message may have been lost another way)."""
     settings = get_settings()
     requeue: list[tuple[str, str]] = []
     failed = _fail_dead_lettered(settings)
@@ -58,6 +59,7 @@ def reap() -> dict[str, int]:
             session=session, older_than=timedelta(seconds=settings.queued_republish_after))
         job_service.mark_republished(session=session, jobs=stale)
         republish = [(job.id, job.kind) for job in stale]
+    republish += lostmessages.lost_after_restart(settings)
     if requeue or republish:
         enqueue(requeue + republish)
     if requeue or failed or republish:

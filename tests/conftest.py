@@ -21,6 +21,7 @@ from secops.db.migrate import upgrade
 from secops.db.session import dispose_engines
 from secops.embedded import EmbeddedRedis
 from secops.kinds import KINDS
+from tests.processes import use_broker
 
 PG_ADMIN_URL = os.environ.get("SECOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 # The RabbitMQ server (scripts/services.sh starts it); each session gets its own vhost.
@@ -76,29 +77,14 @@ def broker(request: pytest.FixtureRequest, platform_env: dict[str, str],
         url = request.getfixturevalue("rabbitmq_vhost")
         platform_env["SECOPS_BROKER_URL"] = url
         monkeypatch.setenv("SECOPS_BROKER_URL", url)
-        _use_broker()
+        use_broker()
         _empty_vhost()
         yield name
         platform_env.pop("SECOPS_BROKER_URL")
         monkeypatch.delenv("SECOPS_BROKER_URL")
-        _use_broker()
+        use_broker()
     else:
         yield name
-
-
-def _use_broker() -> None:
-    """Point this process's Celery app at the broker the settings name now."""
-    from kombu import pools
-
-    from tasks.app import app
-    from tasks.routing import celery_config
-
-    get_settings.cache_clear()
-    app.pool.force_close_all()
-    pools.reset()  # kombu keeps pools per URL: the closed ones must not be handed out again
-    app._pool = None
-    app.__dict__.pop("amqp", None)  # queues, router and producer pool are rebuilt from conf
-    app.conf.update(celery_config(get_settings()))
 
 
 def _empty_vhost() -> None:

@@ -87,3 +87,19 @@ def start_api(env: dict[str, str], log: Path, prefix: tuple[str, ...] = ()) -> t
     wait_for(up, 30, "API ready")
     assert proc.p.poll() is None, proc.output()[-3000:]
     return proc, f"http://127.0.0.1:{port}"
+
+
+def use_broker() -> None:
+    """Point this process's Celery app at the broker the settings name now."""
+    from kombu import pools
+
+    from secops.config import get_settings
+    from tasks.app import app
+    from tasks.routing import celery_config
+
+    get_settings.cache_clear()
+    app.pool.force_close_all()
+    pools.reset()  # kombu keeps pools per URL: the closed ones must not be handed out again
+    app._pool = None
+    app.__dict__.pop("amqp", None)  # queues, router and producer pool are rebuilt from conf
+    app.conf.update(celery_config(get_settings()))

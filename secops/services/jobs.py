@@ -244,6 +244,13 @@ def find_stale_queued(*, session: Session, older_than: timedelta, limit: int = 1
         .order_by(Job.updated_at).limit(limit)).all())
 
 
+def queued_before(*, session: Session, before: datetime, limit: int = 100_000) -> list[Job]:
+    """Jobs ``queued`` (or last re-published) before ``before``, oldest first."""
+    return list(session.scalars(
+        select(Job).where(Job.status == JobStatus.queued.value, Job.updated_at < before)
+        .order_by(Job.updated_at).limit(limit)).all())
+
+
 def mark_republished(*, session: Session, jobs: list[Job]) -> None:
     """Start the jobs' wait again, so each is re-published at most once per period."""
     now = utcnow()

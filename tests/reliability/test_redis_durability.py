@@ -4,9 +4,11 @@ worker)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,3 +94,60 @@ def test_reaper_publishes_again_a_job_whose_message_was_lost(sqlite_env, tmp_pat
         assert status(fresh_id) == "queued"  # never published, not yet old enough
     finally:
         worker.stop()
+
+
+def test_a_restarted_broker_has_its_lost_messages_published_again(sqlite_env, tmp_path,
+                                                                  monkeypatch):
+    """The broker is killed with three jobs queued: one message still on its queue, one
+    taken by a consumer and recorded as unacknowledged, one taken and not yet recorded
+    (what a kill between the transport's two commands leaves). After the restart the
+    reaper publishes exactly the third again, once; a broker that did not restart is
+    not searched."""
+    from tasks.app import app
+    from tasks.dispatch import enqueue
+    from tasks.system import reap
+    from tests.processes import use_broker
+
+    nothing = {"requeued": 0, "failed": 0, "republished": 0}
+
+    password = secrets.token_hex(16)
+    server = EmbeddedRedis(tmp_path / "broker", password)
+    server.start()
+    monkeypatch.setenv("SECOPS_REDIS_URL", server.url)
+    use_broker()
+    client = redis.Redis.from_url(server.url)
+    consumer = None
+    try:
+        with session_scope() as s:
+            rows = {name: create_job(session=s, kind="system.ping", params={"message": name},
+                                     submitted_by="key:test")
+                    for name in ("taken-and-lost", "unacknowledged", "on-the-queue")}
+            s.flush()
+            jobs = {name: row.id for name, row in rows.items()}
+        for name in ("taken-and-lost", "unacknowledged", "on-the-queue"):
+            enqueue([(jobs[name], "system.ping")])  # in this order: the oldest is taken first
+        assert reap() == nothing  # first look: nothing was queued before the broker started
+        assert client.rpop("default") is not None  # taken off the queue, never recorded
+        consumer = app.connection_for_read()
+        taken = consumer.default_channel.basic_get("default", no_ack=False)
+        assert taken is not None and taken.headers["id"] == jobs["unacknowledged"]
+        assert client.hlen("unacked") == 1
+        assert reap() == nothing  # no restart: nothing published again
+        time.sleep(2.5)  # the jobs are older than the check's margin before the restart
+        wait_for(lambda: _aof_holds(server.dir, b"unacked"), 10, "the AOF write")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        server = EmbeddedRedis(tmp_path / "broker", password, port=server.port)
+        server.start()
+        use_broker()
+        assert reap() == nothing | {"republished": 1}
+        assert reap() == nothing  # once per restart
+        queued = [json.loads(raw)["headers"]["id"] for raw in client.lrange("default", 0, -1)]
+        assert sorted(queued) == sorted([jobs["taken-and-lost"], jobs["on-the-queue"]])
+    finally:
+        if consumer is not None:
+            consumer.release()
+        server.stop()
+        monkeypatch.setenv("SECOPS_REDIS_URL", sqlite_env["SECOPS_REDIS_URL"])
+        use_broker()
