@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from celery import Task
@@ -36,11 +38,37 @@ MAX_RETRIES = 5
 TRANSIENT = (OperationalError, Unavailable)
 
 
+class JobTimeLimit(BaseException):  # noqa: N818 - named like Celery's SoftTimeLimitExceeded
+    """A job's soft time limit as the worker's pool processes raise it.
+
+    Celery's SoftTimeLimitExceeded is an Exception, and the parsers of untrusted files
+    (olevba, pypdf...) catch Exception where they recover from bad input: a limit landing
+    there was swallowed and the job ran on to the hard kill. No ``except Exception``
+    catches a BaseException; :func:`run_job` fails the job with it cleanly."""
+
+
+def _raise_time_limit(_signum: int, _frame: FrameType | None) -> None:
+    raise JobTimeLimit()
+
+
+def own_soft_time_limit() -> None:
+    """In a pool process, raise :class:`JobTimeLimit` on the soft time limit's signal in
+    place of Celery's exception. Only billiard's own handler is replaced (elsewhere, e.g.
+    the solo pool's main process, the signal means something else)."""
+    from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler
+
+    if SIG_SOFT_TIMEOUT is not None and signal.getsignal(SIG_SOFT_TIMEOUT) is soft_timeout_sighandler:
+        signal.signal(SIG_SOFT_TIMEOUT, _raise_time_limit)
+
+
+TIME_LIMITS = (SoftTimeLimitExceeded, JobTimeLimit)
+
+
 def public_error(exc: BaseException) -> str:
     """What a job's ``error`` may say: our own messages, else only the exception type."""
     if isinstance(exc, SecOpsError):
         return exc.message
-    if isinstance(exc, SoftTimeLimitExceeded):
+    if isinstance(exc, TIME_LIMITS):
         return "time limit exceeded"
     return f"internal error ({type(exc).__name__})"
 
@@ -54,6 +82,7 @@ def run_job(task: Task, job_id: str, handler: Handler,
     settings = get_settings()
     kind = task.name
     delivery = task.request.delivery_info or {}
+    own_soft_time_limit()
     try:
         with session_scope() as session:
             claim, job = job_service.claim_job(
@@ -104,7 +133,7 @@ def run_job(task: Task, job_id: str, handler: Handler,
         log.error("job failed after retries", extra={"job_id": job_id, "kind": kind})
         _after_failure(on_failure, job_id)
         return None
-    except Exception as exc:
+    except (Exception, JobTimeLimit) as exc:
         log.exception("job failed", extra={"job_id": job_id, "kind": kind})
         _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
         _after_failure(on_failure, job_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -20,7 +19,7 @@ from secops.db.models import Job
 from secops.services import directory_scans, scan_recording, scans
 from secops.services.redisconn import get_redis
 from secops.services.storage import get_store
-from tasks.base import job_task
+from tasks.base import TIME_LIMITS, job_task
 from tasks.dispatch import publish_after_commit
 
 
@@ -36,7 +35,7 @@ def scan_file(session: Session, job: Job) -> dict[str, Any]:
     executed = scan_recording.execute_file_scans(plan, store=store, scanner=scanner,
                                                  dlp_on_scan=settings.dlp_on_scan,
                                                  settings=settings,
-                                                 fatal=(SoftTimeLimitExceeded,))
+                                                 fatal=TIME_LIMITS)
     recorded = scan_recording.record_file_scans(session=session, plan=plan, executed=executed,
                                                 store=store,
                                                 kv=get_redis() if plan.files else None)

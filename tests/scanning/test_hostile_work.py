@@ -21,6 +21,7 @@ import pytest
 from secops.dlp.extract import extract
 from secops.scanning import ScanConfig, Scanner
 from secops.scanning.ziparchive import inflate
+from tasks.base import JobTimeLimit
 from tests.scanning.conftest import ids
 from tests.scanning.corpus import EICAR
 
@@ -66,8 +67,7 @@ def test_unclosed_ooxml_tags_are_read_in_linear_time():
                                                       "4111 1111 1111 1111\n")]
 
 
-class TimeLimit(Exception):
-    """Stands for Celery's SoftTimeLimitExceeded: an Exception raised by a signal handler."""
+TimeLimit = JobTimeLimit  # what a worker's soft time limit raises, from a signal handler
 
 
 def _inside(frame: FrameType | None, name: str) -> bool:

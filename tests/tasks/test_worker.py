@@ -15,6 +15,7 @@ from secops.api.app import create_app
 from secops.db.base import utcnow
 from secops.db.models import Job
 from secops.db.session import session_scope
+from secops.services.jobs import create_job
 from tests.factories import auth, make_key
 from tests.processes import start_worker, wait_for
 
@@ -106,6 +107,26 @@ def test_worker_killed_mid_job_and_job_completes_on_new_worker(api, platform_env
         assert job.result == {"echo": {"message": "survive", "sleep": 3.0, "fail": False}}
     finally:
         second.stop()
+
+
+def test_soft_time_limit_is_not_swallowed_by_a_handler(api, platform_env, tmp_path):
+    """A handler catching Exception (as olevba or pypdf do on bad input) cannot swallow
+    the soft time limit: the job fails with it then, not at the hard kill."""
+    from tasks.app import app
+
+    with session_scope() as s:
+        job = create_job(session=s, kind="system.ping", params={}, submitted_by="key:test")
+        s.flush()
+        job_id = job.id
+    worker = start_worker(platform_env, tmp_path / "w.log", include=("tests.tasks.swallowing",))
+    try:
+        app.send_task("tests.swallow", args=[job_id], task_id=job_id, queue="default")
+        job = wait_status(job_id, "failed", 30)
+        assert job.error == "time limit exceeded" and job.result is None
+        assert (job.finished_at - job.started_at).total_seconds() < 10  # soft 1 s, hard 15 s
+        assert "Hard time limit" not in worker.output()
+    finally:
+        worker.stop()
 
 
 def test_reaper_requeues_stuck_job(api, platform_env, tmp_path):
