@@ -33,9 +33,6 @@ from tasks.app import app
 log = logging.getLogger("secops.tasks")
 RUN_ID_KEY = "secops:broker:run_id"  # the broker's run_id the last check saw
 CHUNK = 1000  # messages read per round trip
-# Jobs queued within this long before the restart are left to the age rule: their
-# publish may still have been on its way when the broker went down.
-MARGIN = timedelta(seconds=2)
 
 
 def _message_ids(raw: bytes | str) -> str | None:
@@ -93,16 +90,20 @@ def _check() -> list[tuple[str, str]]:
         seen = client.get(RUN_ID_KEY)
         if seen is not None and (seen.decode() if isinstance(seen, bytes) else seen) == run_id:
             return []
-        restarted_at = utcnow() - timedelta(seconds=int(info["uptime_in_seconds"]))
+        # Redis counts its uptime in whole seconds between two clock readings, so the
+        # restart was at most a second after this: jobs queued up to then had their
+        # message on the old broker, or were published to the new one (a job committed in
+        # that second whose publish is still on its way is at worst delivered twice).
+        restarted_by = utcnow() - timedelta(seconds=int(info["uptime_in_seconds"]) - 1)
         with session_scope() as session:
             candidates = {job.id for job in job_service.queued_before(
-                session=session, before=restarted_at - MARGIN)}
+                session=session, before=restarted_by)}
         present = set(_queued_ids(channel)) if candidates else set()
         lost: list[tuple[str, str]] = []
         if candidates - present:
             with session_scope() as session:  # still queued now, read after the broker
                 jobs = [job for job in job_service.queued_before(
-                    session=session, before=restarted_at - MARGIN)
+                    session=session, before=restarted_by)
                     if job.id in candidates and job.id not in present]
                 job_service.mark_republished(session=session, jobs=jobs)
                 lost = [(job.id, job.kind) for job in jobs]
