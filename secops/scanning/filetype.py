@@ -8,6 +8,7 @@ executables precisely.
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 import threading
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 
 import magic
 
+from secops.scanning import magicdb
 from secops.scanning.models import Finding, Severity
 
+log = logging.getLogger(__name__)
 _local = threading.local()
 # libmagic's description of text that none of its tests recognised: the encoding and
 # notes on the lines, nothing else. For such text its MIME pass answers text/plain
@@ -297,14 +300,45 @@ def _magic_pair() -> tuple[magic.Magic, magic.Magic]:
     # libmagic handles are not thread-safe; one pair per thread is cheap and lock-free.
     pair = getattr(_local, "pair", None)
     if pair is None:
-        pair = (magic.Magic(mime=True), magic.Magic())
-        for cookie in pair:
-            # No troff/Fortran keyword guessing on text: no MIME the checks use comes
-            # from it, and it is about an eighth of libmagic's time on plain text.
-            cookie.flags |= magic.MAGIC_NO_CHECK_TOKENS
-            magic.magic_setflags(cookie.cookie, cookie.flags)
+        pair = (_flagged(magic.Magic(mime=True)), _flagged(magic.Magic()))
         _local.pair = pair
     return pair
+
+
+def _flagged(cookie: magic.Magic) -> magic.Magic:
+    # No troff/Fortran keyword guessing on text: no MIME the checks use comes from it,
+    # and it is about an eighth of libmagic's time on plain text.
+    cookie.flags |= magic.MAGIC_NO_CHECK_TOKENS
+    magic.magic_setflags(cookie.cookie, cookie.flags)
+    return cookie
+
+
+def _quick_handle(mime: bool) -> magic.Magic | None:
+    """A handle on the reduced database (:mod:`secops.scanning.magicdb`) for this
+    thread, opened when first needed, or ``None`` where it cannot be had."""
+    handles = getattr(_local, "quick", None)
+    if handles is None:
+        handles = _local.quick = {}
+    if mime not in handles:
+        database = magicdb.load()
+        handle = None
+        if database is not None:
+            try:
+                handle = _flagged(database.open(mime=mime))
+            except (OSError, magic.MagicException) as exc:
+                log.debug("reduced libmagic database not loaded: %s", exc)
+        handles[mime] = handle
+    return handles[mime]
+
+
+def prepare(*, describe: bool) -> None:
+    """Load this thread's libmagic handles (and build the reduced database) now: a
+    process that forks workers afterwards hands them down instead of each worker
+    loading its own."""
+    _magic_pair()
+    _quick_handle(True)
+    if describe:
+        _quick_handle(False)
 
 
 def describe_executable(data: bytes) -> str | None:
@@ -345,15 +379,29 @@ def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
     head = data[:magic_bytes]
     if json_bytes > magic_bytes and len(data) > magic_bytes and opens_like_json(head):
         head = data[:json_bytes]
-    mime_magic, text_magic = _magic_pair()
+    # ASCII text with none of the runs that libmagic's costlier text tests look for
+    # gets the same answer from a database without those tests (secops.scanning.magicdb).
+    quick = len(head) <= magic_bytes and _quick_applies(head)
     try:
-        description = text_magic.from_buffer(head) if describe else ""
-        mime = mime_of_description(description) if describe else None
+        description, mime = "", None
+        if describe:
+            description = _handle(quick, mime=False).from_buffer(head)
+            mime = mime_of_description(description)
         if mime is None:
-            mime = mime_magic.from_buffer(head)
+            mime = _handle(quick, mime=True).from_buffer(head)
     except magic.MagicException as exc:  # a libmagic parse failure is not fatal
         mime, description = "application/octet-stream", f"unidentified ({exc})"
     return TypeInfo(mime=mime, description=description, executable=describe_executable(data))
+
+
+def _quick_applies(head: bytes) -> bool:
+    database = magicdb.load()
+    return database is not None and database.applies(head)
+
+
+def _handle(quick: bool, *, mime: bool) -> magic.Magic:
+    handle = _quick_handle(mime) if quick else None
+    return handle or _magic_pair()[0 if mime else 1]
 
 
 def mime_of_description(description: str) -> str | None:

@@ -248,6 +248,13 @@ def _mostly_text(chunk: bytes) -> bool:
     """
     size = len(chunk)
     limit = 0.3 * size
+    # Bytes from 0x80 up are outside that set, and counting them is quicker (one
+    # big-integer AND and a bit count): in random or compressed bytes about half are,
+    # so they alone reach the limit within the first two thirds of the chunk.
+    head = chunk[:int(limit * 2.2) + 1]
+    if (int.from_bytes(head, "little")
+            & int.from_bytes(b"\x80" * len(head), "little")).bit_count() >= limit:
+        return False
     other = 0
     for lo in range(0, size, _BLOCK):
         other += len(chunk[lo:lo + _BLOCK].translate(None, _TEXT_BYTES))

@@ -62,6 +62,24 @@ def test_views_match_the_full_count() -> None:
     assert ps.text_views(rng.randbytes(60000), [1000, 20000, 40000]) == []
 
 
+def test_text_test_matches_the_full_count_near_its_limit() -> None:
+    """Chunks whose share of non-text bytes (high, control, NUL) lies around the 30%
+    limit, in every order and size: the quick count of high bytes and the block-wise
+    count decide as a full count does."""
+    rng = random.Random(30)
+    high, control, text = bytes(range(0x80, 0x100)), b"\0\x01\x1b\x7f", b"ab \n\t~"
+    decided = {True: 0, False: 0}
+    for _ in range(1200):
+        size = rng.choice([0, 1, 2, 3, 50, 2047, 2048, 2049, 6000, 12288, 30000])
+        share, high_part = rng.uniform(0.2, 0.4), rng.random()
+        chunk = bytes(rng.choice(high if rng.random() < high_part else control)
+                      if rng.random() < share else rng.choice(text) for _ in range(size))
+        expected = len(chunk.translate(None, ps._TEXT_BYTES)) < 0.3 * len(chunk)
+        assert ps._mostly_text(chunk) == expected, (size, share, high_part)
+        decided[expected] += 1
+    assert min(decided.values()) > 300, decided
+
+
 def test_extensions_of_names() -> None:
     assert _extensions("dir/Report.TAR.gz") == ["tar", "gz"]
     assert _extensions("C:\\Users\\x\\invoice.pdf.exe") == ["pdf", "exe"]
