@@ -125,7 +125,8 @@ class Scanner:
             sha256.update(chunk)
             md5.update(chunk)
             chunk = handle.read(1 << 20)
-        info = identify(head, self.config.magic_bytes, describe=self.config.describe)
+        info = identify(head, self.config.magic_bytes, describe=self.config.describe,
+                        reduced=self.config.reduced_magic)
         ctx = _Context([], Budget(0, 0))
         self._check_hashes(sha256.hexdigest(), md5.hexdigest(), None, ctx)
         ctx.findings.append(Finding("scan.too_large", Severity.MEDIUM,
@@ -151,7 +152,7 @@ class Scanner:
         ctx = _Context([], Budget(cfg.max_total_bytes, cfg.max_entries), fatal=fatal)
         ctx.expander = Expander(cfg, ctx.budget, ctx.findings)
         info = identify(data, cfg.magic_bytes, describe=cfg.describe,
-                        json_bytes=cfg.json_magic_bytes)
+                        json_bytes=cfg.json_magic_bytes, reduced=cfg.reduced_magic)
         if not mime_allowed(info.mime, cfg.allowed_mime_types):
             ctx.findings.append(Finding("type.not_allowed", Severity.MEDIUM,
                                         f"type {info.mime} is not in the accepted types", None))
@@ -217,7 +218,7 @@ class Scanner:
     ) -> Iterator[tuple[str, FileResult | Exception]]:
         # libmagic's handles and the reduced database, made once here, reach every
         # worker through fork (about 40 ms of CPU each would otherwise spend on them).
-        filetype.prepare(describe=self.config.describe)
+        filetype.prepare(describe=self.config.describe, reduced=self.config.reduced_magic)
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process,
                                  initargs=(self,)) as pool:
@@ -336,7 +337,7 @@ class Scanner:
             # for script content, whose markers (#!, <?php, @echo) open the file; libmagic's
             # text tests cost time in proportion to what they see.
             seen = cfg.magic_bytes if claim == BINARY_CLAIM else cfg.member_text_magic_bytes
-            info = identify(data, seen, describe=False)
+            info = identify(data, seen, describe=False, reduced=cfg.reduced_magic)
         else:
             # A member whose name claims no checked type needs no libmagic call (the
             # slowest per-object step); executables are still found by their headers.

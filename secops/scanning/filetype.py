@@ -331,14 +331,15 @@ def _quick_handle(mime: bool) -> magic.Magic | None:
     return handles[mime]
 
 
-def prepare(*, describe: bool) -> None:
+def prepare(*, describe: bool, reduced: bool = True) -> None:
     """Load this thread's libmagic handles (and build the reduced database) now: a
     process that forks workers afterwards hands them down instead of each worker
     loading its own."""
     _magic_pair()
-    _quick_handle(True)
-    if describe:
-        _quick_handle(False)
+    if reduced:
+        _quick_handle(True)
+        if describe:
+            _quick_handle(False)
 
 
 def describe_executable(data: bytes) -> str | None:
@@ -360,7 +361,7 @@ def describe_executable(data: bytes) -> str | None:
 
 
 def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
-             json_bytes: int = 0) -> TypeInfo:
+             json_bytes: int = 0, reduced: bool = True) -> TypeInfo:
     """libmagic MIME (and description) of the first ``magic_bytes`` bytes, plus headers.
 
     Each libmagic call costs about a millisecond on text, more than YARA needs for a
@@ -381,7 +382,7 @@ def identify(data: bytes, magic_bytes: int, *, describe: bool = True,
         head = data[:json_bytes]
     # ASCII text with none of the runs that libmagic's costlier text tests look for
     # gets the same answer from a database without those tests (secops.scanning.magicdb).
-    quick = len(head) <= magic_bytes and _quick_applies(head)
+    quick = reduced and len(head) <= magic_bytes and _quick_applies(head)
     try:
         description, mime = "", None
         if describe:

@@ -143,6 +143,8 @@ class ScanConfig:
     ``FileResult.description`` is then "".
     ``md5=False`` likewise skips the MD5 digest (``FileResult.md5`` is "") unless MD5
     blocklists are configured, which always need it.
+    ``reduced_magic=False`` identifies every object with libmagic's whole database, not
+    the reduced copy for ASCII text (:mod:`secops.scanning.magicdb`; same answers).
     """
 
     max_depth: int = 5
@@ -162,3 +164,4 @@ class ScanConfig:
     max_file_bytes: int = 1024 * 1024 * 1024
     describe: bool = True
     md5: bool = True
+    reduced_magic: bool = True

@@ -53,6 +53,7 @@ def scan_config(settings: Settings) -> ScanConfig:
         md5_blocklists=tuple(settings.scan_md5_blocklists),
         allowed_mime_types=frozenset(allowed) if allowed is not None else None,
         match_timeout=settings.scan_match_timeout,
+        reduced_magic=settings.scan_reduced_magic,
         max_file_bytes=max(settings.scan_max_upload_bytes, 1),
         md5=False,  # only for MD5 blocklists (then always computed); it is not stored
     )
