@@ -31,7 +31,7 @@ from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
 from secops.dlp.policy import Policy, Rule
-from secops.dlp.redact import keyed_hash, mask
+from secops.dlp.redact import keyed_hash, masker
 from secops.dlp.validators import score_bound
 
 CHUNK = 1 << 20
@@ -62,6 +62,7 @@ class _Active:
     context: re.Pattern[str] | None
     bound: Callable[[str], float] | None = None  # most the check can score a value
     words: tuple[str, ...] = ()  # the context words, when they can be indexed (_Words)
+    mask: Callable[[str], str] = str  # redact.masker of the type and category
 
 
 def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -148,7 +149,8 @@ class Classifier:
         self.decode_escapes = decode_escapes
         self._active = [
             _Active(d, rule, _context_regex(d.context), score_bound(d.check),
-                    d.context if all(_indexable(w) for w in d.context) else ())
+                    d.context if all(_indexable(w) for w in d.context) else (),
+                    masker(d.type, rule.category))
             for d, rule in self.policy.detectors()
         ]
         groups: dict[str, list[str]] = {}
@@ -292,7 +294,7 @@ class Classifier:
             type_, rule = active.detector.type, active.rule
             yield Finding(  # positional: a frozen dataclass is built faster so
                 type_, rule.category, base + start, base + end, round(score, 3), part,
-                rule.action, rule.level, mask(type_, value, rule.category),
+                rule.action, rule.level, active.mask(value),
                 keyed_hash(key, type_, value) if key else None)
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:

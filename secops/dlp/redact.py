@@ -101,11 +101,18 @@ _MASKERS: dict[str, Callable[[str], str]] = {
 
 def mask(type_: str, value: str, category: str = "") -> str:
     """Format-preserving mask of a value; secrets keep only their public prefix."""
-    masker = _MASKERS.get(type_)
-    if masker is not None:
-        return masker(value)
-    if category == "SECRET":
-        return _mask_secret(value)
+    return masker(type_, category)(value)
+
+
+def masker(type_: str, category: str = "") -> Callable[[str], str]:
+    """The function :func:`mask` applies to values of this type and category."""
+    found = _MASKERS.get(type_)
+    if found is not None:
+        return found
+    return _mask_secret if category == "SECRET" else _mask_other
+
+
+def _mask_other(value: str) -> str:
     return _keep_last(value, 4) if len(value) > 8 else "*" * len(value)
 
 
