@@ -75,9 +75,8 @@ def _first(cls: str, rest: str, before: str = r"[\w.+\-]") -> re.Pattern[str]:
     return re.compile(cls + "(?<!" + before + cls + ")" + rest)
 
 
-_EMAIL_LOCAL_RUN = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
 _EMAIL_LOCAL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
-"""What ``_EMAIL_LOCAL_RUN`` matches, for ``str.rstrip``."""
+"""The characters of an e-mail address's local part (``[A-Za-z0-9._%+-]``)."""
 _EMAIL_DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"

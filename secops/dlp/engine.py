@@ -548,7 +548,8 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]], decoded: bool)
     A candidate is dropped only for overlapping one kept before it, so candidates that
     overlap nothing are kept (after their check, if it was deferred) and each group of
     candidates connected by overlaps is resolved on its own, in the same order as the
-    whole window would be: its members only ever meet each other.
+    whole window would be: its members only ever meet each other. Spans are never
+    empty (a candidate of an escaped window maps to at least one original character).
     """
     cands.sort(key=itemgetter(0))
     if carried:  # kept before anything in this window
