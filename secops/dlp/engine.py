@@ -473,8 +473,8 @@ class Classifier:
         found = []
         total = 0
         for active in self._active:
-            spans = [(s, e) for s, e in self._spans(active.detector, window, low, starts, hits)
-                     if keep_lo <= s < keep_hi and s != e]
+            spans = [span for span in self._spans(active.detector, window, low, starts, hits)
+                     if keep_lo <= span[0] < keep_hi and span[0] != span[1]]
             if spans:
                 found.append((active, spans))
                 total += len(spans)
@@ -493,6 +493,8 @@ class Classifier:
                 words = indexed.get(active.words)
                 if words is None:
                     words = indexed[active.words] = _Words(low, active.words, context_hits)
+                if not words.starts:  # none of its words in this window
+                    context = words = None
             bound = active.bound
             check = d.check
             priority = -d.priority
@@ -526,8 +528,12 @@ class Classifier:
                         continue  # filtered out whatever the check says
                     append((start, end, priority, -ceiling, 0, seq, active, value, boost))
                     continue
-                score = _score(check(value), boost)
-                if score is None or score < min_score:
+                score = check(value)
+                if score is None:
+                    continue
+                if boost is not None:
+                    score = min(1.0, score + boost)
+                if score < min_score:
                     continue
                 append((start, end, priority, -score, 1, seq, active, value, boost))
         return _resolve(cands, carried, offsets is not None)
