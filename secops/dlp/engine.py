@@ -292,7 +292,7 @@ class Classifier:
         for start, end, score, _, active, decoded in found:
             value = decoded if decoded is not None else window[start - lo : end - lo]
             type_, rule = active.detector.type, active.rule
-            yield Finding(  # positional: a frozen dataclass is built faster so
+            yield Finding(  # positional arguments build a frozen dataclass faster
                 type_, rule.category, base + start, base + end, round(score, 3), part,
                 rule.action, rule.level, active.mask(value),
                 keyed_hash(key, type_, value) if key else None)
