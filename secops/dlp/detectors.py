@@ -75,7 +75,8 @@ def _first(cls: str, rest: str, before: str = r"[\w.+\-]") -> re.Pattern[str]:
     return re.compile(cls + "(?<!" + before + cls + ")" + rest)
 
 
-_EMAIL_LOCAL_RUN = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
+_EMAIL_LOCAL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
+"""The characters of an e-mail address's local part (``[A-Za-z0-9._%+-]``)."""
 _EMAIL_DOMAIN = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
@@ -86,8 +87,10 @@ _AT = re.compile("@")
 # Not mailboxes: the user name of a URL's userinfo (scheme://user@host,
 # scheme://user:secret@host), an SSH or scp address (git@host:repo.git, ssh deploy@host).
 _USERINFO_BEFORE = re.compile(r"://[A-Za-z0-9\-._~!$&'()*+,;=%:]*\Z")
+_SSH_COMMANDS = "ssh|scp|sftp|rsync|mosh"
 _SSH_BEFORE = re.compile(
-    r"(?<![\w-])(?:ssh|scp|sftp|rsync|mosh)(?:\s+-\S+(?:\s+(?!-)[^\s@]+)?)*\s+\Z")
+    r"(?<![\w-])(?:" + _SSH_COMMANDS + r")(?:\s+-\S+(?:\s+(?!-)[^\s@]+)?)*\s+\Z")
+_SSH_COMMAND = re.compile(_SSH_COMMANDS)  # in every match of _SSH_BEFORE; a fast search
 _SCP_AFTER = re.compile(r":(?!\d+(?![\w./~-]))[\w~./-]")
 
 
@@ -95,21 +98,23 @@ def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     """Anchor on '@' (a fast literal search) and grow both sides from there."""
     for at in _AT.finditer(text, lo, hi):
         p = at.start()
-        # The run of local-part characters that ends at '@' (at most 64), read backwards:
-        # searching forwards restarts at each of the 64 positions before it.
+        # The run of local-part characters that ends at '@' (at most 64), stripped from
+        # the right: searching forwards restarts at each of the 64 positions before it.
         floor = max(lo, p - 64)
-        run = _EMAIL_LOCAL_RUN.match(text[floor:p][::-1])
-        if run is None:
+        before = text[floor:p]
+        run = len(before) - len(before.rstrip(_EMAIL_LOCAL_CHARS))
+        if not run:
             continue
         domain = _EMAIL_DOMAIN.match(text, p + 1, hi)
         if domain is None:
             continue
-        start = p - run.end()
+        start = p - run
         while start < p and text[start] in ".-":
             start += 1
         back = max(lo, start - 160)
-        if _USERINFO_BEFORE.search(text, back, start) or _SSH_BEFORE.search(text, back, start) \
-                or _SCP_AFTER.match(text, domain.end()):
+        if _USERINFO_BEFORE.search(text, back, start) or _SCP_AFTER.match(text, domain.end()) \
+                or (_SSH_COMMAND.search(text, back, start)
+                    and _SSH_BEFORE.search(text, back, start)):
             continue
         yield start, domain.end()
 
@@ -122,8 +127,6 @@ _HR = r"(?:[^0-9A-Za-z_\-]|$)"
 _HR_IP = r"(?:[^0-9A-Za-z_]|$)"
 _HS_SPACE = r"[\t-\r\x1c-\x1f ]"
 _D = "[0-9]"
-ANCHOR_REACH = 64
-"""Longest match of an anchored detector plus its two boundary characters, rounded up."""
 
 IPV4 = _first("[0-9]", r"\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", r"[\w.]")
 _SHARED_PREFIX = {"digits": ("[0-9]", r"[\w.]"), "upper": ("[A-Z]", r"[\w.\-]")}
@@ -171,12 +174,27 @@ def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
             yield full.start(), full.end()
 
 
-IP_NEGATIVE = re.compile(
-    r"(?<![a-z])(?:version|ver|rel|release|build|firmware|fw|rev|revision|rv|v)\.?[\s:=#\"']*\Z")
+_IP_NEGATIVE_WORDS = ("version", "ver", "rel", "release", "build", "firmware", "fw", "rev",
+                      "revision", "rv", "v")
+_IP_NEGATIVE_TAIL = ".:=#\"'"
+IP_NEGATIVE = re.compile(r"(?<![a-z])(?:" + "|".join(_IP_NEGATIVE_WORDS)
+                         + r")\.?[\s:=#\"']*\Z")
+_PHONE_NEGATIVE_WORDS = ("order", "invoice", "inv", "ref", "sku", "ticket", "tracking", "serial",
+                         "isbn", "item", "part", "po", "case", "batch", "lot")
+_PHONE_NEGATIVE_SUFFIXES = ("no", "nr", "id", "number", "#")
+_PHONE_NEGATIVE_TAIL = ".:#="
 PHONE_NEGATIVE = re.compile(
-    r"(?<![a-z])(?:order|invoice|inv|ref|sku|ticket|tracking|serial|isbn|item|part|po|case"
-    r"|batch|lot)(?:\s*(?:no|nr|id|number|#))?\.?[\s:#=]*\Z")
+    r"(?<![a-z])(?:" + "|".join(_PHONE_NEGATIVE_WORDS) + r")(?:\s*(?:"
+    + "|".join(_PHONE_NEGATIVE_SUFFIXES) + r"))?\.?[\s:#=]*\Z")
 """Words before a number that make it an identifier, not a phone (12 characters back)."""
+NEGATIVE_ENDS: dict[re.Pattern[str], frozenset[str]] = {
+    IP_NEGATIVE: frozenset(w[-1] for w in _IP_NEGATIVE_WORDS) | frozenset(_IP_NEGATIVE_TAIL),
+    PHONE_NEGATIVE: frozenset(w[-1] for w in _PHONE_NEGATIVE_WORDS + _PHONE_NEGATIVE_SUFFIXES)
+    | frozenset(_PHONE_NEGATIVE_TAIL),
+}
+"""The characters other than whitespace that a match of each built-in ``negative_before``
+pattern can end with (each ends at the candidate, ``\\Z``): a candidate after any other
+character needs no search."""
 
 BUILTIN: tuple[Detector, ...] = (
     Detector("email", "PII", _AT, v.check_email, finder=find_emails, literals=("@",),

@@ -17,20 +17,21 @@ and not an e-mail address.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
+from operator import itemgetter
 from pathlib import Path
 from typing import TextIO
 
 from secops.dlp import prefilter, unescape
-from secops.dlp.detectors import ANCHOR_REACH, Detector, combine
+from secops.dlp.detectors import NEGATIVE_ENDS, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
 from secops.dlp.policy import Policy, Rule
-from secops.dlp.redact import keyed_hash, mask
+from secops.dlp.redact import keyed_hash, masker
 from secops.dlp.validators import score_bound
 
 CHUNK = 1 << 20
@@ -38,6 +39,9 @@ OVERLAP = 1 << 15
 LEAD = 256
 CONTEXT_BEFORE = 80
 CONTEXT_AFTER = 40
+CONTEXT_INDEX_AT = 1000
+"""Candidates in a window from which the context words are found in one Hyperscan pass
+(:class:`_Words`) rather than searched for around each candidate."""
 
 ArchiveWalker = Callable[[bytes, str], Iterable[tuple[str, bytes]]]
 """Hook for archives: (data, name) -> (member name, member bytes). See docs/dlp.md."""
@@ -57,16 +61,8 @@ class _Active:
     rule: Rule
     context: re.Pattern[str] | None
     bound: Callable[[str], float] | None = None  # most the check can score a value
-
-
-@dataclass(slots=True)
-class _Candidate:
-    start: int
-    end: int
-    score: float
-    priority: int
-    active: _Active
-    value: str | None = None  # the decoded value when the window had escapes
+    words: tuple[str, ...] = ()  # the context words, when they can be indexed (_Words)
+    mask: Callable[[str], str] = str  # redact.masker of the type and category
 
 
 def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -74,6 +70,48 @@ def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(r"(?<![a-z0-9])(?:" + alternatives + ")")
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+class _Words:
+    """Where the words of one context occur in a lower-cased ASCII window, from the
+    prefilter's hits (every end of every word, case-insensitive).
+
+    ``within(a, b)`` is true exactly when ``_context_regex(words).search(low, a, b)``
+    finds a match: a word that starts at or after ``a``, ends at or before ``b`` and
+    does not follow ``[a-z0-9]`` (the look-behind sees before ``a``). A bisection per
+    side replaces two regex searches per candidate.
+    """
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, low: str, words: tuple[str, ...], hits: dict[str, list[int]]) -> None:
+        shortest: dict[int, int] = {}  # start -> end of the shortest word there
+        for word in words:
+            size = len(word)
+            for end in hits.get("word:" + word, ()):
+                at = end - size
+                if at == 0 or low[at - 1] not in _WORD_CHARS:
+                    if shortest.get(at, end + 1) > end:
+                        shortest[at] = end
+        self.starts = sorted(shortest)
+        self.ends = [shortest[at] for at in self.starts]
+
+    def within(self, lo: int, hi: int) -> bool:
+        starts = self.starts
+        i = bisect_left(starts, lo)
+        while i < len(starts) and starts[i] < hi:
+            if self.ends[i] <= hi:
+                return True
+            i += 1
+        return False
+
+
+def _indexable(word: str) -> bool:
+    """A context word the prefilter looks for (lower-case ASCII, not empty)."""
+    return bool(word) and word.isascii() and word == word.lower()
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -110,7 +148,9 @@ class Classifier:
         self._hmac_key = hmac_key
         self.decode_escapes = decode_escapes
         self._active = [
-            _Active(d, rule, _context_regex(d.context), score_bound(d.check))
+            _Active(d, rule, _context_regex(d.context), score_bound(d.check),
+                    d.context if all(_indexable(w) for w in d.context) else (),
+                    masker(d.type, rule.category))
             for d, rule in self.policy.detectors()
         ]
         groups: dict[str, list[str]] = {}
@@ -118,8 +158,13 @@ class Classifier:
             if a.detector.shared is not None:
                 groups.setdefault(a.detector.shared, []).append(a.detector.pattern.pattern)
         self._shared = {name: combine(name, patterns) for name, patterns in groups.items()}
-        self._anchored: dict[str, list[str]] = {}
+        self._anchored: dict[str, list[str]] = {}  # group -> its detectors' anchor keys
+        self._members: dict[str, list[Detector]] = {}
+        self._anchor_of: dict[int, str] = {}  # id(detector) -> its anchor key
         self._prefilter = self._compile_prefilter() if use_prefilter else None
+        context_words = tuple(sorted({w for a in self._active for w in a.words}))
+        self._context_words = (prefilter.compiled((), context_words, ())
+                               if self._prefilter is not None and context_words else None)
 
     def __repr__(self) -> str:  # never show the key
         return f"Classifier(packs={[p.name for p in self.policy.packs]})"
@@ -188,9 +233,8 @@ class Classifier:
             hi = min(len(text), keep_hi + OVERLAP)
             window = text[lo:hi] if (lo, hi) != (0, len(text)) else text
             found = self._scan_window(window, keep_lo - lo, keep_hi - lo, carried, lo)
-            carried = [(f.start, f.end) for f in found if f.end > keep_hi]
-            for f in found:
-                yield self._finding(f, window, lo, base, part)
+            carried = [(f[0], f[1]) for f in found if f[1] > keep_hi]
+            yield from self._findings(found, window, lo, base, part)
 
     def iter_stream(self, stream: TextIO, *, part: str = "text") -> Iterator[Finding]:
         """Findings of a text stream of any length, reading ``CHUNK`` characters at a time."""
@@ -208,9 +252,8 @@ class Classifier:
             lo = max(buf_start, keep_lo - LEAD)
             window = buf[lo - buf_start :]
             found = self._scan_window(window, keep_lo - lo, keep_hi - lo, carried, lo)
-            carried = [(f.start, f.end) for f in found if f.end > keep_hi]
-            for f in found:
-                yield self._finding(f, window, lo, 0, part)
+            carried = [(f[0], f[1]) for f in found if f[1] > keep_hi]
+            yield from self._findings(found, window, lo, 0, part)
             keep_lo = keep_hi
             drop = max(0, keep_lo - LEAD - buf_start)
             buf, buf_start = buf[drop:], buf_start + drop
@@ -242,21 +285,17 @@ class Classifier:
             errors=errors or [],
         )
 
-    def _finding(self, c: _Candidate, window: str, lo: int, base: int, part: str) -> Finding:
-        value = c.value if c.value is not None else window[c.start - lo : c.end - lo]
-        d, rule = c.active.detector, c.active.rule
-        return Finding(
-            type=d.type,
-            category=rule.category,
-            start=base + c.start,
-            end=base + c.end,
-            score=round(c.score, 3),
-            part=part,
-            action=rule.action,
-            level=rule.level,
-            preview=mask(d.type, value, rule.category),
-            digest=keyed_hash(self._hmac_key, d.type, value) if self._hmac_key else None,
-        )
+    def _findings(
+        self, found: list[_Kept], window: str, lo: int, base: int, part: str
+    ) -> Iterator[Finding]:
+        key = self._hmac_key
+        for start, end, score, _, active, decoded in found:
+            value = decoded if decoded is not None else window[start - lo : end - lo]
+            type_, rule = active.detector.type, active.rule
+            yield Finding(  # positional arguments build a frozen dataclass faster
+                type_, rule.category, base + start, base + end, round(score, 3), part,
+                rule.action, rule.level, active.mask(value),
+                keyed_hash(key, type_, value) if key else None)
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:
         """Hyperscan anchors for shared groups whose detectors all have one, and near words."""
@@ -271,6 +310,8 @@ class Classifier:
                 anchors.update((k, d.anchor) for k, d in zip(keys, detectors, strict=True)
                                if d.anchor is not None)
                 self._anchored[name] = keys
+                self._members[name] = detectors
+                self._anchor_of.update((id(d), k) for d, k in zip(detectors, keys, strict=True))
         words = sorted({w for a in self._active for w in a.detector.near})
         if "" in words:
             return None
@@ -280,39 +321,61 @@ class Classifier:
     def _starts(
         self, window: str, keep_lo: int, keep_hi: int, hits: dict[str, list[int]] | None
     ) -> dict[str, list[int]]:
-        """Window positions in [keep_lo, keep_hi) where each shared group's pattern matches."""
+        """Window positions in [keep_lo, keep_hi) where a shared group's pattern matches.
+
+        Keyed by the group's name; for a group whose detectors all have anchors and a
+        window the prefilter scanned, by each detector's anchor key instead: its own
+        pattern is searched only before its own anchor's ends.
+        """
         starts: dict[str, list[int]] = {}
         for name, combined in self._shared.items():
-            positions = starts[name] = []
-            search = combined.search
             keys = self._anchored.get(name) if hits is not None else None
             if keys is None or hits is None:
+                positions = starts[name] = []
+                search = combined.search
                 m = search(window, keep_lo)
                 while m is not None and m.start() < keep_hi:
                     positions.append(m.start())
                     m = search(window, m.start() + 1)
                 continue
-            # Regions that end where an anchor ended; ``re`` decides inside them. A
-            # shorter ``endpos`` only makes look-aheads more lenient (the detectors'
-            # own patterns then re-check each start on the whole window).
-            ends = sorted({e for k in keys for e in hits.get(k, ())})
-            regions: list[tuple[int, int]] = []
-            for end in ends:
-                lo, hi = max(keep_lo, end - ANCHOR_REACH), min(keep_hi, end)
-                if lo >= hi:
-                    continue
-                if regions and lo <= regions[-1][1]:
-                    regions[-1] = (regions[-1][0], hi)
-                else:
-                    regions.append((lo, hi))
-            size = len(window)
-            for lo, hi in regions:
-                endpos = min(size, hi + ANCHOR_REACH)
-                m = search(window, lo, endpos)
-                while m is not None and m.start() < hi:
-                    positions.append(m.start())
-                    m = search(window, m.start() + 1, endpos)
+            for key, detector in zip(keys, self._members[name], strict=True):
+                starts[key] = self._anchored_starts(
+                    detector.pattern, window, keep_lo, keep_hi, hits.get("from:" + key, []),
+                    hits.get(key, []))
         return starts
+
+    @staticmethod
+    def _anchored_starts(
+        pattern: re.Pattern[str], window: str, keep_lo: int, keep_hi: int,
+        froms: list[int], ends: list[int],
+    ) -> list[int]:
+        """Where ``pattern`` matches inside the matches of its anchor.
+
+        The anchor matches a superset of the pattern plus a boundary character on each
+        side, so a match of the pattern at ``p`` ending at ``e`` lies inside an anchor
+        match ending at ``e`` or ``e + 1``, and the leftmost anchor match that ends there
+        starts at or before ``p``. ``re`` decides inside these regions; a shorter
+        ``endpos`` only makes look-aheads more lenient (:meth:`_spans` then re-checks
+        each start on the whole window).
+        """
+        positions: list[int] = []
+        regions: list[list[int]] = []  # [lo, hi, endpos]
+        for first, end in sorted(zip(froms, ends, strict=True)):
+            lo, hi = max(keep_lo, first), min(keep_hi, end)
+            if lo >= hi:
+                continue
+            if regions and lo <= regions[-1][1]:
+                last = regions[-1]
+                last[1], last[2] = max(last[1], hi), max(last[2], end)
+            else:
+                regions.append([lo, hi, end])
+        search = pattern.search
+        for lo, hi, endpos in regions:
+            m = search(window, lo, endpos)
+            while m is not None and m.start() < hi:
+                positions.append(m.start())
+                m = search(window, m.start() + 1, endpos)
+        return positions
 
     def _spans(
         self,
@@ -330,7 +393,9 @@ class Classifier:
                 return
         if d.shared is not None:
             match = d.pattern.match
-            for p in starts[d.shared]:
+            key = self._anchor_of.get(id(d))
+            positions = starts.get(key) if key is not None else None
+            for p in starts[d.shared] if positions is None else positions:
                 m = match(window, p)
                 if m is not None:
                     yield m.span()
@@ -357,7 +422,7 @@ class Classifier:
 
     def _scan_window(
         self, window: str, keep_lo: int, keep_hi: int, carried: list[tuple[int, int]], lo: int
-    ) -> list[_Candidate]:
+    ) -> list[_Kept]:
         """Validated, policy-filtered, non-overlapping candidates starting in [keep_lo, keep_hi).
 
         Offsets of the returned candidates are document offsets (window offset + ``lo``).
@@ -380,7 +445,7 @@ class Classifier:
         lo: int,
         carried: list[tuple[int, int]],
         offsets: unescape.OffsetMap | None,
-    ) -> list[_Candidate]:
+    ) -> list[_Kept]:
         """The findings of a window: candidates starting in [keep_lo, keep_hi) that their
         check accepts, scored, filtered by the policy's minimum score, and resolved.
 
@@ -402,27 +467,54 @@ class Classifier:
             hits = self._prefilter.scan(window)
         starts = self._starts(window, keep_lo, keep_hi, hits)
         size = len(low)
-        order: list[tuple[int, float, int, int, int, int, _Active, int, int, str,
-                          float | None]] = []
-        seq = 0
+        cands: list[_Entry] = []
+        append = cands.append
+        indexed: dict[tuple[str, ...], _Words] = {}
+        found = []
+        total = 0
         for active in self._active:
+            spans = [span for span in self._spans(active.detector, window, low, starts, hits)
+                     if keep_lo <= span[0] < keep_hi and span[0] != span[1]]
+            if spans:
+                found.append((active, spans))
+                total += len(spans)
+        context_hits = None
+        if hits is not None and total >= CONTEXT_INDEX_AT and self._context_words is not None:
+            context_hits = self._context_words.scan(window)
+        seq = 0
+        for active, spans in found:
             d = active.detector
             min_score = active.rule.min_score
             neg = d.negative_before
+            neg_ends = NEGATIVE_ENDS.get(neg) if neg is not None else None
             context = active.context
+            words: _Words | None = None
+            if context is not None and context_hits is not None and active.words:
+                words = indexed.get(active.words)
+                if words is None:
+                    words = indexed[active.words] = _Words(low, active.words, context_hits)
+                if not words.starts:  # none of its words in this window
+                    context = words = None
             bound = active.bound
             check = d.check
-            for s, e in self._spans(d, window, low, starts, hits):
-                if not keep_lo <= s < keep_hi or s == e:
-                    continue
+            priority = -d.priority
+            context_boost = d.context_boost
+            for s, e in spans:
+                if neg is not None:
+                    if neg_ends is None or (s and (low[s - 1] in neg_ends
+                                                    or low[s - 1].isspace())):
+                        if neg.search(low, max(0, s - 12), s):
+                            continue
                 value = window[s:e]
-                if neg is not None and neg.search(low, max(0, s - 12), s):
-                    continue
                 boost: float | None = None
-                if context is not None and (
+                if words is not None:
+                    if words.within(max(0, s - CONTEXT_BEFORE), s) \
+                            or words.within(e, min(size, e + CONTEXT_AFTER)):
+                        boost = context_boost
+                elif context is not None and (
                         context.search(low, max(0, s - CONTEXT_BEFORE), s)
                         or context.search(low, e, min(size, e + CONTEXT_AFTER))):
-                    boost = d.context_boost
+                    boost = context_boost
                 if offsets is None:
                     start, end = s + lo, e + lo
                 else:
@@ -434,34 +526,92 @@ class Classifier:
                         ceiling = min(1.0, ceiling + boost)
                     if ceiling < min_score:
                         continue  # filtered out whatever the check says
-                    heappush(order, (-d.priority, -ceiling, 0, start - end, start, seq,
-                                     active, s, e, value, boost))
+                    append((start, end, priority, -ceiling, 0, seq, active, value, boost))
                     continue
-                score = _score(check(value), boost)
-                if score is None or score < min_score:
+                score = check(value)
+                if score is None:
                     continue
-                heappush(order, (-d.priority, -score, 1, start - end, start, seq,
-                                 active, s, e, value, boost))
-        spans = sorted(carried)
-        kept: list[_Candidate] = []
-        while order:
-            entry = heappop(order)
-            neg_priority, neg_score, checked, length, start, seq, active, s, e, value, boost = entry
-            end = start - length
-            i = bisect_left(spans, (start, end))
-            if (i > 0 and spans[i - 1][1] > start) or (i < len(spans) and spans[i][0] < end):
-                continue
+                if boost is not None:
+                    score = min(1.0, score + boost)
+                if score < min_score:
+                    continue
+                append((start, end, priority, -score, 1, seq, active, value, boost))
+        return _resolve(cands, carried, offsets is not None)
+
+
+_Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
+"""A candidate: start, end, -priority, -score (or -ceiling), checked, sequence number,
+detector, value, context boost."""
+
+_Kept = tuple[int, int, float, int, _Active, "str | None"]
+"""A finding of a window: start, end, score, priority, detector, decoded value."""
+
+
+def _resolve(cands: list[_Entry], carried: list[tuple[int, int]], decoded: bool) -> list[_Kept]:
+    """The greedy resolution of :meth:`Classifier._select`, one group of overlapping
+    candidates at a time.
+
+    A candidate is dropped only for overlapping one kept before it, so candidates that
+    overlap nothing are kept (after their check, if it was deferred) and each group of
+    candidates connected by overlaps is resolved on its own, in the same order as the
+    whole window would be: its members only ever meet each other. Spans are never
+    empty (a candidate of an escaped window maps to at least one original character).
+    """
+    cands.sort(key=itemgetter(0))
+    if carried:  # kept before anything in this window
+        reach = max(end for _, end in carried)
+        cands = [c for c in cands if c[0] >= reach
+                 or not any(c[0] < end and start < c[1] for start, end in carried)]
+    kept: list[_Kept] = []
+    keep = kept.append
+    i, n = 0, len(cands)
+    while i < n:
+        c = cands[i]
+        reach = c[1]
+        j = i + 1
+        while j < n and cands[j][0] < reach:
+            if cands[j][1] > reach:
+                reach = cands[j][1]
+            j += 1
+        if j == i + 1:  # overlaps nothing
+            start, end, neg_priority, neg_score, checked, _, active, value, boost = c
             if not checked:
                 score = _score(active.detector.check(value), boost)
-                if score is not None and score >= active.rule.min_score:
-                    heappush(order, (neg_priority, -score, 1, length, start, seq,
-                                     active, s, e, value, boost))
-                continue
-            insort(spans, (start, end))
-            kept.append(_Candidate(start, end, -neg_score, -neg_priority, active,
-                                   value if offsets is not None else None))
-        kept.sort(key=lambda c: c.start)
-        return kept
+                if score is None or score < active.rule.min_score:
+                    i = j
+                    continue
+                neg_score = -score
+            keep((start, end, -neg_score, -neg_priority, active, value if decoded else None))
+        else:
+            kept.extend(_resolve_group(cands[i:j], decoded))
+        i = j
+    return kept
+
+
+def _resolve_group(group: list[_Entry], decoded: bool) -> list[_Kept]:
+    """Overlapping candidates resolved in the order priority, score, checked first,
+    length, position, sequence; a deferred check runs at the head of the order and its
+    candidate re-enters at the real score (never before its ceiling)."""
+    order = [(c[2], c[3], c[4], c[0] - c[1], c[0], c[5], k) for k, c in enumerate(group)]
+    heapify(order)
+    spans: list[tuple[int, int]] = []
+    kept: list[_Kept] = []
+    while order:
+        neg_priority, neg_score, checked, length, start, seq, k = heappop(order)
+        end = start - length
+        if any(start < e and s < end for s, e in spans):
+            continue
+        c = group[k]
+        active = c[6]
+        if not checked:
+            score = _score(active.detector.check(c[7]), c[8])
+            if score is not None and score >= active.rule.min_score:
+                heappush(order, (neg_priority, -score, 1, length, start, seq, k))
+            continue
+        spans.append((start, end))
+        kept.append((start, end, -neg_score, -neg_priority, active, c[7] if decoded else None))
+    kept.sort(key=itemgetter(0))
+    return kept
 
 
 class _Counting:

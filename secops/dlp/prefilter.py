@@ -3,18 +3,22 @@
 Python's ``re`` restarts its search at every candidate position, and the digit-led
 detectors have a candidate at every digit (a fifth of a typical log file). Hyperscan
 (Intel's multi-pattern automaton, package ``hyperscan``) scans a megabyte for all
-anchors at once in a few milliseconds and reports where each one *ends*; the engine
-then runs the exact ``re`` patterns only in short regions before those ends, and the
-validators decide as they do without it. Findings are identical with and without the prefilter
+anchors at once in a few milliseconds and reports where each one starts and ends; the
+engine then runs each detector's exact ``re`` pattern only inside its anchor's matches,
+and the validators decide as they do without it. Findings are identical with and without the prefilter
 (``tests/dlp`` checks it); only the time differs.
 
 Two kinds of anchors are compiled into one database:
 
 * a detector's ``anchor``: a Hyperscan expression matching a *superset* of the
   detector's pattern including one boundary character on each side (look-arounds are
-  not available in Hyperscan), so every real match ends at most two characters before
-  a reported end;
+  not available in Hyperscan), so every real match ends at most one character before
+  a reported end and starts at or after the leftmost start reported for that end;
 * the ``near`` words of anchored detectors, case-insensitive.
+
+The engine compiles a second, words-only database of the detectors' context words and
+scans a window with it when the window holds many candidates (a dense export): then a
+candidate's context is a look-up instead of two regex searches.
 
 Hyperscan scans bytes, so the prefilter is used only for ASCII windows (where byte
 and character offsets coincide and ASCII classes equal ``re``'s Unicode ones); other
@@ -51,10 +55,11 @@ class Prefilter:
         lits = sorted({lit for lit in literals if lit and lit.isascii()})
         exprs = [anchors[k] for k in anchor_keys]
         exprs += [_escape(w) for w in words] + [_escape(lit) for lit in lits]
-        flags = [_hs.HS_FLAG_MULTILINE] * len(anchor_keys)
+        flags = [_hs.HS_FLAG_MULTILINE | _hs.HS_FLAG_SOM_LEFTMOST] * len(anchor_keys)
         flags += [_hs.HS_FLAG_CASELESS] * len(words)
         flags += [_hs.HS_FLAG_SINGLEMATCH] * len(lits)
         self._keys = (*anchor_keys, *("word:" + w for w in words), *("lit:" + x for x in lits))
+        self._anchors = len(anchor_keys)
         self._db = _hs.Database()
         self._db.compile(expressions=[e.encode() for e in exprs], ids=list(range(len(exprs))),
                          elements=len(exprs), flags=flags)
@@ -65,17 +70,26 @@ class Prefilter:
 
         Anchor keys are the keys given; words are ``"word:" + word`` (case-insensitive,
         every occurrence) and literals ``"lit:" + literal`` (present or not: one end).
+        An anchor's key also has ``"from:" + key``: for each end, where the leftmost
+        match that ends there starts (Hyperscan's leftmost start of match).
         """
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # one scratch space per thread: scans are then thread-safe
             scratch = self._local.scratch = _hs.Scratch(self._db)
         ends: list[list[int]] = [[] for _ in self._keys]
+        starts: list[list[int]] = [[] for _ in range(self._anchors)]
+        anchors = self._anchors
 
-        def on_match(id_: int, _from: int, to: int, _flags: int, _ctx: Any) -> None:
+        def on_match(id_: int, from_: int, to: int, _flags: int, _ctx: Any) -> None:
             ends[id_].append(to)
+            if id_ < anchors:
+                starts[id_].append(from_)
 
         self._db.scan(window.encode("ascii"), match_event_handler=on_match, scratch=scratch)
-        return {key: found for key, found in zip(self._keys, ends, strict=True) if found}
+        found = {key: at for key, at in zip(self._keys, ends, strict=True) if at}
+        found.update(("from:" + key, at) for key, at in zip(self._keys, starts, strict=False)
+                     if at)
+        return found
 
 
 def _escape(word: str) -> str:

@@ -36,8 +36,28 @@ _ALNUM = re.compile(r"[A-Za-z0-9]")
 _DIGIT = re.compile(r"\d")
 
 
+_STARS = {
+    _ALNUM: ("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+             str.maketrans(dict.fromkeys(
+                 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "*"))),
+    _DIGIT: ("0123456789", str.maketrans(dict.fromkeys("0123456789", "*"))),
+}
+"""For an ASCII value: the characters each pattern matches, and a table that hides them."""
+
+
 def _keep_last(value: str, keep: int, pattern: re.Pattern[str] = _ALNUM) -> str:
     """Replace matching characters by '*' except the last ``keep`` of them."""
+    stars = _STARS.get(pattern)
+    if stars is not None and value.isascii():
+        shown, table = stars
+        cut, seen = len(value), 0
+        while seen < keep:  # back to the first of the last ``keep`` matching characters
+            if cut == 0:
+                return value  # at most ``keep`` of them: nothing to hide
+            cut -= 1
+            if value[cut] in shown:
+                seen += 1
+        return value[:cut].translate(table) + value[cut:]
     hidden = [m.start() for m in pattern.finditer(value)]
     del hidden[max(0, len(hidden) - keep):]
     if not hidden:
@@ -81,11 +101,18 @@ _MASKERS: dict[str, Callable[[str], str]] = {
 
 def mask(type_: str, value: str, category: str = "") -> str:
     """Format-preserving mask of a value; secrets keep only their public prefix."""
-    masker = _MASKERS.get(type_)
-    if masker is not None:
-        return masker(value)
-    if category == "SECRET":
-        return _mask_secret(value)
+    return masker(type_, category)(value)
+
+
+def masker(type_: str, category: str = "") -> Callable[[str], str]:
+    """The function :func:`mask` applies to values of this type and category."""
+    found = _MASKERS.get(type_)
+    if found is not None:
+        return found
+    return _mask_secret if category == "SECRET" else _mask_other
+
+
+def _mask_other(value: str) -> str:
     return _keep_last(value, 4) if len(value) > 8 else "*" * len(value)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
-from stdnum.exceptions import InvalidFormat, ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, ValidationError
 from stdnum.iso7064 import mod_97_10
 from stdnum.us import ssn as stdnum_ssn
 
@@ -47,9 +47,16 @@ def is_marked_placeholder(value: str) -> bool:
     return _MARKERS.search(value) is not None
 
 
+_ASCII_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DROP_ASCII_ALNUM = str.maketrans(dict.fromkeys(_ASCII_ALNUM))
+
+
 def _consistent_separators(value: str) -> bool:
-    seps = {c for c in value if not c.isalnum()}
-    return len(seps) <= 1
+    """At most one kind of character other than letters and digits."""
+    if value.isascii():  # ASCII letters and digits are the ASCII str.isalnum() ones
+        seps = value.translate(_DROP_ASCII_ALNUM)
+        return not seps or seps.count(seps[0]) == len(seps)
+    return len({c for c in value if not c.isalnum()}) <= 1
 
 
 # Issuer prefix ranges (inclusive, compared on the first len(lo) digits) and lengths.
@@ -149,6 +156,19 @@ def _iban_structure(country: str) -> re.Pattern[str] | None:
     return stdnum_iban._struct_to_re(info[0][1].get("bban", ""))
 
 
+_BASE36_DIGITS = str.maketrans({c: str(int(c, 36)) for c in _ASCII_ALNUM})
+
+
+def _mod_97_10_validate(number: str) -> None:
+    """``stdnum.iso7064.mod_97_10.validate``; ASCII letters and digits are turned into
+    base-10 digits with one table instead of a conversion per character."""
+    if not (number.isascii() and number.isalnum()):
+        mod_97_10.validate(number)
+        return
+    if int(number.translate(_BASE36_DIGITS)) % 97 != 1:
+        raise InvalidChecksum()
+
+
 def _iban_validate(value: str) -> None:
     """``stdnum.iban.validate`` with its registry look-up and BBAN pattern cached per
     country (the look-up walks the whole registry on every call): the same checks in
@@ -157,7 +177,7 @@ def _iban_validate(value: str) -> None:
         number = value.translate(_IBAN_COMPACT).strip().upper()
     else:
         number = stdnum_iban.compact(value)
-    mod_97_10.validate(number[4:] + number[:4])
+    _mod_97_10_validate(number[4:] + number[:4])
     structure = _iban_structure(number[:2]) if len(number) >= 2 else None
     if structure is None:
         stdnum_iban.validate(value)  # the library's own answer for what is left
