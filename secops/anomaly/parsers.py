@@ -108,17 +108,24 @@ class SyslogAuthParser:
 
     def __init__(self, reference: datetime | None = None) -> None:
         self.years = YearInference(reference or datetime.now(UTC))
+        # the last RFC 3164 stamp read and its time: the same stamp again gives the same
+        # time and leaves the year inference as it was, and lines share their second
+        self._last_stamp: tuple[str, ...] | None = None
+        self._last_ts = 0.0
 
     def parse(self, line: str) -> list[Event]:
         m = _SYSLOG.match(line)
         if m is None:
             raise Malformed("not a syslog line")
-        mon = m.group("mon")
-        if mon is not None:
-            month = MONTHS.get(mon)
+        stamp = m.group("mon", "day", "hms")
+        if stamp == self._last_stamp:
+            ts = self._last_ts
+        elif stamp[0] is not None:
+            month = MONTHS.get(stamp[0])
             if month is None:
                 raise Malformed("bad month")
-            ts = self.years.timestamp(month, int(m.group("day")), m.group("hms"))
+            ts = self.years.timestamp(month, int(stamp[1]), stamp[2])
+            self._last_stamp, self._last_ts = stamp, ts
         else:
             try:
                 ts = _iso_ts(m.group("iso"))
