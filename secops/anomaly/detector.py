@@ -202,6 +202,7 @@ class Detector:
         store = self.store
         assert isinstance(store, MemoryStore)
         states, incidents, touch = store._state, store._incidents, store._touch
+        touched, latest, unsorted = store._touched, store._latest, store._unsorted
         b = rule.bucket
         prefix = rule.id + "\x1f"
         population = prefix + "*"
@@ -238,8 +239,19 @@ class Detector:
             state[1] += amount
             state[2] += 1
             states[key] = state
-            touch(key, ts, ttl)
-            touch(population, ts, ttl)
+            group = touched.get(ttl)
+            if group is None:
+                touch(key, ts, ttl)
+                touch(population, ts, ttl)
+            else:   # MemoryStore._touch of both keys, inline
+                group.pop(key, None)
+                group[key] = ts
+                group.pop(population, None)
+                group[population] = ts
+                if ts >= latest[ttl]:
+                    latest[ttl] = ts
+                else:
+                    unsorted.add(ttl)
             current = state[1]
             if current <= min_value:   # (the threshold is never below min_value)
                 return
@@ -353,11 +365,47 @@ class Detector:
         if self.events & (SWEEP_EVERY - 1) == 0:
             self.sweep(self._now)
 
+    def _feed_local(self, events: Iterable[Event]) -> None:
+        """:meth:`feed` of every event, with the loop's state in local variables (written
+        back before each sweep and at the end)."""
+        cache, rules_for = self._cache, self._rules_for
+        secrets = bool(self._secret_rules)
+        buffer = self._secret_buffer
+        count, now = self.events, self._now
+        mask = SWEEP_EVERY - 1
+        try:
+            for event in events:
+                count += 1
+                ts = event.ts
+                if ts > now:
+                    now = ts
+                plans = cache.get(event.action)
+                if plans is None:
+                    plans = rules_for(event.action)
+                for rule, predicate, entity_of, hit in plans:
+                    if predicate(event):
+                        kind, entity = entity_of(event)
+                        if entity is not None:
+                            hit(rule, entity, event, kind)
+                if secrets:
+                    buffer.append(event)
+                    if len(buffer) >= SECRET_BATCH:
+                        self._flush_secrets()
+                        buffer = self._secret_buffer
+                if count & mask == 0:
+                    self.events, self._now = count, now
+                    self.sweep(now)
+        finally:
+            self.events, self._now = count, now
+
     def feed_all(self, events: Iterable[Event]) -> None:
         batch = getattr(self.store, "batch", None)
         if batch is None:
-            for event in events:
-                self.feed(event)
+            if self._fast:
+                self._feed_local(events)
+            else:
+                for event in events:
+                    self.feed(event)
             return
         # A shared store (Redis) takes every window a chunk of events needs at once, so a
         # chunk costs a few round trips instead of two per rule and event.
