@@ -281,6 +281,11 @@ def run_breakdown(mb: float, runs: int) -> None:
             detector.finish()
             stages["detector, rules other than the credential one"].append(time.process_time() - t)
             t = time.process_time()
+            detector = Detector(plain, fast=False)
+            detector.feed_all(events)
+            detector.finish()
+            stages["  the same on the general steps (fast=False)"].append(time.process_time() - t)
+            t = time.process_time()
             finder = SecretFinder()
             raws = [e.raw for e in events]
             for i in range(0, len(raws), 512):

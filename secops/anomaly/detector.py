@@ -134,6 +134,9 @@ class Detector:
                     self._by_action.setdefault(action, []).append(rule)
         self._rules_by_id = {r.id: r for r in self.rules}
         self._cache: dict[str, list[_Plan]] = {}
+        self._local_plans: dict[str, list[tuple[Rule, Callable[[Event], bool] | None,
+                                                Callable[[Event], tuple[str, str | None]],
+                                                _Hit]]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
         self._miners = {r.id: TemplateNovelty(r.bucket.learn,
@@ -365,10 +368,22 @@ class Detector:
         if self.events & (SWEEP_EVERY - 1) == 0:
             self.sweep(self._now)
 
+    def _local_plans_for(self, action: str) -> list[tuple[Rule, Callable[[Event], bool] | None,
+                                                       Callable[[Event], tuple[str, str | None]],
+                                                       _Hit]]:
+        """:meth:`_rules_for`, without the predicate of a rule that tests nothing but the
+        action: every event of ``action`` satisfies it."""
+        found = self._local_plans.get(action)
+        if found is None:
+            found = self._local_plans[action] = [
+                (r, None if r.actions is not None and r.action_only else predicate, e, h)
+                for r, predicate, e, h in self._rules_for(action)]
+        return found
+
     def _feed_local(self, events: Iterable[Event]) -> None:
         """:meth:`feed` of every event, with the loop's state in local variables (written
         back before each sweep and at the end)."""
-        cache, rules_for = self._cache, self._rules_for
+        cache, rules_for = self._local_plans, self._local_plans_for
         secrets = bool(self._secret_rules)
         buffer = self._secret_buffer
         count, now = self.events, self._now
@@ -383,7 +398,7 @@ class Detector:
                 if plans is None:
                     plans = rules_for(event.action)
                 for rule, predicate, entity_of, hit in plans:
-                    if predicate(event):
+                    if predicate is None or predicate(event):
                         kind, entity = entity_of(event)
                         if entity is not None:
                             hit(rule, entity, event, kind)
