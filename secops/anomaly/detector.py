@@ -28,6 +28,7 @@ from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
     DISTINCT_CAP,
+    SLOTS,
     ChunkMark,
     Fired,
     Incident,
@@ -38,6 +39,7 @@ from secops.anomaly.store import (
     ewma_decay,
     extend,
     step_counter,
+    step_tally,
 )
 
 LINE_LIMIT = 500
@@ -299,16 +301,22 @@ class Detector:
         return hit
 
     def _conditional_hit(self, rule: Rule) -> _Hit:
-        """:meth:`_hit` of a conditional rule over :meth:`MemoryStore.tally`, in one function."""
+        """:meth:`_hit` of a conditional rule over :meth:`MemoryStore.tally` and
+        :func:`~secops.anomaly.store.step_tally`, in one function over the same state."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        incidents, tally = store._incidents, store.tally
+        states, incidents, keep = store._state, store._incidents, store._keep
         b = rule.bucket
         prefix = rule.id + "\x1f"
         fields, caps, check = _conditional_plan(b)
-        readers = [(f, attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f)) for f in fields]
+        need = check.need
+        readers = [(f, attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f),
+                    caps.get(f, DISTINCT_CAP)) for f in fields]
         window = b.window
+        width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        # the conditions over the window's metrics, as Conditions checks them
+        conditions = check.conditions
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
@@ -318,18 +326,84 @@ class Detector:
                 close(key)
                 open_ = None
             values = {}
-            for name, read in readers:
+            for name, read, _cap in readers:
                 value = read(event)
                 values[name] = None if value is None or value == "" else str(value)
             item = event.raw[:LINE_LIMIT]
-            fired = tally(key, ts, item, window, event.success, values, caps, limit, check)
+            success = event.success
+            t = states.get(key)
+            if need > 1 and (t is None or type(t) is list):   # MemoryStore.tally, lazily
+                pending: list[Any] = [] if t is None else t
+                pending.append((ts, item, success, values))
+                if len(pending) < need or sum(
+                        1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
+                    cutoff = ts - window - window / SLOTS
+                    while len(pending) > limit and pending[0][0] < cutoff:
+                        pending.pop(0)
+                    keep(key, pending, ts, window)
+                    return
+                t = None
+                for p_ts, p_item, p_success, p_values in pending[:-1]:
+                    t, _fired = step_tally(t, p_ts, p_item, window, p_success, p_values,
+                                           caps, limit, check)
+            # step_tally, with the metrics checked as they are computed
+            if t is None:
+                t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
+                     "items": []}
+            slots = t["slots"]
+            start = ts - ts % width
+            if not slots or slots[-1][0] < start:
+                slots.append([start, 0, 0, 0, ts])
+            slot = slots[-1]
+            slot[1] += 1
+            count = t["count"] + 1
+            bad, ok = t["failures"], t["successes"]
+            if success is False:
+                slot[2] += 1
+                bad += 1
+            elif success is True:
+                slot[3] += 1
+                ok += 1
+            edge = ts - window
+            while slots[0][0] + width <= edge:
+                old = slots.pop(0)
+                count -= old[1]
+                bad -= old[2]
+                ok -= old[3]
+                if not slots:
+                    break
+            t["count"], t["failures"], t["successes"] = count, bad, ok
+            metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
+                                         "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+            known = t["values"]
+            for name, _read, cap in readers:
+                seen = known.get(name)
+                if seen is None:
+                    seen = known[name] = {}
+                value = values[name]
+                if value is not None:
+                    if value in seen:
+                        del seen[value]
+                    seen[value] = ts
+                while seen:
+                    oldest = next(iter(seen))
+                    if seen[oldest] >= edge and len(seen) <= cap:
+                        break
+                    del seen[oldest]
+                metrics["distinct_" + name] = len(seen)
+            items = t["items"]
+            items.append(item)
+            if len(items) > limit:
+                del items[:-limit]
+            keep(key, t, ts, window)
+            for name, op, bound in conditions:
+                if not op(metrics[name], bound):
+                    return
             if open_ is not None:
-                if fired is not None:
-                    extend(open_, 1, ts, [item], limit)
+                extend(open_, 1, ts, [item], limit)
                 return
-            if fired is not None:
-                self._open(rule, key, entity, entity_type, event, fired.count, fired.first,
-                           fired.items)
+            self._open(rule, key, entity, entity_type, event, count,
+                       slots[0][4] if slots else ts, list(items))
 
         return hit
 
@@ -730,8 +804,7 @@ def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int],
-                                          Callable[[dict[str, float]], bool]]:
+def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int], Conditions]:
     """A conditional bucket's distinct fields, how many values of each to keep, its check."""
     fields = b.distinct_fields
     return fields, {f: _cap(b.conditions, f) for f in fields}, Conditions(b.conditions)

@@ -219,18 +219,17 @@ class CombinedParser:
         m = _COMBINED.match(line)
         if m is None:
             raise Malformed("not a combined log line")
-        ip, user, time_, request, status, size = m.group(1, 2, 3, 4, 5, 6)
+        ip, user, time_, request, status, size, agent = m.group(1, 2, 3, 4, 5, 6, 8)
         parts = request.split(" ")
         method, path = (parts[0], parts[1]) if len(parts) >= 2 else (None, None)
         if path is not None:
             q = path.find("?")
             if q >= 0:
                 path = path[:q]
-        extra: dict[str, Any] = {}
-        if m.group(8):
-            extra["user_agent"] = m.group(8)
+        extra: dict[str, Any] = {"user_agent": agent} if agent else {}
         code = int(status)
-        return [Event(self._ts(time_), "request", line, "http", "", None, ip,
+        ts = self._last_ts if time_ == self._last_time else self._ts(time_)
+        return [Event(ts, "request", line, "http", "", None, ip,
                       None if user == "-" else user, None, None, method, path, code,
                       0 if size == "-" else int(size), None, None,
                       "error" if code >= 500 else None, extra)]
