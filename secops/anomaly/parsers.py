@@ -133,7 +133,7 @@ class SyslogAuthParser:
                 raise Malformed("bad timestamp") from None
         host, prog, msg = m.group("host"), m.group("prog"), m.group("msg")
         repeat = 1
-        r = _REPEATED.match(msg)
+        r = _REPEATED.match(msg) if msg.startswith("message repeated ") else None
         if r is not None:
             repeat, msg = int(r.group(1)), r.group(2)
         event = self._event(ts, host, prog, msg, line)
