@@ -20,10 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secops.anomaly.events import Event
-from secops.anomaly.novelty import TemplateNovelty, TemplateState
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
@@ -41,6 +40,9 @@ from secops.anomaly.store import (
     step_counter,
     step_tally,
 )
+
+if TYPE_CHECKING:
+    from secops.anomaly.novelty import TemplateNovelty, TemplateState
 
 LINE_LIMIT = 500
 CORRELATION_ACTION = "sigma_correlation"
@@ -141,9 +143,12 @@ class Detector:
                                                 _Hit]]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
-        self._miners = {r.id: TemplateNovelty(r.bucket.learn,
-                                              template_state(r.id) if template_state else None)
-                        for r in self.rules if r.bucket.type == "rare_template"}
+        self._template_state = template_state
+        self._miners: dict[str, TemplateNovelty] = {}
+        if not self._fast:   # (in memory, a miner is made at its rule's first line: Drain3
+            for r in self.rules:   # is then not even imported for logs without errors)
+                if r.bucket.type == "rare_template":
+                    self._miners[r.id] = self._miner(r)
         self.opened: list[Alert] = []
         self.replayed: set[tuple[str, str, str]] = set()   # (rule, entity type, entity)
         self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
@@ -159,6 +164,13 @@ class Detector:
                     self.store.remember(self._key(rule, str(account)),
                                         [network(str(ip), b.cover_prefix, b.cover_prefix6)
                                          for ip in ips])
+
+    def _miner(self, rule: Rule) -> TemplateNovelty:
+        # imported here: Drain3 is imported only when a rule has an error line to mine
+        from secops.anomaly.novelty import TemplateNovelty
+
+        state = self._template_state
+        return TemplateNovelty(rule.bucket.learn, state(rule.id) if state else None)
 
     @staticmethod
     def _key(rule: Rule, entity: str) -> str:
@@ -550,7 +562,10 @@ class Detector:
                 self._judge(rule, key, closed)
             return
         if rule.bucket.type == "rare_template":   # one incident per new template
-            novel, cluster = self._miners[rule.id].add(event.ts, event.message)
+            miner = self._miners.get(rule.id)
+            if miner is None:
+                miner = self._miners[rule.id] = self._miner(rule)
+            novel, cluster = miner.add(event.ts, event.message)
             key = f"{key}\x1f{cluster}"
             if not novel:   # only repeats of a new template, while its alert is open
                 open_ = self.store.incident(key)

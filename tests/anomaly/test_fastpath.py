@@ -197,7 +197,8 @@ def test_fast_detector_gives_the_alerts_of_the_general_one_on_simulated_days(tmp
     fast, general = both_paths(RuleSet.shipped(), events, baseline_ips=day.baseline)
     assert fast == general
     assert {"password-spraying", "credential-stuffing", "download-volume-spike",
-            "endpoint-request-spike"} <= {a.rule for a in fast[0]}
+            "endpoint-request-spike", "rare-error-template", "secret-in-log"} <= {
+        a.rule for a in fast[0]}
 
 
 def test_fast_detector_gives_the_alerts_of_the_general_one_with_sigma_correlations(tmp_path):
