@@ -117,7 +117,7 @@ class Detector:
         self.rules = ruleset.enabled
         self.store: WindowStore = store if store is not None else MemoryStore()
         # Windows in this process's memory: counter, conditional and baseline rules step
-        # them through specialised functions (see _fast_hit) that give what the general
+        # them through specialised functions (see _hitter) that give what the general
         # steps give; ``fast=False`` keeps every rule on the general steps.
         self._fast = fast and type(self.store) is MemoryStore
         self.evidence_limit = evidence_limit
