@@ -212,3 +212,26 @@ def test_fast_detector_gives_the_alerts_of_the_general_one_with_sigma_correlatio
     fast, general = both_paths(rules, events)
     assert fast == general
     assert len(fast[0]) >= 3
+
+
+def test_json_lines_decode_as_the_standard_decoder():
+    import json
+
+    from secops.anomaly.parsers import _loads
+
+    decode = json.JSONDecoder().decode
+
+    def outcome(read, text):
+        try:
+            return "value", read(text)
+        except ValueError as exc:
+            return type(exc).__name__, str(exc)
+
+    r = random.Random(11)
+    alphabet = '{}[]",:0123456789 \t\n\rabtrufalsenNI.-eE\\'
+    texts = ['{"a": 1}', ' {"a": 1} ', '\t{"a":1}\n', "", " ", '{"a": 1} x', '{"a": 1}{}',
+             "[1,2]", '"s"', "nul", '{"a": NaN}', '{"a": 1', "1 2", '\u00a0{"a":1}', "true"]
+    texts += ["".join(r.choice(alphabet) for _ in range(r.randint(0, 12))) for _ in range(20000)]
+    got = [outcome(_loads, t) for t in texts]
+    assert got == [outcome(decode, t) for t in texts]
+    assert sum(kind == "value" for kind, _ in got) > 100   # not only errors
