@@ -27,8 +27,10 @@ windows of the local command in the same run:
 log (in this process, ``--runs`` times, medians): importing the engine, reading and
 parsing, the detector without the credential rule, the credential scan, next to one
 ``re.findall`` per file that extracts only the fields the rules read (the floor of a
-bulk path that never builds events); and what share of the lines each set of rules
-reads (a line no rule reads is one a bulk path could drop):
+bulk path that never builds events); the detector on its general steps
+(``Detector(fast=False)``) and with each rule alone (all with the garbage collector's
+threshold of the command); and what share of the lines each
+set of rules reads (a line no rule reads is one a bulk path could drop):
 
     python benchmarks/anomaly.py --breakdown --mb 20 --runs 5
 """
@@ -36,6 +38,7 @@ reads (a line no rule reads is one a bulk path could drop):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -260,6 +263,9 @@ def run_breakdown(mb: float, runs: int) -> None:
     from secops.anomaly.reading import log_files, merged, open_log
     from secops.anomaly.secrets import SecretFinder
     imported = time.process_time() - started
+    from secops.cli.anomaly import GC_THRESHOLD
+
+    gc.set_threshold(*GC_THRESHOLD)   # as the local command collects while it detects
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -268,10 +274,17 @@ def run_breakdown(mb: float, runs: int) -> None:
         plain = RuleSet([r for r in shipped.enabled if r.bucket.type != "secret"])
         stages: dict[str, list[float]] = defaultdict(list)
         uses: Counter[tuple[str, ...]] = Counter()
+        alone: dict[str, list[float]] = defaultdict(list)
+        per_file: dict[str, list[float]] = defaultdict(list)
         for run in range(runs):
-            t = time.process_time()
-            streams = [list(open_log(p)[1]) for p in log_files([folder])]
-            stages["read and parse (events)"].append(time.process_time() - t)
+            streams, parsing = [], 0.0
+            for path in log_files([folder]):
+                t = time.process_time()
+                streams.append(list(open_log(path)[1]))
+                spent = time.process_time() - t
+                parsing += spent
+                per_file[path.name].append(spent / len(streams[-1]))
+            stages["read and parse (events)"].append(parsing)
             t = time.process_time()
             events = list(merged(iter(s) for s in streams))
             stages["merge by time"].append(time.process_time() - t)
@@ -280,6 +293,11 @@ def run_breakdown(mb: float, runs: int) -> None:
             detector.feed_all(events)
             detector.finish()
             stages["detector, rules other than the credential one"].append(time.process_time() - t)
+            t = time.process_time()
+            detector = Detector(plain, fast=False)
+            detector.feed_all(events)
+            detector.finish()
+            stages["  the same on the general steps (fast=False)"].append(time.process_time() - t)
             t = time.process_time()
             finder = SecretFinder()
             raws = [e.raw for e in events]
@@ -290,6 +308,17 @@ def run_breakdown(mb: float, runs: int) -> None:
             for name, rx in FLOOR.items():
                 rx.findall((folder / name).read_text())
             stages["floor: read + one findall per file"].append(time.process_time() - t)
+            for rule in plain.enabled:   # each rule alone over the same events
+                t = time.process_time()
+                detector = Detector([rule])
+                detector.feed_all(events)
+                detector.finish()
+                alone[rule.id].append(time.process_time() - t)
+            t = time.process_time()
+            detector = Detector([])
+            detector.feed_all(events)
+            detector.finish()
+            alone["(no rule: the loop and the sweeps)"].append(time.process_time() - t)
             if run == 0:
                 for e in events:
                     uses[tuple(r.id for r in plain.enabled if r.predicate(e))] += 1
@@ -299,6 +328,12 @@ def run_breakdown(mb: float, runs: int) -> None:
         med = statistics.median(values)
         print(f"{name:48s} {med:6.2f} s  {med / n * 1e6:6.2f} us/line "
               f"(range {min(values):.2f}-{max(values):.2f} s, {len(values)} runs)")
+    print("reading and parsing, per line of each file:")
+    for name, values in per_file.items():
+        print(f"  {name:46s} {statistics.median(values) * 1e6:6.2f} us/line")
+    print("the detector with each rule alone (the loop and the sweeps included):")
+    for name, values in sorted(alone.items(), key=lambda kv: -statistics.median(kv[1])):
+        print(f"  {name:46s} {statistics.median(values) / n * 1e6:6.2f} us/line")
     print("share of lines by the rules that read them (every line also goes through the "
           "credential scan):")
     for ids, count in uses.most_common():

@@ -20,21 +20,29 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secops.anomaly.events import Event
-from secops.anomaly.novelty import TemplateNovelty, TemplateState
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
     DISTINCT_CAP,
+    SLOTS,
     ChunkMark,
     Fired,
     Incident,
     MemoryStore,
     WindowStore,
     aggregate_metric,
+    ewma_add,
+    ewma_decay,
+    extend,
+    step_counter,
+    step_tally,
 )
+
+if TYPE_CHECKING:
+    from secops.anomaly.novelty import TemplateNovelty, TemplateState
 
 LINE_LIMIT = 500
 CORRELATION_ACTION = "sigma_correlation"
@@ -45,7 +53,8 @@ SECRET_BATCH = 512
 CHUNK = 500   # events per round of a shared store
 
 
-_Plan = tuple[Rule, Callable[[Event], bool], Callable[[Event], tuple[str, "str | None"]]]
+_Hit = Callable[[Rule, str, Event, str], None]
+_Plan = tuple[Rule, Callable[[Event], bool], Callable[[Event], tuple[str, "str | None"]], _Hit]
 
 
 def iso(ts: float) -> str:
@@ -101,11 +110,16 @@ class Detector:
                  baseline_ips: Mapping[str, Iterable[str]] | None = None,
                  evidence_limit: int = EVIDENCE_LIMIT,
                  secrets: SecretFinder | None = None,
-                 template_state: Callable[[str], TemplateState] | None = None) -> None:
+                 template_state: Callable[[str], TemplateState] | None = None,
+                 fast: bool = True) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else (
             RuleSet.shipped() if rules is None else RuleSet(list(rules)))
         self.rules = ruleset.enabled
         self.store: WindowStore = store if store is not None else MemoryStore()
+        # Windows in this process's memory: counter, conditional and baseline rules step
+        # them through specialised functions (see _hitter) that give what the general
+        # steps give; ``fast=False`` keeps every rule on the general steps.
+        self._fast = fast and type(self.store) is MemoryStore
         self.evidence_limit = evidence_limit
         self.closed: list[Alert] = []
         self.events = 0
@@ -124,11 +138,17 @@ class Detector:
                     self._by_action.setdefault(action, []).append(rule)
         self._rules_by_id = {r.id: r for r in self.rules}
         self._cache: dict[str, list[_Plan]] = {}
+        self._local_plans: dict[str, list[tuple[Rule, Callable[[Event], bool] | None,
+                                                Callable[[Event], tuple[str, str | None]],
+                                                _Hit]]] = {}
         self._secret_buffer: list[Event] = []
         self._finder = secrets
-        self._miners = {r.id: TemplateNovelty(r.bucket.learn,
-                                              template_state(r.id) if template_state else None)
-                        for r in self.rules if r.bucket.type == "rare_template"}
+        self._template_state = template_state
+        self._miners: dict[str, TemplateNovelty] = {}
+        if not self._fast:   # (in memory, a miner is made at its rule's first line: Drain3
+            for r in self.rules:   # is then not even imported for logs without errors)
+                if r.bucket.type == "rare_template":
+                    self._miners[r.id] = self._miner(r)
         self.opened: list[Alert] = []
         self.replayed: set[tuple[str, str, str]] = set()   # (rule, entity type, entity)
         self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
@@ -145,6 +165,13 @@ class Detector:
                                         [network(str(ip), b.cover_prefix, b.cover_prefix6)
                                          for ip in ips])
 
+    def _miner(self, rule: Rule) -> TemplateNovelty:
+        # imported here: Drain3 is imported only when a rule has an error line to mine
+        from secops.anomaly.novelty import TemplateNovelty
+
+        state = self._template_state
+        return TemplateNovelty(rule.bucket.learn, state(rule.id) if state else None)
+
     @staticmethod
     def _key(rule: Rule, entity: str) -> str:
         return f"{rule.id}\x1f{entity}"
@@ -154,16 +181,250 @@ class Detector:
         found = self._cache.get(action)
         if found is None:
             found = self._cache[action] = [
-                (r, r.predicate, _entity_getter(r))
+                (r, r.predicate, _entity_getter(r), self._hitter(r))
                 for r in self._by_action.get(action, []) + self._any_action]
         return found
+
+    # -- the local fast path -------------------------------------------------------------
+
+    def _hitter(self, rule: Rule) -> _Hit:
+        """How an event that ``rule`` matched is counted: :meth:`_hit`, or for a rule whose
+        windows live in a :class:`MemoryStore` and whose bucket has a specialised step, that
+        step (the same window state and the same outcome, with less dispatch)."""
+        if self._fast:
+            kind = rule.bucket.type
+            if kind == "baseline":
+                return self._baseline_hit(rule)
+            if kind == "counter":
+                return self._counter_hit(rule)
+            if kind == "conditional":
+                return self._conditional_hit(rule)
+        return self._hit
+
+    def _open(self, rule: Rule, key: str, entity: str, entity_type: str, event: Event,
+              count: int, first: float, items: list[str]) -> None:
+        """A bucket fired with no incident open for ``key``: as in :meth:`_hit`."""
+        if rule.emits:
+            self._emit(rule, event)
+        if rule.silent:
+            return
+        ts = event.ts
+        incident = Incident(rule.id, entity, entity_type, min(first, ts), ts, count,
+                            items[: self.evidence_limit])
+        self.store.put_incident(key, incident)
+        self.opened.append(self._alert(rule, incident))
+
+    def _baseline_hit(self, rule: Rule) -> _Hit:
+        """:meth:`_hit` of a baseline rule over :meth:`MemoryStore.rate`, in one function."""
+        store = self.store
+        assert isinstance(store, MemoryStore)
+        states, incidents, touch = store._state, store._incidents, store._touch
+        touched, latest, unsorted = store._touched, store._latest, store._unsorted
+        b = rule.bucket
+        prefix = rule.id + "\x1f"
+        population = prefix + "*"
+        interval, alpha, ttl = b.window, b.alpha, b.window * 48
+        min_history, min_value, ratio, z = b.min_history, b.min_value, b.ratio, b.z
+        sum_field = b.sum or None
+        gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            key = prefix + entity
+            ts = event.ts
+            open_ = incidents.get(key)
+            if open_ is not None and ts - open_.end > gap:
+                close(key)
+                open_ = None
+            amount = 1.0
+            if sum_field is not None:
+                value = event.get(sum_field)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    return
+                amount = float(value)
+            pop = states.get(population)
+            if pop is None:
+                pop = states[population] = [0.0, 0.0, 0]
+            state = states.get(key)
+            index = int(ts // interval)
+            if state is None:
+                state = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
+            if index > state[0]:   # as step_rate: close the finished interval(s)
+                ewma_add(state[4], state[1], alpha)
+                ewma_add(pop, state[1], alpha)
+                ewma_decay(state[4], index - state[0] - 1, alpha)
+                state[:4] = [index, 0.0, 0, ts]
+            state[1] += amount
+            state[2] += 1
+            states[key] = state
+            group = touched.get(ttl)
+            if group is None:
+                touch(key, ts, ttl)
+                touch(population, ts, ttl)
+            else:   # MemoryStore._touch of both keys, inline
+                group.pop(key, None)
+                group[key] = ts
+                group.pop(population, None)
+                group[population] = ts
+                if ts >= latest[ttl]:
+                    latest[ttl] = ts
+                else:
+                    unsorted.add(ttl)
+            current = state[1]
+            if current <= min_value:   # (the threshold is never below min_value)
+                return
+            own = state[4]
+            mean, var = (own[0], own[1]) if int(own[2]) >= min_history else (pop[0], pop[1])
+            if not current > max(min_value, ratio * mean, mean + z * max(var, 0.0) ** 0.5):
+                return
+            item = event.raw[:LINE_LIMIT]
+            if open_ is not None:
+                extend(open_, 1, ts, [item], limit)
+                return
+            self._open(rule, key, entity, entity_type, event, state[2], state[3], [item])
+
+        return hit
+
+    def _counter_hit(self, rule: Rule) -> _Hit:
+        """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function."""
+        store = self.store
+        assert isinstance(store, MemoryStore)
+        states, incidents, keep = store._state, store._incidents, store._keep
+        b = rule.bucket
+        prefix = rule.id + "\x1f"
+        window, threshold = b.window, b.threshold
+        gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            key = prefix + entity
+            ts = event.ts
+            open_ = incidents.get(key)
+            if open_ is not None:
+                if ts - open_.end <= gap:   # an open incident: every event extends it
+                    extend(open_, 1, ts, [event.raw[:LINE_LIMIT]], limit)
+                    return
+                close(key)
+            state, fired = step_counter(states.get(key), ts, event.raw[:LINE_LIMIT], window,
+                                        threshold)
+            keep(key, state, ts, window)
+            if fired is not None:
+                self._open(rule, key, entity, entity_type, event, fired.count, fired.first,
+                           fired.items)
+
+        return hit
+
+    def _conditional_hit(self, rule: Rule) -> _Hit:
+        """:meth:`_hit` of a conditional rule over :meth:`MemoryStore.tally` and
+        :func:`~secops.anomaly.store.step_tally`, in one function over the same state."""
+        store = self.store
+        assert isinstance(store, MemoryStore)
+        states, incidents, keep = store._state, store._incidents, store._keep
+        b = rule.bucket
+        prefix = rule.id + "\x1f"
+        fields, caps, check = _conditional_plan(b)
+        need = check.need
+        readers = [(f, attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f),
+                    caps.get(f, DISTINCT_CAP)) for f in fields]
+        window = b.window
+        width = window / SLOTS
+        gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        # the conditions over the window's metrics, as Conditions checks them
+        conditions = check.conditions
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            key = prefix + entity
+            ts = event.ts
+            open_ = incidents.get(key)
+            if open_ is not None and ts - open_.end > gap:
+                close(key)
+                open_ = None
+            values = {}
+            for name, read, _cap in readers:
+                value = read(event)
+                values[name] = None if value is None or value == "" else str(value)
+            item = event.raw[:LINE_LIMIT]
+            success = event.success
+            t = states.get(key)
+            if need > 1 and (t is None or type(t) is list):   # MemoryStore.tally, lazily
+                pending: list[Any] = [] if t is None else t
+                pending.append((ts, item, success, values))
+                if len(pending) < need or sum(
+                        1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
+                    cutoff = ts - window - window / SLOTS
+                    while len(pending) > limit and pending[0][0] < cutoff:
+                        pending.pop(0)
+                    keep(key, pending, ts, window)
+                    return
+                t = None
+                for p_ts, p_item, p_success, p_values in pending[:-1]:
+                    t, _fired = step_tally(t, p_ts, p_item, window, p_success, p_values,
+                                           caps, limit, check)
+            # step_tally, with the metrics checked as they are computed
+            if t is None:
+                t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
+                     "items": []}
+            slots = t["slots"]
+            start = ts - ts % width
+            if not slots or slots[-1][0] < start:
+                slots.append([start, 0, 0, 0, ts])
+            slot = slots[-1]
+            slot[1] += 1
+            count = t["count"] + 1
+            bad, ok = t["failures"], t["successes"]
+            if success is False:
+                slot[2] += 1
+                bad += 1
+            elif success is True:
+                slot[3] += 1
+                ok += 1
+            edge = ts - window
+            while slots[0][0] + width <= edge:
+                old = slots.pop(0)
+                count -= old[1]
+                bad -= old[2]
+                ok -= old[3]
+                if not slots:
+                    break
+            t["count"], t["failures"], t["successes"] = count, bad, ok
+            metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
+                                         "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+            known = t["values"]
+            for name, _read, cap in readers:
+                seen = known.get(name)
+                if seen is None:
+                    seen = known[name] = {}
+                value = values[name]
+                if value is not None:
+                    if value in seen:
+                        del seen[value]
+                    seen[value] = ts
+                while seen:
+                    oldest = next(iter(seen))
+                    if seen[oldest] >= edge and len(seen) <= cap:
+                        break
+                    del seen[oldest]
+                metrics["distinct_" + name] = len(seen)
+            items = t["items"]
+            items.append(item)
+            if len(items) > limit:
+                del items[:-limit]
+            keep(key, t, ts, window)
+            for name, op, bound in conditions:
+                if not op(metrics[name], bound):
+                    return
+            if open_ is not None:
+                extend(open_, 1, ts, [item], limit)
+                return
+            self._open(rule, key, entity, entity_type, event, count,
+                       slots[0][4] if slots else ts, list(items))
+
+        return hit
 
     # -- feeding ----------------------------------------------------------------------
 
     def _matches(self, event: Event) -> list[tuple[Rule, str, str]]:
         """(rule, entity, entity type) of every rule the event matches."""
         found = []
-        for rule, predicate, entity_of in self._rules_for(event.action):
+        for rule, predicate, entity_of, _ in self._rules_for(event.action):
             if predicate(event):
                 kind, entity = entity_of(event)
                 if entity is not None:
@@ -175,11 +436,14 @@ class Detector:
         if event.ts > self._now:
             self._now = event.ts
         if matches is None:
-            for rule, predicate, entity_of in self._rules_for(event.action):
+            plans = self._cache.get(event.action)
+            if plans is None:
+                plans = self._rules_for(event.action)
+            for rule, predicate, entity_of, hit in plans:
                 if predicate(event):
                     kind, entity = entity_of(event)
                     if entity is not None:
-                        self._hit(rule, entity, event, kind)
+                        hit(rule, entity, event, kind)
         else:
             for rule, entity, kind in matches:
                 self._hit(rule, entity, event, kind)
@@ -190,11 +454,59 @@ class Detector:
         if self.events & (SWEEP_EVERY - 1) == 0:
             self.sweep(self._now)
 
+    def _local_plans_for(self, action: str) -> list[tuple[Rule, Callable[[Event], bool] | None,
+                                                       Callable[[Event], tuple[str, str | None]],
+                                                       _Hit]]:
+        """:meth:`_rules_for`, without the predicate of a rule that tests nothing but the
+        action: every event of ``action`` satisfies it."""
+        found = self._local_plans.get(action)
+        if found is None:
+            found = self._local_plans[action] = [
+                (r, None if r.actions is not None and r.action_only else predicate, e, h)
+                for r, predicate, e, h in self._rules_for(action)]
+        return found
+
+    def _feed_local(self, events: Iterable[Event]) -> None:
+        """:meth:`feed` of every event, with the loop's state in local variables (written
+        back before each sweep and at the end)."""
+        cache, rules_for = self._local_plans, self._local_plans_for
+        secrets = bool(self._secret_rules)
+        buffer = self._secret_buffer
+        count, now = self.events, self._now
+        mask = SWEEP_EVERY - 1
+        try:
+            for event in events:
+                count += 1
+                ts = event.ts
+                if ts > now:
+                    now = ts
+                plans = cache.get(event.action)
+                if plans is None:
+                    plans = rules_for(event.action)
+                for rule, predicate, entity_of, hit in plans:
+                    if predicate is None or predicate(event):
+                        kind, entity = entity_of(event)
+                        if entity is not None:
+                            hit(rule, entity, event, kind)
+                if secrets:
+                    buffer.append(event)
+                    if len(buffer) >= SECRET_BATCH:
+                        self._flush_secrets()
+                        buffer = self._secret_buffer
+                if count & mask == 0:
+                    self.events, self._now = count, now
+                    self.sweep(now)
+        finally:
+            self.events, self._now = count, now
+
     def feed_all(self, events: Iterable[Event]) -> None:
         batch = getattr(self.store, "batch", None)
         if batch is None:
-            for event in events:
-                self.feed(event)
+            if self._fast:
+                self._feed_local(events)
+            else:
+                for event in events:
+                    self.feed(event)
             return
         # A shared store (Redis) takes every window a chunk of events needs at once, so a
         # chunk costs a few round trips instead of two per rule and event.
@@ -250,7 +562,10 @@ class Detector:
                 self._judge(rule, key, closed)
             return
         if rule.bucket.type == "rare_template":   # one incident per new template
-            novel, cluster = self._miners[rule.id].add(event.ts, event.message)
+            miner = self._miners.get(rule.id)
+            if miner is None:
+                miner = self._miners[rule.id] = self._miner(rule)
+            novel, cluster = miner.add(event.ts, event.message)
             key = f"{key}\x1f{cluster}"
             if not novel:   # only repeats of a new template, while its alert is open
                 open_ = self.store.incident(key)
@@ -281,7 +596,7 @@ class Detector:
         fire, for the correlations that reference it."""
         derived = replace(event, action=CORRELATION_ACTION, level=None,
                           extra={**event.extra, "sigma_rule": rule.id})
-        for other, predicate, entity_of in self._rules_for(CORRELATION_ACTION):
+        for other, predicate, entity_of, _ in self._rules_for(CORRELATION_ACTION):
             if other is not rule and predicate(derived):
                 kind, entity = entity_of(derived)
                 if entity is not None:
@@ -496,12 +811,15 @@ def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
 _PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
 
 
+def _field_reader(name: str) -> Callable[[Event], Any]:
+    return lambda event: event.get(name)
+
+
 def _str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int],
-                                          Callable[[dict[str, float]], bool]]:
+def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int], Conditions]:
     """A conditional bucket's distinct fields, how many values of each to keep, its check."""
     fields = b.distinct_fields
     return fields, {f: _cap(b.conditions, f) for f in fields}, Conditions(b.conditions)

@@ -131,6 +131,9 @@ class Rule:
     actions: frozenset[str] | None = None   # the event actions it can match (None: any)
     emits: bool = False      # each time it fires, a ``sigma_correlation`` event for other rules
     silent: bool = False     # it raises no alert of its own (it only feeds correlations)
+    # ``predicate`` tests nothing but the action (by name or list of names): every event of
+    # one of ``actions`` satisfies it
+    action_only: bool = field(default=False, compare=False)
 
     def entity(self, event: Event) -> str | None:
         group_by = self.group_by
@@ -360,7 +363,9 @@ def rule_from_mapping(data: Any, source: str = "") -> Rule:
         family=str(data.get("family", "")), mitre=tuple(mitre),
         enabled=bool(data.get("enabled", True)), incident_gap=float(gap),
         match=alternatives, supersedes=tuple(supersedes), source=source,
-        predicate=_predicate(alternatives, where), actions=_actions(alternatives))
+        predicate=_predicate(alternatives, where), actions=_actions(alternatives),
+        action_only=bool(alternatives) and all(set(a) == {"action"} for a in alternatives)
+        and _actions(alternatives) is not None)
 
 
 def rules_from_text(text: str, source: str) -> list[Rule]:

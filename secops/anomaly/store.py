@@ -190,9 +190,8 @@ def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float
                ) -> tuple[dict[str, Any], Fired | None]:
     """A conditional bucket; its window is kept when it fires (the incident lasts while the
     conditions hold)."""
-    fresh: dict[str, Any] = {"slots": [], "count": 0, "failures": 0, "successes": 0,
-                             "values": {}, "items": []}
-    t = state if state is not None else fresh
+    t: dict[str, Any] = state if state is not None else {
+        "slots": [], "count": 0, "failures": 0, "successes": 0, "values": {}, "items": []}
     slots = t["slots"]   # [start, count, failures, successes, first]
     width = window / SLOTS
     start = ts - ts % width

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
+from secops.anomaly import Detector, Event, RuleSet
 from secops.anomaly.detector import Conditions
-from secops.anomaly.reading import lines
+from secops.anomaly.reading import lines, merged, open_log
 from secops.anomaly.store import MemoryStore, step_tally
 
 
@@ -41,3 +43,195 @@ def test_lazy_conditional_window_fires_as_the_plain_one():
         fired_plain.append(want)
     assert fired_lazy == fired_plain
     assert sum(f is not None for f in fired_plain) > 10   # the windows did fire
+
+
+# -- the local fast path of the detector (counter, conditional and baseline rules) ----------
+
+T0 = 1_796_600_000.0
+
+TIGHT = """\
+rules:
+  - id: tight-failures
+    title: t
+    severity: high
+    match: {action: login, success: false}
+    group_by: ip
+    bucket: {type: counter, window: 30, threshold: 2}
+    incident_gap: 4
+  - id: tight-failures-wide
+    title: t
+    severity: critical
+    match: {action: login, success: false}
+    group_by: ip
+    bucket: {type: counter, window: 120, threshold: 4}
+    supersedes: [auth-failures-ip]
+  - id: tight-rate
+    title: t
+    severity: medium
+    match: {action: request}
+    group_by: ip
+    bucket: {type: baseline, interval: 60, alpha: 0.5, z: 0.5, ratio: 1.5, min_value: 3,
+             min_history: 2}
+    incident_gap: 45
+  - id: tight-volume
+    title: t
+    severity: high
+    match: {action: [download, request]}
+    group_by: user
+    bucket: {type: baseline, sum: bytes, interval: 120, z: 1, ratio: 1.2, min_value: 10,
+             min_history: 1}
+  - id: tight-floor
+    title: t
+    severity: low
+    match: {action: download}
+    group_by: ip
+    bucket: {type: baseline, interval: 60, z: 0.01, ratio: 0.01, min_value: 2, min_history: 1}
+  - id: tight-spraying
+    title: t
+    severity: high
+    match: {action: login}
+    group_by: user
+    bucket:
+      type: conditional
+      window: 120
+      conditions: [[distinct_ip, ">=", 2], [failures, ">=", 2], [success_rate, "<=", 0.5]]
+    incident_gap: 60
+  - id: tight-rate-only
+    title: t
+    severity: low
+    match: {action: login}
+    group_by: endpoint
+    bucket: {type: conditional, window: 90, conditions: [[success_rate, "<=", 0.4]]}
+  - id: tight-extra-field
+    title: t
+    severity: low
+    match: {action: [login, request]}
+    group_by: host
+    entity_type: endpoint
+    bucket: {type: conditional, window: 200, conditions: [[distinct_agent, ">", 2], [count, ">=", 4]]}
+"""
+
+
+def varied_events(seed: int, n: int) -> list[Event]:
+    """Logins, requests, downloads and sudo lines over few entities, with bursts, long idle
+    gaps (windows forgotten), lines out of order and odd field values; for odd seeds, times
+    in whole seconds (as logs write them: ties, gaps exactly a window long)."""
+    r = random.Random(seed)
+    whole = seed % 2 == 1
+    ips = [f"192.0.2.{i}" for i in range(1, 9)] + ["2001:db8::7"]
+    users = ["root", "alice", "bob", "carol", "", "dave"]
+    events = []
+    ts = T0
+    for i in range(n):
+        roll = r.random()
+        if roll < 0.002:
+            ts += r.choice((4000.0, 9000.0, 200_000.0))   # beyond windows and baselines
+        elif roll < 0.05:
+            ts -= r.uniform(0, 20)                        # out of order
+        else:
+            ts += r.expovariate(1 / (0.2 if r.random() < 0.3 else 6.0))
+        if whole:
+            ts = float(int(ts))
+        raw = f"line {i} " + "x" * r.choice((0, 0, 0, 600))
+        kind = r.random()
+        if kind < 0.45:
+            success = r.choice((False, False, False, True, None))
+            extra = {"invalid_user": True} if r.random() < 0.1 else {}
+            if r.random() < 0.3:
+                extra["agent"] = r.choice(("curl", "wget", "go", ""))
+            events.append(Event(ts, "login", raw, "auth", success=success, ip=r.choice(ips),
+                                user=r.choice(users), host=r.choice(("web1", "db1", None)),
+                                service=r.choice(("sshd", "portal")), extra=extra))
+        elif kind < 0.8:
+            events.append(Event(ts, "request", raw, "http", ip=r.choice(ips[:4]),
+                                user=r.choice(users + [None]), method="GET",
+                                path=r.choice(("/", "/a", "/b", f"/p{i % 40}")),
+                                status=r.choice((200, 200, 404, 429, 500)),
+                                bytes=r.choice((10, 500, 4000, None)), host="web1",
+                                extra={"agent": r.choice(("curl", "ff", "chrome", "go"))}))
+        elif kind < 0.95:
+            size = r.choice((100, 5000, 90_000, True, "12", None, 2.5))
+            events.append(Event(ts, "download", raw, "json", ip=r.choice(ips), user=r.choice(users),
+                                bytes=size, extra={"file": "f"}))   # type: ignore[arg-type]
+        else:
+            events.append(Event(ts, "sudo", raw, "auth", success=r.random() < 0.5,
+                                user=r.choice(users), host="db1", service="sudo"))
+    return events
+
+
+def both_paths(rules, events, **kw):
+    """(alerts, alerts as they opened) of the fast and of the general detector."""
+    out = []
+    for fast in (True, False):
+        detector = Detector(rules, fast=fast, **kw)
+        detector.feed_all(events)
+        opened = list(detector.opened)
+        out.append((detector.finish(), opened))
+    return out
+
+
+def test_fast_detector_gives_the_alerts_of_the_general_one_on_varied_events():
+    from secops.anomaly.rules import rules_from_text
+
+    rules = RuleSet(RuleSet.shipped().rules + rules_from_text(TIGHT, "tight.yaml"))
+    fired: set[str] = set()
+    for seed in range(4):
+        events = varied_events(seed, 6000)
+        for limit in (10, 3):
+            fast, general = both_paths(rules, events, evidence_limit=limit,
+                                       baseline_ips={"alice": ["192.0.2.1"], "root": []})
+            assert fast == general
+            fired.update(a.rule for a in fast[0])
+    # every specialised bucket type fired, and so did the rules around them
+    assert {"tight-failures", "tight-failures-wide", "tight-rate", "tight-volume", "tight-floor",
+            "tight-spraying", "tight-rate-only", "tight-extra-field", "auth-failures-user",
+            "first-seen-ip"} <= fired
+
+
+def test_fast_detector_gives_the_alerts_of_the_general_one_on_simulated_days(tmp_path):
+    from tests.anomaly.logsim import simulate
+
+    day = simulate(5, history_days=1)
+    paths = day.write(tmp_path)
+    events = list(merged(open_log(Path(p))[1] for p in paths))
+    fast, general = both_paths(RuleSet.shipped(), events, baseline_ips=day.baseline)
+    assert fast == general
+    assert {"password-spraying", "credential-stuffing", "download-volume-spike",
+            "endpoint-request-spike", "rare-error-template", "secret-in-log"} <= {
+        a.rule for a in fast[0]}
+
+
+def test_fast_detector_gives_the_alerts_of_the_general_one_with_sigma_correlations(tmp_path):
+    from tests.anomaly.test_sigma import SPEC_CHAIN, sigma_only, winlog
+
+    rules = sigma_only(tmp_path, **{"chain.yml": SPEC_CHAIN})
+    r = random.Random(3)
+    events = sorted((winlog(t, r.choice(("bob", "amy", "cat")), r.choice((4625, 4625, 529, 4624)))
+                     for t in sorted(r.uniform(0, 20_000) for _ in range(3000))),
+                    key=lambda e: e.ts)
+    fast, general = both_paths(rules, events)
+    assert fast == general
+    assert len(fast[0]) >= 3
+
+
+def test_json_lines_decode_as_the_standard_decoder():
+    import json
+
+    from secops.anomaly.parsers import _loads
+
+    decode = json.JSONDecoder().decode
+
+    def outcome(read, text):
+        try:
+            return "value", read(text)
+        except ValueError as exc:
+            return type(exc).__name__, str(exc)
+
+    r = random.Random(11)
+    alphabet = '{}[]",:0123456789 \t\n\rabtrufalsenNI.-eE\\'
+    texts = ['{"a": 1}', ' {"a": 1} ', '\t{"a":1}\n', "", " ", '{"a": 1} x', '{"a": 1}{}',
+             "[1,2]", '"s"', "nul", '{"a": NaN}', '{"a": 1', "1 2", '\u00a0{"a":1}', "true"]
+    texts += ["".join(r.choice(alphabet) for _ in range(r.randint(0, 12))) for _ in range(20000)]
+    got = [outcome(_loads, t) for t in texts]
+    assert got == [outcome(decode, t) for t in texts]
+    assert sum(kind == "value" for kind, _ in got) > 100   # not only errors
