@@ -11,6 +11,7 @@ from secops.db.base import utcnow
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.errors import Conflict, InvalidInput, NotFound
+from secops.kinds import KINDS
 from secops.services import jobs as svc
 
 
@@ -106,3 +107,61 @@ def test_stuck_jobs_are_found_by_lease(platform_env):
         job = svc.get_job(session=s, job_id=dead)
         assert svc.requeue_or_fail_stuck(session=s, job=job, max_attempts=3).value == "queued"
     assert status(dead)[0] == "queued"
+
+
+def _row(job_id: str) -> dict:
+    with session_scope() as s:
+        job = svc.get_job(session=s, job_id=job_id)
+        return {c: getattr(job, c) for c in Job.__table__.columns.keys()}
+
+
+SAME = ("kind", "status", "params", "result", "error", "attempts", "submitted_by",
+        "idempotency_key", "started_at", "finished_at", "lease_expires_at")
+
+
+@pytest.mark.parametrize("items", [
+    [("system.ping", None)],
+    [("system.ping", {})],
+    [("system.ping", {"message": "ünïcode ✓", "sleep": 0})],
+    [("system.ping", {"message": "a"}), ("system.ping", {"message": "b"}),
+     ("system.ping", {"fail": True})],
+])
+def test_insert_jobs_writes_what_create_job_writes(platform_env, items):
+    """The submits' one-statement insert gives the rows (and the returned jobs) that
+    create_job and a flush give: every column but the new id and the times."""
+    with session_scope() as s:
+        general = [svc.create_job(session=s, kind=k, params=p, submitted_by="key:1",
+                                  idempotency_key="idem") for k, p in items]
+        s.flush()
+        general_ids = [j.id for j in general]
+    with session_scope() as s:
+        fast = svc.insert_jobs(session=s, items=items, submitted_by="key:1",
+                               idempotency_key="idem")
+    assert len(fast) == len(items)
+    for general_id, job in zip(general_ids, fast, strict=True):
+        expected, written = _row(general_id), _row(job.id)
+        assert {c: written[c] for c in SAME} == {c: expected[c] for c in SAME}
+        assert {c: getattr(job, c) for c in written} == written  # returned as stored
+        assert written["created_at"] == written["updated_at"]
+        assert written["created_at"].tzinfo is not None
+
+
+def test_insert_jobs_refuses_what_create_job_refuses(platform_env):
+    with session_scope() as s:
+        for bad in ([("no.such.kind", {})], [("system.ping", {"sleep": "soon"})]):
+            with pytest.raises(InvalidInput):
+                svc.create_job(session=s, kind=bad[0][0], params=bad[0][1], submitted_by="t")
+            with pytest.raises(InvalidInput):
+                svc.insert_jobs(session=s, items=bad, submitted_by="t")
+        assert svc.insert_jobs(session=s, items=[], submitted_by="t") == []
+    single = next(name for name, spec in KINDS.items() if spec.single)
+    with session_scope() as s:  # two of a single kind in one batch: the second conflicts
+        with pytest.raises(Conflict):
+            svc.insert_jobs(session=s, items=[(single, {}), (single, {})], submitted_by="t")
+    with session_scope() as s:
+        svc.insert_jobs(session=s, items=[(single, {})], submitted_by="t")
+    with session_scope() as s:  # and one already queued conflicts, as with create_job
+        with pytest.raises(Conflict):
+            svc.create_job(session=s, kind=single, params={}, submitted_by="t")
+        with pytest.raises(Conflict):
+            svc.insert_jobs(session=s, items=[(single, {})], submitted_by="t")
