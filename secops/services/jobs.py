@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from secops.db.base import new_id, utcnow
@@ -35,6 +35,11 @@ _CLAIM_QUEUED = (
     .returning(_JOBS.c.kind, _JOBS.c.params, _JOBS.c.attempts, _JOBS.c.submitted_by,
                _JOBS.c.created_at)
 )
+# PostgreSQL: the same claim as one statement in autocommit whose commit does not wait for
+# its WAL flush (set_config(..., true) is SET LOCAL synchronous_commit = off for the
+# statement's own transaction). See claim_queued for why losing it in a crash is harmless.
+_CLAIM_QUEUED_PG = _CLAIM_QUEUED.where(
+    func.set_config("synchronous_commit", "off", True).is_not(None))
 _FINISH = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("b_id"),
@@ -179,6 +184,38 @@ class Claim(enum.Enum):
     held = "held"  # another live delivery holds the lease: do nothing
     poison = "poison"  # too many deliveries started and never finished: failed
     missing = "missing"  # no such job row
+
+
+def claim_queued(
+    *, connection: Connection, job_id: str, time_limit: int, max_attempts: int, grace: int = 30
+) -> Job | None:
+    """The common claim on a connection of its own, committed: a queued job with attempts
+    left becomes this delivery's (the job, detached, as :func:`claim_job` returns it), or
+    None (call :func:`claim_job`, which decides every other case).
+
+    On PostgreSQL it is one statement in autocommit that does not wait for its WAL flush.
+    A database crash may then forget the claim (never half of it): the job reads
+    ``queued`` again with one attempt fewer while this delivery runs it; the finish's
+    commit, which does wait for its flush, still records the outcome (it accepts a queued
+    job), and a delivery that dies first is delivered again (its message is acknowledged
+    only once the task returns) and claims the job again. SQLite commits without a flush
+    in WAL mode (``synchronous=NORMAL``) anyway.
+    """
+    now = utcnow()
+    values = {"b_id": job_id, "b_max_attempts": max_attempts, "b_now": now,
+              "b_lease": now + timedelta(seconds=time_limit + grace)}
+    if connection.dialect.name == "postgresql":
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = connection.execute(_CLAIM_QUEUED_PG, values).first()
+    else:
+        with connection.begin():
+            row = connection.execute(_CLAIM_QUEUED, values).first()
+    if row is None:
+        return None
+    return Job(id=job_id, kind=row.kind, params=row.params, attempts=row.attempts,
+               submitted_by=row.submitted_by, created_at=row.created_at,
+               status=JobStatus.running.value, started_at=now, updated_at=now,
+               lease_expires_at=values["b_lease"])
 
 
 def claim_job(

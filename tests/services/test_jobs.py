@@ -165,3 +165,41 @@ def test_insert_jobs_refuses_what_create_job_refuses(platform_env):
             svc.create_job(session=s, kind=single, params={}, submitted_by="t")
         with pytest.raises(Conflict):
             svc.insert_jobs(session=s, items=[(single, {})], submitted_by="t")
+
+
+def test_claim_queued_claims_as_claim_job_does(platform_env):
+    """The worker's one-statement claim takes a queued job exactly as claim_job does
+    (same row, same returned job) and leaves every other case to claim_job."""
+    from secops.db.session import get_engine
+
+    def fast(job_id: str, max_attempts: int = 3) -> Job | None:
+        with get_engine().connect() as connection:
+            job = svc.claim_queued(connection=connection, job_id=job_id, time_limit=10,
+                                   max_attempts=max_attempts, grace=1)
+            if connection.dialect.name == "postgresql":  # the next transaction waits again
+                assert connection.exec_driver_sql(
+                    "SHOW synchronous_commit").scalar_one() == "on"
+            return job
+
+    general_id, fast_id = new_job(message="x", sleep=0), new_job(message="x", sleep=0)
+    with session_scope() as s:
+        _, general = svc.claim_job(session=s, job_id=general_id, time_limit=10,
+                                   max_attempts=3, grace=1)
+    job = fast(fast_id)
+    assert job is not None and general is not None
+    skip = {"id", "started_at", "updated_at", "lease_expires_at", "created_at"}
+    assert {c: getattr(job, c) for c in SAME if c not in skip} == \
+        {c: getattr(general, c) for c in SAME if c not in skip}
+    assert {c: v for c, v in _row(fast_id).items() if c not in skip} == \
+        {c: v for c, v in _row(general_id).items() if c not in skip}
+    row = _row(fast_id)
+    assert (row["started_at"], row["lease_expires_at"]) == (job.started_at, job.lease_expires_at)
+    assert row["lease_expires_at"] - row["started_at"] == timedelta(seconds=11)
+    assert fast(fast_id) is None  # running, lease live: claim_job says held
+    assert claim(fast_id) is svc.Claim.held
+    assert fast("no-such-job") is None
+    spent = new_job()
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == spent).values(attempts=3))
+    assert fast(spent, max_attempts=3) is None  # no attempts left: claim_job fails it
+    assert claim(spent) is svc.Claim.poison
