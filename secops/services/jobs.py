@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from secops.db.base import new_id, utcnow
@@ -42,8 +42,10 @@ _CLAIM_QUEUED_PG = _CLAIM_QUEUED.where(
     func.set_config("synchronous_commit", "off", True).is_not(None))
 _FINISH = (
     update(_JOBS)
+    # Two comparisons rather than IN: an IN list is expanded into the SQL at every run.
     .where(_JOBS.c.id == bindparam("b_id"),
-           _JOBS.c.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+           or_(_JOBS.c.status == JobStatus.queued.value,
+               _JOBS.c.status == JobStatus.running.value))
     .values(status=bindparam("b_status"), result=bindparam("b_result"),
             error=bindparam("b_error"), finished_at=bindparam("b_now"),
             updated_at=bindparam("b_now"), lease_expires_at=None)
