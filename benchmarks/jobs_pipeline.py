@@ -11,7 +11,11 @@ With ``--closed-loop``, instead: ``--clients`` threads (8) each submit one job p
 request and poll it until it is done, then submit the next, against the SecOps API and
 against a minimal FastAPI app whose endpoint only calls ``apply_async`` on plain Celery
 (its task marks itself done in Redis, which the poll endpoint reads); same uvicorn
-flags, same worker settings (2 processes, prefetch 4), same client, same run.
+flags, same worker settings (2 processes, prefetch 4), same client, same run. It also
+prints the CPU time each process spent per completed job (API, worker main process,
+worker children, Redis, PostgreSQL's backends of the run's database, the client
+threads), read from ``/proc`` before and after the loop: on a machine with few cores
+the loop is CPU-bound, and jobs/s is about cores / CPU per job.
 
     .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000
     .venv/bin/python benchmarks/jobs_pipeline.py --jobs 2000 --database postgresql
@@ -93,6 +97,7 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
     p50/p99 of submit-to-seen-done."""
     latencies: list[float] = []
     submits: list[float] = []
+    polls: list[int] = []
 
     def one_client(_: int) -> None:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
@@ -103,9 +108,12 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
                 resp.raise_for_status()
                 submits.append(time.perf_counter() - t0)
                 job_id = resp.json()["id"]
+                count = 1
                 while http.get(poll.format(job_id)).json()["status"] != "succeeded":
                     time.sleep(0.005)
+                    count += 1
                 latencies.append(time.perf_counter() - t0)
+                polls.append(count)
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -113,7 +121,72 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
     elapsed = time.perf_counter() - t0
     return {"completed_per_s": clients * per_client / elapsed,
             "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
-            "submit_p50_ms": pct(submits, 50) * 1000, "submit_p99_ms": pct(submits, 99) * 1000}
+            "submit_p50_ms": pct(submits, 50) * 1000, "submit_p99_ms": pct(submits, 99) * 1000,
+            "polls_per_job": sum(polls) / len(polls)}
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, int, float] | None:
+    """(ppid, process group, CPU seconds) of a live process, from /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[2]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def group_cpu(pgid: int) -> dict[int, float]:
+    """CPU seconds of every live process in process group ``pgid``, by pid."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[1] == pgid:
+                out[int(entry.name)] = stat[2]
+    return out
+
+
+def pg_backends(url: str) -> list[int]:
+    """Server pids of the connections to ``url``'s database (the other processes' pools)."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [int(p) for p in c.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")).scalars()]
+    finally:
+        engine.dispose()
+
+
+class CpuMeter:
+    """CPU seconds spent during the loop by the API, the worker (main process and
+    children), Redis, PostgreSQL's backends of the database and this process (clients)."""
+
+    def __init__(self, api: int, worker: int, redis_pid: int | None, url: str = "") -> None:
+        self.api, self.worker, self.redis_pid, self.url = api, worker, redis_pid, url
+        self.start = self._sample()
+        self.start["client"] = time.process_time()  # after the sampling's own work
+
+    def _sample(self) -> dict[str, float]:
+        client = time.process_time()  # before this sampling's own work
+        worker = group_cpu(self.worker)
+        main = worker.pop(self.worker, 0.0)
+        pg = sum((_proc_stat(p) or (0, 0, 0.0))[2] for p in pg_backends(self.url))
+        redis_cpu = (_proc_stat(self.redis_pid) or (0, 0, 0.0))[2] if self.redis_pid else 0.0
+        return {"api": sum(group_cpu(self.api).values()), "worker_main": main,
+                "worker_children": sum(worker.values()), "redis": redis_cpu,
+                "postgres": pg, "client": client}
+
+    def per_job_ms(self, jobs: int) -> dict[str, float]:
+        end = self._sample()
+        out = {f"cpu_{k}_ms": (end[k] - self.start.get(k, 0.0)) * 1000 / jobs for k in end}
+        out["cpu_total_ms"] = sum(out.values())
+        return out
 
 
 def stages(url: str) -> dict[str, float]:
@@ -148,7 +221,8 @@ WORKER_FLAGS = ["--concurrency", "2", "--prefetch-multiplier", "4", "--loglevel"
                 "--without-mingle", "--without-gossip"]
 
 
-def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
+def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str,
+                      redis_pid: int | None) -> dict[str, float]:
     url, pg_name = database_url(db, tmp)
     env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
            "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
@@ -176,9 +250,11 @@ def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str) -> 
     try:
         wait_http(f"{base}/healthz", api)
         wait_ready(tmp / "worker.log", "ready.")
+        meter = CpuMeter(api.pid, worker.pid, redis_pid, url)
+        per_client = max(1, n // clients)
         figures = closed_loop(base, {"Authorization": f"Bearer {key}"}, "/v1/jobs",
-                              "/v1/jobs/{}", clients, max(1, n // clients))
-        return {**figures, **stages(url)}
+                              "/v1/jobs/{}", clients, per_client)
+        return {**figures, **meter.per_job_ms(clients * per_client), **stages(url)}
     finally:
         stop(api)
         stop(worker)
@@ -190,7 +266,8 @@ def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str) -> 
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
 
 
-def run_closed_plain(n: int, clients: int, tmp: Path, broker: str) -> dict[str, float]:
+def run_closed_plain(n: int, clients: int, tmp: Path, broker: str,
+                     redis_pid: int | None) -> dict[str, float]:
     plain_dir = tmp / "plain"
     plain_dir.mkdir(exist_ok=True)
     (plain_dir / "plainapp.py").write_text(PLAIN_CLOSED_APP)
@@ -205,7 +282,10 @@ def run_closed_plain(n: int, clients: int, tmp: Path, broker: str) -> dict[str, 
     try:
         wait_http(f"{base}/docs", api)
         wait_ready(tmp / "plainworker.log", "ready.")
-        return closed_loop(base, {}, "/jobs", "/jobs/{}", clients, max(1, n // clients))
+        meter = CpuMeter(api.pid, worker.pid, redis_pid)
+        per_client = max(1, n // clients)
+        figures = closed_loop(base, {}, "/jobs", "/jobs/{}", clients, per_client)
+        return {**figures, **meter.per_job_ms(clients * per_client)}
     finally:
         stop(api)
         stop(worker)
@@ -396,25 +476,36 @@ def main() -> None:
             server = EmbeddedRedis(tmp, secrets.token_hex(8))
             server.start()
             try:
-                ours = run_closed_secops(args.jobs, args.clients, args.database, tmp, server.url)
-                plain = run_closed_plain(args.jobs, args.clients, tmp, server.url)
+                redis_pid = server.process.pid if server.process else None
+                ours = run_closed_secops(args.jobs, args.clients, args.database, tmp, server.url,
+                                         redis_pid)
+                plain = run_closed_plain(args.jobs, args.clients, tmp, server.url, redis_pid)
             finally:
                 server.stop()
         print(f"closed loop: {args.clients} clients x {args.jobs // args.clients} jobs  "
               f"database: {args.database}  worker: 2 processes  cpus: {os.cpu_count()}")
         print(f"secops  completed : {ours['completed_per_s']:7.1f} jobs/s  "
-              f"p50 {ours['p50_ms']:.0f} ms  p99 {ours['p99_ms']:.0f} ms")
+              f"p50 {ours['p50_ms']:.0f} ms  p99 {ours['p99_ms']:.0f} ms  "
+              f"polls per job {ours['polls_per_job']:.1f}")
         print(f"secops  submit request p50 {ours['submit_p50_ms']:.0f} ms  p99 "
               f"{ours['submit_p99_ms']:.0f} ms; job rows: submit->claim p50 "
               f"{ours['queued_p50_ms']:.0f} ms  p99 {ours['queued_p99_ms']:.0f} ms, "
               f"claim->finish p50 {ours['running_p50_ms']:.0f} ms  "
               f"p99 {ours['running_p99_ms']:.0f} ms")
         print(f"celery  completed : {plain['completed_per_s']:7.1f} jobs/s  "
-              f"p50 {plain['p50_ms']:.0f} ms  p99 {plain['p99_ms']:.0f} ms")
+              f"p50 {plain['p50_ms']:.0f} ms  p99 {plain['p99_ms']:.0f} ms  "
+              f"polls per job {plain['polls_per_job']:.1f}")
         print(f"celery  submit request p50 {plain['submit_p50_ms']:.0f} ms  "
               f"p99 {plain['submit_p99_ms']:.0f} ms")
+        for name, fig in (("secops", ours), ("celery", plain)):
+            print(f"{name}  cpu ms per job: api {fig['cpu_api_ms']:.2f}  worker main "
+                  f"{fig['cpu_worker_main_ms']:.2f}  worker children "
+                  f"{fig['cpu_worker_children_ms']:.2f}  redis {fig['cpu_redis_ms']:.2f}  "
+                  f"postgres {fig['cpu_postgres_ms']:.2f}  client {fig['cpu_client_ms']:.2f}  "
+                  f"total {fig['cpu_total_ms']:.2f}")
         print(f"ratio secops/celery: {ours['completed_per_s'] / plain['completed_per_s']:.2f}"
-              "  (goal >= 0.5)")
+              "  (goal >= 0.5);  cpu per job celery/secops: "
+              f"{plain['cpu_total_ms'] / ours['cpu_total_ms']:.2f}")
         return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

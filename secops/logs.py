@@ -30,18 +30,21 @@ _PATTERNS = [
      r"\1" + REDACTED),
 ]
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # _secrets, longest first (sorted once, not per line)
 _lock = threading.Lock()
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value so that no log line can carry it."""
+    global _longest_first
     if len(value) >= 4:
         with _lock:
             _secrets.add(value)
+            _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for value in sorted(_secrets, key=len, reverse=True):
+    for value in _longest_first:
         if value in text:
             text = text.replace(value, REDACTED)
     for pattern, replacement in _PATTERNS:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from secops.config import get_settings
 from secops.db.base import utcnow
 from secops.db.models import Job
-from secops.db.session import session_scope
+from secops.db.session import get_engine, session_scope
 from secops.errors import SecOpsError, Unavailable
 from secops.services import jobs as job_service
 from tasks.app import app
@@ -83,12 +83,20 @@ def run_job(task: Task, job_id: str, handler: Handler,
     kind = task.name
     delivery = task.request.delivery_info or {}
     own_soft_time_limit()
+    limit, attempts, grace = (time_limit(settings, kind), settings.job_max_attempts,
+                              settings.job_lease_grace)
     try:
-        with session_scope() as session:
-            claim, job = job_service.claim_job(
-                session=session, job_id=job_id, time_limit=time_limit(settings, kind),
-                max_attempts=settings.job_max_attempts, grace=settings.job_lease_grace,
-            )
+        # The common case (a queued job) on a plain connection, without a session; every
+        # other case through claim_job, which tries that statement again first.
+        with get_engine().connect() as connection:
+            job = job_service.claim_queued(connection=connection, job_id=job_id,
+                                           time_limit=limit, max_attempts=attempts, grace=grace)
+        claim = job_service.Claim.run
+        if job is None:
+            with session_scope() as session:
+                claim, job = job_service.claim_job(session=session, job_id=job_id,
+                                                   time_limit=limit, max_attempts=attempts,
+                                                   grace=grace)
     except TRANSIENT as exc:
         if _is_permanent_db_error(exc):
             raise

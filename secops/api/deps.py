@@ -7,9 +7,12 @@ process's memory of it for a few seconds unless the keys' generation in Redis mo
 (read in the same round trip as the budget, so revocation still takes effect at the
 next request on every process; see services.keys); on failure, spend one unit of that budget
 and raise a security event; then count the request against its route class for both
-the client IP and the key (one atomic Redis step) and check the role. Redis down means
-503 (fail closed) and a security event. Response headers for the rate limit are left in
-the request scope for the edge middleware.
+the client IP and the key (one atomic Redis step) and check the role. For a key this
+process remembers, the budget's check, the generation, the key's use and the class's
+count are one Lua script (one round trip): the count happens only if the budget allows
+and the generation is still the remembered one, else the key is looked up as above.
+Redis down means 503 (fail closed) and a security event. Response headers for the rate
+limit are left in the request scope for the edge middleware.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar, cast
 
 from fastapi import Depends, Header, Request
+from redis import Redis
 from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
@@ -127,9 +132,20 @@ def _limit(request: Request, buckets: list[ratelimit.Bucket], *, cost: int, cls:
     try:
         decision = ratelimit.check(kv, buckets, cost=cost, along=along)
     except Unavailable:
-        report_event("ratelimit.unavailable",
-                     {"subject": "redis", "ip": ip, "path": request.url.path}, "high")
-        raise Unavailable("rate limiting is unavailable; try again later") from None
+        raise _limiter_down(request, ip) from None
+    return _admit(request, decision, cls, ip, kv)
+
+
+def _limiter_down(request: Request, ip: str) -> Unavailable:
+    report_event("ratelimit.unavailable",
+                 {"subject": "redis", "ip": ip, "path": request.url.path}, "high")
+    return Unavailable("rate limiting is unavailable; try again later")
+
+
+def _admit(request: Request, decision: ratelimit.Decision, cls: str, ip: str,
+           kv: Redis) -> ratelimit.Decision:
+    """Leave the decision's headers for the edge middleware; a refusal is counted,
+    reported (sampled) and raised as RateLimited."""
     request.scope.setdefault("state", {})["ratelimit_headers"] = decision.headers()
     if not decision.allowed:
         count_rate_limited(kv, cls)
@@ -148,7 +164,18 @@ def _authenticate(request: Request, ip: str) -> Principal:
     token = _bearer(request)
     known = key_service.key_cache.get(token, generation)
     if known is not None:
-        return Principal(known.id, known.name, known.role, frozenset(known.allowed_kinds))
+        return _principal(known)
+    return _look_up(request, ip, token, generation, auth_bucket)
+
+
+def _principal(known: key_service.KnownKey) -> Principal:
+    return Principal(known.id, known.name, known.role, frozenset(known.allowed_kinds))
+
+
+def _look_up(request: Request, ip: str, token: str | None, generation: object,
+             auth_bucket: list[ratelimit.Bucket]) -> Principal:
+    """Authenticate ``token`` against the database (and remember it under ``generation``);
+    a failure spends one unit of the auth budget and raises a security event."""
     # End the lookup's snapshot at once: an upload may take minutes, and an open reader
     # keeps SQLite from checkpointing its write-ahead log past it.
     with closing(get_read_sessionmaker()()) as session:
@@ -166,6 +193,37 @@ def _authenticate(request: Request, ip: str) -> Principal:
                          frozenset(record.allowed_kinds or []))
 
 
+def _authenticate_known(request: Request, ip: str, cls: str,
+                        known: key_service.KnownKey) -> Principal:
+    """The front door for a key this process remembers, in one Redis round trip: the
+    auth budget's peek, the keys' generation, and (only when the budget allows and the
+    generation is the one the key was remembered under) the key's use and the route
+    class's count, as :func:`_authenticate` and the class limit would do in two. When
+    the generation moved, the key is looked up again and the class is counted after."""
+    subject = limit_subject(ip)
+    auth_bucket = [_bucket("auth-ip", subject, "auth")]
+    buckets = [_bucket(f"{cls}-ip", subject, cls), _bucket(f"{cls}-key", known.id, cls)]
+    kv = get_redis()
+    try:
+        result = ratelimit.check_known(
+            kv, auth_bucket, buckets, guard_key=key_service.KEYS_GENERATION,
+            guard=cast(bytes | None, known.generation),
+            use=(key_service.USE_COUNTS, key_service.USE_LAST, known.id, time.time()))
+    except Unavailable:
+        raise _limiter_down(request, ip) from None
+    _admit(request, result.peek, "auth", ip, kv)
+    if result.counted is not None:
+        request.scope.setdefault("state", {})["authenticated"] = True
+        _admit(request, result.counted, cls, ip, kv)
+        return _principal(known)
+    principal = _look_up(request, ip, _bearer(request), result.guard, auth_bucket)
+    request.scope.setdefault("state", {})["authenticated"] = True
+    buckets = [_bucket(f"{cls}-ip", subject, cls), _bucket(f"{cls}-key", principal.key_id, cls)]
+    _limit(request, buckets, cost=1, cls=cls, ip=ip,
+           along=lambda pipe: key_service.queue_use(pipe, principal.key_id))
+    return principal
+
+
 def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates, rate-limits and checks ``permission``.
 
@@ -180,6 +238,12 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
 
     def check(request: Request) -> Principal:
         ip = client_ip(request)
+        known = key_service.key_cache.candidate(_bearer(request))
+        if known is not None and isinstance(known.generation, bytes | None):
+            principal = _authenticate_known(request, ip, cls, known)
+            if not allowed(principal.role, permission):
+                raise PermissionDenied("this key's role does not allow that")
+            return principal
         principal = _authenticate(request, ip)
         request.scope.setdefault("state", {})["authenticated"] = True
         buckets = [_bucket(f"{cls}-ip", limit_subject(ip), cls),

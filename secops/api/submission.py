@@ -18,7 +18,7 @@ from secops.db.models import Job
 from secops.errors import InvalidInput, PermissionDenied, Unavailable
 from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
-from secops.services.jobs import create_job
+from secops.services.jobs import insert_jobs
 from tasks.dispatch import enqueue_or_fail
 
 
@@ -80,12 +80,8 @@ def submit_jobs(
     if earlier is not None:
         return _load(session, earlier)
     try:
-        jobs = [
-            create_job(session=session, kind=kind, params=params, submitted_by=principal.actor,
-                       idempotency_key=idempotency_key)
-            for kind, params in items
-        ]
-        session.flush()
+        jobs = insert_jobs(session=session, items=items, submitted_by=principal.actor,
+                           idempotency_key=idempotency_key)
         ids = [j.id for j in jobs]
         request.record(ids)
         # Last before the commit: the audit entry locks the chain's head until then.

@@ -8,14 +8,15 @@ can never both win. Services never commit: the route or task that called them do
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from secops.db.base import utcnow
+from secops.db.base import new_id, utcnow
 from secops.db.models import TERMINAL_STATUSES, Job, JobStatus
 from secops.errors import Conflict, InvalidInput, NotFound
 from secops.kinds import get_kind
@@ -34,10 +35,17 @@ _CLAIM_QUEUED = (
     .returning(_JOBS.c.kind, _JOBS.c.params, _JOBS.c.attempts, _JOBS.c.submitted_by,
                _JOBS.c.created_at)
 )
+# PostgreSQL: the same claim as one statement in autocommit whose commit does not wait for
+# its WAL flush (set_config(..., true) is SET LOCAL synchronous_commit = off for the
+# statement's own transaction). See claim_queued for why losing it in a crash is harmless.
+_CLAIM_QUEUED_PG = _CLAIM_QUEUED.where(
+    func.set_config("synchronous_commit", "off", True).is_not(None))
 _FINISH = (
     update(_JOBS)
+    # Two comparisons rather than IN: an IN list is expanded into the SQL at every run.
     .where(_JOBS.c.id == bindparam("b_id"),
-           _JOBS.c.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+           or_(_JOBS.c.status == JobStatus.queued.value,
+               _JOBS.c.status == JobStatus.running.value))
     .values(status=bindparam("b_status"), result=bindparam("b_result"),
             error=bindparam("b_error"), finished_at=bindparam("b_now"),
             updated_at=bindparam("b_now"), lease_expires_at=None)
@@ -68,6 +76,46 @@ def create_job(
     )
     session.add(job)
     return job
+
+
+# Every column a new job sets: one Core INSERT (no unit of work) for the API's submits.
+_INSERT = insert(_JOBS).values(
+    id=bindparam("b_id"), kind=bindparam("b_kind"), status=bindparam("b_status"),
+    params=bindparam("b_params"), result=None, error=None, attempts=0,
+    submitted_by=bindparam("b_submitted_by"), idempotency_key=bindparam("b_idempotency_key"),
+    created_at=bindparam("b_now"), updated_at=bindparam("b_now"), started_at=None,
+    finished_at=None, lease_expires_at=None)
+
+
+def insert_jobs(
+    *,
+    session: Session,
+    items: Sequence[tuple[str, dict[str, Any] | None]],
+    submitted_by: str,
+    idempotency_key: str | None = None,
+) -> list[Job]:
+    """What :func:`create_job` does for each ``(kind, params)``, written at once in the
+    session's transaction: the rows are inserted (not yet committed or enqueued) and the
+    returned jobs, outside the session, hold exactly what was written."""
+    jobs: list[Job] = []
+    for kind, params in items:
+        spec = get_kind(kind)
+        if spec.single and (any(j.kind == spec.name for j in jobs) or session.scalar(
+                select(Job.id).where(Job.kind == spec.name, Job.status.in_(
+                    (JobStatus.queued.value, JobStatus.running.value))).limit(1))):
+            raise Conflict(f"an {spec.name} job is already queued or running")
+        now = utcnow()
+        jobs.append(Job(id=new_id(), kind=spec.name, status=JobStatus.queued.value,
+                        params=spec.validate(params), result=None, error=None, attempts=0,
+                        submitted_by=submitted_by, idempotency_key=idempotency_key,
+                        created_at=now, updated_at=now, started_at=None, finished_at=None,
+                        lease_expires_at=None))
+    if jobs:
+        session.connection().execute(_INSERT, [
+            {"b_id": j.id, "b_kind": j.kind, "b_status": j.status, "b_params": j.params,
+             "b_submitted_by": j.submitted_by, "b_idempotency_key": j.idempotency_key,
+             "b_now": j.created_at} for j in jobs])
+    return jobs
 
 
 def get_job(*, session: Session, job_id: str) -> Job:
@@ -138,6 +186,38 @@ class Claim(enum.Enum):
     held = "held"  # another live delivery holds the lease: do nothing
     poison = "poison"  # too many deliveries started and never finished: failed
     missing = "missing"  # no such job row
+
+
+def claim_queued(
+    *, connection: Connection, job_id: str, time_limit: int, max_attempts: int, grace: int = 30
+) -> Job | None:
+    """The common claim on a connection of its own, committed: a queued job with attempts
+    left becomes this delivery's (the job, detached, as :func:`claim_job` returns it), or
+    None (call :func:`claim_job`, which decides every other case).
+
+    On PostgreSQL it is one statement in autocommit that does not wait for its WAL flush.
+    A database crash may then forget the claim (never half of it): the job reads
+    ``queued`` again with one attempt fewer while this delivery runs it; the finish's
+    commit, which does wait for its flush, still records the outcome (it accepts a queued
+    job), and a delivery that dies first is delivered again (its message is acknowledged
+    only once the task returns) and claims the job again. SQLite commits without a flush
+    in WAL mode (``synchronous=NORMAL``) anyway.
+    """
+    now = utcnow()
+    values = {"b_id": job_id, "b_max_attempts": max_attempts, "b_now": now,
+              "b_lease": now + timedelta(seconds=time_limit + grace)}
+    if connection.dialect.name == "postgresql":
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = connection.execute(_CLAIM_QUEUED_PG, values).first()
+    else:
+        with connection.begin():
+            row = connection.execute(_CLAIM_QUEUED, values).first()
+    if row is None:
+        return None
+    return Job(id=job_id, kind=row.kind, params=row.params, attempts=row.attempts,
+               submitted_by=row.submitted_by, created_at=row.created_at,
+               status=JobStatus.running.value, started_at=now, updated_at=now,
+               lease_expires_at=values["b_lease"])
 
 
 def claim_job(

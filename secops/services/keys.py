@@ -163,10 +163,19 @@ class KeyCache:
     def get(self, token: str | None, generation: object, now: datetime | None = None) -> KnownKey | None:
         """The remembered key for ``token`` if it is still fresh, of this generation and
         not past its validity; else None (look it up)."""
+        known = self.candidate(token, now)
+        if known is None or known.generation != generation:
+            return None
+        return known
+
+    def candidate(self, token: str | None, now: datetime | None = None) -> KnownKey | None:
+        """The remembered key for ``token`` if it is still fresh and not past its
+        validity, whatever its generation: the caller compares ``generation`` with
+        Redis's before trusting it (see :meth:`get`)."""
         if not token or KEY_PATTERN.match(token) is None:
             return None
         known = self._entries.get(digest(token))
-        if known is None or known.generation != generation or known.fresh_until < time.monotonic():
+        if known is None or known.fresh_until < time.monotonic():
             return None
         if known.valid_until is not None and known.valid_until <= (now or utcnow()):
             return None

@@ -30,52 +30,83 @@ from secops.errors import SecOpsError
 from secops.services.redisconn import REDIS_ERRORS, lua_script, unavailable
 
 KEY_PREFIX = "secops:rl:"
-_SCRIPT = lua_script("""
+# The sliding log as a Lua function: buckets KEYS[k0+1 .. k0+n], their limits and windows
+# in ARGV[a0+1 ..] (limit, window, limit, window, ...), all at time ``now`` (microseconds).
+_LIMIT = """
+local function limit(now, cost, nonce, k0, n, a0)
+  local counts = {}
+  local allowed = 1
+  for i = 1, n do
+    local lim = tonumber(ARGV[a0 - 1 + 2 * i])
+    local window = tonumber(ARGV[a0 + 2 * i]) * 1000000
+    redis.call('ZREMRANGEBYSCORE', KEYS[k0 + i], '-inf', now - window)
+    counts[i] = redis.call('ZCARD', KEYS[k0 + i])
+    if counts[i] + cost > lim then allowed = 0 end
+  end
+  if cost == 0 then
+    for i = 1, n do
+      if counts[i] >= tonumber(ARGV[a0 - 1 + 2 * i]) then allowed = 0 end
+    end
+  end
+  local out = {allowed}
+  for i = 1, n do
+    local key = KEYS[k0 + i]
+    local lim = tonumber(ARGV[a0 - 1 + 2 * i])
+    local window = tonumber(ARGV[a0 + 2 * i]) * 1000000
+    local c = counts[i]
+    if allowed == 1 and cost > 0 then
+      for j = 1, cost do
+        redis.call('ZADD', key, now, nonce .. ':' .. i .. ':' .. j)
+      end
+      redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+      c = c + cost
+    end
+    local reset = 0
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+    local retry = 0
+    local need = math.max(cost, 1)
+    if c + need > lim then
+      local idx = c + need - lim - 1
+      local e = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
+      if e[2] then retry = tonumber(e[2]) + window - now end
+    end
+    table.insert(out, c)
+    table.insert(out, reset)
+    table.insert(out, retry)
+  end
+  return out
+end
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local cost = tonumber(ARGV[1])
-local nonce = ARGV[2]
-local n = #KEYS
-local counts = {}
-local allowed = 1
-for i = 1, n do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i]) * 1000000
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  counts[i] = redis.call('ZCARD', KEYS[i])
-  if counts[i] + cost > limit then allowed = 0 end
-end
-if cost == 0 then
-  for i = 1, n do
-    if counts[i] >= tonumber(ARGV[1 + 2 * i]) then allowed = 0 end
-  end
-end
-local out = {allowed}
-for i = 1, n do
-  local limit = tonumber(ARGV[1 + 2 * i])
-  local window = tonumber(ARGV[2 + 2 * i]) * 1000000
-  local c = counts[i]
-  if allowed == 1 and cost > 0 then
-    for j = 1, cost do
-      redis.call('ZADD', KEYS[i], now, nonce .. ':' .. i .. ':' .. j)
-    end
-    redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000) + 1000)
-    c = c + cost
-  end
-  local reset = 0
-  local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-  local retry = 0
-  local need = math.max(cost, 1)
-  if c + need > limit then
-    local idx = c + need - limit - 1
-    local e = redis.call('ZRANGE', KEYS[i], idx, idx, 'WITHSCORES')
-    if e[2] then retry = tonumber(e[2]) + window - now end
-  end
-  table.insert(out, c)
-  table.insert(out, reset)
-  table.insert(out, retry)
+"""
+# ARGV: cost, nonce, then limit and window of each bucket in KEYS.
+_SCRIPT = lua_script(_LIMIT + """
+return limit(now, tonumber(ARGV[1]), ARGV[2], 0, #KEYS, 2)
+""")
+# A request by a key this process remembers, in one step (see check_known): KEYS are the
+# peeked buckets (``first`` of them), the guard's key, the key-use hash and sorted set,
+# then the counted buckets. ARGV: nonce, first, whether the guard must exist (1/0), its
+# expected value, the key id, the use's time (epoch seconds), the counted buckets' cost,
+# then limit and window of every bucket, the peeked ones first. Returns the guard's
+# value (or false), whether the rest ran (1/0), the peek's result, then (if it ran) the
+# count's result.
+_KNOWN_SCRIPT = lua_script(_LIMIT + """
+local first = tonumber(ARGV[2])
+local peek = limit(now, 0, ARGV[1], 0, first, 7)
+local guard = redis.call('GET', KEYS[first + 1])
+local same
+if ARGV[3] == '1' then same = guard == ARGV[4] else same = guard == false end
+local out = {guard, 0}
+for _, v in ipairs(peek) do table.insert(out, v) end
+if peek[1] == 1 and same then
+  out[2] = 1
+  redis.call('HINCRBY', KEYS[first + 2], ARGV[5], 1)
+  redis.call('ZADD', KEYS[first + 3], 'GT', ARGV[6], ARGV[5])
+  local counted = limit(now, tonumber(ARGV[7]), ARGV[1], first + 3, #KEYS - first - 3,
+                        7 + 2 * first)
+  for _, v in ipairs(counted) do table.insert(out, v) end
 end
 return out
 """)
@@ -163,12 +194,56 @@ def check(client: redis.Redis, buckets: list[Bucket], *, cost: int = 1,
         raise unavailable("the rate limiter") from exc
     if raw is None:
         return Decision(True, others=others)
-    values = [int(v) for v in raw]
+    return _decision(buckets, [int(v) for v in raw], others)
+
+
+def _decision(buckets: list[Bucket], values: list[int],
+              others: tuple[Any, ...] = ()) -> Decision:
+    """The script's ``[allowed, used, reset, retry, ...]`` for ``buckets`` as a Decision."""
     states = []
     for i, b in enumerate(buckets):
         used, reset_us, retry_us = values[1 + 3 * i: 4 + 3 * i]
         states.append(BucketState(b, used, _ceil_seconds(reset_us), _ceil_seconds(retry_us)))
     return Decision(bool(values[0]), states, others)
+
+
+@dataclass(frozen=True)
+class KnownCheck:
+    """What :func:`check_known` found: the peek at the first buckets, the guard key's
+    value, and the decision on the counted buckets (None when the peek refused or the
+    guard had moved, so nothing was counted)."""
+
+    peek: Decision
+    guard: bytes | None
+    counted: Decision | None
+
+
+def check_known(client: redis.Redis, peeked: list[Bucket], counted: list[Bucket], *,
+                guard_key: str, guard: bytes | None, use: tuple[str, str, str, float],
+                cost: int = 1) -> KnownCheck:
+    """In one atomic step: peek at ``peeked`` (``cost=0``); read ``guard_key``; and only
+    if the peek allows and ``guard_key`` still holds ``guard`` (None: absent), count
+    one use (``use`` = the hash and the sorted set of :func:`secops.services.keys.queue_use`,
+    the key id, the time) and admit ``cost`` against ``counted``, exactly as
+    ``check(peeked, cost=0)`` followed by ``check(counted, cost, along=the use)`` would.
+    Unavailable when Redis cannot be reached."""
+    counts_key, last_key, key_id, when = use
+    keys = [b.redis_key for b in peeked] + [guard_key, counts_key, last_key] + \
+        [b.redis_key for b in counted]
+    args: list[Any] = [secrets.token_hex(8), len(peeked), 0 if guard is None else 1,
+                       guard if guard is not None else b"", key_id, repr(float(when)), cost]
+    for b in (*peeked, *counted):
+        args.extend([b.limit, b.window])
+    try:
+        raw = _KNOWN_SCRIPT(keys=keys, args=args, client=client)
+    except REDIS_ERRORS as exc:
+        raise unavailable("the rate limiter") from exc
+    value = raw[0] if raw[0] is not None else None
+    ran = int(raw[1]) == 1
+    values = [int(v) for v in raw[2:]]
+    size = 1 + 3 * len(peeked)
+    peek = _decision(peeked, values[:size])
+    return KnownCheck(peek, value, _decision(counted, values[size:]) if ran else None)
 
 
 def _with_others(client: redis.Redis, keys: list[str], args: list[Any],

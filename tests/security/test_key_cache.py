@@ -87,3 +87,37 @@ def test_a_row_changed_behind_the_services_back_counts_after_the_seconds(sqlite_
     time.sleep(1.1)
     assert_problem(client.get("/v1/jobs", headers=auth(key)), 401)
     key_service.key_cache.clear()
+
+
+def test_a_remembered_key_is_limited_and_counted_as_one_looked_up(sqlite_env, monkeypatch):
+    """A remembered key goes through the front door in one Redis step: the same answers,
+    rate-limit fields and use counts as a key looked up every time, up to and past the
+    limit."""
+    import re
+
+    from secops.services.redisconn import get_redis
+    from tests.factories import key_id_of
+
+    seen = {}
+    for seconds in ("0", "30"):
+        monkeypatch.setenv("SECOPS_API_KEY_CACHE_SECONDS", seconds)
+        monkeypatch.setenv("SECOPS_RATE_LIMIT_READ", "3/60")
+        get_settings.cache_clear()
+        key_service.key_cache.clear()
+        get_redis().flushdb()
+        client = TestClient(create_app(), raise_server_exceptions=False)
+        key = make_key(role="analyst", name=f"limited-{seconds}")
+        lookups = _key_lookups(get_engine(sqlite_env["SECOPS_DATABASE_URL"], read_only=True))
+        answers = []
+        for _ in range(5):
+            resp = client.get("/v1/jobs", headers=auth(key))
+            answers.append((resp.status_code, resp.headers["ratelimit-policy"],
+                            re.sub(r";t=\d+", "", resp.headers["ratelimit"]),
+                            resp.headers["cache-control"]))
+        uses = int(get_redis().hget(key_service.USE_COUNTS, key_id_of(key)))
+        seen[seconds] = (answers, uses, lookups[0])
+    key_service.key_cache.clear()
+    assert seen["30"][:2] == seen["0"][:2]
+    assert [a[0] for a in seen["30"][0]] == [200, 200, 200, 429, 429]
+    assert seen["30"][1] == 5
+    assert (seen["0"][2], seen["30"][2]) == (5, 1)  # remembered: looked up once

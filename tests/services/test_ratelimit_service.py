@@ -113,3 +113,93 @@ def test_a_failing_command_sent_along_fails_closed(kv):
     b = Bucket("t", "fails", 5, 60)
     with pytest.raises(Unavailable):
         ratelimit.check(kv, [b], along=lambda pipe: pipe.hincrby("not-a-hash", "f", 1))
+
+
+def _general(kv: redis.Redis, peeked: list[Bucket], counted: list[Bucket], guard: bytes | None,
+             key_id: str, when: float) -> ratelimit.KnownCheck:
+    """What check_known stands for, in two steps: the peek with the guard's read, then
+    (if the peek allows and the guard is unchanged) the count with the key's use."""
+    peek = ratelimit.check(kv, peeked, cost=0, along=lambda pipe: pipe.get("guard"))
+    seen = peek.others[0]
+    if not peek.allowed or seen != guard:
+        return ratelimit.KnownCheck(ratelimit.Decision(peek.allowed, peek.states), seen, None)
+
+    def use(pipe) -> None:
+        pipe.hincrby("uses", key_id, 1)
+        pipe.zadd("last", {key_id: when}, gt=True)
+
+    counted_decision = ratelimit.check(kv, counted, cost=1, along=use)
+    return ratelimit.KnownCheck(ratelimit.Decision(peek.allowed, peek.states), seen,
+                                ratelimit.Decision(counted_decision.allowed,
+                                                   counted_decision.states))
+
+
+def _state(kv: redis.Redis, result: ratelimit.KnownCheck) -> tuple:
+    def decision(d: ratelimit.Decision | None) -> tuple | None:
+        if d is None:
+            return None
+        return d.allowed, [(s.bucket, s.used, s.remaining, s.retry_seconds > 0)
+                           for s in d.states], d.headers()[0] if d.states else None
+
+    return (decision(result.peek), result.guard, decision(result.counted),
+            {k: int(v) for k, v in kv.hgetall("uses").items()},
+            kv.zrange("last", 0, -1, withscores=True),
+            sorted((k, kv.zcard(k)) for k in kv.scan_iter("secops:rl:*")))
+
+
+@pytest.mark.parametrize("case", ["allowed", "peek refuses", "guard moved", "guard absent",
+                                  "guard appears", "count refuses by key", "count refuses by ip",
+                                  "limits of one"])
+def test_one_step_check_of_a_known_key_matches_the_two_steps(kv, case):
+    """check_known (one script) leaves Redis and answers exactly as the two steps it
+    replaces, whatever the peek, the guard and the count decide; a sequence of requests
+    walks each bucket to its limit and past it."""
+    limits = {"limits of one": (1, 1, 1)}.get(case, (3, 4, 2))
+    auth_limit, ip_limit, key_limit = limits
+    if case == "count refuses by ip":
+        ip_limit, key_limit = 2, 5
+
+    def run(one_step: bool) -> list[tuple]:
+        kv.flushdb()
+        peeked = [Bucket("auth-ip", "10.0.0.1", auth_limit, 60)]
+        counted = [Bucket("read-ip", "10.0.0.1", ip_limit, 60),
+                   Bucket("read-key", "key-1", key_limit, 60)]
+        guard = None if case in ("guard absent", "guard appears") else b"7"
+        if guard is not None:
+            kv.set("guard", guard)
+        if case == "peek refuses":  # failed authentications spent the budget
+            for _ in range(auth_limit):
+                ratelimit.check(kv, peeked, cost=1)
+        seen = []
+        for i in range(6):
+            if case == "guard moved" and i == 2:
+                kv.incr("guard")
+            if case == "guard appears" and i == 3:
+                kv.set("guard", b"1")
+            when = 1_700_000_000.0 + i
+            if one_step:
+                result = ratelimit.check_known(kv, peeked, counted, guard_key="guard",
+                                               guard=guard, use=("uses", "last", "key-1", when))
+            else:
+                result = _general(kv, peeked, counted, guard, "key-1", when)
+            seen.append(_state(kv, result))
+        return seen
+
+    general, one_step = run(False), run(True)
+    assert one_step == general
+    outcomes = {(s[0][0], s[2] is not None and s[2][0]) for s in one_step}
+    expected = {"peek refuses": {(False, False)}, "guard moved": {(True, True), (True, False)},
+                "guard appears": {(True, True), (True, False)}}
+    if case in expected:
+        assert outcomes == expected[case]
+    else:  # admitted until a counted bucket is full, refused after
+        assert outcomes == {(True, True), (True, False)}
+
+
+def test_one_step_check_fails_closed_when_redis_is_unreachable():
+    from secops.embedded import free_port
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    with pytest.raises(Unavailable):
+        ratelimit.check_known(dead, [Bucket("a", "b", 1, 1)], [Bucket("c", "d", 1, 1)],
+                              guard_key="g", guard=None, use=("u", "l", "k", 1.0))

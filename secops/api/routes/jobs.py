@@ -23,7 +23,7 @@ from secops.api.security import audit_context
 from secops.api.submission import submit_jobs
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.db.session import get_read_sessionmaker, get_sessionmaker
+from secops.db.session import get_engine, get_sessionmaker
 from secops.errors import InvalidInput, NotFound
 from secops.services import audit
 from secops.services import jobs as job_service
@@ -104,10 +104,11 @@ def list_jobs(
 async def get_job(job_id: str, principal: ReadsJobs) -> Response:
     # Clients poll this: one worker-thread call reads the job and renders its JSON.
     def work() -> Response:
-        with closing(get_read_sessionmaker()()) as session:
-            one_read = _ONE_READ if session.get_bind().dialect.name == "postgresql" else None
-            row = session.connection(execution_options=one_read).execute(
-                _READ_JOB, {"b_id": job_id}).first()
+        # A plain connection of the read engine, no session: one statement, one snapshot.
+        with get_engine(read_only=True).connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection = connection.execution_options(**_ONE_READ)
+            row = connection.execute(_READ_JOB, {"b_id": job_id}).first()
         if row is None:
             raise NotFound("job not found")
         visible(row, principal, "job")
