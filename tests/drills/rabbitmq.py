@@ -30,7 +30,7 @@ class PrivateRabbitMQ:
         self.root = Path(tempfile.mkdtemp(prefix="secops-drill-rabbitmq-"))
         self.port, self.dist_port = free_port(), free_port()
         self.node = f"secops_drill_{uuid.uuid4().hex[:8]}@localhost"
-        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.url = f"amqp://127.0.0.1:{self.port}//"  # the default guest user
         (self.root / "enabled_plugins").write_text("[].\n")
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n")
