@@ -494,3 +494,48 @@ def test_sub_jobs_on_a_postgresql_platform_finish_together_and_count_exactly_aft
     assert {a["table"]: a["rows"] for a in body["actions"]} == expected
     assert all(a["rows"] == expected[a["table"]] for a in body["actions"])
     pg.dispose()
+
+
+@pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)
+def test_a_retry_waits_until_every_sub_job_has_ended(privacy_platform):
+    """A failed erasure whose other sub-job still runs is refused with 409 and left as it
+    was; once that sub-job has ended, the retry runs the failed store again only."""
+    from datetime import timedelta
+
+    from secops.db.base import utcnow
+
+    client, key = TestClient(create_app(), raise_server_exceptions=False), make_key("analyst")
+    with session_scope() as s:
+        parent = Job(kind="privacy.erase", params={}, status="failed", attempts=1,
+                     submitted_by="key:test")
+        shop = Job(kind="privacy.erase_store", params={}, status="succeeded", attempts=1,
+                   submitted_by="key:test")
+        crm = Job(kind="privacy.erase_store", params={}, status="running", attempts=1,
+                  submitted_by="key:test")
+        s.add_all([parent, shop, crm])
+        s.flush()
+        req = PrivacyRequest(type="erasure", status="failed", identity_hash="h" * 64,
+                             identity_types=["email"], sealed="sealed", submitted_by="key:test",
+                             due_at=utcnow() + timedelta(days=30), job_id=parent.id,
+                             result={"sub_jobs": {"shop": shop.id, "crm": crm.id},
+                                     "failure": {"store": "crm"}})
+        s.add(req)
+        s.flush()
+        rid, crm_id, shop_id = req.id, crm.id, shop.id
+    refused = _post(client, key, f"/v1/privacy/requests/{rid}/retry")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == ("a sub-job of the request is still queued or running; "
+                                        "retry once it ends")
+    unchanged = _request(rid)
+    assert unchanged.status == "failed"
+    assert unchanged.result["sub_jobs"] == {"shop": shop_id, "crm": crm_id}
+    with session_scope() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Job)) == 3  # nothing new
+        s.execute(sa.update(Job).where(Job.id == crm_id).values(status="failed"))
+    retried = _post(client, key, f"/v1/privacy/requests/{rid}/retry")
+    assert retried.status_code == 202, retried.text
+    after = _request(rid)
+    assert after.status == "in_progress"
+    assert after.result["sub_jobs"]["shop"] == shop_id  # its erasure stands
+    assert after.result["sub_jobs"]["crm"] != crm_id  # a new sub-job for the failed store
+    assert _job(after.result["sub_jobs"]["crm"]).status == "queued"
