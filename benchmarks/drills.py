@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,12 +51,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _platform import drop_database, migrate_with_key, new_database  # noqa: E402
 from _signals import exit_on_termination  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
 
 QUEUES = "default,scan,dlp,privacy,certs,anomaly,audit,system"
-PG_ADMIN = os.environ.get("SECOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BATCH = 1000
 
 
@@ -83,24 +82,6 @@ class Child:
         except subprocess.TimeoutExpired:
             self.kill(signal.SIGKILL)
             self.p.wait()
-
-
-def database(kind: str, tmp: Path) -> tuple[str, str | None]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'drill.db'}", None
-    name = f"secops_drill_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def drop_database(name: str) -> None:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def platform_env(tmp: Path, db_url: str, redis_url: str) -> dict[str, str]:
@@ -201,20 +182,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
     password = secrets.token_hex(16)
     broker = EmbeddedRedis(tmp, password)
     broker.start()
-    db_url, pg_name = database(args.database, tmp)
+    db_url, pg_name = new_database(args.database, tmp, "drill")
     env = platform_env(tmp, db_url, broker.url)
-    os.environ.update(env)
-    from secops.config import get_settings
-    from secops.db.migrate import upgrade
-    from secops.db.session import dispose_engines, session_scope
-    from secops.services.keys import create_key
-
-    get_settings.cache_clear()
-    dispose_engines()
-    upgrade(db_url)
-    with session_scope() as s:
-        key = create_key(session=s, name="drill", role="admin", created_by="drill").plaintext
-    dispose_engines()
+    key = migrate_with_key(env, "drill")
     engine = sa.create_engine(db_url)
     children: list[Child] = []
     worker_logs: list[Path] = []
@@ -296,9 +266,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:  # noqa: PLR0
             child.stop()
         broker.stop()
         engine.dispose()
-        dispose_engines()
-        if pg_name:
-            drop_database(pg_name)
+        drop_database(pg_name)
     ran, reaped = completions(worker_logs)
     statuses = Counter(row.status for row in rows.values())
     return {

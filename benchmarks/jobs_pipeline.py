@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _platform import drop_database, migrate_with_key, new_database  # noqa: E402
 from _signals import exit_on_termination  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
@@ -223,24 +223,13 @@ WORKER_FLAGS = ["--concurrency", "2", "--prefetch-multiplier", "4", "--loglevel"
 
 def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str,
                       redis_pid: int | None) -> dict[str, float]:
-    url, pg_name = database_url(db, tmp)
+    url, pg_name = new_database(db, tmp, "bench")
     env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
            "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
            "SECOPS_STORAGE_KEY": secrets.token_hex(32), "SECOPS_LOG_LEVEL": "INFO",
            "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
            "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
-    os.environ.update(env)
-    from secops.config import get_settings
-    from secops.db.migrate import upgrade
-    from secops.db.session import dispose_engines, session_scope
-    from secops.services.keys import create_key
-
-    get_settings.cache_clear()
-    dispose_engines()
-    upgrade(url)
-    with session_scope() as s:
-        key = create_key(session=s, name="bench", role="admin", created_by="bench").plaintext
-    dispose_engines()
+    key = migrate_with_key(env, "bench")
     port = free_port()
     api = start([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
                  "--port", str(port), *UVICORN_FLAGS], env, tmp / "api.log")
@@ -258,12 +247,7 @@ def run_closed_secops(n: int, clients: int, db: str, tmp: Path, broker: str,
     finally:
         stop(api)
         stop(worker)
-        if pg_name:
-            dispose_engines()
-            admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
-                                     isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        drop_database(pg_name)
 
 
 def run_closed_plain(n: int, clients: int, tmp: Path, broker: str,
@@ -324,35 +308,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def database_url(kind: str, tmp: Path) -> tuple[str, str | None]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'bench.db'}", None
-    name = f"secops_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return f"postgresql+psycopg://postgres@127.0.0.1/{name}", name
-
-
 def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
-    url, pg_name = database_url(db, tmp)
+    url, pg_name = new_database(db, tmp, "bench")
     env = {"SECOPS_DATA_DIR": str(tmp), "SECOPS_DATABASE_URL": url, "SECOPS_REDIS_URL": broker,
            "SECOPS_API_KEY_HMAC": secrets.token_hex(16), "SECOPS_AUDIT_HMAC": secrets.token_hex(16),
            "SECOPS_STORAGE_KEY": secrets.token_hex(32), "SECOPS_LOG_LEVEL": "INFO",
            "SECOPS_BATCH_MAX_JOBS": "1000", "SECOPS_RATE_LIMIT_SUBMIT": "1000000/minute",
            "SECOPS_RATE_LIMIT_READ": "1000000/minute"}
-    os.environ.update(env)
-    from secops.config import get_settings
-    from secops.db.migrate import upgrade
-    from secops.db.session import dispose_engines, session_scope
-    from secops.services.keys import create_key
-
-    get_settings.cache_clear()
-    dispose_engines()
-    upgrade(url)
-    with session_scope() as s:
-        key = create_key(session=s, name="bench", role="admin", created_by="bench").plaintext
+    key = migrate_with_key(env, "bench")
     port = free_port()
     api = start([sys.executable, "-m", "uvicorn", "--factory", "secops.api.app:create_app",
                  "--port", str(port), "--log-level", "warning", "--no-access-log"], env,
@@ -421,14 +384,7 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
     finally:
         stop(api)
         stop(worker)
-        if pg_name:
-            from secops.db.session import dispose_engines as _dispose
-
-            _dispose()
-            admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1/postgres",
-                                     isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        drop_database(pg_name)
 
 
 def run_plain(n: int, tmp: Path, broker: str) -> dict[str, float]:
