@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from secops.db.session import session_scope
 from secops.services import keys as key_service
 
@@ -23,3 +25,16 @@ def key_id_of(key: str) -> str:
     assert match is not None
     with session_scope() as session:
         return key_service.get_key(session=session, key_id=match.group(1)).id
+
+
+Row = TypeVar("Row")
+
+
+def stored(model: type[Row], key: Any) -> Row:
+    """The row of ``model`` with primary key ``key`` as the database holds it now,
+    detached from its session (it must exist)."""
+    with session_scope() as s:
+        row = s.get(model, key)
+        assert row is not None, (model, key)
+        s.expunge(row)
+        return row

@@ -25,6 +25,7 @@ worker runs. Output contract (docs/dlp.md):
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -113,8 +114,8 @@ def run_scan(paths: Iterable[str], *, as_json: bool, classifier: Classifier | No
         result, _ = filter_document(result, rules, str(path))
         if baseline is not None and accept is not None:
             for f in result.findings:
-                baseline.add({"family": "dlp", "detector": f.type, "digest": f.digest,
-                              "path_pattern": glob.escape(str(path)), "reason": accept})
+                accept_into(baseline, {"family": "dlp", "detector": f.type, "digest": f.digest,
+                                       "path_pattern": glob.escape(str(path)), "reason": accept})
             result.findings = []
         if as_json:
             stream.write(json.dumps(result.to_dict()) + "\n")
@@ -176,12 +177,26 @@ def open_baseline(path: str | None, update: bool, reason: str | None) -> Baselin
         raise click.UsageError(f"baseline: {exc}") from None
 
 
+def accept_into(baseline: Baseline, entry: dict[str, object]) -> None:
+    """Add a finding to the baseline being updated; a full baseline ends the run (exit 2)
+    before anything is written, so the file on disk stays as it was."""
+    try:
+        baseline.add(entry)
+    except BaselineError as exc:
+        raise click.UsageError(f"baseline: {exc}") from None
+
+
 def save_baseline(baseline: Baseline, path: str) -> None:
     """Write the file whole or not at all (a temporary file renamed over it)."""
     temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(baseline.to_json())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(baseline.to_json())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 @dlp.command("redact")

@@ -95,9 +95,12 @@ def run_local(
 
             outcome, _ = filter_scan(outcome, rules, path)
         if baseline is not None and accept is not None:
+            from secops.cli.dlp import accept_into
+
             for rule_id in sorted({f.id for f in outcome.findings}):
-                baseline.add({"family": "scan", "sha256": outcome.sha256, "detector": rule_id,
-                              "path_pattern": glob.escape(path), "reason": accept})
+                accept_into(baseline, {"family": "scan", "sha256": outcome.sha256,
+                                       "detector": rule_id, "path_pattern": glob.escape(path),
+                                       "reason": accept})
             outcome.findings = []
         verdict = outcome.verdict
         counts[verdict.value] += 1
@@ -177,6 +180,8 @@ def scan(
             from secops.cli.dlp import save_baseline
 
             save_baseline(baseline, baseline_path)
+    except click.UsageError:
+        raise  # a full baseline: click's message and exit 2
     except (RulesError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)

@@ -124,6 +124,8 @@ class Baseline:
     salt: str = field(default_factory=lambda: secrets.token_hex(16))
     entries: list[dict[str, Any]] = field(default_factory=list)
     generated_at: str | None = None
+    # what add() compares (an entry without its reason and expiry), built at first use
+    _identities: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def key(self) -> bytes:
@@ -146,13 +148,18 @@ class Baseline:
         return out
 
     def add(self, entry: dict[str, Any]) -> bool:
-        """Add an entry unless the same one is already there; True if added."""
+        """Add an entry unless the same one is already there; True if added.
+        BaselineError once the file holds ``MAX_ENTRIES`` (it would not load again)."""
         clean = validate_entry(entry, len(self.entries))
-        same = {k: v for k, v in clean.items() if k not in ("reason", "expires_at")}
-        for existing in self.entries:
-            if {k: v for k, v in existing.items() if k not in ("reason", "expires_at")} == same:
-                return False
+        if self._identities is None or len(self._identities) != len(self.entries):
+            self._identities = {_identity(e) for e in self.entries}
+        identity = _identity(clean)
+        if identity in self._identities:
+            return False
+        if len(self.entries) >= MAX_ENTRIES:
+            raise BaselineError(f"at most {MAX_ENTRIES} entries")
         self.entries.append(clean)
+        self._identities.add(identity)
         return True
 
     def to_json(self) -> str:
@@ -160,6 +167,12 @@ class Baseline:
                 "generated_at": self.generated_at or datetime.now(UTC).isoformat(timespec="seconds"),
                 "salt": self.salt, "entries": self.entries}
         return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+
+def _identity(entry: dict[str, Any]) -> str:
+    """An entry as :meth:`Baseline.add` compares it: without its reason and expiry."""
+    return json.dumps({k: v for k, v in entry.items() if k not in ("reason", "expires_at")},
+                      sort_keys=True)
 
 
 def parse_when(value: Any) -> datetime | None:

@@ -98,3 +98,17 @@ def test_malformed_baseline_entries_are_refused_with_the_reason(entry, message):
                        "entries": [entry]})
     with pytest.raises(BaselineError, match=message):
         parse(text)
+
+
+def test_a_baseline_refuses_entries_past_what_it_can_load_again():
+    """Adding stops at MAX_ENTRIES with a clear error, so no file is written that the next
+    run would refuse; an entry already there (whatever its reason) is still a no-op."""
+    from secops.dlp.baseline import MAX_ENTRIES, Baseline
+
+    base = Baseline()
+    for i in range(MAX_ENTRIES):
+        assert base.add({"family": "scan", "sha256": f"{i:064x}", "reason": "accepted"})
+    assert not base.add({"family": "scan", "sha256": f"{7:064x}", "reason": "another reason"})
+    with pytest.raises(BaselineError, match=f"at most {MAX_ENTRIES} entries"):
+        base.add({"family": "scan", "sha256": "f" * 64, "reason": "one too many"})
+    assert len(parse(base.to_json()).entries) == MAX_ENTRIES

@@ -19,7 +19,7 @@ from secops.privacy.receipt import verify
 from secops.services import jobs as job_service
 from secops.services import privacy, privacy_jobs
 from secops.services.storage import get_store
-from tests.factories import auth, make_key
+from tests.factories import auth, make_key, stored
 from tests.privacy import shop
 
 pytestmark = pytest.mark.integration
@@ -53,12 +53,8 @@ def _reconcile() -> None:
     assert parts == []
 
 
-def _request(rid: str) -> PrivacyRequest:
-    with session_scope() as s:
-        req = s.get(PrivacyRequest, rid)
-        assert req is not None
-        s.expunge(req)
-        return req
+def _request(key: str) -> PrivacyRequest:
+    return stored(PrivacyRequest, key)
 
 
 @pytest.mark.parametrize("platform_env", ["sqlite"], indirect=True)

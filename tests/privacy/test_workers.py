@@ -19,27 +19,19 @@ from secops.api.app import create_app
 from secops.db.models import Job, PrivacyRequest
 from secops.db.session import session_scope
 from secops.privacy.receipt import verify
-from tests.factories import auth, make_key
+from tests.factories import auth, make_key, stored
 from tests.privacy import shop
 from tests.processes import start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _job(job_id: str) -> Job:
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        s.expunge(job)
-        return job
+def _job(key: str) -> Job:
+    return stored(Job, key)
 
 
-def _request(rid: str) -> PrivacyRequest:
-    with session_scope() as s:
-        req = s.get(PrivacyRequest, rid)
-        assert req is not None
-        s.expunge(req)
-        return req
+def _request(key: str) -> PrivacyRequest:
+    return stored(PrivacyRequest, key)
 
 
 CRM = """\

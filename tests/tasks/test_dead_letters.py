@@ -9,6 +9,7 @@ from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.services.jobs import create_job
+from tests.factories import stored
 from tests.processes import start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
@@ -37,12 +38,8 @@ def _dead_letters(name: str) -> list:
         return found
 
 
-def _status(job_id: str) -> Job:
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        s.expunge(job)
-        return job
+def _status(key: str) -> Job:
+    return stored(Job, key)
 
 
 @pytest.fixture

@@ -16,18 +16,14 @@ from secops.db.base import utcnow
 from secops.db.models import Job
 from secops.db.session import session_scope
 from secops.services.jobs import create_job
-from tests.factories import auth, make_key
+from tests.factories import auth, make_key, stored
 from tests.processes import start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def job_row(job_id: str) -> Job:
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        assert job is not None
-        s.expunge(job)
-        return job
+def job_row(key: str) -> Job:
+    return stored(Job, key)
 
 
 def wait_status(job_id: str, status: str, timeout: float = 30) -> Job:
