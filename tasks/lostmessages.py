@@ -96,15 +96,12 @@ def _check() -> list[tuple[str, str]]:
         # that second whose publish is still on its way is at worst delivered twice).
         restarted_by = utcnow() - timedelta(seconds=int(info["uptime_in_seconds"]) - 1)
         with session_scope() as session:
-            candidates = {job.id for job in job_service.queued_before(
-                session=session, before=restarted_by)}
-        present = set(_queued_ids(channel)) if candidates else set()
+            candidates = job_service.queued_ids_before(session=session, before=restarted_by)
+        missing = candidates - set(_queued_ids(channel)) if candidates else set()
         lost: list[tuple[str, str]] = []
-        if candidates - present:
+        if missing:
             with session_scope() as session:  # still queued now, read after the broker
-                jobs = [job for job in job_service.queued_before(
-                    session=session, before=restarted_by)
-                    if job.id in candidates and job.id not in present]
+                jobs = job_service.still_queued(session=session, job_ids=missing)
                 job_service.mark_republished(session=session, jobs=jobs)
                 lost = [(job.id, job.kind) for job in jobs]
         client.set(RUN_ID_KEY, run_id)

@@ -8,7 +8,7 @@ can never both win. Services never commit: the route or task that called them do
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -324,11 +324,20 @@ def find_stale_queued(*, session: Session, older_than: timedelta, limit: int = 1
         .order_by(Job.updated_at).limit(limit)).all())
 
 
-def queued_before(*, session: Session, before: datetime, limit: int = 100_000) -> list[Job]:
-    """Jobs ``queued`` (or last re-published) before ``before``, oldest first."""
+def queued_ids_before(*, session: Session, before: datetime, limit: int = 100_000) -> set[str]:
+    """The ids of the jobs ``queued`` (or last re-published) before ``before``."""
+    return set(session.scalars(
+        select(Job.id).where(Job.status == JobStatus.queued.value, Job.updated_at < before)
+        .limit(limit)))
+
+
+def still_queued(*, session: Session, job_ids: Iterable[str]) -> list[Job]:
+    """Those of ``job_ids`` that are ``queued`` now."""
+    wanted = sorted(set(job_ids))
+    if not wanted:
+        return []
     return list(session.scalars(
-        select(Job).where(Job.status == JobStatus.queued.value, Job.updated_at < before)
-        .order_by(Job.updated_at).limit(limit)).all())
+        select(Job).where(Job.id.in_(wanted), Job.status == JobStatus.queued.value)).all())
 
 
 def mark_republished(*, session: Session, jobs: list[Job]) -> None:

@@ -238,7 +238,7 @@ def check_known(client: redis.Redis, peeked: list[Bucket], counted: list[Bucket]
         raw = _KNOWN_SCRIPT(keys=keys, args=args, client=client)
     except REDIS_ERRORS as exc:
         raise unavailable("the rate limiter") from exc
-    value = raw[0] if raw[0] is not None else None
+    value = raw[0]
     ran = int(raw[1]) == 1
     values = [int(v) for v in raw[2:]]
     size = 1 + 3 * len(peeked)

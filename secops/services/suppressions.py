@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from secops.config import Settings
 from secops.db.base import utcnow
 from secops.db.feedback_models import Suppression
-from secops.db.models import DlpFinding, DlpScan, ScanFinding, ScanResult
+from secops.db.models import DlpFinding, ScanFinding, ScanResult
 from secops.dlp import baseline as baseline_format
 from secops.dlp.baseline import Baseline, BaselineError
 from secops.errors import Conflict, InvalidInput, NotFound
@@ -285,11 +285,3 @@ def import_baseline(*, session: Session, settings: Settings, data: Any, ctx: Aud
         session=session, kv=kv)
     return counts, outcome.deliveries
 
-
-# -- the DLP side: what a stored scan's path is -------------------------------------------------
-
-
-def dlp_path(scan: DlpScan, scan_path: str | None = None) -> str | None:
-    """The path a DLP scan's findings are matched against: the scanned file's path when
-    it came from a directory, else the name it was submitted under."""
-    return scan_path or scan.filename
