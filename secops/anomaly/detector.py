@@ -203,7 +203,8 @@ class Detector:
 
     def _open(self, rule: Rule, key: str, entity: str, entity_type: str, event: Event,
               count: int, first: float, items: list[str]) -> None:
-        """A bucket fired with no incident open for ``key``: as in :meth:`_hit`."""
+        """A bucket fired with no incident open for ``key``: the correlation event, and
+        an incident with its alert unless the rule is silent."""
         if rule.emits:
             self._emit(rule, event)
         if rule.silent:
@@ -559,7 +560,7 @@ class Detector:
                                           event.get(b.field) if b.field else None, b.window,
                                           self.evidence_limit, b.agg, entity, entity_type)
             if closed is not None:
-                self._judge(rule, key, closed)
+                self._judge(rule, closed)
             return
         if rule.bucket.type == "rare_template":   # one incident per new template
             miner = self._miners.get(rule.id)
@@ -582,14 +583,8 @@ class Detector:
                 store.extend_incident(key, ts, item, self.evidence_limit)
             return
         if fired is not None:
-            if rule.emits:
-                self._emit(rule, event)
-            if rule.silent:
-                return
-            incident = Incident(rule.id, entity, entity_type, min(fired.first, ts), ts,
-                                fired.count, fired.items[: self.evidence_limit])
-            store.put_incident(key, incident)
-            self.opened.append(self._alert(rule, incident))
+            self._open(rule, key, entity, entity_type, event, fired.count, fired.first,
+                       fired.items)
 
     def _emit(self, rule: Rule, event: Event) -> None:
         """A correlation fired: an event of it, with the fields of the event that made it
@@ -602,7 +597,7 @@ class Detector:
                 if entity is not None:
                     self._hit(other, entity, derived, kind)
 
-    def _judge(self, rule: Rule, key: str, summary: list[Any]) -> None:
+    def _judge(self, rule: Rule, summary: list[Any]) -> None:
         """A finished tumbling window: one alert when its value meets the condition."""
         b = rule.bucket
         value = aggregate_metric(summary, b.agg, b.percentile)
@@ -620,7 +615,7 @@ class Detector:
         for key, summary in due(now):
             rule = self._rules_by_id.get(key.partition("\x1f")[0])
             if rule is not None:
-                self._judge(rule, key, summary)
+                self._judge(rule, summary)
 
     def _bucket(self, rule: Rule, key: str, event: Event, item: str,
                 *, extending: bool) -> Fired | None:

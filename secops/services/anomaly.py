@@ -339,7 +339,7 @@ def _raise(session: Session, kv: redis.Redis, detector: Detector, alert: Detecte
 
 
 def _escalate(session: Session, kv: redis.Redis, detector: Detector, alert: DetectedAlert,
-              settings: Settings, deliveries: list[tuple[str, str]]) -> bool:
+              deliveries: list[tuple[str, str]]) -> bool:
     """An alert of a rule this one supersedes, raised by an earlier run for the same entity,
     still open and overlapping this incident, becomes this alert (rule, severity, count,
     span and evidence): one incident, one alert. False when there is none to escalate."""
@@ -432,7 +432,7 @@ def run_job(*, session: Session, kv: redis.Redis, job: Job, settings: Settings,
     deliveries: list[tuple[str, str]] = []
     opened = detector.take_opened()
     for alert in opened:
-        if not _escalate(session, kv, detector, alert, settings, deliveries):
+        if not _escalate(session, kv, detector, alert, deliveries):
             _raise(session, kv, detector, alert, deliveries)
     for alert in closed:
         _close(session, alert)

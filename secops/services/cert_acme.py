@@ -79,12 +79,13 @@ def dns_provider(row: CertDeployment, settings: Settings) -> dns.DnsProvider:
         cls = dns.provider_class(slug)
         secrets: dict[str, str] = {}
         for name in cls.secrets:
-            value = read_secret(dns.secret_name(slug, name))
+            secret = dns.secret_name(slug, name)
+            value = read_secret(secret)
             if value is None:
-                raise AcmeError(f"the DNS provider {slug} needs the secret {dns.secret_name(slug, name)}: "
-                                f"provide {dns.secret_sources(dns.secret_name(slug, name))}")
+                raise AcmeError(f"the DNS provider {slug} needs the secret {secret}: "
+                                f"provide {dns.secret_sources(secret)}")
             secrets[name] = value.get_secret_value()
-        return cls(cls.validate(provider_settings), secrets)
+        return dns.build(slug, provider_settings, secrets)
     except AcmeError:
         raise
     except ConfigurationError as exc:
