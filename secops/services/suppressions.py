@@ -33,7 +33,7 @@ from typing import Any
 import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from secops.config import Settings
@@ -193,16 +193,23 @@ def suppress_scan_finding(*, session: Session, scan_id: str, rule_id: str | None
                 expires_at=_expiry(expires_at), origin=f"scan:{scan.id}")
 
 
+def in_force(row: Suppression, now: datetime | None = None) -> bool:
+    """Whether a suppression applies now: not revoked and not expired."""
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > (now or utcnow()))
+
+
 def list_suppressions(*, session: Session, active_only: bool, family: str | None = None,
                       limit: int = 500) -> list[Suppression]:
+    """The newest ``limit`` suppressions (of ``family``; in force only, with
+    ``active_only``), filtered and cut in the query."""
     query = select(Suppression)
     if family is not None:
         query = query.where(Suppression.family == family)
-    rows = list(session.scalars(query.order_by(Suppression.created_at.desc())))
     if active_only:
         now = utcnow()
-        rows = [r for r in rows if r.revoked_at is None and (r.expires_at is None or r.expires_at > now)]
-    return rows[:limit]
+        query = query.where(Suppression.revoked_at.is_(None),
+                            or_(Suppression.expires_at.is_(None), Suppression.expires_at > now))
+    return list(session.scalars(query.order_by(Suppression.created_at.desc()).limit(limit)))
 
 
 def revoke(*, session: Session, suppression_id: str, ctx: AuditContext,

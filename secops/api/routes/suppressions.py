@@ -16,7 +16,6 @@ from secops.api.deps import Principal, db_read_session, db_session, require
 from secops.api.scan_schemas import BaselineImportRead, SuppressionCreate, SuppressionRead
 from secops.api.security import audit_context, optional_redis, publish
 from secops.config import get_settings
-from secops.db.base import utcnow
 from secops.db.feedback_models import Suppression
 from secops.services import suppressions
 
@@ -24,13 +23,12 @@ router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
 
 
 def suppression_read(row: Suppression) -> SuppressionRead:
-    now = utcnow()
     return SuppressionRead(
         id=row.id, family=row.family, detector=row.detector, sha256=row.sha256,
         path_pattern=row.path_pattern, by_value=row.digest is not None, reason=row.reason,
         origin=row.origin, created_by=row.created_by, created_at=row.created_at,
         expires_at=row.expires_at, revoked_at=row.revoked_at, revoked_by=row.revoked_by,
-        active=row.revoked_at is None and (row.expires_at is None or row.expires_at > now))
+        active=suppressions.in_force(row))
 
 
 @router.post("", status_code=201, response_model=SuppressionRead,
