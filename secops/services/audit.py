@@ -97,10 +97,24 @@ def _mac(key: bytes, fields: list[Any]) -> str:
     return hmac.new(key, data.encode(), hashlib.sha256).hexdigest()
 
 
+def _entry_middle(created: datetime, actor: str, action: str, target: str,
+                  request_id: str | None, client_ip: str | None, details: Any) -> str:
+    """An entry's MAC'd fields between ``seq`` and ``prev_hash``, serialised as
+    :func:`_mac` serialises them (so :func:`record` prepares them before the lock)."""
+    return json.dumps([_time(created), actor, action, target, request_id, client_ip, details],
+                      sort_keys=True, separators=(",", ":"))[1:-1]
+
+
+def _entry_mac(key: bytes, seq: int, middle: str, prev_hash: str | None) -> str:
+    """:func:`_mac` of ``[seq, *middle, prev_hash]``."""
+    return hmac.new(key, f"[{seq},{middle},{json.dumps(prev_hash)}]".encode(),
+                    hashlib.sha256).hexdigest()
+
+
 def entry_hash(key: bytes, entry: AuditEntry) -> str:
-    return _mac(key, [entry.seq, _time(entry.created_at), entry.actor, entry.action,
-                      entry.target, entry.request_id, entry.client_ip, entry.details,
-                      entry.prev_hash])
+    middle = _entry_middle(entry.created_at, entry.actor, entry.action, entry.target,
+                           entry.request_id, entry.client_ip, entry.details)
+    return _entry_mac(key, entry.seq, middle, entry.prev_hash)
 
 
 def checkpoint_mac(key: bytes, cp: AuditCheckpoint) -> str:
@@ -182,10 +196,8 @@ def record(
     values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
               "b_target": target[:200], "b_request_id": ctx.request_id,
               "b_client_ip": ctx.client_ip, "b_details": clean}
-    # The MAC'd fields between seq and prev_hash, serialised once (see entry_hash).
-    middle = json.dumps([_time(created), values["b_actor"], values["b_action"],
-                         values["b_target"], ctx.request_id, ctx.client_ip, clean],
-                        sort_keys=True, separators=(",", ":"))[1:-1]
+    middle = _entry_middle(created, values["b_actor"], values["b_action"], values["b_target"],
+                           ctx.request_id, ctx.client_ip, clean)
     conn = session.connection()
     head = conn.execute(_LOCK_HEAD).first()
     if head is None:
@@ -194,8 +206,7 @@ def record(
     else:
         last_seq, last_hash = head.last_seq, head.last_hash
     seq = last_seq + 1
-    digest = hmac.new(key, f"[{seq},{middle},{json.dumps(last_hash)}]".encode(),
-                      hashlib.sha256).hexdigest()
+    digest = _entry_mac(key, seq, middle, last_hash)
     values.update(b_seq=seq, b_prev=last_hash, b_hash=digest, b_mac=head_mac(key, seq, digest))
     if conn.dialect.name == "postgresql":
         conn.execute(_APPEND_PG, values)
