@@ -28,7 +28,7 @@ from secops.db.base import utcnow
 from secops.db.models import DlpFinding, DlpScan, Job, ScanResult, StoredFile
 from secops.dlp import Classifier, DlpError, DocumentResult, Limits, Policy, redact
 from secops.dlp.archives import SafeArchiveWalker
-from secops.dlp.baseline import filter_document
+from secops.dlp.baseline import Suppression, filter_document
 from secops.errors import InvalidInput, NotFound
 from secops.services import monitor
 from secops.services.jobs import create_job
@@ -227,15 +227,18 @@ class Stored:
 
 def _store_result(session: Session, scan: DlpScan, document: DocumentResult | None,
                   error: str | None, kv: redis.Redis | None,
-                  store: BlobStore | None = None) -> Stored:
-    """Store a result without its suppressed findings; a document whose findings say
-    ``block`` has its stored file quarantined (as a malicious scan verdict does)."""
+                  store: BlobStore | None = None,
+                  rules: list[Suppression] | None = None) -> Stored:
+    """Store a result without its suppressed findings (``rules``: the DLP suppressions
+    in force, read here when not given); a document whose findings say ``block`` has its
+    stored file quarantined (as a malicious scan verdict does)."""
     scan.completed_at = utcnow()
     if document is None:
         scan.status, scan.errors = "failed", [error or "unreadable"]
         return Stored([])
-    document, suppressed = filter_document(document, active_rules(session=session, family="dlp"),
-                                           scan.filename)
+    if rules is None:
+        rules = active_rules(session=session, family="dlp")
+    document, suppressed = filter_document(document, rules, scan.filename)
     scan.status, scan.classification = "complete", document.classification
     scan.blocked, scan.truncated = document.blocked, document.truncated
     scan.errors = [e[:300] for e in document.errors][:20]
@@ -285,13 +288,14 @@ def reject(*, session: Session, plan: ClassifyPlan, reason: str) -> dict[str, An
 
 def record_for_scan(*, session: Session, scan_id: str, sha256: str, filename: str,
                     submitted_by: str, job_id: str | None, document: DocumentResult | None,
-                    error: str | None, kv: redis.Redis | None, store: BlobStore | None = None
-                    ) -> tuple[DlpScan, Stored]:
-    """The DLP record of a file the scanning job accepted (``SECOPS_DLP_ON_SCAN``)."""
+                    error: str | None, kv: redis.Redis | None, store: BlobStore | None = None,
+                    rules: list[Suppression] | None = None) -> tuple[DlpScan, Stored]:
+    """The DLP record of a file the scanning job accepted (``SECOPS_DLP_ON_SCAN``);
+    ``rules`` as for the other records (a job of many files reads them once)."""
     scan = _new_scan(session, source="scan", submitted_by=submitted_by, sha256=sha256,
                      filename=filename)
     scan.scan_id, scan.job_id = scan_id, job_id
-    return scan, _store_result(session, scan, document, error, kv, store)
+    return scan, _store_result(session, scan, document, error, kv, store, rules)
 
 
 # -- redaction -------------------------------------------------------------------------------

@@ -235,7 +235,8 @@ class Recorded:
 
 
 def _record_one(session: Session, scan: ScanView, executed: Executed, store: BlobStore,
-                kv: redis.Redis | None, out: Recorded) -> dict[str, Any]:
+                kv: redis.Redis | None, out: Recorded,
+                dlp_rules: list[Suppression] | None = None) -> dict[str, Any]:
     result, now = executed.result, utcnow()
     if result is None:
         scan = replace(scan, status="failed", error=(executed.error or "")[:500])
@@ -264,7 +265,7 @@ def _record_one(session: Session, scan: ScanView, executed: Executed, store: Blo
         dlp_scan, stored = dlp_service.record_for_scan(
             session=session, scan_id=scan.id, sha256=scan.sha256, filename=scan.filename,
             submitted_by=scan.submitted_by, job_id=scan.job_id, document=executed.document,
-            error=executed.dlp_error, kv=kv, store=store)
+            error=executed.dlp_error, kv=kv, store=store, rules=dlp_rules)
         summary["dlp_scan_id"] = dlp_scan.id
         if stored.quarantined:  # a DLP finding whose policy action is ``block``
             summary["quarantined"] = True
@@ -283,12 +284,15 @@ def record_file_scans(*, session: Session, plan: JobPlan, executed: list[Execute
     out = Recorded({})
     by_id = scan_views(session, [file.scan_id for file in plan.files])
     summaries = list(plan.done)
+    # the DLP suppressions in force, read once for the job's classified files
+    dlp_rules = (suppressions.active_rules(session=session, family="dlp")
+                 if any(e.document is not None for e in executed) else [])
     for file, outcome in zip(plan.files, executed, strict=True):
         scan = by_id.get(file.scan_id)
         if scan is None:
             continue  # removed meanwhile (retention); nothing to record
         summaries.append(_summary(scan) if scan.status != "pending"
-                         else _record_one(session, scan, outcome, store, kv, out))
+                         else _record_one(session, scan, outcome, store, kv, out, dlp_rules))
     connection = session.connection()
     for statement, rows in ((_RECORD_COMPLETE, out.completed), (_RECORD_FAILED, out.failed),
                             (_INSERT_FINDINGS, out.findings)):
