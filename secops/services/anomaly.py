@@ -100,6 +100,9 @@ class DbCheckpoints:
             row.offset, row.path, row.updated_at = offset, path[:1024], utcnow()
 
 
+QUERY_CHUNK = 500  # keys per query when the baselines are written
+
+
 class DbBaselines:
     """The rolling history of rate baselines in ``anomaly_baselines``: read when Redis no
     longer holds a window (expired, flushed, a new Redis), written with the run's
@@ -123,9 +126,15 @@ class DbBaselines:
     def save(self) -> int:
         """Write the windows this run touched; drop rows idle past the retention."""
         now = utcnow()
+        ids = {key: self._id(key) for key in self.kept}
+        wanted = sorted(ids.values())
+        rows: dict[str, AnomalyBaseline] = {}
+        for i in range(0, len(wanted), QUERY_CHUNK):  # the existing rows, a chunk a query
+            rows.update((row.key, row) for row in self.session.scalars(select(AnomalyBaseline)
+                        .where(AnomalyBaseline.key.in_(wanted[i:i + QUERY_CHUNK]))))
         for key, state in self.kept.items():
             value = json.loads(json.dumps(state))   # a snapshot, as plain JSON
-            row = self.session.get(AnomalyBaseline, self._id(key))
+            row = rows.get(ids[key])
             if row is None:
                 rule, _, entity = key.partition("\x1f")
                 self.session.add(AnomalyBaseline(key=self._id(key), rule=rule[:100],
