@@ -347,7 +347,7 @@ class MemoryStore:
         self._seen: dict[str, set[str]] = {}
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
-        self._windows: set[str] = set()   # keys of tumbling (aggregate) windows
+        self._windows: dict[str, float] = {}   # tumbling (aggregate) windows: key -> length
 
     def _keep(self, key: str, state: Any, ts: float, ttl: float) -> None:
         if state is None:
@@ -435,27 +435,21 @@ class MemoryStore:
         state, closed = step_aggregate(self._state.get(key), ts, item, value, window, keep,
                                        agg, entity, kind)
         self._keep(key, state, ts, window * 2)
-        self._windows.add(key)
+        self._windows[key] = window
         return closed
 
     def due(self, now: float) -> list[tuple[str, list[Any]]]:
         """Tumbling windows that ended by ``now``, taken out to be judged."""
         found = []
-        for key in list(self._windows):
+        for key, window in list(self._windows.items()):
             state = self._state.get(key)
             if state is None:
-                self._windows.discard(key)
-            elif (state[0] + 1) * self._window_of(key) <= now:
+                del self._windows[key]
+            elif (state[0] + 1) * window <= now:
                 found.append((key, state))
                 del self._state[key]
-                self._windows.discard(key)
+                del self._windows[key]
         return sorted(found, key=lambda kv: (kv[1][2], kv[0]))
-
-    def _window_of(self, key: str) -> float:
-        for ttl, group in self._touched.items():
-            if key in group:
-                return ttl / 2
-        return 0.0
 
     def hours(self, key: str, hour: int) -> tuple[int, int]:
         """The entity's mask of login hours and login count before this one (then learnt)."""
