@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from secops.dlp.errors import DlpError
-from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, level_rank
+from secops.dlp.model import DocumentResult, Finding, classification_of
 from secops.scanning.models import FileResult
 
 FORMAT = "secops-baseline"
@@ -98,11 +98,7 @@ def filter_document(document: DocumentResult, rules: Sequence[Suppression],
     dropped = len(document.findings) - len(kept)
     if not dropped:
         return document, 0
-    level: Level = LEVELS[0]
-    for f in kept:
-        if level_rank(f.level) > level_rank(level):
-            level = f.level
-    return replace(document, findings=kept, classification=level,
+    return replace(document, findings=kept, classification=classification_of(kept),
                    blocked=any(f.action == "block" for f in kept)), dropped
 
 

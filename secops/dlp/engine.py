@@ -29,7 +29,7 @@ from secops.dlp import prefilter, unescape
 from secops.dlp.detectors import NEGATIVE_ENDS, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
-from secops.dlp.model import LEVELS, DocumentResult, Finding, Level, PartInfo, level_rank
+from secops.dlp.model import DocumentResult, Finding, PartInfo, classification_of
 from secops.dlp.policy import Policy, Rule
 from secops.dlp.redact import keyed_hash, masker
 from secops.dlp.validators import score_bound
@@ -271,12 +271,8 @@ class Classifier:
         errors: list[str] | None = None,
         truncated: bool = False,
     ) -> DocumentResult:
-        level: Level = LEVELS[0]
-        for f in findings:
-            if level_rank(f.level) > level_rank(level):
-                level = f.level
         return DocumentResult(
-            classification=level,
+            classification=classification_of(findings),
             findings=findings,
             parts=parts,
             path=path,

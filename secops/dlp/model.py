@@ -13,6 +13,7 @@ so that the same secret can be recognised across documents without being stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,16 @@ ACTIONS: tuple[Action, ...] = ("report", "redact", "mask", "block")
 def level_rank(level: str) -> int:
     """Position of a classification level; higher is more sensitive."""
     return LEVELS.index(level)  # type: ignore[arg-type]
+
+
+def classification_of(findings: Iterable[Finding]) -> Level:
+    """A document's classification: the highest level among its findings ("public"
+    without any)."""
+    level: Level = LEVELS[0]
+    for f in findings:
+        if level_rank(f.level) > level_rank(level):
+            level = f.level
+    return level
 
 
 @dataclass(frozen=True, slots=True)
