@@ -115,13 +115,11 @@ class SqlSession:
 
     def _text_index(self, table: str, column: str) -> str | None:
         if (table, column) not in self.text_indexes:
-            name = fts_table_name(table, column)
-            sql = self.conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' "
-                                            "AND name = :name"), {"name": name}).scalar()
-            found = name if sql and "fts5" in sql.lower() and "trigram" in sql.lower() else None
+            found = _trigram_table(self.conn, table, column)
             if found is None:
                 log.warning("no FTS5 trigram table %s: the mention search reads %s.%s whole "
-                            "(secops privacy map check prints the DDL)", name, table, column)
+                            "(secops privacy map check prints the DDL)",
+                            fts_table_name(table, column), table, column)
             self.text_indexes[(table, column)] = found
         return self.text_indexes[(table, column)]
 
@@ -430,14 +428,20 @@ def _check_store(connector: SqlConnector, store: Store) -> list[str]:
     return warnings
 
 
+def _trigram_table(conn: sa.Connection, table: str, column: str) -> str | None:
+    """SQLite: the name of the column's FTS5 trigram table (``fts_table_name``), if the
+    database has one."""
+    name = fts_table_name(table, column)
+    sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                               "AND name = :name"), {"name": name}).scalar()
+    return name if sql and "fts5" in sql.lower() and "trigram" in sql.lower() else None
+
+
 def _substring_indexed(inspector: Any, conn: sa.Connection, name: str, column: str) -> bool:
     """A trigram (GIN/GiST) index on PostgreSQL can serve ILIKE '%...%', an FTS5 trigram
     table on SQLite the search narrowed by it; nothing else can."""
     if conn.dialect.name == "sqlite":
-        fts = fts_table_name(name, column)
-        sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :n"),
-                           {"n": fts}).scalar()
-        return bool(sql and "fts5" in sql.lower() and "trigram" in sql.lower())
+        return _trigram_table(conn, name, column) is not None
     if conn.dialect.name != "postgresql":
         return False
     for ix in inspector.get_indexes(name):
