@@ -134,13 +134,23 @@ UPDATABLE = ("cert_path", "key_path", "chain_path", "reload_argv", "enabled", "t
              "acme_webroot", "acme_dns_provider", "acme_dns_settings", "acme_dns_hook")
 
 
+# fields a change may leave out but not set to null
+NOT_NULL = ("cert_path", "key_path", "reload_argv", "enabled", "lifetime_hours")
+
+
 def update_deployment(*, session: Session, settings: Settings, deployment_id: str,
                       changes: dict[str, Any]) -> tuple[CertDeployment, dict[str, Any]]:
     """Change where a managed certificate goes, its reload hook, DNS-01 provider or whether
     it is renewed; returns the row and ``{field: [before, after]}`` of what changed.
 
     Every value is checked before anything is written. A changed file path marks the
-    deployment pending, so the next ``certs.renew`` deploys to the new place."""
+    deployment pending, so the next ``certs.renew`` deploys to the new place; any change
+    raises a ``cert.deployment_changed`` event."""
+    if not changes:
+        raise InvalidInput("nothing to change")
+    for field in NOT_NULL:
+        if field in changes and changes[field] is None:
+            raise InvalidInput(f"{field} cannot be null")
     row = get_deployment(session=session, deployment_id=deployment_id)
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
@@ -189,6 +199,10 @@ def update_deployment(*, session: Session, settings: Settings, deployment_id: st
         setattr(row, field, value)
     if {"cert_path", "key_path", "chain_path"} & set(changed) and row.status == "deployed":
         row.status = "pending"
+    if changed:
+        monitor.log_security_event("cert.deployment_changed",
+                                   {"subject": row.name, "fields": sorted(changed)}, "medium",
+                                   session=session)
     session.flush()
     return row, changed
 

@@ -23,8 +23,7 @@ from secops.api.deps import Principal, db_read_session, db_session, public, requ
 from secops.api.schemas import JobRead
 from secops.api.security import audit_context
 from secops.config import get_settings
-from secops.errors import InvalidInput
-from secops.services import audit, cert_ca, cert_deploy, monitor
+from secops.services import audit, cert_ca, cert_deploy
 from secops.services.jobs import create_job
 from tasks.dispatch import enqueue_or_fail
 
@@ -120,21 +119,13 @@ def get_deployment(deployment_id: Annotated[str, Path(max_length=36)],
 def update_deployment(deployment_id: Annotated[str, Path(max_length=36)], body: DeploymentUpdate,
                       request: Request, principal: Principal = Depends(require("certs:issue")),
                       session: Session = Depends(db_session)) -> DeploymentRead:
-    changes = body.model_dump(exclude_unset=True)
-    if not changes:
-        raise InvalidInput("nothing to change")
-    for field in ("cert_path", "key_path", "reload_argv", "enabled", "lifetime_hours"):
-        if field in changes and changes[field] is None:
-            raise InvalidInput(f"{field} cannot be null")
-    row, changed = cert_deploy.update_deployment(session=session, settings=get_settings(),
-                                                 deployment_id=deployment_id, changes=changes)
+    row, changed = cert_deploy.update_deployment(
+        session=session, settings=get_settings(), deployment_id=deployment_id,
+        changes=body.model_dump(exclude_unset=True))
     if changed:
         audit.record(session=session, ctx=audit_context(request, principal.actor),
                      action="certs.deployment.update", target=f"deployment:{row.id}",
                      details={"name": row.name, "changes": changed})
-        monitor.log_security_event("cert.deployment_changed", {"subject": row.name,
-                                                              "fields": sorted(changed)},
-                                   "medium", session=session)
     session.commit()
     return DeploymentRead.model_validate(row)
 
