@@ -72,11 +72,20 @@ def _local_classifier(policy: Policy | None = None, key: bytes | None = None) ->
                       archive_walker=SafeArchiveWalker.from_limits(limits))
 
 
-def _classifier(policy_paths: tuple[str, ...], key: bytes | None = None) -> Classifier:
+def _classifier(policy_paths: tuple[str, ...], key: bytes | None = None,
+                types: tuple[str, ...] = ()) -> Classifier:
     try:
-        return _local_classifier(Policy.load(*policy_paths) if policy_paths else None, key)
+        policy = Policy.load(*policy_paths) if policy_paths else None
+        if types:
+            policy = (policy or Policy.default()).restricted(
+                t.strip() for spec in types for t in spec.split(",") if t.strip())
+        return _local_classifier(policy, key)
     except (DlpError, OSError) as exc:
         raise click.UsageError(f"policy: {_error_text(exc)}") from None
+
+
+_TYPES_HELP = ("Only these types, e.g. --types email,credit_card (repeatable; each must be "
+               "a type of the policy's packs).")
 
 
 def _report(result: DocumentResult, out: TextIO) -> None:
@@ -141,20 +150,22 @@ def dlp() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
 @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True),
               help="Extra policy pack file or directory (overrides shipped packs by name).")
+@click.option("--types", "types", multiple=True, metavar="TYPE[,TYPE...]", help=_TYPES_HELP)
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False),
               help="Baseline file: leave out the findings it suppresses (docs/dlp.md).")
 @click.option("--update-baseline", is_flag=True,
               help="Add every finding of this run to the --baseline file (made if missing).")
 @click.option("--reason", help="Why the findings added by --update-baseline are accepted.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def scan(local: bool, as_json: bool, policies: tuple[str, ...], baseline_path: str | None,
-         update_baseline: bool, reason: str | None, paths: tuple[str, ...]) -> None:
+def scan(local: bool, as_json: bool, policies: tuple[str, ...], types: tuple[str, ...],
+         baseline_path: str | None, update_baseline: bool, reason: str | None,
+         paths: tuple[str, ...]) -> None:
     """Classify files: exit 0 no findings, 1 findings, 2 error."""
     if not local:
         raise click.UsageError(PLATFORM_MODE)
     baseline = open_baseline(baseline_path, update_baseline, reason)
     status = run_scan(paths, as_json=as_json, baseline=baseline,
-                      classifier=_classifier(policies, baseline.key if baseline else None),
+                      classifier=_classifier(policies, baseline.key if baseline else None, types),
                       accept=reason if update_baseline else None)
     if update_baseline and baseline is not None and baseline_path is not None:
         save_baseline(baseline, baseline_path)
@@ -204,12 +215,14 @@ def save_baseline(baseline: Baseline, path: str) -> None:
 @click.option("--style", type=click.Choice(["type", "mask", "policy"]), default="policy",
               show_default=True, help="[TYPE] labels, masks, or what each pack's action says.")
 @click.option("--policy", "policies", multiple=True, type=click.Path(exists=True))
+@click.option("--types", "types", multiple=True, metavar="TYPE[,TYPE...]", help=_TYPES_HELP)
 @click.argument("path", type=click.Path(dir_okay=False))
-def redact_cmd(local: bool, style: str, policies: tuple[str, ...], path: str) -> None:
+def redact_cmd(local: bool, style: str, policies: tuple[str, ...], types: tuple[str, ...],
+               path: str) -> None:
     """Print the text of PATH with every finding replaced."""
     if not local:
         raise click.UsageError(PLATFORM_MODE)
-    classifier = _classifier(policies)
+    classifier = _classifier(policies, types=types)
     try:
         extraction = extract(Path(path).read_bytes(), Path(path).name, classifier.limits,
                              classifier.archive_walker)

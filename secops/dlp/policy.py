@@ -206,6 +206,31 @@ class Policy:
         """Build a policy from already-parsed pack definitions (e.g. stored in a database)."""
         return cls(tuple(pack_from_mapping(p) for p in packs))
 
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Every type the policy's packs switch on, in pack order."""
+        return tuple(t for p in self.packs for t in p.types)
+
+    def restricted(self, types: Iterable[str]) -> Policy:
+        """The same policy with only ``types`` switched on (each must be one of its
+        types); a pack left without any type is dropped. Every other setting of a pack
+        (minimum score, action, level, phone regions) stays as it is."""
+        wanted = tuple(dict.fromkeys(str(t) for t in types))
+        if not wanted:
+            raise PolicyError("name at least one type to keep")
+        unknown = [t for t in wanted if t not in self.types]
+        if unknown:
+            raise PolicyError(f"types {unknown} are not in the policy "
+                              f"(its types: {', '.join(sorted(self.types))})")
+        keep = set(wanted)
+        packs = []
+        for pack in self.packs:
+            kept = tuple(t for t in pack.types if t in keep)
+            if kept:
+                packs.append(dataclasses.replace(
+                    pack, types=kept, custom=tuple(d for d in pack.custom if d.type in keep)))
+        return Policy(tuple(packs))
+
     def rules(self) -> dict[str, Rule]:
         return {
             t: Rule(p.category, p.min_score, p.action, p.level, p.name)

@@ -200,3 +200,44 @@ def test_engine_is_pure() -> None:
              "'secops.api', 'secops.db', 'secops.services', 'secops.config', 'tasks'))])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+MIXED = ("mail jane.roe@acme-corp.io card 4111 1111 1111 1111 ssn: 536-22-8874 "
+         "call +1 415-555-2671 client 81.2.69.160 key=AKIAZ3Q7RWLXMJ5OPQ2B\n")
+
+
+def test_a_restricted_policy_keeps_exactly_the_findings_of_its_types() -> None:
+    full = Classifier().scan_text(MIXED * 3).findings
+    kept = ("email", "credit_card", "ip_address")
+    policy = Policy.default().restricted(kept)
+    assert sorted(policy.types) == sorted(kept)
+    assert [p.name for p in policy.packs] == ["PII", "PCI"]
+    only = Classifier(policy).scan_text(MIXED * 3).findings
+    # the types left out were not overlapping the ones kept, so the rest is unchanged
+    assert only == [f for f in full if f.type in kept]
+    assert {f.type for f in only} == set(kept) and len(only) == 9
+    assert policy.phone_regions == Policy.default().phone_regions
+
+
+def test_a_restricted_policy_refuses_types_it_does_not_have() -> None:
+    with pytest.raises(PolicyError, match="not in the policy"):
+        Policy.default().restricted(["email", "emails"])
+    with pytest.raises(PolicyError, match="at least one type"):
+        Policy.default().restricted([])
+
+
+def test_the_local_command_scans_only_the_types_given(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_text(MIXED, encoding="utf-8")
+    runner = CliRunner()
+    out = runner.invoke(dlp, ["scan", "--local", "--json", "--types", "email,us_ssn",
+                              "--types", "aws_access_key_id", str(path)])
+    assert out.exit_code == 1, out.output
+    types = [f["type"] for f in json.loads(out.output)["findings"]]
+    assert types == ["email", "us_ssn", "aws_access_key_id"]
+    bad = runner.invoke(dlp, ["scan", "--local", "--types", "passport", str(path)])
+    assert bad.exit_code == 2 and "not in the policy" in bad.output
+    redacted = runner.invoke(dlp, ["redact", "--local", "--style", "type", "--types", "email",
+                                   str(path)])
+    assert redacted.exit_code == 0, redacted.output
+    assert redacted.output.startswith("mail [EMAIL] card 4111 1111 1111 1111 ")
