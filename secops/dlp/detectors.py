@@ -94,29 +94,47 @@ _SSH_COMMAND = re.compile(_SSH_COMMANDS)  # in every match of _SSH_BEFORE; a fas
 _SCP_AFTER = re.compile(r":(?!\d+(?![\w./~-]))[\w~./-]")
 
 
+_SSH_NAMES = tuple(_SSH_COMMANDS.split("|"))
+
+
 def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
-    """Anchor on '@' (a fast literal search) and grow both sides from there."""
-    for at in _AT.finditer(text, lo, hi):
-        p = at.start()
+    """Anchor on '@' (a fast literal search) and grow both sides from there.
+
+    The look-backs for URL userinfo and SSH commands run only when ``text[lo:hi]``
+    holds ``://`` or one of the command names at all (every match of those patterns
+    does), found once per call with ``str.find``.
+    """
+    userinfo = text.find("://", lo, hi) != -1
+    ssh = any(text.find(name, lo, hi) != -1 for name in _SSH_NAMES)
+    domain_match = _EMAIL_DOMAIN.match
+    find = text.find
+    at = find("@", lo, hi)
+    while at != -1:
+        p, at = at, find("@", at + 1, hi)
         # The run of local-part characters that ends at '@' (at most 64), stripped from
         # the right: searching forwards restarts at each of the 64 positions before it.
-        floor = max(lo, p - 64)
-        before = text[floor:p]
+        before = text[max(lo, p - 64):p]
         run = len(before) - len(before.rstrip(_EMAIL_LOCAL_CHARS))
         if not run:
             continue
-        domain = _EMAIL_DOMAIN.match(text, p + 1, hi)
+        domain = domain_match(text, p + 1, hi)
         if domain is None:
             continue
         start = p - run
         while start < p and text[start] in ".-":
             start += 1
-        back = max(lo, start - 160)
-        if _USERINFO_BEFORE.search(text, back, start) or _SCP_AFTER.match(text, domain.end()) \
-                or (_SSH_COMMAND.search(text, back, start)
-                    and _SSH_BEFORE.search(text, back, start)):
+        end = domain.end()
+        if userinfo or ssh:
+            back = max(lo, start - 160)
+            if userinfo and find("://", back, start) != -1 \
+                    and _USERINFO_BEFORE.search(text, back, start):
+                continue
+            if ssh and _SSH_COMMAND.search(text, back, start) \
+                    and _SSH_BEFORE.search(text, back, start):
+                continue
+        if text.startswith(":", end) and _SCP_AFTER.match(text, end):
             continue
-        yield start, domain.end()
+        yield start, end
 
 
 # Hyperscan anchors (see ``Detector.anchor``): left boundary, shape, right boundary.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Category = Literal["PII", "PCI", "PHI", "SECRET"]
 Level = Literal["public", "internal", "confidential", "restricted"]
@@ -41,9 +41,12 @@ def classification_of(findings: Iterable[Finding]) -> Level:
     return level
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One validated detection. ``start``/``end`` index the document text."""
+class Finding(NamedTuple):
+    """One validated detection. ``start``/``end`` index the document text.
+
+    An immutable named tuple: a dense export yields tens of thousands of findings per
+    megabyte, and a tuple is built several times faster than a frozen dataclass.
+    """
 
     type: str
     category: Category

@@ -343,9 +343,19 @@ _DOC_NETS = tuple(
 _DOC_V4_PREFIXES = ("192.0.2.", "198.51.100.", "203.0.113.")
 
 
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4_VALID = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+"""Four octets ``ipaddress`` accepts: ASCII digits, no leading zero, at most 255."""
+
+
 def _ipv4_fast(value: str) -> float | None | bool:
     """``check_ip`` for dotted quads of ASCII digits, as ``ipaddress`` parses them (no
     leading zeros, octets up to 255); ``False`` when the value is not of that shape."""
+    if _IPV4_VALID.fullmatch(value) is not None:  # the loop below would accept each part
+        if value == "0.0.0.0" or value.startswith(_DOC_V4_PREFIXES) \
+                or value.count("255") == 4:  # unspecified, RFC 5737, broadcast-like
+            return None
+        return 0.6
     parts = value.split(".")
     if len(parts) != 4:
         return False
