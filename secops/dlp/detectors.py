@@ -15,13 +15,15 @@ secret only next to "aws_secret_access_key") and what keeps them cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from secops.dlp import validators as v
 from secops.dlp.model import Category
 
-Finder = Callable[[str, int, int], Iterator[tuple[int, int]]]
+Finder = Callable[..., Iterator[tuple[int, int]]]
+"""``finder(text, lo, hi)`` yields the spans of candidates in ``text[lo:hi]``; a finder of
+a detector with ``hints`` also takes ``absent``, the hints known not to occur there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class Detector:
     """Detectors with the same ``shared`` name are found by one combined pattern first
     (one pass of ``re`` instead of one per detector); each then matches only at the
     start positions the combined pattern found. Their patterns have no groups."""
+    hints: tuple[str, ...] = ()
+    """Literals whose absence lets the ``finder`` skip work; the prefilter looks for them
+    and the engine passes the finder those absent from the window (``absent=``)."""
     anchor: str | None = None
     """Optional Hyperscan expression for :mod:`secops.dlp.prefilter`: matches a superset
     of ``pattern`` plus at most one boundary character on each side, ASCII classes only.
@@ -97,15 +102,23 @@ _SCP_AFTER = re.compile(r":(?!\d+(?![\w./~-]))[\w~./-]")
 _SSH_NAMES = tuple(_SSH_COMMANDS.split("|"))
 
 
-def find_emails(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
+EMAIL_HINTS = ("://", *_SSH_NAMES)
+
+
+def find_emails(
+    text: str, lo: int, hi: int, absent: Collection[str] | None = None
+) -> Iterator[tuple[int, int]]:
     """Anchor on '@' (a fast literal search) and grow both sides from there.
 
     The look-backs for URL userinfo and SSH commands run only when ``text[lo:hi]``
     holds ``://`` or one of the command names at all (every match of those patterns
-    does), found once per call with ``str.find``.
+    does): ``absent`` names those known not to be there (:data:`EMAIL_HINTS`, from the
+    prefilter); without it they are looked for once per call with ``str.find``.
     """
-    userinfo = text.find("://", lo, hi) != -1
-    ssh = any(text.find(name, lo, hi) != -1 for name in _SSH_NAMES)
+    if absent is None:
+        absent = [h for h in EMAIL_HINTS if text.find(h, lo, hi) == -1]
+    userinfo = "://" not in absent
+    ssh = any(name not in absent for name in _SSH_NAMES)
     domain_match = _EMAIL_DOMAIN.match
     find = text.find
     at = find("@", lo, hi)
@@ -216,6 +229,7 @@ character needs no search."""
 
 BUILTIN: tuple[Detector, ...] = (
     Detector("email", "PII", _AT, v.check_email, finder=find_emails, literals=("@",),
+             hints=EMAIL_HINTS,
              context=("email", "e-mail", "mail", "contact"), context_boost=0.1, priority=40),
     Detector("phone_number", "PII",
              re.compile(r"\+(?<![\w+]\+)\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from operator import itemgetter
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from secops.dlp import prefilter, unescape
 from secops.dlp.detectors import NEGATIVE_ENDS, Detector, combine
@@ -63,6 +63,10 @@ class _Active:
     bound: Callable[[str], float] | None = None  # most the check can score a value
     words: tuple[str, ...] = ()  # the context words, when they can be indexed (_Words)
     mask: Callable[[str], str] = str  # redact.masker of the type and category
+    type: str = ""  # the detector's type and its rule's category, action and level,
+    category: str = ""  # copied here for building findings
+    action: str = ""
+    level: str = ""
 
 
 def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -150,7 +154,8 @@ class Classifier:
         self._active = [
             _Active(d, rule, _context_regex(d.context), score_bound(d.check),
                     d.context if all(_indexable(w) for w in d.context) else (),
-                    masker(d.type, rule.category))
+                    masker(d.type, rule.category), d.type, rule.category, rule.action,
+                    rule.level)
             for d, rule in self.policy.detectors()
         ]
         groups: dict[str, list[str]] = {}
@@ -285,13 +290,13 @@ class Classifier:
         self, found: list[_Kept], window: str, lo: int, base: int, part: str
     ) -> Iterator[Finding]:
         key = self._hmac_key
+        new = tuple.__new__  # Finding's own __new__ without its Python frame
         for start, end, score, _, active, decoded in found:
             value = decoded if decoded is not None else window[start - lo : end - lo]
-            type_, rule = active.detector.type, active.rule
-            yield Finding(  # positional arguments build a frozen dataclass faster
-                type_, rule.category, base + start, base + end, round(score, 3), part,
-                rule.action, rule.level, active.mask(value),
-                keyed_hash(key, type_, value) if key else None)
+            yield new(Finding, (  # type: ignore[type-var]
+                active.type, active.category, base + start, base + end, round(score, 3), part,
+                active.action, active.level, active.mask(value),
+                keyed_hash(key, active.type, value) if key else None))
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:
         """Hyperscan anchors for shared groups whose detectors all have one, and near words."""
@@ -311,19 +316,21 @@ class Classifier:
         words = sorted({w for a in self._active for w in a.detector.near})
         if "" in words:
             return None
-        literals = sorted({lit for a in self._active for lit in a.detector.literals})
+        literals = sorted({lit for a in self._active
+                           for lit in (*a.detector.literals, *a.detector.hints)})
         return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals))
 
     def _starts(
         self, window: str, keep_lo: int, keep_hi: int, hits: dict[str, list[int]] | None
-    ) -> dict[str, list[int]]:
+    ) -> dict[str, list[Any]]:
         """Window positions in [keep_lo, keep_hi) where a shared group's pattern matches.
 
         Keyed by the group's name; for a group whose detectors all have anchors and a
-        window the prefilter scanned, by each detector's anchor key instead: its own
-        pattern is searched only before its own anchor's ends.
+        window the prefilter scanned, by each detector's anchor key instead, with the
+        spans of that detector's own matches: its pattern is searched only before its
+        own anchor's ends (:meth:`_anchored_spans`).
         """
-        starts: dict[str, list[int]] = {}
+        starts: dict[str, list[Any]] = {}
         for name, combined in self._shared.items():
             keys = self._anchored.get(name) if hits is not None else None
             if keys is None or hits is None:
@@ -335,26 +342,27 @@ class Classifier:
                     m = search(window, m.start() + 1)
                 continue
             for key, detector in zip(keys, self._members[name], strict=True):
-                starts[key] = self._anchored_starts(
+                starts[key] = self._anchored_spans(
                     detector.pattern, window, keep_lo, keep_hi, hits.get("from:" + key, []),
                     hits.get(key, []))
         return starts
 
     @staticmethod
-    def _anchored_starts(
+    def _anchored_spans(
         pattern: re.Pattern[str], window: str, keep_lo: int, keep_hi: int,
         froms: list[int], ends: list[int],
-    ) -> list[int]:
-        """Where ``pattern`` matches inside the matches of its anchor.
+    ) -> list[tuple[int, int]]:
+        """Where ``pattern`` matches inside the matches of its anchor: the span of its
+        match on the whole window at each start found there.
 
         The anchor matches a superset of the pattern plus a boundary character on each
         side, so a match of the pattern at ``p`` ending at ``e`` lies inside an anchor
         match ending at ``e`` or ``e + 1``, and the leftmost anchor match that ends there
         starts at or before ``p``. ``re`` decides inside these regions; a shorter
-        ``endpos`` only makes look-aheads more lenient (:meth:`_spans` then re-checks
-        each start on the whole window).
+        ``endpos`` only makes look-aheads more lenient, so each start is then matched
+        again on the whole window, which gives the span.
         """
-        positions: list[int] = []
+        spans: list[tuple[int, int]] = []
         regions: list[list[int]] = []  # [lo, hi, endpos]
         for first, end in sorted(zip(froms, ends, strict=True)):
             lo, hi = max(keep_lo, first), min(keep_hi, end)
@@ -365,20 +373,25 @@ class Classifier:
                 last[1], last[2] = max(last[1], hi), max(last[2], end)
             else:
                 regions.append([lo, hi, end])
-        search = pattern.search
+        search, match, add = pattern.search, pattern.match, spans.append
         for lo, hi, endpos in regions:
             m = search(window, lo, endpos)
-            while m is not None and m.start() < hi:
-                positions.append(m.start())
-                m = search(window, m.start() + 1, endpos)
-        return positions
+            while m is not None:
+                at = m.start()
+                if at >= hi:
+                    break
+                whole = match(window, at)
+                if whole is not None:
+                    add(whole.span())
+                m = search(window, at + 1, endpos)
+        return spans
 
     def _spans(
         self,
         d: Detector,
         window: str,
         low: str,
-        starts: dict[str, list[int]],
+        starts: dict[str, list[Any]],
         hits: dict[str, list[int]] | None,
     ) -> Iterator[tuple[int, int]]:
         if d.literals:
@@ -388,10 +401,13 @@ class Classifier:
             elif not any(lit in window for lit in d.literals):
                 return
         if d.shared is not None:
-            match = d.pattern.match
             key = self._anchor_of.get(id(d))
-            positions = starts.get(key) if key is not None else None
-            for p in starts[d.shared] if positions is None else positions:
+            spans = starts.get(key) if key is not None else None
+            if spans is not None:  # matched inside its anchor's matches (_anchored_spans)
+                yield from spans
+                return
+            match = d.pattern.match
+            for p in starts[d.shared]:
                 m = match(window, p)
                 if m is not None:
                     yield m.span()
@@ -411,7 +427,11 @@ class Classifier:
                 for m in d.pattern.finditer(window, lo, min(hi, len(window))):
                     yield m.span(d.group)
         elif d.finder is not None:
-            yield from d.finder(window, 0, len(window))
+            if d.hints and hits is not None:  # the prefilter looked for the hints
+                absent = [h for h in d.hints if "lit:" + h not in hits]
+                yield from d.finder(window, 0, len(window), absent=absent)
+            else:
+                yield from d.finder(window, 0, len(window))
         else:
             for m in d.pattern.finditer(window):
                 yield m.span(d.group)
