@@ -362,17 +362,26 @@ class Classifier:
         ``endpos`` only makes look-aheads more lenient, so each start is then matched
         again on the whole window, which gives the span.
         """
-        spans: list[tuple[int, int]] = []
-        regions: list[list[int]] = []  # [lo, hi, endpos]
+        regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
+        lo = hi = endpos = -1  # the region being merged
         for first, end in sorted(zip(froms, ends, strict=True)):
-            lo, hi = max(keep_lo, first), min(keep_hi, end)
-            if lo >= hi:
+            if first < keep_lo:
+                first = keep_lo
+            clipped = end if end < keep_hi else keep_hi
+            if first >= clipped:
                 continue
-            if regions and lo <= regions[-1][1]:
-                last = regions[-1]
-                last[1], last[2] = max(last[1], hi), max(last[2], end)
-            else:
-                regions.append([lo, hi, end])
+            if first <= hi:  # overlaps or touches the region: merge
+                if clipped > hi:
+                    hi = clipped
+                if end > endpos:
+                    endpos = end
+                continue
+            if hi >= 0:
+                regions.append((lo, hi, endpos))
+            lo, hi, endpos = first, clipped, end
+        if hi >= 0:
+            regions.append((lo, hi, endpos))
+        spans: list[tuple[int, int]] = []
         search, match, add = pattern.search, pattern.match, spans.append
         for lo, hi, endpos in regions:
             m = search(window, lo, endpos)
@@ -511,6 +520,8 @@ class Classifier:
                     words = indexed[active.words] = _Words(low, active.words, context_hits)
                 if not words.starts:  # none of its words in this window
                     context = words = None
+            word_starts, word_ends = (words.starts, words.ends) if words is not None else ([], [])
+            n_words = len(word_starts)
             bound = active.bound
             check = d.check
             priority = -d.priority
@@ -523,10 +534,21 @@ class Classifier:
                             continue
                 value = window[s:e]
                 boost: float | None = None
-                if words is not None:
-                    if words.within(max(0, s - CONTEXT_BEFORE), s) \
-                            or words.within(e, min(size, e + CONTEXT_AFTER)):
-                        boost = context_boost
+                if words is not None:  # words.within(s - BEFORE, s) or within(e, e + AFTER)
+                    i = bisect_left(word_starts, s - CONTEXT_BEFORE)
+                    while i < n_words and word_starts[i] < s:
+                        if word_ends[i] <= s:
+                            boost = context_boost
+                            break
+                        i += 1
+                    else:
+                        reach = e + CONTEXT_AFTER
+                        i = bisect_left(word_starts, e)
+                        while i < n_words and word_starts[i] < reach:
+                            if word_ends[i] <= reach:
+                                boost = context_boost
+                                break
+                            i += 1
                 elif context is not None and (
                         context.search(low, max(0, s - CONTEXT_BEFORE), s)
                         or context.search(low, e, min(size, e + CONTEXT_AFTER))):
