@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 
 import phonenumbers
+import phonenumbers.phonenumberutil as _pnu
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.exceptions import InvalidChecksum, InvalidFormat, ValidationError
@@ -270,6 +271,154 @@ def _phone_layout(value: str) -> bool:
     return _PHONE_LAYOUT.fullmatch(value) is not None
 
 
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
+               "uan", "voicemail", "fixed_line")
+"""The number types libphonenumber's ``_number_type_helper`` tries, in its order; a
+mobile number counts too unless the plan says mobile and fixed-line look the same."""
+
+
+def _desc_admits(desc: phonenumbers.PhoneNumberDesc | None, length: int) -> str | None:
+    """The national-number pattern of ``desc`` if a number of ``length`` digits can
+    match it (libphonenumber's ``_is_number_matching_desc``: the pattern must be set,
+    and the length among the possible lengths when those are given)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    if desc.possible_length and length not in desc.possible_length:
+        return None
+    return desc.national_number_pattern
+
+
+class _NumberPlan:
+    """One region's numbering plan, compiled: whether a national significant number is
+    of a known type, as ``_number_type_helper(nsn, metadata) != UNKNOWN`` decides,
+    with one full match per length instead of up to eleven."""
+
+    __slots__ = ("_by_length", "_metadata")
+
+    def __init__(self, metadata: phonenumbers.PhoneMetadata) -> None:
+        self._metadata = metadata
+        self._by_length: dict[int, tuple[re.Pattern[str], re.Pattern[str]] | None] = {}
+
+    def _compiled(self, length: int) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+        metadata = self._metadata
+        general = _desc_admits(metadata.general_desc, length)
+        names = _TYPE_DESCS if metadata.same_mobile_and_fixed_line_pattern \
+            else (*_TYPE_DESCS, "mobile")
+        typed = [p for p in (_desc_admits(getattr(metadata, n), length) for n in names) if p]
+        if general is None or not typed:
+            return None
+        return re.compile(general), re.compile("|".join(f"(?:{p})" for p in typed))
+
+    def valid(self, nsn: str) -> bool:
+        length = len(nsn)
+        try:
+            compiled = self._by_length[length]
+        except KeyError:
+            compiled = self._by_length[length] = self._compiled(length)
+        return compiled is not None and compiled[0].fullmatch(nsn) is not None \
+            and compiled[1].fullmatch(nsn) is not None
+
+
+@functools.lru_cache(maxsize=512)
+def _calling_code_plans(
+    country_code: int,
+) -> tuple[tuple[str, re.Pattern[str] | None, _NumberPlan | None, _NumberPlan | None], ...]:
+    """For each region of a calling code, in libphonenumber's order: its code, its
+    leading-digits pattern, its plan as ``region_code_for_number`` reads it, and its
+    plan as ``is_valid_number_for_region`` reads it (None when that call says no)."""
+    plans = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        found = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        leading = re.compile(found.leading_digits) \
+            if found is not None and found.leading_digits is not None else None
+        own = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            country_code, region.upper())
+        if own is not None and region != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY and (
+                found is None or found.country_code != country_code):
+            own = None
+        plans.append((region, leading, _NumberPlan(found) if found is not None else None,
+                      _NumberPlan(own) if own is not None else None))
+    return tuple(plans)
+
+
+def _number_region(country_code: int, nsn: str) -> int | None:
+    """The index in :func:`_calling_code_plans` of ``region_code_for_number``'s answer."""
+    plans = _calling_code_plans(country_code)
+    if len(plans) <= 1:
+        return 0 if plans else None
+    for i, (_, leading, plan, _) in enumerate(plans):
+        if plan is None:
+            continue
+        if leading is not None:
+            if leading.match(nsn):
+                return i
+        elif plan.valid(nsn):
+            return i
+    return None
+
+
+def valid_number(country_code: int, nsn: str) -> bool:
+    """``phonenumbers.is_valid_number`` of the number with this calling code and national
+    significant number (``phonenumbers.national_significant_number``), from plans
+    compiled once per region (``tests/dlp`` compares both on generated numbers)."""
+    at = _number_region(country_code, nsn)
+    if at is None:
+        return False
+    plan = _calling_code_plans(country_code)[at][3]
+    return plan is not None and plan.valid(nsn)
+
+
+def _valid(numobj: phonenumbers.PhoneNumber) -> bool:
+    return valid_number(numobj.country_code,
+                        phonenumbers.national_significant_number(numobj))
+
+
+_SIMPLE_INTERNATIONAL = re.compile(r"\+[0-9]+(?:[ .\-][0-9]+)*")
+"""'+', then ASCII digits in groups split by one space, dot or dash: a number
+``phonenumbers.parse`` reads as the plus sign, the calling code and the national
+number, with no extension, letters or parentheses to interpret."""
+
+
+def _parse_simple_international(value: str) -> tuple[int, str] | None:
+    """``phonenumbers.parse(value)``'s calling code and national significant number for a
+    value of :data:`_SIMPLE_INTERNATIONAL` shape, or None for what this does not
+    follow (an unknown calling code, a national number with a leading zero or of
+    an impossible length): the caller then asks the library."""
+    number = value[1:].translate(_NO_SEPARATORS)
+    if len(number) <= 2 or number[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        country_code = int(number[:size])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    national = number[size:]
+    if len(national) < 2:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        country_code, phonenumbers.region_code_for_country_code(country_code))
+    if metadata is None:
+        return None
+    if metadata.national_prefix_for_parsing:
+        _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
+        if _pnu._test_number_length(stripped, metadata) not in _SHORT_OR_INVALID:
+            national = stripped
+    if not 2 <= len(national) <= 17 or national[0] == "0":
+        return None
+    return country_code, national
+
+
+_NO_SEPARATORS = str.maketrans("", "", " .-")
+_SHORT_OR_INVALID = (_pnu.ValidationResult.TOO_SHORT, _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                     _pnu.ValidationResult.INVALID_LENGTH)
+
+
+def _fictional(country_code: int, national: str) -> bool:
+    """NANP's fictional range 555-0100 to 555-0199."""
+    return country_code == 1 and national[3:6] == "555" and national[6:8] == "01"
+
+
 def check_phone(value: str, region: str = "US") -> float | None:
     return check_phone_in(value, (region,))
 
@@ -284,6 +433,10 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
     if not value.startswith("+") and (_looks_like_date(value) or _card_fragment(value)
                                       or _SSN_SHAPE.fullmatch(value)):
         return None
+    if _SIMPLE_INTERNATIONAL.fullmatch(value):
+        simple = _parse_simple_international(value)
+        if simple is not None and valid_number(*simple):
+            return None if _fictional(*simple) else 0.7
     parsed = None
     possible = None
     for region in ((None,) if value.startswith("+") else regions):
@@ -293,7 +446,7 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
             candidate = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(candidate):
+        if _valid(candidate):
             parsed = candidate
             break
         if possible is None and phonenumbers.is_possible_number(candidate):
@@ -306,9 +459,8 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
         if possible is None or not _phone_layout(value):
             return None
         return 0.5
-    national = str(parsed.national_number)
-    if parsed.country_code == 1 and national[3:6] == "555" and national[6:8] == "01":
-        return None  # NANP fictional range
+    if _fictional(parsed.country_code, str(parsed.national_number)):
+        return None
     if value.startswith("+"):
         return 0.7
     if number == value and region_prefix(parsed) and value.startswith(region_prefix(parsed)):
