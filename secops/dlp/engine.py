@@ -168,6 +168,7 @@ class Classifier:
         self._anchor_of: dict[int, str] = {}  # id(detector) -> its anchor key
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
+        self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
         self._context_words = (prefilter.compiled((), context_words, ())
                                if self._prefilter is not None and context_words else None)
 
@@ -291,10 +292,15 @@ class Classifier:
     ) -> Iterator[Finding]:
         key = self._hmac_key
         new = tuple.__new__  # Finding's own __new__ without its Python frame
-        for start, end, score, _, active, decoded in found:
-            value = decoded if decoded is not None else window[start - lo : end - lo]
+        rounded = self._rounded
+        for start, end, score, _, active, value in found:
+            shown = rounded.get(score)
+            if shown is None:
+                shown = round(score, 3)
+                if len(rounded) < 4096:  # scores come from a few checks and boosts
+                    rounded[score] = shown
             yield new(Finding, (  # type: ignore[type-var]
-                active.type, active.category, base + start, base + end, round(score, 3), part,
+                active.type, active.category, base + start, base + end, shown, part,
                 active.action, active.level, active.mask(value),
                 keyed_hash(key, active.type, value) if key else None))
 
@@ -574,7 +580,7 @@ class Classifier:
                 if score < min_score:
                     continue
                 append((start, end, priority, -score, 1, seq, active, value, boost))
-        return _resolve(cands, carried, offsets is not None)
+        return _resolve(cands, carried)
 
 
 _Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
@@ -582,10 +588,11 @@ _Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
 detector, value, context boost."""
 
 _Kept = tuple[int, int, float, int, _Active, "str | None"]
-"""A finding of a window: start, end, score, priority, detector, decoded value."""
+"""A finding of a window: start, end, score, priority, detector, value (decoded, in an
+escaped window)."""
 
 
-def _resolve(cands: list[_Entry], carried: list[tuple[int, int]], decoded: bool) -> list[_Kept]:
+def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]:
     """The greedy resolution of :meth:`Classifier._select`, one group of overlapping
     candidates at a time.
 
@@ -619,14 +626,14 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]], decoded: bool)
                     i = j
                     continue
                 neg_score = -score
-            keep((start, end, -neg_score, -neg_priority, active, value if decoded else None))
+            keep((start, end, -neg_score, -neg_priority, active, value))
         else:
-            kept.extend(_resolve_group(cands[i:j], decoded))
+            kept.extend(_resolve_group(cands[i:j]))
         i = j
     return kept
 
 
-def _resolve_group(group: list[_Entry], decoded: bool) -> list[_Kept]:
+def _resolve_group(group: list[_Entry]) -> list[_Kept]:
     """Overlapping candidates resolved in the order priority, score, checked first,
     length, position, sequence; a deferred check runs at the head of the order and its
     candidate re-enters at the real score (never before its ceiling)."""
@@ -637,7 +644,12 @@ def _resolve_group(group: list[_Entry], decoded: bool) -> list[_Kept]:
     while order:
         neg_priority, neg_score, checked, length, start, seq, k = heappop(order)
         end = start - length
-        if any(start < e and s < end for s, e in spans):
+        overlaps = False
+        for s, e in spans:  # a loop, not any(): groups are small, and this runs per pop
+            if start < e and s < end:
+                overlaps = True
+                break
+        if overlaps:
             continue
         c = group[k]
         active = c[6]
@@ -647,7 +659,7 @@ def _resolve_group(group: list[_Entry], decoded: bool) -> list[_Kept]:
                 heappush(order, (neg_priority, -score, 1, length, start, seq, k))
             continue
         spans.append((start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, c[7] if decoded else None))
+        kept.append((start, end, -neg_score, -neg_priority, active, c[7]))
     kept.sort(key=itemgetter(0))
     return kept
 

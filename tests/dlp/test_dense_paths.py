@@ -164,7 +164,7 @@ def _greedy(cands: list[engine._Entry], carried: list[tuple[int, int]]) -> list[
                                  active, value, boost))
             continue
         insort(spans, (start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, None))
+        kept.append((start, end, -neg_score, -neg_priority, active, value))
     kept.sort(key=lambda k: k[0])
     return kept
 
@@ -205,7 +205,7 @@ def test_resolving_by_overlapping_groups_keeps_what_the_whole_window_order_keeps
             carried = [(first - 5, first + rng.randint(1, 12))]
         expected = _greedy(list(cands), carried)
         rng.shuffle(cands)
-        assert engine._resolve(cands, carried, False) == expected
+        assert engine._resolve(cands, carried) == expected
         kept_total += len(expected)
     assert kept_total > 10_000
 
