@@ -189,8 +189,19 @@ _V6_SEED = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _HEX_COLON = frozenset("0123456789abcdefABCDEF:")
 
 
+_V6_SEVEN = re.compile(r":(?:[0-9A-Fa-f]{1,4}:){6}")
+"""In every run of seven groups ``hex:``, after its first group."""
+
+
 def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
-    """Anchor on ``:hex:`` (cheap: starts with a literal) and match around it."""
+    """Anchor on ``:hex:`` (cheap: starts with a literal) and match around it.
+
+    Every match holds ``::`` or seven groups ``hex:`` (the look-ahead of :data:`IPV6`)
+    inside ``text[lo:hi]``; without either (times of day in a log or an export are
+    ``:hex:`` seeds too) there is nothing to match around the seeds.
+    """
+    if text.find("::", lo, hi) == -1 and _V6_SEVEN.search(text, lo, hi) is None:
+        return
     last_end = lo
     for seed in _V6_SEED.finditer(text, lo, hi):
         if seed.start() < last_end:

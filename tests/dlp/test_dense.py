@@ -195,3 +195,86 @@ def test_email_local_part_stripped_from_the_right_matches_the_forward_search() -
     assert checked > 1000
     text = "x" * 70 + "@corp.example.org"
     assert list(detectors.find_emails(text, 0, len(text))) == [(6, len(text))]
+
+
+def _emails_reference(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The e-mail finder with every look-back run for every address (no gates)."""
+    from secops.dlp import detectors as d
+
+    found = []
+    for at in re.finditer("@", text[:hi]):
+        p = at.start()
+        if p < lo:
+            continue
+        before = text[max(lo, p - 64):p]
+        run = len(before) - len(before.rstrip(d._EMAIL_LOCAL_CHARS))
+        if not run:
+            continue
+        domain = d._EMAIL_DOMAIN.match(text, p + 1, hi)
+        if domain is None:
+            continue
+        start = p - run
+        while start < p and text[start] in ".-":
+            start += 1
+        back = max(lo, start - 160)
+        if d._USERINFO_BEFORE.search(text, back, start) or d._SCP_AFTER.match(text, domain.end()) \
+                or d._SSH_BEFORE.search(text, back, start):
+            continue
+        found.append((start, domain.end()))
+    return found
+
+
+def test_email_finder_gates_keep_every_address_the_look_backs_keep() -> None:
+    from secops.dlp import detectors as d
+
+    rng = random.Random(RNG_SEED)
+    pieces = ["jane.roe@acme-corp.io", "git@github.com:org/repo.git", "ssh deploy@host.io",
+              "scp -P 22 me@box.example.org:/tmp", "https://user:pw@db.io", "://", "ssh ",
+              "rsync -av ", "mosh ", "sftp ", "x@y.co:22", " ", ", ", "\n", "a.b-c@d.e.fr",
+              "@", "..@x.com", "-x@y.org", "redis://:secret@cache.local", "ftp://u@h.net"]
+    checked = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        lo, hi = sorted(rng.sample(range(len(text) + 1), 2)) if len(text) > 1 else (0, len(text))
+        for span in (0, len(text)), (lo, hi):
+            expected = _emails_reference(text, *span)
+            assert list(d.find_emails(text, *span)) == expected, (text, span)
+            absent = [h for h in d.EMAIL_HINTS if text.find(h, *span) == -1]
+            assert list(d.find_emails(text, *span, absent=absent)) == expected, (text, span)
+            checked += len(expected)
+    assert checked > 2000
+
+
+def _ipv6_reference(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The IPv6 finder trying every ``:hex:`` seed (no gate)."""
+    from secops.dlp import detectors as d
+
+    found, last_end = [], lo
+    for seed in d._V6_SEED.finditer(text, lo, hi):
+        if seed.start() < last_end:
+            continue
+        start = seed.start()
+        while start > max(lo, seed.start() - 40) and text[start - 1] in d._HEX_COLON:
+            start -= 1
+        full = d.IPV6.match(text, start, min(hi, start + 64))
+        if full is not None and full.end() > seed.start():
+            last_end = full.end()
+            found.append((full.start(), full.end()))
+    return found
+
+
+def test_ipv6_finder_gate_keeps_every_address() -> None:
+    from secops.dlp import detectors as d
+
+    rng = random.Random(RNG_SEED)
+    pieces = ["fe80::1", "2001:db8:85a3:0:0:8a2e:370:7334", "1:2:3:4:5:6:7:8", "12:30:45",
+              "::", ":", "a:b", "T09:15:00Z", "ab", "0", " ", "::ffff:192.0.2.1", "g:", ":f:"]
+    checked = 0
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 10)))
+        lo, hi = sorted(rng.sample(range(len(text) + 1), 2)) if len(text) > 1 else (0, len(text))
+        for span in (0, len(text)), (lo, hi):
+            expected = _ipv6_reference(text, *span)
+            assert list(d.find_ipv6(text, *span)) == expected, (text, span)
+            checked += len(expected)
+    assert checked > 1000
