@@ -336,36 +336,30 @@ def _calling_code_plans(
         if own is not None and region != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY and (
                 found is None or found.country_code != country_code):
             own = None
-        plans.append((region, leading, _NumberPlan(found) if found is not None else None,
-                      _NumberPlan(own) if own is not None else None))
+        plan = _NumberPlan(found) if found is not None else None
+        plans.append((region, leading, plan,
+                      None if own is None else plan if own is found else _NumberPlan(own)))
     return tuple(plans)
-
-
-def _number_region(country_code: int, nsn: str) -> int | None:
-    """The index in :func:`_calling_code_plans` of ``region_code_for_number``'s answer."""
-    plans = _calling_code_plans(country_code)
-    if len(plans) <= 1:
-        return 0 if plans else None
-    for i, (_, leading, plan, _) in enumerate(plans):
-        if plan is None:
-            continue
-        if leading is not None:
-            if leading.match(nsn):
-                return i
-        elif plan.valid(nsn):
-            return i
-    return None
 
 
 def valid_number(country_code: int, nsn: str) -> bool:
     """``phonenumbers.is_valid_number`` of the number with this calling code and national
     significant number (``phonenumbers.national_significant_number``), from plans
-    compiled once per region (``tests/dlp`` compares both on generated numbers)."""
-    at = _number_region(country_code, nsn)
-    if at is None:
-        return False
-    plan = _calling_code_plans(country_code)[at][3]
-    return plan is not None and plan.valid(nsn)
+    compiled once per region (``tests/dlp`` compares both on generated numbers): the
+    region ``region_code_for_number`` picks, then that region's plan."""
+    plans = _calling_code_plans(country_code)
+    if len(plans) == 1:
+        own = plans[0][3]
+        return own is not None and own.valid(nsn)
+    for _, leading, plan, own in plans:
+        if plan is None:
+            continue
+        if leading is not None:
+            if leading.match(nsn):
+                return own is not None and own.valid(nsn)
+        elif plan.valid(nsn):  # picked for being valid by the plan it is checked by
+            return own is not None and (own is plan or own.valid(nsn))
+    return False
 
 
 def _valid(numobj: phonenumbers.PhoneNumber) -> bool:
@@ -396,17 +390,31 @@ def _parse_simple_international(value: str) -> tuple[int, str] | None:
     national = number[size:]
     if len(national) < 2:
         return None
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        country_code, phonenumbers.region_code_for_country_code(country_code))
-    if metadata is None:
+    found = _parsing_metadata(country_code)
+    if found is None:
         return None
-    if metadata.national_prefix_for_parsing:
+    metadata, prefix = found
+    if prefix is not None and prefix.match(national):  # else the library keeps it as is
         _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
         if _pnu._test_number_length(stripped, metadata) not in _SHORT_OR_INVALID:
             national = stripped
     if not 2 <= len(national) <= 17 or national[0] == "0":
         return None
     return country_code, national
+
+
+@functools.lru_cache(maxsize=512)
+def _parsing_metadata(
+    country_code: int,
+) -> tuple[phonenumbers.PhoneMetadata, re.Pattern[str] | None] | None:
+    """The metadata ``phonenumbers.parse`` reads a number with this calling code by, and
+    its national prefix for parsing, compiled (None when it has none)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        country_code, phonenumbers.region_code_for_country_code(country_code))
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    return metadata, re.compile(prefix) if prefix else None
 
 
 _NO_SEPARATORS = str.maketrans("", "", " .-")
