@@ -50,6 +50,11 @@ def _keep_last(value: str, keep: int, pattern: re.Pattern[str] = _ALNUM) -> str:
     stars = _STARS.get(pattern)
     if stars is not None and value.isascii():
         shown, table = stars
+        cut = len(value) - keep
+        if keep > 0 and cut >= 0:  # the common case: the last ``keep`` characters match
+            tail = value[cut:]
+            if tail.isdigit() if pattern is _DIGIT else tail.isalnum():
+                return value[:cut].translate(table) + tail
         cut, seen = len(value), 0
         while seen < keep:  # back to the first of the last ``keep`` matching characters
             if cut == 0:
