@@ -169,7 +169,7 @@ class Classifier:
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
         self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
-        self._context_words = (prefilter.compiled((), context_words, ())
+        self._context_words = (prefilter.compiled((), context_words, (), True)
                                if self._prefilter is not None and context_words else None)
 
     def __repr__(self) -> str:  # never show the key

@@ -16,9 +16,10 @@ Two kinds of anchors are compiled into one database:
   a reported end and starts at or after the leftmost start reported for that end;
 * the ``near`` words of anchored detectors, case-insensitive.
 
-The engine compiles a second, words-only database of the detectors' context words and
-scans a window with it when the window holds many candidates (a dense export): then a
-candidate's context is a look-up instead of two regex searches.
+The engine compiles a second, words-only database of the detectors' context words (each
+only where it starts a word, as the context search wants it) and scans a window with it
+when the window holds many candidates (a dense export): then a candidate's context is a
+look-up instead of two regex searches.
 
 Hyperscan scans bytes, so the prefilter is used only for ASCII windows (where byte
 and character offsets coincide and ASCII classes equal ``re``'s Unicode ones); other
@@ -45,7 +46,8 @@ class Prefilter:
     """A compiled set of anchors and words; :meth:`scan` gives the ends per key."""
 
     def __init__(
-        self, anchors: dict[str, str], words: Iterable[str], literals: Iterable[str] = ()
+        self, anchors: dict[str, str], words: Iterable[str], literals: Iterable[str] = (),
+        *, word_start: bool = False,
     ) -> None:
         if _hs is None:  # pragma: no cover - guarded by callers
             raise RuntimeError("hyperscan is not installed")
@@ -54,7 +56,8 @@ class Prefilter:
         words = sorted({w for w in words if w and w.isascii() and w == w.lower()})
         lits = sorted({lit for lit in literals if lit and lit.isascii()})
         exprs = [anchors[k] for k in anchor_keys]
-        exprs += [_escape(w) for w in words] + [_escape(lit) for lit in lits]
+        start = _WORD_START if word_start else ""
+        exprs += [start + _escape(w) for w in words] + [_escape(lit) for lit in lits]
         flags = [_hs.HS_FLAG_MULTILINE | _hs.HS_FLAG_SOM_LEFTMOST] * len(anchor_keys)
         flags += [_hs.HS_FLAG_CASELESS] * len(words)
         flags += [_hs.HS_FLAG_SINGLEMATCH] * len(lits)
@@ -69,7 +72,8 @@ class Prefilter:
         """End offsets of every anchor and word in an ASCII ``window``, by key.
 
         Anchor keys are the keys given; words are ``"word:" + word`` (case-insensitive,
-        every occurrence) and literals ``"lit:" + literal`` (present or not: one end).
+        every occurrence; with ``word_start``, only those not after an ASCII letter or
+        digit) and literals ``"lit:" + literal`` (present or not: one end).
         An anchor's key also has ``"from:" + key``: for each end, where the leftmost
         match that ends there starts (Hyperscan's leftmost start of match).
         """
@@ -96,11 +100,17 @@ def _escape(word: str) -> str:
     return "".join(c if c.isalnum() else f"\\x{ord(c):02x}" for c in word)
 
 
+_WORD_START = "(?:^|[^0-9a-z])"
+"""Before a word that starts a word: the start of the data or a character other than an
+ASCII letter or digit (case-insensitive, like the words)."""
+
+
 @lru_cache(maxsize=16)
 def compiled(
-    anchors: tuple[tuple[str, str], ...], words: tuple[str, ...], literals: tuple[str, ...]
+    anchors: tuple[tuple[str, str], ...], words: tuple[str, ...], literals: tuple[str, ...],
+    word_start: bool = False,
 ) -> Prefilter | None:
     """A cached :class:`Prefilter` (compiling takes about 0.2 s), or None without Hyperscan."""
     if _hs is None:
         return None
-    return Prefilter(dict(anchors), words, literals)
+    return Prefilter(dict(anchors), words, literals, word_start=word_start)

@@ -211,17 +211,19 @@ def test_resolving_by_overlapping_groups_keeps_what_the_whole_window_order_keeps
 
 
 @needs_hyperscan
-def test_context_look_up_matches_the_context_search() -> None:
+@pytest.mark.parametrize("word_start", [False, True])
+def test_context_look_up_matches_the_context_search(word_start: bool) -> None:
     rng = random.Random(SEED)
     groups = sorted({d.context for d in BUILTIN if d.context})
     words = tuple(sorted({w for g in groups for w in g}))
-    scanner = prefilter.compiled((), words, ())
+    scanner = prefilter.compiled((), words, (), word_start)
     assert scanner is not None
-    pieces = [*words, " ", ",", "x", "7", "-", ":", "\n", "CALL", "Phone", "ss#1"]
+    pieces = [*words, " ", ",", "x", "7", "-", ":", "\n", "CALL", "Phone", "ss#1", "X", "Q"]
     found = 0
     for _ in range(400):
-        low = engine._lower("".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))))
-        hits = scanner.scan(low)
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        low = engine._lower(text)
+        hits = scanner.scan(text)  # as the engine scans a window: in its own case
         for group in groups:
             look_up = engine._Words(low, group, hits)
             search = engine._context_regex(group)
