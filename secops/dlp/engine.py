@@ -396,7 +396,7 @@ class Classifier:
                 if at >= hi:
                     break
                 whole = match(window, at)
-                if whole is not None:
+                if whole is not None and whole.end() > at:  # never empty, like _select's
                     add(whole.span())
                 m = search(window, at + 1, endpos)
         return spans
@@ -503,9 +503,18 @@ class Classifier:
         indexed: dict[tuple[str, ...], _Words] = {}
         found = []
         total = 0
+        anchor_of = self._anchor_of
         for active in self._active:
-            spans = [span for span in self._spans(active.detector, window, low, starts, hits)
-                     if keep_lo <= span[0] < keep_hi and span[0] != span[1]]
+            d = active.detector
+            key = anchor_of.get(id(d)) if hits is not None else None
+            ready = starts.get(key) if key is not None else None
+            if ready is not None:  # in [keep_lo, keep_hi) and not empty (_anchored_spans)
+                literals = d.literals
+                spans = ready if not literals or any("lit:" + lit in hits for lit in literals) \
+                    else []
+            else:
+                spans = [span for span in self._spans(d, window, low, starts, hits)
+                         if keep_lo <= span[0] < keep_hi and span[0] != span[1]]
             if spans:
                 found.append((active, spans))
                 total += len(spans)
@@ -547,9 +556,10 @@ class Classifier:
                             boost = context_boost
                             break
                         i += 1
-                    else:
+                    else:  # on from the first word starting at or after s
                         reach = e + CONTEXT_AFTER
-                        i = bisect_left(word_starts, e)
+                        while i < n_words and word_starts[i] < e:
+                            i += 1
                         while i < n_words and word_starts[i] < reach:
                             if word_ends[i] <= reach:
                                 boost = context_boost
