@@ -508,7 +508,7 @@ class Classifier:
             d = active.detector
             key = anchor_of.get(id(d)) if hits is not None else None
             ready = starts.get(key) if key is not None else None
-            if ready is not None:  # in [keep_lo, keep_hi) and not empty (_anchored_spans)
+            if ready is not None and hits is not None:  # in range, not empty (_anchored_spans)
                 literals = d.literals
                 spans = ready if not literals or any("lit:" + lit in hits for lit in literals) \
                     else []
@@ -597,7 +597,7 @@ _Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
 """A candidate: start, end, -priority, -score (or -ceiling), checked, sequence number,
 detector, value, context boost."""
 
-_Kept = tuple[int, int, float, int, _Active, "str | None"]
+_Kept = tuple[int, int, float, int, _Active, str]
 """A finding of a window: start, end, score, priority, detector, value (decoded, in an
 escaped window)."""
 

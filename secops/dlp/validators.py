@@ -363,7 +363,7 @@ def valid_number(country_code: int, nsn: str) -> bool:
 
 
 def _valid(numobj: phonenumbers.PhoneNumber) -> bool:
-    return valid_number(numobj.country_code,
+    return valid_number(numobj.country_code or 0,  # parse always sets it
                         phonenumbers.national_significant_number(numobj))
 
 
@@ -467,7 +467,7 @@ def check_phone_in(value: str, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS)
         if possible is None or not _phone_layout(value):
             return None
         return 0.5
-    if _fictional(parsed.country_code, str(parsed.national_number)):
+    if _fictional(parsed.country_code or 0, str(parsed.national_number)):
         return None
     if value.startswith("+"):
         return 0.7
@@ -514,9 +514,9 @@ def _ipv4_fast(value: str) -> float | None | bool:
     """``check_ip`` for dotted quads of ASCII digits, as ``ipaddress`` parses them (no
     leading zeros, octets up to 255); ``False`` when the value is not of that shape."""
     if _IPV4_VALID.fullmatch(value) is not None:  # the loop below would accept each part
-        if value == "0.0.0.0" or value.startswith(_DOC_V4_PREFIXES) \
-                or value.count("255") == 4:  # unspecified, RFC 5737, broadcast-like
-            return None
+        unspecified = value == "0.0.0.0"  # noqa: S104 - a value compared, nothing bound
+        if unspecified or value.startswith(_DOC_V4_PREFIXES) or value.count("255") == 4:
+            return None  # unspecified, RFC 5737 documentation, broadcast-like
         return 0.6
     parts = value.split(".")
     if len(parts) != 4:
