@@ -537,10 +537,21 @@ class Classifier:
                     context = words = None
             word_starts, word_ends = (words.starts, words.ends) if words is not None else ([], [])
             n_words = len(word_starts)
+            last_word = word_starts[-1] if word_starts else -1
             bound = active.bound
             check = d.check
             priority = -d.priority
             context_boost = d.context_boost
+            if neg is None and context is None and bound is None and offsets is None:
+                # nothing to look at around the values (most of a dense export): the loop
+                # below without its branches; numbering keeps the order of the candidates
+                for s, e in spans:
+                    value = window[s:e]
+                    seq += 1
+                    score = check(value)
+                    if score is not None and score >= min_score:
+                        append((s + lo, e + lo, priority, -score, 1, seq, active, value, None))
+                continue
             for s, e in spans:
                 if neg is not None:
                     if neg_ends is None or (s and (low[s - 1] in neg_ends
@@ -550,7 +561,9 @@ class Classifier:
                 value = window[s:e]
                 boost: float | None = None
                 if words is not None:  # words.within(s - BEFORE, s) or within(e, e + AFTER)
-                    i = bisect_left(word_starts, s - CONTEXT_BEFORE)
+                    # no word starts at or after s - BEFORE: neither look-up finds one
+                    i = bisect_left(word_starts, s - CONTEXT_BEFORE) \
+                        if s - CONTEXT_BEFORE <= last_word else n_words
                     while i < n_words and word_starts[i] < s:
                         if word_ends[i] <= s:
                             boost = context_boost
@@ -628,6 +641,15 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
             if cands[j][1] > reach:
                 reach = cands[j][1]
             j += 1
+        if j == i + 2:  # a pair: the first in the order, when checked, is kept
+            d = cands[i + 1]
+            if (c[2], c[3], c[4], c[0] - c[1], c[0], c[5]) > \
+                    (d[2], d[3], d[4], d[0] - d[1], d[0], d[5]):
+                c, d = d, c
+            if c[4]:  # and the other overlaps it
+                keep((c[0], c[1], -c[3], -c[2], c[6], c[7]))
+                i = j
+                continue
         if j == i + 1:  # overlaps nothing
             start, end, neg_priority, neg_score, checked, _, active, value, boost = c
             if not checked:
