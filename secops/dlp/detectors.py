@@ -52,7 +52,8 @@ class Detector:
     and the engine passes the finder those absent from the window (``absent=``)."""
     anchor: str | None = None
     """Optional Hyperscan expression for :mod:`secops.dlp.prefilter`: matches a superset
-    of ``pattern`` plus at most one boundary character on each side, ASCII classes only.
+    of ``pattern`` plus at most one boundary character on the left and two on the right
+    (a dot is a boundary only before a non-digit), ASCII classes only.
     Used for shared detectors when every detector of the group has one."""
 
 
@@ -155,6 +156,7 @@ _HB = r"(?:^|[^0-9A-Za-z_.+\-])"
 _HB_DOT = r"(?:^|[^0-9A-Za-z_.])"
 _HB_DASH = r"(?:^|[^0-9A-Za-z_.\-])"
 _HR = r"(?:[^0-9A-Za-z_\-]|$)"
+_HR_NUM = r"(?:[^0-9A-Za-z_.\-]|\.(?:[^0-9]|$)|$)"  # _R: nor a dot before a digit (2 chars)
 _HR_IP = r"(?:[^0-9A-Za-z_]|$)"
 _HS_SPACE = r"[\t-\r\x1c-\x1f ]"
 _D = "[0-9]"
@@ -253,30 +255,30 @@ BUILTIN: tuple[Detector, ...] = (
              _first("[0-9]", r"\d{1,4}[ .\-]\d{2,4}[ .\-]\d{3,4}" + _R),
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
              negative_before=PHONE_NEGATIVE,
-             anchor=_HB + "[0-9]{2,5}[ .\\-][0-9]{2,4}[ .\\-][0-9]{3,4}" + _HR),
+             anchor=_HB + "[0-9]{2,5}[ .\\-][0-9]{2,4}[ .\\-][0-9]{3,4}" + _HR_NUM),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{3,4} \d{6}" + _R),
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
              negative_before=PHONE_NEGATIVE,
-             anchor=_HB + "[0-9]{4,5} [0-9]{6}" + _HR),
+             anchor=_HB + "[0-9]{4,5} [0-9]{6}" + _HR_NUM),
     # National formats with a trunk 0 (checked against the policy's default regions):
     # "030 12345678", "0176/12345678" (area code and subscriber), "01 23 45 67 89".
     Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)\d{2,4}[ /\-]\d{4,8}" + _R),
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
              negative_before=PHONE_NEGATIVE,
-             anchor=_HB + "0[0-9]{2,4}[ /\\-][0-9]{4,8}" + _HR),
+             anchor=_HB + "0[0-9]{2,4}[ /\\-][0-9]{4,8}" + _HR_NUM),
     Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)[1-9](?:[ .\-]\d\d){4}" + _R),
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
              negative_before=PHONE_NEGATIVE,
-             anchor=_HB + "0[1-9](?:[ .\\-][0-9]{2}){4}" + _HR),
+             anchor=_HB + "0[1-9](?:[ .\\-][0-9]{2}){4}" + _HR_NUM),
     Detector("phone_number", "PII", _first("[0-9]", r"(?<=0)[1-9]\d{8,10}" + _R),
              v.check_phone_in, context=PII_PHONE_CONTEXT, priority=30, shared="digits",
-             negative_before=PHONE_NEGATIVE, anchor=_HB + "0[1-9][0-9]{8,10}" + _HR),
+             negative_before=PHONE_NEGATIVE, anchor=_HB + "0[1-9][0-9]{8,10}" + _HR_NUM),
     Detector("phone_number", "PII", _first("[0-9]", r"\d{9,10}" + _R), v.check_phone_in,
              context=PII_PHONE_CONTEXT, near=PII_PHONE_CONTEXT, priority=20),
     Detector("us_ssn", "PII", _first("[0-9]", r"\d\d(?:-\d\d-| \d\d |\d\d)\d{4}" + _R),
              v.check_us_ssn,
              context=SSN_CONTEXT, priority=60, shared="digits",
-             anchor=_HB + "[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} |[0-9]{2})[0-9]{4}" + _HR),
+             anchor=_HB + "[0-9]{3}(?:-[0-9]{2}-| [0-9]{2} |[0-9]{2})[0-9]{4}" + _HR_NUM),
     Detector("iban", "PII",
              _first("[A-Z]", r"[A-Z]\d\d(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?(?![\w\-])",
                     r"[\w.\-]"),
@@ -303,7 +305,7 @@ BUILTIN: tuple[Detector, ...] = (
              v.check_credit_card, context=CARD_CONTEXT, context_boost=0.1, priority=80,
              shared="digits",
              anchor=_HB + "[1-9](?:[0-9]{3}[ \\-]?[0-9]{4}[ \\-]?[0-9]{4}[ \\-]?[0-9]{1,7}"
-             "|[0-9]{3}[ \\-]?[0-9]{6}[ \\-]?[0-9]{4,5}|[0-9]{11,18})" + _HR),
+             "|[0-9]{3}[ \\-]?[0-9]{6}[ \\-]?[0-9]{4,5}|[0-9]{11,18})" + _HR_NUM),
     Detector("us_npi", "PHI", _first("[12]", r"\d{9}" + _R), v.check_us_npi,
              context=NPI_CONTEXT, near=NPI_CONTEXT, near_window=200, priority=55),
     Detector("us_mbi", "PHI",

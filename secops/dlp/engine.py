@@ -361,12 +361,13 @@ class Classifier:
         """Where ``pattern`` matches inside the matches of its anchor: the span of its
         match on the whole window at each start found there.
 
-        The anchor matches a superset of the pattern plus a boundary character on each
-        side, so a match of the pattern at ``p`` ending at ``e`` lies inside an anchor
-        match ending at ``e`` or ``e + 1``, and the leftmost anchor match that ends there
-        starts at or before ``p``. ``re`` decides inside these regions; a shorter
-        ``endpos`` only makes look-aheads more lenient, so each start is then matched
-        again on the whole window, which gives the span.
+        The anchor matches a superset of the pattern plus one boundary character on the
+        left and up to two on the right, so a match of the pattern at ``p`` ending at
+        ``e`` lies inside an anchor match ending at ``e``, ``e + 1`` or ``e + 2``, and
+        the leftmost anchor match that ends there starts at or before ``p``. ``re``
+        decides inside these regions; a shorter ``endpos`` only makes look-aheads more
+        lenient, so each start is then matched again on the whole window, which gives
+        the span.
         """
         regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
         lo = hi = endpos = -1  # the region being merged

@@ -11,9 +11,11 @@ and the validators decide as they do without it. Findings are identical with and
 Two kinds of anchors are compiled into one database:
 
 * a detector's ``anchor``: a Hyperscan expression matching a *superset* of the
-  detector's pattern including one boundary character on each side (look-arounds are
-  not available in Hyperscan), so every real match ends at most one character before
-  a reported end and starts at or after the leftmost start reported for that end;
+  detector's pattern including one boundary character on the left and up to two on
+  the right (look-arounds are not available in Hyperscan; a number's right boundary is
+  a dot only before a non-digit), so every real match ends at most two characters
+  before a reported end and starts at or after the leftmost start reported for that
+  end;
 * the ``near`` words of anchored detectors, case-insensitive.
 
 The engine compiles a second, words-only database of the detectors' context words (each
