@@ -642,15 +642,12 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
             if cands[j][1] > reach:
                 reach = cands[j][1]
             j += 1
-        if j == i + 2:  # a pair: the first in the order, when checked, is kept
-            d = cands[i + 1]
-            if (c[2], c[3], c[4], c[0] - c[1], c[0], c[5]) > \
-                    (d[2], d[3], d[4], d[0] - d[1], d[0], d[5]):
-                c, d = d, c
-            if c[4]:  # and the other overlaps it
-                keep((c[0], c[1], -c[3], -c[2], c[6], c[7]))
-                i = j
-                continue
+        if j == i + 2:  # a pair (an SSN and the phone shape in it): no heap needed
+            winner = _resolve_pair(c, cands[i + 1])
+            if winner is not None:
+                keep(winner)
+            i = j
+            continue
         if j == i + 1:  # overlaps nothing
             start, end, neg_priority, neg_score, checked, _, active, value, boost = c
             if not checked:
@@ -664,6 +661,23 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
             kept.extend(_resolve_group(cands[i:j]))
         i = j
     return kept
+
+
+def _resolve_pair(first: _Entry, second: _Entry) -> _Kept | None:
+    """:func:`_resolve_group` of two overlapping candidates: the head of the order is
+    kept once checked (the other overlaps it); a deferred check runs at the head and
+    its candidate re-enters at the real score, or leaves."""
+    order = [((c[2], c[3], c[4], c[0] - c[1], c[0], c[5]), c) for c in (first, second)]
+    while order:
+        at = 0 if len(order) == 1 or order[0][0] < order[1][0] else 1  # keys never tie
+        key, c = order.pop(at)
+        if key[2]:
+            return (c[0], c[1], -key[1], -key[0], c[6], c[7])
+        active = c[6]
+        score = _score(active.detector.check(c[7]), c[8])
+        if score is not None and score >= active.rule.min_score:
+            order.append(((key[0], -score, 1, key[3], key[4], key[5]), c))
+    return None
 
 
 def _resolve_group(group: list[_Entry]) -> list[_Kept]:
