@@ -15,14 +15,14 @@ secret only next to "aws_secret_access_key") and what keeps them cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 from secops.dlp import validators as v
 from secops.dlp.model import Category
 
-Finder = Callable[..., Iterator[tuple[int, int]]]
-"""``finder(text, lo, hi)`` yields the spans of candidates in ``text[lo:hi]``; a finder of
+Finder = Callable[..., Iterable[tuple[int, int]]]
+"""``finder(text, lo, hi)`` gives the spans of candidates in ``text[lo:hi]``; a finder of
 a detector with ``hints`` also takes ``absent``, the hints known not to occur there."""
 
 
@@ -108,7 +108,7 @@ EMAIL_HINTS = ("://", *_SSH_NAMES)
 
 def find_emails(
     text: str, lo: int, hi: int, absent: Collection[str] | None = None
-) -> Iterator[tuple[int, int]]:
+) -> list[tuple[int, int]]:
     """Anchor on '@' (a fast literal search) and grow both sides from there.
 
     The look-backs for URL userinfo and SSH commands run only when ``text[lo:hi]``
@@ -122,6 +122,8 @@ def find_emails(
     ssh = any(name not in absent for name in _SSH_NAMES)
     domain_match = _EMAIL_DOMAIN.match
     find = text.find
+    found: list[tuple[int, int]] = []
+    add = found.append
     at = find("@", lo, hi)
     while at != -1:
         p, at = at, find("@", at + 1, hi)
@@ -148,7 +150,8 @@ def find_emails(
                 continue
         if text.startswith(":", end) and _SCP_AFTER.match(text, end):
             continue
-        yield start, end
+        add((start, end))
+    return found
 
 
 # Hyperscan anchors (see ``Detector.anchor``): left boundary, shape, right boundary.

@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
@@ -409,47 +410,51 @@ class Classifier:
         low: str,
         starts: dict[str, list[Any]],
         hits: dict[str, list[int]] | None,
-    ) -> Iterator[tuple[int, int]]:
+    ) -> Iterable[tuple[int, int]]:
         if d.literals:
             if hits is not None:  # ASCII window: the prefilter looked for the literals
                 if not any("lit:" + lit in hits for lit in d.literals):
-                    return
+                    return ()
             elif not any(lit in window for lit in d.literals):
-                return
+                return ()
         if d.shared is not None:
             key = self._anchor_of.get(id(d))
             spans = starts.get(key) if key is not None else None
             if spans is not None:  # matched inside its anchor's matches (_anchored_spans)
-                yield from spans
-                return
-            match = d.pattern.match
-            for p in starts[d.shared]:
-                m = match(window, p)
-                if m is not None:
-                    yield m.span()
-        elif d.near:
-            intervals = []
-            for word in d.near:
-                if hits is not None:  # ASCII window: the prefilter found the words
-                    for end in hits.get("word:" + word, ()):
-                        intervals.append((max(0, end - len(word) - d.near_window),
-                                          end + d.near_window))
-                    continue
-                at = low.find(word)
-                while at != -1:
-                    intervals.append((max(0, at - d.near_window), at + len(word) + d.near_window))
-                    at = low.find(word, at + 1)
-            for lo, hi in _merge(intervals):
-                for m in d.pattern.finditer(window, lo, min(hi, len(window))):
-                    yield m.span(d.group)
-        elif d.finder is not None:
+                return spans
+            return self._shared_spans(d, window, starts[d.shared])
+        if d.near:
+            return self._near_spans(d, window, low, hits)
+        if d.finder is not None:
             if d.hints and hits is not None:  # the prefilter looked for the hints
                 absent = [h for h in d.hints if "lit:" + h not in hits]
-                yield from d.finder(window, 0, len(window), absent=absent)
-            else:
-                yield from d.finder(window, 0, len(window))
-        else:
-            for m in d.pattern.finditer(window):
+                return d.finder(window, 0, len(window), absent=absent)  # type: ignore[no-any-return]
+            return d.finder(window, 0, len(window))  # type: ignore[no-any-return]
+        return [m.span(d.group) for m in d.pattern.finditer(window)]
+
+    @staticmethod
+    def _shared_spans(d: Detector, window: str, positions: list[int]) -> list[tuple[int, int]]:
+        """Where a shared detector's own pattern matches at its group's start positions."""
+        match = d.pattern.match
+        return [m.span() for m in map(match, repeat(window), positions) if m is not None]
+
+    @staticmethod
+    def _near_spans(
+        d: Detector, window: str, low: str, hits: dict[str, list[int]] | None
+    ) -> Iterator[tuple[int, int]]:
+        intervals = []
+        for word in d.near:
+            if hits is not None:  # ASCII window: the prefilter found the words
+                for end in hits.get("word:" + word, ()):
+                    intervals.append((max(0, end - len(word) - d.near_window),
+                                      end + d.near_window))
+                continue
+            at = low.find(word)
+            while at != -1:
+                intervals.append((max(0, at - d.near_window), at + len(word) + d.near_window))
+                at = low.find(word, at + 1)
+        for lo, hi in _merge(intervals):
+            for m in d.pattern.finditer(window, lo, min(hi, len(window))):
                 yield m.span(d.group)
 
     def _scan_window(
