@@ -229,9 +229,9 @@ def test_email_finder_gates_keep_every_address_the_look_backs_keep() -> None:
 
     rng = random.Random(RNG_SEED)
     pieces = ["jane.roe@acme-corp.io", "git@github.com:org/repo.git", "ssh deploy@host.io",
-              "scp -P 22 me@box.example.org:/tmp", "https://user:pw@db.io", "://", "ssh ",
+              "scp -P 22 me@box.example.org:/tmp", "https://user@db.io", "://", "ssh ",
               "rsync -av ", "mosh ", "sftp ", "x@y.co:22", " ", ", ", "\n", "a.b-c@d.e.fr",
-              "@", "..@x.com", "-x@y.org", "redis://:secret@cache.local", "ftp://u@h.net"]
+              "@", "..@x.com", "-x@y.org", "ssh://git@host.io:22/r", "ftp://u@h.net"]
     checked = 0
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
