@@ -141,7 +141,9 @@ class Detector:
         self._local_plans: dict[str, list[tuple[Rule, Callable[[Event], bool] | None,
                                                 Callable[[Event], tuple[str, str | None]],
                                                 _Hit]]] = {}
-        self._secret_buffer: list[Event] = []
+        self._secret_buffer: list[Any] = []   # events and light tuples
+        self._light: dict[tuple[str, str], tuple[tuple[Any, bool], ...] | None] = {}
+        self._light_steps: dict[str, Callable[[str, float, float | None, Any], None]] = {}
         self._finder = secrets
         self._template_state = template_state
         self._miners: dict[str, TemplateNovelty] = {}
@@ -217,6 +219,25 @@ class Detector:
 
     def _baseline_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a baseline rule over :meth:`MemoryStore.rate`, in one function."""
+        step = self._baseline_step(rule)
+        sum_field = rule.bucket.sum or None
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            if sum_field is None:
+                step(entity, event.ts, 1.0, event)
+                return
+            value = event.get(sum_field)
+            step(entity, event.ts, float(value) if isinstance(value, int | float)
+                 and not isinstance(value, bool) else None, event)
+
+        return hit
+
+    def _baseline_step(self, rule: Rule) -> Callable[[str, float, float | None, Any], None]:
+        """One event of ``amount`` for ``entity`` at ``ts`` through a baseline rule's window
+        (:meth:`MemoryStore.rate` and the rule's threshold, in one function); ``source`` is
+        the event, or a light tuple of :meth:`LineReader.light` (made an event only when
+        an incident opens). An amount of None (no number to sum) only closes an idle
+        incident."""
         store = self.store
         assert isinstance(store, MemoryStore)
         states, incidents, touch = store._state, store._incidents, store._touch
@@ -226,22 +247,17 @@ class Detector:
         population = prefix + "*"
         interval, alpha, ttl = b.window, b.alpha, b.window * 48
         min_history, min_value, ratio, z = b.min_history, b.min_value, b.ratio, b.z
-        sum_field = b.sum or None
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        entity_type = rule.entity_type
 
-        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+        def step(entity: str, ts: float, amount: float | None, source: Any) -> None:
             key = prefix + entity
-            ts = event.ts
             open_ = incidents.get(key)
             if open_ is not None and ts - open_.end > gap:
                 close(key)
                 open_ = None
-            amount = 1.0
-            if sum_field is not None:
-                value = event.get(sum_field)
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    return
-                amount = float(value)
+            if amount is None:
+                return
             pop = states.get(population)
             if pop is None:
                 pop = states[population] = [0.0, 0.0, 0]
@@ -277,13 +293,65 @@ class Detector:
             mean, var = (own[0], own[1]) if int(own[2]) >= min_history else (pop[0], pop[1])
             if not current > max(min_value, ratio * mean, mean + z * max(var, 0.0) ** 0.5):
                 return
-            item = event.raw[:LINE_LIMIT]
+            light = source.__class__ is tuple
+            item = (source[2] if light else source.raw)[:LINE_LIMIT]
             if open_ is not None:
                 extend(open_, 1, ts, [item], limit)
                 return
-            self._open(rule, key, entity, entity_type, event, state[2], state[3], [item])
+            self._open(rule, key, entity, entity_type,
+                       self._light_event(source) if light else source, state[2], state[3],
+                       [item])
 
-        return hit
+        return step
+
+    # -- light requests: access log lines read only by baseline rules ---------------------
+
+    def light_plan(self, status: str, method: str) -> tuple[tuple[Any, bool], ...] | None:
+        """For the requests of an access log with this status and method: the baseline
+        steps that read them, with whether each sums their bytes (an empty plan: no rule
+        reads them), or None when they must be events (a rule reads other fields of them,
+        or a rule that is not a count or byte baseline by path reads them, or the
+        windows are not this process's). A rule's match is tried on a request of the
+        status and method alone, which decides it only because every rule that can match
+        a request reads nothing else of it (a rule whose fields are unknown makes None)."""
+        key = (status, method)
+        found = self._light.get(key, _NONE)
+        if found is not _NONE:
+            return found   # type: ignore[no-any-return]
+        plan: tuple[tuple[Any, bool], ...] | None = None
+        if self._fast:
+            code = int(status)
+            proto = Event(0.0, "request", "", "http", "", None, None, None, None, None, method,
+                          None, code, None, None, None, "error" if code >= 500 else None, {})
+            steps: list[tuple[Any, bool]] | None = []
+            for rule, predicate, _, _ in self._rules_for("request"):
+                if rule.reads is None or not rule.reads <= _LIGHT_READS:
+                    steps = None
+                    break
+                if not predicate(proto):
+                    continue
+                b = rule.bucket
+                if (b.type != "baseline" or rule.group_by not in ("endpoint", "path")
+                        or rule.entity_type == "auto" or rule.emits
+                        or (b.sum or None) not in (None, "bytes")):
+                    steps = None
+                    break
+                step = self._light_steps.get(rule.id)
+                if step is None:
+                    step = self._light_steps[rule.id] = self._baseline_step(rule)
+                steps.append((step, b.sum == "bytes"))
+            plan = None if steps is None else tuple(steps)
+        self._light[key] = plan
+        return plan
+
+    @staticmethod
+    def _light_event(item: tuple[Any, ...]) -> Event:
+        """The event of a light tuple, as the access log's parser makes it."""
+        from secops.anomaly.parsers import CombinedParser
+
+        event = CombinedParser().parse(item[2])[0]
+        event.origin = item[5]
+        return event
 
     def _counter_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function."""
@@ -478,6 +546,21 @@ class Detector:
         try:
             for event in events:
                 count += 1
+                if event.__class__ is tuple:   # a light request (LineReader.light)
+                    ts = event[0]
+                    if ts > now:
+                        now = ts
+                    for step, summed in event[3]:
+                        step(event[1], ts, float(event[4]) if summed else 1.0, event)
+                    if secrets:
+                        buffer.append(event)
+                        if len(buffer) >= SECRET_BATCH:
+                            self._flush_secrets()
+                            buffer = self._secret_buffer
+                    if count & mask == 0:
+                        self.events, self._now = count, now
+                        self.sweep(now)
+                    continue
                 ts = event.ts
                 if ts > now:
                     now = ts
@@ -681,9 +764,11 @@ class Detector:
         buffer, self._secret_buffer = self._secret_buffer, []
         if not buffer or self._finder is None:
             return
-        found = self._finder.scan([e.raw for e in buffer])
+        found = self._finder.scan([e[2] if e.__class__ is tuple else e.raw for e in buffer])
         for index in sorted(found):
             event = buffer[index]
+            if event.__class__ is tuple:
+                event = self._light_event(event)
             for rule in self._secret_rules:
                 entity = rule.entity(event)
                 if entity is not None:
@@ -804,6 +889,11 @@ def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
 
 
 _PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
+# the fields of a request that its status and method decide (the others are the same for
+# every request: no host, service, role...)
+_LIGHT_READS = frozenset({"action", "source", "success", "host", "service", "method", "status",
+                          "role", "mfa", "level"})
+_NONE = object()
 
 
 def _field_reader(name: str) -> Callable[[Event], Any]:

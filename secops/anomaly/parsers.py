@@ -455,3 +455,60 @@ class LineReader:
                 event.origin = origin
                 stats.events += 1
                 yield event
+
+    def light(self, lines: Iterable[str], plan_of: Callable[[str, str], Any]) -> list[Any]:
+        """:meth:`events` of a block of ``combined`` lines, with the requests that
+        ``plan_of(status, method)`` gives a plan for as light tuples ``(ts, path, line,
+        plan, bytes, origin)`` instead of events (see ``Detector.light_plan``): the same
+        lines, counts and malformed lines, in the same order. A request without a path
+        (nothing for a rule to group by) stays an event."""
+        parser = self.parser
+        assert isinstance(parser, CombinedParser)
+        stats, parse, origin, match = self.stats, parser.parse, self.origin, _COMBINED.match
+        plans: dict[tuple[str, str], Any] = {}
+        missing = plans   # (a value no plan can be)
+        out: list[Any] = []
+        append = out.append
+        last_time, last_ts = "", 0.0
+        for raw in lines:
+            line = raw.rstrip("\r\n") if raw[-1:] in ("\n", "\r") else raw
+            if not line or line.isspace():
+                continue
+            stats.lines += 1
+            m = match(line)
+            if m is not None:
+                time_, request, status, size = m.group(3, 4, 5, 6)
+                parts = request.split(" ")
+                if len(parts) >= 2:
+                    key = (status, parts[0])
+                    plan = plans.get(key, missing)
+                    if plan is missing:
+                        plan = plans[key] = plan_of(status, parts[0])
+                    path = parts[1]
+                    q = path.find("?")
+                    if q >= 0:
+                        path = path[:q]
+                    if plan is not None and path:
+                        if time_ != last_time:
+                            try:
+                                last_ts = parser._ts(time_)
+                            except Malformed:   # the general parse below reports it
+                                last_time, plan = "", None
+                            else:
+                                last_time = time_
+                        if plan is not None:
+                            append((last_ts, path, line, plan, 0 if size == "-" else int(size),
+                                    origin))
+                            stats.events += 1
+                            continue
+            try:
+                events = parse(line)
+            except Malformed as exc:
+                self._malformed(exc, line)
+                continue
+            for event in events:
+                event.origin = origin
+                stats.events += 1
+                append(event)
+        return out
+
