@@ -456,51 +456,50 @@ class LineReader:
                 stats.events += 1
                 yield event
 
-    def light(self, lines: Iterable[str], plan_of: Callable[[str, str], Any]) -> list[Any]:
+    def light(self, lines: list[str], plan_of: Callable[[str, str], Any]) -> list[Any]:
         """:meth:`events` of a block of ``combined`` lines, with the requests that
         ``plan_of(status, method)`` gives a plan for as light tuples ``(ts, path, line,
         plan, bytes, origin)`` instead of events (see ``Detector.light_plan``): the same
-        lines, counts and malformed lines, in the same order. A request without a path
-        (nothing for a rule to group by) stays an event."""
+        lines, counts and malformed lines, in the same order. One expression over the
+        whole block reads the requests of the usual shape (``METHOD /path HTTP/x``, no
+        quote or backslash in it); other lines, and a request of a status and method
+        without a plan, are parsed as :meth:`events` does."""
         parser = self.parser
         assert isinstance(parser, CombinedParser)
-        stats, parse, origin, match = self.stats, parser.parse, self.origin, _COMBINED.match
+        found = _LIGHT_LINE.findall("\n".join(lines))
+        if len(found) != len(lines):   # (a line end inside a line: not from blocks())
+            found = [_LIGHT_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+        stats, parse, origin = self.stats, parser.parse, self.origin
         plans: dict[tuple[str, str], Any] = {}
         missing = plans   # (a value no plan can be)
         out: list[Any] = []
         append = out.append
         last_time, last_ts = "", 0.0
-        for raw in lines:
-            line = raw.rstrip("\r\n") if raw[-1:] in ("\n", "\r") else raw
-            if not line or line.isspace():
+        read = made = 0   # lines and events not yet counted in stats
+        for line, (time_, method, path, status, size, _) in zip(lines, found, strict=True):
+            if time_:
+                key = (status, method)
+                plan = plans.get(key, missing)
+                if plan is missing:
+                    plan = plans[key] = plan_of(status, method)
+                if plan is not None:
+                    if time_ != last_time:
+                        try:
+                            last_ts = parser._ts(time_)
+                        except Malformed:   # the general parse below reports it
+                            last_time, plan = "", None
+                        else:
+                            last_time = time_
+                    if plan is not None:
+                        append((last_ts, path, line, plan, 0 if size == "-" else int(size),
+                                origin))
+                        read += 1
+                        made += 1
+                        continue
+            elif not line or line.isspace():
                 continue
-            stats.lines += 1
-            m = match(line)
-            if m is not None:
-                time_, request, status, size = m.group(3, 4, 5, 6)
-                parts = request.split(" ")
-                if len(parts) >= 2:
-                    key = (status, parts[0])
-                    plan = plans.get(key, missing)
-                    if plan is missing:
-                        plan = plans[key] = plan_of(status, parts[0])
-                    path = parts[1]
-                    q = path.find("?")
-                    if q >= 0:
-                        path = path[:q]
-                    if plan is not None and path:
-                        if time_ != last_time:
-                            try:
-                                last_ts = parser._ts(time_)
-                            except Malformed:   # the general parse below reports it
-                                last_time, plan = "", None
-                            else:
-                                last_time = time_
-                        if plan is not None:
-                            append((last_ts, path, line, plan, 0 if size == "-" else int(size),
-                                    origin))
-                            stats.events += 1
-                            continue
+            stats.lines += read + 1   # (a malformed line's sample gives its number)
+            read = 0
             try:
                 events = parse(line)
             except Malformed as exc:
@@ -508,7 +507,15 @@ class LineReader:
                 continue
             for event in events:
                 event.origin = origin
-                stats.events += 1
+                made += 1
                 append(event)
+        stats.lines += read
+        stats.events += made
         return out
 
+
+# a request of the usual shape in an access log line (see LineReader.light): time, method,
+# path without query, status, bytes; any other line is the last group
+_LIGHT_LINE = re.compile(
+    r'^(?:\S+ \S+ \S+ \[([^\]]+)\] "([A-Z]+) (/[^ "\\?]*)(?:\?[^ "\\]*)? [^ "\\]+" (\d{3}) '
+    r"(\d+|-)[^\n]*|([^\n]*))$", re.M)
