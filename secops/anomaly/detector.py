@@ -386,18 +386,24 @@ class Detector:
         :func:`~secops.anomaly.store.step_tally`, in one function over the same state."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        states, incidents, keep = store._state, store._incidents, store._keep
+        states, incidents, touch = store._state, store._incidents, store._touch
+        touched, latest, unsorted = store._touched, store._latest, store._unsorted
         b = rule.bucket
         prefix = rule.id + "\x1f"
         fields, caps, check = _conditional_plan(b)
         need = check.need
-        readers = [(f, attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f),
-                    caps.get(f, DISTINCT_CAP)) for f in fields]
+        names = tuple(fields)
+        reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
+        distinct = tuple((f, caps.get(f, DISTINCT_CAP), 4 + n) for n, f in enumerate(fields))
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        # the conditions over the window's metrics, as Conditions checks them
-        conditions = check.conditions
+        # the conditions over the window's metrics, as Conditions checks them, with each
+        # metric at its place in a list: count, failures, successes, success rate, then
+        # the distinct counts in the order of ``fields``
+        places = {"count": 0, "failures": 1, "successes": 2, "success_rate": 3,
+                  **{"distinct_" + f: 4 + n for n, f in enumerate(fields)}}
+        conditions = tuple((places[name], op, bound) for name, op, bound in check.conditions)
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
@@ -406,27 +412,28 @@ class Detector:
             if open_ is not None and ts - open_.end > gap:
                 close(key)
                 open_ = None
-            values = {}
-            for name, read, _cap in readers:
+            found = []
+            for read in reads:
                 value = read(event)
-                values[name] = None if value is None or value == "" else str(value)
+                found.append(None if value is None or value == "" else str(value))
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
             if need > 1 and (t is None or type(t) is list):   # MemoryStore.tally, lazily
                 pending: list[Any] = [] if t is None else t
-                pending.append((ts, item, success, values))
+                pending.append((ts, item, success, found))
                 if len(pending) < need or sum(
                         1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
                     cutoff = ts - window - window / SLOTS
                     while len(pending) > limit and pending[0][0] < cutoff:
                         pending.pop(0)
-                    keep(key, pending, ts, window)
+                    keep(key, pending, ts)
                     return
                 t = None
-                for p_ts, p_item, p_success, p_values in pending[:-1]:
-                    t, _fired = step_tally(t, p_ts, p_item, window, p_success, p_values,
-                                           caps, limit, check)
+                for p_ts, p_item, p_success, p_found in pending[:-1]:
+                    t, _fired = step_tally(t, p_ts, p_item, window, p_success,
+                                           dict(zip(names, p_found, strict=True)), caps, limit,
+                                           check)
             # step_tally, with the metrics checked as they are computed
             if t is None:
                 t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
@@ -454,14 +461,12 @@ class Detector:
                 if not slots:
                     break
             t["count"], t["failures"], t["successes"] = count, bad, ok
-            metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
-                                         "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+            metrics: list[float] = [count, bad, ok, ok / (ok + bad) if ok + bad else 1.0]
             known = t["values"]
-            for name, _read, cap in readers:
+            for (name, cap, _), value in zip(distinct, found, strict=True):
                 seen = known.get(name)
                 if seen is None:
                     seen = known[name] = {}
-                value = values[name]
                 if value is not None:
                     if value in seen:
                         del seen[value]
@@ -471,20 +476,34 @@ class Detector:
                     if seen[oldest] >= edge and len(seen) <= cap:
                         break
                     del seen[oldest]
-                metrics["distinct_" + name] = len(seen)
+                metrics.append(len(seen))
             items = t["items"]
             items.append(item)
             if len(items) > limit:
                 del items[:-limit]
-            keep(key, t, ts, window)
-            for name, op, bound in conditions:
-                if not op(metrics[name], bound):
+            keep(key, t, ts)
+            for place, op, bound in conditions:
+                if not op(metrics[place], bound):
                     return
             if open_ is not None:
                 extend(open_, 1, ts, [item], limit)
                 return
             self._open(rule, key, entity, entity_type, event, count,
                        slots[0][4] if slots else ts, list(items))
+
+        def keep(key: str, state: Any, ts: float) -> None:
+            """MemoryStore._keep of a window, with its touch inline."""
+            states[key] = state
+            group = touched.get(window)
+            if group is None:
+                touch(key, ts, window)
+                return
+            group.pop(key, None)
+            group[key] = ts
+            if ts >= latest[window]:
+                latest[window] = ts
+            else:
+                unsorted.add(window)
 
         return hit
 
