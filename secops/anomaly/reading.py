@@ -102,6 +102,10 @@ def open_log(path: Path, *, fmt: str | None = None,
                 for found in blocks(fh):
                     yield from reader.light(found, light)
                 return
+            if fmt == "syslog":
+                for found in blocks(fh):
+                    yield from reader.syslog(found)
+                return
             for found in blocks(fh):   # (a list per block: no generator step per line)
                 yield from reader.events(found)
 
