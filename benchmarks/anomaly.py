@@ -29,9 +29,9 @@ parsing as the command does (requests that only baseline rules read kept as ligh
 tuples), merging, the detector without the credential rule, the credential scan, next to one
 ``re.findall`` per file that extracts only the fields the rules read (the floor of a
 bulk path that never builds events); the detector on its general steps
-(``Detector(fast=False)``, every line an event) and with each rule alone (over events) (all with the garbage collector's
-threshold of the command); and what share of the lines each
-set of rules reads (a line no rule reads is one a bulk path could drop):
+(``Detector(fast=False)``, every line an event) and with each rule alone over events
+(all with the garbage collector's threshold of the command); and what share of the
+lines each set of rules reads (a line no rule reads is one a bulk path could drop):
 
     python benchmarks/anomaly.py --breakdown --mb 20 --runs 5
 """

@@ -315,18 +315,18 @@ class Detector:
         status and method alone, which decides it only because every rule that can match
         a request reads nothing else of it (a rule whose fields are unknown makes None)."""
         key = (status, method)
-        found = self._light.get(key, _NONE)
-        if found is not _NONE:
-            return found   # type: ignore[no-any-return]
+        if key in self._light:
+            return self._light[key]
         plan: tuple[tuple[Any, bool], ...] | None = None
         if self._fast:
             code = int(status)
             proto = Event(0.0, "request", "", "http", "", None, None, None, None, None, method,
                           None, code, None, None, None, "error" if code >= 500 else None, {})
-            steps: list[tuple[Any, bool]] | None = []
+            steps: list[tuple[Any, bool]] = []
+            usable = True
             for rule, predicate, _, _ in self._rules_for("request"):
                 if rule.reads is None or not rule.reads <= _LIGHT_READS:
-                    steps = None
+                    usable = False
                     break
                 if not predicate(proto):
                     continue
@@ -334,13 +334,14 @@ class Detector:
                 if (b.type != "baseline" or rule.group_by not in ("endpoint", "path")
                         or rule.entity_type == "auto" or rule.emits
                         or (b.sum or None) not in (None, "bytes")):
-                    steps = None
+                    usable = False
                     break
                 step = self._light_steps.get(rule.id)
                 if step is None:
                     step = self._light_steps[rule.id] = self._baseline_step(rule)
                 steps.append((step, b.sum == "bytes"))
-            plan = None if steps is None else tuple(steps)
+            if usable:
+                plan = tuple(steps)
         self._light[key] = plan
         return plan
 
@@ -394,7 +395,7 @@ class Detector:
         need = check.need
         names = tuple(fields)
         reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
-        distinct = tuple((f, caps.get(f, DISTINCT_CAP), 4 + n) for n, f in enumerate(fields))
+        distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
@@ -463,7 +464,7 @@ class Detector:
             t["count"], t["failures"], t["successes"] = count, bad, ok
             metrics: list[float] = [count, bad, ok, ok / (ok + bad) if ok + bad else 1.0]
             known = t["values"]
-            for (name, cap, _), value in zip(distinct, found, strict=True):
+            for (name, cap), value in zip(distinct, found, strict=True):
                 seen = known.get(name)
                 if seen is None:
                     seen = known[name] = {}
@@ -912,7 +913,6 @@ _PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
 # every request: no host, service, role...)
 _LIGHT_READS = frozenset({"action", "source", "success", "host", "service", "method", "status",
                           "role", "mfa", "level"})
-_NONE = object()
 
 
 def _field_reader(name: str) -> Callable[[Event], Any]:

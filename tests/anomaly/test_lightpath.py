@@ -151,9 +151,9 @@ def adversarial_logs(folder: Path, seed: int, n: int = 6000) -> None:
                 record["level"] = "error"
                 record["message"] = f"worker {r.randint(1, 3)} crashed"
             files["app.jsonl"].append(json.dumps(record))
-    for name, lines in files.items():
+    for name, written in files.items():
         path = folder / name
-        text = "".join(line + "\n" for line in lines)
+        text = "".join(line + "\n" for line in written)
         if name.endswith(".gz"):
             with gzip.open(path, "wt", newline="") as fh:
                 fh.write(text)
