@@ -522,11 +522,11 @@ class LineReader:
 
     def syslog(self, lines: list[str]) -> list[Event]:
         """:meth:`events` of a block of ``auth.log`` lines: one expression over the whole
-        block reads sshd's failed and accepted logins of the usual shape (an RFC 3164
-        stamp, ``sshd[pid]: Failed ... for [invalid user ]USER from IP port N`` or
-        ``Accepted HOW for USER from IP port N``) into the events the parser makes of them;
-        other lines go through the parser, in order (the year inference sees every stamp
-        in the same order)."""
+        block reads sshd's lines of the usual shape (an RFC 3164 stamp, ``sshd[pid]:
+        Failed ... for [invalid user ]USER from IP port N``, ``Accepted HOW for USER from IP
+        port N``, or a message that starts as none of sshd's expressions) into the events
+        the parser makes of them; other lines go through the parser, in order (the year
+        inference sees every stamp in the same order)."""
         parser = self.parser
         assert isinstance(parser, SyslogAuthParser)
         found = _SSHD_LINE.findall("\n".join(lines))
@@ -535,7 +535,7 @@ class LineReader:
         stats, parse, origin = self.stats, parser.parse, self.origin
         out: list[Event] = []
         append = out.append
-        for line, (mon, day, hms, host, invalid, f_user, f_ip, how, a_user, a_ip) in zip(
+        for line, (mon, day, hms, host, invalid, f_user, f_ip, how, a_user, a_ip, msg) in zip(
                 lines, found, strict=True):
             if not mon:
                 if not line or line.isspace():
@@ -564,21 +564,27 @@ class LineReader:
                 append(Event(ts, "login", line, "auth", origin, False, f_ip, f_user, host, "sshd",
                              None, None, None, None, None, None, None,
                              {"invalid_user": True} if invalid else {}))
-            else:
+            elif a_ip:
                 append(Event(ts, "login", line, "auth", origin, True, a_ip, a_user, host, "sshd",
                              None, None, None, None, None, None, None, {"method": how}))
+            else:
+                append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
+                             None, None, None, None, None, None,
+                             "error" if _SYSLOG_ERROR.search(msg) else None, {}))
         stats.events += len(out)
         return out
 
 
-# sshd's failed and accepted logins of the usual shape (see LineReader.syslog): month, day,
-# time, host, then "invalid user ", user, address of a failure or method, user, address
-# of an acceptance; any other line matches the last alternative, with every group empty
+# sshd's lines of the usual shape (see LineReader.syslog): month, day, time, host, then
+# "invalid user ", user, address of a failure, or method, user, address of an acceptance,
+# or the message of a line that none of sshd's expressions can read (it does not start as
+# they do); any other line matches the last alternative, with every group empty
 _SSHD_LINE = re.compile(
     r"^(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d) (\S+) sshd\[\d+\]: "
     r"(?:Failed (?:password|publickey|keyboard-interactive/pam|none|hostbased) for "
-    r"(invalid user )?(.*?) from ([0-9A-Fa-f:.]+) port \d+"
-    r"|Accepted (\S+) for (\S+) from ([0-9A-Fa-f:.]+) port \d+)[^\n]*|[^\n]*)$", re.M)
+    r"(invalid user )?(.*?) from ([0-9A-Fa-f:.]+) port \d+[^\n]*"
+    r"|Accepted (\S+) for (\S+) from ([0-9A-Fa-f:.]+) port \d+[^\n]*"
+    r"|(?!Failed|Accepted|Invalid|message repeated )([^\n]*))|[^\n]*)$", re.M)
 
 # a request of the usual shape in an access log line (see LineReader.light): time, method,
 # path without query, status, bytes; any other line is the last group
