@@ -23,6 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from secops.anomaly.events import Event
+from secops.anomaly.parsers import CombinedParser
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
@@ -348,8 +349,6 @@ class Detector:
     @staticmethod
     def _light_event(item: tuple[Any, ...]) -> Event:
         """The event of a light tuple, as the access log's parser makes it."""
-        from secops.anomaly.parsers import CombinedParser
-
         event = CombinedParser().parse(item[2])[0]
         event.origin = item[5]
         return event

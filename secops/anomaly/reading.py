@@ -85,8 +85,9 @@ def open_log(path: Path, *, fmt: str | None = None,
              light: Callable[[str, str], Any] | None = None,
              ) -> tuple[LogFile, Iterator[Event]]:
     """Detect the file's format (FormatError if none fits) and iterate its events. With
-    ``light`` (``Detector.light_plan``), the requests of an access log that it gives a plan
-    for come as light tuples (see :meth:`LineReader.light`) for ``Detector.feed_all``."""
+    ``light`` (a detector's ``light_plan``), the requests of an access log that it gives a
+    plan for come as light tuples (see :meth:`LineReader.light`), for ``feed_all`` of that
+    same detector only (a tuple carries its steps)."""
     reference = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     if fmt is None:
         with open_text(path) as fh:
