@@ -25,12 +25,13 @@ windows of the local command in the same run:
 
 ``--breakdown`` measures instead where the local engine's CPU time goes on the generated
 log (in this process, ``--runs`` times, medians): importing the engine, reading and
-parsing, the detector without the credential rule, the credential scan, next to one
+parsing as the command does (requests that only baseline rules read kept as light
+tuples), merging, the detector without the credential rule, the credential scan, next to one
 ``re.findall`` per file that extracts only the fields the rules read (the floor of a
 bulk path that never builds events); the detector on its general steps
-(``Detector(fast=False)``) and with each rule alone (all with the garbage collector's
-threshold of the command); and what share of the lines each
-set of rules reads (a line no rule reads is one a bulk path could drop):
+(``Detector(fast=False)``, every line an event) and with each rule alone over events
+(all with the garbage collector's threshold of the command); and what share of the
+lines each set of rules reads (a line no rule reads is one a bulk path could drop):
 
     python benchmarks/anomaly.py --breakdown --mb 20 --runs 5
 """
@@ -277,22 +278,26 @@ def run_breakdown(mb: float, runs: int) -> None:
         alone: dict[str, list[float]] = defaultdict(list)
         per_file: dict[str, list[float]] = defaultdict(list)
         for run in range(runs):
+            # as the command reads: requests that only baselines read as light tuples
+            detector = Detector(plain)
             streams, parsing = [], 0.0
             for path in log_files([folder]):
                 t = time.process_time()
-                streams.append(list(open_log(path)[1]))
+                streams.append(list(open_log(path, light=detector.light_plan)[1]))
                 spent = time.process_time() - t
                 parsing += spent
                 per_file[path.name].append(spent / len(streams[-1]))
-            stages["read and parse (events)"].append(parsing)
+            stages["read and parse (events, light requests)"].append(parsing)
             t = time.process_time()
-            events = list(merged(iter(s) for s in streams))
+            items = list(merged(iter(s) for s in streams))
             stages["merge by time"].append(time.process_time() - t)
             t = time.process_time()
-            detector = Detector(plain)
-            detector.feed_all(events)
+            detector.feed_all(items)
             detector.finish()
             stages["detector, rules other than the credential one"].append(time.process_time() - t)
+            del items, streams
+            # every line an event, for the general steps and the rules alone
+            events = list(merged(open_log(p)[1] for p in log_files([folder])))
             t = time.process_time()
             detector = Detector(plain, fast=False)
             detector.feed_all(events)

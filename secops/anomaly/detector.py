@@ -23,6 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from secops.anomaly.events import Event
+from secops.anomaly.parsers import CombinedParser
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
@@ -141,7 +142,9 @@ class Detector:
         self._local_plans: dict[str, list[tuple[Rule, Callable[[Event], bool] | None,
                                                 Callable[[Event], tuple[str, str | None]],
                                                 _Hit]]] = {}
-        self._secret_buffer: list[Event] = []
+        self._secret_buffer: list[Any] = []   # events and light tuples
+        self._light: dict[tuple[str, str], tuple[tuple[Any, bool], ...] | None] = {}
+        self._light_steps: dict[str, Callable[[str, float, float | None, Any], None]] = {}
         self._finder = secrets
         self._template_state = template_state
         self._miners: dict[str, TemplateNovelty] = {}
@@ -217,6 +220,25 @@ class Detector:
 
     def _baseline_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a baseline rule over :meth:`MemoryStore.rate`, in one function."""
+        step = self._baseline_step(rule)
+        sum_field = rule.bucket.sum or None
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            if sum_field is None:
+                step(entity, event.ts, 1.0, event)
+                return
+            value = event.get(sum_field)
+            step(entity, event.ts, float(value) if isinstance(value, int | float)
+                 and not isinstance(value, bool) else None, event)
+
+        return hit
+
+    def _baseline_step(self, rule: Rule) -> Callable[[str, float, float | None, Any], None]:
+        """One event of ``amount`` for ``entity`` at ``ts`` through a baseline rule's window
+        (:meth:`MemoryStore.rate` and the rule's threshold, in one function); ``source`` is
+        the event, or a light tuple of :meth:`LineReader.light` (made an event only when
+        an incident opens). An amount of None (no number to sum) only closes an idle
+        incident."""
         store = self.store
         assert isinstance(store, MemoryStore)
         states, incidents, touch = store._state, store._incidents, store._touch
@@ -226,22 +248,17 @@ class Detector:
         population = prefix + "*"
         interval, alpha, ttl = b.window, b.alpha, b.window * 48
         min_history, min_value, ratio, z = b.min_history, b.min_value, b.ratio, b.z
-        sum_field = b.sum or None
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        entity_type = rule.entity_type
 
-        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+        def step(entity: str, ts: float, amount: float | None, source: Any) -> None:
             key = prefix + entity
-            ts = event.ts
             open_ = incidents.get(key)
             if open_ is not None and ts - open_.end > gap:
                 close(key)
                 open_ = None
-            amount = 1.0
-            if sum_field is not None:
-                value = event.get(sum_field)
-                if not isinstance(value, int | float) or isinstance(value, bool):
-                    return
-                amount = float(value)
+            if amount is None:
+                return
             pop = states.get(population)
             if pop is None:
                 pop = states[population] = [0.0, 0.0, 0]
@@ -277,13 +294,64 @@ class Detector:
             mean, var = (own[0], own[1]) if int(own[2]) >= min_history else (pop[0], pop[1])
             if not current > max(min_value, ratio * mean, mean + z * max(var, 0.0) ** 0.5):
                 return
-            item = event.raw[:LINE_LIMIT]
+            light = source.__class__ is tuple
+            item = (source[2] if light else source.raw)[:LINE_LIMIT]
             if open_ is not None:
                 extend(open_, 1, ts, [item], limit)
                 return
-            self._open(rule, key, entity, entity_type, event, state[2], state[3], [item])
+            self._open(rule, key, entity, entity_type,
+                       self._light_event(source) if light else source, state[2], state[3],
+                       [item])
 
-        return hit
+        return step
+
+    # -- light requests: access log lines read only by baseline rules ---------------------
+
+    def light_plan(self, status: str, method: str) -> tuple[tuple[Any, bool], ...] | None:
+        """For the requests of an access log with this status and method: the baseline
+        steps that read them, with whether each sums their bytes (an empty plan: no rule
+        reads them), or None when they must be events (a rule reads other fields of them,
+        or a rule that is not a count or byte baseline by path reads them, or the
+        windows are not this process's). A rule's match is tried on a request of the
+        status and method alone, which decides it only because every rule that can match
+        a request reads nothing else of it (a rule whose fields are unknown makes None)."""
+        key = (status, method)
+        if key in self._light:
+            return self._light[key]
+        plan: tuple[tuple[Any, bool], ...] | None = None
+        if self._fast:
+            code = int(status)
+            proto = Event(0.0, "request", "", "http", "", None, None, None, None, None, method,
+                          None, code, None, None, None, "error" if code >= 500 else None, {})
+            steps: list[tuple[Any, bool]] = []
+            usable = True
+            for rule, predicate, _, _ in self._rules_for("request"):
+                if rule.reads is None or not rule.reads <= _LIGHT_READS:
+                    usable = False
+                    break
+                if not predicate(proto):
+                    continue
+                b = rule.bucket
+                if (b.type != "baseline" or rule.group_by not in ("endpoint", "path")
+                        or rule.entity_type == "auto" or rule.emits
+                        or (b.sum or None) not in (None, "bytes")):
+                    usable = False
+                    break
+                step = self._light_steps.get(rule.id)
+                if step is None:
+                    step = self._light_steps[rule.id] = self._baseline_step(rule)
+                steps.append((step, b.sum == "bytes"))
+            if usable:
+                plan = tuple(steps)
+        self._light[key] = plan
+        return plan
+
+    @staticmethod
+    def _light_event(item: tuple[Any, ...]) -> Event:
+        """The event of a light tuple, as the access log's parser makes it."""
+        event = CombinedParser().parse(item[2])[0]
+        event.origin = item[5]
+        return event
 
     def _counter_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function."""
@@ -318,18 +386,24 @@ class Detector:
         :func:`~secops.anomaly.store.step_tally`, in one function over the same state."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        states, incidents, keep = store._state, store._incidents, store._keep
+        states, incidents, touch = store._state, store._incidents, store._touch
+        touched, latest, unsorted = store._touched, store._latest, store._unsorted
         b = rule.bucket
         prefix = rule.id + "\x1f"
         fields, caps, check = _conditional_plan(b)
         need = check.need
-        readers = [(f, attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f),
-                    caps.get(f, DISTINCT_CAP)) for f in fields]
+        names = tuple(fields)
+        reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
+        distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        # the conditions over the window's metrics, as Conditions checks them
-        conditions = check.conditions
+        # the conditions over the window's metrics, as Conditions checks them, with each
+        # metric at its place in a list: count, failures, successes, success rate, then
+        # the distinct counts in the order of ``fields``
+        places = {"count": 0, "failures": 1, "successes": 2, "success_rate": 3,
+                  **{"distinct_" + f: 4 + n for n, f in enumerate(fields)}}
+        conditions = tuple((places[name], op, bound) for name, op, bound in check.conditions)
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
@@ -338,27 +412,28 @@ class Detector:
             if open_ is not None and ts - open_.end > gap:
                 close(key)
                 open_ = None
-            values = {}
-            for name, read, _cap in readers:
+            found = []
+            for read in reads:
                 value = read(event)
-                values[name] = None if value is None or value == "" else str(value)
+                found.append(None if value is None or value == "" else str(value))
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
             if need > 1 and (t is None or type(t) is list):   # MemoryStore.tally, lazily
                 pending: list[Any] = [] if t is None else t
-                pending.append((ts, item, success, values))
+                pending.append((ts, item, success, found))
                 if len(pending) < need or sum(
                         1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
                     cutoff = ts - window - window / SLOTS
                     while len(pending) > limit and pending[0][0] < cutoff:
                         pending.pop(0)
-                    keep(key, pending, ts, window)
+                    keep(key, pending, ts)
                     return
                 t = None
-                for p_ts, p_item, p_success, p_values in pending[:-1]:
-                    t, _fired = step_tally(t, p_ts, p_item, window, p_success, p_values,
-                                           caps, limit, check)
+                for p_ts, p_item, p_success, p_found in pending[:-1]:
+                    t, _fired = step_tally(t, p_ts, p_item, window, p_success,
+                                           dict(zip(names, p_found, strict=True)), caps, limit,
+                                           check)
             # step_tally, with the metrics checked as they are computed
             if t is None:
                 t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
@@ -386,14 +461,12 @@ class Detector:
                 if not slots:
                     break
             t["count"], t["failures"], t["successes"] = count, bad, ok
-            metrics: dict[str, float] = {"count": count, "failures": bad, "successes": ok,
-                                         "success_rate": ok / (ok + bad) if ok + bad else 1.0}
+            metrics: list[float] = [count, bad, ok, ok / (ok + bad) if ok + bad else 1.0]
             known = t["values"]
-            for name, _read, cap in readers:
+            for (name, cap), value in zip(distinct, found, strict=True):
                 seen = known.get(name)
                 if seen is None:
                     seen = known[name] = {}
-                value = values[name]
                 if value is not None:
                     if value in seen:
                         del seen[value]
@@ -403,20 +476,34 @@ class Detector:
                     if seen[oldest] >= edge and len(seen) <= cap:
                         break
                     del seen[oldest]
-                metrics["distinct_" + name] = len(seen)
+                metrics.append(len(seen))
             items = t["items"]
             items.append(item)
             if len(items) > limit:
                 del items[:-limit]
-            keep(key, t, ts, window)
-            for name, op, bound in conditions:
-                if not op(metrics[name], bound):
+            keep(key, t, ts)
+            for place, op, bound in conditions:
+                if not op(metrics[place], bound):
                     return
             if open_ is not None:
                 extend(open_, 1, ts, [item], limit)
                 return
             self._open(rule, key, entity, entity_type, event, count,
                        slots[0][4] if slots else ts, list(items))
+
+        def keep(key: str, state: Any, ts: float) -> None:
+            """MemoryStore._keep of a window, with its touch inline."""
+            states[key] = state
+            group = touched.get(window)
+            if group is None:
+                touch(key, ts, window)
+                return
+            group.pop(key, None)
+            group[key] = ts
+            if ts >= latest[window]:
+                latest[window] = ts
+            else:
+                unsorted.add(window)
 
         return hit
 
@@ -478,6 +565,21 @@ class Detector:
         try:
             for event in events:
                 count += 1
+                if event.__class__ is tuple:   # a light request (LineReader.light)
+                    ts = event[0]
+                    if ts > now:
+                        now = ts
+                    for step, summed in event[3]:
+                        step(event[1], ts, float(event[4]) if summed else 1.0, event)
+                    if secrets:
+                        buffer.append(event)
+                        if len(buffer) >= SECRET_BATCH:
+                            self._flush_secrets()
+                            buffer = self._secret_buffer
+                    if count & mask == 0:
+                        self.events, self._now = count, now
+                        self.sweep(now)
+                    continue
                 ts = event.ts
                 if ts > now:
                     now = ts
@@ -681,9 +783,11 @@ class Detector:
         buffer, self._secret_buffer = self._secret_buffer, []
         if not buffer or self._finder is None:
             return
-        found = self._finder.scan([e.raw for e in buffer])
+        found = self._finder.scan([e[2] if e.__class__ is tuple else e.raw for e in buffer])
         for index in sorted(found):
             event = buffer[index]
+            if event.__class__ is tuple:
+                event = self._light_event(event)
             for rule in self._secret_rules:
                 entity = rule.entity(event)
                 if entity is not None:
@@ -804,6 +908,10 @@ def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
 
 
 _PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
+# the fields of a request that its status and method decide (the others are the same for
+# every request: no host, service, role...)
+_LIGHT_READS = frozenset({"action", "source", "success", "host", "service", "method", "status",
+                          "role", "mfa", "level"})
 
 
 def _field_reader(name: str) -> Callable[[Event], Any]:

@@ -121,11 +121,7 @@ class SyslogAuthParser:
         if stamp == self._last_stamp:
             ts = self._last_ts
         elif stamp[0] is not None:
-            month = MONTHS.get(stamp[0])
-            if month is None:
-                raise Malformed("bad month")
-            ts = self.years.timestamp(month, int(stamp[1]), stamp[2])
-            self._last_stamp, self._last_ts = stamp, ts
+            ts = self.stamp_ts(stamp)
         else:
             try:
                 ts = _iso_ts(m.group("iso"))
@@ -138,6 +134,16 @@ class SyslogAuthParser:
             repeat, msg = int(r.group(1)), r.group(2)
         event = self._event(ts, host, prog, msg, line)
         return [event] if repeat == 1 else [event] * repeat
+
+    def stamp_ts(self, stamp: tuple[str, ...]) -> float:
+        """The time of an RFC 3164 stamp (month, day, time) other than the last one read,
+        the year inferred; it becomes the last one."""
+        month = MONTHS.get(stamp[0])
+        if month is None:
+            raise Malformed("bad month")
+        ts = self.years.timestamp(month, int(stamp[1]), stamp[2])
+        self._last_stamp, self._last_ts = stamp, ts
+        return ts
 
     @staticmethod
     def _event(ts: float, host: str, prog: str, msg: str, line: str) -> Event:
@@ -455,3 +461,133 @@ class LineReader:
                 event.origin = origin
                 stats.events += 1
                 yield event
+
+    def light(self, lines: list[str], plan_of: Callable[[str, str], Any]) -> list[Any]:
+        """:meth:`events` of a block of ``combined`` lines, with the requests that
+        ``plan_of(status, method)`` gives a plan for as light tuples ``(ts, path, line,
+        plan, bytes, origin)`` instead of events (see ``Detector.light_plan``): the same
+        lines, counts and malformed lines, in the same order. One expression over the
+        whole block reads the requests of the usual shape (``METHOD /path HTTP/x``, no
+        quote or backslash in it); other lines, and a request of a status and method
+        without a plan, are parsed as :meth:`events` does."""
+        parser = self.parser
+        assert isinstance(parser, CombinedParser)
+        found = _LIGHT_LINE.findall("\n".join(lines))
+        if len(found) != len(lines):   # (a line end inside a line: not from blocks())
+            found = [_LIGHT_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+        stats, parse, origin = self.stats, parser.parse, self.origin
+        plans: dict[tuple[str, str], Any] = {}
+        missing = plans   # (a value no plan can be)
+        out: list[Any] = []
+        append = out.append
+        last_time, last_ts = "", 0.0
+        read = made = 0   # lines and events not yet counted in stats
+        for line, (time_, method, path, status, size, _) in zip(lines, found, strict=True):
+            if time_:
+                key = (status, method)
+                plan = plans.get(key, missing)
+                if plan is missing:
+                    plan = plans[key] = plan_of(status, method)
+                if plan is not None:
+                    if time_ != last_time:
+                        try:
+                            last_ts = parser._ts(time_)
+                        except Malformed:   # the general parse below reports it
+                            last_time, plan = "", None
+                        else:
+                            last_time = time_
+                    if plan is not None:
+                        append((last_ts, path, line, plan, 0 if size == "-" else int(size),
+                                origin))
+                        read += 1
+                        made += 1
+                        continue
+            elif not line or line.isspace():
+                continue
+            stats.lines += read + 1   # (a malformed line's sample gives its number)
+            read = 0
+            try:
+                events = parse(line)
+            except Malformed as exc:
+                self._malformed(exc, line)
+                continue
+            for event in events:
+                event.origin = origin
+                made += 1
+                append(event)
+        stats.lines += read
+        stats.events += made
+        return out
+
+
+    def syslog(self, lines: list[str]) -> list[Event]:
+        """:meth:`events` of a block of ``auth.log`` lines: one expression over the whole
+        block reads sshd's lines of the usual shape (an RFC 3164 stamp, ``sshd[pid]:
+        Failed ... for [invalid user ]USER from IP port N``, ``Accepted HOW for USER from IP
+        port N``, or a message that starts as none of sshd's expressions) into the events
+        the parser makes of them; other lines go through the parser, in order (the year
+        inference sees every stamp in the same order)."""
+        parser = self.parser
+        assert isinstance(parser, SyslogAuthParser)
+        found = _SSHD_LINE.findall("\n".join(lines))
+        if len(found) != len(lines):   # (a line end inside a line: not from blocks())
+            found = [_SSHD_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+        stats, parse, origin = self.stats, parser.parse, self.origin
+        out: list[Event] = []
+        append = out.append
+        for line, (mon, day, hms, host, invalid, f_user, f_ip, how, a_user, a_ip, msg) in zip(
+                lines, found, strict=True):
+            if not mon:
+                if not line or line.isspace():
+                    continue
+                stats.lines += 1
+                try:
+                    events = parse(line)
+                except Malformed as exc:
+                    self._malformed(exc, line)
+                    continue
+                for event in events:
+                    event.origin = origin
+                    append(event)
+                continue
+            stats.lines += 1
+            stamp = (mon, day, hms)
+            if stamp == parser._last_stamp:
+                ts = parser._last_ts
+            else:
+                try:
+                    ts = parser.stamp_ts(stamp)
+                except Malformed as exc:
+                    self._malformed(exc, line)
+                    continue
+            if f_ip:
+                append(Event(ts, "login", line, "auth", origin, False, f_ip, f_user, host, "sshd",
+                             None, None, None, None, None, None, None,
+                             {"invalid_user": True} if invalid else {}))
+            elif a_ip:
+                append(Event(ts, "login", line, "auth", origin, True, a_ip, a_user, host, "sshd",
+                             None, None, None, None, None, None, None, {"method": how}))
+            else:
+                append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
+                             None, None, None, None, None, None,
+                             "error" if _SYSLOG_ERROR.search(msg) else None, {}))
+        stats.events += len(out)
+        return out
+
+
+# sshd's lines of the usual shape (see LineReader.syslog): month, day, time, host, then
+# "invalid user ", user, address of a failure, or method, user, address of an acceptance,
+# or the message of a line that none of sshd's expressions can read (it does not start as
+# they do); any other line matches the last alternative, with every group empty
+_SSHD_LINE = re.compile(
+    r"^(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d) (\S+) sshd\[\d+\]: "
+    r"(?:Failed (?:password|publickey|keyboard-interactive/pam|none|hostbased) for "
+    r"(invalid user )?(.*?) from ([0-9A-Fa-f:.]+) port \d+[^\n]*"
+    r"|Accepted (\S+) for (\S+) from ([0-9A-Fa-f:.]+) port \d+[^\n]*"
+    r"|(?!Failed|Accepted|Invalid|message repeated )([^\n]*))|[^\n]*)$", re.M)
+
+# a request of the usual shape in an access log line (see LineReader.light): time, method,
+# path without query, status, bytes; any other line is the last group
+_LIGHT_LINE = re.compile(
+    r'^(?:\S+ \S+ \S+ \[([^\]]+)\] "([A-Z]+) (/[^ "\\?]*)(?:\?[^ "\\]*)? [^ "\\]+" (\d{3}) '
+    r"(\d+|-)[^\n]*|([^\n]*))$", re.M)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from secops.anomaly.events import Event
 from secops.anomaly.parsers import DETECT_LINES, LineReader, ParseStats, detect_format, make_parser
@@ -81,8 +81,13 @@ def log_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def open_log(path: Path, *, fmt: str | None = None,
-             json_fields: Mapping[str, str] | None = None) -> tuple[LogFile, Iterator[Event]]:
-    """Detect the file's format (FormatError if none fits) and iterate its events."""
+             json_fields: Mapping[str, str] | None = None,
+             light: Callable[[str, str], Any] | None = None,
+             ) -> tuple[LogFile, Iterator[Event]]:
+    """Detect the file's format (FormatError if none fits) and iterate its events. With
+    ``light`` (a detector's ``light_plan``), the requests of an access log that it gives a
+    plan for come as light tuples (see :meth:`LineReader.light`), for ``feed_all`` of that
+    same detector only (a tuple carries its steps)."""
     reference = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     if fmt is None:
         with open_text(path) as fh:
@@ -94,6 +99,14 @@ def open_log(path: Path, *, fmt: str | None = None,
 
     def events() -> Iterator[Event]:
         with open_text(path) as fh:
+            if light is not None and fmt == "combined":
+                for found in blocks(fh):
+                    yield from reader.light(found, light)
+                return
+            if fmt == "syslog":
+                for found in blocks(fh):
+                    yield from reader.syslog(found)
+                return
             for found in blocks(fh):   # (a list per block: no generator step per line)
                 yield from reader.events(found)
 
@@ -101,5 +114,10 @@ def open_log(path: Path, *, fmt: str | None = None,
 
 
 def merged(streams: Iterable[Iterator[Event]]) -> Iterator[Event]:
-    """Events of several streams in time order (a stable k-way merge)."""
-    return heapq.merge(*streams, key=lambda e: e.ts)
+    """Events of several streams in time order (a stable k-way merge). Light tuples of
+    :meth:`LineReader.light` (time first) merge with the events."""
+    return heapq.merge(*streams, key=_when)
+
+
+def _when(item: Any) -> float:
+    return item[0] if item.__class__ is tuple else item.ts   # type: ignore[no-any-return]

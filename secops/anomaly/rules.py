@@ -134,6 +134,9 @@ class Rule:
     # ``predicate`` tests nothing but the action (by name or list of names): every event of
     # one of ``actions`` satisfies it
     action_only: bool = field(default=False, compare=False)
+    # the event fields ``predicate`` reads (those named in ``match``); None when unknown
+    # (a predicate built otherwise, e.g. from a Sigma rule)
+    reads: frozenset[str] | None = field(default=None, compare=False)
 
     def entity(self, event: Event) -> str | None:
         group_by = self.group_by
@@ -365,7 +368,8 @@ def rule_from_mapping(data: Any, source: str = "") -> Rule:
         match=alternatives, supersedes=tuple(supersedes), source=source,
         predicate=_predicate(alternatives, where), actions=_actions(alternatives),
         action_only=bool(alternatives) and all(set(a) == {"action"} for a in alternatives)
-        and _actions(alternatives) is not None)
+        and _actions(alternatives) is not None,
+        reads=frozenset(str(k) for alt in alternatives for k in alt))
 
 
 def rules_from_text(text: str, source: str) -> list[Rule]:

@@ -72,9 +72,11 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
     stream = out if out is not None else sys.stdout
     status = EXIT_CLEAN
     logs, streams = [], []
+    detector = Detector(rules, baseline_ips=baseline)
     for path in log_files(paths):
         try:
-            log, events = open_log(path)
+            # requests that only baseline rules read come as light tuples, not events
+            log, events = open_log(path, light=detector.light_plan)
         except (OSError, AnomalyError) as exc:
             text = exc.strerror if isinstance(exc, OSError) else str(exc)
             click.echo(f"error: {path}: {text}", err=True)
@@ -82,7 +84,6 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
             continue
         logs.append(log)
         streams.append(events)
-    detector = Detector(rules, baseline_ips=baseline)
     threshold = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
     try:
