@@ -16,13 +16,13 @@ import hashlib
 import ipaddress
 import math
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from secops.anomaly.events import Event
+from secops.anomaly.events import Event, Item
 from secops.anomaly.parsers import CombinedParser
 from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
@@ -554,7 +554,7 @@ class Detector:
                 for r, predicate, e, h in self._rules_for(action)]
         return found
 
-    def _feed_local(self, events: Iterable[Event]) -> None:
+    def _feed_local(self, events: Iterable[Item]) -> None:
         """:meth:`feed` of every event, with the loop's state in local variables (written
         back before each sweep and at the end)."""
         cache, rules_for = self._local_plans, self._local_plans_for
@@ -565,7 +565,7 @@ class Detector:
         try:
             for event in events:
                 count += 1
-                if event.__class__ is tuple:   # a light request (LineReader.light)
+                if isinstance(event, tuple):   # a light request (LineReader.light)
                     ts = event[0]
                     if ts > now:
                         now = ts
@@ -602,19 +602,19 @@ class Detector:
         finally:
             self.events, self._now = count, now
 
-    def feed_all(self, events: Iterable[Event]) -> None:
+    def feed_all(self, events: Iterable[Item]) -> None:
         batch = getattr(self.store, "batch", None)
         if batch is None:
             if self._fast:
                 self._feed_local(events)
             else:
-                for event in events:
+                for event in _events_only(events):
                     self.feed(event)
             return
         # A shared store (Redis) takes every window a chunk of events needs at once, so a
         # chunk costs a few round trips instead of two per rule and event.
         chunk: list[Event] = []
-        for event in events:
+        for event in _events_only(events):
             chunk.append(event)
             if len(chunk) >= CHUNK:
                 self._feed_chunk(chunk, batch)
@@ -957,3 +957,12 @@ def _cap(conditions: tuple[tuple[str, str, float], ...], name: str) -> int:
     if all(op in (">", ">=") for m, op, _ in conditions if m == "distinct_" + name):
         return int(max(limits)) + 1
     return DISTINCT_CAP
+
+
+def _events_only(items: Iterable[Item]) -> Iterator[Event]:
+    """The events of ``items``. Light requests come only from a plan of ``light_plan``,
+    which only the fast path gives, so one here means a caller mixed up detectors."""
+    for item in items:
+        if isinstance(item, tuple):
+            raise TypeError("a light request was given to a detector without the fast path")
+        yield item

@@ -74,3 +74,10 @@ class Event:
 
 
 _ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"}
+
+# A request of an access log that only baseline rules read, as the fast path carries it
+# instead of an Event (see ``LineReader.light`` and ``Detector.light_plan``):
+# ``(ts, path, line, plan, bytes, origin)``.
+LightRequest = tuple[float, str, str, Any, int, str]
+# What the readers give a detector: events, and light requests where its plan asked.
+Item = Event | LightRequest

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from secops.anomaly.events import Event
+from secops.anomaly.events import Item
 from secops.anomaly.parsers import DETECT_LINES, LineReader, ParseStats, detect_format, make_parser
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -83,7 +83,7 @@ def log_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 def open_log(path: Path, *, fmt: str | None = None,
              json_fields: Mapping[str, str] | None = None,
              light: Callable[[str, str], Any] | None = None,
-             ) -> tuple[LogFile, Iterator[Event]]:
+             ) -> tuple[LogFile, Iterator[Item]]:
     """Detect the file's format (FormatError if none fits) and iterate its events. With
     ``light`` (a detector's ``light_plan``), the requests of an access log that it gives a
     plan for come as light tuples (see :meth:`LineReader.light`), for ``feed_all`` of that
@@ -97,7 +97,7 @@ def open_log(path: Path, *, fmt: str | None = None,
     reader = LineReader(make_parser(fmt, reference=reference, json_fields=json_fields),
                         origin=path.name, stats=log.stats)
 
-    def events() -> Iterator[Event]:
+    def events() -> Iterator[Item]:
         with open_text(path) as fh:
             if light is not None and fmt == "combined":
                 for found in blocks(fh):
@@ -113,11 +113,11 @@ def open_log(path: Path, *, fmt: str | None = None,
     return log, events()
 
 
-def merged(streams: Iterable[Iterator[Event]]) -> Iterator[Event]:
+def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
     """Events of several streams in time order (a stable k-way merge). Light tuples of
     :meth:`LineReader.light` (time first) merge with the events."""
     return heapq.merge(*streams, key=_when)
 
 
-def _when(item: Any) -> float:
-    return item[0] if item.__class__ is tuple else item.ts   # type: ignore[no-any-return]
+def _when(item: Item) -> float:
+    return item[0] if isinstance(item, tuple) else item.ts

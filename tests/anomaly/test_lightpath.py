@@ -322,3 +322,11 @@ def test_light_requests_on_a_simulated_day(tmp_path):
     got, status = command(tmp_path, rules)
     assert got == want
     assert status == want_status == 1
+
+
+def test_a_light_request_is_refused_by_a_detector_without_the_fast_path() -> None:
+    """Only the fast path's own plans make light requests; the general path names the
+    mix-up instead of reading a tuple as an event."""
+    light = (1_700_000_000.0, "/", '1.2.3.4 - - "GET / HTTP/1.1" 200 5', (), 5, "access.log")
+    with pytest.raises(TypeError, match="light request"):
+        Detector(RuleSet.shipped(), fast=False).feed_all([light])
