@@ -519,7 +519,6 @@ class LineReader:
         stats.events += made
         return out
 
-
     def syslog(self, lines: list[str]) -> list[Event]:
         """:meth:`events` of a block of ``auth.log`` lines: one expression over the whole
         block reads sshd's lines of the usual shape (an RFC 3164 stamp, ``sshd[pid]:
