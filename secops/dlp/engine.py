@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from secops.dlp import prefilter, unescape
-from secops.dlp.detectors import NEGATIVE_ENDS, Detector, combine
+from secops.dlp.detectors import _FIRST_FORM, NEGATIVE_ENDS, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import DocumentResult, Finding, PartInfo, classification_of
@@ -119,6 +119,16 @@ def _indexable(word: str) -> bool:
     return bool(word) and word.isascii() and word == word.lower()
 
 
+def _no_start(pattern: re.Pattern[str]) -> str:
+    """The ASCII characters after which ``pattern`` (in ``_first`` form,
+    ``cls(?<!before cls)...``) never starts a match: those of its look-behind's class."""
+    parts = _FIRST_FORM.fullmatch(pattern.pattern)
+    if parts is None or pattern.flags & re.IGNORECASE:
+        return ""
+    before = re.compile(parts.group(2))
+    return "".join(c for c in map(chr, range(128)) if before.fullmatch(c))
+
+
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     intervals.sort()
     merged: list[tuple[int, int]] = []
@@ -167,6 +177,7 @@ class Classifier:
         self._anchored: dict[str, list[str]] = {}  # group -> its detectors' anchor keys
         self._members: dict[str, list[Detector]] = {}
         self._anchor_of: dict[int, str] = {}  # id(detector) -> its anchor key
+        self._no_start: dict[str, str] = {}  # anchor key -> see _anchored_spans
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
         self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
@@ -320,6 +331,8 @@ class Classifier:
                 self._anchored[name] = keys
                 self._members[name] = detectors
                 self._anchor_of.update((id(d), k) for d, k in zip(detectors, keys, strict=True))
+                self._no_start.update((k, _no_start(d.pattern))
+                                      for d, k in zip(detectors, keys, strict=True))
         words = sorted({w for a in self._active for w in a.detector.near})
         if "" in words:
             return None
@@ -351,13 +364,13 @@ class Classifier:
             for key, detector in zip(keys, self._members[name], strict=True):
                 starts[key] = self._anchored_spans(
                     detector.pattern, window, keep_lo, keep_hi, hits.get("from:" + key, []),
-                    hits.get(key, []))
+                    hits.get(key, []), self._no_start[key])
         return starts
 
     @staticmethod
     def _anchored_spans(
         pattern: re.Pattern[str], window: str, keep_lo: int, keep_hi: int,
-        froms: list[int], ends: list[int],
+        froms: list[int], ends: list[int], no_start: str = "",
     ) -> list[tuple[int, int]]:
         """Where ``pattern`` matches inside the matches of its anchor: the span of its
         match on the whole window at each start found there.
@@ -368,11 +381,16 @@ class Classifier:
         the leftmost anchor match that ends there starts at or before ``p``. ``re``
         decides inside these regions; a shorter ``endpos`` only makes look-aheads more
         lenient, so each start is then matched again on the whole window, which gives
-        the span.
+        the span. ``no_start`` holds the ASCII characters no match starts right after
+        (the pattern's look-behind): a region holding only those after a match's start
+        has no further start, and is not searched again.
         """
         regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
         lo = hi = endpos = -1  # the region being merged
-        for first, end in sorted(zip(froms, ends, strict=True)):
+        # Hyperscan reports by end; the starts are then mostly in order already, and
+        # the merge below only needs them in order (equal starts merge in any order).
+        pairs = zip(froms, ends, strict=True)
+        for first, end in (pairs if froms == sorted(froms) else sorted(pairs)):
             if first < keep_lo:
                 first = keep_lo
             clipped = end if end < keep_hi else keep_hi
@@ -400,6 +418,8 @@ class Classifier:
                 whole = match(window, at)
                 if whole is not None and whole.end() > at:  # never empty, like _select's
                     add(whole.span())
+                if no_start and not window[at:hi - 1].strip(no_start):
+                    break  # no position up to hi - 1 follows a character a match may
                 m = search(window, at + 1, endpos)
         return spans
 
