@@ -578,6 +578,25 @@ class Classifier:
                     if score is not None and score >= min_score:
                         append((s + lo, e + lo, priority, -score, 1, seq, active, value, None))
                 continue
+            if context is None and offsets is None:
+                # no context words in this window: the loop below without the look-ups
+                for s, e in spans:
+                    if neg is not None and (neg_ends is None or (s and (
+                            low[s - 1] in neg_ends or low[s - 1].isspace()))) \
+                            and neg.search(low, max(0, s - 12), s):
+                        continue
+                    value = window[s:e]
+                    seq += 1
+                    if bound is not None:
+                        ceiling = bound(value)
+                        if ceiling >= min_score:
+                            append((s + lo, e + lo, priority, -ceiling, 0, seq, active, value,
+                                    None))
+                        continue
+                    score = check(value)
+                    if score is not None and score >= min_score:
+                        append((s + lo, e + lo, priority, -score, 1, seq, active, value, None))
+                continue
             for s, e in spans:
                 if neg is not None:
                     if neg_ends is None or (s and (low[s - 1] in neg_ends
@@ -691,7 +710,35 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
 def _resolve_pair(first: _Entry, second: _Entry) -> _Kept | None:
     """:func:`_resolve_group` of two overlapping candidates: the head of the order is
     kept once checked (the other overlaps it); a deferred check runs at the head and
-    its candidate re-enters at the real score, or leaves."""
+    its candidate re-enters at the real score, or leaves.
+
+    Priority and score nearly always decide the head (an SSN before the phone shape in
+    it; an international phone number, deferred at 0.7, before the national one inside
+    it at 0.6), and then nothing else is compared; on a tie :func:`_resolve_pair_keys`
+    compares the whole order."""
+    if first[2] == second[2] and first[3] == second[3]:
+        return _resolve_pair_keys(first, second)
+    head, other = (first, second) if (first[2], first[3]) < (second[2], second[3]) \
+        else (second, first)
+    if head[4]:
+        return (head[0], head[1], -head[3], -head[2], head[6], head[7])
+    active = head[6]
+    score = _score(active.detector.check(head[7]), head[8])
+    if score is not None and score >= active.rule.min_score:
+        if (head[2], -score) < (other[2], other[3]):  # still the head, now checked
+            return (head[0], head[1], score, -head[2], active, head[7])
+        return _resolve_pair_keys(first, second)  # rare: the whole order decides
+    if other[4]:  # the head left: the other one is alone
+        return (other[0], other[1], -other[3], -other[2], other[6], other[7])
+    active = other[6]
+    score = _score(active.detector.check(other[7]), other[8])
+    if score is not None and score >= active.rule.min_score:
+        return (other[0], other[1], score, -other[2], active, other[7])
+    return None
+
+
+def _resolve_pair_keys(first: _Entry, second: _Entry) -> _Kept | None:
+    """:func:`_resolve_pair` comparing the whole order of :func:`_resolve_group`."""
     order = [((c[2], c[3], c[4], c[0] - c[1], c[0], c[5]), c) for c in (first, second)]
     while order:
         at = 0 if len(order) == 1 or order[0][0] < order[1][0] else 1  # keys never tie
