@@ -305,7 +305,8 @@ class Classifier:
         key = self._hmac_key
         new = tuple.__new__  # Finding's own __new__ without its Python frame
         rounded = self._rounded
-        for start, end, score, _, active, value in found:
+        for start, end, _, neg_score, _, _, active, value, _ in found:
+            score = -neg_score
             shown = rounded.get(score)
             if shown is None:
                 shown = round(score, 3)
@@ -655,9 +656,15 @@ _Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
 """A candidate: start, end, -priority, -score (or -ceiling), checked, sequence number,
 detector, value, context boost."""
 
-_Kept = tuple[int, int, float, int, _Active, str]
-"""A finding of a window: start, end, score, priority, detector, value (decoded, in an
-escaped window)."""
+_Kept = _Entry
+"""A finding of a window: a candidate whose check has run (checked 1, -score the negated
+real score); the value is decoded in an escaped window. A candidate checked when it
+was selected is kept as it is."""
+
+
+def _checked(c: _Entry, score: float) -> _Kept:
+    """A deferred candidate after its check gave ``score``."""
+    return (c[0], c[1], c[2], -score, 1, c[5], c[6], c[7], c[8])
 
 
 def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]:
@@ -686,21 +693,18 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
             if cands[j][1] > reach:
                 reach = cands[j][1]
             j += 1
-        if j == i + 2:  # a pair (an SSN and the phone shape in it): no heap needed
+        if j == i + 1:  # overlaps nothing
+            if c[4]:
+                keep(c)
+            else:
+                active = c[6]
+                score = _score(active.detector.check(c[7]), c[8])
+                if score is not None and score >= active.rule.min_score:
+                    keep(_checked(c, score))
+        elif j == i + 2:  # a pair (an SSN and the phone shape in it): no heap needed
             winner = _resolve_pair(c, cands[i + 1])
             if winner is not None:
                 keep(winner)
-            i = j
-            continue
-        if j == i + 1:  # overlaps nothing
-            start, end, neg_priority, neg_score, checked, _, active, value, boost = c
-            if not checked:
-                score = _score(active.detector.check(value), boost)
-                if score is None or score < active.rule.min_score:
-                    i = j
-                    continue
-                neg_score = -score
-            keep((start, end, -neg_score, -neg_priority, active, value))
         else:
             kept.extend(_resolve_group(cands[i:j]))
         i = j
@@ -721,19 +725,19 @@ def _resolve_pair(first: _Entry, second: _Entry) -> _Kept | None:
     head, other = (first, second) if (first[2], first[3]) < (second[2], second[3]) \
         else (second, first)
     if head[4]:
-        return (head[0], head[1], -head[3], -head[2], head[6], head[7])
+        return head
     active = head[6]
     score = _score(active.detector.check(head[7]), head[8])
     if score is not None and score >= active.rule.min_score:
         if (head[2], -score) < (other[2], other[3]):  # still the head, now checked
-            return (head[0], head[1], score, -head[2], active, head[7])
+            return _checked(head, score)
         return _resolve_pair_keys(first, second)  # rare: the whole order decides
     if other[4]:  # the head left: the other one is alone
-        return (other[0], other[1], -other[3], -other[2], other[6], other[7])
+        return other
     active = other[6]
     score = _score(active.detector.check(other[7]), other[8])
     if score is not None and score >= active.rule.min_score:
-        return (other[0], other[1], score, -other[2], active, other[7])
+        return _checked(other, score)
     return None
 
 
@@ -744,7 +748,7 @@ def _resolve_pair_keys(first: _Entry, second: _Entry) -> _Kept | None:
         at = 0 if len(order) == 1 or order[0][0] < order[1][0] else 1  # keys never tie
         key, c = order.pop(at)
         if key[2]:
-            return (c[0], c[1], -key[1], -key[0], c[6], c[7])
+            return c if c[4] else _checked(c, -key[1])
         active = c[6]
         score = _score(active.detector.check(c[7]), c[8])
         if score is not None and score >= active.rule.min_score:
@@ -778,7 +782,7 @@ def _resolve_group(group: list[_Entry]) -> list[_Kept]:
                 heappush(order, (neg_priority, -score, 1, length, start, seq, k))
             continue
         spans.append((start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, c[7]))
+        kept.append(c if c[4] else _checked(c, -neg_score))
     kept.sort(key=itemgetter(0))
     return kept
 

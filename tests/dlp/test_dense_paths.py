@@ -164,7 +164,7 @@ def _greedy(cands: list[engine._Entry], carried: list[tuple[int, int]]) -> list[
                                  active, value, boost))
             continue
         insort(spans, (start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, value))
+        kept.append((start, end, neg_priority, neg_score, 1, seq, active, value, boost))
     kept.sort(key=lambda k: k[0])
     return kept
 
