@@ -119,14 +119,17 @@ def _indexable(word: str) -> bool:
     return bool(word) and word.isascii() and word == word.lower()
 
 
-def _no_start(pattern: re.Pattern[str]) -> str:
-    """The ASCII characters after which ``pattern`` (in ``_first`` form,
-    ``cls(?<!before cls)...``) never starts a match: those of its look-behind's class."""
+def _no_start(pattern: re.Pattern[str]) -> tuple[str, str]:
+    """For a ``pattern`` in ``_first`` form (``cls(?<!before cls)...``): the ASCII
+    characters after which it never starts a match (those of ``before``) and those it
+    may start with (those of ``cls``); empty strings for another form."""
     parts = _FIRST_FORM.fullmatch(pattern.pattern)
     if parts is None or pattern.flags & re.IGNORECASE:
-        return ""
-    before = re.compile(parts.group(2))
-    return "".join(c for c in map(chr, range(128)) if before.fullmatch(c))
+        return "", ""
+    first, before = (re.compile(part) for part in parts.group(1, 2))
+    ascii_chars = [chr(i) for i in range(128)]
+    return ("".join(c for c in ascii_chars if before.fullmatch(c)),
+            "".join(c for c in ascii_chars if first.fullmatch(c)))
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -177,7 +180,7 @@ class Classifier:
         self._anchored: dict[str, list[str]] = {}  # group -> its detectors' anchor keys
         self._members: dict[str, list[Detector]] = {}
         self._anchor_of: dict[int, str] = {}  # id(detector) -> its anchor key
-        self._no_start: dict[str, str] = {}  # anchor key -> see _anchored_spans
+        self._no_start: dict[str, tuple[str, str]] = {}  # anchor key -> _no_start()
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
         self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
@@ -365,13 +368,13 @@ class Classifier:
             for key, detector in zip(keys, self._members[name], strict=True):
                 starts[key] = self._anchored_spans(
                     detector.pattern, window, keep_lo, keep_hi, hits.get("from:" + key, []),
-                    hits.get(key, []), self._no_start[key])
+                    hits.get(key, []), *self._no_start[key])
         return starts
 
     @staticmethod
     def _anchored_spans(
         pattern: re.Pattern[str], window: str, keep_lo: int, keep_hi: int,
-        froms: list[int], ends: list[int], no_start: str = "",
+        froms: list[int], ends: list[int], no_start: str = "", starters: str = "",
     ) -> list[tuple[int, int]]:
         """Where ``pattern`` matches inside the matches of its anchor: the span of its
         match on the whole window at each start found there.
@@ -382,9 +385,18 @@ class Classifier:
         the leftmost anchor match that ends there starts at or before ``p``. ``re``
         decides inside these regions; a shorter ``endpos`` only makes look-aheads more
         lenient, so each start is then matched again on the whole window, which gives
-        the span. ``no_start`` holds the ASCII characters no match starts right after
-        (the pattern's look-behind): a region holding only those after a match's start
-        has no further start, and is not searched again.
+        the span.
+
+        Conversely a match on the whole window inside a region is found by that search
+        (it ends by the region's ``endpos``, and a shorter ``endpos`` only makes the
+        right boundary's look-ahead more lenient), so the spans are exactly those of
+        the whole-window matches starting in the regions. ``no_start`` holds the ASCII
+        characters no match starts right after (the pattern's look-behind) and
+        ``starters`` those a match starts with: in a region holding only ``no_start``
+        characters after its first two (one value and its boundaries, most regions of
+        a dense export), a match can start only at one of those two, and is matched
+        there directly; after a match, a region holding only those characters has no
+        further start and is not searched again.
         """
         regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
         lo = hi = endpos = -1  # the region being merged
@@ -411,6 +423,17 @@ class Classifier:
         spans: list[tuple[int, int]] = []
         search, match, add = pattern.search, pattern.match, spans.append
         for lo, hi, endpos in regions:
+            if no_start and not window[lo + 1:hi - 1].strip(no_start):
+                if window[lo] in starters and (lo == 0 or window[lo - 1] not in no_start):
+                    whole = match(window, lo)
+                    if whole is not None and whole.end() > lo:
+                        add(whole.span())
+                at = lo + 1
+                if at < hi and window[at] in starters and window[lo] not in no_start:
+                    whole = match(window, at)
+                    if whole is not None and whole.end() > at:
+                        add(whole.span())
+                continue
             m = search(window, lo, endpos)
             while m is not None:
                 at = m.start()
