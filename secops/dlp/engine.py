@@ -119,6 +119,17 @@ def _indexable(word: str) -> bool:
     return bool(word) and word.isascii() and word == word.lower()
 
 
+class _Rounded(dict[float, float]):
+    """``rounded[-score]`` is ``round(score, 3)``, a finding's score; the first 4096
+    scores are kept (scores come from a few checks and boosts)."""
+
+    def __missing__(self, neg_score: float) -> float:
+        shown = round(-neg_score, 3)
+        if len(self) < 4096:
+            self[neg_score] = shown
+        return shown
+
+
 def _no_start(pattern: re.Pattern[str]) -> tuple[str, str]:
     """For a ``pattern`` in ``_first`` form (``cls(?<!before cls)...``): the ASCII
     characters after which it never starts a match (those of ``before``) and those it
@@ -183,7 +194,7 @@ class Classifier:
         self._no_start: dict[str, tuple[str, str]] = {}  # anchor key -> _no_start()
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
-        self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
+        self._rounded = _Rounded()  # -score -> round(score, 3), for findings
         self._context_words = (prefilter.compiled((), context_words, (), True)
                                if self._prefilter is not None and context_words else None)
 
@@ -304,21 +315,19 @@ class Classifier:
 
     def _findings(
         self, found: list[_Kept], window: str, lo: int, base: int, part: str
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
         key = self._hmac_key
         new = tuple.__new__  # Finding's own __new__ without its Python frame
         rounded = self._rounded
-        for start, end, _, neg_score, _, _, active, value, _ in found:
-            score = -neg_score
-            shown = rounded.get(score)
-            if shown is None:
-                shown = round(score, 3)
-                if len(rounded) < 4096:  # scores come from a few checks and boosts
-                    rounded[score] = shown
-            yield new(Finding, (  # type: ignore[type-var]
-                active.type, active.category, base + start, base + end, shown, part,
-                active.action, active.level, active.mask(value),
-                keyed_hash(key, active.type, value) if key else None))
+        if key:
+            return [new(Finding, (  # type: ignore[type-var]
+                a.type, a.category, base + start, base + end, rounded[neg_score], part,
+                a.action, a.level, a.mask(value), keyed_hash(key, a.type, value)))
+                for start, end, _, neg_score, _, _, a, value, _ in found]
+        return [new(Finding, (  # type: ignore[type-var]
+            a.type, a.category, base + start, base + end, rounded[neg_score], part,
+            a.action, a.level, a.mask(value), None))
+            for start, end, _, neg_score, _, _, a, value, _ in found]
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:
         """Hyperscan anchors for shared groups whose detectors all have one, and near words."""

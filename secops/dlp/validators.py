@@ -534,6 +534,11 @@ def _ipv4_fast(value: str) -> float | None | bool:
 
 
 def check_ip(value: str) -> float | None:
+    if _IPV4_VALID.fullmatch(value) is not None:  # _ipv4_fast's first case, inline
+        unspecified = value == "0.0.0.0"  # noqa: S104 - a value compared, nothing bound
+        if unspecified or value.startswith(_DOC_V4_PREFIXES) or value.count("255") == 4:
+            return None  # unspecified, RFC 5737 documentation, broadcast-like
+        return 0.6
     fast = _ipv4_fast(value)
     if fast is not False:
         return fast  # type: ignore[return-value]

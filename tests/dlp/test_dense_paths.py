@@ -29,7 +29,7 @@ from secops.dlp import validators as v
 from secops.dlp.detectors import BUILTIN, Detector
 from secops.dlp.engine import CHUNK, CONTEXT_AFTER, CONTEXT_BEFORE
 from secops.dlp.policy import Rule
-from secops.dlp.redact import _ALNUM, _DIGIT, _keep_last
+from secops.dlp.redact import _ALNUM, _DIGIT, _keep_last, masker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from dlp_throughput import dense_text, mixed_text  # noqa: E402
@@ -273,6 +273,19 @@ def test_masks_of_ascii_values_match_the_regex_masks() -> None:
             for keep in (0, 1, 2, 4):
                 assert _keep_last(value, keep, pattern) == \
                     _keep_last_by_regex(value, keep, pattern), (value, keep)
+
+
+def test_maskers_of_number_types_match_the_regex_masks() -> None:
+    rng = random.Random(SEED)
+    alphabet = "0123456789 -.aZ+()@/_٣é"
+    card, ssn, phone, iban = (masker(t, "PII") for t in
+                              ("credit_card", "us_ssn", "phone_number", "iban"))
+    for _ in range(20000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert card(value) == _keep_last_by_regex(value, 4, _DIGIT), value
+        assert ssn(value) == _keep_last_by_regex(value, 4, _DIGIT), value
+        assert phone(value) == _keep_last_by_regex(value, 2, _DIGIT), value
+        assert iban(value) == value[:2] + _keep_last_by_regex(value[2:], 4, _ALNUM), value
 
 
 def test_separators_and_mod_97_match_their_definitions() -> None:
