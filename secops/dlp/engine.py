@@ -315,19 +315,21 @@ class Classifier:
 
     def _findings(
         self, found: list[_Kept], window: str, lo: int, base: int, part: str
-    ) -> list[Finding]:
+    ) -> Iterator[Finding]:
+        """The findings of a window, lazily: a consumer that does not keep them (a
+        count, a stream written out) never has them all alive at once."""
         key = self._hmac_key
         new = tuple.__new__  # Finding's own __new__ without its Python frame
         rounded = self._rounded
         if key:
-            return [new(Finding, (  # type: ignore[type-var]
+            return (new(Finding, (  # type: ignore[type-var]
                 a.type, a.category, base + start, base + end, rounded[neg_score], part,
                 a.action, a.level, a.mask(value), keyed_hash(key, a.type, value)))
-                for start, end, _, neg_score, _, _, a, value, _ in found]
-        return [new(Finding, (  # type: ignore[type-var]
+                for start, end, _, neg_score, _, _, a, value, _ in found)
+        return (new(Finding, (  # type: ignore[type-var]
             a.type, a.category, base + start, base + end, rounded[neg_score], part,
             a.action, a.level, a.mask(value), None))
-            for start, end, _, neg_score, _, _, a, value, _ in found]
+            for start, end, _, neg_score, _, _, a, value, _ in found)
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:
         """Hyperscan anchors for shared groups whose detectors all have one, and near words."""
