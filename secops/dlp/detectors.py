@@ -55,6 +55,10 @@ class Detector:
     of ``pattern`` plus at most one boundary character on the left and two on the right
     (a dot is a boundary only before a non-digit), ASCII classes only.
     Used for shared detectors when every detector of the group has one."""
+    seed: str | None = None
+    """Optional Hyperscan expression (ASCII classes) that every window holding a match
+    of the detector matches too: where the prefilter scanned a window without finding
+    it, the detector is not run there."""
 
 
 _R = r"(?![\w\-]|\.\d)"  # right boundary: no word char, dash or decimal part
@@ -196,6 +200,8 @@ _HEX_COLON = frozenset("0123456789abcdefABCDEF:")
 
 _V6_SEVEN = re.compile(r":(?:[0-9A-Fa-f]{1,4}:){6}")
 """In every run of seven groups ``hex:``, after its first group."""
+IPV6_SEED = "::|:(?:[0-9A-Fa-f]{1,4}:){6}"
+"""In every window holding a match of :data:`IPV6` (the early exit of :func:`find_ipv6`)."""
 
 
 def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
@@ -206,7 +212,7 @@ def find_ipv6(text: str, lo: int, hi: int) -> Iterator[tuple[int, int]]:
     ``:hex:`` seeds too) there is nothing to match around the seeds.
     """
     if text.find("::", lo, hi) == -1 and _V6_SEVEN.search(text, lo, hi) is None:
-        return
+        return  # IPV6_SEED's test, for windows the prefilter did not scan
     last_end = lo
     for seed in _V6_SEED.finditer(text, lo, hi):
         if seed.start() < last_end:
@@ -294,6 +300,7 @@ BUILTIN: tuple[Detector, ...] = (
              priority=35, shared="digits",
              anchor=_HB_DOT + "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}" + _HR_IP),
     Detector("ip_address", "PII", IPV6, v.check_ip, literals=(":",), finder=find_ipv6,
+             seed=IPV6_SEED,
              context=("ip", "ipv6", "address", "host"), context_boost=0.2, priority=35),
     Detector("uk_nino", "PII",
              _first("[A-CEGHJ-PR-TW-Z]", r"[A-CEGHJ-NPR-TW-Z](?:\d{6}|\s\d\d\s\d\d\s\d\d\s?)[A-D]"

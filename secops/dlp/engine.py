@@ -353,7 +353,9 @@ class Classifier:
             return None
         literals = sorted({lit for a in self._active
                            for lit in (*a.detector.literals, *a.detector.hints)})
-        return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals))
+        seeds = sorted({a.detector.seed for a in self._active if a.detector.seed is not None})
+        return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals),
+                                  seeds=tuple(seeds))
 
     def _starts(
         self, window: str, keep_lo: int, keep_hi: int, hits: dict[str, list[int]] | None
@@ -472,6 +474,8 @@ class Classifier:
                     return ()
             elif not any(lit in window for lit in d.literals):
                 return ()
+        if d.seed is not None and hits is not None and "seed:" + d.seed not in hits:
+            return ()
         if d.shared is not None:
             key = self._anchor_of.get(id(d))
             spans = starts.get(key) if key is not None else None

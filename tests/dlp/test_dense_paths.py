@@ -315,3 +315,20 @@ def test_separators_and_mod_97_match_their_definitions() -> None:
         v._mod_97_10_validate(value.lower())
         agreed += 1
     assert agreed > 3000
+
+
+@needs_hyperscan
+def test_ipv6_seed_is_found_exactly_where_find_ipv6_goes_on() -> None:
+    """The prefilter's seed for IPv6 (no seed: the detector does not run) against the
+    finder's own early exit (``::`` or seven groups ``hex:`` in the window)."""
+    scanner = prefilter.Prefilter({}, (), seeds=(detectors.IPV6_SEED,))
+    key = "seed:" + detectors.IPV6_SEED
+    rng = random.Random(SEED)
+    seen = {True: 0, False: 0}
+    for _ in range(20000):
+        text = "".join(rng.choice("0a:fG :1:2::x") for _ in range(rng.randint(0, 30)))
+        expected = "::" in text or detectors._V6_SEVEN.search(text) is not None
+        assert (key in scanner.scan(text)) == expected, text
+        seen[expected] += 1
+    assert min(seen.values()) > 1000
+    assert [d.seed for d in BUILTIN if d.finder is detectors.find_ipv6] == [detectors.IPV6_SEED]
