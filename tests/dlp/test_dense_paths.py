@@ -332,3 +332,22 @@ def test_ipv6_seed_is_found_exactly_where_find_ipv6_goes_on() -> None:
         seen[expected] += 1
     assert min(seen.values()) > 1000
     assert [d.seed for d in BUILTIN if d.finder is detectors.find_ipv6] == [detectors.IPV6_SEED]
+
+
+def test_simple_email_domain_matches_what_the_full_domain_pattern_matches() -> None:
+    rng = random.Random(SEED)
+    hits = 0
+    for _ in range(20000):
+        text = "".join(rng.choice("ab1-.Z,@ _") for _ in range(rng.randint(0, 20)))
+        if rng.random() < 0.3:  # labels around the 63-character limit
+            text = "x" * rng.randint(60, 66) + text
+        if rng.random() < 0.3:  # top-level domains around the 24-letter limit
+            text = text.replace("Z", "z" * rng.randint(20, 27))
+        hi = rng.randint(0, len(text))
+        for pos in range(len(text) + 1):
+            simple = detectors._EMAIL_DOMAIN_SIMPLE.match(text, pos, hi)
+            if simple is not None:
+                hits += 1
+                full = detectors._EMAIL_DOMAIN.match(text, pos, hi)
+                assert full is not None and full.span() == simple.span(), (text, pos, hi)
+    assert hits > 1000
