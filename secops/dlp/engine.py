@@ -17,11 +17,12 @@ and not an e-mail address.
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
@@ -117,6 +118,11 @@ class _Words:
 def _indexable(word: str) -> bool:
     """A context word the prefilter looks for (lower-case ASCII, not empty)."""
     return bool(word) and word.isascii() and word == word.lower()
+
+
+_LAST = sys.maxsize
+_CLOSE = ((_LAST, _LAST),)
+"""After a detector's anchor matches: starts after any region, closing the last one."""
 
 
 class _Rounded(dict[float, float]):
@@ -411,16 +417,18 @@ class Classifier:
         there directly; after a match, a region holding only those characters has no
         further start and is not searched again.
         """
-        regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
-        lo = hi = endpos = -1  # the region being merged
+        spans: list[tuple[int, int]] = []
+        search, match, add = pattern.search, pattern.match, spans.append
+        lo = hi = endpos = -1  # the region being merged: [lo, hi), searched up to endpos
         # Hyperscan reports by end; the starts are then mostly in order already, and
         # the merge below only needs them in order (equal starts merge in any order).
         pairs = zip(froms, ends, strict=True)
-        for first, end in (pairs if froms == sorted(froms) else sorted(pairs)):
+        ordered = pairs if froms == sorted(froms) else sorted(pairs)
+        for first, end in chain(ordered, _CLOSE):  # the last pair closes the last region
             if first < keep_lo:
                 first = keep_lo
             clipped = end if end < keep_hi else keep_hi
-            if first >= clipped:
+            if first >= clipped and first != _LAST:
                 continue
             if first <= hi:  # overlaps or touches the region: merge
                 if clipped > hi:
@@ -428,14 +436,10 @@ class Classifier:
                 if end > endpos:
                     endpos = end
                 continue
-            if hi >= 0:
-                regions.append((lo, hi, endpos))
-            lo, hi, endpos = first, clipped, end
-        if hi >= 0:
-            regions.append((lo, hi, endpos))
-        spans: list[tuple[int, int]] = []
-        search, match, add = pattern.search, pattern.match, spans.append
-        for lo, hi, endpos in regions:
+            if hi < 0:  # the first region
+                lo, hi, endpos = first, clipped, end
+                continue
+            # [lo, hi) is complete: its matches, then the next region
             if no_start and not window[lo + 1:hi - 1].strip(no_start):
                 if window[lo] in starters and (lo == 0 or window[lo - 1] not in no_start):
                     whole = match(window, lo)
@@ -446,18 +450,19 @@ class Classifier:
                     whole = match(window, at)
                     if whole is not None and whole.end() > at:
                         add(whole.span())
-                continue
-            m = search(window, lo, endpos)
-            while m is not None:
-                at = m.start()
-                if at >= hi:
-                    break
-                whole = match(window, at)
-                if whole is not None and whole.end() > at:  # never empty, like _select's
-                    add(whole.span())
-                if no_start and not window[at:hi - 1].strip(no_start):
-                    break  # no position up to hi - 1 follows a character a match may
-                m = search(window, at + 1, endpos)
+            else:
+                m = search(window, lo, endpos)
+                while m is not None:
+                    at = m.start()
+                    if at >= hi:
+                        break
+                    whole = match(window, at)
+                    if whole is not None and whole.end() > at:  # never empty, like _select's
+                        add(whole.span())
+                    if no_start and not window[at:hi - 1].strip(no_start):
+                        break  # no position up to hi - 1 follows a character a match may
+                    m = search(window, at + 1, endpos)
+            lo, hi, endpos = first, clipped, end
         return spans
 
     def _spans(
