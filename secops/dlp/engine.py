@@ -17,17 +17,18 @@ and not an e-mail address.
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 
 from secops.dlp import prefilter, unescape
-from secops.dlp.detectors import NEGATIVE_ENDS, Detector, combine
+from secops.dlp.detectors import _FIRST_FORM, NEGATIVE_ENDS, Detector, combine
 from secops.dlp.errors import ExtractionError
 from secops.dlp.extract import Limits, Part, extract, guess_encoding, sniff
 from secops.dlp.model import DocumentResult, Finding, PartInfo, classification_of
@@ -119,6 +120,35 @@ def _indexable(word: str) -> bool:
     return bool(word) and word.isascii() and word == word.lower()
 
 
+_LAST = sys.maxsize
+_CLOSE = ((_LAST, _LAST),)
+"""After a detector's anchor matches: starts after any region, closing the last one."""
+
+
+class _Rounded(dict[float, float]):
+    """``rounded[-score]`` is ``round(score, 3)``, a finding's score; the first 4096
+    scores are kept (scores come from a few checks and boosts)."""
+
+    def __missing__(self, neg_score: float) -> float:
+        shown = round(-neg_score, 3)
+        if len(self) < 4096:
+            self[neg_score] = shown
+        return shown
+
+
+def _no_start(pattern: re.Pattern[str]) -> tuple[str, str]:
+    """For a ``pattern`` in ``_first`` form (``cls(?<!before cls)...``): the ASCII
+    characters after which it never starts a match (those of ``before``) and those it
+    may start with (those of ``cls``); empty strings for another form."""
+    parts = _FIRST_FORM.fullmatch(pattern.pattern)
+    if parts is None or pattern.flags & re.IGNORECASE:
+        return "", ""
+    first, before = (re.compile(part) for part in parts.group(1, 2))
+    ascii_chars = [chr(i) for i in range(128)]
+    return ("".join(c for c in ascii_chars if before.fullmatch(c)),
+            "".join(c for c in ascii_chars if first.fullmatch(c)))
+
+
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     intervals.sort()
     merged: list[tuple[int, int]] = []
@@ -167,9 +197,10 @@ class Classifier:
         self._anchored: dict[str, list[str]] = {}  # group -> its detectors' anchor keys
         self._members: dict[str, list[Detector]] = {}
         self._anchor_of: dict[int, str] = {}  # id(detector) -> its anchor key
+        self._no_start: dict[str, tuple[str, str]] = {}  # anchor key -> _no_start()
         self._prefilter = self._compile_prefilter() if use_prefilter else None
         context_words = tuple(sorted({w for a in self._active for w in a.words}))
-        self._rounded: dict[float, float] = {}  # score -> round(score, 3), for findings
+        self._rounded = _Rounded()  # -score -> round(score, 3), for findings
         self._context_words = (prefilter.compiled((), context_words, (), True)
                                if self._prefilter is not None and context_words else None)
 
@@ -291,19 +322,20 @@ class Classifier:
     def _findings(
         self, found: list[_Kept], window: str, lo: int, base: int, part: str
     ) -> Iterator[Finding]:
+        """The findings of a window, lazily: a consumer that does not keep them (a
+        count, a stream written out) never has them all alive at once."""
         key = self._hmac_key
         new = tuple.__new__  # Finding's own __new__ without its Python frame
         rounded = self._rounded
-        for start, end, score, _, active, value in found:
-            shown = rounded.get(score)
-            if shown is None:
-                shown = round(score, 3)
-                if len(rounded) < 4096:  # scores come from a few checks and boosts
-                    rounded[score] = shown
-            yield new(Finding, (  # type: ignore[type-var]
-                active.type, active.category, base + start, base + end, shown, part,
-                active.action, active.level, active.mask(value),
-                keyed_hash(key, active.type, value) if key else None))
+        if key:
+            return (new(Finding, (  # type: ignore[type-var]
+                a.type, a.category, base + start, base + end, rounded[neg_score], part,
+                a.action, a.level, a.mask(value), keyed_hash(key, a.type, value)))
+                for start, end, _, neg_score, _, _, a, value, _ in found)
+        return (new(Finding, (  # type: ignore[type-var]
+            a.type, a.category, base + start, base + end, rounded[neg_score], part,
+            a.action, a.level, a.mask(value), None))
+            for start, end, _, neg_score, _, _, a, value, _ in found)
 
     def _compile_prefilter(self) -> prefilter.Prefilter | None:
         """Hyperscan anchors for shared groups whose detectors all have one, and near words."""
@@ -320,12 +352,16 @@ class Classifier:
                 self._anchored[name] = keys
                 self._members[name] = detectors
                 self._anchor_of.update((id(d), k) for d, k in zip(detectors, keys, strict=True))
+                self._no_start.update((k, _no_start(d.pattern))
+                                      for d, k in zip(detectors, keys, strict=True))
         words = sorted({w for a in self._active for w in a.detector.near})
         if "" in words:
             return None
         literals = sorted({lit for a in self._active
                            for lit in (*a.detector.literals, *a.detector.hints)})
-        return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals))
+        seeds = sorted({a.detector.seed for a in self._active if a.detector.seed is not None})
+        return prefilter.compiled(tuple(sorted(anchors.items())), tuple(words), tuple(literals),
+                                  seeds=tuple(seeds))
 
     def _starts(
         self, window: str, keep_lo: int, keep_hi: int, hits: dict[str, list[int]] | None
@@ -351,13 +387,13 @@ class Classifier:
             for key, detector in zip(keys, self._members[name], strict=True):
                 starts[key] = self._anchored_spans(
                     detector.pattern, window, keep_lo, keep_hi, hits.get("from:" + key, []),
-                    hits.get(key, []))
+                    hits.get(key, []), *self._no_start[key])
         return starts
 
     @staticmethod
     def _anchored_spans(
         pattern: re.Pattern[str], window: str, keep_lo: int, keep_hi: int,
-        froms: list[int], ends: list[int],
+        froms: list[int], ends: list[int], no_start: str = "", starters: str = "",
     ) -> list[tuple[int, int]]:
         """Where ``pattern`` matches inside the matches of its anchor: the span of its
         match on the whole window at each start found there.
@@ -369,14 +405,30 @@ class Classifier:
         decides inside these regions; a shorter ``endpos`` only makes look-aheads more
         lenient, so each start is then matched again on the whole window, which gives
         the span.
+
+        Conversely a match on the whole window inside a region is found by that search
+        (it ends by the region's ``endpos``, and a shorter ``endpos`` only makes the
+        right boundary's look-ahead more lenient), so the spans are exactly those of
+        the whole-window matches starting in the regions. ``no_start`` holds the ASCII
+        characters no match starts right after (the pattern's look-behind) and
+        ``starters`` those a match starts with: in a region holding only ``no_start``
+        characters after its first two (one value and its boundaries, most regions of
+        a dense export), a match can start only at one of those two, and is matched
+        there directly; after a match, a region holding only those characters has no
+        further start and is not searched again.
         """
-        regions: list[tuple[int, int, int]] = []  # [lo, hi), searched up to endpos
-        lo = hi = endpos = -1  # the region being merged
-        for first, end in sorted(zip(froms, ends, strict=True)):
+        spans: list[tuple[int, int]] = []
+        search, match, add = pattern.search, pattern.match, spans.append
+        lo = hi = endpos = -1  # the region being merged: [lo, hi), searched up to endpos
+        # Hyperscan reports by end; the starts are then mostly in order already, and
+        # the merge below only needs them in order (equal starts merge in any order).
+        pairs = zip(froms, ends, strict=True)
+        ordered = pairs if froms == sorted(froms) else sorted(pairs)
+        for first, end in chain(ordered, _CLOSE):  # the last pair closes the last region
             if first < keep_lo:
                 first = keep_lo
             clipped = end if end < keep_hi else keep_hi
-            if first >= clipped:
+            if first >= clipped and first != _LAST:
                 continue
             if first <= hi:  # overlaps or touches the region: merge
                 if clipped > hi:
@@ -384,23 +436,33 @@ class Classifier:
                 if end > endpos:
                     endpos = end
                 continue
-            if hi >= 0:
-                regions.append((lo, hi, endpos))
+            if hi < 0:  # the first region
+                lo, hi, endpos = first, clipped, end
+                continue
+            # [lo, hi) is complete: its matches, then the next region
+            if no_start and not window[lo + 1:hi - 1].strip(no_start):
+                if window[lo] in starters and (lo == 0 or window[lo - 1] not in no_start):
+                    whole = match(window, lo)
+                    if whole is not None and whole.end() > lo:
+                        add(whole.span())
+                at = lo + 1
+                if at < hi and window[at] in starters and window[lo] not in no_start:
+                    whole = match(window, at)
+                    if whole is not None and whole.end() > at:
+                        add(whole.span())
+            else:
+                m = search(window, lo, endpos)
+                while m is not None:
+                    at = m.start()
+                    if at >= hi:
+                        break
+                    whole = match(window, at)
+                    if whole is not None and whole.end() > at:  # never empty, like _select's
+                        add(whole.span())
+                    if no_start and not window[at:hi - 1].strip(no_start):
+                        break  # no position up to hi - 1 follows a character a match may
+                    m = search(window, at + 1, endpos)
             lo, hi, endpos = first, clipped, end
-        if hi >= 0:
-            regions.append((lo, hi, endpos))
-        spans: list[tuple[int, int]] = []
-        search, match, add = pattern.search, pattern.match, spans.append
-        for lo, hi, endpos in regions:
-            m = search(window, lo, endpos)
-            while m is not None:
-                at = m.start()
-                if at >= hi:
-                    break
-                whole = match(window, at)
-                if whole is not None and whole.end() > at:  # never empty, like _select's
-                    add(whole.span())
-                m = search(window, at + 1, endpos)
         return spans
 
     def _spans(
@@ -417,6 +479,8 @@ class Classifier:
                     return ()
             elif not any(lit in window for lit in d.literals):
                 return ()
+        if d.seed is not None and hits is not None and "seed:" + d.seed not in hits:
+            return ()
         if d.shared is not None:
             key = self._anchor_of.get(id(d))
             spans = starts.get(key) if key is not None else None
@@ -558,6 +622,25 @@ class Classifier:
                     if score is not None and score >= min_score:
                         append((s + lo, e + lo, priority, -score, 1, seq, active, value, None))
                 continue
+            if context is None and offsets is None:
+                # no context words in this window: the loop below without the look-ups
+                for s, e in spans:
+                    if neg is not None and (neg_ends is None or (s and (
+                            low[s - 1] in neg_ends or low[s - 1].isspace()))) \
+                            and neg.search(low, max(0, s - 12), s):
+                        continue
+                    value = window[s:e]
+                    seq += 1
+                    if bound is not None:
+                        ceiling = bound(value)
+                        if ceiling >= min_score:
+                            append((s + lo, e + lo, priority, -ceiling, 0, seq, active, value,
+                                    None))
+                        continue
+                    score = check(value)
+                    if score is not None and score >= min_score:
+                        append((s + lo, e + lo, priority, -score, 1, seq, active, value, None))
+                continue
             for s, e in spans:
                 if neg is not None:
                     if neg_ends is None or (s and (low[s - 1] in neg_ends
@@ -616,9 +699,15 @@ _Entry = tuple[int, int, int, float, int, int, _Active, str, "float | None"]
 """A candidate: start, end, -priority, -score (or -ceiling), checked, sequence number,
 detector, value, context boost."""
 
-_Kept = tuple[int, int, float, int, _Active, str]
-"""A finding of a window: start, end, score, priority, detector, value (decoded, in an
-escaped window)."""
+_Kept = _Entry
+"""A finding of a window: a candidate whose check has run (checked 1, -score the negated
+real score); the value is decoded in an escaped window. A candidate checked when it
+was selected is kept as it is."""
+
+
+def _checked(c: _Entry, score: float) -> _Kept:
+    """A deferred candidate after its check gave ``score``."""
+    return (c[0], c[1], c[2], -score, 1, c[5], c[6], c[7], c[8])
 
 
 def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]:
@@ -647,21 +736,18 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
             if cands[j][1] > reach:
                 reach = cands[j][1]
             j += 1
-        if j == i + 2:  # a pair (an SSN and the phone shape in it): no heap needed
+        if j == i + 1:  # overlaps nothing
+            if c[4]:
+                keep(c)
+            else:
+                active = c[6]
+                score = _score(active.detector.check(c[7]), c[8])
+                if score is not None and score >= active.rule.min_score:
+                    keep(_checked(c, score))
+        elif j == i + 2:  # a pair (an SSN and the phone shape in it): no heap needed
             winner = _resolve_pair(c, cands[i + 1])
             if winner is not None:
                 keep(winner)
-            i = j
-            continue
-        if j == i + 1:  # overlaps nothing
-            start, end, neg_priority, neg_score, checked, _, active, value, boost = c
-            if not checked:
-                score = _score(active.detector.check(value), boost)
-                if score is None or score < active.rule.min_score:
-                    i = j
-                    continue
-                neg_score = -score
-            keep((start, end, -neg_score, -neg_priority, active, value))
         else:
             kept.extend(_resolve_group(cands[i:j]))
         i = j
@@ -671,13 +757,41 @@ def _resolve(cands: list[_Entry], carried: list[tuple[int, int]]) -> list[_Kept]
 def _resolve_pair(first: _Entry, second: _Entry) -> _Kept | None:
     """:func:`_resolve_group` of two overlapping candidates: the head of the order is
     kept once checked (the other overlaps it); a deferred check runs at the head and
-    its candidate re-enters at the real score, or leaves."""
+    its candidate re-enters at the real score, or leaves.
+
+    Priority and score nearly always decide the head (an SSN before the phone shape in
+    it; an international phone number, deferred at 0.7, before the national one inside
+    it at 0.6), and then nothing else is compared; on a tie :func:`_resolve_pair_keys`
+    compares the whole order."""
+    if first[2] == second[2] and first[3] == second[3]:
+        return _resolve_pair_keys(first, second)
+    head, other = (first, second) if (first[2], first[3]) < (second[2], second[3]) \
+        else (second, first)
+    if head[4]:
+        return head
+    active = head[6]
+    score = _score(active.detector.check(head[7]), head[8])
+    if score is not None and score >= active.rule.min_score:
+        if (head[2], -score) < (other[2], other[3]):  # still the head, now checked
+            return _checked(head, score)
+        return _resolve_pair_keys(first, second)  # rare: the whole order decides
+    if other[4]:  # the head left: the other one is alone
+        return other
+    active = other[6]
+    score = _score(active.detector.check(other[7]), other[8])
+    if score is not None and score >= active.rule.min_score:
+        return _checked(other, score)
+    return None
+
+
+def _resolve_pair_keys(first: _Entry, second: _Entry) -> _Kept | None:
+    """:func:`_resolve_pair` comparing the whole order of :func:`_resolve_group`."""
     order = [((c[2], c[3], c[4], c[0] - c[1], c[0], c[5]), c) for c in (first, second)]
     while order:
         at = 0 if len(order) == 1 or order[0][0] < order[1][0] else 1  # keys never tie
         key, c = order.pop(at)
         if key[2]:
-            return (c[0], c[1], -key[1], -key[0], c[6], c[7])
+            return c if c[4] else _checked(c, -key[1])
         active = c[6]
         score = _score(active.detector.check(c[7]), c[8])
         if score is not None and score >= active.rule.min_score:
@@ -711,7 +825,7 @@ def _resolve_group(group: list[_Entry]) -> list[_Kept]:
                 heappush(order, (neg_priority, -score, 1, length, start, seq, k))
             continue
         spans.append((start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, c[7]))
+        kept.append(c if c[4] else _checked(c, -neg_score))
     kept.sort(key=itemgetter(0))
     return kept
 

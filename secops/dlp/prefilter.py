@@ -18,6 +18,9 @@ Two kinds of anchors are compiled into one database:
   end;
 * the ``near`` words of anchored detectors, case-insensitive.
 
+Alongside them, present or not: the detectors' literals and hints, and their ``seed``
+expressions (a window without a match of a detector's seed holds none of its matches).
+
 The engine compiles a second, words-only database of the detectors' context words (each
 only where it starts a word, as the context search wants it) and scans a window with it
 when the window holds many candidates (a dense export): then a candidate's context is a
@@ -49,7 +52,7 @@ class Prefilter:
 
     def __init__(
         self, anchors: dict[str, str], words: Iterable[str], literals: Iterable[str] = (),
-        *, word_start: bool = False,
+        *, word_start: bool = False, seeds: Iterable[str] = (),
     ) -> None:
         if _hs is None:  # pragma: no cover - guarded by callers
             raise RuntimeError("hyperscan is not installed")
@@ -57,13 +60,16 @@ class Prefilter:
         # a word with upper-case letters never occurs in lower-cased text: leave it out
         words = sorted({w for w in words if w and w.isascii() and w == w.lower()})
         lits = sorted({lit for lit in literals if lit and lit.isascii()})
+        seed_exprs = sorted(set(seeds))
         exprs = [anchors[k] for k in anchor_keys]
         start = _WORD_START if word_start else ""
         exprs += [start + _escape(w) for w in words] + [_escape(lit) for lit in lits]
+        exprs += seed_exprs
         flags = [_hs.HS_FLAG_MULTILINE | _hs.HS_FLAG_SOM_LEFTMOST] * len(anchor_keys)
         flags += [_hs.HS_FLAG_CASELESS] * len(words)
-        flags += [_hs.HS_FLAG_SINGLEMATCH] * len(lits)
-        self._keys = (*anchor_keys, *("word:" + w for w in words), *("lit:" + x for x in lits))
+        flags += [_hs.HS_FLAG_SINGLEMATCH] * (len(lits) + len(seed_exprs))
+        self._keys = (*anchor_keys, *("word:" + w for w in words), *("lit:" + x for x in lits),
+                      *("seed:" + x for x in seed_exprs))
         self._anchors = len(anchor_keys)
         self._db = _hs.Database()
         self._db.compile(expressions=[e.encode() for e in exprs], ids=list(range(len(exprs))),
@@ -75,7 +81,8 @@ class Prefilter:
 
         Anchor keys are the keys given; words are ``"word:" + word`` (case-insensitive,
         every occurrence; with ``word_start``, only those not after an ASCII letter or
-        digit) and literals ``"lit:" + literal`` (present or not: one end).
+        digit), literals ``"lit:" + literal`` and seeds ``"seed:" + expression``
+        (present or not: one end).
         An anchor's key also has ``"from:" + key``: for each end, where the leftmost
         match that ends there starts (Hyperscan's leftmost start of match).
         """
@@ -110,9 +117,9 @@ ASCII letter or digit (case-insensitive, like the words)."""
 @lru_cache(maxsize=16)
 def compiled(
     anchors: tuple[tuple[str, str], ...], words: tuple[str, ...], literals: tuple[str, ...],
-    word_start: bool = False,
+    word_start: bool = False, seeds: tuple[str, ...] = (),
 ) -> Prefilter | None:
     """A cached :class:`Prefilter` (compiling takes about 0.2 s), or None without Hyperscan."""
     if _hs is None:
         return None
-    return Prefilter(dict(anchors), words, literals, word_start=word_start)
+    return Prefilter(dict(anchors), words, literals, word_start=word_start, seeds=seeds)

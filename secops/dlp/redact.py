@@ -73,6 +73,31 @@ def _keep_last(value: str, keep: int, pattern: re.Pattern[str] = _ALNUM) -> str:
     return "".join(chars)
 
 
+def _keeping_last(keep: int, pattern: re.Pattern[str] = _ALNUM) -> Callable[[str], str]:
+    """``_keep_last(value, keep, pattern)`` as a function of the value, its common case
+    (an ASCII value ending in ``keep`` matching characters) inline."""
+    table = _STARS[pattern][1]
+    tail_matches = str.isdigit if pattern is _DIGIT else str.isalnum
+
+    def mask(value: str) -> str:
+        cut = len(value) - keep
+        if cut >= 0 and value.isascii():
+            tail = value[cut:]
+            if tail_matches(tail):
+                return value[:cut].translate(table) + tail
+        return _keep_last(value, keep, pattern)
+
+    return mask
+
+
+_DIGITS_KEEP_4 = _keeping_last(4, _DIGIT)
+_ALNUM_KEEP_4 = _keeping_last(4)
+
+
+def _mask_iban(value: str) -> str:
+    return value[:2] + _ALNUM_KEEP_4(value[2:])
+
+
 def _mask_email(value: str) -> str:
     local, _, domain = value.rpartition("@")
     return f"{local[:1]}***@{domain}"
@@ -90,10 +115,10 @@ def _mask_secret(value: str) -> str:
 
 
 _MASKERS: dict[str, Callable[[str], str]] = {
-    "credit_card": lambda v: _keep_last(v, 4, _DIGIT),
-    "us_ssn": lambda v: _keep_last(v, 4, _DIGIT),
-    "phone_number": lambda v: _keep_last(v, 2, _DIGIT),
-    "iban": lambda v: v[:2] + _keep_last(v[2:], 4),
+    "credit_card": _DIGITS_KEEP_4,
+    "us_ssn": _DIGITS_KEEP_4,
+    "phone_number": _keeping_last(2, _DIGIT),
+    "iban": _mask_iban,
     "uk_nino": lambda v: _keep_last(v, 1),
     "us_npi": lambda v: _keep_last(v, 4, _DIGIT),
     "us_mbi": lambda v: _keep_last(v, 4),

@@ -534,6 +534,11 @@ def _ipv4_fast(value: str) -> float | None | bool:
 
 
 def check_ip(value: str) -> float | None:
+    if _IPV4_VALID.fullmatch(value) is not None:  # _ipv4_fast's first case, inline
+        unspecified = value == "0.0.0.0"  # noqa: S104 - a value compared, nothing bound
+        if unspecified or value.startswith(_DOC_V4_PREFIXES) or value.count("255") == 4:
+            return None  # unspecified, RFC 5737 documentation, broadcast-like
+        return 0.6
     fast = _ipv4_fast(value)
     if fast is not False:
         return fast  # type: ignore[return-value]
@@ -668,6 +673,10 @@ _MACHINE_LOCAL = re.compile(
     r"|(?=[0-9a-fA-F.$-]*[0-9])[0-9a-fA-F.$-]{16,}")
 
 
+_MACHINE_FIRST = frozenset("0123456789abcdefABCDEF.$-")
+_ASSET_SUFFIXES = frozenset({"png", "jpg", "gif", "svg", "webp", "js", "css"})
+
+
 def check_email(value: str) -> float | None:
     local, _, domain = value.rpartition("@")
     domain = domain.lower()
@@ -676,9 +685,10 @@ def check_email(value: str) -> float | None:
         return None
     if local.startswith(".") or local.endswith(".") or ".." in local:
         return None
-    if domain.rsplit(".", 1)[-1] in {"png", "jpg", "gif", "svg", "webp", "js", "css"}:
+    if domain[domain.rfind(".") + 1:] in _ASSET_SUFFIXES:
         return None  # retina asset names like logo@2x.png
-    if _MACHINE_LOCAL.fullmatch(local):
+    # every match of _MACHINE_LOCAL is 16 characters or more, starting with one of them
+    if len(local) >= 16 and local[0] in _MACHINE_FIRST and _MACHINE_LOCAL.fullmatch(local):
         return None  # Message-IDs and other identifiers: <uuid@host>, <hex.hex@host>
     return 0.8
 

@@ -29,7 +29,7 @@ from secops.dlp import validators as v
 from secops.dlp.detectors import BUILTIN, Detector
 from secops.dlp.engine import CHUNK, CONTEXT_AFTER, CONTEXT_BEFORE
 from secops.dlp.policy import Rule
-from secops.dlp.redact import _ALNUM, _DIGIT, _keep_last
+from secops.dlp.redact import _ALNUM, _DIGIT, _keep_last, masker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from dlp_throughput import dense_text, mixed_text  # noqa: E402
@@ -164,7 +164,7 @@ def _greedy(cands: list[engine._Entry], carried: list[tuple[int, int]]) -> list[
                                  active, value, boost))
             continue
         insort(spans, (start, end))
-        kept.append((start, end, -neg_score, -neg_priority, active, value))
+        kept.append((start, end, neg_priority, neg_score, 1, seq, active, value, boost))
     kept.sort(key=lambda k: k[0])
     return kept
 
@@ -275,6 +275,19 @@ def test_masks_of_ascii_values_match_the_regex_masks() -> None:
                     _keep_last_by_regex(value, keep, pattern), (value, keep)
 
 
+def test_maskers_of_number_types_match_the_regex_masks() -> None:
+    rng = random.Random(SEED)
+    alphabet = "0123456789 -.aZ+()@/_٣é"
+    card, ssn, phone, iban = (masker(t, "PII") for t in
+                              ("credit_card", "us_ssn", "phone_number", "iban"))
+    for _ in range(20000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert card(value) == _keep_last_by_regex(value, 4, _DIGIT), value
+        assert ssn(value) == _keep_last_by_regex(value, 4, _DIGIT), value
+        assert phone(value) == _keep_last_by_regex(value, 2, _DIGIT), value
+        assert iban(value) == value[:2] + _keep_last_by_regex(value[2:], 4, _ALNUM), value
+
+
 def test_separators_and_mod_97_match_their_definitions() -> None:
     rng = random.Random(SEED)
     alphabet = "0123456789ABCZabz -./_٣é"
@@ -302,3 +315,39 @@ def test_separators_and_mod_97_match_their_definitions() -> None:
         v._mod_97_10_validate(value.lower())
         agreed += 1
     assert agreed > 3000
+
+
+@needs_hyperscan
+def test_ipv6_seed_is_found_exactly_where_find_ipv6_goes_on() -> None:
+    """The prefilter's seed for IPv6 (no seed: the detector does not run) against the
+    finder's own early exit (``::`` or seven groups ``hex:`` in the window)."""
+    scanner = prefilter.Prefilter({}, (), seeds=(detectors.IPV6_SEED,))
+    key = "seed:" + detectors.IPV6_SEED
+    rng = random.Random(SEED)
+    seen = {True: 0, False: 0}
+    for _ in range(20000):
+        text = "".join(rng.choice("0a:fG :1:2::x") for _ in range(rng.randint(0, 30)))
+        expected = "::" in text or detectors._V6_SEVEN.search(text) is not None
+        assert (key in scanner.scan(text)) == expected, text
+        seen[expected] += 1
+    assert min(seen.values()) > 1000
+    assert [d.seed for d in BUILTIN if d.finder is detectors.find_ipv6] == [detectors.IPV6_SEED]
+
+
+def test_simple_email_domain_matches_what_the_full_domain_pattern_matches() -> None:
+    rng = random.Random(SEED)
+    hits = 0
+    for _ in range(20000):
+        text = "".join(rng.choice("ab1-.Z,@ _") for _ in range(rng.randint(0, 20)))
+        if rng.random() < 0.3:  # labels around the 63-character limit
+            text = "x" * rng.randint(60, 66) + text
+        if rng.random() < 0.3:  # top-level domains around the 24-letter limit
+            text = text.replace("Z", "z" * rng.randint(20, 27))
+        hi = rng.randint(0, len(text))
+        for pos in range(len(text) + 1):
+            simple = detectors._EMAIL_DOMAIN_SIMPLE.match(text, pos, hi)
+            if simple is not None:
+                hits += 1
+                full = detectors._EMAIL_DOMAIN.match(text, pos, hi)
+                assert full is not None and full.span() == simple.span(), (text, pos, hi)
+    assert hits > 1000
