@@ -693,11 +693,11 @@ class Detector:
         fire, for the correlations that reference it."""
         derived = replace(event, action=CORRELATION_ACTION, level=None,
                           extra={**event.extra, "sigma_rule": rule.id})
-        for other, predicate, entity_of, _ in self._rules_for(CORRELATION_ACTION):
+        for other, predicate, entity_of, hit in self._rules_for(CORRELATION_ACTION):
             if other is not rule and predicate(derived):
                 kind, entity = entity_of(derived)
-                if entity is not None:
-                    self._hit(other, entity, derived, kind)
+                if entity is not None:   # (the rule's own step: its windows' layout)
+                    hit(other, entity, derived, kind)
 
     def _judge(self, rule: Rule, summary: list[Any]) -> None:
         """A finished tumbling window: one alert when its value meets the condition."""

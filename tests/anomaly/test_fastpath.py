@@ -235,3 +235,72 @@ def test_json_lines_decode_as_the_standard_decoder():
     got = [outcome(_loads, t) for t in texts]
     assert got == [outcome(decode, t) for t in texts]
     assert sum(kind == "value" for kind, _ in got) > 100   # not only errors
+
+
+CONDITIONAL_ON_CORRELATIONS = """\
+rules:
+  - id: spray-with-correlations
+    title: Failures from one address across users, correlation events included
+    severity: high
+    match: {success: false}
+    group_by: user
+    bucket:
+      type: conditional
+      window: 600
+      conditions: [[count, ">=", 4], [distinct_ip, ">=", 2]]
+"""
+
+BURSTS_OF_BURSTS = """\
+title: Failed logons
+id: 0f4b8f0e-1d2c-4c55-9a36-6c1e4a8d2b10
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Three failed logons of one user
+id: 9b0e2d47-5f1a-4a8e-8d7c-2f3b6a1c9e42
+name: many_failed
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [User]
+    timespan: 10m
+    condition: {gte: 3}
+---
+title: Two bursts of one user
+id: 3c7d9a15-8e2b-4f60-b1a4-7e5c0d2f8a93
+name: bursts
+correlation:
+    type: event_count
+    rules: [many_failed]
+    group-by: [User]
+    timespan: 1h
+    condition: {gte: 2}
+level: high
+"""
+
+
+def test_a_conditional_rule_also_fed_correlation_events_steps_one_window_layout(tmp_path):
+    """A correlation's derived event reaches the other rules through each rule's own step,
+    so a conditional window is never stepped by both the fast and the general code."""
+    import json
+
+    from secops.anomaly.parsers import JsonLinesParser
+    from tests.anomaly.test_sigma import T0, write_rules
+
+    folder = write_rules(tmp_path / "rules", **{"user.yaml": CONDITIONAL_ON_CORRELATIONS,
+                                                "bursts.yml": BURSTS_OF_BURSTS})
+    rules = RuleSet.load(folder, include_shipped=False)
+    assert rules.problems == []
+    events = []
+    for i in range(12):   # one user failing from two addresses, 20 s apart
+        record = {"ts": T0 + 20 * i, "event": "logon", "User": "bob", "user": "bob",
+                  "ip": f"198.51.100.{i % 2 + 1}", "EventID": 4625, "success": False}
+        events.append(JsonLinesParser().parse(json.dumps(record))[0])
+    fast, general = both_paths(rules, events)
+    assert fast == general
+    fired = {a.rule for a in fast[0]}
+    assert {"spray-with-correlations", "sigma:bursts"} <= fired
