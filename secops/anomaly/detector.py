@@ -52,6 +52,9 @@ EVIDENCE_LIMIT = 10
 SWEEP_EVERY = 4096
 SECRET_BATCH = 512
 CHUNK = 500   # events per round of a shared store
+# (status, method) pairs given a light plan; a log's methods are its writers' to choose,
+# so the requests of pairs beyond these go as events instead of growing the cache
+LIGHT_PLANS = 256
 
 
 _Hit = Callable[[Rule, str, Event, str], None]
@@ -319,7 +322,7 @@ class Detector:
         if key in self._light:
             return self._light[key]
         plan: tuple[tuple[Any, bool], ...] | None = None
-        if self._fast:
+        if self._fast and len(self._light) < LIGHT_PLANS:
             code = int(status)
             proto = Event(0.0, "request", "", "http", "", None, None, None, None, None, method,
                           None, code, None, None, None, "error" if code >= 500 else None, {})
@@ -343,7 +346,8 @@ class Detector:
                 steps.append((step, b.sum == "bytes"))
             if usable:
                 plan = tuple(steps)
-        self._light[key] = plan
+        if len(self._light) < LIGHT_PLANS:
+            self._light[key] = plan
         return plan
 
     @staticmethod

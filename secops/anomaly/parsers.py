@@ -189,6 +189,10 @@ class SyslogAuthParser:
 # --- combined access log --------------------------------------------------------
 
 _Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
+# A byte count of more digits than this is not a size any server logs (and would not fit
+# the baselines' floats): the line is malformed.
+MAX_BYTES_DIGITS = 19
+MAX_BYTES = 10 ** MAX_BYTES_DIGITS
 _COMBINED = re.compile(
     r"(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] " + _Q
     + r" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: " + _Q + " " + _Q + r")?")
@@ -232,6 +236,8 @@ class CombinedParser:
             q = path.find("?")
             if q >= 0:
                 path = path[:q]
+        if len(size) > MAX_BYTES_DIGITS:
+            raise Malformed("bytes out of range")
         extra: dict[str, Any] = {"user_agent": agent} if agent else {}
         code = int(status)
         ts = self._last_ts if time_ == self._last_time else self._ts(time_)
@@ -316,6 +322,8 @@ class JsonLinesParser:
                 size = int(size)
         except (TypeError, ValueError):
             raise Malformed("status and bytes must be integers") from None
+        if size is not None and not -MAX_BYTES < size < MAX_BYTES:
+            raise Malformed("bytes out of range")
         mapped = self._mapped
         extra = {k: v for k, v in record.items() if k not in mapped}
         level = record.get("level", record.get("severity"))
@@ -588,5 +596,5 @@ _SSHD_LINE = re.compile(
 # a request of the usual shape in an access log line (see LineReader.light): time, method,
 # path without query, status, bytes; any other line is the last group
 _LIGHT_LINE = re.compile(
-    r'^(?:\S+ \S+ \S+ \[([^\]]+)\] "([A-Z]+) (/[^ "\\?]*)(?:\?[^ "\\]*)? [^ "\\]+" (\d{3}) '
-    r"(\d+|-)[^\n]*|([^\n]*))$", re.M)
+    r'^(?:\S+ \S+ \S+ \[([^\]\n]+)\] "([A-Z]+) (/[^ "\\?\n]*)(?:\?[^ "\\\n]*)? [^ "\\\n]+" '
+    r"([0-9]{3}) ([0-9]{1,19}|-)(?![0-9])[^\n]*|([^\n]*))$", re.M)

@@ -330,3 +330,56 @@ def test_a_light_request_is_refused_by_a_detector_without_the_fast_path() -> Non
     light = (1_700_000_000.0, "/", '1.2.3.4 - - "GET / HTTP/1.1" 200 5', (), 5, "access.log")
     with pytest.raises(TypeError, match="light request"):
         Detector(RuleSet.shipped(), fast=False).feed_all([light])
+
+
+def test_hostile_access_log_lines_are_read_one_line_at_a_time(tmp_path):
+    """Lines that open a bracket, a quote or a path and never close them are each their
+    own line to the block expression (none runs on into the next lines, which made the
+    work grow with the square of the block), and the output is the general path's."""
+    from secops.anomaly.parsers import _LIGHT_LINE
+
+    good = '203.0.113.9 - - [07/Dec/2026:10:00:{s:02d} +0000] "GET /a?q=1 HTTP/1.1" 200 {n} "-" "x"'
+    hostile = ['a b c [x', '1.2.3.4 - - [07/Dec/2026:10:00:00 +0000] "GET /x', 'a b c [x] "GET /',
+               '1.2.3.4 - - [07/Dec/2026:10:00:00 +0000] "GET /x HTTP/1.1" 200 ' + "9" * 40]
+    block = [good.format(s=i % 60, n=i) if i % 7 == 0 else hostile[i % 4] for i in range(700)]
+    found = _LIGHT_LINE.findall("\n".join(block))
+    assert len(found) == len(block)
+    assert [bool(f[0]) for f in found] == [i % 7 == 0 for i in range(len(block))]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "access.log").write_text("\n".join(block) + "\n")
+    rules = RuleSet.shipped()
+    assert command(tmp_path / "logs", rules) == general(tmp_path / "logs", rules)[:2]
+    _, stats = light_reading(tmp_path / "logs", rules)
+    assert stats[0]["malformed"] == 700 - 100   # the 100 good lines are read
+
+
+def test_oversized_byte_counts_are_malformed_lines_not_a_failed_run(tmp_path):
+    (tmp_path / "logs").mkdir()
+    line = '198.51.100.4 - - [07/Dec/2026:10:00:0{i} +0000] "GET / HTTP/1.1" 200 {n} "-" "x"'
+    (tmp_path / "logs" / "access.log").write_text("\n".join(
+        [line.format(i=i, n=5) for i in range(5)]
+        + [line.format(i=5, n="7" * 5000), line.format(i=6, n="8" * 20)]) + "\n")
+    (tmp_path / "logs" / "portal.jsonl").write_text("\n".join(json.dumps(
+        {"ts": 1_796_637_600 + i, "event": "download", "user": "ann", "ip": "192.0.2.1",
+         "bytes": b}) for i, b in enumerate((10, 10 ** 30, -(10 ** 30), 12))) + "\n")
+    rules = RuleSet.shipped()
+    out, status = command(tmp_path / "logs", rules)
+    assert (out, status) == general(tmp_path / "logs", rules)[:2]
+    assert sorted(s["malformed"] for s in general(tmp_path / "logs", rules)[2]) == [2, 2]
+
+
+def test_the_light_plans_of_a_log_full_of_invented_methods_stay_bounded(tmp_path):
+    from secops.anomaly.detector import LIGHT_PLANS
+
+    r = random.Random(5)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "access.log").write_text("".join(
+        f'192.0.2.{i % 200} - - [07/Dec/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] '
+        f'"{"".join(r.choice(string.ascii_uppercase) for _ in range(12))} /api/{i % 9} '
+        f'HTTP/1.1" 200 {i} "-" "x"\n' for i in range(3000)))
+    rules = RuleSet.shipped()
+    detector = Detector(rules)
+    _, items = open_log(tmp_path / "logs" / "access.log", light=detector.light_plan)
+    detector.feed_all(items)
+    assert len(detector._light) == LIGHT_PLANS
+    assert command(tmp_path / "logs", rules) == general(tmp_path / "logs", rules)[:2]
