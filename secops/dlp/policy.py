@@ -214,21 +214,24 @@ class Policy:
     def restricted(self, types: Iterable[str]) -> Policy:
         """The same policy with only ``types`` switched on (each must be one of its
         types); a pack left without any type is dropped. Every other setting of a pack
-        (minimum score, action, level, phone regions) stays as it is."""
+        (minimum score, action, level) stays as it is, and so do the policy's phone
+        regions, even when the pack that set them is dropped."""
         wanted = tuple(dict.fromkeys(str(t) for t in types))
         if not wanted:
             raise PolicyError("name at least one type to keep")
         unknown = [t for t in wanted if t not in self.types]
         if unknown:
-            raise PolicyError(f"types {unknown} are not in the policy "
-                              f"(its types: {', '.join(sorted(self.types))})")
+            raise PolicyError(f"unknown types: {', '.join(unknown)} "
+                              f"(the policy's types: {', '.join(sorted(self.types))})")
         keep = set(wanted)
-        packs = []
+        packs: list[Pack] = []
         for pack in self.packs:
             kept = tuple(t for t in pack.types if t in keep)
             if kept:
                 packs.append(dataclasses.replace(
-                    pack, types=kept, custom=tuple(d for d in pack.custom if d.type in keep)))
+                    pack, types=kept, custom=tuple(d for d in pack.custom if d.type in keep),
+                    # the regions in force, wherever they were set (see phone_regions)
+                    phone_regions=pack.phone_regions if packs else self.phone_regions))
         return Policy(tuple(packs))
 
     def rules(self) -> dict[str, Rule]:

@@ -379,7 +379,7 @@ def _parse_simple_international(value: str) -> tuple[int, str] | None:
     follow (an unknown calling code, a national number with a leading zero or of
     an impossible length): the caller then asks the library."""
     number = value[1:].translate(_NO_SEPARATORS)
-    if len(number) <= 2 or number[0] == "0":
+    if len(number) <= 2 or number[0] == "0" or _STRIP_PREFIX is None or _TEST_LENGTH is None:
         return None
     for size in (1, 2, 3):
         country_code = int(number[:size])
@@ -395,8 +395,8 @@ def _parse_simple_international(value: str) -> tuple[int, str] | None:
         return None
     metadata, prefix = found
     if prefix is not None and prefix.match(national):  # else the library keeps it as is
-        _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
-        if _pnu._test_number_length(stripped, metadata) not in _SHORT_OR_INVALID:
+        _, stripped, _ = _STRIP_PREFIX(national, metadata)
+        if _TEST_LENGTH(stripped, metadata) not in _SHORT_OR_INVALID:
             national = stripped
     if not 2 <= len(national) <= 17 or national[0] == "0":
         return None
@@ -418,6 +418,10 @@ def _parsing_metadata(
 
 
 _NO_SEPARATORS = str.maketrans("", "", " .-")
+# libphonenumber's own steps for a national prefix, private to it: with a release that
+# lacks them every number goes through phonenumbers.parse instead (same answers, slower)
+_STRIP_PREFIX = getattr(_pnu, "_maybe_strip_national_prefix_carrier_code", None)
+_TEST_LENGTH = getattr(_pnu, "_test_number_length", None)
 _SHORT_OR_INVALID = (_pnu.ValidationResult.TOO_SHORT, _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
                      _pnu.ValidationResult.INVALID_LENGTH)
 

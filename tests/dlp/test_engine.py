@@ -219,8 +219,25 @@ def test_a_restricted_policy_keeps_exactly_the_findings_of_its_types() -> None:
     assert policy.phone_regions == Policy.default().phone_regions
 
 
+def test_a_restricted_policy_keeps_the_phone_regions_of_a_pack_it_drops() -> None:
+    """The regions in force come from the first pack that sets any; keeping only phone
+    numbers drops that pack here, and Italian numbers must still be read as Italian."""
+    policy = Policy.from_mappings(
+        {"pack": "EU", "category": "PII", "level": "confidential", "action": "mask",
+         "min_score": 0.55, "types": ["iban"], "phone_regions": ["IT"]},
+        {"pack": "CONTACT", "category": "PII", "level": "confidential", "action": "mask",
+         "min_score": 0.55, "types": ["phone_number"]})
+    only = policy.restricted(["phone_number"])
+    assert [p.name for p in only.packs] == ["CONTACT"]
+    assert only.phone_regions == policy.phone_regions == ("IT",)
+    text = "tel 347 123 4567"
+    found = [(f.type, f.score) for f in Classifier(policy).scan_text(text).findings]
+    assert found == [("phone_number", 0.95)]
+    assert [(f.type, f.score) for f in Classifier(only).scan_text(text).findings] == found
+
+
 def test_a_restricted_policy_refuses_types_it_does_not_have() -> None:
-    with pytest.raises(PolicyError, match="not in the policy"):
+    with pytest.raises(PolicyError, match="unknown types: emails "):
         Policy.default().restricted(["email", "emails"])
     with pytest.raises(PolicyError, match="at least one type"):
         Policy.default().restricted([])
@@ -236,7 +253,7 @@ def test_the_local_command_scans_only_the_types_given(tmp_path: Path) -> None:
     types = [f["type"] for f in json.loads(out.output)["findings"]]
     assert types == ["email", "us_ssn", "aws_access_key_id"]
     bad = runner.invoke(dlp, ["scan", "--local", "--types", "passport", str(path)])
-    assert bad.exit_code == 2 and "not in the policy" in bad.output
+    assert bad.exit_code == 2 and "unknown types: passport" in bad.output
     redacted = runner.invoke(dlp, ["redact", "--local", "--style", "type", "--types", "email",
                                    str(path)])
     assert redacted.exit_code == 0, redacted.output

@@ -163,3 +163,15 @@ def test_check_phone_in_agrees_with_the_library(regions: tuple[str, ...]) -> Non
     assert sum(scores[x] == 0.7 for x in simple) > 2000
     assert sum(scores[x] is None for x in simple) > 1000
     assert {scores[x] for x in values} >= {None, 0.3, 0.5, 0.6, 0.7}
+
+
+def test_without_the_librarys_private_prefix_steps_every_value_asks_the_library(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The short path leans on two private functions of phonenumbers; a release without
+    them must give the same answers through phonenumbers.parse, not fail."""
+    values = _values()[:4000]
+    monkeypatch.setattr(v, "_STRIP_PREFIX", None)
+    assert v._parse_simple_international("+44 20 7946 0018") is None
+    regions = ("US", "GB", "DE", "FR")
+    assert [v.check_phone_in(x, regions) for x in values] == [
+        _reference(x, regions) for x in values]
