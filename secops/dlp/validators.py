@@ -518,7 +518,7 @@ def _ipv4_fast(value: str) -> float | None | bool:
     """``check_ip`` for dotted quads of ASCII digits, as ``ipaddress`` parses them (no
     leading zeros, octets up to 255); ``False`` when the value is not of that shape."""
     if _IPV4_VALID.fullmatch(value) is not None:  # the loop below would accept each part
-        unspecified = value == "0.0.0.0"  # noqa: S104 - a value compared, nothing bound
+        unspecified = value == "0.0.0.0"  # noqa: S104  # nosec B104 - compared, nothing bound
         if unspecified or value.startswith(_DOC_V4_PREFIXES) or value.count("255") == 4:
             return None  # unspecified, RFC 5737 documentation, broadcast-like
         return 0.6
@@ -539,7 +539,7 @@ def _ipv4_fast(value: str) -> float | None | bool:
 
 def check_ip(value: str) -> float | None:
     if _IPV4_VALID.fullmatch(value) is not None:  # _ipv4_fast's first case, inline
-        unspecified = value == "0.0.0.0"  # noqa: S104 - a value compared, nothing bound
+        unspecified = value == "0.0.0.0"  # noqa: S104  # nosec B104 - compared, nothing bound
         if unspecified or value.startswith(_DOC_V4_PREFIXES) or value.count("255") == 4:
             return None  # unspecified, RFC 5737 documentation, broadcast-like
         return 0.6
