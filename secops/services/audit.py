@@ -31,7 +31,7 @@ import hmac
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +140,11 @@ _UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(
 # PostgreSQL: the entry's insert and the head's update in one statement (one round trip
 # while the lock is held).
 _APPEND_PG = _UPDATE_HEAD.add_cte(_INSERT_ENTRY.cte("appended"))
+# An entry's columns and the names of their values in record_many.
+_ENTRY_COLUMNS = (("seq", "seq"), ("created_at", "created"), ("actor", "actor"),
+                  ("action", "action"), ("target", "target"), ("request_id", "request_id"),
+                  ("client_ip", "client_ip"), ("details", "details"), ("prev_hash", "prev"),
+                  ("hash", "hash"))
 
 
 def _lock_head(session: Session) -> AuditChainHead:
@@ -189,15 +194,32 @@ def record(
     statements: the head's locking read, then the entry's insert together with the head's
     update (one statement on PostgreSQL); everything else is prepared before it.
     """
+    return record_many(session=session, entries=[(ctx, action, target, details)])[0]
+
+
+def record_many(
+    *, session: Session,
+    entries: Sequence[tuple[AuditContext, str, str, dict[str, Any] | None]],
+) -> list[AuditEntry]:
+    """What :func:`record` does for each ``(ctx, action, target, details)``, in order,
+    under one lock of the head: the entries take consecutive positions, each linked to
+    the one before, and are written with the head's update in one statement on
+    PostgreSQL (two on SQLite)."""
     key = _key()
     session.flush()  # the caller's pending rows go first, outside the head's lock
-    clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
-    created = utcnow()
-    values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
-              "b_target": target[:200], "b_request_id": ctx.request_id,
-              "b_client_ip": ctx.client_ip, "b_details": clean}
-    middle = _entry_middle(created, values["b_actor"], values["b_action"], values["b_target"],
-                           ctx.request_id, ctx.client_ip, clean)
+    rows: list[dict[str, Any]] = []
+    middles: list[str] = []
+    for ctx, action, target, details in entries:
+        clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
+        created = utcnow()
+        values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
+                  "b_target": target[:200], "b_request_id": ctx.request_id,
+                  "b_client_ip": ctx.client_ip, "b_details": clean}
+        rows.append(values)
+        middles.append(_entry_middle(created, values["b_actor"], values["b_action"],
+                                     values["b_target"], ctx.request_id, ctx.client_ip, clean))
+    if not rows:
+        return []
     conn = session.connection()
     head = conn.execute(_LOCK_HEAD).first()
     if head is None:
@@ -205,21 +227,30 @@ def record(
         last_seq, last_hash = created_head.last_seq, created_head.last_hash
     else:
         last_seq, last_hash = head.last_seq, head.last_hash
-    seq = last_seq + 1
-    digest = _entry_mac(key, seq, middle, last_hash)
-    values.update(b_seq=seq, b_prev=last_hash, b_hash=digest, b_mac=head_mac(key, seq, digest))
-    if conn.dialect.name == "postgresql":
-        conn.execute(_APPEND_PG, values)
+    for values, middle in zip(rows, middles, strict=True):
+        last_seq += 1
+        digest = _entry_mac(key, last_seq, middle, last_hash)
+        values.update(b_seq=last_seq, b_prev=last_hash, b_hash=digest)
+        last_hash = digest
+    head_values = {"b_seq": last_seq, "b_hash": last_hash,
+                   "b_mac": head_mac(key, last_seq, last_hash)}
+    if conn.dialect.name == "postgresql" and len(rows) == 1:
+        conn.execute(_APPEND_PG, {**rows[0], **head_values})
+    elif conn.dialect.name == "postgresql":
+        conn.execute(_UPDATE_HEAD.add_cte(insert(_ENTRIES).values(
+            [{column: values[f"b_{name}"] for column, name in _ENTRY_COLUMNS}
+             for values in rows]).cte("appended")), head_values)
     else:
-        conn.execute(_INSERT_ENTRY, values)
-        conn.execute(_UPDATE_HEAD, values)
+        conn.execute(_INSERT_ENTRY, rows)
+        conn.execute(_UPDATE_HEAD, head_values)
     loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
     if loaded is not None:
         session.expire(loaded)  # the session's copy of the head row is now stale
-    return AuditEntry(seq=seq, created_at=created, actor=values["b_actor"],
-                      action=values["b_action"], target=values["b_target"],
-                      request_id=ctx.request_id, client_ip=ctx.client_ip, details=clean,
-                      prev_hash=last_hash, hash=digest)
+    return [AuditEntry(seq=v["b_seq"], created_at=v["b_created"], actor=v["b_actor"],
+                       action=v["b_action"], target=v["b_target"],
+                       request_id=v["b_request_id"], client_ip=v["b_client_ip"],
+                       details=v["b_details"], prev_hash=v["b_prev"], hash=v["b_hash"])
+            for v in rows]
 
 
 def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:

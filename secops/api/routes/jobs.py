@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,10 +19,10 @@ from secops.api.deps import (
 )
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
 from secops.api.security import audit_context
-from secops.api.submission import submit_jobs
+from secops.api.submission import submit_jobs, submit_one
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.db.session import get_engine, get_sessionmaker
+from secops.db.session import get_engine
 from secops.errors import InvalidInput, NotFound
 from secops.services import audit
 from secops.services import jobs as job_service
@@ -50,13 +49,12 @@ async def submit(
 ) -> Response:
     # One worker-thread call for the session, the submission and the answer's JSON (the
     # single-job path is the hot one: see require() in secops.api.deps).
+    # Submits that arrive together are committed together (secops.api.submission).
     def work() -> Response:
-        with closing(get_sessionmaker()()) as session:
-            job = submit_jobs(session=session, principal=principal,
-                              items=[(body.kind, body.params)],
-                              idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
-                              audit_ctx=audit_context(request, principal.actor))[0]
-            return _job_json(job, 202)
+        job = submit_one(principal=principal, kind=body.kind, params=body.params,
+                         idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
+                         audit_ctx=audit_context(request, principal.actor))
+        return _job_json(job, 202)
 
     return await in_thread(work)
 
