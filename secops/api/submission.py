@@ -32,7 +32,7 @@ from secops.db.session import get_sessionmaker
 from secops.errors import InvalidInput, PermissionDenied, SecOpsError, Unavailable
 from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
-from secops.services.jobs import build_jobs, insert_built, insert_jobs
+from secops.services.jobs import build_jobs, insert_jobs, job_rows
 from tasks.dispatch import enqueue_or_fail
 
 
@@ -285,18 +285,19 @@ def _write_together(batch: list[_Submit]) -> None:
                 jobs.append(job)
                 submit.job = job
                 written.append(submit)
-            insert_built(session=session, jobs=jobs)
             for submit in written:
                 if submit.reservation is not None:
                     assert submit.job is not None
                     idempotency.complete(session=session, record_id=submit.reservation,
                                          job_ids=[submit.job.id])
             # Last before the commit: the audit entries lock the chain's head until then.
+            # The job rows go with them (one statement on PostgreSQL).
             audit.record_many(session=session, entries=[
                 (s.audit_ctx, "jobs.submit", f"job:{j.id}",
                  {"kinds": [j.kind], "count": 1, "job_ids": [j.id]})
-                for s, j in zip(written, jobs, strict=True)])
-            session.commit()
+                for s, j in zip(written, jobs, strict=True)], rows=[job_rows(jobs)],
+                commit=True)
+            session.commit()  # a batch whose every submit failed its checks
         except BaseException:
             session.rollback()
             for submit in written:

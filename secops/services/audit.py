@@ -26,19 +26,22 @@ fails if the chain now ends before, or differs at, the anchored entry.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import io
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, Connection, Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -147,6 +150,70 @@ _ENTRY_COLUMNS = (("seq", "seq"), ("created_at", "created"), ("actor", "actor"),
                   ("hash", "hash"))
 
 
+@functools.lru_cache(maxsize=128)
+def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int], ...]
+                    ) -> tuple[Any, Any, frozenset[str]]:
+    """PostgreSQL: ``entries`` entries' insert, the inserts of ``rows`` (per table: its
+    columns and how many rows) and the head's update, as one statement; the same
+    compiled for psycopg, and the names of its JSON values. Values are bound by name:
+    ``e{i}_{name}`` for the i-th entry, ``r{t}_{i}_{column}`` for the rest. Built once
+    per shape (building and compiling it costs more than running it)."""
+    json_names: set[str] = set()
+
+    def bind(table: Table, column: str, name: str) -> Any:
+        if isinstance(table.c[column].type, JSON):
+            json_names.add(name)
+        return bindparam(name)
+
+    ctes = [insert(table).values([{c: bind(table, c, f"r{t}_{i}_{c}") for c in columns}
+                                  for i in range(count)]).cte(f"rows_{t}")
+            for t, (table, columns, count) in enumerate(rows)]
+    ctes.append(insert(_ENTRIES).values(
+        [{column: bind(_ENTRIES, column, f"e{i}_{name}") for column, name in _ENTRY_COLUMNS}
+         for i in range(entries)]).cte("appended"))
+    statement = _UPDATE_HEAD.add_cte(*ctes)
+    compiled = statement.compile(dialect=postgresql.psycopg.dialect())
+    return statement, compiled, frozenset(json_names)
+
+
+# BEGIN and _LOCK_HEAD as one query of PostgreSQL's SQL (no parameters), for psycopg.
+_BEGIN_LOCK_HEAD_SQL = "BEGIN; " + str(_LOCK_HEAD.compile(
+    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
+
+
+def _raw_psycopg(conn: Connection) -> Any:
+    """The psycopg connection under ``conn``, or None with another driver."""
+    return conn.connection.dbapi_connection if conn.dialect.driver == "psycopg" else None
+
+
+@contextmanager
+def _as_sqlalchemy_error(conn: Connection, raw: Any) -> Iterator[None]:
+    """psycopg's errors on ``raw`` raised as SQLAlchemy raises a statement's (a lost
+    connection is an OperationalError, 503 at the API, and is dropped, not pooled). On
+    any error the transaction is rolled back and ``raw`` leaves autocommit mode, as the
+    pool expects its connections."""
+    import psycopg
+
+    try:
+        yield
+    except BaseException as exc:
+        lost = raw.closed or raw.broken
+        if not lost:
+            try:
+                raw.rollback()
+                raw.autocommit = False
+            except psycopg.Error:
+                lost = True
+        if lost:
+            conn.invalidate(exc if isinstance(exc, Exception) else None)
+        if isinstance(exc, psycopg.Error):
+            raise DBAPIError.instance(None, None, exc, psycopg.Error,
+                                      connection_invalidated=lost,
+                                      dialect=conn.dialect) from exc
+        raise
+
+
 def _lock_head(session: Session) -> AuditChainHead:
     """The chain head, locked for this transaction; created only for an empty log.
 
@@ -200,14 +267,24 @@ def record(
 def record_many(
     *, session: Session,
     entries: Sequence[tuple[AuditContext, str, str, dict[str, Any] | None]],
+    rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]] = (),
+    commit: bool = False,
 ) -> list[AuditEntry]:
     """What :func:`record` does for each ``(ctx, action, target, details)``, in order,
     under one lock of the head: the entries take consecutive positions, each linked to
     the one before, and are written with the head's update in one statement on
-    PostgreSQL (two on SQLite)."""
+    PostgreSQL (two on SQLite).
+
+    ``rows`` are rows of other tables (per table, dicts by column name, every row with
+    the same columns) that the entries record: on PostgreSQL they are inserted in that
+    same statement (one round trip, under the lock), elsewhere just before the lock.
+
+    ``commit`` commits the session's transaction after the append. With psycopg, the
+    head's locking read then goes with the transaction's ``BEGIN`` (when nothing ran in
+    it yet) and the append with the ``COMMIT``: one round trip each (pipeline mode)."""
     key = _key()
     session.flush()  # the caller's pending rows go first, outside the head's lock
-    rows: list[dict[str, Any]] = []
+    values_list: list[dict[str, Any]] = []
     middles: list[str] = []
     for ctx, action, target, details in entries:
         clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
@@ -215,34 +292,40 @@ def record_many(
         values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
                   "b_target": target[:200], "b_request_id": ctx.request_id,
                   "b_client_ip": ctx.client_ip, "b_details": clean}
-        rows.append(values)
+        values_list.append(values)
         middles.append(_entry_middle(created, values["b_actor"], values["b_action"],
                                      values["b_target"], ctx.request_id, ctx.client_ip, clean))
-    if not rows:
+    if not values_list:
         return []
     conn = session.connection()
-    head = conn.execute(_LOCK_HEAD).first()
-    if head is None:
-        created_head = _lock_head(session)
-        last_seq, last_hash = created_head.last_seq, created_head.last_hash
-    else:
-        last_seq, last_hash = head.last_seq, head.last_hash
-    for values, middle in zip(rows, middles, strict=True):
-        last_seq += 1
-        digest = _entry_mac(key, last_seq, middle, last_hash)
-        values.update(b_seq=last_seq, b_prev=last_hash, b_hash=digest)
-        last_hash = digest
-    head_values = {"b_seq": last_seq, "b_hash": last_hash,
-                   "b_mac": head_mac(key, last_seq, last_hash)}
-    if conn.dialect.name == "postgresql" and len(rows) == 1:
-        conn.execute(_APPEND_PG, {**rows[0], **head_values})
-    elif conn.dialect.name == "postgresql":
-        conn.execute(_UPDATE_HEAD.add_cte(insert(_ENTRIES).values(
-            [{column: values[f"b_{name}"] for column, name in _ENTRY_COLUMNS}
-             for values in rows]).cte("appended")), head_values)
-    else:
-        conn.execute(_INSERT_ENTRY, rows)
-        conn.execute(_UPDATE_HEAD, head_values)
+    postgres = conn.dialect.name == "postgresql"
+    if not postgres:
+        for table, table_rows in rows:
+            if table_rows:
+                conn.execute(insert(table), list(table_rows))
+    raw = _raw_psycopg(conn) if commit else None
+    if raw is not None and raw.info.transaction_status != _IDLE:
+        raw = None  # statements ran in this transaction already: it has begun
+    with _as_sqlalchemy_error(conn, raw) if raw is not None else nullcontext():
+        if raw is not None:
+            # BEGIN and the locking read as one simple query: one round trip, not two.
+            # The connection stays in autocommit mode until the COMMIT below (psycopg
+            # sends no BEGIN of its own meanwhile).
+            raw.autocommit = True
+            cursor = raw.cursor()
+            cursor.execute(_BEGIN_LOCK_HEAD_SQL)
+            cursor.nextset()
+            head = cursor.fetchone()
+        else:
+            head = conn.execute(_LOCK_HEAD).first()
+        _append(session, conn, raw, key, head, values_list, middles,
+                [(table, list(table_rows)) for table, table_rows in rows if table_rows])
+        if raw is not None:
+            raw.cursor().execute("COMMIT")  # waits for the WAL flush
+            raw.autocommit = False
+    if commit:
+        session.commit()  # ends the session's transaction (a no-op on the database
+        # when the COMMIT above already ended it)
     loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
     if loaded is not None:
         session.expire(loaded)  # the session's copy of the head row is now stale
@@ -250,7 +333,51 @@ def record_many(
                        action=v["b_action"], target=v["b_target"],
                        request_id=v["b_request_id"], client_ip=v["b_client_ip"],
                        details=v["b_details"], prev_hash=v["b_prev"], hash=v["b_hash"])
-            for v in rows]
+            for v in values_list]
+
+
+def _append(session: Session, conn: Connection, raw: Any, key: bytes, head: Any,
+            values_list: list[dict[str, Any]], middles: list[str],
+            others: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Chain the entries after ``head`` (the locked head's seq and hash, None when there
+    is no head row yet) and write them, ``others`` and the head's update."""
+    if head is None:
+        created_head = _lock_head(session)
+        last_seq, last_hash = created_head.last_seq, created_head.last_hash
+    else:
+        last_seq, last_hash = head
+    for values, middle in zip(values_list, middles, strict=True):
+        last_seq += 1
+        digest = _entry_mac(key, last_seq, middle, last_hash)
+        values.update(b_seq=last_seq, b_prev=last_hash, b_hash=digest)
+        last_hash = digest
+    head_values = {"b_seq": last_seq, "b_hash": last_hash,
+                   "b_mac": head_mac(key, last_seq, last_hash)}
+    if conn.dialect.name != "postgresql":
+        conn.execute(_INSERT_ENTRY, values_list)
+        conn.execute(_UPDATE_HEAD, head_values)
+    elif len(values_list) == 1 and not others:
+        conn.execute(_APPEND_PG, {**values_list[0], **head_values})
+    else:
+        bound = dict(head_values)
+        for i, values in enumerate(values_list):
+            bound.update((f"e{i}_{name}", values[f"b_{name}"]) for _, name in _ENTRY_COLUMNS)
+        for t, (_, table_rows) in enumerate(others):
+            for i, row in enumerate(table_rows):
+                bound.update((f"r{t}_{i}_{column}", value) for column, value in row.items())
+        shape = tuple((table, tuple(table_rows[0]), len(table_rows))
+                      for table, table_rows in others)
+        statement, compiled, json_names = _append_many_pg(len(values_list), shape)
+        if raw is None:
+            conn.execute(statement, bound)
+        else:  # psycopg itself: the SQL as compiled once, the JSON values adapted here
+            from psycopg.types.json import Json
+
+            params = compiled.construct_params(bound)
+            for name in json_names:
+                if params[name] is not None:
+                    params[name] = Json(params[name])
+            raw.cursor().execute(compiled.string, params)
 
 
 def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:

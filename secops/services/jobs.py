@@ -143,6 +143,17 @@ def insert_built(*, session: Session, jobs: Sequence[Job]) -> None:
              "b_now": j.created_at} for j in jobs])
 
 
+def job_rows(jobs: Sequence[Job]) -> tuple[Table, list[dict[str, Any]]]:
+    """The jobs table and the rows :func:`insert_built` writes for ``jobs``, by column
+    name (to be inserted by another statement, e.g. with their audit entries)."""
+    return _JOBS, [
+        {"id": j.id, "kind": j.kind, "status": j.status, "params": j.params, "result": None,
+         "error": None, "attempts": 0, "submitted_by": j.submitted_by,
+         "idempotency_key": j.idempotency_key, "created_at": j.created_at,
+         "updated_at": j.created_at, "started_at": None, "finished_at": None,
+         "lease_expires_at": None} for j in jobs]
+
+
 def get_job(*, session: Session, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:
