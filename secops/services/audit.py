@@ -150,6 +150,19 @@ _ENTRY_COLUMNS = (("seq", "seq"), ("created_at", "created"), ("actor", "actor"),
                   ("hash", "hash"))
 
 
+def _typed_bind(table: Table, column: str, name: str) -> Any:
+    """A value for ``column``, typed by it (SQLAlchemy types only the first row's values
+    of a multi-row insert by their columns); None in a JSON column is SQL NULL."""
+    kind = table.c[column].type
+    return bindparam(name, type_=JSON(none_as_null=True) if isinstance(kind, JSON) else kind)
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
+    """An insert of ``columns`` into ``table``, each bound as ``v_{column}``."""
+    return insert(table).values({c: _typed_bind(table, c, f"v_{c}") for c in columns})
+
+
 @functools.lru_cache(maxsize=128)
 def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int], ...]
                     ) -> tuple[Any, Any, frozenset[str]]:
@@ -163,7 +176,7 @@ def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int]
     def bind(table: Table, column: str, name: str) -> Any:
         if isinstance(table.c[column].type, JSON):
             json_names.add(name)
-        return bindparam(name)
+        return _typed_bind(table, column, name)
 
     ctes = [insert(table).values([{c: bind(table, c, f"r{t}_{i}_{c}") for c in columns}
                                   for i in range(count)]).cte(f"rows_{t}")
@@ -302,7 +315,8 @@ def record_many(
     if not postgres:
         for table, table_rows in rows:
             if table_rows:
-                conn.execute(insert(table), list(table_rows))
+                conn.execute(_insert_rows(table, tuple(table_rows[0])),
+                             [{f"v_{c}": v for c, v in row.items()} for row in table_rows])
     raw = _raw_psycopg(conn) if commit else None
     if raw is not None and raw.info.transaction_status != _IDLE:
         raw = None  # statements ran in this transaction already: it has begun
