@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,6 +16,7 @@ from secops.api.deps import (
     WriteSession,
     in_thread,
     require,
+    require_in_route,
     visible,
 )
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
@@ -37,6 +39,7 @@ _READ_JOB = select(*(Job.__table__.c[name] for name in JobRead.model_fields)).wh
 _ONE_READ = {"isolation_level": "AUTOCOMMIT"}
 SubmitsJobs = Annotated[Principal, Depends(require("jobs:submit"))]
 ReadsJobs = Annotated[Principal, Depends(require("jobs:read"))]
+ReadsJobsInRoute = Annotated[Callable[[], Principal], Depends(require_in_route("jobs:read"))]
 CancelsJobs = Annotated[Principal, Depends(require("jobs:cancel"))]
 
 
@@ -99,9 +102,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, summary="Get a job and its result")
-async def get_job(job_id: str, principal: ReadsJobs) -> Response:
-    # Clients poll this: one worker-thread call reads the job and renders its JSON.
+async def get_job(job_id: str, authorise: ReadsJobsInRoute) -> Response:
+    # Clients poll this: one worker-thread call authenticates, reads the job and renders
+    # its JSON.
     def work() -> Response:
+        principal = authorise()
         # A plain connection of the read engine, no session: one statement, one snapshot.
         with get_engine(read_only=True).connect() as connection:
             if connection.dialect.name == "postgresql":
