@@ -295,9 +295,8 @@ def _write_together(batch: list[_Submit]) -> None:
             audit.record_many(session=session, entries=[
                 (s.audit_ctx, "jobs.submit", f"job:{j.id}",
                  {"kinds": [j.kind], "count": 1, "job_ids": [j.id]})
-                for s, j in zip(written, jobs, strict=True)], rows=[job_rows(jobs)],
-                commit=True)
-            session.commit()  # a batch whose every submit failed its checks
+                for s, j in zip(written, jobs, strict=True)], rows=[job_rows(jobs)])
+            session.commit()
         except BaseException:
             session.rollback()
             for submit in written:

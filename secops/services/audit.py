@@ -33,15 +33,13 @@ import io
 import json
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import JSON, Connection, Table, bindparam, delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from secops.config import get_settings
@@ -165,66 +163,20 @@ def _insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int], ...]
-                    ) -> tuple[Any, Any, frozenset[str]]:
+                    ) -> Any:
     """PostgreSQL: ``entries`` entries' insert, the inserts of ``rows`` (per table: its
-    columns and how many rows) and the head's update, as one statement; the same
-    compiled for psycopg, and the names of its JSON values. Values are bound by name:
-    ``e{i}_{name}`` for the i-th entry, ``r{t}_{i}_{column}`` for the rest. Built once
-    per shape (building and compiling it costs more than running it)."""
-    json_names: set[str] = set()
-
-    def bind(table: Table, column: str, name: str) -> Any:
-        if isinstance(table.c[column].type, JSON):
-            json_names.add(name)
-        return _typed_bind(table, column, name)
-
-    ctes = [insert(table).values([{c: bind(table, c, f"r{t}_{i}_{c}") for c in columns}
-                                  for i in range(count)]).cte(f"rows_{t}")
+    columns and how many rows) and the head's update, as one statement. Values are bound
+    by name: ``e{i}_{name}`` for the i-th entry, ``r{t}_{i}_{column}`` for the rest.
+    Built once per shape: the same statement object keeps its cache key, so the engine's
+    compiled cache compiles it once too (building and compiling it costs more than
+    running it)."""
+    ctes = [insert(table).values([{c: _typed_bind(table, c, f"r{t}_{i}_{c}")
+                                   for c in columns} for i in range(count)]).cte(f"rows_{t}")
             for t, (table, columns, count) in enumerate(rows)]
     ctes.append(insert(_ENTRIES).values(
-        [{column: bind(_ENTRIES, column, f"e{i}_{name}") for column, name in _ENTRY_COLUMNS}
-         for i in range(entries)]).cte("appended"))
-    statement = _UPDATE_HEAD.add_cte(*ctes)
-    compiled = statement.compile(dialect=postgresql.psycopg.dialect())
-    return statement, compiled, frozenset(json_names)
-
-
-# BEGIN and _LOCK_HEAD as one query of PostgreSQL's SQL (no parameters), for psycopg.
-_BEGIN_LOCK_HEAD_SQL = "BEGIN; " + str(_LOCK_HEAD.compile(
-    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
-
-
-def _raw_psycopg(conn: Connection) -> Any:
-    """The psycopg connection under ``conn``, or None with another driver."""
-    return conn.connection.dbapi_connection if conn.dialect.driver == "psycopg" else None
-
-
-@contextmanager
-def _as_sqlalchemy_error(conn: Connection, raw: Any) -> Iterator[None]:
-    """psycopg's errors on ``raw`` raised as SQLAlchemy raises a statement's (a lost
-    connection is an OperationalError, 503 at the API, and is dropped, not pooled). On
-    any error the transaction is rolled back and ``raw`` leaves autocommit mode, as the
-    pool expects its connections."""
-    import psycopg
-
-    try:
-        yield
-    except BaseException as exc:
-        lost = raw.closed or raw.broken
-        if not lost:
-            try:
-                raw.rollback()
-                raw.autocommit = False
-            except psycopg.Error:
-                lost = True
-        if lost:
-            conn.invalidate(exc if isinstance(exc, Exception) else None)
-        if isinstance(exc, psycopg.Error):
-            raise DBAPIError.instance(None, None, exc, psycopg.Error,
-                                      connection_invalidated=lost,
-                                      dialect=conn.dialect) from exc
-        raise
+        [{column: _typed_bind(_ENTRIES, column, f"e{i}_{name}")
+          for column, name in _ENTRY_COLUMNS} for i in range(entries)]).cte("appended"))
+    return _UPDATE_HEAD.add_cte(*ctes)
 
 
 def _lock_head(session: Session) -> AuditChainHead:
@@ -281,7 +233,6 @@ def record_many(
     *, session: Session,
     entries: Sequence[tuple[AuditContext, str, str, dict[str, Any] | None]],
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]] = (),
-    commit: bool = False,
 ) -> list[AuditEntry]:
     """What :func:`record` does for each ``(ctx, action, target, details)``, in order,
     under one lock of the head: the entries take consecutive positions, each linked to
@@ -292,9 +243,8 @@ def record_many(
     the same columns) that the entries record: on PostgreSQL they are inserted in that
     same statement (one round trip, under the lock), elsewhere just before the lock.
 
-    ``commit`` commits the session's transaction after the append. With psycopg, the
-    head's locking read then goes with the transaction's ``BEGIN`` (when nothing ran in
-    it yet) and the append with the ``COMMIT``: one round trip each (pipeline mode)."""
+    Like :func:`record`, it appends in the caller's transaction: the caller commits,
+    and the head stays locked until then."""
     key = _key()
     session.flush()  # the caller's pending rows go first, outside the head's lock
     values_list: list[dict[str, Any]] = []
@@ -317,29 +267,9 @@ def record_many(
             if table_rows:
                 conn.execute(_insert_rows(table, tuple(table_rows[0])),
                              [{f"v_{c}": v for c, v in row.items()} for row in table_rows])
-    raw = _raw_psycopg(conn) if commit else None
-    if raw is not None and raw.info.transaction_status != _IDLE:
-        raw = None  # statements ran in this transaction already: it has begun
-    with _as_sqlalchemy_error(conn, raw) if raw is not None else nullcontext():
-        if raw is not None:
-            # BEGIN and the locking read as one simple query: one round trip, not two.
-            # The connection stays in autocommit mode until the COMMIT below (psycopg
-            # sends no BEGIN of its own meanwhile).
-            raw.autocommit = True
-            cursor = raw.cursor()
-            cursor.execute(_BEGIN_LOCK_HEAD_SQL)
-            cursor.nextset()
-            head = cursor.fetchone()
-        else:
-            head = conn.execute(_LOCK_HEAD).first()
-        _append(session, conn, raw, key, head, values_list, middles,
-                [(table, list(table_rows)) for table, table_rows in rows if table_rows])
-        if raw is not None:
-            raw.cursor().execute("COMMIT")  # waits for the WAL flush
-            raw.autocommit = False
-    if commit:
-        session.commit()  # ends the session's transaction (a no-op on the database
-        # when the COMMIT above already ended it)
+    head = conn.execute(_LOCK_HEAD).first()
+    _append(session, conn, key, head, values_list, middles,
+            [(table, list(table_rows)) for table, table_rows in rows if table_rows])
     loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
     if loaded is not None:
         session.expire(loaded)  # the session's copy of the head row is now stale
@@ -350,7 +280,7 @@ def record_many(
             for v in values_list]
 
 
-def _append(session: Session, conn: Connection, raw: Any, key: bytes, head: Any,
+def _append(session: Session, conn: Connection, key: bytes, head: Any,
             values_list: list[dict[str, Any]], middles: list[str],
             others: list[tuple[Table, list[dict[str, Any]]]]) -> None:
     """Chain the entries after ``head`` (the locked head's seq and hash, None when there
@@ -381,17 +311,7 @@ def _append(session: Session, conn: Connection, raw: Any, key: bytes, head: Any,
                 bound.update((f"r{t}_{i}_{column}", value) for column, value in row.items())
         shape = tuple((table, tuple(table_rows[0]), len(table_rows))
                       for table, table_rows in others)
-        statement, compiled, json_names = _append_many_pg(len(values_list), shape)
-        if raw is None:
-            conn.execute(statement, bound)
-        else:  # psycopg itself: the SQL as compiled once, the JSON values adapted here
-            from psycopg.types.json import Json
-
-            params = compiled.construct_params(bound)
-            for name in json_names:
-                if params[name] is not None:
-                    params[name] = Json(params[name])
-            raw.cursor().execute(compiled.string, params)
+        conn.execute(_append_many_pg(len(values_list), shape), bound)
 
 
 def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:

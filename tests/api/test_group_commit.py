@@ -236,7 +236,7 @@ def test_record_many_chains_entries_in_order(platform_env):
         many = audit.record_many(session=session, entries=[
             (ctx, "a.many", f"t:{i}", {"i": i}) for i in range(5)], rows=[
             (Job.__table__, [job_row(f"00000000-0000-4000-8000-00000000000{i}")
-                             for i in range(3)])], commit=True)
+                             for i in range(3)])])
     assert [e.seq for e in many] == [one.seq + 1 + i for i in range(5)]
     assert many[0].prev_hash == one.hash
     assert all(b.prev_hash == a.hash for a, b in zip(many, many[1:], strict=False))
