@@ -38,7 +38,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -161,21 +173,29 @@ def _insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
     return insert(table).values({c: _typed_bind(table, c, f"v_{c}") for c in columns})
 
 
+def _insert_select(table: Table, columns: Sequence[tuple[str, str]], count: int,
+                   prefix: str) -> Any:
+    """An insert of ``count`` rows of ``columns`` (column, bound name) into ``table``, the
+    i-th row's values bound as ``{prefix}{i}_{name}``: ``INSERT ... SELECT ... UNION ALL
+    SELECT ...``, which SQLAlchemy compiles once and caches (it compiles a multi-row
+    ``VALUES`` anew at every execution)."""
+    rows = [select(*[_typed_bind(table, column, f"{prefix}{i}_{name}").label(column)
+                     for column, name in columns]) for i in range(count)]
+    return insert(table).from_select([column for column, _ in columns],
+                                     rows[0] if count == 1 else union_all(*rows))
+
+
 @functools.lru_cache(maxsize=128)
 def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int], ...]
                     ) -> Any:
     """PostgreSQL: ``entries`` entries' insert, the inserts of ``rows`` (per table: its
     columns and how many rows) and the head's update, as one statement. Values are bound
     by name: ``e{i}_{name}`` for the i-th entry, ``r{t}_{i}_{column}`` for the rest.
-    Built once per shape: the same statement object keeps its cache key, so the engine's
-    compiled cache compiles it once too (building and compiling it costs more than
-    running it)."""
-    ctes = [insert(table).values([{c: _typed_bind(table, c, f"r{t}_{i}_{c}")
-                                   for c in columns} for i in range(count)]).cte(f"rows_{t}")
+    Built once per shape, and compiled once per shape by the engine's compiled cache
+    (building and compiling it costs more than running it)."""
+    ctes = [_insert_select(table, [(c, c) for c in columns], count, f"r{t}_").cte(f"rows_{t}")
             for t, (table, columns, count) in enumerate(rows)]
-    ctes.append(insert(_ENTRIES).values(
-        [{column: _typed_bind(_ENTRIES, column, f"e{i}_{name}")
-          for column, name in _ENTRY_COLUMNS} for i in range(entries)]).cte("appended"))
+    ctes.append(_insert_select(_ENTRIES, _ENTRY_COLUMNS, entries, "e").cte("appended"))
     return _UPDATE_HEAD.add_cte(*ctes)
 
 
