@@ -161,8 +161,8 @@ _ENTRY_COLUMNS = (("seq", "seq"), ("created_at", "created"), ("actor", "actor"),
 
 
 def _typed_bind(table: Table, column: str, name: str) -> Any:
-    """A value for ``column``, typed by it (SQLAlchemy types only the first row's values
-    of a multi-row insert by their columns); None in a JSON column is SQL NULL."""
+    """A value for ``column``, typed by it (the values of ``INSERT ... SELECT`` are not
+    typed by the columns they go to); None in a JSON column is SQL NULL."""
     kind = table.c[column].type
     return bindparam(name, type_=JSON(none_as_null=True) if isinstance(kind, JSON) else kind)
 

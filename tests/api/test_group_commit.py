@@ -258,3 +258,32 @@ def job_row(job_id: str) -> dict[str, Any]:
             "idempotency_key": None, "created_at": now, "updated_at": now,
             "started_at": None, "finished_at": None, "lease_expires_at": None}
 
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("platform_env", ["postgresql"], indirect=True)
+def test_a_groups_append_statement_is_compiled_once_per_shape(platform_env):
+    """The append runs while the head is locked: SQLAlchemy must find it in its compiled
+    cache from the second write of a group of that size on (it compiles a statement with
+    no cache key, such as a multi-row VALUES insert, at every execution)."""
+    from sqlalchemy.engine.default import CacheStats
+
+    ctx = AuditContext(actor="tests")
+    seen: list[tuple[str, Any]] = []
+
+    def note(_conn, _cursor, statement, _params, context, _many):
+        seen.append((statement, context.cache_hit))
+
+    sa.event.listen(get_engine(), "after_cursor_execute", note)
+    try:
+        for round_ in range(3):
+            with session_scope() as session:
+                audit.record_many(session=session, entries=[
+                    (ctx, "a.cached", f"t:{round_}:{i}", {"i": i}) for i in range(4)], rows=[
+                    (Job.__table__, [job_row(f"00000000-0000-4000-8000-0000000000{round_}{i}")
+                                     for i in range(4)])])
+    finally:
+        sa.event.remove(get_engine(), "after_cursor_execute", note)
+    appends = [hit for statement, hit in seen if "INSERT INTO audit_log" in statement]
+    assert len(appends) == 3 and appends[1:] == [CacheStats.CACHE_HIT] * 2, appends
+    assert chain_verifies().ok
