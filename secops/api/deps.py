@@ -232,6 +232,31 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
     those hand-offs cost an authenticated request more CPU than its database and Redis
     work (measured: docs/performance.md, single-job submits).
     """
+    check = _checker(permission)
+
+    async def dependency(request: Request) -> Principal:
+        return await in_thread(lambda: check(request))
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def require_in_route(permission: str) -> Callable[..., Awaitable[Callable[[], Principal]]]:
+    """:func:`require` for a route that does its own work in one worker-thread call and
+    whose parameters cannot fail validation: the dependency hands the route the check,
+    and the route runs it first in that same call (one hand-off instead of two; the job
+    poll is the hottest route). The route must call it before anything else."""
+    check = _checker(permission)
+
+    async def dependency(request: Request) -> Callable[[], Principal]:
+        return lambda: check(request)
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def _checker(permission: str) -> Callable[[Request], Principal]:
+    """The check :func:`require` runs, as a blocking function of the request."""
     if permission not in ALL_PERMISSIONS:
         raise ValueError(f"unknown permission {permission}")
     cls = route_class(permission)
@@ -257,11 +282,7 @@ def require(permission: str) -> Callable[..., Awaitable[Principal]]:
             raise PermissionDenied("this key's role does not allow that")
         return principal
 
-    async def dependency(request: Request) -> Principal:
-        return await in_thread(lambda: check(request))
-
-    dependency.permission = permission  # type: ignore[attr-defined]
-    return dependency
+    return check
 
 
 def public() -> Callable[[], None]:

@@ -3,10 +3,23 @@
 Rows are committed before their messages are published, so a worker never receives a
 job id the database does not know; if publishing fails the jobs are failed (never left
 ``queued`` with no message) and the client gets 503 and may retry with the same key.
+
+Single-job submits (:func:`submit_one`) that arrive together in one API process are
+committed together (group commit): the first to find no write under way writes every
+submit waiting at that moment in one transaction (their job rows, then their audit
+entries under one lock of the chain's head) and commits once; the others wait for that
+commit, and the next write takes those that arrived meanwhile. Each request answers
+only after its own row and audit entry are committed, then publishes its own message.
+A submit that fails its checks fails alone; when the transaction itself fails, each of
+its submits is written again in a transaction of its own, so one submit's error is
+never another's. Several API processes each take the head's lock once per write.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import closing
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -15,10 +28,11 @@ from sqlalchemy.orm import Session
 from secops.api.deps import Principal
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.errors import InvalidInput, PermissionDenied, Unavailable
+from secops.db.session import get_sessionmaker
+from secops.errors import InvalidInput, PermissionDenied, SecOpsError, Unavailable
 from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
-from secops.services.jobs import insert_jobs
+from secops.services.jobs import build_jobs, insert_jobs, job_rows
 from tasks.dispatch import enqueue_or_fail
 
 
@@ -65,16 +79,7 @@ def submit_jobs(
     body: Any,
     audit_ctx: AuditContext,
 ) -> list[Job]:
-    cap = get_settings().ping_max_sleep
-    for kind, params in items:
-        if not principal.may_submit(kind):
-            raise PermissionDenied("this key may not submit that job kind")
-        if kind == "system.ping" and principal.role != "admin" and \
-                _number((params or {}).get("sleep")) > cap:
-            raise InvalidInput(f"system.ping may sleep at most {cap:g} s for this key's role")
-        if principal.sees_only_own:
-            ownership.check_job_params(session=session, actor=principal.actor,
-                                       params=params or {})
+    _check(session, principal, items)
     request = IdempotentRequest(session, principal.actor, idempotency_key, body)
     earlier = request.replay()
     if earlier is not None:
@@ -100,6 +105,203 @@ def submit_jobs(
         request.forget()
         raise
     return jobs
+
+
+def _check(session: Session | None, principal: Principal,
+           items: list[tuple[str, dict[str, Any]]]) -> None:
+    """What the key may submit: the kind, system.ping's sleep for its role, and (a service
+    key) only its own objects in the parameters (read through ``session``)."""
+    cap = get_settings().ping_max_sleep
+    for kind, params in items:
+        if not principal.may_submit(kind):
+            raise PermissionDenied("this key may not submit that job kind")
+        if kind == "system.ping" and principal.role != "admin" and \
+                _number((params or {}).get("sleep")) > cap:
+            raise InvalidInput(f"system.ping may sleep at most {cap:g} s for this key's role")
+        if principal.sees_only_own:
+            assert session is not None
+            ownership.check_job_params(session=session, actor=principal.actor,
+                                       params=params or {})
+
+
+def submit_one(
+    *,
+    principal: Principal,
+    kind: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    body: Any,
+    audit_ctx: AuditContext,
+) -> Job:
+    """:func:`submit_jobs` for one job, committed together with the single-job submits
+    this process receives at the same time (see the module's docstring)."""
+    items = [(kind, params)]
+    session: Session | None = None
+    request: IdempotentRequest | None = None
+    try:
+        if principal.sees_only_own or idempotency_key is not None:
+            session = get_sessionmaker()()
+        _check(session, principal, items)
+        if session is not None:
+            request = IdempotentRequest(session, principal.actor, idempotency_key, body)
+            earlier = request.replay()
+            if earlier is not None:
+                return _load(session, earlier)[0]
+            # No transaction left open while this request waits for the group's write
+            # (on SQLite an open one would hold the write lock that write needs).
+            session.rollback()
+        pending = _Submit(principal.actor, kind, params, idempotency_key, audit_ctx,
+                          request.reservation.record_id
+                          if request is not None and request.reservation else None)
+        try:
+            job = _group_commit().write(pending)
+        except BaseException:
+            if request is not None:
+                request.forget()
+            raise
+        try:
+            enqueue_or_fail([(job.id, job.kind)])
+        except Unavailable:
+            if request is not None:
+                request.forget()
+            raise
+        return job
+    finally:
+        if session is not None:
+            session.close()
+
+
+@dataclass(eq=False)
+class _Submit:
+    """One single-job submit waiting for the group's write, and its outcome."""
+
+    actor: str
+    kind: str
+    params: dict[str, Any]
+    idempotency_key: str | None
+    audit_ctx: AuditContext
+    reservation: int | None  # the idempotency record that names the job once committed
+    job: Job | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class GroupCommit:
+    """Writes the submits handed to :meth:`write` at the same time in one transaction.
+
+    No thread of its own: the first caller that finds no write under way becomes the
+    writer for everything queued (at most ``limit`` submits), the others wait on the
+    condition until their submit is done or it is their turn to write."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._changed = threading.Condition()
+        self._queue: list[_Submit] = []
+        self._writing = False
+
+    def write(self, submit: _Submit) -> Job:
+        """Commit ``submit`` (with whatever else is waiting): its job, written and
+        committed, or its own error raised."""
+        with self._changed:
+            self._queue.append(submit)
+            while self._writing and not submit.done:
+                self._changed.wait()
+            batch: list[_Submit] = []
+            if not submit.done:
+                self._writing = True
+                batch, self._queue = self._queue[:self.limit], self._queue[self.limit:]
+        if batch:
+            try:
+                _write(batch)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        if submit.error is not None:
+            raise submit.error
+        assert submit.job is not None
+        return submit.job
+
+
+_group_commits: dict[str, GroupCommit] = {}
+_group_commits_lock = threading.Lock()
+
+
+def _group_commit() -> GroupCommit:
+    """This process's group commit for the configured database."""
+    url = get_settings().resolved_database_url
+    found = _group_commits.get(url)
+    if found is None:
+        with _group_commits_lock:
+            found = _group_commits.setdefault(url, GroupCommit())
+    return found
+
+
+def _write(batch: list[_Submit]) -> None:
+    """Commit ``batch`` in one transaction; if that fails, each submit in one of its own.
+    Every submit ends done, with its job or its error."""
+    try:
+        try:
+            _write_together(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for submit in batch:
+                    submit.job = submit.error = None
+                    try:
+                        _write_together([submit])
+                    except Exception as alone:
+                        submit.error = alone
+    except BaseException as exc:
+        for submit in batch:
+            if submit.job is None and submit.error is None:
+                submit.error = exc
+        raise
+    finally:
+        for submit in batch:
+            if submit.error is not None:
+                submit.job = None
+            submit.done = True
+
+
+def _write_together(batch: list[_Submit]) -> None:
+    """The jobs of ``batch`` (those that pass their kind's checks), their idempotency
+    records and their audit entries, in one transaction, committed. A submit that fails
+    its checks gets its error and nothing of it is written; any other error rolls the
+    whole transaction back and is raised."""
+    with closing(get_sessionmaker()()) as session:
+        try:
+            written: list[_Submit] = []
+            jobs: list[Job] = []
+            for submit in batch:
+                try:
+                    job = build_jobs(session=session, items=[(submit.kind, submit.params)],
+                                     submitted_by=submit.actor,
+                                     idempotency_key=submit.idempotency_key, pending=jobs)[0]
+                except SecOpsError as exc:
+                    submit.error = exc
+                    continue
+                jobs.append(job)
+                submit.job = job
+                written.append(submit)
+            for submit in written:
+                if submit.reservation is not None:
+                    assert submit.job is not None
+                    idempotency.complete(session=session, record_id=submit.reservation,
+                                         job_ids=[submit.job.id])
+            # Last before the commit: the audit entries lock the chain's head until then.
+            # The job rows go with them (one statement on PostgreSQL).
+            audit.record_many(session=session, entries=[
+                (s.audit_ctx, "jobs.submit", f"job:{j.id}",
+                 {"kinds": [j.kind], "count": 1, "job_ids": [j.id]})
+                for s, j in zip(written, jobs, strict=True)], rows=[job_rows(jobs)])
+            session.commit()
+        except BaseException:
+            session.rollback()
+            for submit in written:
+                submit.job = None
+            raise
 
 
 def _number(value: Any) -> float:

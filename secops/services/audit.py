@@ -26,18 +26,31 @@ fails if the chain now ends before, or differs at, the anchored entry.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import hmac
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -140,6 +153,50 @@ _UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(
 # PostgreSQL: the entry's insert and the head's update in one statement (one round trip
 # while the lock is held).
 _APPEND_PG = _UPDATE_HEAD.add_cte(_INSERT_ENTRY.cte("appended"))
+# An entry's columns and the names of their values in record_many.
+_ENTRY_COLUMNS = (("seq", "seq"), ("created_at", "created"), ("actor", "actor"),
+                  ("action", "action"), ("target", "target"), ("request_id", "request_id"),
+                  ("client_ip", "client_ip"), ("details", "details"), ("prev_hash", "prev"),
+                  ("hash", "hash"))
+
+
+def _typed_bind(table: Table, column: str, name: str) -> Any:
+    """A value for ``column``, typed by it (the values of ``INSERT ... SELECT`` are not
+    typed by the columns they go to); None in a JSON column is SQL NULL."""
+    kind = table.c[column].type
+    return bindparam(name, type_=JSON(none_as_null=True) if isinstance(kind, JSON) else kind)
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_rows(table: Table, columns: tuple[str, ...]) -> Any:
+    """An insert of ``columns`` into ``table``, each bound as ``v_{column}``."""
+    return insert(table).values({c: _typed_bind(table, c, f"v_{c}") for c in columns})
+
+
+def _insert_select(table: Table, columns: Sequence[tuple[str, str]], count: int,
+                   prefix: str) -> Any:
+    """An insert of ``count`` rows of ``columns`` (column, bound name) into ``table``, the
+    i-th row's values bound as ``{prefix}{i}_{name}``: ``INSERT ... SELECT ... UNION ALL
+    SELECT ...``, which SQLAlchemy compiles once and caches (it compiles a multi-row
+    ``VALUES`` anew at every execution)."""
+    rows = [select(*[_typed_bind(table, column, f"{prefix}{i}_{name}").label(column)
+                     for column, name in columns]) for i in range(count)]
+    return insert(table).from_select([column for column, _ in columns],
+                                     rows[0] if count == 1 else union_all(*rows))
+
+
+@functools.lru_cache(maxsize=128)
+def _append_many_pg(entries: int, rows: tuple[tuple[Table, tuple[str, ...], int], ...]
+                    ) -> Any:
+    """PostgreSQL: ``entries`` entries' insert, the inserts of ``rows`` (per table: its
+    columns and how many rows) and the head's update, as one statement. Values are bound
+    by name: ``e{i}_{name}`` for the i-th entry, ``r{t}_{i}_{column}`` for the rest.
+    Built once per shape, and compiled once per shape by the engine's compiled cache
+    (building and compiling it costs more than running it)."""
+    ctes = [_insert_select(table, [(c, c) for c in columns], count, f"r{t}_").cte(f"rows_{t}")
+            for t, (table, columns, count) in enumerate(rows)]
+    ctes.append(_insert_select(_ENTRIES, _ENTRY_COLUMNS, entries, "e").cte("appended"))
+    return _UPDATE_HEAD.add_cte(*ctes)
 
 
 def _lock_head(session: Session) -> AuditChainHead:
@@ -189,37 +246,92 @@ def record(
     statements: the head's locking read, then the entry's insert together with the head's
     update (one statement on PostgreSQL); everything else is prepared before it.
     """
+    return record_many(session=session, entries=[(ctx, action, target, details)])[0]
+
+
+def record_many(
+    *, session: Session,
+    entries: Sequence[tuple[AuditContext, str, str, dict[str, Any] | None]],
+    rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]] = (),
+) -> list[AuditEntry]:
+    """What :func:`record` does for each ``(ctx, action, target, details)``, in order,
+    under one lock of the head: the entries take consecutive positions, each linked to
+    the one before, and are written with the head's update in one statement on
+    PostgreSQL (two on SQLite).
+
+    ``rows`` are rows of other tables (per table, dicts by column name, every row with
+    the same columns) that the entries record: on PostgreSQL they are inserted in that
+    same statement (one round trip, under the lock), elsewhere just before the lock.
+
+    Like :func:`record`, it appends in the caller's transaction: the caller commits,
+    and the head stays locked until then."""
     key = _key()
     session.flush()  # the caller's pending rows go first, outside the head's lock
-    clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
-    created = utcnow()
-    values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
-              "b_target": target[:200], "b_request_id": ctx.request_id,
-              "b_client_ip": ctx.client_ip, "b_details": clean}
-    middle = _entry_middle(created, values["b_actor"], values["b_action"], values["b_target"],
-                           ctx.request_id, ctx.client_ip, clean)
+    values_list: list[dict[str, Any]] = []
+    middles: list[str] = []
+    for ctx, action, target, details in entries:
+        clean = json.loads(json.dumps(details or {}, default=str, sort_keys=True))
+        created = utcnow()
+        values = {"b_created": created, "b_actor": ctx.actor[:120], "b_action": action[:64],
+                  "b_target": target[:200], "b_request_id": ctx.request_id,
+                  "b_client_ip": ctx.client_ip, "b_details": clean}
+        values_list.append(values)
+        middles.append(_entry_middle(created, values["b_actor"], values["b_action"],
+                                     values["b_target"], ctx.request_id, ctx.client_ip, clean))
+    if not values_list:
+        return []
     conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    if not postgres:
+        for table, table_rows in rows:
+            if table_rows:
+                conn.execute(_insert_rows(table, tuple(table_rows[0])),
+                             [{f"v_{c}": v for c, v in row.items()} for row in table_rows])
     head = conn.execute(_LOCK_HEAD).first()
+    _append(session, conn, key, head, values_list, middles,
+            [(table, list(table_rows)) for table, table_rows in rows if table_rows])
+    loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
+    if loaded is not None:
+        session.expire(loaded)  # the session's copy of the head row is now stale
+    return [AuditEntry(seq=v["b_seq"], created_at=v["b_created"], actor=v["b_actor"],
+                       action=v["b_action"], target=v["b_target"],
+                       request_id=v["b_request_id"], client_ip=v["b_client_ip"],
+                       details=v["b_details"], prev_hash=v["b_prev"], hash=v["b_hash"])
+            for v in values_list]
+
+
+def _append(session: Session, conn: Connection, key: bytes, head: Any,
+            values_list: list[dict[str, Any]], middles: list[str],
+            others: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Chain the entries after ``head`` (the locked head's seq and hash, None when there
+    is no head row yet) and write them, ``others`` and the head's update."""
     if head is None:
         created_head = _lock_head(session)
         last_seq, last_hash = created_head.last_seq, created_head.last_hash
     else:
-        last_seq, last_hash = head.last_seq, head.last_hash
-    seq = last_seq + 1
-    digest = _entry_mac(key, seq, middle, last_hash)
-    values.update(b_seq=seq, b_prev=last_hash, b_hash=digest, b_mac=head_mac(key, seq, digest))
-    if conn.dialect.name == "postgresql":
-        conn.execute(_APPEND_PG, values)
+        last_seq, last_hash = head
+    for values, middle in zip(values_list, middles, strict=True):
+        last_seq += 1
+        digest = _entry_mac(key, last_seq, middle, last_hash)
+        values.update(b_seq=last_seq, b_prev=last_hash, b_hash=digest)
+        last_hash = digest
+    head_values = {"b_seq": last_seq, "b_hash": last_hash,
+                   "b_mac": head_mac(key, last_seq, last_hash)}
+    if conn.dialect.name != "postgresql":
+        conn.execute(_INSERT_ENTRY, values_list)
+        conn.execute(_UPDATE_HEAD, head_values)
+    elif len(values_list) == 1 and not others:
+        conn.execute(_APPEND_PG, {**values_list[0], **head_values})
     else:
-        conn.execute(_INSERT_ENTRY, values)
-        conn.execute(_UPDATE_HEAD, values)
-    loaded = session.identity_map.get(session.identity_key(AuditChainHead, HEAD_ID))
-    if loaded is not None:
-        session.expire(loaded)  # the session's copy of the head row is now stale
-    return AuditEntry(seq=seq, created_at=created, actor=values["b_actor"],
-                      action=values["b_action"], target=values["b_target"],
-                      request_id=ctx.request_id, client_ip=ctx.client_ip, details=clean,
-                      prev_hash=last_hash, hash=digest)
+        bound = dict(head_values)
+        for i, values in enumerate(values_list):
+            bound.update((f"e{i}_{name}", values[f"b_{name}"]) for _, name in _ENTRY_COLUMNS)
+        for t, (_, table_rows) in enumerate(others):
+            for i, row in enumerate(table_rows):
+                bound.update((f"r{t}_{i}_{column}", value) for column, value in row.items())
+        shape = tuple((table, tuple(table_rows[0]), len(table_rows))
+                      for table, table_rows in others)
+        conn.execute(_append_many_pg(len(values_list), shape), bound)
 
 
 def _latest_checkpoint(session: Session) -> AuditCheckpoint | None:

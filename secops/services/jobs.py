@@ -97,12 +97,32 @@ def insert_jobs(
     """What :func:`create_job` does for each ``(kind, params)``, written at once in the
     session's transaction: the rows are inserted (not yet committed or enqueued) and the
     returned jobs, outside the session, hold exactly what was written."""
+    jobs = build_jobs(session=session, items=items, submitted_by=submitted_by,
+                      idempotency_key=idempotency_key)
+    insert_built(session=session, jobs=jobs)
+    return jobs
+
+
+def build_jobs(
+    *,
+    session: Session,
+    items: Sequence[tuple[str, dict[str, Any] | None]],
+    submitted_by: str,
+    idempotency_key: str | None = None,
+    pending: Sequence[Job] = (),
+) -> list[Job]:
+    """The queued jobs :func:`insert_jobs` would write for ``items``, checked (the kind,
+    its parameters, and for a kind allowed once at a time, no such job queued or running
+    in the database, in ``items`` or in ``pending``, the jobs about to be written with
+    them), not yet written."""
     jobs: list[Job] = []
     for kind, params in items:
         spec = get_kind(kind)
-        if spec.single and (any(j.kind == spec.name for j in jobs) or session.scalar(
-                select(Job.id).where(Job.kind == spec.name, Job.status.in_(
-                    (JobStatus.queued.value, JobStatus.running.value))).limit(1))):
+        if spec.single and (any(j.kind == spec.name for j in (*pending, *jobs)) or
+                            session.scalar(select(Job.id).where(
+                                Job.kind == spec.name, Job.status.in_(
+                                    (JobStatus.queued.value, JobStatus.running.value))
+                            ).limit(1))):
             raise Conflict(f"an {spec.name} job is already queued or running")
         now = utcnow()
         jobs.append(Job(id=new_id(), kind=spec.name, status=JobStatus.queued.value,
@@ -110,12 +130,28 @@ def insert_jobs(
                         submitted_by=submitted_by, idempotency_key=idempotency_key,
                         created_at=now, updated_at=now, started_at=None, finished_at=None,
                         lease_expires_at=None))
+    return jobs
+
+
+def insert_built(*, session: Session, jobs: Sequence[Job]) -> None:
+    """Insert the jobs :func:`build_jobs` returned, in one statement, in the session's
+    transaction."""
     if jobs:
         session.connection().execute(_INSERT, [
             {"b_id": j.id, "b_kind": j.kind, "b_status": j.status, "b_params": j.params,
              "b_submitted_by": j.submitted_by, "b_idempotency_key": j.idempotency_key,
              "b_now": j.created_at} for j in jobs])
-    return jobs
+
+
+def job_rows(jobs: Sequence[Job]) -> tuple[Table, list[dict[str, Any]]]:
+    """The jobs table and the rows :func:`insert_built` writes for ``jobs``, by column
+    name (to be inserted by another statement, e.g. with their audit entries)."""
+    return _JOBS, [
+        {"id": j.id, "kind": j.kind, "status": j.status, "params": j.params, "result": None,
+         "error": None, "attempts": 0, "submitted_by": j.submitted_by,
+         "idempotency_key": j.idempotency_key, "created_at": j.created_at,
+         "updated_at": j.created_at, "started_at": None, "finished_at": None,
+         "lease_expires_at": None} for j in jobs]
 
 
 def get_job(*, session: Session, job_id: str) -> Job:

@@ -111,6 +111,20 @@ def test_bad_key_is_401_with_one_message(client, header):
     assert job_count() == before
 
 
+@pytest.mark.parametrize("header", [None, "Bearer nonsense", "Basic Zm9vOmJhcg=="])
+def test_polling_a_job_with_a_bad_key_is_401_and_reads_nothing(client, header):
+    """The poll authenticates in the same worker-thread call that reads the job: first."""
+    key = make_key()
+    job = client.post("/v1/jobs", json={"kind": "system.ping"}, headers=auth(key)).json()
+    headers = {"Authorization": header} if header else {}
+    for path in (f"/v1/jobs/{job['id']}", "/v1/jobs/00000000-0000-0000-0000-000000000000"):
+        body = assert_problem(client.get(path, headers=headers), 401)
+        assert body["detail"] == "authentication failed" and "id" not in body
+    answer = client.get(f"/v1/jobs/{job['id']}", headers=auth(key))
+    assert answer.status_code == 200 and answer.json()["id"] == job["id"]
+    assert answer.headers["ratelimit"] and answer.headers["ratelimit-policy"]
+
+
 def test_revoked_and_expired_keys_fail_like_unknown(client, platform_env):
     from datetime import timedelta
 

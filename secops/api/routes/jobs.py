@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -16,14 +16,15 @@ from secops.api.deps import (
     WriteSession,
     in_thread,
     require,
+    require_in_route,
     visible,
 )
 from secops.api.schemas import JobBatchCreate, JobBatchRead, JobCreate, JobList, JobRead
 from secops.api.security import audit_context
-from secops.api.submission import submit_jobs
+from secops.api.submission import submit_jobs, submit_one
 from secops.config import get_settings
 from secops.db.models import Job
-from secops.db.session import get_engine, get_sessionmaker
+from secops.db.session import get_engine
 from secops.errors import InvalidInput, NotFound
 from secops.services import audit
 from secops.services import jobs as job_service
@@ -38,6 +39,7 @@ _READ_JOB = select(*(Job.__table__.c[name] for name in JobRead.model_fields)).wh
 _ONE_READ = {"isolation_level": "AUTOCOMMIT"}
 SubmitsJobs = Annotated[Principal, Depends(require("jobs:submit"))]
 ReadsJobs = Annotated[Principal, Depends(require("jobs:read"))]
+ReadsJobsInRoute = Annotated[Callable[[], Principal], Depends(require_in_route("jobs:read"))]
 CancelsJobs = Annotated[Principal, Depends(require("jobs:cancel"))]
 
 
@@ -50,13 +52,12 @@ async def submit(
 ) -> Response:
     # One worker-thread call for the session, the submission and the answer's JSON (the
     # single-job path is the hot one: see require() in secops.api.deps).
+    # Submits that arrive together are committed together (secops.api.submission).
     def work() -> Response:
-        with closing(get_sessionmaker()()) as session:
-            job = submit_jobs(session=session, principal=principal,
-                              items=[(body.kind, body.params)],
-                              idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
-                              audit_ctx=audit_context(request, principal.actor))[0]
-            return _job_json(job, 202)
+        job = submit_one(principal=principal, kind=body.kind, params=body.params,
+                         idempotency_key=idempotency_key, body=body.model_dump(mode="json"),
+                         audit_ctx=audit_context(request, principal.actor))
+        return _job_json(job, 202)
 
     return await in_thread(work)
 
@@ -101,9 +102,11 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRead, summary="Get a job and its result")
-async def get_job(job_id: str, principal: ReadsJobs) -> Response:
-    # Clients poll this: one worker-thread call reads the job and renders its JSON.
+async def get_job(job_id: str, authorise: ReadsJobsInRoute) -> Response:
+    # Clients poll this: one worker-thread call authenticates, reads the job and renders
+    # its JSON.
     def work() -> Response:
+        principal = authorise()
         # A plain connection of the read engine, no session: one statement, one snapshot.
         with get_engine(read_only=True).connect() as connection:
             if connection.dialect.name == "postgresql":
