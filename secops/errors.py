@@ -72,6 +72,16 @@ class Unavailable(SecOpsError):
     title = "Service unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database could not be written (unreachable, busy, or it did not confirm a
+    commit): the client may retry, with the same Idempotency-Key."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__("the database is busy or unavailable; try again later")
+
+
 class AuditChainBroken(Unavailable):
     """The audit chain cannot be appended to safely (its head row is gone)."""
 

@@ -44,7 +44,7 @@ from secops.api.routes import suppressions as suppression_routes
 from secops.api.security import report_event
 from secops.config import API_SECRETS, OPTIONAL_KEYS, get_settings
 from secops.db.session import warm_pool
-from secops.errors import AuditChainBroken, ConfigurationError, SecOpsError
+from secops.errors import AuditChainBroken, ConfigurationError, DatabaseUnavailable, SecOpsError
 from secops.services.ratelimit import RateLimited
 from secops.services.storage import get_store
 
@@ -73,7 +73,10 @@ async def _secops_error(request: Request, exc: Exception) -> JSONResponse:
                                 {"subject": "audit_log", "reason": "chain head row is missing",
                                  "path": request.url.path}, "critical")
     extra = {"errors": exc.details["errors"]} if "errors" in exc.details else {}
-    return _problem_response(request, status, exc.message, **extra)
+    response = _problem_response(request, status, exc.message, **extra)
+    if isinstance(exc, DatabaseUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -17,23 +17,40 @@ never another's. Several API processes each take the head's lock once per write.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.orm import Session
 
 from secops.api.deps import Principal
 from secops.config import get_settings
 from secops.db.models import Job
 from secops.db.session import get_sessionmaker
-from secops.errors import InvalidInput, PermissionDenied, SecOpsError, Unavailable
+from secops.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    PermissionDenied,
+    SecOpsError,
+    Unavailable,
+)
 from secops.services import audit, idempotency, ownership
 from secops.services.audit import AuditContext
 from secops.services.jobs import build_jobs, insert_jobs, job_rows
 from tasks.dispatch import enqueue_or_fail
+
+log = logging.getLogger(__name__)
 
 
 class IdempotentRequest:
@@ -207,9 +224,11 @@ class GroupCommit:
             while self._writing and not submit.done:
                 self._changed.wait()
             batch: list[_Submit] = []
-            if not submit.done:
+            if not submit.done:   # this thread writes: its own submit, then the oldest
                 self._writing = True
-                batch, self._queue = self._queue[:self.limit], self._queue[self.limit:]
+                self._queue.remove(submit)
+                others, self._queue = self._queue[:self.limit - 1], self._queue[self.limit - 1:]
+                batch = [submit, *others]
         if batch:
             try:
                 _write(batch)
@@ -237,32 +256,67 @@ def _group_commit() -> GroupCommit:
     return found
 
 
+class _OutcomeUnknown(Exception):
+    """The group's COMMIT got no answer (the connection was lost): the database may
+    have committed it or not."""
+
+
+def _one_submits_fault(exc: Exception) -> bool:
+    """Whether one submit's values can have caused this error of a group's transaction:
+    a constraint or a value the database refused, or a value that could not be bound.
+    Any other (the database unreachable, a lock not granted, a connection lost) would
+    fail each submit alone just the same, so the group then fails at once instead of
+    trying every submit in turn."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
 def _write(batch: list[_Submit]) -> None:
-    """Commit ``batch`` in one transaction; if that fails, each submit in one of its own.
-    Every submit ends done, with its job or its error."""
+    """Commit ``batch`` in one transaction. If that fails on something one submit can
+    cause, each submit is written again in a transaction of its own; if the database
+    itself failed, or the outcome of the COMMIT is unknown (writing again could record
+    the jobs twice), every submit fails with a 503 to retry. Every submit ends done,
+    with its job or its own error."""
     try:
         try:
             _write_together(batch)
         except Exception as exc:
-            if len(batch) == 1:
+            failure = exc.__cause__ if isinstance(exc, _OutcomeUnknown) else exc
+            if len(batch) == 1 and not isinstance(exc, _OutcomeUnknown):
                 batch[0].error = exc
+            elif isinstance(exc, _OutcomeUnknown) or not _one_submits_fault(exc):
+                log.error("group write failed", extra={
+                    "error": type(failure).__name__, "submits": len(batch)})
+                for submit in batch:
+                    if submit.error is None:
+                        submit.error = _unavailable(failure)
             else:
                 for submit in batch:
                     submit.job = submit.error = None
                     try:
                         _write_together([submit])
+                    except _OutcomeUnknown as unknown:
+                        submit.error = _unavailable(unknown.__cause__)
                     except Exception as alone:
                         submit.error = alone
     except BaseException as exc:
+        # the writer's thread raises it; each waiting submit gets an error of its own
         for submit in batch:
             if submit.job is None and submit.error is None:
-                submit.error = exc
+                submit.error = _unavailable(exc)
         raise
     finally:
         for submit in batch:
             if submit.error is not None:
                 submit.job = None
             submit.done = True
+
+
+def _unavailable(cause: BaseException | None) -> DatabaseUnavailable:
+    error = DatabaseUnavailable()
+    error.__cause__ = cause
+    return error
 
 
 def _write_together(batch: list[_Submit]) -> None:
@@ -296,7 +350,14 @@ def _write_together(batch: list[_Submit]) -> None:
                 (s.audit_ctx, "jobs.submit", f"job:{j.id}",
                  {"kinds": [j.kind], "count": 1, "job_ids": [j.id]})
                 for s, j in zip(written, jobs, strict=True)], rows=[job_rows(jobs)])
-            session.commit()
+            try:
+                session.commit()
+            except DBAPIError as exc:
+                # an error the server answered with rolled the transaction back; with
+                # no answer (the connection lost) it may have committed
+                if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                    raise _OutcomeUnknown() from exc
+                raise
         except BaseException:
             session.rollback()
             for submit in written:

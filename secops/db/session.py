@@ -83,9 +83,9 @@ def _pg_still_open(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 
     An idle connection has nothing to read: when its socket is readable (the server's
     goodbye, "terminating connection", or the end of the stream after a restart) or
-    psycopg already knows it broken, the pool drops it and checks out another (up to
-    three times, then connects anew). A healthy connection that happens to have a
-    notice waiting is merely replaced. A statement on a connection that died after this
+    psycopg already knows it broken, the pool discards it and connects anew in its
+    place. A healthy connection with an asynchronous message waiting (a notification) is
+    merely replaced. A statement on a connection that died after this
     check fails as a disconnect, and SQLAlchemy then drops every connection the pool
     holds from before it.
     """

@@ -287,3 +287,100 @@ def test_a_groups_append_statement_is_compiled_once_per_shape(platform_env):
     appends = [hit for statement, hit in seen if "INSERT INTO audit_log" in statement]
     assert len(appends) == 3 and appends[1:] == [CacheStats.CACHE_HIT] * 2, appends
     assert chain_verifies().ok
+
+
+def _batch(n: int, slow: int | None = None) -> list[Any]:
+    from secops.api.submission import _Submit
+
+    ctx = AuditContext(actor="tests")
+    return [_Submit("slow" if i == slow else f"actor-{i}", "system.ping",
+                    {"message": str(i)}, None, ctx, None) for i in range(n)]
+
+
+def _checkouts(engine: sa.Engine) -> list[object]:
+    """The connections taken from ``engine``'s pool from now on: one per transaction of
+    the group write (each attempt opens a session of its own)."""
+    seen: list[object] = []
+    sa.event.listen(engine, "checkout", lambda dbapi, record, proxy: seen.append(record))
+    return seen
+
+
+def test_a_database_that_refuses_the_group_fails_it_once_not_once_per_submit(
+        sqlite_env, monkeypatch):
+    """A write lock held by another process fails the group's transaction; nothing one
+    submit did could cause that, so the submits are not each tried again (which would
+    keep every waiting request for a busy timeout each): all fail at once with a 503."""
+    from secops.api.submission import _write
+    from secops.db.session import dispose_engines
+    from secops.errors import DatabaseUnavailable
+
+    monkeypatch.setenv("SECOPS_SQLITE_BUSY_TIMEOUT", "0.3")
+    get_settings.cache_clear()
+    dispose_engines()
+    taken = _checkouts(get_engine())
+    batch = _batch(8)
+    with head_locked():
+        _write(batch)
+    assert len(taken) == 1
+    assert all(isinstance(s.error, DatabaseUnavailable) and s.job is None for s in batch)
+    assert len({id(s.error) for s in batch}) == 8   # each request raises its own
+    assert jobs_and_entries() == ({}, {})
+
+
+SLOW_COMMIT = """
+CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON jobs DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW WHEN (NEW.submitted_by = 'slow') EXECUTE FUNCTION slow_commit();
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("platform_env", ["postgresql"], indirect=True)
+def test_a_group_whose_commit_got_no_answer_is_not_written_again(platform_env):
+    """The connection is lost during the COMMIT (the server process is terminated while
+    a deferred trigger runs in it): the database may or may not have committed, so the
+    group is not written again under new job ids; every submit fails with a 503 and the
+    client retries (with its Idempotency-Key)."""
+    from secops.api.submission import _write
+    from secops.errors import DatabaseUnavailable
+
+    with get_engine().begin() as conn:
+        conn.exec_driver_sql(SLOW_COMMIT)
+    batch = _batch(6, slow=2)
+    writer = threading.Thread(target=_write, args=(batch,))
+    writer.start()
+    killer = sa.create_engine(get_settings().resolved_database_url)
+    try:
+        with killer.connect() as conn:
+            for _ in range(300):
+                pid = conn.execute(sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                    "AND datname = current_database()")).scalar()
+                if pid is not None:
+                    break
+                time.sleep(0.05)
+            assert pid is not None, "the COMMIT never reached the deferred trigger"
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        killer.dispose()
+    writer.join(60)
+    assert not writer.is_alive()
+    assert all(isinstance(s.error, DatabaseUnavailable) and s.job is None for s in batch)
+    assert jobs_and_entries() == ({}, {})   # terminated mid-COMMIT: rolled back, not redone
+
+
+def test_a_writer_always_writes_its_own_submit(platform_env):
+    """More submits waiting than one write takes: whichever thread writes takes its own
+    submit with the oldest others, so no request is left without its job."""
+    from secops.api.submission import GroupCommit
+
+    group = GroupCommit(limit=2)
+    first = group.write(_batch(1)[0])   # (the chain's head row exists from then on)
+    batch = _batch(6)
+    outcomes = together([(lambda s=s: group.write(s)) for s in batch])
+    assert [o.submitted_by if isinstance(o, Job) else o for o in outcomes] == [
+        s.actor for s in batch]
+    jobs, entries = jobs_and_entries()
+    assert set(jobs) == set(entries) == {first.id, *(o.id for o in outcomes)}
+    assert chain_verifies().ok
