@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _platform import drop_database, migrate_with_key, new_database  # noqa: E402
-from _signals import exit_on_termination  # noqa: E402
+from _signals import exit_on_termination, thread_pool  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
 
@@ -354,7 +354,7 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
 
         # single submits: 4 client threads, one job per request
         single_n = max(1, n // 4)
-        with httpx.Client(base_url=base, headers=headers) as client, ThreadPoolExecutor(4) as pool:
+        with httpx.Client(base_url=base, headers=headers) as client, thread_pool(4) as pool:
             t0 = time.perf_counter()
             list(pool.map(lambda i: client.post("/v1/jobs", json={"kind": "system.ping",
                                                                  "params": {"message": str(i)}}

@@ -23,7 +23,6 @@ import socket
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -35,7 +34,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _signals import exit_on_termination  # noqa: E402
+from _signals import exit_on_termination, thread_pool  # noqa: E402
 from jobs_pipeline import start, stop, wait_ready  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
@@ -182,7 +181,7 @@ def main() -> None:
                 ).raise_for_status()
 
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(4) as pool:
+            with thread_pool(4) as pool:
                 made = list(pool.map(submit, subjects))
                 submitted = time.perf_counter()
                 list(pool.map(confirm, made))
