@@ -323,9 +323,9 @@ class Detector:
             return self._light[key]
         plan: tuple[tuple[Any, bool], ...] | None = None
         if self._fast and len(self._light) < LIGHT_PLANS:
-            code = int(status)
-            proto = Event(0.0, "request", "", "http", "", None, None, None, None, None, method,
-                          None, code, None, None, None, "error" if code >= 500 else None, {})
+            # a request of this status and method, as the access log's parser makes it
+            proto = CombinedParser().parse(
+                f'192.0.2.0 - - [01/Jan/2000:00:00:00 +0000] "{method} / HTTP/1.1" {status} 0')[0]
             steps: list[tuple[Any, bool]] = []
             usable = True
             for rule, predicate, _, _ in self._rules_for("request"):
@@ -575,26 +575,18 @@ class Detector:
                         now = ts
                     for step, summed in event[3]:
                         step(event[1], ts, float(event[4]) if summed else 1.0, event)
-                    if secrets:
-                        buffer.append(event)
-                        if len(buffer) >= SECRET_BATCH:
-                            self._flush_secrets()
-                            buffer = self._secret_buffer
-                    if count & mask == 0:
-                        self.events, self._now = count, now
-                        self.sweep(now)
-                    continue
-                ts = event.ts
-                if ts > now:
-                    now = ts
-                plans = cache.get(event.action)
-                if plans is None:
-                    plans = rules_for(event.action)
-                for rule, predicate, entity_of, hit in plans:
-                    if predicate is None or predicate(event):
-                        kind, entity = entity_of(event)
-                        if entity is not None:
-                            hit(rule, entity, event, kind)
+                else:
+                    ts = event.ts
+                    if ts > now:
+                        now = ts
+                    plans = cache.get(event.action)
+                    if plans is None:
+                        plans = rules_for(event.action)
+                    for rule, predicate, entity_of, hit in plans:
+                        if predicate is None or predicate(event):
+                            kind, entity = entity_of(event)
+                            if entity is not None:
+                                hit(rule, entity, event, kind)
                 if secrets:
                     buffer.append(event)
                     if len(buffer) >= SECRET_BATCH:

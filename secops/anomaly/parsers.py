@@ -483,13 +483,13 @@ class LineReader:
         found = _LIGHT_LINE.findall("\n".join(lines))
         if len(found) != len(lines):   # (a line end inside a line: not from blocks())
             found = [_LIGHT_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
-        stats, parse, origin = self.stats, parser.parse, self.origin
+        stats, origin = self.stats, self.origin
         plans: dict[tuple[str, str], Any] = {}
         missing = plans   # (a value no plan can be)
         out: list[Any] = []
         append = out.append
         last_time, last_ts = "", 0.0
-        read = made = 0   # lines and events not yet counted in stats
+        read = made = 0   # light lines and tuples not yet counted in stats
         for line, (time_, method, path, status, size, _) in zip(lines, found, strict=True):
             if time_:
                 key = (status, method)
@@ -512,17 +512,9 @@ class LineReader:
                         continue
             elif not line or line.isspace():
                 continue
-            stats.lines += read + 1   # (a malformed line's sample gives its number)
+            stats.lines += read   # (a malformed line's sample gives its number)
             read = 0
-            try:
-                events = parse(line)
-            except Malformed as exc:
-                self._malformed(exc, line)
-                continue
-            for event in events:
-                event.origin = origin
-                made += 1
-                append(event)
+            out.extend(self.one(line))   # (its line and events counted there)
         stats.lines += read
         stats.events += made
         return out
@@ -539,23 +531,16 @@ class LineReader:
         found = _SSHD_LINE.findall("\n".join(lines))
         if len(found) != len(lines):   # (a line end inside a line: not from blocks())
             found = [_SSHD_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
-        stats, parse, origin = self.stats, parser.parse, self.origin
+        stats, origin = self.stats, self.origin
         out: list[Event] = []
         append = out.append
+        parsed = 0   # events of the lines the parser read (counted by one())
         for line, (mon, day, hms, host, invalid, f_user, f_ip, how, a_user, a_ip, msg) in zip(
                 lines, found, strict=True):
             if not mon:
-                if not line or line.isspace():
-                    continue
-                stats.lines += 1
-                try:
-                    events = parse(line)
-                except Malformed as exc:
-                    self._malformed(exc, line)
-                    continue
-                for event in events:
-                    event.origin = origin
-                    append(event)
+                events = self.one(line)
+                out.extend(events)
+                parsed += len(events)
                 continue
             stats.lines += 1
             stamp = (mon, day, hms)
@@ -578,7 +563,7 @@ class LineReader:
                 append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
                              None, None, None, None, None, None,
                              "error" if _SYSLOG_ERROR.search(msg) else None, {}))
-        stats.events += len(out)
+        stats.events += len(out) - parsed
         return out
 
 
