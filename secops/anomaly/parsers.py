@@ -480,9 +480,7 @@ class LineReader:
         without a plan, are parsed as :meth:`events` does."""
         parser = self.parser
         assert isinstance(parser, CombinedParser)
-        found = _LIGHT_LINE.findall("\n".join(lines))
-        if len(found) != len(lines):   # (a line end inside a line: not from blocks())
-            found = [_LIGHT_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+        found = _block_matches(_LIGHT_LINE, lines)
         stats, origin = self.stats, self.origin
         plans: dict[tuple[str, str], Any] = {}
         missing = plans   # (a value no plan can be)
@@ -528,9 +526,7 @@ class LineReader:
         inference sees every stamp in the same order)."""
         parser = self.parser
         assert isinstance(parser, SyslogAuthParser)
-        found = _SSHD_LINE.findall("\n".join(lines))
-        if len(found) != len(lines):   # (a line end inside a line: not from blocks())
-            found = [_SSHD_LINE.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+        found = _block_matches(_SSHD_LINE, lines)
         stats, origin = self.stats, self.origin
         out: list[Event] = []
         append = out.append
@@ -565,6 +561,16 @@ class LineReader:
                              "error" if _SYSLOG_ERROR.search(msg) else None, {}))
         stats.events += len(out) - parsed
         return out
+
+
+def _block_matches(expression: re.Pattern[str], lines: list[str]) -> list[tuple[str, ...]]:
+    """The groups of ``expression`` (which matches every line, ``re.M``) for each line of
+    a block, by one ``findall`` over the block; a line at a time when a line end sits
+    inside a line (lines not from ``blocks()``)."""
+    found: list[tuple[str, ...]] = expression.findall("\n".join(lines))
+    if len(found) != len(lines):
+        found = [expression.match(line).groups("") for line in lines]  # type: ignore[union-attr]
+    return found
 
 
 # sshd's lines of the usual shape (see LineReader.syslog): month, day, time, host, then

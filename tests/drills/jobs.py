@@ -53,3 +53,14 @@ def assert_every_ping_succeeded_once(n: int, worker_log: str) -> None:
     ran = completions(worker_log)
     assert sorted(ran) == sorted(r.id for r in rows)
     assert set(ran.values()) == {1}, ran.most_common(3)
+
+
+def some_still_queued() -> None:
+    """With the broker down: some pings still wait in it (the drill kills it mid-run)."""
+    assert counts().get("queued", 0) > 0
+
+
+def wait_until_all_succeeded(n: int, timeout: float) -> None:
+    """Every one of the ``n`` pings finishes once the broker is back."""
+    wait_for(lambda: counts().get("succeeded", 0) == n, timeout,
+             "every job to finish after the broker came back", interval=0.5)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.drills.jobs import assert_every_ping_succeeded_once, counts, pings_under_way
+from tests.drills.jobs import (
+    assert_every_ping_succeeded_once,
+    pings_under_way,
+    some_still_queued,
+    wait_until_all_succeeded,
+)
 from tests.drills.rabbitmq import PrivateRabbitMQ
 from tests.factories import auth, make_key
-from tests.processes import start_api, start_beat, start_worker, wait_for
+from tests.processes import start_api, start_beat, start_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbitmq]
 JOBS = 24
@@ -33,11 +38,9 @@ def test_rabbitmq_sigkill_with_jobs_queued_and_running(sqlite_env, tmp_path):
         with httpx.Client(base_url=url, headers=auth(key), timeout=30) as client:
             pings_under_way(client, JOBS, sleep=0.3)
         broker.kill()
-        during = counts()
-        assert during.get("queued", 0) > 0  # some were still waiting in the broker
+        some_still_queued()
         broker.start()
-        wait_for(lambda: counts().get("succeeded", 0) == JOBS, 180,
-                 "every job to finish after the broker came back", interval=0.5)
+        wait_until_all_succeeded(JOBS, 180)
     finally:
         for proc in procs:
             proc.stop()

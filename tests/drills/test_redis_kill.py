@@ -12,9 +12,14 @@ import httpx
 import pytest
 
 from secops.embedded import EmbeddedRedis
-from tests.drills.jobs import assert_every_ping_succeeded_once, counts, pings_under_way
+from tests.drills.jobs import (
+    assert_every_ping_succeeded_once,
+    pings_under_way,
+    some_still_queued,
+    wait_until_all_succeeded,
+)
 from tests.factories import auth, make_key
-from tests.processes import start_api, start_beat, start_worker, wait_for
+from tests.processes import start_api, start_beat, start_worker
 
 pytestmark = pytest.mark.integration
 JOBS = 24
@@ -39,12 +44,10 @@ def test_redis_sigkill_with_jobs_queued_and_running(sqlite_env, tmp_path):
         assert broker.process is not None
         os.kill(broker.process.pid, signal.SIGKILL)
         broker.process.wait()
-        during = counts()
-        assert during.get("queued", 0) > 0  # some were still waiting in the broker
+        some_still_queued()
         broker = EmbeddedRedis(tmp_path / "broker", password, port=broker.port)
         broker.start()
-        wait_for(lambda: counts().get("succeeded", 0) == JOBS, 120,
-                 "every job to finish after the broker came back", interval=0.5)
+        wait_until_all_succeeded(JOBS, 120)
     finally:
         for proc in procs:
             proc.stop()
