@@ -50,11 +50,6 @@ def _keep_last(value: str, keep: int, pattern: re.Pattern[str] = _ALNUM) -> str:
     stars = _STARS.get(pattern)
     if stars is not None and value.isascii():
         shown, table = stars
-        cut = len(value) - keep
-        if keep > 0 and cut >= 0:  # the common case: the last ``keep`` characters match
-            tail = value[cut:]
-            if tail.isdigit() if pattern is _DIGIT else tail.isalnum():
-                return value[:cut].translate(table) + tail
         cut, seen = len(value), 0
         while seen < keep:  # back to the first of the last ``keep`` matching characters
             if cut == 0:
@@ -119,9 +114,9 @@ _MASKERS: dict[str, Callable[[str], str]] = {
     "us_ssn": _DIGITS_KEEP_4,
     "phone_number": _keeping_last(2, _DIGIT),
     "iban": _mask_iban,
-    "uk_nino": lambda v: _keep_last(v, 1),
-    "us_npi": lambda v: _keep_last(v, 4, _DIGIT),
-    "us_mbi": lambda v: _keep_last(v, 4),
+    "uk_nino": _keeping_last(1),
+    "us_npi": _DIGITS_KEEP_4,
+    "us_mbi": _ALNUM_KEEP_4,
     "email": _mask_email,
     "ip_address": _mask_ip,
     "private_key": lambda v: "[PRIVATE_KEY]",
@@ -143,7 +138,7 @@ def masker(type_: str, category: str = "") -> Callable[[str], str]:
 
 
 def _mask_other(value: str) -> str:
-    return _keep_last(value, 4) if len(value) > 8 else "*" * len(value)
+    return _ALNUM_KEEP_4(value) if len(value) > 8 else "*" * len(value)
 
 
 def label(type_: str) -> str:
