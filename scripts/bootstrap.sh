@@ -57,3 +57,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip check
     echo "$want" > "$stamp"
 fi
+# The anomaly engine's hot modules run compiled (setup.py); rebuild them when a source
+# changed since the last build (until then the package imports that source instead).
+fresh='import importlib.util as u, sys
+s = u.spec_from_file_location("native", "secops/anomaly/_native.py"); m = u.module_from_spec(s)
+s.loader.exec_module(m); found = m.compiled_modules()
+sys.exit(0 if found and all(found.values()) else 1)'
+if [ -z "${SECOPS_PURE_PYTHON:-}" ] && ! .venv/bin/python -c "$fresh"; then
+    echo "bootstrap: compiling the anomaly engine (Cython)" >&2
+    .venv/bin/python -m pip install -q --no-deps -e .
+fi

@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (the compiled-module check runs before the engine is imported)
 """Anomaly detection over logs: parsers, rules as data, windowed buckets, incidents.
 
 Pure domain code (no database, no network, no settings): callers hand in log lines or
@@ -15,7 +16,14 @@ Data model::
 Windows live behind the :class:`WindowStore` protocol (:class:`MemoryStore` here; the
 platform's lives in Redis). Memory is bounded by the number of entities active within
 a window, not by input size; evidence is bounded per alert.
+
+The hot modules can run compiled (Cython, from this same source; see setup.py);
+:mod:`secops.anomaly._native` falls back to the source for any module edited since.
 """
+
+from secops.anomaly import _native
+
+_native.install()
 
 from secops.anomaly.detector import Alert, Detector
 from secops.anomaly.errors import AnomalyError, FormatError, RuleError
