@@ -5,7 +5,8 @@ portal; background with attacks sprinkled in) of the requested size from a fixed
 then, in the same run and on the same files:
 
 * ``secops anomaly detect --local --json`` as a child process: lines per second of CPU
-  time (user + system: "per core"), wall time, peak RSS, alert count;
+  time (user + system: "per core"), wall time, peak RSS, alert count; and the same with
+  the engine's modules as Python source instead of compiled (``SECOPS_PURE_PYTHON=1``);
 * a fail2ban-style loop: every line through fail2ban's sshd failregex set and a date
   regex, failures counted per address in a findtime window (maxretry 5, findtime 600);
 * Drain3 ``TemplateMiner.add_log_message`` over the first ``--drain-lines`` lines.
@@ -119,13 +120,15 @@ def generate(folder: Path, size: int, seed: int = 7) -> int:
     return lines
 
 
-def run_local(folder: Path) -> dict[str, float]:
+def run_local(folder: Path, *, source: bool = False) -> dict[str, float]:
     """The local command as a child; its own CPU time and peak RSS (``wait4``: this child
-    only, not the largest child so far)."""
+    only, not the largest child so far). ``source``: with ``SECOPS_PURE_PYTHON=1``, the
+    engine's modules run as Python source instead of compiled."""
+    env = {**os.environ, "SECOPS_PURE_PYTHON": "1"} if source else None
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "secops.cli", "anomaly", "detect", "--local",
-                                 "--json", str(folder)], stdout=out, stderr=err)
+                                 "--json", str(folder)], stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
@@ -368,13 +371,14 @@ def main() -> None:
         lines = generate(big, int(args.mb * 1e6))
         small_lines = generate(small, int(args.mb * 1e6 / 4))
         print(f"log: {args.mb:.0f} MB, {lines} lines (and {small_lines} lines for the memory check)")
-        ours, f2b, drain = [], [], []
+        ours, pure, f2b, drain = [], [], [], []
         rss = []
         small_rss = run_local(small)["rss_mb"]   # before the loops below grow this process
         for _ in range(args.runs):
             res = run_local(big)
             ours.append(lines / res["cpu"])
             rss.append(res["rss_mb"])
+            pure.append(lines / run_local(big, source=True)["cpu"])
             cpu, n, bans = run_fail2ban(big)
             f2b.append(n / cpu)
             dcpu, dn = run_drain(big, args.drain_lines)
@@ -385,6 +389,7 @@ def main() -> None:
                     f"(range {min(values):,.0f}-{max(values):,.0f}, {len(values)} runs)")
 
         print(f"secops anomaly detect --local (all rules, CPU): {fmt(ours)}; alerts {res['alerts']:.0f}")
+        print(f"  the same, engine as Python source (SECOPS_PURE_PYTHON=1): {fmt(pure)}")
         print(f"fail2ban-style regex loop (sshd failregex only): {fmt(f2b)}; bans {bans}")
         print(f"Drain3 add_log_message ({args.drain_lines} lines): {fmt(drain)}")
         print(f"peak RSS of the local command: {statistics.median(rss):.0f} MB on {args.mb:.0f} MB, "

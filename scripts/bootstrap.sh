@@ -21,6 +21,12 @@ fi
 APT_PACKAGES+=(chromium chromium-driver)
 # the broker tests run the job queues on RabbitMQ too (scripts/services.sh starts it)
 APT_PACKAGES+=(rabbitmq-server)
+# a C compiler and the Python headers build the anomaly engine's compiled modules (setup.py)
+APT_PACKAGES+=(gcc)
+if ! "$PY" -c 'import os, sysconfig, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    APT_PACKAGES+=(python3-dev)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
