@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import configure_mappers
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -116,7 +117,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def _open_pool(_: FastAPI) -> AsyncIterator[None]:
-    """The database connections are opened before the first request (see warm_pool)."""
+    """The database connections are opened (see warm_pool) and the ORM's mappers
+    configured before the first request, which would otherwise wait for them."""
+    await run_in_threadpool(configure_mappers)
     await run_in_threadpool(warm_pool)
     yield
 

@@ -206,8 +206,18 @@ def warm_pool(url: str | None = None) -> int:
     return opened
 
 
+def reset_pools_after_fork() -> None:
+    """In a forked child: give this process's engines new, empty pools (the pooled
+    connections belong to the parent), keeping the engines themselves, so that what the
+    parent prepared before the fork (the dialect's first-connection set-up, the compiled
+    statements) serves the child too. The parent closes its connections before it forks
+    (SQLite's must never cross a fork); the child leaves any it finds to the parent."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
 def dispose_engines() -> None:
-    """Drop pooled connections (after fork, and in tests between databases)."""
+    """Drop pooled connections and forget the engines (in tests between databases)."""
     for engine in _engines.values():
         engine.dispose(close=False)
     _engines.clear()
