@@ -230,8 +230,11 @@ def job_task(kind: str, on_failure: FailureHook | None = None) -> Callable[[Hand
 
     def decorator(handler: Handler) -> Task:
         @app.task(name=kind, bind=True)
-        def task(self: Task, job_id: str) -> dict[str, Any] | None:
-            return run_job(self, job_id, handler, on_failure)
+        def task(self: Task, job_id: str) -> None:
+            # The outcome is the job's row. Celery would otherwise carry the result to
+            # the worker's main process, render it for its log line, and (with events
+            # on) hand it to monitors, findings included.
+            run_job(self, job_id, handler, on_failure)
 
         task.__doc__ = handler.__doc__
         return task  # type: ignore[no-any-return]

@@ -95,7 +95,8 @@ def test_a_handler_that_wrote_nothing_has_its_job_completed_alone(platform_env):
 
     job_id = queued_job(message="alone")
     with traced() as trace:
-        ping.apply(args=[job_id])
+        outcome = ping.apply(args=[job_id])
+    assert outcome.successful() and outcome.result is None  # the row holds the result
     job = columns(job_id)
     assert (job["status"], job["attempts"], job["error"]) == ("succeeded", 1, None)
     assert job["result"] == {"echo": {"message": "alone", "sleep": 0.0, "fail": False}}
