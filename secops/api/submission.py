@@ -194,6 +194,7 @@ class _Submit:
     reservation: int | None  # the idempotency record that names the job once committed
     job: Job | None = None
     error: BaseException | None = None
+    taken: bool = False  # in a group being written or published
     done: bool = False
 
 
@@ -202,7 +203,8 @@ class GroupCommit:
 
     No thread of its own: the first caller that finds no write under way becomes the
     writer for everything queued (at most ``limit`` submits), the others wait on the
-    condition until their submit is done or it is their turn to write."""
+    condition until their submit is done or it is their turn to write. Once a group is
+    committed the next one may be written while the first is being published."""
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
@@ -215,7 +217,7 @@ class GroupCommit:
         written, committed and published, or its own error raised."""
         with self._changed:
             self._queue.append(submit)
-            while self._writing and not submit.done:
+            while (self._writing or submit.taken) and not submit.done:
                 self._changed.wait()
             batch: list[_Submit] = []
             if not submit.done:   # this thread writes: its own submit, then the oldest
@@ -223,15 +225,22 @@ class GroupCommit:
                 self._queue.remove(submit)
                 others, self._queue = self._queue[:self.limit - 1], self._queue[self.limit - 1:]
                 batch = [submit, *others]
+                for taken in batch:
+                    taken.taken = True
         if batch:
             try:
-                _write(batch)
+                try:
+                    _write(batch)
+                finally:
+                    # the next group may be written while this one is published
+                    with self._changed:
+                        self._writing = False
+                        self._changed.notify_all()
                 _publish(batch)
             finally:
                 with self._changed:
                     for waiting in batch:
                         waiting.done = True
-                    self._writing = False
                     self._changed.notify_all()
         if submit.error is not None:
             raise submit.error
