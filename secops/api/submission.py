@@ -237,6 +237,13 @@ class GroupCommit:
                         self._writing = False
                         self._changed.notify_all()
                 _publish(batch)
+            except BaseException as exc:
+                # the writer's thread raises it; no submit answers with a job that was not
+                # published (a committed one is published again by the reaper)
+                for waiting in batch:
+                    if waiting.error is None:
+                        waiting.job, waiting.error = None, _unavailable(exc)
+                raise
             finally:
                 with self._changed:
                     for waiting in batch:
