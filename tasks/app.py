@@ -14,7 +14,7 @@ from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init
 
 from secops.config import OPTIONAL_KEYS, WORKER_SECRETS, get_settings
-from secops.db.session import dispose_engines
+from secops.db.session import reset_pools_after_fork
 from secops.errors import ConfigurationError
 from secops.logs import configure_logging
 from tasks.routing import celery_config
@@ -57,10 +57,20 @@ def _declare_dead_letters(**_: Any) -> None:
                                                    exc_info=True)
 
 
+@worker_init.connect
+def _warm_up_before_fork(**_: Any) -> None:
+    """The main process prepares what every pool process needs before its first job
+    (see tasks.base.warm_up)."""
+    from tasks.base import warm_up
+
+    warm_up()
+
+
 @worker_process_init.connect
-def _fresh_engine_per_child(**_: Any) -> None:
-    """Pooled connections must not cross a fork: each child opens its own."""
-    dispose_engines()
+def _fresh_pool_per_child(**_: Any) -> None:
+    """Pooled connections must not cross a fork: each child opens its own, with the
+    engines (dialect, compiled statements) its parent prepared."""
+    reset_pools_after_fork()
 
 
 @worker_process_init.connect

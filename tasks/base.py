@@ -19,7 +19,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from secops.config import get_settings
 from secops.db.base import utcnow
@@ -118,12 +118,21 @@ def run_job(task: Task, job_id: str, handler: Handler,
     try:
         # The claimed row (detached, params loaded) is the handler's input; the session opens
         # no transaction (SQLite: no write lock) until the handler itself touches the database.
-        # The handler's outcome and the job's completion commit together; what must
-        # follow the commit (publishing alert deliveries, dropping submitted text) runs after.
+        # The handler's outcome and the job's completion commit together; when the handler
+        # never touched its session, the completion is committed alone (one statement on
+        # PostgreSQL). What must follow the commit (publishing alert deliveries, dropping
+        # submitted text) runs after.
         with session_scope() as session:
             result = handler(session, job)
-            finished = job_service.complete_job(session=session, job_id=job_id, result=result)
+            together = session.in_transaction()
+            if together:
+                finished = job_service.complete_job(session=session, job_id=job_id,
+                                                    result=result)
             followers = session.info.pop(AFTER_COMMIT, [])
+        if not together:
+            with get_engine().connect() as connection:
+                finished = job_service.complete_committed(connection=connection, job_id=job_id,
+                                                          result=result)
         for follow in followers:
             follow()
         log.info("job succeeded" if finished else "job finished after cancel",
@@ -146,6 +155,31 @@ def run_job(task: Task, job_id: str, handler: Handler,
         _safely(job_service.fail_job, job_id=job_id, error=public_error(exc))
         _after_failure(on_failure, job_id)
         return None
+
+
+# A job id no job has (job ids are random UUIDs, version 4): the warm-up's statements
+# match no row.
+_NO_JOB = "00000000-0000-0000-0000-000000000000"
+
+
+def warm_up() -> None:
+    """What each pool process would otherwise do on its first job, done once by the
+    worker's main process before it forks them (they inherit it): configure the ORM's
+    mappers, set the database dialect up on a first connection, and compile the claim
+    and the completion by running them on a job id no job has (they change nothing).
+    The connection is closed before the fork. A database that cannot be reached is
+    only logged: each job connects on its own (and retries)."""
+    configure_mappers()
+    engine = get_engine()
+    try:
+        with engine.connect() as connection:
+            job_service.claim_queued(connection=connection, job_id=_NO_JOB, time_limit=1,
+                                     max_attempts=1)
+            job_service.complete_committed(connection=connection, job_id=_NO_JOB, result={})
+    except Exception:  # noqa: BLE001 - a warm-up: the first job connects again
+        log.warning("could not prepare the database before starting the pool", exc_info=True)
+    finally:
+        engine.dispose()
 
 
 def _come_back_after_lease(task: Task, job: Job) -> None:
@@ -196,8 +230,11 @@ def job_task(kind: str, on_failure: FailureHook | None = None) -> Callable[[Hand
 
     def decorator(handler: Handler) -> Task:
         @app.task(name=kind, bind=True)
-        def task(self: Task, job_id: str) -> dict[str, Any] | None:
-            return run_job(self, job_id, handler, on_failure)
+        def task(self: Task, job_id: str) -> None:
+            # The outcome is the job's row. Celery would otherwise carry the result to
+            # the worker's main process, render it for its log line, and (with events
+            # on) hand it to monitors, findings included.
+            run_job(self, job_id, handler, on_failure)
 
         task.__doc__ = handler.__doc__
         return task  # type: ignore[no-any-return]

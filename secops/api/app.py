@@ -16,12 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import configure_mappers
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from secops import __version__
 from secops.api import console
+from secops.api.deps import prepare_authentication
 from secops.api.middleware import EdgeMiddleware
 from secops.api.openapi import problem_openapi
 from secops.api.problems import problem, status_for
@@ -49,6 +51,7 @@ from secops.services.ratelimit import RateLimited
 from secops.services.storage import get_store
 
 log = logging.getLogger("secops.api")
+NO_JOB = "00000000-0000-0000-0000-000000000000"  # a job id no job has (they are random)
 PROBLEM = "application/problem+json"
 
 
@@ -116,9 +119,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def _open_pool(_: FastAPI) -> AsyncIterator[None]:
-    """The database connections are opened before the first request (see warm_pool)."""
-    await run_in_threadpool(warm_pool)
+    """Before the first request, which would otherwise wait for them: the ORM's mappers
+    are configured, the database connections opened (see warm_pool) and the statements
+    of the commonest requests (the key look-up, the job read) compiled."""
+    await run_in_threadpool(configure_mappers)
+    if await run_in_threadpool(warm_pool):
+        await run_in_threadpool(_prepare_statements)
     yield
+
+
+def _prepare_statements() -> None:
+    """Run the key look-up and the job read on values nothing has (they find nothing);
+    a database that fails here is logged, the requests report it."""
+    try:
+        prepare_authentication()
+        jobs.read_job(NO_JOB)
+    except SQLAlchemyError:
+        log.warning("could not prepare the database statements", exc_info=True)
 
 
 def create_app() -> FastAPI:

@@ -8,8 +8,9 @@ Single-job submits (:func:`submit_one`) that arrive together in one API process 
 committed together (group commit): the first to find no write under way writes every
 submit waiting at that moment in one transaction (their job rows, then their audit
 entries under one lock of the chain's head) and commits once; the others wait for that
-commit, and the next write takes those that arrived meanwhile. Each request answers
-only after its own row and audit entry are committed, then publishes its own message.
+commit, and the next write takes those that arrived meanwhile. Right after the commit
+the writer publishes the group's messages (one broker round trip), and each request
+answers once its own row and audit entry are committed and its message published.
 A submit that fails its checks fails alone; when the transaction itself fails, each of
 its submits is written again in a transaction of its own, so one submit's error is
 never another's. Several API processes each take the head's lock once per write.
@@ -171,18 +172,11 @@ def submit_one(
                           request.reservation.record_id
                           if request is not None and request.reservation else None)
         try:
-            job = _group_commit().write(pending)
+            return _group_commit().write(pending)  # committed and published
         except BaseException:
             if request is not None:
                 request.forget()
             raise
-        try:
-            enqueue_or_fail([(job.id, job.kind)])
-        except Unavailable:
-            if request is not None:
-                request.forget()
-            raise
-        return job
     finally:
         if session is not None:
             session.close()
@@ -200,6 +194,7 @@ class _Submit:
     reservation: int | None  # the idempotency record that names the job once committed
     job: Job | None = None
     error: BaseException | None = None
+    taken: bool = False  # in a group being written or published
     done: bool = False
 
 
@@ -208,7 +203,8 @@ class GroupCommit:
 
     No thread of its own: the first caller that finds no write under way becomes the
     writer for everything queued (at most ``limit`` submits), the others wait on the
-    condition until their submit is done or it is their turn to write."""
+    condition until their submit is done or it is their turn to write. Once a group is
+    committed the next one may be written while the first is being published."""
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
@@ -217,11 +213,11 @@ class GroupCommit:
         self._writing = False
 
     def write(self, submit: _Submit) -> Job:
-        """Commit ``submit`` (with whatever else is waiting): its job, written and
-        committed, or its own error raised."""
+        """Commit and publish ``submit`` (with whatever else is waiting): its job,
+        written, committed and published, or its own error raised."""
         with self._changed:
             self._queue.append(submit)
-            while self._writing and not submit.done:
+            while (self._writing or submit.taken) and not submit.done:
                 self._changed.wait()
             batch: list[_Submit] = []
             if not submit.done:   # this thread writes: its own submit, then the oldest
@@ -229,12 +225,29 @@ class GroupCommit:
                 self._queue.remove(submit)
                 others, self._queue = self._queue[:self.limit - 1], self._queue[self.limit - 1:]
                 batch = [submit, *others]
+                for taken in batch:
+                    taken.taken = True
         if batch:
             try:
-                _write(batch)
+                try:
+                    _write(batch)
+                finally:
+                    # the next group may be written while this one is published
+                    with self._changed:
+                        self._writing = False
+                        self._changed.notify_all()
+                _publish(batch)
+            except BaseException as exc:
+                # the writer's thread raises it; no submit answers with a job that was not
+                # published (a committed one is published again by the reaper)
+                for waiting in batch:
+                    if waiting.error is None:
+                        waiting.job, waiting.error = None, _unavailable(exc)
+                raise
             finally:
                 with self._changed:
-                    self._writing = False
+                    for waiting in batch:
+                        waiting.done = True
                     self._changed.notify_all()
         if submit.error is not None:
             raise submit.error
@@ -310,7 +323,28 @@ def _write(batch: list[_Submit]) -> None:
         for submit in batch:
             if submit.error is not None:
                 submit.job = None
-            submit.done = True
+
+
+def _publish(batch: list[_Submit]) -> None:
+    """Publish the messages of the submits of ``batch`` that were committed, at once.
+    When the broker is down they are failed (never left queued with no message) and
+    each of those submits gets Unavailable (a 503 to retry); any other error is each
+    one's own."""
+    written = [(submit, submit.job) for submit in batch
+               if submit.job is not None and submit.error is None]
+    try:
+        enqueue_or_fail([(job.id, job.kind) for _, job in written])
+    except Unavailable as exc:
+        for submit, _ in written:
+            submit.job, submit.error = None, Unavailable(exc.message)
+            submit.error.__cause__ = exc.__cause__
+    except Exception as exc:
+        for submit, _ in written:
+            submit.job, submit.error = None, exc
+    except BaseException as exc:
+        for submit, _ in written:
+            submit.job, submit.error = None, _unavailable(exc)
+        raise
 
 
 def _unavailable(cause: BaseException | None) -> DatabaseUnavailable:

@@ -40,11 +40,12 @@ _factories: dict[tuple[str, bool], sessionmaker[Session]] = {}
 
 def get_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
     url = url or get_settings().resolved_database_url
-    if read_only and make_url(url).get_backend_name() != "sqlite":
-        read_only = False  # one engine: only SQLite needs a reader of its own
     engine = _engines.get((url, read_only))
     if engine is None:
-        engine = _build_engine(url, read_only)
+        if read_only and make_url(url).get_backend_name() != "sqlite":
+            engine = get_engine(url)  # one engine: only SQLite needs a reader of its own
+        else:
+            engine = _build_engine(url, read_only)
         _engines[(url, read_only)] = engine
     return engine
 
@@ -206,8 +207,18 @@ def warm_pool(url: str | None = None) -> int:
     return opened
 
 
+def reset_pools_after_fork() -> None:
+    """In a forked child: give this process's engines new, empty pools (the pooled
+    connections belong to the parent), keeping the engines themselves, so that what the
+    parent prepared before the fork (the dialect's first-connection set-up, the compiled
+    statements) serves the child too. The parent closes its connections before it forks
+    (SQLite's must never cross a fork); the child leaves any it finds to the parent."""
+    for engine in {id(e): e for e in _engines.values()}.values():
+        engine.dispose(close=False)
+
+
 def dispose_engines() -> None:
-    """Drop pooled connections (after fork, and in tests between databases)."""
+    """Drop pooled connections and forget the engines (in tests between databases)."""
     for engine in _engines.values():
         engine.dispose(close=False)
     _engines.clear()

@@ -243,8 +243,7 @@ def claim_queued(
     values = {"b_id": job_id, "b_max_attempts": max_attempts, "b_now": now,
               "b_lease": now + timedelta(seconds=time_limit + grace)}
     if connection.dialect.name == "postgresql":
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        row = connection.execute(_CLAIM_QUEUED_PG, values).first()
+        row = _autocommit(connection).execute(_CLAIM_QUEUED_PG, values).first()
     else:
         with connection.begin():
             row = connection.execute(_CLAIM_QUEUED, values).first()
@@ -305,6 +304,27 @@ def claim_job(
 def complete_job(*, session: Session, job_id: str, result: dict[str, Any]) -> bool:
     """Record success; False if the job was cancelled or taken over meanwhile."""
     return _finish(session, job_id, JobStatus.succeeded, result=result)
+
+
+def complete_committed(*, connection: Connection, job_id: str, result: dict[str, Any]) -> bool:
+    """:func:`complete_job` on a connection of its own, committed at once: for a handler
+    that wrote nothing, so that the job's row is all its outcome. On PostgreSQL it is one
+    statement in autocommit (one round trip instead of BEGIN, UPDATE and COMMIT; its
+    commit waits for the WAL flush like any other), on SQLite one write transaction."""
+    values = {"b_id": job_id, "b_status": JobStatus.succeeded.value, "b_result": result,
+              "b_error": None, "b_now": utcnow()}
+    if connection.dialect.name == "postgresql":
+        return bool(_autocommit(connection).execute(_FINISH, values).rowcount)
+    with connection.begin():
+        return bool(connection.execute(_FINISH, values).rowcount)
+
+
+def _autocommit(connection: Connection) -> Connection:
+    """``connection`` in autocommit (each statement commits as it ends), as it may
+    already be: its isolation level can only change outside a transaction."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+    return connection
 
 
 def fail_job(*, session: Session, job_id: str, error: str) -> bool:

@@ -384,3 +384,30 @@ def test_a_writer_always_writes_its_own_submit(platform_env):
     jobs, entries = jobs_and_entries()
     assert set(jobs) == set(entries) == {first.id, *(o.id for o in outcomes)}
     assert chain_verifies().ok
+
+
+def test_each_submit_returns_only_once_its_message_is_published(platform_env):
+    """The writer publishes the whole group's messages right after its commit: every
+    submit of the group, its own and the waiting ones, returns with its message on the
+    queue already (what the worker receives is what the requests answered)."""
+    from secops.api.submission import GroupCommit
+
+    group = GroupCommit()
+    seen: dict[str, list[str]] = {}
+
+    def write_and_look(submit: Any) -> Job:
+        job = group.write(submit)
+        seen[job.id] = published_ids(platform_env)   # as the request answers
+        return job
+
+    first = write_and_look(_batch(1)[0])
+    assert seen[first.id] == [first.id]
+    outcomes = together([(lambda s=s: write_and_look(s)) for s in _batch(N)])
+    ids = [o.id for o in outcomes]
+    assert len(set(ids)) == N and all(isinstance(o, Job) for o in outcomes)
+    for job_id in ids:
+        assert job_id in seen[job_id]
+    assert sorted(published_ids(platform_env)) == sorted([first.id, *ids])
+    if platform_env["SECOPS_DATABASE_URL"].startswith("postgresql"):
+        jobs, _ = jobs_and_entries()
+        assert len({jobs[i] for i in ids}) < len(ids)  # written together

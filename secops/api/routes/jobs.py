@@ -107,17 +107,22 @@ async def get_job(job_id: str, authorise: ReadsJobsInRoute) -> Response:
     # its JSON.
     def work() -> Response:
         principal = authorise()
-        # A plain connection of the read engine, no session: one statement, one snapshot.
-        with get_engine(read_only=True).connect() as connection:
-            if connection.dialect.name == "postgresql":
-                connection = connection.execution_options(**_ONE_READ)
-            row = connection.execute(_READ_JOB, {"b_id": job_id}).first()
+        row = read_job(job_id)
         if row is None:
             raise NotFound("job not found")
         visible(row, principal, "job")
         return _job_json(row)
 
     return await in_thread(work)
+
+
+def read_job(job_id: str) -> Row[Any] | None:
+    """The JobRead columns of job ``job_id``, or None: on a plain connection of the read
+    engine, no session (one statement, one snapshot)."""
+    with get_engine(read_only=True).connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(**_ONE_READ)
+        return connection.execute(_READ_JOB, {"b_id": job_id}).first()
 
 
 def _job_json(job: Job | Row[Any], status: int = 200) -> Response:
