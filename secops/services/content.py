@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import event, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from secops.services.storage import BlobStore, StagedBlob
 
@@ -75,11 +75,12 @@ def hold(session: Session, store: BlobStore, staged: list[StagedBlob]) -> list[s
     return store.restore(kept)
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _release_kept(session: Session) -> None:
-    for store, kept in session.info.pop(_KEPT, ()):
-        store.release(kept)
+@event.listens_for(Session, "after_transaction_end")
+def _release_kept(session: Session, transaction: SessionTransaction) -> None:
+    """The kept copies go when the transaction ends (commit, rollback or close)."""
+    if transaction.parent is None:
+        for store, kept in session.info.pop(_KEPT, ()):
+            store.release(kept)
 
 
 def remove(session: Session, store: BlobStore, sha256s: list[str],

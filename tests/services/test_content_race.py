@@ -242,3 +242,21 @@ def test_without_a_race_retention_removes_old_unnamed_content_and_holds_protect(
         assert retention.still_needed(s, [held, staged.sha256, gone]) == {held, staged.sha256}
     assert retention.remove_files(store=store, sha256s=[held, staged.sha256]) == 0
     assert store.read(held) and store.read(staged.sha256)
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback", "close"])
+def test_the_kept_copy_goes_when_the_transaction_ends(end):
+    """However the upload's transaction ends, its copy of content already stored is
+    given up (a spare staging file, unlocked), and the stored file stays."""
+    data = b"stored before, uploaded again"
+    sha = _old_file(data)
+    store = _store()
+    staged = store.stage_bytes(data, "again.bin")
+    session = get_sessionmaker()()
+    _upload_scan(session, store, staged)
+    assert staged.kept and staged.temp_path is not None and not staged._handle.closed
+    getattr(session, end)()
+    session.close()
+    assert not staged.kept and staged.temp_path is None and staged._handle.closed
+    assert [p.name for p in (store.root / "tmp").iterdir()] == [p.name for p in store._spares]
+    assert store.read(sha) == data
