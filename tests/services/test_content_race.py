@@ -260,3 +260,21 @@ def test_the_kept_copy_goes_when_the_transaction_ends(end):
     assert not staged.kept and staged.temp_path is None and staged._handle.closed
     assert [p.name for p in (store.root / "tmp").iterdir()] == [p.name for p in store._spares]
     assert store.read(sha) == data
+
+
+def test_the_prune_command_removes_old_unnamed_content_and_keeps_named_content():
+    from click.testing import CliRunner
+
+    from secops.cli.retention import prune
+
+    gone = _old_file(b"old and unnamed, pruned from the command line")
+    held = _old_file(b"old, held, pruned from the command line")
+    with session_scope() as s:
+        retention.place_hold(session=s, sha256=held, reason="case 8", ctx=CTX)
+    out = CliRunner().invoke(prune, [])
+    assert out.exit_code == 0, out.output
+    assert '"files": 1' in out.output
+    store = _store()
+    with pytest.raises(NotFound):
+        store.read(gone)
+    assert store.read(held) == b"old, held, pruned from the command line"
