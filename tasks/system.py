@@ -105,8 +105,6 @@ def prune() -> dict[str, Any]:
         result = retention.prune(session=session, settings=settings)
         audit.record(session=session, ctx=audit.AuditContext(actor="system:retention"),
                      action="retention.prune", target="retention", details=result.as_dict())
-    store = get_store(settings)
-    for sha256 in result.files_to_remove:
-        store.delete(sha256)
+    retention.remove_files(store=get_store(settings), sha256s=result.files_to_remove)
     log.info("retention pruned", extra=result.as_dict())
     return result.as_dict()

@@ -31,9 +31,7 @@ def prune() -> None:
         result = retention_service.prune(session=session, settings=settings)
         audit.record(session=session, ctx=_ctx(), action="retention.prune", target="retention",
                      details=result.as_dict())
-    store = get_store(settings)
-    for sha256 in result.files_to_remove:
-        store.delete(sha256)
+    retention_service.remove_files(store=get_store(settings), sha256s=result.files_to_remove)
     click.echo(json.dumps(result.as_dict(), sort_keys=True))
 
 

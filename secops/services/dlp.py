@@ -30,7 +30,7 @@ from secops.dlp import Classifier, DlpError, DocumentResult, Limits, Policy, red
 from secops.dlp.archives import SafeArchiveWalker
 from secops.dlp.baseline import Suppression, filter_document
 from secops.errors import InvalidInput, NotFound
-from secops.services import monitor
+from secops.services import content, monitor
 from secops.services.jobs import create_job
 from secops.services.quarantine import quarantine_file
 from secops.services.sandbox import LimitExceeded, run_limited
@@ -128,7 +128,8 @@ def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
                   submitted_by: str) -> tuple[DlpScan, tuple[str, str]]:
     """Store the file and add its DLP scan, and a scan record: its job checks the file's
     type and scans it for malware (:mod:`secops.services.dlp_checks`) before classifying."""
-    store.commit(staged)
+    store.commit_all([staged], keep=True)
+    content.hold(session, store, [staged])  # see services.content
     row = session.get(StoredFile, staged.sha256)
     if row is None:
         session.add(StoredFile(sha256=staged.sha256, size=staged.size, state="stored",
@@ -149,7 +150,8 @@ def submit_upload(*, session: Session, store: BlobStore, staged: StagedBlob,
 
 def submit_stored(*, session: Session, sha256: str, filename: str | None,
                   submitted_by: str) -> tuple[DlpScan, tuple[str, str]]:
-    stored = session.get(StoredFile, valid_sha256(sha256))
+    content.lock(session, [valid_sha256(sha256)])  # see services.content
+    stored = session.get(StoredFile, sha256)
     if stored is None or stored.state == "deleted":
         raise NotFound("stored file not found")
     scan = _new_scan(session, source="stored", submitted_by=submitted_by, sha256=sha256,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from secops.db.base import utcnow
 from secops.db.models import StoredFile
 from secops.errors import Conflict, NotFound
-from secops.services import audit
+from secops.services import audit, content
 from secops.services.audit import AuditContext
 from secops.services.storage import BlobStore, valid_sha256
 
@@ -65,9 +65,17 @@ def delete(*, session: Session, sha256: str, ctx: AuditContext) -> StoredFile:
     return row
 
 
-def apply_decision(*, store: BlobStore, row: StoredFile) -> None:
-    """Carry out a committed release or delete on the stored file (both idempotent)."""
+def apply_decision(*, session: Session, store: BlobStore, row: StoredFile) -> None:
+    """Carry out a committed release or delete on the stored file (both idempotent). A
+    delete removes the content under the exclusive content lock, in ``session``'s next
+    transaction (the caller commits it), and only if the row still says ``deleted``: an
+    upload of the same content since stored it again (:mod:`secops.services.content`)."""
     if row.state == "released":
         store.move(row.sha256, to_quarantine=False)
     elif row.state == "deleted":
-        store.delete(row.sha256)
+        content.remove(session, store, [row.sha256], _not_deleted)
+
+
+def _not_deleted(session: Session, sha256s: list[str]) -> set[str]:
+    return set(session.scalars(select(StoredFile.sha256).where(
+        StoredFile.sha256.in_(sha256s), StoredFile.state != "deleted")))

@@ -5,7 +5,9 @@ forever): finished jobs (``SECOPS_RETENTION_JOBS_DAYS``), security events
 (``..._EVENTS_DAYS``), finished file scans with their findings (``..._SCANS_DAYS``),
 finished DLP scans with their findings (``..._DLP_DAYS``), idempotency records
 (``SECOPS_IDEMPOTENCY_TTL_HOURS``) and stored files no scan refers to any more
-(``..._FILES_DAYS``; their encrypted content is removed after the commit).
+(``..._FILES_DAYS``). Their encrypted content is removed after the commit, batch by batch
+(:func:`remove_files`), each under the content lock (:mod:`secops.services.content`)
+and only once no row names it again: content uploaded again meanwhile stays.
 
 Never removed, whatever their age:
 
@@ -38,17 +40,20 @@ from secops.db.models import (
     DlpScan,
     Job,
     LegalHold,
+    PrivacyRequest,
     ScanFinding,
     ScanResult,
     SecurityEvent,
     StoredFile,
 )
+from secops.db.session import session_scope
 from secops.errors import InvalidInput, NotFound
-from secops.services import audit, idempotency
+from secops.services import audit, content, idempotency
 from secops.services.audit import AuditContext
-from secops.services.storage import valid_sha256
+from secops.services.storage import BlobStore, valid_sha256
 
 BATCH = 500  # ids per DELETE ... IN (...)
+FILE_BATCH = 100  # contents removed per transaction (see remove_files)
 EVENT_MARGIN = timedelta(days=1)  # events kept before the oldest open alert
 
 
@@ -157,6 +162,41 @@ def prune(*, session: Session, settings: Settings, now: datetime | None = None) 
         out.files_to_remove = shas
     session.flush()
     return out
+
+
+def still_needed(session: Session, sha256s: list[str]) -> set[str]:
+    """Of contents whose rows retention deleted, those a row names again (run under the
+    exclusive content lock): a stored file's row, a scan, a DLP scan, a privacy bundle
+    or a legal hold. A scan committed by an upload that found the content's row before
+    retention deleted it gets the row back."""
+    states = {sha: state for sha, state in session.execute(
+        select(StoredFile.sha256, StoredFile.state).where(StoredFile.sha256.in_(sha256s)))}
+    rows = {sha for sha, state in states.items() if state != "deleted"}
+    sizes = {sha: size for sha, size in session.execute(
+        select(ScanResult.sha256, ScanResult.size).where(ScanResult.sha256.in_(sha256s)))}
+    named = rows | set(sizes)
+    named |= set(session.scalars(select(DlpScan.sha256).where(DlpScan.sha256.in_(sha256s))))
+    named |= set(session.scalars(select(PrivacyRequest.bundle_sha256).where(
+        PrivacyRequest.bundle_sha256.in_(sha256s))))
+    named |= set(session.scalars(select(LegalHold.sha256).where(
+        LegalHold.sha256.in_(sha256s), LegalHold.released_at.is_(None))))
+    now = utcnow()
+    for sha256 in sorted(set(sizes) - set(states)):
+        session.add(StoredFile(sha256=sha256, size=sizes[sha256], state="stored",
+                               created_at=now, updated_at=now))
+    return named
+
+
+def remove_files(*, store: BlobStore, sha256s: list[str]) -> int:
+    """Remove the content of the files a committed :func:`prune` deleted, in
+    transactions of ``FILE_BATCH`` contents under the exclusive content lock, keeping
+    what a row names again (:func:`still_needed`). Returns how many were removed."""
+    removed = 0
+    for i in range(0, len(sha256s), FILE_BATCH):
+        with session_scope() as session:
+            removed += len(content.remove(session, store, sha256s[i : i + FILE_BATCH],
+                                          still_needed))
+    return removed
 
 
 # -- legal holds -------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from secops.dlp import DocumentResult
 from secops.dlp.baseline import Suppression, filter_scan
 from secops.errors import NotFound
 from secops.scanning import FileResult, Scanner, Verdict
+from secops.services import content, monitor, suppressions
 from secops.services import dlp as dlp_service
-from secops.services import monitor, suppressions
 from secops.services.quarantine import quarantine_file
 from secops.services.scans import (
     complete_from_cache,
@@ -115,6 +115,7 @@ def _summary(scan: ScanResult | ScanView, quarantined: bool = False,
 def _stored_scan(session: Session, job: Job, sha256: str, ruleset_version: str) -> ScanResult:
     """The scan record of a job that names a stored file (made on the first delivery)."""
     params = job.params
+    content.lock(session, [sha256])  # the file stays while the scan is committed: services.content
     stored = session.get(StoredFile, sha256)
     if stored is None or stored.state == "deleted":
         raise NotFound("stored file not found")

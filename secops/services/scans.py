@@ -27,7 +27,7 @@ from secops.db.models import Job, ScanFinding, ScanResult, StoredFile
 from secops.db.session import insert_skipping_existing
 from secops.errors import NotFound
 from secops.scanning import FileResult, ScanConfig, Scanner, Verdict
-from secops.services import audit, monitor, suppressions
+from secops.services import audit, content, monitor, suppressions
 from secops.services.audit import AuditContext
 from secops.services.jobs import create_job
 from secops.services.quarantine import quarantine_file
@@ -232,7 +232,10 @@ def submit_uploads(
     job_max_bytes: int,
 ) -> Submission:
     """Store finished uploads and add their scan records and jobs (cached ones complete)."""
-    store.commit_all(staged)  # durable, atomic; identical content already stored is kept
+    # Durable and atomic; for content already stored, a copy is kept until the commit,
+    # in case retention removes it meanwhile (see services.content).
+    store.commit_all(staged, keep=True)
+    content.hold(session, store, staged)
     out = Submission()
     cache = {} if rescan else newest_cached(session=session, sha256s=[b.sha256 for b in staged],
                                             ruleset_version=ruleset_version)

@@ -148,6 +148,7 @@ class StagedBlob:
     size: int = 0
     sha256: str = ""
     finished: bool = False
+    kept: bool = False  # a copy of content already stored, kept (see BlobStore.commit_all)
 
     def __post_init__(self) -> None:
         self._emit(MAGIC + self._nonce)
@@ -328,11 +329,15 @@ class BlobStore:
         return self.commit_all([staged], quarantined=quarantined)[0]
 
     @_writes
-    def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False) -> list[str]:
+    def commit_all(self, staged: list[StagedBlob], *, quarantined: bool = False,
+                   keep: bool = False) -> list[str]:
         """Move finished staged files into place: flushed to disk, then renamed
         atomically, then their directories flushed, so a file is durably in place before
         the caller commits a database row naming it. A content already stored (in either
-        area) keeps its copy and the staged one is dropped.
+        area) keeps its copy and the staged one is dropped, or with ``keep`` kept
+        (``kept``) until :meth:`release`: the caller that commits rows naming the content
+        puts it back with :meth:`restore` if it is removed meanwhile (see
+        :mod:`secops.services.content`).
 
         The flushes of a request's files run concurrently: the filesystem journal then
         commits them together instead of one disk round trip per file.
@@ -349,7 +354,10 @@ class BlobStore:
         directories: set[str] = set()
         for blob in staged:
             if new.get(blob.sha256) is not blob:
-                self._recycle(blob)
+                if keep:
+                    blob.kept = True
+                else:
+                    self._recycle(blob)
                 placed.append(stored[blob.sha256] or self._path(
                     "quarantine" if quarantined else "blobs", blob.sha256))
                 continue
@@ -361,6 +369,37 @@ class BlobStore:
             placed.append(target)
         _concurrently(fsync_directory, sorted(directories))
         return placed
+
+    @_writes
+    def restore(self, staged: list[StagedBlob]) -> list[str]:
+        """Put back, from its kept copy (see :meth:`commit_all`), each content of
+        ``staged`` that is no longer stored, durably as :meth:`commit_all` does; returns
+        their SHA-256s. Only a stat per content when all are in place."""
+        missing: dict[str, StagedBlob] = {}
+        for blob in staged:
+            if blob.kept and blob.sha256 not in missing and self._existing(blob.sha256) is None:
+                missing[blob.sha256] = blob
+        if not missing:
+            return []
+        _concurrently(StagedBlob.sync, list(missing.values()))
+        directories: set[str] = set()
+        for blob in missing.values():
+            target = self._path("blobs", blob.sha256)
+            directories.update(self._make_parents(target))
+            assert blob.temp_path is not None  # sync() wrote it
+            os.replace(blob.temp_path, target)
+            blob.close()
+            blob.kept = False  # in place now: nothing to release
+        _concurrently(fsync_directory, sorted(directories))
+        return list(missing)
+
+    def release(self, staged: list[StagedBlob]) -> None:
+        """Drop the copies :meth:`commit_all` kept (once the rows naming them are
+        committed or rolled back); the staging files become spares."""
+        for blob in staged:
+            if blob.kept:
+                blob.kept = False
+                self._recycle(blob)
 
     def _existing(self, sha256: str, areas: tuple[str, ...] = AREAS) -> str | None:
         """The stored file's path in the first of ``areas`` that holds it, in either
@@ -379,6 +418,7 @@ class BlobStore:
             return
         blob.close()
         self._spares.append(blob.temp_path)
+        blob.temp_path = None  # a spare now: a later discard() must not remove it
 
     def _make_parents(self, target: str) -> list[str]:
         """The directories whose entries change when ``target`` is placed (and must be
@@ -439,15 +479,26 @@ class BlobStore:
         _concurrently(fsync_directory, [*directories, os.path.dirname(source)])
 
     def delete(self, sha256: str) -> bool:
-        found = False
-        valid_sha256(sha256)
-        while (path := self._existing(sha256)) is not None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue  # moved to the flat layout meanwhile: look again
-            fsync_directory(os.path.dirname(path))
-            found = True
+        return bool(self.delete_many([sha256]))
+
+    def delete_many(self, sha256s: Sequence[str]) -> list[str]:
+        """Remove these contents (from either area and layout), then flush the emptied
+        directories together; returns those that were stored. Only for a caller that
+        holds the content lock and has seen no row naming them (see
+        :mod:`secops.services.content`)."""
+        found: list[str] = []
+        directories: set[str] = set()
+        for sha256 in sha256s:
+            valid_sha256(sha256)
+            while (path := self._existing(sha256)) is not None:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue  # moved to the flat layout meanwhile: look again
+                directories.add(os.path.dirname(path))
+                if not found or found[-1] != sha256:
+                    found.append(sha256)
+        _concurrently(fsync_directory, sorted(directories))
         return found
 
     def migrate_layout(self) -> int:

@@ -108,7 +108,7 @@ def test_a_dlp_upload_stores_again_what_an_admin_deleted(sqlite_env):
     with session_scope() as session:
         row = quarantine.delete(session=session, sha256=sha, ctx=CTX)
         session.flush()
-        quarantine.apply_decision(store=get_store(settings), row=row)
+        quarantine.apply_decision(session=session, store=get_store(settings), row=row)
     client = TestClient(create_app(), raise_server_exceptions=False)
     analyst = make_key("analyst")
     resp = client.post("/v1/dlp/scans", headers=auth(analyst),

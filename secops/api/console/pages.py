@@ -168,7 +168,8 @@ async def quarantine_decision(sha256: str, decision: str, console: Console = Dep
         raise InvalidInput("unknown decision or file")
     row = decide(session=console.db, sha256=sha256.lower(), ctx=console.audit())
     console.db.commit()
-    quarantine_service.apply_decision(store=get_store(get_settings()), row=row)
+    quarantine_service.apply_decision(session=console.db, store=get_store(get_settings()), row=row)
+    console.db.commit()
     return console.redirect("/console/scans")
 
 

@@ -178,7 +178,8 @@ def _decide(decide: Callable[..., StoredFile], sha256: str, request: Request,
     """Record an admin's decision (audited), commit it, then carry it out on the file."""
     row = decide(session=session, sha256=sha256, ctx=audit_context(request, principal.actor))
     session.commit()
-    quarantine.apply_decision(store=get_store(get_settings()), row=row)
+    quarantine.apply_decision(session=session, store=get_store(get_settings()), row=row)
+    session.commit()
     return row
 
 
