@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, TypeVar
 
+from secops.db.base import utcnow
+from secops.db.models import StoredFile
 from secops.db.session import session_scope
 from secops.services import keys as key_service
 
@@ -38,3 +41,15 @@ def stored(model: type[Row], key: Any) -> Row:
         assert row is not None, (model, key)
         s.expunge(row)
         return row
+
+
+def stored_file(store: Any, data: bytes, *, state: str = "stored",
+                age: timedelta = timedelta(days=400)) -> str:
+    """Content placed in ``store`` with its StoredFile row, last changed ``age`` ago."""
+    staged = store.stage_bytes(data, "f.bin")
+    store.commit(staged, quarantined=state == "quarantined")
+    when = utcnow() - age
+    with session_scope() as s:
+        s.add(StoredFile(sha256=staged.sha256, size=len(data), state=state, created_at=when,
+                         updated_at=when, quarantined_at=when if state == "quarantined" else None))
+    return str(staged.sha256)

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import select
 
 from secops.config import get_settings
-from secops.db.base import utcnow
 from secops.db.models import DlpScan, ScanResult, StoredFile
 from secops.db.session import get_sessionmaker, session_scope
 from secops.errors import NotFound
 from secops.services import dlp, quarantine, retention, scans
 from secops.services.audit import AuditContext
 from secops.services.storage import BlobStore, StagedBlob, storage_key
+from tests.factories import stored_file
 
 OLD = timedelta(days=400)
 CTX = AuditContext(actor="key:test")
@@ -56,14 +56,7 @@ def _store(cls: type[BlobStore] = BlobStore) -> Any:
 
 
 def _old_file(data: bytes, state: str = "stored") -> str:
-    store = _store()
-    staged = store.stage_bytes(data, "f.bin")
-    store.commit(staged, quarantined=state == "quarantined")
-    when = utcnow() - OLD
-    with session_scope() as s:
-        s.add(StoredFile(sha256=staged.sha256, size=len(data), state=state, created_at=when,
-                         updated_at=when, quarantined_at=when if state == "quarantined" else None))
-    return staged.sha256
+    return stored_file(_store(), data, state=state, age=OLD)
 
 
 def _upload_scan(session, store: BlobStore, staged: StagedBlob) -> None:
@@ -120,6 +113,16 @@ def _every_named_content_is_readable() -> set[str]:
     return named
 
 
+def _ended_with_the_content_kept(thread: threading.Thread, errors: list[Any], sha: str) -> None:
+    """The other side finished without error; every content a row names is readable and
+    ``sha``'s row says it is stored."""
+    thread.join(WAIT)
+    assert not thread.is_alive() and errors == []
+    assert _every_named_content_is_readable() == {sha}
+    with session_scope() as s:
+        assert s.get(StoredFile, sha).state == "stored"
+
+
 @pytest.mark.parametrize("submit", [_upload_scan, _upload_dlp], ids=["scan", "dlp"])
 def test_an_upload_placed_before_retention_removes_the_file_puts_it_back(submit):
     """Retention deletes the old row and removes the file after the upload found the
@@ -136,12 +139,8 @@ def test_an_upload_placed_before_retention_removes_the_file_puts_it_back(submit)
     with pytest.raises(NotFound):
         store.read(sha)
     store.go.set()
-    thread.join(WAIT)
-    assert not thread.is_alive() and errors == []
-    assert _every_named_content_is_readable() == {sha}
+    _ended_with_the_content_kept(thread, errors, sha)
     assert store.read(sha) == data
-    with session_scope() as s:
-        assert s.get(StoredFile, sha).state == "stored"
     assert list((store.root / "tmp").iterdir()) == []  # the kept copy went into place
 
 
@@ -165,11 +164,7 @@ def test_retention_waits_for_an_upload_holding_the_content_and_then_keeps_it():
         session.commit()
     finally:
         session.close()
-    remover.join(WAIT)
-    assert not remover.is_alive() and errors == []
-    assert _every_named_content_is_readable() == {sha}
-    with session_scope() as s:
-        assert s.get(StoredFile, sha).state == "stored"
+    _ended_with_the_content_kept(remover, errors, sha)
 
 
 def test_an_upload_that_found_the_row_before_retention_deleted_it_keeps_both():
@@ -230,11 +225,7 @@ def test_an_upload_of_content_an_admin_deletes_meanwhile_keeps_it():
     with pytest.raises(NotFound):
         store.read(sha)
     store.go.set()
-    thread.join(WAIT)
-    assert not thread.is_alive() and errors == []
-    assert _every_named_content_is_readable() == {sha}
-    with session_scope() as s:
-        assert s.get(StoredFile, sha).state == "stored"
+    _ended_with_the_content_kept(thread, errors, sha)
 
 
 def test_without_a_race_retention_removes_old_unnamed_content_and_holds_protect():

@@ -28,19 +28,10 @@ from secops.errors import InvalidInput, NotFound
 from secops.services import retention
 from secops.services.audit import AuditContext
 from secops.services.storage import get_store
+from tests.factories import stored_file
 
 OLD = timedelta(days=400)
 CTX = AuditContext(actor="key:test")
-
-
-def _file(store, data: bytes, state: str = "stored", age: timedelta = OLD) -> str:
-    staged = store.stage_bytes(data, "f.bin")
-    store.commit(staged, quarantined=state == "quarantined")
-    when = utcnow() - age
-    with session_scope() as s:
-        s.add(StoredFile(sha256=staged.sha256, size=len(data), state=state, created_at=when,
-                         updated_at=when, quarantined_at=when if state == "quarantined" else None))
-    return staged.sha256
 
 
 def _scan(sha256: str, *, age: timedelta = OLD, status: str = "complete",
@@ -90,13 +81,13 @@ def _count(model) -> int:
 @pytest.mark.usefixtures("platform_env")
 def test_prune_keeps_what_is_needed_and_counts_the_rest():
     store = get_store(get_settings())
-    gone = _file(store, b"old and unreferenced")
-    old_scanned = _file(store, b"scanned long ago")
-    held = _file(store, b"under legal hold")
-    held_only = _file(store, b"held, never scanned")
-    quarantined = _file(store, b"quarantined", state="quarantined")
+    gone = stored_file(store, b"old and unreferenced")
+    old_scanned = stored_file(store, b"scanned long ago")
+    held = stored_file(store, b"under legal hold")
+    held_only = stored_file(store, b"held, never scanned")
+    quarantined = stored_file(store, b"quarantined", state="quarantined")
     alerted = hashlib.sha256(b"named by an alert").hexdigest()
-    fresh = _file(store, b"fresh", age=timedelta(days=1))
+    fresh = stored_file(store, b"fresh", age=timedelta(days=1))
 
     kept_job = _job()
     pruned_jobs = [_job(), _job(status="failed")]
