@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _platform import drop_database, migrate_with_key, new_database  # noqa: E402
-from _signals import exit_on_termination, thread_pool  # noqa: E402
+from _signals import concurrently, exit_on_termination  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
 
@@ -116,8 +115,7 @@ def closed_loop(base: str, headers: dict[str, str], submit: str, poll: str, clie
                 polls.append(count)
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one_client, range(clients)))
+    concurrently(clients, one_client, range(clients))
     elapsed = time.perf_counter() - t0
     return {"completed_per_s": clients * per_client / elapsed,
             "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
@@ -354,11 +352,11 @@ def run_secops(n: int, db: str, tmp: Path, broker: str) -> dict[str, float]:
 
         # single submits: 4 client threads, one job per request
         single_n = max(1, n // 4)
-        with httpx.Client(base_url=base, headers=headers) as client, thread_pool(4) as pool:
+        with httpx.Client(base_url=base, headers=headers) as client:
             t0 = time.perf_counter()
-            list(pool.map(lambda i: client.post("/v1/jobs", json={"kind": "system.ping",
-                                                                 "params": {"message": str(i)}}
-                                                ).raise_for_status(), range(single_n)))
+            concurrently(4, lambda i: client.post("/v1/jobs", json={
+                "kind": "system.ping", "params": {"message": str(i)}}).raise_for_status(),
+                range(single_n))
             single_rate = single_n / (time.perf_counter() - t0)
         wait_all(single_n)
 

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _signals import exit_on_termination, thread_pool  # noqa: E402
+from _signals import concurrently, exit_on_termination  # noqa: E402
 from jobs_pipeline import start, stop, wait_ready  # noqa: E402
 
 from secops.embedded import EmbeddedRedis, free_port  # noqa: E402
@@ -181,10 +181,9 @@ def main() -> None:
                 ).raise_for_status()
 
             t0 = time.perf_counter()
-            with thread_pool(4) as pool:
-                made = list(pool.map(submit, subjects))
-                submitted = time.perf_counter()
-                list(pool.map(confirm, made))
+            made = concurrently(4, submit, subjects)
+            submitted = time.perf_counter()
+            concurrently(4, confirm, made)
             verified_at = time.perf_counter()
             engine = sa.create_engine(url)
             while True:
