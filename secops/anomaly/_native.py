@@ -25,8 +25,8 @@ MANIFEST = HERE / "_compiled.json"
 def _built() -> dict[str, str]:
     try:
         data = json.loads(MANIFEST.read_text())
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError):   # no build, or an unreadable record: trust no compiled
+        return {}                   # module (each runs from source, as documented)
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
@@ -41,6 +41,8 @@ def _compiled_file(name: str) -> Path | None:
 def compiled_modules() -> dict[str, bool]:
     """Each module with a compiled file next to it: whether that file may be used."""
     built = _built()
+    # Read here, not through secops.config: it decides which code the package imports,
+    # before anything else of it runs (and the engine reads no settings).
     pure = bool(os.environ.get("SECOPS_PURE_PYTHON"))
     found: dict[str, bool] = {}
     for path in HERE.glob("*.py"):

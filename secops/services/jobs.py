@@ -243,7 +243,7 @@ def claim_queued(
     values = {"b_id": job_id, "b_max_attempts": max_attempts, "b_now": now,
               "b_lease": now + timedelta(seconds=time_limit + grace)}
     if connection.dialect.name == "postgresql":
-        row = _autocommit(connection).execute(_CLAIM_QUEUED_PG, values).first()
+        row = autocommit(connection).execute(_CLAIM_QUEUED_PG, values).first()
     else:
         with connection.begin():
             row = connection.execute(_CLAIM_QUEUED, values).first()
@@ -314,12 +314,12 @@ def complete_committed(*, connection: Connection, job_id: str, result: dict[str,
     values = {"b_id": job_id, "b_status": JobStatus.succeeded.value, "b_result": result,
               "b_error": None, "b_now": utcnow()}
     if connection.dialect.name == "postgresql":
-        return bool(_autocommit(connection).execute(_FINISH, values).rowcount)
+        return bool(autocommit(connection).execute(_FINISH, values).rowcount)
     with connection.begin():
         return bool(connection.execute(_FINISH, values).rowcount)
 
 
-def _autocommit(connection: Connection) -> Connection:
+def autocommit(connection: Connection) -> Connection:
     """``connection`` in autocommit (each statement commits as it ends), as it may
     already be: its isolation level can only change outside a transaction."""
     if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":

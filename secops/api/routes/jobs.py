@@ -33,10 +33,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 # The columns of JobRead, by id: a Core statement built once (the poll path's one query).
 _READ_JOB = select(*(Job.__table__.c[name] for name in JobRead.model_fields)).where(
     Job.__table__.c.id == bindparam("b_id"))
-# One statement needs no transaction of its own: on PostgreSQL it runs in autocommit (one
-# round trip instead of BEGIN, SELECT and ROLLBACK). SQLite's reader keeps its deferred
-# BEGIN (secops.db.session).
-_ONE_READ = {"isolation_level": "AUTOCOMMIT"}
 SubmitsJobs = Annotated[Principal, Depends(require("jobs:submit"))]
 ReadsJobs = Annotated[Principal, Depends(require("jobs:read"))]
 ReadsJobsInRoute = Annotated[Callable[[], Principal], Depends(require_in_route("jobs:read"))]
@@ -120,8 +116,11 @@ def read_job(job_id: str) -> Row[Any] | None:
     """The JobRead columns of job ``job_id``, or None: on a plain connection of the read
     engine, no session (one statement, one snapshot)."""
     with get_engine(read_only=True).connect() as connection:
+        # One statement needs no transaction of its own: on PostgreSQL it runs in
+        # autocommit (one round trip instead of BEGIN, SELECT and ROLLBACK). SQLite's
+        # reader keeps its deferred BEGIN (secops.db.session).
         if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(**_ONE_READ)
+            connection = job_service.autocommit(connection)
         return connection.execute(_READ_JOB, {"b_id": job_id}).first()
 
 
