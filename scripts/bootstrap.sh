@@ -2,7 +2,7 @@
 # Install what SecOps needs on a fresh Debian/Ubuntu machine: system packages and a
 # virtualenv in .venv with the exact versions of requirements.lock (hash-checked), then
 # the project itself. Safe to run again: each step is skipped when already done; the
-# Python step runs again when pyproject.toml or requirements.lock changes.
+# Python step runs again when pyproject.toml or a lock file changes.
 # Refresh the lock with scripts/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +55,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.secops-installed
-want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements-pip.lock requirements.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing Python packages into .venv (requirements.lock)" >&2
+    .venv/bin/python -m pip install -q --require-hashes -r requirements-pip.lock
     .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
     .venv/bin/python -m pip install -q --no-deps -e .
     .venv/bin/python -m pip check
