@@ -28,6 +28,7 @@ from secops.anomaly.rules import OPS, Bucket, Rule, RuleSet
 from secops.anomaly.secrets import SecretFinder
 from secops.anomaly.store import (
     DISTINCT_CAP,
+    NO_NEEDS,
     SLOTS,
     ChunkMark,
     Fired,
@@ -39,6 +40,7 @@ from secops.anomaly.store import (
     ewma_decay,
     extend,
     step_counter,
+    step_pending,
     step_tally,
 )
 
@@ -395,7 +397,8 @@ class Detector:
         b = rule.bucket
         prefix = rule.id + "\x1f"
         fields, caps, check = _conditional_plan(b)
-        need = check.need
+        needs = check.needs
+        lazy = needs != NO_NEEDS
         names = tuple(fields)
         reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
         distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
@@ -423,18 +426,15 @@ class Detector:
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
-            if need > 1 and (t is None or type(t) is list):   # MemoryStore.tally, lazily
-                pending: list[Any] = [] if t is None else t
-                pending.append((ts, item, success, found))
-                if len(pending) < need or sum(
-                        1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
-                    cutoff = ts - window - window / SLOTS
-                    while len(pending) > limit and pending[0][0] < cutoff:
-                        pending.pop(0)
-                    keep(key, pending, ts)
+            if lazy and (t is None or type(t) is list):   # MemoryStore.tally, lazily
+                t, ready = step_pending(t, ts, success, (ts, item, success, found), window,
+                                        limit, needs)
+                if not ready:
+                    keep(key, t, ts)
                     return
+                entries = t[0]
                 t = None
-                for p_ts, p_item, p_success, p_found in pending[:-1]:
+                for _, _, (p_ts, p_item, p_success, p_found) in entries[:-1]:
                     t, _fired = step_tally(t, p_ts, p_item, window, p_success,
                                            dict(zip(names, p_found, strict=True)), caps, limit,
                                            check)
@@ -925,20 +925,29 @@ def _conditional_plan(b: Bucket) -> tuple[tuple[str, ...], dict[str, int], Condi
 
 
 class Conditions:
-    """A conditional bucket's check over its metrics. ``need`` is the least event count at
-    which every condition can hold (failures, successes and distinct values never exceed
-    the count), which lets a store skip work for windows holding fewer events."""
+    """A conditional bucket's check over its metrics. ``needs`` are the least numbers of
+    events, failures and successes a window must hold for every condition to hold
+    (failures, successes and distinct values never exceed the count), which lets a store
+    skip work for windows that hold fewer."""
 
     def __init__(self, conditions: Iterable[tuple[str, str, float]]) -> None:
         self.conditions = tuple((name, OPS[op], v) for name, op, v in conditions)
-        need = 0
+        least = {"count": 0, "failures": 0, "successes": 0}
         for name, op, v in conditions:
-            if name in ("count", "failures", "successes") or name.startswith("distinct_"):
-                if op == ">=" or op == "==":
-                    need = max(need, math.ceil(v))
-                elif op == ">":
-                    need = max(need, math.floor(v) + 1)
-        self.need = need
+            if op == ">=" or op == "==":
+                at_least = math.ceil(v)
+            elif op == ">":
+                at_least = math.floor(v) + 1
+            else:
+                continue
+            if name in least:
+                least[name] = max(least[name], at_least)
+            if name in least or name.startswith("distinct_"):
+                least["count"] = max(least["count"], at_least)
+        self.needs = (least["count"], least["failures"], least["successes"])
+        # one event in the window or none: keeping the events themselves saves nothing
+        if self.needs[0] <= 1:
+            self.needs = NO_NEEDS
 
     def __call__(self, metrics: dict[str, float]) -> bool:
         for name, op, v in self.conditions:

@@ -243,6 +243,52 @@ def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float
     return t, None
 
 
+NO_NEEDS = (0, 0, 0)
+
+
+def step_pending(state: list[Any] | None, ts: float, success: bool | None, entry: Any,
+                 window: float, keep: int, needs: tuple[int, int, int]
+                 ) -> tuple[list[Any], bool]:
+    """A conditional window kept lazily: while its conditions cannot hold, the events
+    themselves instead of the window. ``needs`` are the least numbers of events, failures
+    and successes the window must hold for every condition to hold (see
+    ``Conditions.needs``); ``entry`` is what replaying the event through
+    :func:`step_tally` takes. The state is ``[entries, failures, successes]``: the events
+    recent enough to count in a window and at least the last ``keep`` of them (the
+    evidence), as ``(time, success, entry)``, with the failures and successes among
+    them. Returns the state with the event added, and whether the window may now meet the
+    conditions: then replaying the entries in order through :func:`step_tally` gives the
+    very window the bucket would hold had it taken every event."""
+    if state is None:
+        state = [[], 0, 0]
+    entries = state[0]
+    entries.append((ts, success, entry))
+    if success is False:
+        state[1] += 1
+    elif success is True:
+        state[2] += 1
+    need, need_bad, need_ok = needs
+    cutoff = ts - window - window / SLOTS   # (a slot's start, at the earliest)
+    if len(entries) >= need and state[1] >= need_bad and state[2] >= need_ok:
+        count = bad = ok = 0
+        for p_ts, p_success, _ in entries:
+            if p_ts >= cutoff:
+                count += 1
+                if p_success is False:
+                    bad += 1
+                elif p_success is True:
+                    ok += 1
+        if count >= need and bad >= need_bad and ok >= need_ok:
+            return state, True
+    while len(entries) > keep and entries[0][0] < cutoff:   # out of every window, and its
+        _, old, _ = entries.pop(0)                           # line past the evidence kept
+        if old is False:
+            state[1] -= 1
+        elif old is True:
+            state[2] -= 1
+    return state, False
+
+
 def step_rate(state: list[Any] | None, population: list[float], ts: float, amount: float,
               interval: float, alpha: float) -> tuple[list[Any], RateView]:
     """An interval total against the entity's EWMA (``state``) and everyone's (``population``)."""
@@ -391,22 +437,16 @@ class MemoryStore:
               values: Mapping[str, str | None], caps: Mapping[str, int], keep: int,
               check: Callable[[dict[str, float]], bool]) -> Fired | None:
         state = self._state.get(key)
-        need = getattr(check, "need", 0)
-        if need > 1 and (state is None or type(state) is list):
-            # Lazily: while fewer than ``need`` events (the least count at which the
-            # conditions can hold) are recent enough to count, keep the events themselves;
-            # replayed through the bucket once enough are, they give the very same window.
-            pending: list[Any] = [] if state is None else state
-            pending.append((ts, item, success, values))
-            if len(pending) < need or sum(
-                    1 for p in pending if p[0] >= ts - window - window / SLOTS) < need:
-                cutoff = ts - window - window / SLOTS
-                while len(pending) > keep and pending[0][0] < cutoff:
-                    pending.pop(0)   # out of every window; its line is past the evidence kept
-                self._keep(key, pending, ts, window)
+        needs = getattr(check, "needs", NO_NEEDS)
+        if needs != NO_NEEDS and (state is None or type(state) is list):
+            state, ready = step_pending(state, ts, success, (ts, item, success, values),
+                                        window, keep, needs)
+            if not ready:
+                self._keep(key, state, ts, window)
                 return None
+            entries = state[0]
             state = None
-            for p_ts, p_item, p_success, p_values in pending[:-1]:
+            for _, _, (p_ts, p_item, p_success, p_values) in entries[:-1]:
                 state, _ = step_tally(state, p_ts, p_item, window, p_success, p_values, caps,
                                       keep, check)
         state, fired = step_tally(state, ts, item, window, success, values, caps, keep, check)

@@ -6,6 +6,8 @@ import io
 import random
 from pathlib import Path
 
+import pytest
+
 from secops.anomaly import Detector, Event, RuleSet
 from secops.anomaly.detector import Conditions
 from secops.anomaly.reading import lines, merged, open_log
@@ -22,27 +24,71 @@ def test_block_reading_splits_lines_like_the_stream():
     assert expected == ["a", "b", "c", "d", "", "  ", "last-without-end"]
 
 
-def test_lazy_conditional_window_fires_as_the_plain_one():
-    conditions = Conditions([("distinct_user", ">=", 4), ("failures", ">=", 5),
-                             ("success_rate", "<=", 0.3)])
-    assert conditions.need == 5
+@pytest.mark.parametrize(("conditions", "needs", "success_share"), [
+    ([("distinct_user", ">=", 4), ("failures", ">=", 5), ("success_rate", "<=", 0.3)],
+     (5, 5, 0), 0.2),
+    # mostly successes: the window waits for its failures, then fires
+    ([("distinct_user", ">=", 3), ("failures", ">=", 6), ("success_rate", "<=", 0.9)],
+     (6, 6, 0), 0.85),
+    ([("successes", ">", 3), ("count", ">=", 5), ("distinct_user", ">=", 2)], (5, 0, 4), 0.3),
+    ([("failures", "==", 2), ("successes", ">=", 1)], (2, 2, 1), 0.5),
+    ([("success_rate", "<=", 0.3)], (0, 0, 0), 0.2),   # one event can meet it: no waiting
+])
+def test_lazy_conditional_window_fires_as_the_plain_one(conditions, needs, success_share):
+    check = Conditions(conditions)
+    assert check.needs == needs
     r = random.Random(5)
     store, plain = MemoryStore(), {}
     fired_lazy, fired_plain = [], []
     ts = 0.0
-    for i in range(4000):
-        ts += r.expovariate(1 / 40)
+    for i in range(6000):
+        ts += r.expovariate(1 / 8)
+        if i % 3 == 0:
+            ts = float(int(ts))   # ties, as whole-second stamps give
         key = f"k{r.randrange(6)}"
-        success = r.random() < 0.2
+        success = r.random() < success_share if r.random() > 0.05 else None
         values = {"user": f"u{r.randrange(8)}"}
         got = store.tally(key, ts, f"line {i}", 600, success, values, {"user": 10_000}, 3,
-                          conditions)
+                          check)
         plain[key], want = step_tally(plain.get(key), ts, f"line {i}", 600, success, values,
-                                      {"user": 10_000}, 3, conditions)
+                                      {"user": 10_000}, 3, check)
         fired_lazy.append(got)
         fired_plain.append(want)
     assert fired_lazy == fired_plain
     assert sum(f is not None for f in fired_plain) > 10   # the windows did fire
+
+
+def test_a_window_of_successes_waits_for_failures():
+    """Logins of one address that all succeed never make the window of a rule that needs
+    failures; the first failures that can meet it replay the events kept (evidence and
+    distinct users included)."""
+    check = Conditions([("distinct_user", ">=", 3), ("failures", ">=", 3),
+                        ("success_rate", "<=", 0.5)])
+    store = MemoryStore()
+    for i in range(200):
+        got = store.tally("ip", 1000.0 + i, f"ok {i}", 600, True, {"user": f"u{i % 4}"},
+                          {"user": 4}, 3, check)
+        assert got is None
+        assert type(store._state["ip"]) is list
+    fired = []
+    for i in range(400):   # failures at last: the rate falls to a half after 400 of them
+        got = store.tally("ip", 1200.0 + i, f"bad {i}", 600, False, {"user": "root"},
+                          {"user": 4}, 3, check)
+        if got is not None:
+            fired.append((i, got))
+    want = None
+    state = None
+    for i in range(200):
+        state, _ = step_tally(state, 1000.0 + i, f"ok {i}", 600, True, {"user": f"u{i % 4}"},
+                              {"user": 4}, 3, check)
+    for i in range(400):
+        state, got = step_tally(state, 1200.0 + i, f"bad {i}", 600, False, {"user": "root"},
+                                {"user": 4}, 3, check)
+        if got is not None and want is None:
+            want = (i, got)
+    assert want is not None
+    assert fired[0] == want
+    assert fired[0][1].items == [f"bad {want[0] - 2}", f"bad {want[0] - 1}", f"bad {want[0]}"]
 
 
 # -- the local fast path of the detector (counter, conditional and baseline rules) ----------
