@@ -244,6 +244,7 @@ def step_tally(state: dict[str, Any] | None, ts: float, item: str, window: float
 
 
 NO_NEEDS = (0, 0, 0)
+PENDING_CAP = 256   # events a conditional window keeps before it becomes the window
 
 
 def step_pending(state: list[Any] | None, ts: float, success: bool | None, entry: Any,
@@ -267,6 +268,8 @@ def step_pending(state: list[Any] | None, ts: float, success: bool | None, entry
         state[1] += 1
     elif success is True:
         state[2] += 1
+    if len(entries) >= PENDING_CAP:   # a busy window: the window itself costs less memory
+        return state, True
     need, need_bad, need_ok = needs
     cutoff = ts - window - window / SLOTS   # (a slot's start, at the earliest)
     if len(entries) >= need and state[1] >= need_bad and state[2] >= need_ok:

@@ -11,7 +11,7 @@ import pytest
 from secops.anomaly import Detector, Event, RuleSet
 from secops.anomaly.detector import Conditions
 from secops.anomaly.reading import lines, merged, open_log
-from secops.anomaly.store import MemoryStore, step_tally
+from secops.anomaly.store import PENDING_CAP, MemoryStore, step_tally
 
 
 def test_block_reading_splits_lines_like_the_stream():
@@ -89,6 +89,26 @@ def test_a_window_of_successes_waits_for_failures():
     assert want is not None
     assert fired[0] == want
     assert fired[0][1].items == [f"bad {want[0] - 2}", f"bad {want[0] - 1}", f"bad {want[0]}"]
+
+
+def test_a_busy_window_of_successes_becomes_the_window():
+    """Events kept while the conditions cannot hold are bounded: past PENDING_CAP the
+    window is built from them (and still gives what the plain window gives)."""
+    check = Conditions([("failures", ">=", 5), ("success_rate", "<=", 0.5)])
+    store, state = MemoryStore(), None
+    lazy, plain = [], []
+    for i in range(PENDING_CAP + 600):
+        success = i < PENDING_CAP + 100   # successes, then failures only
+        lazy.append(store.tally("svc", 5000.0 + i, f"l{i}", 3600, success, {}, {}, 3, check))
+        state, want = step_tally(state, 5000.0 + i, f"l{i}", 3600, success, {}, {}, 3, check)
+        plain.append(want)
+        if i == PENDING_CAP - 2:
+            assert type(store._state["svc"]) is list
+        if i == PENDING_CAP - 1:
+            assert type(store._state["svc"]) is dict
+    assert lazy == plain
+    first = next(i for i, f in enumerate(plain) if f is not None)
+    assert first == PENDING_CAP + 100 + (PENDING_CAP + 100) - 1   # failures reach half
 
 
 # -- the local fast path of the detector (counter, conditional and baseline rules) ----------
