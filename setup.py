@@ -6,9 +6,15 @@ They cut the local engine's CPU time per log line; without a C compiler or Cytho
 build warns and the package runs on the source alone. ``SECOPS_PURE_PYTHON=1`` skips
 the compilation (and, at run time, makes the package use the source).
 
+One more extension has no Python twin: ``secops/anomaly/_scan.pyx`` reads the usual-shape
+access and sshd lines by scanning characters, giving exactly what the parsers' regular
+expressions give (``tests/anomaly/test_scan.py`` checks it against them); without it the
+parsers run the expressions.
+
 Next to the modules the build writes ``_compiled.json``, the SHA-256 of each source it
-compiled: :mod:`secops.anomaly._native` uses a compiled module only while its source is
-unchanged, so editing a module in a checkout never runs stale compiled code.
+compiled (``.py``, or ``.pyx`` for ``_scan``): :mod:`secops.anomaly._native` uses a
+compiled module only while its source is unchanged, so editing a module in a checkout
+never runs stale compiled code.
 
 Metadata lives in pyproject.toml; ``pip install -e .`` builds in place.
 """
@@ -28,6 +34,7 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).parent
 PACKAGE = "secops.anomaly"
 MODULES = ("detector", "store", "parsers", "reading")
+NATIVE = ("_scan",)   # Cython sources (.pyx) of their own
 MANIFEST = "_compiled.json"
 _MANIFEST_LOCK = threading.Lock()   # build_ext builds the modules in parallel threads
 
@@ -49,10 +56,13 @@ class BuildNative(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            self.warn(f"{ext.name} is not compiled ({exc}); it runs as Python source")
+            fallback = ("the parsers use their regular expressions" if ext.name.endswith("._scan")
+                        else "it runs as Python source")
+            self.warn(f"{ext.name} is not compiled ({exc}); {fallback}")
             return
         name = ext.name.rsplit(".", 1)[1]
-        digest = _digest(ROOT / "secops" / "anomaly" / f"{name}.py")
+        suffix = ".pyx" if name in NATIVE else ".py"
+        digest = _digest(ROOT / "secops" / "anomaly" / f"{name}{suffix}")
         # next to the built module (a wheel), and in the source tree, where an editable
         # install imports the modules from
         with _MANIFEST_LOCK:
@@ -75,9 +85,9 @@ def _extensions() -> list:  # type: ignore[type-arg]
     from setuptools import Extension
 
     # no debug information: a quarter of the size and less compile time
-    extensions = [Extension(f"{PACKAGE}.{name}", [f"secops/anomaly/{name}.py"], optional=True,
+    extensions = [Extension(f"{PACKAGE}.{name}", [f"secops/anomaly/{name}{suffix}"], optional=True,
                             extra_compile_args=["-g0"])
-                  for name in MODULES]
+                  for names, suffix in ((MODULES, ".py"), (NATIVE, ".pyx")) for name in names]
     return cythonize(extensions, language_level=3, quiet=True, nthreads=os.cpu_count() or 1)
 
 

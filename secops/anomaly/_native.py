@@ -5,6 +5,9 @@ records each source's SHA-256 in ``_compiled.json``. A compiled module is used o
 its source still has that digest: after an edit (or a checkout of other sources) without
 a rebuild, the source is imported instead, so stale compiled code never runs.
 ``SECOPS_PURE_PYTHON=1`` makes every module run as source.
+
+``_scan`` (from ``_scan.pyx``) has no Python twin: :func:`scanner` gives it while its
+source is unchanged, else ``None``, and the parsers then run their regular expressions.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).parent
 MANIFEST = HERE / "_compiled.json"
@@ -45,7 +49,7 @@ def compiled_modules() -> dict[str, bool]:
     # before anything else of it runs (and the engine reads no settings).
     pure = bool(os.environ.get("SECOPS_PURE_PYTHON"))
     found: dict[str, bool] = {}
-    for path in HERE.glob("*.py"):
+    for path in [*HERE.glob("*.py"), *HERE.glob("*.pyx")]:
         name = path.stem
         if _compiled_file(name) is None:
             continue
@@ -69,7 +73,19 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 
 def install() -> set[str]:
     """Import stale or unwanted compiled modules from source; returns their names."""
-    names = {name for name, usable in compiled_modules().items() if not usable}
+    names = {name for name, usable in compiled_modules().items()
+             if not usable and (HERE / f"{name}.py").exists()}
     if names and not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _SourceFinder(names))
     return names
+
+
+def scanner() -> ModuleType | None:
+    """The native line scanner (``_scan``), or ``None`` when it is not built, is stale
+    (``_scan.pyx`` changed since the build) or ``SECOPS_PURE_PYTHON`` is set."""
+    if not compiled_modules().get("_scan"):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}._scan")
+    except ImportError:   # built for another interpreter, or a broken file: the expressions
+        return None

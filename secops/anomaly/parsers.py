@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from secops.anomaly import _native
 from secops.anomaly.errors import FormatError
 from secops.anomaly.events import LOGIN_ACTIONS, Event
 
@@ -480,7 +481,7 @@ class LineReader:
         without a plan, are parsed as :meth:`events` does."""
         parser = self.parser
         assert isinstance(parser, CombinedParser)
-        found = _block_matches(_LIGHT_LINE, lines)
+        found = _SCAN.light_fields(lines) if _SCAN is not None else _block_matches(_LIGHT_LINE, lines)
         stats, origin = self.stats, self.origin
         plans: dict[tuple[str, str], Any] = {}
         missing = plans   # (a value no plan can be)
@@ -526,7 +527,7 @@ class LineReader:
         inference sees every stamp in the same order)."""
         parser = self.parser
         assert isinstance(parser, SyslogAuthParser)
-        found = _block_matches(_SSHD_LINE, lines)
+        found = _SCAN.sshd_fields(lines) if _SCAN is not None else _block_matches(_SSHD_LINE, lines)
         stats, origin = self.stats, self.origin
         out: list[Event] = []
         append = out.append
@@ -566,7 +567,8 @@ class LineReader:
 def _block_matches(expression: re.Pattern[str], lines: list[str]) -> list[tuple[str, ...]]:
     """The groups of ``expression`` (which matches every line, ``re.M``) for each line of
     a block, by one ``findall`` over the block; a line at a time when a line end sits
-    inside a line (lines not from ``blocks()``)."""
+    inside a line (lines not from ``blocks()``). The native scanner (``_SCAN``) gives the
+    same for the two expressions below, faster; this is its fallback and its oracle."""
     found: list[tuple[str, ...]] = expression.findall("\n".join(lines))
     if len(found) != len(lines):
         found = [expression.match(line).groups("") for line in lines]  # type: ignore[union-attr]
@@ -589,3 +591,7 @@ _SSHD_LINE = re.compile(
 _LIGHT_LINE = re.compile(
     r'^(?:\S+ \S+ \S+ \[([^\]\n]+)\] "([A-Z]+) (/[^ "\\?\n]*)(?:\?[^ "\\\n]*)? [^ "\\\n]+" '
     r"([0-9]{3}) ([0-9]{1,19}|-)(?![0-9])[^\n]*|([^\n]*))$", re.M)
+
+# _scan.light_fields and _scan.sshd_fields: what _block_matches gives for _LIGHT_LINE and
+# _SSHD_LINE, by scanning characters (None when the scanner is not built or is stale)
+_SCAN = _native.scanner()

@@ -17,12 +17,13 @@ from secops.anomaly import _native
 from tests.anomaly.logsim import simulate
 
 HOT = {"detector", "parsers", "reading", "store"}
+NATIVE = {"_scan"}   # Cython sources of their own (.pyx): the parsers' line scanner
 PURE = bool(os.environ.get("SECOPS_PURE_PYTHON"))
 
 
 @pytest.mark.skipif(PURE, reason="SECOPS_PURE_PYTHON asks for the source")
 def test_the_install_compiles_the_hot_modules_and_uses_them():
-    assert _native.compiled_modules() == dict.fromkeys(HOT, True), (
+    assert _native.compiled_modules() == dict.fromkeys(HOT | NATIVE, True), (
         "the anomaly engine is not compiled: install a C compiler and the Python headers, "
         "then rerun scripts/bootstrap.sh (pip install -e .)")
     import secops.anomaly.detector as detector
@@ -35,7 +36,8 @@ def test_the_install_compiles_the_hot_modules_and_uses_them():
 def _where(root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     code = ("import json, secops.anomaly.detector as d, secops.anomaly.parsers as p;"
             "print(json.dumps({'detector': d.__file__, 'parsers': p.__file__,"
-            " 'mark': getattr(d, 'MARK', None)}))")
+            " 'mark': getattr(d, 'MARK', None),"
+            " 'scan': p._SCAN and p._SCAN.__file__}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(root), **(env or {})})
     return json.loads(out.stdout)
@@ -54,11 +56,29 @@ def test_an_edited_module_runs_from_its_source(tmp_path):
     assert after["detector"] == str(tmp_path / "secops" / "anomaly" / "detector.py")
     assert after["mark"] == "edited"
     assert after["parsers"].endswith(".so")
+    assert after["scan"] == before["scan"] == str(
+        next((tmp_path / "secops" / "anomaly").glob("_scan.*.so")))
     # without the manifest no compiled module is trusted; the switch forces the source too
     forced = _where(tmp_path, {"SECOPS_PURE_PYTHON": "1"})
     assert forced["parsers"].endswith("parsers.py")
+    assert forced["scan"] is None
     (tmp_path / "secops" / "anomaly" / "_compiled.json").unlink()
-    assert _where(tmp_path)["parsers"].endswith("parsers.py")
+    unlisted = _where(tmp_path)
+    assert unlisted["parsers"].endswith("parsers.py") and unlisted["scan"] is None
+
+
+@pytest.mark.skipif(PURE, reason="SECOPS_PURE_PYTHON asks for the source")
+def test_an_edited_scanner_leaves_the_regular_expressions(tmp_path):
+    """A _scan.pyx changed after the build is not used: the compiled parsers (their source
+    unchanged) run their regular expressions, and the other modules stay compiled."""
+    shutil.copytree(Path(secops.__file__).parent, tmp_path / "secops",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
+    assert _where(tmp_path)["scan"] is not None
+    with (tmp_path / "secops" / "anomaly" / "_scan.pyx").open("a") as fh:
+        fh.write("\n# edited\n")
+    after = _where(tmp_path)
+    assert after["scan"] is None
+    assert after["parsers"].endswith(".so") and after["detector"].endswith(".so")
 
 
 def _detect(folder: Path, paths: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -70,7 +90,11 @@ def _detect(folder: Path, paths: list[str], env: dict[str, str]) -> subprocess.C
 
 def test_compiled_and_source_engines_give_the_same_alerts(tmp_path):
     """A labelled simulated day with every attack family: the same alerts, line for line,
-    from the compiled modules and from the source."""
+    from the compiled modules with the native scanner and from the source with the regular
+    expressions."""
+    if not PURE:
+        assert _where(Path(secops.__file__).parent.parent)["scan"] is not None
+    assert _where(Path(secops.__file__).parent.parent, {"SECOPS_PURE_PYTHON": "1"})["scan"] is None
     day = simulate(4242, per_family=1)
     paths = day.write(tmp_path)
     compiled = _detect(tmp_path, paths, {})
