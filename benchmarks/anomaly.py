@@ -397,6 +397,10 @@ def main() -> None:
         print(f"  the same, engine as Python source (SECOPS_PURE_PYTHON=1): {fmt(pure)}")
         print(f"fail2ban-style regex loop (sshd failregex only): {fmt(f2b)}; bans {bans}")
         print(f"Drain3 add_log_message ({args.drain_lines} lines): {fmt(drain)}")
+        # the machine's speed drifts between runs: the ratio within a run is steadier
+        ratios = [o / f for o, f in zip(ours, f2b, strict=True)]
+        print(f"local command / fail2ban-style loop, same run: median "
+              f"{statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f})")
         print(f"peak RSS of the local command: {statistics.median(rss):.0f} MB on {args.mb:.0f} MB, "
               f"{small_rss:.0f} MB on {args.mb / 4:.0f} MB")
 

@@ -419,22 +419,20 @@ class Detector:
             if open_ is not None and ts - open_.end > gap:
                 close(key)
                 open_ = None
-            found = []
-            for read in reads:
-                value = read(event)
-                found.append(None if value is None or value == "" else str(value))
+            # a tuple of strings: kept while the window waits, the collector leaves it
+            found = tuple([None if value is None or value == "" else str(value)
+                           for value in [read(event) for read in reads]])
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
             if lazy and (t is None or type(t) is list):   # MemoryStore.tally, lazily
-                t, ready = step_pending(t, ts, success, (ts, item, success, found), window,
-                                        limit, needs)
+                t, ready = step_pending(t, ts, success, item, found, window, limit, needs)
                 if not ready:
                     keep(key, t, ts)
                     return
-                entries = t[0]
+                entries = t[2:-1]
                 t = None
-                for _, _, (p_ts, p_item, p_success, p_found) in entries[:-1]:
+                for p_ts, p_success, p_item, p_found in entries:
                     t, _fired = step_tally(t, p_ts, p_item, window, p_success,
                                            dict(zip(names, p_found, strict=True)), caps, limit,
                                            check)

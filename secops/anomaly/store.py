@@ -247,34 +247,35 @@ NO_NEEDS = (0, 0, 0)
 PENDING_CAP = 256   # events a conditional window keeps before it becomes the window
 
 
-def step_pending(state: list[Any] | None, ts: float, success: bool | None, entry: Any,
-                 window: float, keep: int, needs: tuple[int, int, int]
+def step_pending(state: list[Any] | None, ts: float, success: bool | None, item: str,
+                 values: Any, window: float, keep: int, needs: tuple[int, int, int]
                  ) -> tuple[list[Any], bool]:
     """A conditional window kept lazily: while its conditions cannot hold, the events
     themselves instead of the window. ``needs`` are the least numbers of events, failures
     and successes the window must hold for every condition to hold (see
-    ``Conditions.needs``); ``entry`` is what replaying the event through
-    :func:`step_tally` takes. The state is ``[entries, failures, successes]``: the events
-    recent enough to count in a window and at least the last ``keep`` of them (the
-    evidence), as ``(time, success, entry)``, with the failures and successes among
-    them. Returns the state with the event added, and whether the window may now meet the
-    conditions: then replaying the entries in order through :func:`step_tally` gives the
-    very window the bucket would hold had it taken every event."""
+    ``Conditions.needs``). The state is one list: the failures and the successes among
+    the events kept, then the events, ``(time, success, line, values)``: those recent
+    enough to count in a window and at least the last ``keep`` (the evidence). Returns
+    the state with the event added, and whether the window may now meet the conditions
+    or holds ``PENDING_CAP`` events (memory stays bounded): then replaying the events in
+    order through :func:`step_tally` gives the very window the bucket would hold had it
+    taken every event."""
     if state is None:
-        state = [[], 0, 0]
-    entries = state[0]
-    entries.append((ts, success, entry))
+        state = [0, 0]
+    state.append((ts, success, item, values))
     if success is False:
-        state[1] += 1
+        state[0] += 1
     elif success is True:
-        state[2] += 1
-    if len(entries) >= PENDING_CAP:   # a busy window: the window itself costs less memory
+        state[1] += 1
+    held = len(state) - 2
+    if held >= PENDING_CAP:   # a busy window: the window itself costs less memory
         return state, True
     need, need_bad, need_ok = needs
     cutoff = ts - window - window / SLOTS   # (a slot's start, at the earliest)
-    if len(entries) >= need and state[1] >= need_bad and state[2] >= need_ok:
+    if held >= need and state[0] >= need_bad and state[1] >= need_ok:
         count = bad = ok = 0
-        for p_ts, p_success, _ in entries:
+        for i in range(2, len(state)):
+            p_ts, p_success = state[i][0], state[i][1]
             if p_ts >= cutoff:
                 count += 1
                 if p_success is False:
@@ -283,12 +284,13 @@ def step_pending(state: list[Any] | None, ts: float, success: bool | None, entry
                     ok += 1
         if count >= need and bad >= need_bad and ok >= need_ok:
             return state, True
-    while len(entries) > keep and entries[0][0] < cutoff:   # out of every window, and its
-        _, old, _ = entries.pop(0)                           # line past the evidence kept
+    while held > keep and state[2][0] < cutoff:   # out of every window, and its line
+        old = state.pop(2)[1]                      # past the evidence kept
+        held -= 1
         if old is False:
-            state[1] -= 1
+            state[0] -= 1
         elif old is True:
-            state[2] -= 1
+            state[1] -= 1
     return state, False
 
 
@@ -442,14 +444,14 @@ class MemoryStore:
         state = self._state.get(key)
         needs = getattr(check, "needs", NO_NEEDS)
         if needs != NO_NEEDS and (state is None or type(state) is list):
-            state, ready = step_pending(state, ts, success, (ts, item, success, values),
-                                        window, keep, needs)
+            state, ready = step_pending(state, ts, success, item, values, window, keep,
+                                        needs)
             if not ready:
                 self._keep(key, state, ts, window)
                 return None
-            entries = state[0]
+            entries = state[2:-1]
             state = None
-            for _, _, (p_ts, p_item, p_success, p_values) in entries[:-1]:
+            for p_ts, p_success, p_item, p_values in entries:
                 state, _ = step_tally(state, p_ts, p_item, window, p_success, p_values, caps,
                                       keep, check)
         state, fired = step_tally(state, ts, item, window, success, values, caps, keep, check)
