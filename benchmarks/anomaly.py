@@ -9,7 +9,10 @@ then, in the same run and on the same files:
   the engine's modules as Python source instead of compiled (``SECOPS_PURE_PYTHON=1``);
 * a fail2ban-style loop: every line through fail2ban's sshd failregex set and a date
   regex, failures counted per address in a findtime window (maxretry 5, findtime 600);
-* Drain3 ``TemplateMiner.add_log_message`` over the first ``--drain-lines`` lines.
+* Drain3 ``TemplateMiner.add_log_message`` over the first ``--drain-lines`` lines;
+
+and the local command's rate divided by the fail2ban-style loop's within each run (the
+machine's speed drifts between runs; the ratio within a run is steadier).
 
     python benchmarks/anomaly.py                    # 20 MB, 5 runs
     python benchmarks/anomaly.py --mb 1024 --runs 1 # the 1 GB log of docs/anomaly.md

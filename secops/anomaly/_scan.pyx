@@ -232,29 +232,7 @@ cdef tuple light_row(object line, const char_t* s, Py_ssize_t n, Recent last):
 def light_fields(list lines not None) -> list:
     """``_block_matches(_LIGHT_LINE, lines)``: (time, method, path, status, bytes, other)
     for each line, ``other`` being the whole line when it is not of the usual shape."""
-    cdef Py_ssize_t count = len(lines), index
-    cdef list out = PyList_New(count)
-    cdef Py_ssize_t n
-    cdef int kind
-    cdef void* data
-    cdef object line, row
-    cdef Recent last = Recent()
-    for index in range(count):
-        line = lines[index]
-        n = segment_end(line)
-        kind = PyUnicode_KIND(line)
-        data = PyUnicode_DATA(line)
-        if kind == 1:
-            row = light_row(line, <const Py_UCS1*>data, n, last)
-        elif kind == 2:
-            row = light_row(line, <const Py_UCS2*>data, n, last)
-        else:
-            row = light_row(line, <const Py_UCS4*>data, n, last)
-        if row is None:
-            row = (EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, PyUnicode_Substring(line, 0, n))
-        Py_INCREF(row)
-        PyList_SET_ITEM(out, index, row)
-    return out
+    return rows(lines, True)
 
 
 # -- auth.log: _SSHD_LINE ------------------------------------------------------------------
@@ -421,6 +399,12 @@ def sshd_fields(list lines not None) -> list:
     """``_block_matches(_SSHD_LINE, lines)``: (month, day, time, host, invalid, user,
     address, method, user, address, message) for each line; all ``''`` for a line that
     is not of the usual shape."""
+    return rows(lines, False)
+
+
+cdef list rows(list lines, bint light):
+    """The row of each line: ``light_row`` (``light``) or ``sshd_row``, read at the width
+    of the line's characters; the row of a line that is not of the usual shape."""
     cdef Py_ssize_t count = len(lines), index
     cdef list out = PyList_New(count)
     cdef Py_ssize_t n
@@ -433,14 +417,24 @@ def sshd_fields(list lines not None) -> list:
         n = segment_end(line)
         kind = PyUnicode_KIND(line)
         data = PyUnicode_DATA(line)
-        if kind == 1:
-            row = sshd_row(line, <const Py_UCS1*>data, n, last)
-        elif kind == 2:
-            row = sshd_row(line, <const Py_UCS2*>data, n, last)
+        if light:
+            if kind == 1:
+                row = light_row(line, <const Py_UCS1*>data, n, last)
+            elif kind == 2:
+                row = light_row(line, <const Py_UCS2*>data, n, last)
+            else:
+                row = light_row(line, <const Py_UCS4*>data, n, last)
+            if row is None:
+                row = (EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, PyUnicode_Substring(line, 0, n))
         else:
-            row = sshd_row(line, <const Py_UCS4*>data, n, last)
-        if row is None:
-            row = OTHER_SSHD
+            if kind == 1:
+                row = sshd_row(line, <const Py_UCS1*>data, n, last)
+            elif kind == 2:
+                row = sshd_row(line, <const Py_UCS2*>data, n, last)
+            else:
+                row = sshd_row(line, <const Py_UCS4*>data, n, last)
+            if row is None:
+                row = OTHER_SSHD
         Py_INCREF(row)
         PyList_SET_ITEM(out, index, row)
     return out

@@ -386,18 +386,13 @@ def test_every_one_character_edit(kind, seeds):
 
 
 @needs_scan
-def test_fuzzed_access_lines(tmp_path):
-    bench_access, _ = _benchmark_lines(tmp_path)
-    sim_access, _ = _simulated_lines()
-    seeds = [*bench_access[:300], *sim_access[:300], *LIGHT_CASES[:80]]
-    usual, other = _fuzz(SCAN.light_fields, _LIGHT_LINE, seeds, 20261207)
-    assert usual + other == FUZZ_LINES and usual > FUZZ_LINES // 10 and other > FUZZ_LINES // 10
-
-
-@needs_scan
-def test_fuzzed_sshd_lines(tmp_path):
-    _, bench_auth = _benchmark_lines(tmp_path)
-    _, sim_auth = _simulated_lines()
-    seeds = [*bench_auth[:300], *sim_auth[:300], *SSHD_CASES[:80]]
-    usual, other = _fuzz(SCAN.sshd_fields, _SSHD_LINE, seeds, 7122026)
+@pytest.mark.parametrize(("access", "seed"), [(True, 20261207), (False, 7122026)],
+                         ids=["access", "sshd"])
+def test_fuzzed_lines(tmp_path, access, seed):
+    bench = _benchmark_lines(tmp_path)[0 if access else 1]
+    sim = _simulated_lines()[0 if access else 1]
+    cases = LIGHT_CASES if access else SSHD_CASES
+    native, expression = ((SCAN.light_fields, _LIGHT_LINE) if access
+                          else (SCAN.sshd_fields, _SSHD_LINE))
+    usual, other = _fuzz(native, expression, [*bench[:300], *sim[:300], *cases[:80]], seed)
     assert usual + other == FUZZ_LINES and usual > FUZZ_LINES // 10 and other > FUZZ_LINES // 10
