@@ -53,14 +53,14 @@ class BuildNative(build_ext):
             self.warn(f"the anomaly engine is not compiled ({exc}); it runs as Python source")
 
     def build_extension(self, ext):  # type: ignore[no-untyped-def]
+        name = ext.name.rsplit(".", 1)[1]
         try:
             super().build_extension(ext)
         except Exception as exc:
-            fallback = ("the parsers use their regular expressions" if ext.name.endswith("._scan")
+            fallback = ("the parsers use their regular expressions" if name in NATIVE
                         else "it runs as Python source")
             self.warn(f"{ext.name} is not compiled ({exc}); {fallback}")
             return
-        name = ext.name.rsplit(".", 1)[1]
         suffix = ".pyx" if name in NATIVE else ".py"
         digest = _digest(ROOT / "secops" / "anomaly" / f"{name}{suffix}")
         # next to the built module (a wheel), and in the source tree, where an editable

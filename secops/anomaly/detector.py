@@ -39,9 +39,9 @@ from secops.anomaly.store import (
     ewma_add,
     ewma_decay,
     extend,
+    replay_pending,
     step_counter,
     step_pending,
-    step_tally,
 )
 
 if TYPE_CHECKING:
@@ -430,12 +430,7 @@ class Detector:
                 if not ready:
                     keep(key, t, ts)
                     return
-                entries = t[2:-1]
-                t = None
-                for p_ts, p_success, p_item, p_found in entries:
-                    t, _fired = step_tally(t, p_ts, p_item, window, p_success,
-                                           dict(zip(names, p_found, strict=True)), caps, limit,
-                                           check)
+                t = replay_pending(t, window, caps, limit, check, names)
             # step_tally, with the metrics checked as they are computed
             if t is None:
                 t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},

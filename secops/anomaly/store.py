@@ -294,6 +294,19 @@ def step_pending(state: list[Any] | None, ts: float, success: bool | None, item:
     return state, False
 
 
+def replay_pending(state: list[Any], window: float, caps: Mapping[str, int], keep: int,
+                   check: Callable[[dict[str, float]], bool],
+                   names: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """The window of a waiting state (:func:`step_pending` said it is ready) from its
+    events but the last, which the caller steps itself. ``names``: the events' values are
+    a tuple of the values of these fields, not a mapping."""
+    t = None
+    for p_ts, p_success, p_item, p_values in state[2:-1]:
+        values = p_values if names is None else dict(zip(names, p_values, strict=True))
+        t, _ = step_tally(t, p_ts, p_item, window, p_success, values, caps, keep, check)
+    return t
+
+
 def step_rate(state: list[Any] | None, population: list[float], ts: float, amount: float,
               interval: float, alpha: float) -> tuple[list[Any], RateView]:
     """An interval total against the entity's EWMA (``state``) and everyone's (``population``)."""
@@ -449,11 +462,7 @@ class MemoryStore:
             if not ready:
                 self._keep(key, state, ts, window)
                 return None
-            entries = state[2:-1]
-            state = None
-            for p_ts, p_success, p_item, p_values in entries:
-                state, _ = step_tally(state, p_ts, p_item, window, p_success, p_values, caps,
-                                      keep, check)
+            state = replay_pending(state, window, caps, keep, check)
         state, fired = step_tally(state, ts, item, window, success, values, caps, keep, check)
         self._keep(key, state, ts, window)
         return fired
