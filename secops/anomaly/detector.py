@@ -40,7 +40,6 @@ from secops.anomaly.store import (
     ewma_decay,
     extend,
     replay_pending,
-    step_counter,
     step_pending,
 )
 
@@ -51,6 +50,7 @@ LINE_LIMIT = 500
 CORRELATION_ACTION = "sigma_correlation"
 _COMPARE: dict[str, Callable[[float, float], bool]] = {**OPS, "!=": operator.ne}
 EVIDENCE_LIMIT = 10
+REDACTED_MEMO = 4096   # evidence lines whose redaction is remembered
 SWEEP_EVERY = 4096
 SECRET_BATCH = 512
 CHUNK = 500   # events per round of a shared store
@@ -151,6 +151,7 @@ class Detector:
         self._light: dict[tuple[str, str], tuple[tuple[Any, bool], ...] | None] = {}
         self._light_steps: dict[str, Callable[[str, float, float | None, Any], None]] = {}
         self._finder = secrets
+        self._redacted: dict[str, str] = {}
         self._template_state = template_state
         self._miners: dict[str, TemplateNovelty] = {}
         if not self._fast:   # (in memory, a miner is made at its rule's first line: Drain3
@@ -203,10 +204,12 @@ class Detector:
             kind = rule.bucket.type
             if kind == "baseline":
                 return self._baseline_hit(rule)
-            if kind == "counter":
+            if kind == "counter" and rule.bucket.window > 0:
                 return self._counter_hit(rule)
             if kind == "conditional":
                 return self._conditional_hit(rule)
+            if kind == "first_seen":
+                return self._first_seen_hit(rule)
         return self._hit
 
     def _open(self, rule: Rule, key: str, entity: str, entity_type: str, event: Event,
@@ -246,8 +249,13 @@ class Detector:
         incident."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        states, incidents, touch = store._state, store._incidents, store._touch
-        touched, latest, unsorted = store._touched, store._latest, store._unsorted
+        # (containers named by type: the compiled module calls their methods directly)
+        states: dict[str, Any] = store._state
+        incidents: dict[str, Incident] = store._incidents
+        touched: dict[float, dict[str, float]] = store._touched
+        latest: dict[float, float] = store._latest
+        unsorted: set[float] = store._unsorted
+        touch = store._touch
         b = rule.bucket
         prefix = rule.id + "\x1f"
         population = prefix + "*"
@@ -264,10 +272,10 @@ class Detector:
                 open_ = None
             if amount is None:
                 return
-            pop = states.get(population)
+            pop: list[Any] | None = states.get(population)
             if pop is None:
                 pop = states[population] = [0.0, 0.0, 0]
-            state = states.get(key)
+            state: list[Any] | None = states.get(key)
             index = int(ts // interval)
             if state is None:
                 state = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
@@ -279,7 +287,7 @@ class Detector:
             state[1] += amount
             state[2] += 1
             states[key] = state
-            group = touched.get(ttl)
+            group: dict[str, float] | None = touched.get(ttl)
             if group is None:
                 touch(key, ts, ttl)
                 touch(population, ts, ttl)
@@ -359,31 +367,70 @@ class Detector:
         event.origin = item[5]
         return event
 
-    def _counter_hit(self, rule: Rule) -> _Hit:
-        """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function."""
+    def _first_seen_hit(self, rule: Rule) -> _Hit:
+        """:meth:`_hit` of a first-seen rule, which does nothing for an entity without a
+        baseline and without an open incident (:meth:`MemoryStore.first_seen` says None:
+        nothing to compare with, nothing learnt): most entities, when few have one."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        states, incidents, keep = store._state, store._incidents, store._keep
+        seen: dict[str, set[str]] = store._seen
+        incidents: dict[str, Incident] = store._incidents
+        full = self._hit
+        prefix = rule.id + "\x1f"
+
+        def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
+            key = prefix + entity
+            if key in seen or key in incidents:
+                full(rule, entity, event, entity_type)
+
+        return hit
+
+    def _counter_hit(self, rule: Rule) -> _Hit:
+        """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function.
+        The window is :func:`~secops.anomaly.store.step_counter`'s, held flat: one list
+        ``[time, line, time, line, ...]`` instead of a list per hit (this detector's
+        windows only: no other code reads them)."""
+        store = self.store
+        assert isinstance(store, MemoryStore)
+        states: dict[str, Any] = store._state
+        incidents: dict[str, Incident] = store._incidents
         b = rule.bucket
         prefix = rule.id + "\x1f"
         window, threshold = b.window, b.threshold
+        held, firing = 2 * (threshold + 1), 2 * threshold
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        keep = _keeper(store, window)
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
             ts = event.ts
+            item = event.raw[:LINE_LIMIT]
             open_ = incidents.get(key)
             if open_ is not None:
                 if ts - open_.end <= gap:   # an open incident: every event extends it
-                    extend(open_, 1, ts, [event.raw[:LINE_LIMIT]], limit)
+                    extend(open_, 1, ts, [item], limit)
                     return
                 close(key)
-            state, fired = step_counter(states.get(key), ts, event.raw[:LINE_LIMIT], window,
-                                        threshold)
-            keep(key, state, ts, window)
-            if fired is not None:
-                self._open(rule, key, entity, entity_type, event, fired.count, fired.first,
-                           fired.items)
+            hits: list[Any] | None = states.get(key)
+            if hits is None:
+                hits = [ts, item]
+            else:
+                hits.append(ts)
+                hits.append(item)
+                if len(hits) > held:
+                    del hits[:len(hits) - held]
+                edge = ts - window
+                old = 0
+                while hits[old] < edge:   # (the hit just added is never older)
+                    old += 2
+                if old:
+                    del hits[:old]
+            if len(hits) <= firing:
+                keep(key, hits, ts)
+                return
+            keep(key, None, ts)
+            self._open(rule, key, entity, entity_type, event, len(hits) // 2, hits[0],
+                       hits[1::2])
 
         return hit
 
@@ -392,8 +439,8 @@ class Detector:
         :func:`~secops.anomaly.store.step_tally`, in one function over the same state."""
         store = self.store
         assert isinstance(store, MemoryStore)
-        states, incidents, touch = store._state, store._incidents, store._touch
-        touched, latest, unsorted = store._touched, store._latest, store._unsorted
+        states: dict[str, Any] = store._state
+        incidents: dict[str, Incident] = store._incidents
         b = rule.bucket
         prefix = rule.id + "\x1f"
         fields, caps, check = _conditional_plan(b)
@@ -401,10 +448,12 @@ class Detector:
         lazy = needs != NO_NEEDS
         names = tuple(fields)
         reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
+        single = reads[0] if len(reads) == 1 else None
         distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
+        keep = _keeper(store, window)
         # the conditions over the window's metrics, as Conditions checks them, with each
         # metric at its place in a list: count, failures, successes, success rate, then
         # the distinct counts in the order of ``fields``
@@ -420,12 +469,22 @@ class Detector:
                 close(key)
                 open_ = None
             # a tuple of strings: kept while the window waits, the collector leaves it
-            found = tuple([None if value is None or value == "" else str(value)
-                           for value in [read(event) for read in reads]])
+            if single is not None:
+                value = single(event)
+                found: tuple[str | None, ...] = (
+                    None if value is None or value == "" else
+                    value if type(value) is str else str(value),)
+            else:
+                found = tuple([None if value is None or value == "" else str(value)
+                               for value in [read(event) for read in reads]])
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
-            if lazy and (t is None or type(t) is list):   # MemoryStore.tally, lazily
+            if lazy and t is None:   # step_pending of a first event: the window waits
+                keep(key, [1 if success is False else 0, 1 if success is True else 0,
+                           (ts, success, item, found)], ts)
+                return
+            if lazy and type(t) is list:   # MemoryStore.tally, lazily
                 t, ready = step_pending(t, ts, success, item, found, window, limit, needs)
                 if not ready:
                     keep(key, t, ts)
@@ -435,7 +494,7 @@ class Detector:
             if t is None:
                 t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
                      "items": []}
-            slots = t["slots"]
+            slots: list[Any] = t["slots"]
             start = ts - ts % width
             if not slots or slots[-1][0] < start:
                 slots.append([start, 0, 0, 0, ts])
@@ -459,9 +518,9 @@ class Detector:
                     break
             t["count"], t["failures"], t["successes"] = count, bad, ok
             metrics: list[float] = [count, bad, ok, ok / (ok + bad) if ok + bad else 1.0]
-            known = t["values"]
+            known: dict[str, dict[str, float]] = t["values"]
             for (name, cap), value in zip(distinct, found, strict=True):
-                seen = known.get(name)
+                seen: dict[str, float] | None = known.get(name)
                 if seen is None:
                     seen = known[name] = {}
                 if value is not None:
@@ -474,7 +533,7 @@ class Detector:
                         break
                     del seen[oldest]
                 metrics.append(len(seen))
-            items = t["items"]
+            items: list[str] = t["items"]
             items.append(item)
             if len(items) > limit:
                 del items[:-limit]
@@ -487,20 +546,6 @@ class Detector:
                 return
             self._open(rule, key, entity, entity_type, event, count,
                        slots[0][4] if slots else ts, list(items))
-
-        def keep(key: str, state: Any, ts: float) -> None:
-            """MemoryStore._keep of a window, with its touch inline."""
-            states[key] = state
-            group = touched.get(window)
-            if group is None:
-                touch(key, ts, window)
-                return
-            group.pop(key, None)
-            group[key] = ts
-            if ts >= latest[window]:
-                latest[window] = ts
-            else:
-                unsorted.add(window)
 
         return hit
 
@@ -787,10 +832,24 @@ class Detector:
     def _alert(self, rule: Rule, incident: Incident) -> Alert:
         evidence = incident.evidence
         if self._finder is not None:
-            evidence = [self._finder.redact(line) for line in evidence]
+            evidence = [self._redact(line) for line in evidence]
         return Alert(rule.id, rule.severity, incident.entity, incident.entity_type,
                      incident.start, incident.end, incident.count, tuple(evidence),
                      rule.title, rule.family, rule.mitre)
+
+    def _redact(self, line: str) -> str:
+        """The line without its credentials. An incident's first evidence lines are in its
+        alert when it opens and again when it closes: each line is scanned once (the
+        latest ``REDACTED_MEMO`` lines are remembered)."""
+        memo = self._redacted
+        done = memo.get(line)
+        if done is None:
+            assert self._finder is not None
+            done = self._finder.redact(line)
+            if len(memo) >= REDACTED_MEMO:
+                del memo[next(iter(memo))]
+            memo[line] = done
+        return done
 
     def _close(self, key: str) -> None:
         incident = self.store.pop_incident(key)
@@ -877,6 +936,34 @@ class Detector:
                                          count=max(winner.count, loser.count), evidence=evidence)
                 result[i] = winner
         return [a for i, a in enumerate(result) if i not in gone]
+
+
+def _keeper(store: MemoryStore, ttl: float) -> Callable[[str, Any, float], None]:
+    """:meth:`MemoryStore._keep` of the windows of one time to live, with the touch inline:
+    ``keep(key, state, ts)`` (a state of None forgets the window)."""
+    states: dict[str, Any] = store._state
+    touched: dict[float, dict[str, float]] = store._touched
+    latest: dict[float, float] = store._latest
+    unsorted: set[float] = store._unsorted
+    touch = store._touch
+
+    def keep(key: str, state: Any, ts: float) -> None:
+        if state is None:
+            states.pop(key, None)
+        else:
+            states[key] = state
+        group: dict[str, float] | None = touched.get(ttl)
+        if group is None:
+            touch(key, ts, ttl)
+            return
+        group.pop(key, None)
+        group[key] = ts
+        if ts >= latest[ttl]:
+            latest[ttl] = ts
+        else:
+            unsorted.add(ttl)
+
+    return keep
 
 
 def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:

@@ -67,6 +67,21 @@ _PAM_FAIL = re.compile(r"pam_unix\(sudo:auth\): authentication failure;.*?\bruse
                        r".*?\buser=(?P<user>\S+)")
 _SYSLOG_ERROR = re.compile(r"^(?:error|fatal)\b|\b(?:segfault|panic|out of memory|core dumped|"
                            r"fatal error|critical)\b", re.I)
+# every word the expression can match: an ASCII message holding none of them in lower
+# case cannot match it (a search of the expression costs far more than these look-ups)
+_ERROR_WORDS = ("error", "fatal", "segfault", "panic", "out of memory", "core dumped", "critical")
+
+
+def error_message(msg: str) -> bool:
+    """Whether a syslog message reports an error (``_SYSLOG_ERROR`` finds it)."""
+    if msg.isascii():
+        low = msg.lower()
+        for word in _ERROR_WORDS:
+            if word in low:
+                break
+        else:
+            return False
+    return _SYSLOG_ERROR.search(msg) is not None
 ERROR_LEVELS = frozenset({"error", "err", "critical", "crit", "fatal", "alert", "emerg",
                           "emergency", "panic"})
 _SUDO_CMD = re.compile(r"\s*(?P<user>\S+) : (?P<what>.*?)(?:TTY|PWD|USER|COMMAND)=")
@@ -184,7 +199,7 @@ class SyslogAuthParser:
                 return Event(ts, "sudo_summary", line, "auth", user=c.group("user"), host=host,
                              service="sudo")
         return Event(ts, "other", line, "auth", "", None, None, None, host, prog, None, None,
-                     None, None, None, None, "error" if _SYSLOG_ERROR.search(msg) else None, {})
+                     None, None, None, None, "error" if error_message(msg) else None, {})
 
 
 # --- combined access log --------------------------------------------------------
@@ -559,7 +574,7 @@ class LineReader:
             else:
                 append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
                              None, None, None, None, None, None,
-                             "error" if _SYSLOG_ERROR.search(msg) else None, {}))
+                             "error" if error_message(msg) else None, {}))
         stats.events += len(out) - parsed
         return out
 

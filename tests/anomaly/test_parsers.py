@@ -161,3 +161,55 @@ def test_gzip_file_read_and_year_from_mtime(tmp_path):
     log, events = open_log(path)
     assert log.format == "syslog"
     assert [e.ts for e in events] == [utc(2026, 12, 31, 23, 59, 59), utc(2027, 1, 1, 0, 0, 1)]
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("Connection closed by 203.0.113.9 port 52311 [preauth]", False),
+    ("error: kex_exchange_identification: Connection closed by remote host", True),
+    ("ERROR: something", True),
+    ("fatal: Access denied for user root by PAM account configuration", True),
+    ("Fatal Error in daemon", True),
+    ("kernel: segfault at 0 ip 00007f", True),
+    ("out of memory: Killed process 4242", True),
+    ("process 7 core dumped", True),
+    ("a CRITICAL condition", True),
+    ("kernel PANIC", True),
+    ("errors: 3", False),             # "error" is a word of its own only
+    ("terror in the night", False),
+    ("non-fatal", False),             # "fatal" alone counts only at the start
+    ("criticality assessment", False),
+    ("panicked", False),
+    ("pre-error: x", False),          # "error" too
+    ("x error", False),
+    ("ſegfault here", True),          # the long s is an s to a case-blind search
+    ("\u212aernel \u212aritical", False),
+    ("critical\u00e9", False),        # é is a letter: no word boundary
+    ("", False),
+])
+def test_error_messages_are_those_the_expression_finds(message, expected):
+    from secops.anomaly.parsers import _SYSLOG_ERROR, error_message
+
+    assert error_message(message) is expected
+    assert (_SYSLOG_ERROR.search(message) is not None) is expected
+
+
+def test_error_message_agrees_with_the_expression_on_fuzzed_messages():
+    import random
+
+    from secops.anomaly.parsers import _SYSLOG_ERROR, error_message
+
+    r = random.Random(3)
+    words = ["error", "Error", "fatal", "FATAL", "segfault", "panic", "out of memory",
+             "core dumped", "fatal error", "critical", "Connection", "closed", "by", "port",
+             "[preauth]", "ſegfault", "x", "-", "_", "1", "é", "\u212a", "errors", "ERR"]
+    found = 0
+    for _ in range(20_000):
+        msg = "".join(r.choice(words) + r.choice(("", " ", ":", "_", "-", "é"))
+                      for _ in range(r.randint(0, 6)))
+        if r.random() < 0.3 and msg:   # a character changed, dropped or added
+            i = r.randrange(len(msg))
+            msg = msg[:i] + r.choice(("", "a", "E", " ", "\u0130", "k")) + msg[i + 1:]
+        expected = _SYSLOG_ERROR.search(msg) is not None
+        found += expected
+        assert error_message(msg) is expected, msg
+    assert 2_000 < found < 18_000   # both outcomes well represented
