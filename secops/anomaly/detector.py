@@ -450,6 +450,7 @@ class Detector:
         reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
         single = reads[0] if len(reads) == 1 else None
         distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
+        width_fields = len(distinct)
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
@@ -519,7 +520,9 @@ class Detector:
             t["count"], t["failures"], t["successes"] = count, bad, ok
             metrics: list[float] = [count, bad, ok, ok / (ok + bad) if ok + bad else 1.0]
             known: dict[str, dict[str, float]] = t["values"]
-            for (name, cap), value in zip(distinct, found, strict=True):
+            for i in range(width_fields):
+                name, cap = distinct[i]
+                value = found[i]
                 seen: dict[str, float] | None = known.get(name)
                 if seen is None:
                     seen = known[name] = {}
