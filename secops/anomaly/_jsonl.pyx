@@ -11,15 +11,15 @@ A line is read here when it is one flat JSON object: ``{`` first, string keys wi
 escapes and each key once, values that are strings without escapes or control characters,
 integers of at most 18 digits, other numbers, ``true``, ``false`` or ``null``, nothing but
 JSON whitespace (space, tab, CR, LF) between the tokens and after the object, and no line
-end (CR, LF) as its last character (the reader strips that before parsing). Its fields must
-be of the types the parser takes as they are: ``ts`` a string of the form
+end (CR, LF) as its last character (``LineReader`` strips that before parsing). Its fields
+must be of the types the parser takes as they are: ``ts`` a string of the form
 ``YYYY-MM-DDTHH:MM:SS``, then ``.fff`` or ``.ffffff`` or nothing, then ``Z``, ``+HH:MM``,
 ``-HH:MM`` or nothing (a year from 1900 to 2199), or an integer of at most 15 digits, or
 another number; ``event`` a non-empty string; ``success`` and ``mfa`` ``true``, ``false``
-or ``null``; ``status`` and ``bytes`` integers or ``null``; the other named fields strings
-or ``null``. Any other line (a nested value, an escape, a duplicate key, a time of another
-form, ``"yes"`` for a success, a malformed line, a blank one, ...) is ``None``: the parser
-reads it, and it alone decides what such a line gives.
+or ``null``; ``status`` and ``bytes`` integers of at most 18 digits or ``null``; the other
+named fields strings or ``null``. Any other line (a nested value, an escape, a duplicate
+key, a time of another form, ``"yes"`` for a success, a malformed line, a blank one, ...)
+is ``None``: the parser reads it, and it alone decides what such a line gives.
 
 A number is read as ``json`` reads it (an integer as ``int``, any other number by
 ``float(text)``) and the time as ``datetime.fromisoformat(...).timestamp()`` computes it:
@@ -614,7 +614,8 @@ cdef object line_event(Reader self, object line, const char_t* s, Py_ssize_t n,
             if vkind != T_TRUE and vkind != T_FALSE and vkind != T_NULL:
                 return None
         elif key == K_STATUS or key == K_BYTES:
-            if vkind != T_NULL and (vkind != T_INT or end[key] - start[key] > MAX_INT_DIGITS):
+            if vkind != T_NULL and (vkind != T_INT or not read_int(
+                    s, start[key], end[key], MAX_INT_DIGITS, &number)):
                 return None
         elif key == K_FILE:
             if vkind != T_NULL:

@@ -478,7 +478,7 @@ class LineReader:
         into the event the parser makes of it; other lines go through the parser, in
         order, with the same counts and malformed samples."""
         parser = self.parser
-        if (_JSONL is None or not isinstance(parser, JsonLinesParser)
+        if (_JSONL is None or type(parser) is not JsonLinesParser
                 or parser.fields != DEFAULT_JSON_FIELDS):
             return list(self.events(lines))
         found, left = _JSONL.events(lines, self.origin)

@@ -330,10 +330,21 @@ def test_open_log_reads_usual_lines_natively(tmp_path):
     reader = LineReader(JsonLinesParser(), origin="app.jsonl")
     want = list(reader.events([*lines, "junk", "", *lines[:5]]))
     assert [_fields(e) for e in got] == [_fields(e) for e in want]
-    # other field names: the parser reads every line
+    # other field names, or a parser of another class: the parser reads every line
     before = _read()
     _, events = open_log(path, json_fields={"user": "account"})
     assert len(list(events)) == len(got) and _read() == before
+
+    class Upper(JsonLinesParser):
+        def parse(self, line: str) -> list[Event]:
+            events = super().parse(line)
+            for event in events:
+                event.user = event.user and event.user.upper()
+            return events
+
+    reader = LineReader(Upper(), origin="app.jsonl")
+    assert {e.user for e in reader.json_lines(lines)} == {e.user.upper() for e in want if e.user}
+    assert _read() == before
 
 
 # -- differential --------------------------------------------------------------------------
