@@ -14,9 +14,9 @@ JSON lines parser makes of them (``tests/anomaly/test_jsonl.py``); without them 
 parsers run the expressions and the ``json`` module.
 
 Next to the modules the build writes ``_compiled.json``, the SHA-256 of each source it
-compiled (``.py``, or ``.pyx`` for ``_scan`` and ``_jsonl``): :mod:`secops.anomaly._native` uses a
-compiled module only while its source is unchanged, so editing a module in a checkout
-never runs stale compiled code.
+compiled (``.py``, or ``.pyx`` for ``_scan`` and ``_jsonl``): :mod:`secops.anomaly._native`
+uses a compiled module only while its source is unchanged, so editing a module in a
+checkout never runs stale compiled code.
 
 Metadata lives in pyproject.toml; ``pip install -e .`` builds in place.
 """
