@@ -6,15 +6,17 @@ They cut the local engine's CPU time per log line; without a C compiler or Cytho
 build warns and the package runs on the source alone. ``SECOPS_PURE_PYTHON=1`` skips
 the compilation (and, at run time, makes the package use the source).
 
-One more extension has no Python twin: ``secops/anomaly/_scan.pyx`` reads the usual-shape
-access and sshd lines by scanning characters, giving exactly what the parsers' regular
-expressions give (``tests/anomaly/test_scan.py`` checks it against them); without it the
-parsers run the expressions.
+Two more extensions have no Python twin: ``secops/anomaly/_scan.pyx`` reads the
+usual-shape access and sshd lines by scanning characters, giving exactly what the parsers'
+regular expressions give (``tests/anomaly/test_scan.py`` checks it against them), and
+``secops/anomaly/_jsonl.pyx`` reads the usual-shape JSON lines into exactly the events the
+JSON lines parser makes of them (``tests/anomaly/test_jsonl.py``); without them the
+parsers run the expressions and the ``json`` module.
 
 Next to the modules the build writes ``_compiled.json``, the SHA-256 of each source it
-compiled (``.py``, or ``.pyx`` for ``_scan``): :mod:`secops.anomaly._native` uses a
-compiled module only while its source is unchanged, so editing a module in a checkout
-never runs stale compiled code.
+compiled (``.py``, or ``.pyx`` for ``_scan`` and ``_jsonl``): :mod:`secops.anomaly._native`
+uses a compiled module only while its source is unchanged, so editing a module in a
+checkout never runs stale compiled code.
 
 Metadata lives in pyproject.toml; ``pip install -e .`` builds in place.
 """
@@ -34,7 +36,9 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).parent
 PACKAGE = "secops.anomaly"
 MODULES = ("detector", "store", "parsers", "reading")
-NATIVE = ("_scan",)   # Cython sources (.pyx) of their own
+NATIVE = ("_scan", "_jsonl")   # Cython sources (.pyx) of their own
+FALLBACK = {"_scan": "the parsers use their regular expressions",
+            "_jsonl": "the JSON lines parser reads every line"}
 MANIFEST = "_compiled.json"
 _MANIFEST_LOCK = threading.Lock()   # build_ext builds the modules in parallel threads
 
@@ -57,8 +61,7 @@ class BuildNative(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
-            fallback = ("the parsers use their regular expressions" if name in NATIVE
-                        else "it runs as Python source")
+            fallback = FALLBACK.get(name, "it runs as Python source")
             self.warn(f"{ext.name} is not compiled ({exc}); {fallback}")
             return
         suffix = ".pyx" if name in NATIVE else ".py"

@@ -6,8 +6,9 @@ its source still has that digest: after an edit (or a checkout of other sources)
 a rebuild, the source is imported instead, so stale compiled code never runs.
 ``SECOPS_PURE_PYTHON=1`` makes every module run as source.
 
-``_scan`` (from ``_scan.pyx``) has no Python twin: :func:`scanner` gives it while its
-source is unchanged, else ``None``, and the parsers then run their regular expressions.
+``_scan`` (from ``_scan.pyx``) and ``_jsonl`` (from ``_jsonl.pyx``) have no Python twin:
+:func:`scanner` and :func:`json_reader` give them while their source is unchanged, else
+``None``, and the parsers then run their regular expressions and the ``json`` module.
 """
 
 from __future__ import annotations
@@ -80,12 +81,22 @@ def install() -> set[str]:
     return names
 
 
-def scanner() -> ModuleType | None:
-    """The native line scanner (``_scan``), or ``None`` when it is not built, is stale
-    (``_scan.pyx`` changed since the build) or ``SECOPS_PURE_PYTHON`` is set."""
-    if not compiled_modules().get("_scan"):
+def native(name: str) -> ModuleType | None:
+    """The native module ``name`` (a ``.pyx`` of its own), or ``None`` when it is not
+    built, is stale (its source changed since the build) or ``SECOPS_PURE_PYTHON`` is set."""
+    if not compiled_modules().get(name):
         return None
     try:
-        return importlib.import_module(f"{__package__}._scan")
-    except ImportError:   # built for another interpreter, or a broken file: the expressions
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:   # built for another interpreter, or a broken file: the fallback
         return None
+
+
+def scanner() -> ModuleType | None:
+    """The native line scanner (``_scan``), or ``None`` (see :func:`native`)."""
+    return native("_scan")
+
+
+def json_reader() -> ModuleType | None:
+    """The native JSON lines reader (``_jsonl``), or ``None`` (see :func:`native`)."""
+    return native("_jsonl")

@@ -486,6 +486,38 @@ class LineReader:
                 stats.events += 1
                 yield event
 
+    def json_lines(self, lines: list[str]) -> list[Event]:
+        """:meth:`events` of a block of JSON lines. With the default field names, the
+        native reader (``_JSONL``) reads each line that is a flat JSON object of the usual
+        shape (its fields of the types the parser takes as they are: see ``_jsonl.pyx``)
+        into the event the parser makes of it; other lines go through the parser, in
+        order, with the same counts and malformed samples."""
+        parser = self.parser
+        if (_JSONL is None or type(parser) is not JsonLinesParser
+                or parser.fields != DEFAULT_JSON_FIELDS):
+            return list(self.events(lines))
+        found, left = _JSONL.events(lines, self.origin)
+        stats = self.stats
+        if not left:
+            stats.lines += len(found)
+            stats.events += len(found)
+            return found
+        out: list[Event] = []
+        append = out.append
+        read = 0   # events of the native reader not yet counted in stats
+        for line, event in zip(lines, found, strict=True):
+            if event is not None:
+                append(event)
+                read += 1
+                continue
+            stats.lines += read   # (a malformed line's sample gives its number)
+            stats.events += read
+            read = 0
+            out.extend(self.one(line))   # (its line and events counted there)
+        stats.lines += read
+        stats.events += read
+        return out
+
     def light(self, lines: list[str], plan_of: Callable[[str, str], Any]) -> list[Any]:
         """:meth:`events` of a block of ``combined`` lines, with the requests that
         ``plan_of(status, method)`` gives a plan for as light tuples ``(ts, path, line,
@@ -610,3 +642,19 @@ _LIGHT_LINE = re.compile(
 # _scan.light_fields and _scan.sshd_fields: what _block_matches gives for _LIGHT_LINE and
 # _SSHD_LINE, by scanning characters (None when the scanner is not built or is stale)
 _SCAN = _native.scanner()
+
+
+def _json_lines_reader() -> Any:
+    module = _native.json_reader()
+    if module is None:
+        return None
+    try:
+        return module.Reader(Event, LOGIN_ACTIONS, ERROR_LEVELS)
+    except TypeError:   # an Event of other fields than the reader fills: the parser reads
+        return None
+
+
+# _jsonl.Reader: the events of the usual-shape JSON lines of a block, exactly as
+# JsonLinesParser (default field names) makes them (None when the reader is not built or
+# is stale; see LineReader.json_lines)
+_JSONL = _json_lines_reader()

@@ -107,6 +107,10 @@ def open_log(path: Path, *, fmt: str | None = None,
                 for found in blocks(fh):
                     yield from reader.syslog(found)
                 return
+            if fmt == "jsonl":
+                for found in blocks(fh):
+                    yield from reader.json_lines(found)
+                return
             for found in blocks(fh):   # (a list per block: no generator step per line)
                 yield from reader.events(found)
 

@@ -17,7 +17,7 @@ from secops.anomaly import _native
 from tests.anomaly.logsim import simulate
 
 HOT = {"detector", "parsers", "reading", "store"}
-NATIVE = {"_scan"}   # Cython sources of their own (.pyx): the parsers' line scanner
+NATIVE = {"_scan", "_jsonl"}   # Cython sources of their own (.pyx): the parsers' native readers
 PURE = bool(os.environ.get("SECOPS_PURE_PYTHON"))
 
 
@@ -37,7 +37,8 @@ def _where(root: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     code = ("import json, secops.anomaly.detector as d, secops.anomaly.parsers as p;"
             "print(json.dumps({'detector': d.__file__, 'parsers': p.__file__,"
             " 'mark': getattr(d, 'MARK', None),"
-            " 'scan': p._SCAN and p._SCAN.__file__}))")
+            " 'scan': p._SCAN and p._SCAN.__file__,"
+            " 'jsonl': p._JSONL and type(p._JSONL).__module__}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(root), **(env or {})})
     return json.loads(out.stdout)
@@ -81,6 +82,21 @@ def test_an_edited_scanner_leaves_the_regular_expressions(tmp_path):
     assert after["parsers"].endswith(".so") and after["detector"].endswith(".so")
 
 
+@pytest.mark.skipif(PURE, reason="SECOPS_PURE_PYTHON asks for the source")
+def test_an_edited_json_reader_leaves_the_parser(tmp_path):
+    """A _jsonl.pyx changed after the build is not used: the JSON lines parser reads every
+    line, and the scanner and the modules stay compiled."""
+    shutil.copytree(Path(secops.__file__).parent, tmp_path / "secops",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.c"))
+    assert _where(tmp_path)["jsonl"] == "secops.anomaly._jsonl"
+    with (tmp_path / "secops" / "anomaly" / "_jsonl.pyx").open("a") as fh:
+        fh.write("\n# edited\n")
+    after = _where(tmp_path)
+    assert after["jsonl"] is None and after["scan"] is not None
+    assert after["parsers"].endswith(".so") and after["detector"].endswith(".so")
+    assert _where(tmp_path, {"SECOPS_PURE_PYTHON": "1"})["jsonl"] is None
+
+
 def _detect(folder: Path, paths: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "secops.cli", "anomaly", "detect", "--local", "--json",
@@ -90,11 +106,13 @@ def _detect(folder: Path, paths: list[str], env: dict[str, str]) -> subprocess.C
 
 def test_compiled_and_source_engines_give_the_same_alerts(tmp_path):
     """A labelled simulated day with every attack family: the same alerts, line for line,
-    from the compiled modules with the native scanner and from the source with the regular
-    expressions."""
+    from the compiled modules with the native readers and from the source with the regular
+    expressions and the ``json`` module."""
     if not PURE:
-        assert _where(Path(secops.__file__).parent.parent)["scan"] is not None
-    assert _where(Path(secops.__file__).parent.parent, {"SECOPS_PURE_PYTHON": "1"})["scan"] is None
+        built = _where(Path(secops.__file__).parent.parent)
+        assert built["scan"] is not None and built["jsonl"] is not None
+    pure = _where(Path(secops.__file__).parent.parent, {"SECOPS_PURE_PYTHON": "1"})
+    assert pure["scan"] is None and pure["jsonl"] is None
     day = simulate(4242, per_family=1)
     paths = day.write(tmp_path)
     compiled = _detect(tmp_path, paths, {})
