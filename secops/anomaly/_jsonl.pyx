@@ -27,6 +27,7 @@ the microseconds since the epoch (under 2**53 in those years) divided by 10**6 i
 correctly rounded division.
 """
 
+from libc.math cimport isfinite
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject, Py_INCREF
@@ -602,6 +603,8 @@ cdef object line_event(Reader self, object line, const char_t* s, Py_ssize_t n,
     elif vkind == T_FLOAT:
         ts = PyFloat_AS_DOUBLE(PyFloat_FromString(PyUnicode_Substring(
             line, start[K_TS], end[K_TS])))
+        if not isfinite(ts):   # (the parser's: a bad timestamp)
+            return None
     else:
         return None
     if not seen & bit(K_EVENT) or kinds[K_EVENT] != T_STR or start[K_EVENT] == end[K_EVENT]:

@@ -15,6 +15,7 @@ high-precision format) are read as written.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -320,11 +321,13 @@ class JsonLinesParser:
         try:
             if isinstance(raw_ts, int | float) and not isinstance(raw_ts, bool):
                 ts = float(raw_ts)
+                if not math.isfinite(ts):   # (JSON's NaN and Infinity are no time)
+                    raise ValueError(raw_ts)
             elif isinstance(raw_ts, str):
                 ts = _iso_ts(raw_ts)
             else:
                 raise Malformed("no timestamp")
-        except ValueError:
+        except (ValueError, OverflowError):   # (an int too large for a float)
             raise Malformed("bad timestamp") from None
         name = get("event")
         if not isinstance(name, str) or not name:
@@ -336,7 +339,7 @@ class JsonLinesParser:
                 status = int(status)
             if size is not None and type(size) is not int:
                 size = int(size)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):   # (int() of Infinity overflows)
             raise Malformed("status and bytes must be integers") from None
         if size is not None and not -MAX_BYTES < size < MAX_BYTES:
             raise Malformed("bytes out of range")

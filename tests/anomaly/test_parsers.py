@@ -152,6 +152,26 @@ def test_malformed_lines_counted_and_sampled_never_fatal():
     assert reader.stats.samples == [f"app.jsonl:{i + 2}: not JSON: junk {i}" for i in range(5)]
 
 
+@pytest.mark.parametrize("reading", ["events", "json_lines"])
+def test_json_numbers_beyond_a_float_are_malformed_lines(reading):
+    big = "1" + "0" * 400
+    lines = ['{"ts": 1, "event": "x"}',
+             '{"ts": 2, "event": "download", "bytes": 1e999}',
+             '{"ts": 3, "event": "request", "status": -1e999}',
+             f'{{"ts": {big}, "event": "y"}}',
+             '{"ts": NaN, "event": "y"}',
+             '{"ts": Infinity, "event": "y"}',
+             '{"ts": 4, "event": "z", "bytes": NaN}',
+             '{"ts": 5, "event": "last"}']
+    reader = LineReader(JsonLinesParser(), origin="app.jsonl")
+    events = list(getattr(reader, reading)(lines))
+    assert [(e.ts, e.action) for e in events] == [(1.0, "x"), (5.0, "last")]
+    assert (reader.stats.lines, reader.stats.events, reader.stats.malformed) == (8, 2, 6)
+    assert [s.split(": ")[1] for s in reader.stats.samples] == [   # (five samples kept)
+        "status and bytes must be integers", "status and bytes must be integers",
+        "bad timestamp", "bad timestamp", "bad timestamp"]
+
+
 def test_gzip_file_read_and_year_from_mtime(tmp_path):
     path = tmp_path / "auth.log.1.gz"
     with gzip.open(path, "wt") as fh:
