@@ -1,0 +1,349 @@
+"""The credential scan of the anomaly engine (:mod:`secops.anomaly.secrets`).
+
+:meth:`SecretFinder.scan` passes over batches without any anchor of the SECRETS pack's
+detectors; everything here checks it against the plain classifier pass over every batch
+(``_oracle``, the scan without any gate): the benchmark generator's log, credentials of
+every type planted at line starts, ends and across batch boundaries, behind JSON and
+HTML escapes and next to non-ASCII text, and random mixtures of all of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from secops.anomaly.secrets import PACK, SecretFinder, anchors_of, pattern_anchors
+from secops.dlp import Classifier, Finding, Policy, prefilter
+from secops.dlp.detectors import BUILTIN
+from secops.dlp.engine import CHUNK
+from tests.dlp.corpus import CONTEXTS, GENERATORS, hard_negatives, positives, url_password
+from tests.dlp.test_formats import SECRET, SECRET_STYLES, URL_PASSWORDS
+
+needs_hyperscan = pytest.mark.skipif(not prefilter.AVAILABLE, reason="hyperscan is not installed")
+
+SECRET_TYPES = tuple(next(p for p in Policy.default().packs if p.name == PACK).types)
+
+
+@cache
+def _classifier() -> Classifier:
+    return Classifier(Policy(tuple(p for p in Policy.default().packs if p.name == PACK)))
+
+
+def _oracle(lines: Sequence[str], types: frozenset[str] = frozenset()) -> dict[int, list[Finding]]:
+    """One classifier pass over the batch, findings mapped to lines by their start."""
+    starts: list[int] = []
+    pos = 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    found: dict[int, list[Finding]] = {}
+    for f in _classifier().iter_text("\n".join(lines)):
+        if types and f.type not in types:
+            continue
+        found.setdefault(bisect_right(starts, f.start) - 1, []).append(f)
+    return found
+
+
+def _same(finder: SecretFinder, lines: Sequence[str], batch: int = 512) -> int:
+    """Scan ``lines`` in batches both ways; the number of findings."""
+    total = 0
+    for i in range(0, len(lines), batch):
+        chunk = lines[i:i + batch]
+        want = _oracle(chunk, finder.types)
+        assert finder.scan(chunk) == want
+        assert finder.scan_exhaustive(chunk) == want
+        total += sum(map(len, want.values()))
+    return total
+
+
+@cache
+def _generated() -> tuple[str, ...]:
+    """The benchmark generator's lines (auth.log, access log, JSON lines), interleaved."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "anomaly.py"
+    spec = importlib.util.spec_from_file_location("anomaly_benchmark_secrets", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        module.generate(folder, 600_000, 5)
+        files = [(folder / n).read_text().splitlines()
+                 for n in ("auth.log", "access.log", "portal.jsonl")]
+    lines: list[str] = []
+    for i in range(max(map(len, files))):
+        lines.extend(f[i] for f in files if i < len(f))
+    return tuple(lines)
+
+
+def _credentials(seed: int = 3) -> list[str]:
+    """Texts each holding a credential the SECRETS pack finds, of every type, in the
+    formats of the DLP tests (values of tests/dlp/corpus.py, the naming styles of an AWS
+    secret and the RFC 3986 passwords of tests/dlp/test_formats.py)."""
+    rng = random.Random(seed)
+    texts = [text for text, labels in positives(seed, per_type=6)
+             if any(t in SECRET_TYPES for t, _, _ in labels)]
+    texts += [rng.choice(CONTEXTS.get(t, ["token={}"])).format(GENERATORS[t](rng))
+              for t in SECRET_TYPES if t in GENERATORS for _ in range(3)]
+    texts += SECRET_STYLES + [text for text, _ in URL_PASSWORDS]
+    prefix, password = url_password(rng)
+    texts.append(f"DATABASE_URL={prefix}{password}@db.internal:5432/app")
+    return texts
+
+
+def _escaped(text: str, rng: random.Random) -> str:
+    """``text`` as JSON or HTML may carry it: one character of it escaped."""
+    at = rng.randrange(len(text))
+    char = text[at]
+    form = rng.choice([f"\\u{ord(char):04x}", f"&#{ord(char)};", f"&#x{ord(char):x};"])
+    if char == "/":
+        form = rng.choice([form, "\\/"])
+    elif char == ":":
+        form = rng.choice([form, "&colon;"])
+    elif char == "\n":
+        form = "\\n"
+    return text[:at] + form + text[at + 1:]
+
+
+# -- the anchors --------------------------------------------------------------------------
+
+
+def test_anchors_of_the_secrets_detectors() -> None:
+    got = {d.type: anchors_of(d) for d, _ in _classifier().policy.detectors()}
+    assert got == {
+        "aws_access_key_id": (frozenset({"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA",
+                                         "ANPA", "ANVA", "A3T"}), False),
+        "aws_secret_access_key": (frozenset({
+            "aws_secret", "aws-secret", "aws.secret", "awssecret", "aws secret",
+            "secret_access_key", "secret-access-key", "secret.access.key", "secretaccesskey",
+            "secret access key", "secret_key", "secret-key", "secret.key", "secretkey"}), True),
+        "github_token": (frozenset({"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}),
+                         False),
+        "slack_token": (frozenset({"xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-",
+                                   "xapp-"}), False),
+        "stripe_secret_key": (frozenset({"sk_live_", "sk_test_", "rk_live_", "rk_test_"}), False),
+        "google_api_key": (frozenset({"AIza"}), False),
+        "private_key": (frozenset({"PRIVATE KEY"}), False),
+        "jwt": (frozenset({"eyJ"}), False),
+        "password_in_url": (frozenset({"://"}), False),
+    }
+
+
+@pytest.mark.parametrize(("pattern", "anchors"), [
+    (r"A(?:KIA|SIA)[A-Z0-9]{16}", {"AKIA", "ASIA"}),
+    (r"ab|cd", {"ab", "cd"}),
+    (r"ab|c", {"ab", "c"}),
+    (r"ab|[a-z]+", None),  # one alternative requires nothing
+    (r"foo.*barbaz", {"barbaz"}),
+    (r"[sr]k_(?:live|test)_\w+", {"sk_live_", "sk_test_", "rk_live_", "rk_test_"}),
+    (r"x(?<!\wx)y", {"xy"}),  # a look-behind matches no characters
+    (r"a(?:bc)?d", {"ad", "abcd"}),
+    (r"a(?:bc)*d", {"a"}),  # the run stops at an unbounded repeat
+    (r"(?:ab)+z", {"ab"}),
+    (r"[a-z]{3}", None),  # a wide class: too many strings
+    (r"\d+-\d+", {"-"}),
+    (r"(?i)secret", None),  # ignoring case: not a case-sensitive anchor
+    (r"a(?i:b)cd", {"cd"}),  # an inline flag stops the run
+    (r"(ab)\1", {"ab"}),
+])
+def test_pattern_anchors(pattern: str, anchors: set[str] | None) -> None:
+    got = pattern_anchors(re.compile(pattern))
+    assert got == (frozenset(anchors) if anchors is not None else None)
+
+
+def test_every_match_of_every_builtin_pattern_holds_an_anchor() -> None:
+    """Over the DLP corpus, formats and the generated log, each pattern of every pack
+    (not only SECRETS) matches only text holding one of its derived anchors."""
+    texts = [t for t, _ in positives(7, per_type=20)] + hard_negatives(7, 20) + _credentials()
+    texts += list(_generated()[:3000])
+    checked = 0
+    for detector in BUILTIN:
+        if detector.finder is not None:
+            continue
+        anchors = pattern_anchors(detector.pattern)
+        if anchors is None:
+            continue
+        for text in texts:
+            for m in detector.pattern.finditer(text):
+                assert any(a in m.group(0) for a in anchors), (detector.type, m.group(0))
+                checked += 1
+    assert checked > 500
+
+
+def test_every_known_credential_is_found_and_holds_an_anchor() -> None:
+    """Each positive example of every SECRETS type: the classifier finds it, the text
+    holds an anchor of its detector, and the gated scan finds it too."""
+    finder = SecretFinder()
+    anchors = {}
+    for d, _ in _classifier().policy.detectors():
+        found = anchors_of(d)
+        assert found is not None
+        anchors.setdefault(d.type, []).append(found)
+    seen: set[str] = set()
+    for text in _credentials():
+        lines = text.split("\n")
+        want = _oracle(lines)
+        assert want, text
+        assert finder.scan(lines) == want
+        for findings in want.values():
+            for f in findings:
+                seen.add(f.type)
+                fold = text.lower()
+                assert any(any((a.lower() in fold) if caseless else (a in text) for a in strings)
+                           for strings, caseless in anchors[f.type]), (f.type, text)
+    assert seen == set(SECRET_TYPES)
+
+
+# -- the scan against the oracle ----------------------------------------------------------
+
+
+@needs_hyperscan
+def test_generated_log_is_the_same_and_skipped() -> None:
+    finder = SecretFinder()
+    lines = list(_generated())
+    assert len(lines) > 2000
+    _same(finder, lines)
+    assert finder.batches_skipped == -(-len(lines) // 512)  # no anchor in any batch
+
+
+def test_generated_log_with_credentials_planted_everywhere() -> None:
+    rng = random.Random(11)
+    lines = list(_generated())
+    planted = 0
+    for text in _credentials():
+        parts = text.split("\n")
+        at = rng.randrange(len(lines) // 2)  # the second half is left clean (skipped)
+        where = rng.choice(["start", "end", "alone", "middle"])
+        if len(parts) > 1 or where == "alone":
+            lines[at:at] = parts
+        elif where == "start":
+            lines[at] = text + " " + lines[at]
+        elif where == "end":
+            lines[at] = lines[at] + " " + text
+        else:
+            cut = rng.randrange(len(lines[at]) + 1)
+            lines[at] = lines[at][:cut] + " " + text + " " + lines[at][cut:]
+        planted += 1
+    finder = SecretFinder()
+    assert _same(finder, lines) >= planted * 0.9
+    assert finder.batches_skipped > 0 or not prefilter.AVAILABLE
+
+
+def test_credentials_across_batch_boundaries() -> None:
+    """A credential's lines on both sides of a batch boundary, and one that ends or starts
+    a batch: both ways give the same (a private key cut in two is found in neither)."""
+    filler = list(_generated()[:2000])
+    finder = SecretFinder()
+    total = 0
+    for text in _credentials(5):
+        parts = text.split("\n")
+        for offset in range(-len(parts) - 1, 2):
+            at = 512 + offset
+            lines = filler[:at] + parts + filler[at:1100]
+            total += _same(finder, lines)
+            half = len(parts[0]) // 2  # one line cut in two
+            cut = filler[:511] + [parts[0][:half], parts[0][half:]] + parts[1:] + filler[600:700]
+            total += _same(finder, cut)
+    assert total > 0
+
+
+def test_escaped_and_non_ascii_credentials() -> None:
+    """Escaped credentials are found in the decoded text (the raw text may hold no
+    anchor, as ``postgres&colon;//``); non-ASCII batches go to the classifier."""
+    rng = random.Random(8)
+    filler = list(_generated()[:600])
+    finder = SecretFinder()
+    total = 0
+    for text in _credentials(9):
+        for _ in range(3):
+            line = _escaped(text, rng).replace("\n", "\\n")
+            at = rng.randrange(len(filler))
+            total += _same(finder, filler[:at] + [f'{{"msg": "{line}"}}'] + filler[at:])
+        total += _same(finder, filler[:100] + ["ünïcödé — " + text] + filler[100:200])
+    total += _same(finder, ["db postgres&colon;//app:Tr0ub4dor@db.corp.net/x"])
+    total += _same(finder, ['{"db": "postgres:\\/\\/app:Tr0ub4dor@db.corp.net\\/x"}'])
+    total += _same(finder, ["key \\u0041KIAZ3Q7RWLXMJ5OPQ2B here"])
+    assert _oracle(["db postgres&colon;//app:Tr0ub4dor@db.corp.net/x"])
+    assert total > 100
+
+
+def test_wanted_types_only() -> None:
+    """A finder of some types skips batches holding only other types' anchors, and gives
+    what filtering the classifier's findings gives (overlaps resolved over all types)."""
+    lines = list(_generated()[:1500])
+    mixed = lines[:]
+    for i, text in enumerate(_credentials(4)):
+        mixed.insert((i * 37) % len(mixed), text.replace("\n", " "))
+    for types in (["jwt"], ["aws_access_key_id", "password_in_url"], ["private_key"],
+                  ["email"]):
+        finder = SecretFinder(types)
+        _same(finder, mixed, 300)
+        _same(finder, lines, 300)
+    finder = SecretFinder(["jwt"])
+    assert finder.scan(["AKIAIOSFODNN7EXAMPLE from 10.0.0.1"]) == {}
+    assert finder.batches_skipped == (1 if prefilter.AVAILABLE else 0)
+
+
+def test_one_batch_longer_than_a_classifier_window() -> None:
+    lines = list(_generated())
+    while sum(map(len, lines)) < CHUNK + 50_000:
+        lines += lines
+    middle = len(lines) // 2
+    lines[middle:middle] = ["AKIAZ3Q7RWLXMJ5OPQ2B", f"aws_secret_access_key = {SECRET}"]
+    finder = SecretFinder()
+    assert _same(finder, lines, len(lines)) >= 2
+    assert finder.batches_skipped == 0
+
+
+def test_empty_batches() -> None:
+    finder = SecretFinder()
+    assert finder.scan([]) == _oracle([]) == {}
+    assert finder.scan([""]) == _oracle([""]) == {}
+
+
+_ALPHABET = ' "\\&#;:/@-_.=+AKIeyJghpxo\n\t\u00e9\u212a\u017f\u0130'
+
+
+def _mutate(line: str, rng: random.Random) -> str:
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(line) + 1)
+        if rng.random() < 0.5 and line:
+            line = line[:at] + line[at + 1:]
+        else:
+            line = line[:at] + rng.choice(_ALPHABET) + line[at:]
+    return line
+
+
+def test_random_batches() -> None:
+    """Random batches of generated lines, credentials (plain, escaped, upper-cased near
+    words) and mutated lines, of random sizes, for random sets of types."""
+    rng = random.Random(2024)
+    generated = _generated()
+    credentials = _credentials(12)
+    finders = [SecretFinder(), SecretFinder(["aws_secret_access_key", "github_token"])]
+    total = 0
+    for _ in range(150):
+        lines = []
+        for _ in range(rng.randint(1, 600)):
+            roll = rng.random()
+            line = rng.choice(generated)
+            if roll < 0.01:
+                line = rng.choice(credentials)
+            elif roll < 0.015:
+                line = _escaped(rng.choice(credentials), rng)
+            elif roll < 0.02:
+                line = rng.choice(SECRET_STYLES).upper()
+            elif roll < 0.2:
+                line = _mutate(line, rng)
+            lines.extend(line.split("\n"))
+        for finder in finders:
+            total += _same(finder, lines, rng.choice([64, 512, 700]))
+    assert total > 50
+    assert finders[0].batches_skipped > 0 or not prefilter.AVAILABLE
