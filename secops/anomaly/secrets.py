@@ -23,11 +23,12 @@ import re
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from secops.dlp import Classifier, Finding, Policy, redact, unescape
 from secops.dlp.detectors import Detector
-from secops.dlp.engine import CHUNK
+from secops.dlp.engine import CHUNK, CONTEXT_AFTER, CONTEXT_BEFORE
 
 _hs: Any
 try:  # optional, like the DLP engine's own prefilter (secops.dlp.prefilter)
@@ -154,24 +155,23 @@ def _prefixes_item(item: tuple[Any, Any]) -> set[str]:
     return {""}
 
 
-def _required(items: Any) -> frozenset[str] | None:
-    """A set of non-empty strings one of which every match of a parsed sequence
-    contains, or None when none is known.
+def _requirements(items: Any) -> list[frozenset[str]]:
+    """Sets of non-empty strings such that every match of a parsed sequence contains
+    one string of each set.
 
     Consecutive pieces with few strings each (literals, small classes and
     alternations, short bounded repeats; assertions match no characters) form a run
     whose matched text is one of the run's expansions, followed by a start of the
     next piece (:func:`_prefixes`); a piece that must match at least once (a repeat
     with a minimum of one or more, a group, every alternative of an alternation)
-    contributes its own required strings. The most selective candidate is kept.
+    contributes its own required strings.
     """
-    best: frozenset[str] | None = None
+    found: list[frozenset[str]] = []
     run: set[str] = {""}
 
     def close(strings: set[str]) -> None:
-        nonlocal best
         if strings and "" not in strings:
-            best = _better(best, frozenset(strings))
+            found.append(frozenset(strings))
 
     for item in items:
         part = _finite_item(item)
@@ -187,27 +187,41 @@ def _required(items: Any) -> frozenset[str] | None:
         run = {""}
         op, av = item
         if op is _sre.BRANCH:
-            options = [_required(alternative) for alternative in av[1]]
+            options = [_best(_requirements(alternative)) for alternative in av[1]]
             if all(o is not None for o in options):
-                best = _better(best, frozenset().union(*options))  # type: ignore[arg-type]
+                found.append(frozenset().union(*options))  # type: ignore[arg-type]
         elif op is _sre.SUBPATTERN and not av[1] and not av[2]:
-            best = _better(best, _required(av[3]))
+            found += _requirements(av[3])
         elif op in _REPEATS and av[0] >= 1:
-            best = _better(best, _required(av[2]))
+            found += _requirements(av[2])
     close(run)
+    return found
+
+
+def _best(sets: list[frozenset[str]]) -> frozenset[str] | None:
+    """The most selective set (:func:`_better`; the first on a tie)."""
+    best: frozenset[str] | None = None
+    for strings in sets:
+        best = _better(best, strings)
     return best
 
 
-def pattern_anchors(pattern: re.Pattern[str]) -> frozenset[str] | None:
-    """Strings one of which every match of ``pattern`` contains (case-sensitive), or
-    None when none is known (case-insensitive patterns included)."""
+def pattern_requirements(pattern: re.Pattern[str]) -> list[frozenset[str]]:
+    """Sets of strings such that every match of ``pattern`` contains one string of
+    each set (case-sensitive); none for a case-insensitive pattern."""
     if pattern.flags & re.IGNORECASE:
-        return None
+        return []
     try:
         parsed = _sre.parse(pattern.pattern, pattern.flags)
     except re.error:  # pragma: no cover - the pattern compiled
-        return None
-    return _required(parsed.data)
+        return []
+    return _requirements(parsed.data)
+
+
+def pattern_anchors(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """Strings one of which every match of ``pattern`` contains (the most selective of
+    :func:`pattern_requirements`), or None when none is known."""
+    return _best(pattern_requirements(pattern))
 
 
 def anchors_of(detector: Detector) -> tuple[frozenset[str], bool] | None:
@@ -215,21 +229,22 @@ def anchors_of(detector: Detector) -> tuple[frozenset[str], bool] | None:
     whether they are matched ignoring case; None when the detector has none.
 
     Candidates, each a condition the classifier's own steps impose on a window that
-    yields a finding: the detector's ``literals`` (it is not run without one), its
-    ``near`` words (lower-case; it only runs around one, found ignoring case) and the
-    strings its pattern requires (:func:`pattern_anchors`; not for a detector with a
-    ``finder``, which finds candidates its own way). Sets holding a non-ASCII or an
-    empty string are left out.
+    yields a finding: the strings its pattern requires (:func:`pattern_anchors`; not
+    for a detector with a ``finder``, which finds candidates its own way), its ``near``
+    words (lower-case; it only runs around one, found ignoring case) and its
+    ``literals`` (it is not run without one). The most selective is kept (the longer
+    shortest string, then fewer strings; on a tie the earlier in that order). Sets
+    holding a non-ASCII or an empty string are left out.
     """
     options: list[tuple[frozenset[str], bool]] = []
-    if detector.literals:
-        options.append((frozenset(detector.literals), False))
-    if detector.near:
-        options.append((frozenset(detector.near), True))
     if detector.finder is None:
         required = pattern_anchors(detector.pattern)
         if required is not None:
             options.append((required, False))
+    if detector.near:
+        options.append((frozenset(detector.near), True))
+    if detector.literals:
+        options.append((frozenset(detector.literals), False))
     usable = [(strings, caseless) for strings, caseless in options
               if all(s and s.isascii() for s in strings)]
     if not usable:
@@ -237,34 +252,254 @@ def anchors_of(detector: Detector) -> tuple[frozenset[str], bool] | None:
     return max(usable, key=lambda o: (min(map(len, o[0])), -len(o[0])))
 
 
-class _Gate:
-    """One Hyperscan database of every anchor: :meth:`any_in` tells whether an ASCII
-    text holds one."""
+_SAFE_CATEGORIES = (_sre.CATEGORY_DIGIT, _sre.CATEGORY_WORD, _sre.CATEGORY_NOT_SPACE,
+                    _sre.CATEGORY_NOT_LINEBREAK)
+"""Character categories without a newline."""
+_SAFE_AT = (_sre.AT_BOUNDARY, _sre.AT_NON_BOUNDARY)
+"""Assertions that see a newline as they see the start or end of the text."""
 
-    def __init__(self, anchors: list[tuple[frozenset[str], bool]]) -> None:
-        exact = sorted({s for strings, caseless in anchors if not caseless for s in strings})
-        folded = sorted({s.lower() for strings, caseless in anchors if caseless for s in strings})
-        exprs = [_escape(s) for s in exact] + [_escape(s) for s in folded]
-        flags = [_hs.HS_FLAG_SINGLEMATCH] * len(exact)
-        flags += [_hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_CASELESS] * len(folded)
-        self.strings = (*exact, *folded)
+
+def _in_line(items: Any, dotall: bool) -> bool:
+    """True when no piece of a parsed pattern, look-arounds included, matches a
+    newline and its only position assertions are word boundaries: then a newline
+    next to a match acts as the end of the text does, and matches never span lines."""
+    for op, av in items:
+        if op is _sre.LITERAL:
+            if av == 10:
+                return False
+        elif op is _sre.NOT_LITERAL:
+            if av != 10:
+                return False
+        elif op is _sre.ANY:
+            if dotall:
+                return False
+        elif op is _sre.IN:
+            if av and av[0][0] is _sre.NEGATE:
+                return False
+            for kind, value in av:
+                if kind is _sre.LITERAL:
+                    if value == 10:
+                        return False
+                elif kind is _sre.RANGE:
+                    if value[0] <= 10 <= value[1]:
+                        return False
+                elif kind is not _sre.CATEGORY or value not in _SAFE_CATEGORIES:
+                    return False
+        elif op is _sre.AT:
+            if av not in _SAFE_AT:
+                return False
+        elif op is _sre.BRANCH:
+            if not all(_in_line(alternative, dotall) for alternative in av[1]):
+                return False
+        elif op is _sre.SUBPATTERN:
+            _group, add_flags, del_flags, body = av
+            if not _in_line(body, (dotall or bool(add_flags & re.DOTALL))
+                            and not del_flags & re.DOTALL):
+                return False
+        elif op in _REPEATS:
+            if not _in_line(av[2], dotall):
+                return False
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT, _sre.ATOMIC_GROUP):
+            if not _in_line(av[1] if op is not _sre.ATOMIC_GROUP else av, dotall):
+                return False
+        elif op is _sre.GROUPREF_EXISTS:
+            _group, yes, no = av
+            if not _in_line(yes, dotall) or (no is not None and not _in_line(no, dotall)):
+                return False
+        elif op is not _sre.GROUPREF:  # a group's text: already checked
+            return False
+    return True
+
+
+def _behind(items: Any) -> int | None:
+    """The most characters before a match's start its look-behinds examine (their
+    widths added up), or None when that is not known."""
+    total = 0
+    for op, av in items:
+        nested: list[Any] = []
+        if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            direction, body = av
+            if direction < 0:
+                width = body.getwidth()[1]
+                if width >= _sre.MAXREPEAT:
+                    return None
+                total += width
+            nested = [body]
+        elif op is _sre.BRANCH:
+            nested = list(av[1])
+        elif op is _sre.SUBPATTERN:
+            nested = [av[3]]
+        elif op in _REPEATS:
+            if av[1] > 1 and any(o in (_sre.ASSERT, _sre.ASSERT_NOT) for o, _ in av[2]):
+                return None  # repeated look-behinds: not summed here
+            nested = [av[2]]
+        elif op is _sre.ATOMIC_GROUP:
+            nested = [av]
+        elif op is _sre.GROUPREF_EXISTS:
+            nested = [b for b in av[1:] if b is not None]
+        for body in nested:
+            inner = _behind(body)
+            if inner is None:
+                return None
+            total += inner
+    return total
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether occurrences of ``a`` and ``b`` can overlap."""
+    return (a in b or b in a or any(a.endswith(b[:k]) for k in range(1, len(b)))
+            or any(b.endswith(a[:k]) for k in range(1, len(a))))
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where the findings of one detector that an occurrence of its anchor stands for
+    may lie, with everything the classifier looks at for them: the anchor's line
+    (``line``) or the anchor itself, widened by ``before`` and ``after`` characters.
+    For a line, ``also``, when not empty, are further strings its pattern requires one
+    of: a line without one of them has no candidate of the detector."""
+
+    line: bool
+    before: int
+    after: int
+    also: tuple[str, ...] = ()
+
+
+def reach_of(detector: Detector, anchors: tuple[frozenset[str], bool]) -> Reach | None:
+    """The :class:`Reach` of an occurrence of one of ``anchors`` (from :func:`anchors_of`)
+    for the classifier's findings of ``detector``, or None when it has none.
+
+    * Anchors its pattern requires, for a pattern whose matches stay in one line and
+      see a newline as the end of the text (:func:`_in_line`), run over the whole
+      window (no ``near``, ``finder``, ``shared`` or ``seed``) and gated by literals
+      inside the anchors: a line holding no anchor has no candidate of the detector,
+      and a line's candidates are those of the line alone.
+    * ``near`` words, for a detector without ``literals``, ``shared`` or ``seed``: its
+      candidates lie in ``near_window`` characters around the word, and its pattern
+      looks back at most the widths of its look-behinds before them.
+
+    Context words count ``CONTEXT_BEFORE`` characters before a candidate (and one more,
+    for the word's boundary) and ``CONTEXT_AFTER`` after it.
+    """
+    strings, caseless = anchors
+    if detector.shared is not None or detector.seed is not None:
+        return None
+    before, after = (CONTEXT_BEFORE + 1, CONTEXT_AFTER) if detector.context else (0, 0)
+    parsed = _sre.parse(detector.pattern.pattern, detector.pattern.flags)
+    if detector.near and caseless and strings == frozenset(detector.near):
+        if detector.literals:
+            return None
+        behind = _behind(parsed.data)
+        if behind is None:
+            return None
+        window = detector.near_window
+        return Reach(False, window + behind + before, window + after)
+    if (not caseless and not detector.near and detector.finder is None
+            and strings == pattern_anchors(detector.pattern)
+            and parsed.getwidth()[0] > 0
+            and _in_line(parsed.data, bool(detector.pattern.flags & re.DOTALL))
+            and (not detector.literals
+                 or all(any(lit in s for lit in detector.literals) for s in strings))):
+        also: frozenset[str] | None = None
+        for required in pattern_requirements(detector.pattern):
+            if (all(r.isascii() for r in required)
+                    and not all(any(r in s for r in required) for s in strings)  # implied
+                    and not any(_overlap(a, r) for a in strings for r in required)):
+                also = _better(also, required)
+        return Reach(True, before, after, tuple(sorted(also or ())))
+    return None
+
+
+_LOWERS_TO_ASCII = "\u212a"
+"""The one character outside ASCII that ``str.lower`` turns into an ASCII one (KELVIN
+SIGN, 'k'), one for one: the classifier may find a near word holding it. (``'\u0130'``
+lowers to two characters, which makes the classifier lower only ASCII letters.)"""
+
+_MAX_HITS = 32
+"""Anchor occurrences past which a batch goes to the classifier whole."""
+
+
+class _Gate:
+    """One Hyperscan database of every detector's anchors: :meth:`scan` gives where
+    they occur.
+
+    A detector whose reach is a line with further required strings (``Reach.also``)
+    is looked for as a line holding an anchor and one of those, in either order (they
+    cannot overlap: see :func:`reach_of`); the others by their anchors alone."""
+
+    def __init__(self, anchors: list[tuple[frozenset[str], bool, Reach | None, bool]]) -> None:
+        # expression -> (flags, anchor length or None for a line, (reach, wanted) of
+        # each detector it stands for)
+        keyed: dict[bytes, tuple[int, int | None, list[tuple[Reach | None, bool]]]] = {}
+        for strings, caseless, reach, wanted in anchors:
+            if reach is not None and reach.also:
+                first = b"(?:" + b"|".join(_escape(x) for x in sorted(strings)) + b")"
+                then = b"(?:" + b"|".join(_escape(x) for x in reach.also) + b")"
+                expression = first + b"[^\\n]*" + then + b"|" + then + b"[^\\n]*" + first
+                keyed.setdefault(expression, (0, None, []))[2].append((reach, wanted))
+                continue
+            flags = _hs.HS_FLAG_CASELESS if caseless else 0
+            for x in sorted(strings):
+                expression = _escape(x.lower() if caseless else x)
+                keyed.setdefault(expression, (flags, len(x), []))[2].append((reach, wanted))
+                if keyed[expression][0] != flags:  # one string both ways: ignoring case
+                    keyed[expression] = (_hs.HS_FLAG_CASELESS, len(x), keyed[expression][2])
+        expressions = sorted(keyed)
+        self.expressions = tuple(expressions)
+        self.sizes = tuple(keyed[e][1] for e in expressions)
+        self.owners = tuple(tuple(keyed[e][2]) for e in expressions)
+        self.caseless = any(keyed[e][0] for e in expressions)
         self._db = _hs.Database()
-        self._db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
-                         flags=flags)
+        self._db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
+                         elements=len(expressions), flags=[keyed[e][0] for e in expressions])
         self._local = threading.local()
 
-    def any_in(self, text: str) -> bool:
+    def scan(self, data: bytes) -> list[tuple[int, int]] | None:
+        """(expression index, end) of each anchor occurrence in ``data`` (ASCII or UTF-8
+        bytes; an ASCII string's offsets are the byte offsets), or None past
+        :data:`_MAX_HITS` of them."""
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # one scratch space per thread
             scratch = self._local.scratch = _hs.Scratch(self._db)
-        found: list[int] = []
-        self._db.scan(text.encode("ascii"), match_event_handler=_on_match, context=found,
-                      scratch=scratch)
-        return bool(found)
+        found: list[tuple[int, int]] = []
+        try:
+            self._db.scan(data, match_event_handler=_on_match, context=found, scratch=scratch)
+        except _hs.ScanTerminated:
+            return None
+        return found
+
+    def spans(self, data: bytes, hits: list[tuple[int, int]]
+              ) -> tuple[bool, list[tuple[int, int]] | None]:
+        """Whether ``hits`` in ``data`` may stand for a wanted finding, and the spans of
+        whole lines (start, end before the newline) their reaches cover; None for the
+        spans when one has no reach."""
+        wanted_any = False
+        spans: list[tuple[int, int]] | None = []
+        size = len(data)
+        for index, end in hits:
+            anchor = self.sizes[index]
+            for reach, wanted in self.owners[index]:
+                wanted_any = wanted_any or wanted
+                if reach is None:
+                    spans = None
+                if spans is None or reach is None:
+                    continue
+                if reach.line:  # the line of the occurrence's last character
+                    lo = data.rfind(b"\n", 0, end - 1) + 1 - reach.before
+                    hi = data.find(b"\n", end - 1)
+                    hi = (size if hi == -1 else hi) + reach.after
+                else:
+                    assert anchor is not None
+                    lo, hi = end - anchor - reach.before, end + reach.after
+                lo = data.rfind(b"\n", 0, max(0, lo)) + 1
+                hi = data.find(b"\n", min(size, hi))
+                spans.append((lo, size if hi == -1 else hi))
+        return wanted_any, spans
 
 
-def _on_match(id_: int, _from: int, _to: int, _flags: int, found: list[int]) -> None:
-    found.append(id_)
+def _on_match(id_: int, _from: int, to: int, _flags: int, found: list[tuple[int, int]]) -> bool:
+    found.append((id_, to))
+    return len(found) > _MAX_HITS  # True stops the scan
 
 
 def _escape(s: str) -> bytes:
@@ -278,69 +513,113 @@ class SecretFinder:
         self.types = frozenset(types)
         self.batches_skipped = 0
         """Batches the anchor gate passed over (no classifier run)."""
+        self.batches_narrowed = 0
+        """Batches the classifier ran over only around their anchors."""
+        self._narrow = True  # every detector has anchors (else cleared by _compile_gate)
         self._gate = self._compile_gate()
         self._nothing_wanted = bool(self.types) and not any(
             d.type in self.types for d, _ in self.classifier.policy.detectors())
 
     def _compile_gate(self) -> _Gate | None:
-        """The gate over the anchors of every detector whose findings are wanted (a
-        wanted finding needs a candidate of its own detector); None when one has no
-        anchors or Hyperscan is missing."""
+        """The gate over the anchors of every detector of the pack; None when a wanted
+        one has no anchors (a wanted finding needs a candidate of its own detector)
+        or Hyperscan is missing. Another detector without anchors only keeps batches
+        from being narrowed (:meth:`scan`)."""
         if _hs is None:
             return None
         anchors = []
         for detector, _rule in self.classifier.policy.detectors():
-            if self.types and detector.type not in self.types:
-                continue
+            wanted = not self.types or detector.type in self.types
             found = anchors_of(detector)
             if found is None:
-                return None
-            anchors.append(found)
-        return _Gate(anchors) if anchors else None
+                if wanted:
+                    return None
+                self._narrow = False
+                continue
+            anchors.append((*found, reach_of(detector, found), wanted))
+        if not any(wanted for *_, wanted in anchors):
+            return None
+        return _Gate(anchors)
 
     def _wanted(self, finding: Finding) -> bool:
         return not self.types or finding.type in self.types
 
-    def _may_hold(self, text: str) -> bool:
-        """False only when the classifier finds no wanted credential in ``text``."""
-        if self._nothing_wanted:
-            return False
-        gate = self._gate
-        if gate is None or len(text) > CHUNK:  # more than one classifier window
-            return True
-        if self.classifier.decode_escapes and unescape.needs_decoding(text):
-            decoded = unescape.decode(text)
-            if decoded is not None:
-                text = decoded[0]
-        return not text.isascii() or gate.any_in(text)
-
     def scan(self, lines: Sequence[str]) -> dict[int, list[Finding]]:
         """Index of each line holding a credential -> its findings (offsets in the
-        batch's text: the lines joined by newlines)."""
+        batch's text: the lines joined by newlines).
+
+        The same as :meth:`scan_exhaustive`, by way of the anchors: a batch whose
+        occurrences stand for no wanted finding (:meth:`_Gate.spans`) is skipped; in
+        an ASCII batch without escapes, the classifier runs only over the runs of
+        whole lines the occurrences' reaches cover, when they are few and short:
+        outside of them it finds nothing, and inside each what it finds in the whole
+        batch (a run holds every candidate that overlaps one of its candidates, and
+        all the classifier looks at for them: see :func:`reach_of`).
+        """
         text = "\n".join(lines)
-        if not self._may_hold(text):
+        if self._nothing_wanted:
             self.batches_skipped += 1
             return {}
-        return self._classify(lines, text)
+        gate = self._gate
+        if gate is None or len(text) > CHUNK:  # more than one classifier window
+            return self._classify(lines, text)
+        seen = text  # the text the classifier scans: escapes decoded
+        escaped = self.classifier.decode_escapes and unescape.needs_decoding(text)
+        if escaped:
+            decoded = unescape.decode(text)
+            if decoded is not None:
+                seen = decoded[0]
+        ascii_only = seen.isascii()
+        if ascii_only:
+            data = seen.encode("ascii")
+        elif gate.caseless and _LOWERS_TO_ASCII in seen:
+            return self._classify(lines, text)
+        else:  # ASCII anchors are where they are in the characters (UTF-8 keeps ASCII)
+            data = seen.encode("utf-8", "surrogatepass")
+        hits = gate.scan(data)
+        if hits is None:
+            return self._classify(lines, text)
+        wanted, spans = gate.spans(data, hits)
+        if not wanted:
+            self.batches_skipped += 1
+            return {}
+        if spans is None or not ascii_only or escaped or not self._narrow:
+            return self._classify(lines, text)
+        spans.sort()
+        segments: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if segments and lo <= segments[-1][1] + 1:
+                if hi > segments[-1][1]:
+                    segments[-1] = (segments[-1][0], hi)
+            else:
+                segments.append((lo, hi))
+        if sum(hi - lo for lo, hi in segments) > len(text) // 2:
+            return self._classify(lines, text)
+        self.batches_narrowed += 1
+        return self._classify(lines, text, segments)
 
     def scan_exhaustive(self, lines: Sequence[str]) -> dict[int, list[Finding]]:
-        """:meth:`scan` without the anchor gate: the classifier over every batch."""
+        """:meth:`scan` without the anchors: the classifier over every batch."""
         return self._classify(lines, "\n".join(lines))
 
-    def _classify(self, lines: Sequence[str], text: str) -> dict[int, list[Finding]]:
+    def _classify(self, lines: Sequence[str], text: str,
+                  segments: Sequence[tuple[int, int]] = ()) -> dict[int, list[Finding]]:
+        """The classifier's findings in ``text`` (or in each of its ``segments``) by line."""
         found: dict[int, list[Finding]] = {}
         starts: list[int] | None = None
-        for f in self.classifier.iter_text(text):
-            if not self._wanted(f):
-                continue
-            if starts is None:
-                starts = []
-                pos = 0
-                for line in lines:
-                    starts.append(pos)
-                    pos += len(line) + 1
-            i = bisect_right(starts, f.start) - 1
-            found.setdefault(i, []).append(f)
+        parts = ((text[lo:hi], lo) for lo, hi in segments) if segments else ((text, 0),)
+        for part, base in parts:
+            for f in self.classifier.iter_text(part, base=base):
+                if not self._wanted(f):
+                    continue
+                if starts is None:
+                    starts = []
+                    pos = 0
+                    for line in lines:
+                        starts.append(pos)
+                        pos += len(line) + 1
+                i = bisect_right(starts, f.start) - 1
+                found.setdefault(i, []).append(f)
         return found
 
     def redact(self, line: str) -> str:

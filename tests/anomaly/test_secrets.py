@@ -19,7 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from secops.anomaly.secrets import PACK, SecretFinder, anchors_of, pattern_anchors
+from secops.anomaly import secrets
+from secops.anomaly.secrets import (
+    PACK,
+    Reach,
+    SecretFinder,
+    anchors_of,
+    pattern_anchors,
+    pattern_requirements,
+    reach_of,
+)
 from secops.dlp import Classifier, Finding, Policy, prefilter
 from secops.dlp.detectors import BUILTIN
 from secops.dlp.engine import CHUNK
@@ -130,9 +139,18 @@ def test_anchors_of_the_secrets_detectors() -> None:
                                    "xapp-"}), False),
         "stripe_secret_key": (frozenset({"sk_live_", "sk_test_", "rk_live_", "rk_test_"}), False),
         "google_api_key": (frozenset({"AIza"}), False),
-        "private_key": (frozenset({"PRIVATE KEY"}), False),
+        "private_key": (frozenset({"-----BEGIN "}), False),
         "jwt": (frozenset({"eyJ"}), False),
         "password_in_url": (frozenset({"://"}), False),
+    }
+    reaches = {d.type: reach_of(d, anchors_of(d)) for d, _ in _classifier().policy.detectors()}
+    line = Reach(True, 0, 0)
+    assert reaches == {  # near: 100 around the word, 1 look-behind, context 80 + 1 and 40
+        "aws_access_key_id": line, "aws_secret_access_key": Reach(False, 182, 140),
+        "github_token": line, "slack_token": line, "stripe_secret_key": line,
+        "google_api_key": line, "private_key": None,  # spans lines
+        "jwt": Reach(True, 0, 0, (".",)),  # eyJ on a line without a dot: no JWT there
+        "password_in_url": Reach(True, 0, 0, ("@",)),
     }
 
 
@@ -347,3 +365,126 @@ def test_random_batches() -> None:
             total += _same(finder, lines, rng.choice([64, 512, 700]))
     assert total > 50
     assert finders[0].batches_skipped > 0 or not prefilter.AVAILABLE
+
+
+# -- narrowing to the lines around the anchors ---------------------------------------------
+
+
+@pytest.mark.parametrize(("pattern", "in_line"), [
+    (r"A(?<![\w/+]A)KIA[A-Z0-9]{16}(?![\w/+])", True),
+    (r"a.b", True), (r"(?s)a.b", False), (r"a(?s:.)b", False),
+    (r"a\sb", False), (r"a\Sb", True), (r"a\Db", False), (r"a\db", True), (r"\w+", True),
+    (r"a[^x]b", False), (r"a[^\n]b", True), (r"a[^\nx]b", False),  # (negated: not looked into)
+    (r"a[\t-\r]b", False), (r"a[\x00-\x09]b", True),
+    (r"^ab", False), (r"ab$", False), (r"\bab\b", True), (r"a(?=\n)", False),
+    (r"a(?!\s)", False), (r"(a)\1", True), (r"a(?:b|\n)", False), (r"-----[\s\S]{0,9}", False),
+])
+def test_in_line(pattern: str, in_line: bool) -> None:
+    parsed = secrets._sre.parse(pattern)
+    assert secrets._in_line(parsed.data, bool(re.compile(pattern).flags & re.DOTALL)) is in_line
+
+
+@pytest.mark.parametrize(("a", "b", "overlap"), [
+    ("://", "@", False), ("eyJ", ".", False), ("abc", "b", True), ("abc", "cd", True),
+    ("cd", "abc", True), ("ab", "ab", True), ("ab", "ba", True), ("ab", "cd", False),
+])
+def test_overlap(a: str, b: str, overlap: bool) -> None:
+    assert secrets._overlap(a, b) is overlap
+
+
+def test_pattern_requirements() -> None:
+    from secops.dlp.detectors import BUILTIN
+    by_type = {d.type: d for d in BUILTIN}
+    assert pattern_requirements(by_type["password_in_url"].pattern) == [
+        frozenset({"://"}), frozenset({":"}), frozenset({"@"})]
+    assert pattern_requirements(re.compile(r"(?i)abc")) == []
+
+
+def test_only_kelvin_sign_lowers_to_ascii() -> None:
+    lowers = [c for c in map(chr, range(0x80, 0x110000)) if not 0xD800 <= ord(c) <= 0xDFFF
+              and len(c.lower()) == 1 and c.lower().isascii()]
+    assert lowers == [secrets._LOWERS_TO_ASCII]
+
+
+@needs_hyperscan
+def test_narrowed_batches_around_near_words() -> None:
+    """An AWS secret and its key name on different lines, at every distance around the
+    near window and the context reach, next to the edges of the narrowed lines."""
+    filler = list(_generated()[:700])
+    finder = SecretFinder()
+    total = 0
+    for distance in [*range(0, 12), *range(70, 90), *range(95, 106), *range(135, 145), 180, 260]:
+        for name in ("aws_secret_access_key = ", "AWS_SECRET_ACCESS_KEY=", "secret key"):
+            pad = "x" * max(0, distance - len(name))
+            cases = [
+                [name, pad + " " + SECRET],  # the value on the next line
+                [SECRET + " " + pad, name],  # the value on the line before
+                [name + pad[: distance // 2], pad[distance // 2:] + SECRET],
+                [name + " " * distance + SECRET],
+                [SECRET + " " * distance + name],
+                [name, "", pad, SECRET],
+            ]
+            for case in cases:
+                at = 200 + distance % 7
+                total += _same(finder, filler[:at] + case + filler[at:])
+    assert total > 100
+    assert finder.batches_narrowed > 0
+
+
+@needs_hyperscan
+def test_narrowed_batches_with_overlapping_and_adjacent_credentials() -> None:
+    jwt = GENERATORS["jwt"](random.Random(1))
+    filler = list(_generated()[:600])
+    finder = SecretFinder()
+    cases = [
+        [f"https://svc:{jwt}@api.corp.net/x"],  # a JWT as a URL's password
+        [f"redis://:{SECRET}@cache:6379 aws_secret_access_key"],
+        ["AKIAZ3Q7RWLXMJ5OPQ2B", "AKIAZ3Q7RWLXMJ5OPQ2C"],  # adjacent lines
+        ["postgres://app:Tr0ub4dor@db", "x", "postgres://app:Tr0ub4dor@db"],
+        ["AKIAZ3Q7RWLXMJ5OPQ2B" + "Z"],  # too long: none
+        ["ghp_" + "a" * 36, "ghp_" + "a" * 35],
+        [f"eyJ header only . {jwt}"],
+    ]
+    total = 0
+    for case in cases:
+        for at in (0, 1, 300, 599, 600):
+            total += _same(finder, filler[:at] + case + filler[at:])
+    assert total > 20
+    assert finder.batches_narrowed > 0
+
+
+@needs_hyperscan
+def test_lines_with_one_requirement_only_are_skipped() -> None:
+    """A URL without '@' on its line and a JWT start without a dot on its line stand for
+    no credential: the batch is skipped (and the classifier agrees)."""
+    lines = [line.replace('"-" "Mozilla', '"https://www.example.com/docs" "Mozilla')
+             for line in _generated()[:1024]]
+    lines[10] = "mail ops@corp about eyJ tokens"  # "@" and "eyJ", neither URL nor dot
+    finder = SecretFinder()
+    _same(finder, lines)
+    assert sum("://" in line for line in lines) > 100
+    assert finder.batches_skipped == 2
+
+
+@needs_hyperscan
+def test_many_anchors_go_to_the_classifier_whole() -> None:
+    lines = list(_generated()[:512])
+    for i in range(0, 512, 8):
+        lines[i] += " AKIAZ3Q7RWLXMJ5OPQ2B"
+    finder = SecretFinder()
+    assert _same(finder, lines) == 64
+    assert finder.batches_skipped == finder.batches_narrowed == 0
+
+
+@needs_hyperscan
+def test_escaped_and_non_ascii_batches_without_anchors_are_skipped() -> None:
+    lines = list(_generated()[:512])
+    lines[5] = '{"url": "https:\\/\\/www.example.com\\/x", "note": "caf\\u00e9 &amp; more"}'
+    lines[9] = "ünïcödé — läuft"
+    finder = SecretFinder()
+    assert _same(finder, lines) == 0
+    assert _same(finder, lines[:5] + lines[6:]) == 0
+    assert finder.batches_skipped == 2
+    kelvin = lines[:9] + ["aws_secret_\u212aey = " + SECRET] + lines[10:]
+    _same(finder, kelvin)  # a near word through the Kelvin sign: the classifier decides
+    assert finder.batches_skipped == 2
