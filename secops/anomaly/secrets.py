@@ -6,14 +6,19 @@ removes credentials from evidence lines before they leave the engine.
 
 Most batches of a log hold no credential at all, so a batch first goes through a gate
 of *anchors*: for each detector of the pack, a set of strings one of which every
-finding of that detector contains (:func:`anchors_of`: the literal pieces its pattern
+finding of that detector needs (:func:`anchors_of`: the literal pieces its pattern
 requires, its ``near`` words, or the literals the engine itself requires, whichever is
-the most selective). One Hyperscan pass looks for all of them at once; a batch without
-any has no finding and the classifier does not run. The gate looks at the text the
-classifier would scan (escapes decoded) and only at ASCII text of one classifier
-window; any other batch, and every batch where the ``hyperscan`` package is missing,
-goes to the classifier directly. Either way :meth:`SecretFinder.scan` gives what
-:meth:`SecretFinder.scan_exhaustive` (the classifier over every batch) gives.
+the most selective). One Hyperscan pass looks for all of them at once, over the text
+the classifier scans (escapes decoded); a batch without any has no finding and the
+classifier does not run. Each anchor also has a *reach* (:func:`reach_of`): its line,
+for a detector whose matches stay in one line (and there it counts only next to one
+of the further strings the pattern requires, as ``@`` after ``://``), or the near
+window around a near word. In an ASCII batch without escapes, the classifier runs
+only over the lines those reaches cover. A batch longer than one classifier window,
+with many anchors, or with one of a detector without a reach, and every batch where
+the ``hyperscan`` package is missing, goes to the classifier whole. Either way
+:meth:`SecretFinder.scan` gives what :meth:`SecretFinder.scan_exhaustive` (the
+classifier over every batch) gives.
 """
 
 from __future__ import annotations
@@ -378,11 +383,14 @@ def reach_of(detector: Detector, anchors: tuple[frozenset[str], bool]) -> Reach 
       candidates lie in ``near_window`` characters around the word, and its pattern
       looks back at most the widths of its look-behinds before them.
 
+    A detector with ``negative_before`` (words looked for before a candidate) has none.
+
     Context words count ``CONTEXT_BEFORE`` characters before a candidate (and one more,
     for the word's boundary) and ``CONTEXT_AFTER`` after it.
     """
     strings, caseless = anchors
-    if detector.shared is not None or detector.seed is not None:
+    if (detector.shared is not None or detector.seed is not None
+            or detector.negative_before is not None):  # looks back before a candidate
         return None
     before, after = (CONTEXT_BEFORE + 1, CONTEXT_AFTER) if detector.context else (0, 0)
     parsed = _sre.parse(detector.pattern.pattern, detector.pattern.flags)
@@ -507,9 +515,13 @@ def _escape(s: str) -> bytes:
 
 
 class SecretFinder:
-    def __init__(self, types: Sequence[str] = ()) -> None:
-        packs = tuple(p for p in Policy.default().packs if p.name == PACK)
-        self.classifier = Classifier(Policy(packs))
+    """Credentials of ``types`` (every type when empty) in batches of lines, found by
+    the shipped SECRETS pack, or by the packs of ``policy`` when given."""
+
+    def __init__(self, types: Sequence[str] = (), *, policy: Policy | None = None) -> None:
+        if policy is None:
+            policy = Policy(tuple(p for p in Policy.default().packs if p.name == PACK))
+        self.classifier = Classifier(policy)
         self.types = frozenset(types)
         self.batches_skipped = 0
         """Batches the anchor gate passed over (no classifier run)."""

@@ -488,3 +488,79 @@ def test_escaped_and_non_ascii_batches_without_anchors_are_skipped() -> None:
     kelvin = lines[:9] + ["aws_secret_\u212aey = " + SECRET] + lines[10:]
     _same(finder, kelvin)  # a near word through the Kelvin sign: the classifier decides
     assert finder.batches_skipped == 2
+
+
+def test_reach_of_other_detectors() -> None:
+    """Detectors of the other packs: shared groups, finders and look-backs of words
+    before a candidate have no reach; near words and single-line patterns do."""
+    from secops.dlp.detectors import BUILTIN
+    reaches = {}
+    for d in BUILTIN:
+        anchors = anchors_of(d)
+        reaches.setdefault(d.type, []).append(
+            None if anchors is None else reach_of(d, anchors))
+    assert reaches["email"] == [None]  # a finder: anchors are its literals only
+    assert set(reaches["phone_number"]) == {  # "+...": \s spans lines; (NNN) NNN-NNNN
+        None, Reach(True, 81, 40, (")", ") ", ")-", ").")),  # one line, context around
+        Reach(False, 120 + 2 + 81, 120 + 40)}  # near words, a look-behind of 2, context
+    assert reaches["us_npi"] == [Reach(False, 200 + 2 + 81, 200 + 40)]
+    assert reaches["credit_card"] == [None]  # shared
+
+
+CUSTOM = {
+    "pack": "TOKENS", "category": "SECRET", "min_score": 0.5, "types": ["jwt"],
+    "detectors": [
+        # found only with "token" within 80 characters before or 40 after: across lines
+        {"type": "api_token", "pattern": r"tok_[A-Za-z0-9]{20}(?![A-Za-z0-9])",
+         "context": ["token", "bearer"], "score": 0.3, "context_boost": 0.3},
+        # looked for only near "session" (require_context): a reach of characters
+        {"type": "session_id", "pattern": r"(?<![A-F0-9])[A-F0-9]{32}(?![A-F0-9])",
+         "context": ["session"], "require_context": True, "score": 0.6},
+        # one line, with a further requirement (';' after the anchor)
+        {"type": "db_password", "pattern": r"dbpass=[A-Za-z0-9!]{6,20};", "score": 0.9},
+    ],
+}
+
+
+@needs_hyperscan
+def test_custom_pack_with_context_across_lines() -> None:
+    """Custom detectors whose findings depend on words on other lines (context and
+    near words) give the same narrowed as whole, at every distance."""
+    policy = Policy.from_mappings(CUSTOM)
+    finder = SecretFinder(policy=policy)
+    reaches = {d.type: reach_of(d, anchors_of(d))  # type: ignore[arg-type]
+               for d, _ in finder.classifier.policy.detectors()}
+    assert reaches["api_token"] == Reach(True, 81, 40)
+    assert reaches["session_id"] == Reach(False, 120 + 1 + 81, 120 + 40)
+    assert reaches["db_password"] == Reach(True, 0, 0, (";",))
+    oracle = Classifier(policy)
+    filler = list(_generated()[:700])
+    token, session = "tok_" + "a1B2" * 5, "0123456789ABCDEF" * 2
+    found = 0
+    for distance in [*range(0, 6), *range(36, 46), *range(74, 86), *range(115, 126), 170, 250]:
+        pad = "y" * distance
+        for case in ([f"bearer {pad}", token], [token, pad, "token"], [f"{token} {pad}token"],
+                     ["session " + pad, session], [session + pad, "x", "session"],
+                     ["token", pad, token + " session", pad[:distance // 2], session],
+                     [f"dbpass=Tr0ub4dor; {pad}", "dbpass=short;", "dbpass=Tr0ub4dor"]):
+            at = 100 + distance % 11
+            lines = filler[:at] + case + filler[at:]
+            for i in range(0, len(lines), 512):
+                chunk = lines[i:i + 512]
+                want = _oracle_with(oracle, chunk)
+                assert finder.scan(chunk) == want
+                found += sum(map(len, want.values()))
+    assert found > 50
+    assert finder.batches_narrowed > 20
+
+
+def _oracle_with(classifier: Classifier, lines: Sequence[str]) -> dict[int, list[Finding]]:
+    starts: list[int] = []
+    pos = 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    found: dict[int, list[Finding]] = {}
+    for f in classifier.iter_text("\n".join(lines)):
+        found.setdefault(bisect_right(starts, f.start) - 1, []).append(f)
+    return found
