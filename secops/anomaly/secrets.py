@@ -29,6 +29,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from secops.dlp import Classifier, Finding, Policy, redact, unescape
@@ -211,16 +212,23 @@ def _best(sets: list[frozenset[str]]) -> frozenset[str] | None:
     return best
 
 
+@lru_cache(maxsize=256)
+def _parse(pattern: re.Pattern[str]) -> Any:
+    """``pattern`` parsed by ``re``'s own parser (read only)."""
+    return _sre.parse(pattern.pattern, pattern.flags)
+
+
+@lru_cache(maxsize=256)
+def _pattern_requirements(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...]:
+    if pattern.flags & re.IGNORECASE:
+        return ()
+    return tuple(_requirements(_parse(pattern).data))
+
+
 def pattern_requirements(pattern: re.Pattern[str]) -> list[frozenset[str]]:
     """Sets of strings such that every match of ``pattern`` contains one string of
     each set (case-sensitive); none for a case-insensitive pattern."""
-    if pattern.flags & re.IGNORECASE:
-        return []
-    try:
-        parsed = _sre.parse(pattern.pattern, pattern.flags)
-    except re.error:  # pragma: no cover - the pattern compiled
-        return []
-    return _requirements(parsed.data)
+    return list(_pattern_requirements(pattern))
 
 
 def pattern_anchors(pattern: re.Pattern[str]) -> frozenset[str] | None:
@@ -393,7 +401,7 @@ def reach_of(detector: Detector, anchors: tuple[frozenset[str], bool]) -> Reach 
             or detector.negative_before is not None):  # looks back before a candidate
         return None
     before, after = (CONTEXT_BEFORE + 1, CONTEXT_AFTER) if detector.context else (0, 0)
-    parsed = _sre.parse(detector.pattern.pattern, detector.pattern.flags)
+    parsed = _parse(detector.pattern)
     if detector.near and caseless and strings == frozenset(detector.near):
         if detector.literals:
             return None
@@ -457,21 +465,29 @@ class _Gate:
         self.sizes = tuple(keyed[e][1] for e in expressions)
         self.owners = tuple(tuple(keyed[e][2]) for e in expressions)
         self.caseless = any(keyed[e][0] for e in expressions)
-        self._db = _hs.Database()
-        self._db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
-                         elements=len(expressions), flags=[keyed[e][0] for e in expressions])
+        # Literals and line expressions compile apart in a few milliseconds each (about
+        # 30 together); scanning twice costs less than that over a log.
+        self._dbs = []
+        for lines in (False, True):
+            ids = [i for i, e in enumerate(expressions) if (keyed[e][1] is None) is lines]
+            if ids:
+                db = _hs.Database()
+                db.compile(expressions=[expressions[i] for i in ids], ids=ids,
+                           elements=len(ids), flags=[keyed[expressions[i]][0] for i in ids])
+                self._dbs.append(db)
         self._local = threading.local()
 
     def scan(self, data: bytes) -> list[tuple[int, int]] | None:
         """(expression index, end) of each anchor occurrence in ``data`` (ASCII or UTF-8
         bytes; an ASCII string's offsets are the byte offsets), or None past
         :data:`_MAX_HITS` of them."""
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:  # one scratch space per thread
-            scratch = self._local.scratch = _hs.Scratch(self._db)
+        scratches = getattr(self._local, "scratches", None)
+        if scratches is None:  # scratch spaces of their own per thread
+            scratches = self._local.scratches = [_hs.Scratch(db) for db in self._dbs]
         found: list[tuple[int, int]] = []
         try:
-            self._db.scan(data, match_event_handler=_on_match, context=found, scratch=scratch)
+            for db, scratch in zip(self._dbs, scratches, strict=True):
+                db.scan(data, match_event_handler=_on_match, context=found, scratch=scratch)
         except _hs.ScanTerminated:
             return None
         return found
@@ -503,6 +519,12 @@ class _Gate:
                 hi = data.find(b"\n", min(size, hi))
                 spans.append((lo, size if hi == -1 else hi))
         return wanted_any, spans
+
+
+@lru_cache(maxsize=16)
+def _compiled(anchors: tuple[tuple[frozenset[str], bool, Reach | None, bool], ...]) -> _Gate:
+    """A cached :class:`_Gate` (its scans are thread-safe)."""
+    return _Gate(list(anchors))
 
 
 def _on_match(id_: int, _from: int, to: int, _flags: int, found: list[tuple[int, int]]) -> bool:
@@ -551,7 +573,7 @@ class SecretFinder:
             anchors.append((*found, reach_of(detector, found), wanted))
         if not any(wanted for *_, wanted in anchors):
             return None
-        return _Gate(anchors)
+        return _compiled(tuple(anchors))
 
     def _wanted(self, finding: Finding) -> bool:
         return not self.types or finding.type in self.types
