@@ -38,7 +38,6 @@ from secops.anomaly.store import (
     aggregate_metric,
     ewma_add,
     ewma_decay,
-    extend,
     replay_pending,
     step_pending,
 )
@@ -310,7 +309,7 @@ class Detector:
             light = source.__class__ is tuple
             item = (source[2] if light else source.raw)[:LINE_LIMIT]
             if open_ is not None:
-                extend(open_, 1, ts, [item], limit)
+                _extend(open_, ts, item, limit)
                 return
             self._open(rule, key, entity, entity_type,
                        self._light_event(source) if light else source, state[2], state[3],
@@ -388,8 +387,8 @@ class Detector:
     def _counter_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a counter rule over :meth:`MemoryStore.counter`, in one function.
         The window is :func:`~secops.anomaly.store.step_counter`'s, held flat: one list
-        ``[time, line, time, line, ...]`` instead of a list per hit (this detector's
-        windows only: no other code reads them)."""
+        ``[time, line, time, line, ...]`` instead of a list per hit, and a first hit as a
+        tuple ``(time, line)`` (this detector's windows only: no other code reads them)."""
         store = self.store
         assert isinstance(store, MemoryStore)
         states: dict[str, Any] = store._state
@@ -408,13 +407,17 @@ class Detector:
             open_ = incidents.get(key)
             if open_ is not None:
                 if ts - open_.end <= gap:   # an open incident: every event extends it
-                    extend(open_, 1, ts, [item], limit)
+                    _extend(open_, ts, item, limit)
                     return
                 close(key)
-            hits: list[Any] | None = states.get(key)
-            if hits is None:
-                hits = [ts, item]
+            held_hits = states.get(key)
+            if held_hits is None:   # a first hit: a tuple, which the collector stops tracking
+                if firing >= 2:
+                    keep(key, (ts, item), ts)
+                    return
+                hits: list[Any] = [ts, item]
             else:
+                hits = held_hits if type(held_hits) is list else list(held_hits)
                 hits.append(ts)
                 hits.append(item)
                 if len(hits) > held:
@@ -449,6 +452,7 @@ class Detector:
         names = tuple(fields)
         reads = tuple(attrgetter(f) if f in _PLAIN_ATTRS else _field_reader(f) for f in fields)
         single = reads[0] if len(reads) == 1 else None
+        pair = reads if len(reads) == 2 else None
         distinct = tuple((f, caps.get(f, DISTINCT_CAP)) for f in fields)
         width_fields = len(distinct)
         window = b.window
@@ -475,16 +479,24 @@ class Detector:
                 found: tuple[str | None, ...] = (
                     None if value is None or value == "" else
                     value if type(value) is str else str(value),)
+            elif pair is not None:
+                value = pair[0](event)
+                other = pair[1](event)
+                found = (None if value is None or value == "" else
+                         value if type(value) is str else str(value),
+                         None if other is None or other == "" else
+                         other if type(other) is str else str(other))
             else:
                 found = tuple([None if value is None or value == "" else str(value)
                                for value in [read(event) for read in reads]])
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
-            if lazy and t is None:   # step_pending of a first event: the window waits
-                keep(key, [1 if success is False else 0, 1 if success is True else 0,
-                           (ts, success, item, found)], ts)
+            if lazy and t is None:   # step_pending of a first event: the window waits,
+                keep(key, (ts, success, item, found), ts)   # as the event alone (a tuple)
                 return
+            if lazy and type(t) is tuple:   # the waiting window of one event
+                t = [1 if t[1] is False else 0, 1 if t[1] is True else 0, t]
             if lazy and type(t) is list:   # MemoryStore.tally, lazily
                 t, ready = step_pending(t, ts, success, item, found, window, limit, needs)
                 if not ready:
@@ -539,13 +551,16 @@ class Detector:
             items: list[str] = t["items"]
             items.append(item)
             if len(items) > limit:
-                del items[:-limit]
+                if limit and len(items) == limit + 1:   # (the usual case: no slice)
+                    del items[0]
+                else:
+                    del items[:-limit]
             keep(key, t, ts)
             for place, op, bound in conditions:
                 if not op(metrics[place], bound):
                     return
             if open_ is not None:
-                extend(open_, 1, ts, [item], limit)
+                _extend(open_, ts, item, limit)
                 return
             self._open(rule, key, entity, entity_type, event, count,
                        slots[0][4] if slots else ts, list(items))
@@ -939,6 +954,16 @@ class Detector:
                                          count=max(winner.count, loser.count), evidence=evidence)
                 result[i] = winner
         return [a for i, a in enumerate(result) if i not in gone]
+
+
+def _extend(incident: Incident, ts: float, item: str, limit: int) -> None:
+    """:func:`~secops.anomaly.store.extend` of one event."""
+    incident.count += 1
+    if ts > incident.end:
+        incident.end = ts
+    evidence: list[str] = incident.evidence
+    if len(evidence) < limit:
+        evidence.append(item)
 
 
 def _keeper(store: MemoryStore, ttl: float) -> Callable[[str, Any, float], None]:
