@@ -263,7 +263,9 @@ class Detector:
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
         entity_type = rule.entity_type
 
-        def step(entity: str, ts: float, amount: float | None, source: Any) -> None:
+        # (``ts: Any``: the time object as given, stored as it is, not a C double that the
+        # compiled module would turn back into a new float at every use)
+        def step(entity: str, ts: Any, amount: float | None, source: Any) -> None:
             key = prefix + entity
             open_ = incidents.get(key)
             if open_ is not None and ts - open_.end > gap:
@@ -277,7 +279,7 @@ class Detector:
             state: list[Any] | None = states.get(key)
             index = int(ts // interval)
             if state is None:
-                state = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
+                state = states[key] = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
             if index > state[0]:   # as step_rate: close the finished interval(s)
                 ewma_add(state[4], state[1], alpha)
                 ewma_add(pop, state[1], alpha)
@@ -285,7 +287,6 @@ class Detector:
                 state[:4] = [index, 0.0, 0, ts]
             state[1] += amount
             state[2] += 1
-            states[key] = state
             group: dict[str, float] | None = touched.get(ttl)
             if group is None:
                 touch(key, ts, ttl)
@@ -956,7 +957,7 @@ class Detector:
         return [a for i, a in enumerate(result) if i not in gone]
 
 
-def _extend(incident: Incident, ts: float, item: str, limit: int) -> None:
+def _extend(incident: Incident, ts: Any, item: str, limit: int) -> None:
     """:func:`~secops.anomaly.store.extend` of one event."""
     incident.count += 1
     if ts > incident.end:
@@ -975,7 +976,7 @@ def _keeper(store: MemoryStore, ttl: float) -> Callable[[str, Any, float], None]
     unsorted: set[float] = store._unsorted
     touch = store._touch
 
-    def keep(key: str, state: Any, ts: float) -> None:
+    def keep(key: str, state: Any, ts: Any) -> None:
         if state is None:
             states.pop(key, None)
         else:

@@ -506,11 +506,10 @@ class LineReader:
             stats.events += len(found)
             return found
         out: list[Event] = []
-        append = out.append
         read = 0   # events of the native reader not yet counted in stats
         for line, event in zip(lines, found, strict=True):
             if event is not None:
-                append(event)
+                out.append(event)
                 read += 1
                 continue
             stats.lines += read   # (a malformed line's sample gives its number)
@@ -536,15 +535,20 @@ class LineReader:
         plans: dict[tuple[str, str], Any] = {}
         missing = plans   # (a value no plan can be)
         out: list[Any] = []
-        append = out.append
         last_time, last_ts = "", 0.0
+        last_status = last_method = ""   # the last line's, and its plan
+        last_plan: Any = None
         read = made = 0   # light lines and tuples not yet counted in stats
         for line, (time_, method, path, status, size, _) in zip(lines, found, strict=True):
             if time_:
-                key = (status, method)
-                plan = plans.get(key, missing)
-                if plan is missing:
-                    plan = plans[key] = plan_of(status, method)
+                if status == last_status and method == last_method:   # (most often)
+                    plan = last_plan
+                else:
+                    key = (status, method)
+                    plan = plans.get(key, missing)
+                    if plan is missing:
+                        plan = plans[key] = plan_of(status, method)
+                    last_status, last_method, last_plan = status, method, plan
                 if plan is not None:
                     if time_ != last_time:
                         try:
@@ -554,7 +558,7 @@ class LineReader:
                         else:
                             last_time = time_
                     if plan is not None:
-                        append((last_ts, path, line, plan, 0 if size == "-" else int(size),
+                        out.append((last_ts, path, line, plan, 0 if size == "-" else int(size),
                                 origin))
                         read += 1
                         made += 1
@@ -580,7 +584,6 @@ class LineReader:
         found = _SCAN.sshd_fields(lines) if _SCAN is not None else _block_matches(_SSHD_LINE, lines)
         stats, origin = self.stats, self.origin
         out: list[Event] = []
-        append = out.append
         parsed = 0   # events of the lines the parser read (counted by one())
         for line, (mon, day, hms, host, invalid, f_user, f_ip, how, a_user, a_ip, msg) in zip(
                 lines, found, strict=True):
@@ -600,14 +603,14 @@ class LineReader:
                     self._malformed(exc, line)
                     continue
             if f_ip:
-                append(Event(ts, "login", line, "auth", origin, False, f_ip, f_user, host, "sshd",
+                out.append(Event(ts, "login", line, "auth", origin, False, f_ip, f_user, host, "sshd",
                              None, None, None, None, None, None, None,
                              {"invalid_user": True} if invalid else {}))
             elif a_ip:
-                append(Event(ts, "login", line, "auth", origin, True, a_ip, a_user, host, "sshd",
+                out.append(Event(ts, "login", line, "auth", origin, True, a_ip, a_user, host, "sshd",
                              None, None, None, None, None, None, None, {"method": how}))
             else:
-                append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
+                out.append(Event(ts, "other", line, "auth", origin, None, None, None, host, "sshd",
                              None, None, None, None, None, None,
                              "error" if error_message(msg) else None, {}))
         stats.events += len(out) - parsed
