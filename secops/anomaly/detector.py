@@ -245,7 +245,9 @@ class Detector:
         (:meth:`MemoryStore.rate` and the rule's threshold, in one function); ``source`` is
         the event, or a light tuple of :meth:`LineReader.light` (made an event only when
         an incident opens). An amount of None (no number to sum) only closes an idle
-        incident."""
+        incident. The window is :func:`~secops.anomaly.store.step_rate`'s with one more
+        element: the interval's threshold, kept once the entity's own history decides it
+        (it changes only when the interval ends)."""
         store = self.store
         assert isinstance(store, MemoryStore)
         # (containers named by type: the compiled module calls their methods directly)
@@ -278,13 +280,14 @@ class Detector:
                 pop = states[population] = [0.0, 0.0, 0]
             state: list[Any] | None = states.get(key)
             index = int(ts // interval)
-            if state is None:
-                state = states[key] = [index, 0.0, 0, ts, [0.0, 0.0, 0]]
+            if state is None:   # step_rate's window, and the threshold once computed
+                state = states[key] = [index, 0.0, 0, ts, [0.0, 0.0, 0], None]
             if index > state[0]:   # as step_rate: close the finished interval(s)
                 ewma_add(state[4], state[1], alpha)
                 ewma_add(pop, state[1], alpha)
                 ewma_decay(state[4], index - state[0] - 1, alpha)
                 state[:4] = [index, 0.0, 0, ts]
+                state[5] = None
             state[1] += amount
             state[2] += 1
             group: dict[str, float] | None = touched.get(ttl)
@@ -303,9 +306,17 @@ class Detector:
             current = state[1]
             if current <= min_value:   # (the threshold is never below min_value)
                 return
-            own = state[4]
-            mean, var = (own[0], own[1]) if int(own[2]) >= min_history else (pop[0], pop[1])
-            if not current > max(min_value, ratio * mean, mean + z * max(var, 0.0) ** 0.5):
+            threshold = state[5]
+            if threshold is None:
+                own = state[4]
+                if int(own[2]) >= min_history:   # the entity's own: fixed for the interval
+                    mean, var = own[0], own[1]
+                    threshold = state[5] = max(min_value, ratio * mean,
+                                               mean + z * max(var, 0.0) ** 0.5)
+                else:   # everyone's, which moves as other entities' intervals end
+                    mean, var = pop[0], pop[1]
+                    threshold = max(min_value, ratio * mean, mean + z * max(var, 0.0) ** 0.5)
+            if not current > threshold:
                 return
             light = source.__class__ is tuple
             item = (source[2] if light else source.raw)[:LINE_LIMIT]
