@@ -157,7 +157,9 @@ class Detector:
             for r in self.rules:   # is then not even imported for logs without errors)
                 if r.bucket.type == "rare_template":
                     self._miners[r.id] = self._miner(r)
-        self.opened: list[Alert] = []
+        # incidents as they opened: alerts, or (rule, incident as it opened) until
+        # ``opened`` is read (the local command never reads it: no alert to build)
+        self._opened: list[Alert | tuple[Rule, Incident]] = []
         self.replayed: set[tuple[str, str, str]] = set()   # (rule, entity type, entity)
         self._conditional: dict[str, tuple[tuple[str, ...], dict[str, int],
                                            Callable[[dict[str, float]], bool]]] = {}
@@ -223,7 +225,22 @@ class Detector:
         incident = Incident(rule.id, entity, entity_type, min(first, ts), ts, count,
                             items[: self.evidence_limit])
         self.store.put_incident(key, incident)
-        self.opened.append(self._alert(rule, incident))
+        self._opened.append((rule, Incident(rule.id, entity, entity_type, incident.start, ts,
+                                            count, list(incident.evidence))))
+
+    @property
+    def opened(self) -> list[Alert]:
+        """The alerts of the incidents opened since :meth:`take_opened` last took them, as
+        they stood when they opened."""
+        found = self._opened
+        for i, item in enumerate(found):
+            if type(item) is tuple:
+                found[i] = self._alert(*item)
+        return found   # type: ignore[return-value]   # (every item is an Alert now)
+
+    @opened.setter
+    def opened(self, alerts: list[Alert]) -> None:
+        self._opened = list(alerts)
 
     def _baseline_hit(self, rule: Rule) -> _Hit:
         """:meth:`_hit` of a baseline rule over :meth:`MemoryStore.rate`, in one function."""

@@ -119,8 +119,35 @@ def open_log(path: Path, *, fmt: str | None = None,
 
 def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
     """Events of several streams in time order (a stable k-way merge). Light tuples of
-    :meth:`LineReader.light` (time first) merge with the events."""
-    return heapq.merge(*streams, key=_when)
+    :meth:`LineReader.light` (time first) merge with the events.
+
+    This is ``heapq.merge(*streams, key=_when)``, step for step (the same heap of
+    ``[time, stream number, item, next]`` entries, so the same order, ties included),
+    with the time read inline: compiled, it costs a fraction of the library's."""
+    heap: list[list[Any]] = []
+    for order, stream in enumerate(streams):
+        step = iter(stream).__next__
+        try:
+            item = step()
+        except StopIteration:
+            continue
+        heap.append([item[0] if isinstance(item, tuple) else item.ts, order, item, step])
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        try:
+            while True:
+                top = heap[0]
+                yield top[2]
+                item = top[3]()
+                top[0] = item[0] if isinstance(item, tuple) else item.ts
+                top[2] = item
+                heapq.heapreplace(heap, top)
+        except StopIteration:
+            heapq.heappop(heap)
+    if heap:
+        top = heap[0]
+        yield top[2]
+        yield from top[3].__self__
 
 
 def _when(item: Item) -> float:

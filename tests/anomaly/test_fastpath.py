@@ -370,3 +370,31 @@ def test_a_conditional_rule_also_fed_correlation_events_steps_one_window_layout(
     assert fast == general
     fired = {a.rule for a in fast[0]}
     assert {"spray-with-correlations", "sigma:bursts"} <= fired
+
+
+def test_merge_gives_the_library_merge_order_ties_included():
+    import heapq
+
+    from secops.anomaly.reading import _when, merged
+
+    r = random.Random(11)
+    checked = 0
+    for _ in range(300):
+        streams = []
+        for s in range(r.randint(0, 6)):
+            ts, items = T0, []
+            for i in range(r.choice((0, 1, 2, 30))):
+                ts += r.choice((0.0, 0.0, 1.0, 0.5))   # ties within and across streams
+                if r.random() < 0.5:
+                    items.append((ts, f"/p{s}", f"s{s} line {i}", (), 0, f"f{s}"))
+                else:
+                    items.append(Event(ts, "login", f"s{s} event {i}", "auth"))
+            if r.random() < 0.2:   # a stream out of order
+                r.shuffle(items)
+            streams.append(items)
+        got = list(merged(iter(items) for items in streams))
+        want = list(heapq.merge(*(iter(items) for items in streams), key=_when))
+        assert [id(x) for x in got] == [id(x) for x in want]
+        assert len(got) == sum(len(items) for items in streams)
+        checked += len(got)
+    assert checked > 5_000
