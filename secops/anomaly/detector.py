@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 LINE_LIMIT = 500
 CORRELATION_ACTION = "sigma_correlation"
 _COMPARE: dict[str, Callable[[float, float], bool]] = {**OPS, "!=": operator.ne}
+_GE, _LE = OPS[">="], OPS["<="]
 EVIDENCE_LIMIT = 10
 REDACTED_MEMO = 4096   # evidence lines whose redaction is remembered
 SWEEP_EVERY = 4096
@@ -427,7 +428,7 @@ class Detector:
         window, threshold = b.window, b.threshold
         held, firing = 2 * (threshold + 1), 2 * threshold
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        keep = _keeper(store, window)
+        keep, touch = _keeper(store, window)
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
@@ -458,7 +459,10 @@ class Detector:
                 if old:
                     del hits[:old]
             if len(hits) <= firing:
-                keep(key, hits, ts)
+                if hits is held_hits:   # (changed in place)
+                    touch(key, ts)
+                else:
+                    keep(key, hits, ts)
                 return
             keep(key, None, ts)
             self._open(rule, key, entity, entity_type, event, len(hits) // 2, hits[0],
@@ -487,7 +491,7 @@ class Detector:
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        keep = _keeper(store, window)
+        keep, touch = _keeper(store, window)
         # the conditions over the window's metrics, as Conditions checks them, with each
         # metric at its place in a list: count, failures, successes, success rate, then
         # the distinct counts in the order of ``fields``
@@ -521,21 +525,28 @@ class Detector:
             item = event.raw[:LINE_LIMIT]
             success = event.success
             t = states.get(key)
+            fresh = False   # a new state object for the key (else it changed in place)
             if lazy and t is None:   # step_pending of a first event: the window waits,
                 keep(key, (ts, success, item, found), ts)   # as the event alone (a tuple)
                 return
             if lazy and type(t) is tuple:   # the waiting window of one event
                 t = [1 if t[1] is False else 0, 1 if t[1] is True else 0, t]
+                fresh = True
             if lazy and type(t) is list:   # MemoryStore.tally, lazily
                 t, ready = step_pending(t, ts, success, item, found, window, limit, needs)
                 if not ready:
-                    keep(key, t, ts)
+                    if fresh:
+                        keep(key, t, ts)
+                    else:
+                        touch(key, ts)
                     return
                 t = replay_pending(t, window, caps, limit, check, names)
+                fresh = True
             # step_tally, with the metrics checked as they are computed
             if t is None:
                 t = {"slots": [], "count": 0, "failures": 0, "successes": 0, "values": {},
                      "items": []}
+                fresh = True
             slots: list[Any] = t["slots"]
             start = ts - ts % width
             if not slots or slots[-1][0] < start:
@@ -584,9 +595,14 @@ class Detector:
                     del items[0]
                 else:
                     del items[:-limit]
-            keep(key, t, ts)
-            for place, op, bound in conditions:
-                if not op(metrics[place], bound):
+            if fresh:
+                keep(key, t, ts)
+            else:
+                touch(key, ts)
+            for place, op, bound in conditions:   # (as Conditions checks them)
+                value = metrics[place]
+                if not (value >= bound if op is _GE else value <= bound if op is _LE
+                        else op(value, bound)):
                     return
             if open_ is not None:
                 _extend(open_, ts, item, limit)
@@ -995,23 +1011,21 @@ def _extend(incident: Incident, ts: Any, item: str, limit: int) -> None:
         evidence.append(item)
 
 
-def _keeper(store: MemoryStore, ttl: float) -> Callable[[str, Any, float], None]:
-    """:meth:`MemoryStore._keep` of the windows of one time to live, with the touch inline:
-    ``keep(key, state, ts)`` (a state of None forgets the window)."""
+def _keeper(store: MemoryStore, ttl: float
+            ) -> tuple[Callable[[str, Any, Any], None], Callable[[str, Any], None]]:
+    """:meth:`MemoryStore._keep` and :meth:`MemoryStore._touch` of the windows of one time
+    to live, inline: ``keep(key, state, ts)`` (a state of None forgets the window) and
+    ``touch(key, ts)`` for a state changed in place."""
     states: dict[str, Any] = store._state
     touched: dict[float, dict[str, float]] = store._touched
     latest: dict[float, float] = store._latest
     unsorted: set[float] = store._unsorted
-    touch = store._touch
+    store_touch = store._touch
 
-    def keep(key: str, state: Any, ts: Any) -> None:
-        if state is None:
-            states.pop(key, None)
-        else:
-            states[key] = state
+    def touch(key: str, ts: Any) -> None:
         group: dict[str, float] | None = touched.get(ttl)
         if group is None:
-            touch(key, ts, ttl)
+            store_touch(key, ts, ttl)
             return
         group.pop(key, None)
         group[key] = ts
@@ -1020,7 +1034,14 @@ def _keeper(store: MemoryStore, ttl: float) -> Callable[[str, Any, float], None]
         else:
             unsorted.add(ttl)
 
-    return keep
+    def keep(key: str, state: Any, ts: Any) -> None:
+        if state is None:
+            states.pop(key, None)
+        else:
+            states[key] = state
+        touch(key, ts)
+
+    return keep, touch
 
 
 def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
