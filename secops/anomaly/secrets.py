@@ -657,5 +657,17 @@ class SecretFinder:
         return found
 
     def redact(self, line: str) -> str:
+        """``line`` with every credential the classifier finds in it (of any type)
+        replaced. A line in which :meth:`scan` of every type finds none (its anchors
+        absent, most often) is returned as it is without a classifier pass."""
+        every = self if not self.types else self._every_type()
+        if not every.scan([line]):
+            return line
         findings = list(self.classifier.iter_text(line))
         return redact(line, findings, "type") if findings else line
+
+    def _every_type(self) -> SecretFinder:
+        found = self.__dict__.get("_every")
+        if found is None:
+            found = self._every = SecretFinder(policy=self.classifier.policy)
+        return found

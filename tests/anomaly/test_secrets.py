@@ -564,3 +564,22 @@ def _oracle_with(classifier: Classifier, lines: Sequence[str]) -> dict[int, list
     for f in classifier.iter_text("\n".join(lines)):
         found.setdefault(bisect_right(starts, f.start) - 1, []).append(f)
     return found
+
+
+@pytest.mark.parametrize("types", [(), ("aws_access_key_id",)])
+def test_redaction_is_the_classifier_redaction(types: tuple[str, ...]) -> None:
+    from secops.dlp import redact
+
+    finder = SecretFinder(types)
+    rng = random.Random(9)
+    lines = list(_generated()[:3000]) + _credentials()
+    lines += [_escaped(text, rng) for text in _credentials(4)]
+    lines += [_mutate(text, rng) for text in _credentials(5) for _ in range(3)]
+    changed = 0
+    for line in lines:
+        findings = list(_classifier().iter_text(line))
+        want = redact(line, findings, "type") if findings else line
+        got = finder.redact(line)
+        assert got == want, line
+        changed += got != line
+    assert changed > 60   # credentials of every type were replaced
