@@ -12,6 +12,7 @@ redacted from it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 import math
@@ -117,7 +118,7 @@ class Detector:
                  evidence_limit: int = EVIDENCE_LIMIT,
                  secrets: SecretFinder | None = None,
                  template_state: Callable[[str], TemplateState] | None = None,
-                 fast: bool = True) -> None:
+                 fast: bool = True, freeze_gc: bool = False) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else (
             RuleSet.shipped() if rules is None else RuleSet(list(rules)))
         self.rules = ruleset.enabled
@@ -126,6 +127,14 @@ class Detector:
         # them through specialised functions (see _hitter) that give what the general
         # steps give; ``fast=False`` keeps every rule on the general steps.
         self._fast = fast and type(self.store) is MemoryStore
+        # ``freeze_gc``: while the fast path feeds events, the objects alive at each sweep
+        # (the windows, mostly) go to the collector's permanent generation (gc.freeze),
+        # so its collections look only at the objects of the last SWEEP_EVERY events
+        # instead of every window again; the engine makes no reference cycles as it
+        # feeds (tests/anomaly/test_fastpath.py checks it), so nothing is held back
+        # that the collector would free. For a process that runs one detection (the
+        # local command): the freeze is the whole process's.
+        self._freeze_gc = freeze_gc
         self.evidence_limit = evidence_limit
         self.closed: list[Alert] = []
         self.events = 0
@@ -667,6 +676,7 @@ class Detector:
         buffer = self._secret_buffer
         count, now = self.events, self._now
         mask = SWEEP_EVERY - 1
+        freeze = self._freeze_gc
         try:
             for event in events:
                 count += 1
@@ -695,9 +705,13 @@ class Detector:
                         buffer = self._secret_buffer
                 if count & mask == 0:
                     self.events, self._now = count, now
+                    if freeze:
+                        gc.freeze()
                     self.sweep(now)
         finally:
             self.events, self._now = count, now
+            if freeze:
+                gc.unfreeze()
 
     def feed_all(self, events: Iterable[Item]) -> None:
         batch = getattr(self.store, "batch", None)

@@ -72,7 +72,7 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
     stream = out if out is not None else sys.stdout
     status = EXIT_CLEAN
     logs, streams = [], []
-    detector = Detector(rules, baseline_ips=baseline)
+    detector = Detector(rules, baseline_ips=baseline, freeze_gc=True)
     for path in log_files(paths):
         try:
             # requests that only baseline rules read come as light tuples, not events
