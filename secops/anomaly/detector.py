@@ -987,6 +987,13 @@ class Detector:
         self.closed = []
         return alerts
 
+    def release(self) -> None:
+        """Forget the windows of a detector that is done (after :meth:`finish`): their
+        memory is freed now, by reference counts, instead of by a full pass of the cycle
+        collector over every window (the detector's steps refer back to it)."""
+        if isinstance(self.store, MemoryStore):   # (never a shared store's windows)
+            self.store.clear()
+
     def _absorb(self, alerts: list[Alert]) -> list[Alert]:
         """Fold each alert into an overlapping one of a rule that supersedes its rule."""
         by_entity: dict[tuple[str, str], list[int]] = {}

@@ -561,5 +561,11 @@ class MemoryStore:
                 del group[key]
                 self._state.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget every window and incident."""
+        for held in (self._state, self._touched, self._latest, self._unsorted, self._seen,
+                     self._seen_hours, self._incidents, self._windows):
+            held.clear()
+
     def __len__(self) -> int:
         return len(self._state)

@@ -97,6 +97,7 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
     finally:
         gc.set_threshold(*threshold)
     alerts = detector.finish()
+    detector.release()
     for alert in alerts:
         if as_json:
             stream.write(json.dumps(alert.to_dict()) + "\n")

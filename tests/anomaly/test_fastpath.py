@@ -425,3 +425,17 @@ def test_feeding_makes_no_reference_cycles(tmp_path):
         gc.enable()
     assert before > 10_000 and alerts
     assert cyclic < 50, cyclic
+
+
+def test_release_forgets_the_windows_of_a_finished_detector():
+    from secops.anomaly.store import MemoryStore
+
+    detector = Detector(baseline_ips={"alice": ["192.0.2.1"]})
+    detector.feed_all(varied_events(2, 3000))
+    alerts = detector.finish()
+    store = detector.store
+    assert isinstance(store, MemoryStore)
+    assert alerts and len(store) > 10 and store._touched and store._seen
+    detector.release()
+    assert len(store) == 0 and not store._touched and not store._seen
+    assert not list(store.open_incidents())
