@@ -46,17 +46,13 @@ def _classifier() -> Classifier:
 
 
 def _oracle(lines: Sequence[str], types: frozenset[str] = frozenset()) -> dict[int, list[Finding]]:
-    """One classifier pass over the batch, findings mapped to lines by their start."""
-    starts: list[int] = []
-    pos = 0
-    for line in lines:
-        starts.append(pos)
-        pos += len(line) + 1
-    found: dict[int, list[Finding]] = {}
-    for f in _classifier().iter_text("\n".join(lines)):
-        if types and f.type not in types:
-            continue
-        found.setdefault(bisect_right(starts, f.start) - 1, []).append(f)
+    """One classifier pass over the batch, findings of ``types`` (all when empty) mapped
+    to lines by their start."""
+    found = {}
+    for index, findings in _oracle_with(_classifier(), lines).items():
+        kept = [f for f in findings if not types or f.type in types]
+        if kept:
+            found[index] = kept
     return found
 
 
