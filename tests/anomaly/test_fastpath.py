@@ -404,7 +404,6 @@ def test_feeding_makes_no_reference_cycles(tmp_path):
     """What ``freeze_gc`` relies on: the objects the fast path leaves behind as it feeds
     are freed by their reference counts, none waits for the cycle collector."""
     import gc
-
     from pathlib import Path
 
     from secops.anomaly.reading import merged, open_log
