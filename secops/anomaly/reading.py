@@ -121,7 +121,7 @@ def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
     """Events of several streams in time order (a stable k-way merge). Light tuples of
     :meth:`LineReader.light` (time first) merge with the events.
 
-    This is ``heapq.merge(*streams, key=_when)``, step for step (the same heap of
+    This is ``heapq.merge`` of the streams keyed by time, step for step (the same heap of
     ``[time, stream number, item, next]`` entries, so the same order, ties included),
     with the time read inline: compiled, it costs a fraction of the library's."""
     heap: list[list[Any]] = []
@@ -148,7 +148,3 @@ def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
         top = heap[0]
         yield top[2]
         yield from top[3].__self__
-
-
-def _when(item: Item) -> float:
-    return item[0] if isinstance(item, tuple) else item.ts

@@ -375,7 +375,10 @@ def test_a_conditional_rule_also_fed_correlation_events_steps_one_window_layout(
 def test_merge_gives_the_library_merge_order_ties_included():
     import heapq
 
-    from secops.anomaly.reading import _when, merged
+    from secops.anomaly.reading import merged
+
+    def when(item):
+        return item[0] if isinstance(item, tuple) else item.ts
 
     r = random.Random(11)
     checked = 0
@@ -393,7 +396,7 @@ def test_merge_gives_the_library_merge_order_ties_included():
                 r.shuffle(items)
             streams.append(items)
         got = list(merged(iter(items) for items in streams))
-        want = list(heapq.merge(*(iter(items) for items in streams), key=_when))
+        want = list(heapq.merge(*(iter(items) for items in streams), key=when))
         assert [id(x) for x in got] == [id(x) for x in want]
         assert len(got) == sum(len(items) for items in streams)
         checked += len(got)

@@ -19,6 +19,7 @@ import pytest
 from secops.anomaly import _native, parsers
 from secops.anomaly.parsers import _LIGHT_LINE, _SSHD_LINE, _block_matches
 from tests.anomaly.logsim import simulate
+from tests.anomaly.mutations import mutate, one_edits
 
 PURE = bool(os.environ.get("SECOPS_PURE_PYTHON"))
 SCAN: Any = _native.scanner()   # the module, or None
@@ -232,39 +233,11 @@ def _check(native: Callable[[list[str]], list[tuple[str, ...]]], expression: re.
 
 
 def _one_edits(line: str) -> Iterable[str]:
-    """Every deletion, replacement and insertion of one character of ALPHABET."""
-    for i in range(len(line) + 1):
-        if i < len(line):
-            yield line[:i] + line[i + 1:]
-        for c in ALPHABET:
-            if i < len(line) and c != line[i]:
-                yield line[:i] + c + line[i + 1:]
-            yield line[:i] + c + line[i:]
+    return one_edits(line, ALPHABET)
 
 
 def _mutate(r: random.Random, line: str) -> str:
-    for _ in range(r.choice((1, 1, 2, 3, 5))):
-        op = r.random()
-        i = r.randint(0, len(line))
-        if op < 0.25:
-            line = line[:i] + line[i + 1:]
-        elif op < 0.5:
-            line = line[:i] + r.choice(ALPHABET) + line[i + 1:]
-        elif op < 0.7:
-            line = line[:i] + r.choice(ALPHABET) + line[i:]
-        elif op < 0.85:
-            line = line[:i] + r.choice(TOKENS) + line[i:]
-        elif op < 0.9:
-            line = line[:i]
-        elif op < 0.95:   # a run of digits of any length where one starts
-            j = i
-            while j < len(line) and line[j].isdigit():
-                j += 1
-            line = line[:i] + "7" * r.randint(1, 25) + line[j:]
-        else:
-            j = r.randint(i, min(len(line), i + 12))
-            line = line[:i] + line[i:j] * 2 + line[j:]
-    return line
+    return mutate(r, line, ALPHABET, TOKENS, (1, 1, 2, 3, 5))
 
 
 def _fuzz(native: Callable[[list[str]], list[tuple[str, ...]]], expression: re.Pattern[str],
