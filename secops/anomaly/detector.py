@@ -280,14 +280,11 @@ class Detector:
         # (containers named by type: the compiled module calls their methods directly)
         states: dict[str, Any] = store._state
         incidents: dict[str, Incident] = store._incidents
-        touched: dict[float, dict[str, float]] = store._touched
-        latest: dict[float, float] = store._latest
-        unsorted: set[float] = store._unsorted
-        touch = store._touch
         b = rule.bucket
         prefix = rule.id + "\x1f"
         population = prefix + "*"
         interval, alpha, ttl = b.window, b.alpha, b.window * 48
+        touched: dict[str, float] = store.touched(ttl)   # (MemoryStore._touch, inline)
         min_history, min_value, ratio, z = b.min_history, b.min_value, b.ratio, b.z
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
         entity_type = rule.entity_type
@@ -317,19 +314,8 @@ class Detector:
                 state[5] = None
             state[1] += amount
             state[2] += 1
-            group: dict[str, float] | None = touched.get(ttl)
-            if group is None:
-                touch(key, ts, ttl)
-                touch(population, ts, ttl)
-            else:   # MemoryStore._touch of both keys, inline
-                group.pop(key, None)
-                group[key] = ts
-                group.pop(population, None)
-                group[population] = ts
-                if ts >= latest[ttl]:
-                    latest[ttl] = ts
-                else:
-                    unsorted.add(ttl)
+            touched[key] = ts
+            touched[population] = ts
             current = state[1]
             if current <= min_value:   # (the threshold is never below min_value)
                 return
@@ -437,7 +423,8 @@ class Detector:
         window, threshold = b.window, b.threshold
         held, firing = 2 * (threshold + 1), 2 * threshold
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        keep, touch = _keeper(store, window)
+        # MemoryStore._keep inline: ``states[key] = state`` and ``touched[key] = ts``
+        touched: dict[str, float] = store.touched(window)
 
         def hit(_: Rule, entity: str, event: Event, entity_type: str) -> None:
             key = prefix + entity
@@ -452,7 +439,8 @@ class Detector:
             held_hits = states.get(key)
             if held_hits is None:   # a first hit: a tuple, which the collector stops tracking
                 if firing >= 2:
-                    keep(key, (ts, item), ts)
+                    states[key] = (ts, item)
+                    touched[key] = ts
                     return
                 hits: list[Any] = [ts, item]
             else:
@@ -467,13 +455,12 @@ class Detector:
                     old += 2
                 if old:
                     del hits[:old]
+            touched[key] = ts
             if len(hits) <= firing:
-                if hits is held_hits:   # (changed in place)
-                    touch(key, ts)
-                else:
-                    keep(key, hits, ts)
+                if hits is not held_hits:   # (else changed in place)
+                    states[key] = hits
                 return
-            keep(key, None, ts)
+            states.pop(key, None)
             self._open(rule, key, entity, entity_type, event, len(hits) // 2, hits[0],
                        hits[1::2])
 
@@ -500,7 +487,8 @@ class Detector:
         window = b.window
         width = window / SLOTS
         gap, limit, close = rule.incident_gap, self.evidence_limit, self._close
-        keep, touch = _keeper(store, window)
+        # MemoryStore._keep inline: ``states[key] = state`` and ``touched[key] = ts``
+        touched: dict[str, float] = store.touched(window)
         # the conditions over the window's metrics, as Conditions checks them, with each
         # metric at its place in a list: count, failures, successes, success rate, then
         # the distinct counts in the order of ``fields``
@@ -536,7 +524,8 @@ class Detector:
             t = states.get(key)
             fresh = False   # a new state object for the key (else it changed in place)
             if lazy and t is None:   # step_pending of a first event: the window waits,
-                keep(key, (ts, success, item, found), ts)   # as the event alone (a tuple)
+                states[key] = (ts, success, item, found)   # as the event alone (a tuple)
+                touched[key] = ts
                 return
             if lazy and type(t) is tuple:   # the waiting window of one event
                 t = [1 if t[1] is False else 0, 1 if t[1] is True else 0, t]
@@ -545,9 +534,8 @@ class Detector:
                 t, ready = step_pending(t, ts, success, item, found, window, limit, needs)
                 if not ready:
                     if fresh:
-                        keep(key, t, ts)
-                    else:
-                        touch(key, ts)
+                        states[key] = t
+                    touched[key] = ts
                     return
                 t = replay_pending(t, window, caps, limit, check, names)
                 fresh = True
@@ -605,9 +593,8 @@ class Detector:
                 else:
                     del items[:-limit]
             if fresh:
-                keep(key, t, ts)
-            else:
-                touch(key, ts)
+                states[key] = t
+            touched[key] = ts
             for place, op, bound in conditions:   # (as Conditions checks them)
                 value = metrics[place]
                 if not (value >= bound if op is _GE else value <= bound if op is _LE
@@ -1030,39 +1017,6 @@ def _extend(incident: Incident, ts: Any, item: str, limit: int) -> None:
     evidence: list[str] = incident.evidence
     if len(evidence) < limit:
         evidence.append(item)
-
-
-def _keeper(store: MemoryStore, ttl: float
-            ) -> tuple[Callable[[str, Any, Any], None], Callable[[str, Any], None]]:
-    """:meth:`MemoryStore._keep` and :meth:`MemoryStore._touch` of the windows of one time
-    to live, inline: ``keep(key, state, ts)`` (a state of None forgets the window) and
-    ``touch(key, ts)`` for a state changed in place."""
-    states: dict[str, Any] = store._state
-    touched: dict[float, dict[str, float]] = store._touched
-    latest: dict[float, float] = store._latest
-    unsorted: set[float] = store._unsorted
-    store_touch = store._touch
-
-    def touch(key: str, ts: Any) -> None:
-        group: dict[str, float] | None = touched.get(ttl)
-        if group is None:
-            store_touch(key, ts, ttl)
-            return
-        group.pop(key, None)
-        group[key] = ts
-        if ts >= latest[ttl]:
-            latest[ttl] = ts
-        else:
-            unsorted.add(ttl)
-
-    def keep(key: str, state: Any, ts: Any) -> None:
-        if state is None:
-            states.pop(key, None)
-        else:
-            states[key] = state
-        touch(key, ts)
-
-    return keep, touch
 
 
 def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:

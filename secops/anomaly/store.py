@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 SLOTS = 20          # time slots of a conditional bucket's window
 DISTINCT_CAP = 10_000
+SCAN_FRACTION = 0.25   # of a window's time to live: how often its group is read to expire
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,11 +404,10 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._state: dict[str, Any] = {}
-        # ttl -> {key: time of its last touch}, in the order of the touches: while those
-        # times rise, the keys idle longest are at the front (else the group is "unsorted")
+        # ttl -> {key: time of its last touch}; a touch only sets the time (the key keeps
+        # its place), and :meth:`expire` reads a whole group every quarter of its ttl
         self._touched: dict[float, dict[str, float]] = {}
-        self._latest: dict[float, float] = {}
-        self._unsorted: set[float] = set()
+        self._scanned: dict[float, float] = {}   # ttl -> log time of the group's last read
         self._seen: dict[str, set[str]] = {}
         self._seen_hours: dict[str, tuple[int, int]] = {}
         self._incidents: dict[str, Incident] = {}
@@ -424,14 +424,15 @@ class MemoryStore:
         group = self._touched.get(ttl)
         if group is None:
             group = self._touched[ttl] = {}
-            self._latest[ttl] = ts
-        elif key in group:
-            del group[key]
         group[key] = ts
-        if ts >= self._latest[ttl]:
-            self._latest[ttl] = ts
-        else:
-            self._unsorted.add(ttl)
+
+    def touched(self, ttl: float) -> dict[str, float]:
+        """The group of windows of time to live ``ttl``, ``{key: time of its last touch}``:
+        a caller that keeps windows itself records a touch as ``group[key] = ts``."""
+        group = self._touched.get(ttl)
+        if group is None:
+            group = self._touched[ttl] = {}
+        return group
 
     def counter(self, key: str, ts: float, item: str, window: float,
                 threshold: int) -> Fired | None:
@@ -543,27 +544,23 @@ class MemoryStore:
         return iter(list(self._incidents.items()))
 
     def expire(self, now: float) -> None:
-        """Forget the windows idle for longer than their time to live."""
+        """Forget the windows idle for longer than their time to live. A group is read
+        whole once a quarter of its ttl has passed since its last read (a window outlives
+        its ttl by that much at most), so that a touch costs one assignment instead of
+        keeping the group in order."""
         for ttl, group in self._touched.items():
-            if ttl in self._unsorted:
-                stale = [k for k, last in group.items() if last + ttl < now]
-                kept = sorted(group.items(), key=lambda kv: kv[1])
-                group.clear()
-                group.update(kept)
-                self._unsorted.discard(ttl)
-            else:
-                stale = []
-                for k, last in group.items():
-                    if last + ttl >= now:
-                        break
-                    stale.append(k)
+            last = self._scanned.get(ttl)
+            if last is not None and now - last < ttl * SCAN_FRACTION:
+                continue
+            self._scanned[ttl] = now
+            stale = [k for k, touched in group.items() if touched + ttl < now]
             for key in stale:
                 del group[key]
                 self._state.pop(key, None)
 
     def clear(self) -> None:
         """Forget every window and incident."""
-        for held in (self._state, self._touched, self._latest, self._unsorted, self._seen,
+        for held in (self._state, self._touched, self._scanned, self._seen,
                      self._seen_hours, self._incidents, self._windows):
             held.clear()
 

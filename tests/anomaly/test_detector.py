@@ -163,8 +163,27 @@ def test_memory_stays_bounded_with_many_entities():
     detector = Detector(only("auth-failures-ip"), store=store)
     for i in range(20_000):   # one failure each from 20,000 addresses over ~6 hours
         detector.feed(fail(i, ip=f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"))
-    assert len(store) <= 300 + 4096   # a window's worth plus one sweep interval
+    # a window's worth and a quarter (idle windows are looked for every quarter of their
+    # time to live), plus one sweep interval
+    assert len(store) <= 375 + 4096
     assert detector.finish() == []
+
+
+def test_idle_windows_are_forgotten_within_a_quarter_of_their_ttl():
+    store = MemoryStore()
+    for key, ts in (("a", 0.0), ("b", 50.0), ("c", 90.0)):
+        store.counter(key, ts, f"line {key}", 100.0, 5)
+    store.counter("short", 0.0, "line short", 10.0, 5)
+    store.expire(101.0)   # each group's first look: "a" and "short" idle past their ttl
+    assert sorted(store._state) == ["b", "c"]
+    store.counter("b", 100.0, "line b again", 100.0, 5)   # touched: idle from 100 on
+    store.expire(191.0)   # "c" idle for 101 s, "b" for 91 s
+    assert sorted(store._state) == ["b"]
+    store.expire(215.0)   # "b" idle for 115 s, but the group was read 24 s ago (< 25)
+    assert sorted(store._state) == ["b"]
+    store.expire(216.0)   # a quarter of the ttl since the last look: read again
+    assert sorted(store._state) == []
+    assert store._touched == {100.0: {}, 10.0: {}}
 
 
 def test_rule_files_override_disable_and_report_bad_ones(tmp_path):
