@@ -62,6 +62,9 @@ LIGHT_PLANS = 256
 
 _Hit = Callable[[Rule, str, Event, str], None]
 _Plan = tuple[Rule, Callable[[Event], bool], Callable[[Event], tuple[str, "str | None"]], _Hit]
+# a plan of the local fast path: no predicate where the event's action and success decide it
+_LocalPlan = tuple[Rule, Callable[[Event], bool] | None,
+                   Callable[[Event], tuple[str, "str | None"]], _Hit]
 
 
 def iso(ts: float) -> str:
@@ -153,9 +156,8 @@ class Detector:
                     self._by_action.setdefault(action, []).append(rule)
         self._rules_by_id = {r.id: r for r in self.rules}
         self._cache: dict[str, list[_Plan]] = {}
-        self._local_plans: dict[str, list[tuple[Rule, Callable[[Event], bool] | None,
-                                                Callable[[Event], tuple[str, str | None]],
-                                                _Hit]]] = {}
+        # action -> success -> the plans of :meth:`_local_plans_for`
+        self._local_plans: dict[str, dict[bool | None, list[_LocalPlan]]] = {}
         self._secret_buffer: list[Any] = []   # events and light tuples
         self._light: dict[tuple[str, str], tuple[tuple[Any, bool], ...] | None] = {}
         self._light_steps: dict[str, Callable[[str, float, float | None, Any], None]] = {}
@@ -643,16 +645,20 @@ class Detector:
         if self.events & (SWEEP_EVERY - 1) == 0:
             self.sweep(self._now)
 
-    def _local_plans_for(self, action: str) -> list[tuple[Rule, Callable[[Event], bool] | None,
-                                                       Callable[[Event], tuple[str, str | None]],
-                                                       _Hit]]:
-        """:meth:`_rules_for`, without the predicate of a rule that tests nothing but the
-        action: every event of ``action`` satisfies it."""
-        found = self._local_plans.get(action)
+    def _local_plans_for(self, action: str, success: bool | None) -> list[_LocalPlan]:
+        """:meth:`_rules_for` of the events of ``action`` and ``success``, decided ahead
+        for a rule that tests nothing but those two fields: left out when its predicate
+        rejects such an event, else kept without its predicate (every such event
+        satisfies it)."""
+        by_success = self._local_plans.setdefault(action, {})
+        found = by_success.get(success)
         if found is None:
-            found = self._local_plans[action] = [
-                (r, None if r.actions is not None and r.action_only else predicate, e, h)
-                for r, predicate, e, h in self._rules_for(action)]
+            probe = Event(0.0, action, "", success=success)
+            found = by_success[success] = [
+                (r, None if decided else predicate, e, h)
+                for r, predicate, e, h in self._rules_for(action)
+                for decided in (r.reads is not None and r.reads <= _ACTION_AND_SUCCESS,)
+                if not decided or predicate(probe)]
         return found
 
     def _feed_local(self, events: Iterable[Item]) -> None:
@@ -677,9 +683,10 @@ class Detector:
                     ts = event.ts
                     if ts > now:
                         now = ts
-                    plans = cache.get(event.action)
+                    by_success = cache.get(event.action)
+                    plans = None if by_success is None else by_success.get(event.success)
                     if plans is None:
-                        plans = rules_for(event.action)
+                        plans = rules_for(event.action, event.success)
                     for rule, predicate, entity_of, hit in plans:
                         if predicate is None or predicate(event):
                             kind, entity = entity_of(event)
@@ -1036,6 +1043,7 @@ def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
     return entity
 
 
+_ACTION_AND_SUCCESS = frozenset({"action", "success"})
 _PLAIN_ATTRS = frozenset(Event.__dataclass_fields__) - {"extra"} | {"endpoint"}
 # the fields of a request that its status and method decide (the others are the same for
 # every request: no host, service, role...)

@@ -175,6 +175,12 @@ rules:
     group_by: host
     entity_type: endpoint
     bucket: {type: conditional, window: 200, conditions: [[distinct_agent, ">", 2], [count, ">=", 4]]}
+  - id: tight-not-failed
+    title: t
+    severity: low
+    match: [{action: login, success: [true, null]}, {action: sudo, success: {not: [true]}}]
+    group_by: user
+    bucket: {type: counter, window: 60, threshold: 3}
 """
 
 
@@ -250,8 +256,8 @@ def test_fast_detector_gives_the_alerts_of_the_general_one_on_varied_events():
             fired.update(a.rule for a in fast[0])
     # every specialised bucket type fired, and so did the rules around them
     assert {"tight-failures", "tight-failures-wide", "tight-rate", "tight-volume", "tight-floor",
-            "tight-spraying", "tight-rate-only", "tight-extra-field", "auth-failures-user",
-            "first-seen-ip"} <= fired
+            "tight-spraying", "tight-rate-only", "tight-extra-field", "tight-not-failed",
+            "auth-failures-user", "first-seen-ip"} <= fired
 
 
 def test_fast_detector_gives_the_alerts_of_the_general_one_on_simulated_days(tmp_path):
