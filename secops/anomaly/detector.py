@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import ipaddress
+import itertools
 import math
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -661,9 +662,9 @@ class Detector:
                 if not decided or predicate(probe)]
         return found
 
-    def _feed_local(self, events: Iterable[Item]) -> None:
-        """:meth:`feed` of every event, with the loop's state in local variables (written
-        back before each sweep and at the end)."""
+    def _feed_local(self, blocks: Iterable[Iterable[Item]]) -> None:
+        """:meth:`feed` of every event of every block, with the loop's state in local
+        variables (written back before each sweep and at the end)."""
         cache, rules_for = self._local_plans, self._local_plans_for
         secrets = bool(self._secret_rules)
         buffer = self._secret_buffer
@@ -671,37 +672,38 @@ class Detector:
         mask = SWEEP_EVERY - 1
         freeze = self._freeze_gc
         try:
-            for event in events:
-                count += 1
-                if isinstance(event, tuple):   # a light request (LineReader.light)
-                    ts = event[0]
-                    if ts > now:
-                        now = ts
-                    for step, summed in event[3]:
-                        step(event[1], ts, float(event[4]) if summed else 1.0, event)
-                else:
-                    ts = event.ts
-                    if ts > now:
-                        now = ts
-                    by_success = cache.get(event.action)
-                    plans = None if by_success is None else by_success.get(event.success)
-                    if plans is None:
-                        plans = rules_for(event.action, event.success)
-                    for rule, predicate, entity_of, hit in plans:
-                        if predicate is None or predicate(event):
-                            kind, entity = entity_of(event)
-                            if entity is not None:
-                                hit(rule, entity, event, kind)
-                if secrets:
-                    buffer.append(event)
-                    if len(buffer) >= SECRET_BATCH:
-                        self._flush_secrets()
-                        buffer = self._secret_buffer
-                if count & mask == 0:
-                    self.events, self._now = count, now
-                    if freeze:
-                        gc.freeze()
-                    self.sweep(now)
+            for events in blocks:
+                for event in events:
+                    count += 1
+                    if isinstance(event, tuple):   # a light request (LineReader.light)
+                        ts = event[0]
+                        if ts > now:
+                            now = ts
+                        for step, summed in event[3]:
+                            step(event[1], ts, float(event[4]) if summed else 1.0, event)
+                    else:
+                        ts = event.ts
+                        if ts > now:
+                            now = ts
+                        by_success = cache.get(event.action)
+                        plans = None if by_success is None else by_success.get(event.success)
+                        if plans is None:
+                            plans = rules_for(event.action, event.success)
+                        for rule, predicate, entity_of, hit in plans:
+                            if predicate is None or predicate(event):
+                                kind, entity = entity_of(event)
+                                if entity is not None:
+                                    hit(rule, entity, event, kind)
+                    if secrets:
+                        buffer.append(event)
+                        if len(buffer) >= SECRET_BATCH:
+                            self._flush_secrets()
+                            buffer = self._secret_buffer
+                    if count & mask == 0:
+                        self.events, self._now = count, now
+                        if freeze:
+                            gc.freeze()
+                        self.sweep(now)
         finally:
             self.events, self._now = count, now
             if freeze:
@@ -711,7 +713,7 @@ class Detector:
         batch = getattr(self.store, "batch", None)
         if batch is None:
             if self._fast:
-                self._feed_local(events)
+                self._feed_local((events,))
             else:
                 for event in _events_only(events):
                     self.feed(event)
@@ -726,6 +728,14 @@ class Detector:
                 chunk = []
         if chunk:
             self._feed_chunk(chunk, batch)
+
+    def feed_blocks(self, blocks: Iterable[list[Item]]) -> None:
+        """:meth:`feed_all` of events that come a list at a time (see
+        :func:`~secops.anomaly.reading.merged_blocks`)."""
+        if self._fast and getattr(self.store, "batch", None) is None:
+            self._feed_local(blocks)
+        else:
+            self.feed_all(itertools.chain.from_iterable(blocks))
 
     def _feed_chunk(self, chunk: list[Event], batch: Callable[..., Any]) -> None:
         matched = [self._matches(e) for e in chunk]

@@ -88,6 +88,15 @@ def open_log(path: Path, *, fmt: str | None = None,
     ``light`` (a detector's ``light_plan``), the requests of an access log that it gives a
     plan for come as light tuples (see :meth:`LineReader.light`), for ``feed_all`` of that
     same detector only (a tuple carries its steps)."""
+    log, found = open_log_blocks(path, fmt=fmt, json_fields=json_fields, light=light)
+    return log, (item for block in found for item in block)
+
+
+def open_log_blocks(path: Path, *, fmt: str | None = None,
+                    json_fields: Mapping[str, str] | None = None,
+                    light: Callable[[str, str], Any] | None = None,
+                    ) -> tuple[LogFile, Iterator[list[Item]]]:
+    """:func:`open_log`, its events a list per block of the file read."""
     reference = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     if fmt is None:
         with open_text(path) as fh:
@@ -97,22 +106,22 @@ def open_log(path: Path, *, fmt: str | None = None,
     reader = LineReader(make_parser(fmt, reference=reference, json_fields=json_fields),
                         origin=path.name, stats=log.stats)
 
-    def events() -> Iterator[Item]:
+    def events() -> Iterator[list[Item]]:
         with open_text(path) as fh:
             if light is not None and fmt == "combined":
                 for found in blocks(fh):
-                    yield from reader.light(found, light)
+                    yield reader.light(found, light)
                 return
             if fmt == "syslog":
                 for found in blocks(fh):
-                    yield from reader.syslog(found)
+                    yield cast(list[Item], reader.syslog(found))
                 return
             if fmt == "jsonl":
                 for found in blocks(fh):
-                    yield from reader.json_lines(found)
+                    yield cast(list[Item], reader.json_lines(found))
                 return
-            for found in blocks(fh):   # (a list per block: no generator step per line)
-                yield from reader.events(found)
+            for found in blocks(fh):
+                yield list(reader.events(found))
 
     return log, events()
 
@@ -148,3 +157,77 @@ def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
         top = heap[0]
         yield top[2]
         yield from top[3].__self__
+
+
+def merged_blocks(streams: Iterable[Iterator[list[Item]]]) -> Iterator[list[Item]]:
+    """:func:`merged` of streams that come a list of items at a time, a list at a time:
+    the same order (:func:`heapq.merge`'s, ties and streams out of order included: the
+    next item is always the one with the least (time, stream number) among the streams'
+    next items), with no generator step and no heap operation per item. The stream whose
+    next item is least gives items while they stay below the next item of every other."""
+    heads: list[list[Any]] = []   # per stream: [time, number, block, index, next block]
+    for order, stream in enumerate(streams):
+        step = iter(stream).__next__
+        block = _filled(step)
+        if block is not None:
+            item = block[0]
+            heads.append([item[0] if isinstance(item, tuple) else item.ts, order, block, 0, step])
+    while len(heads) > 1:
+        best = heads[0]
+        for head in heads:   # the least (time, number); then the least of the others
+            if head[0] < best[0] or (head[0] == best[0] and head[1] < best[1]):
+                best = head
+        bound: list[Any] | None = None
+        for head in heads:
+            if head is not best and (bound is None or head[0] < bound[0]
+                                     or (head[0] == bound[0] and head[1] < bound[1])):
+                bound = head
+        assert bound is not None
+        limit, before = bound[0], best[1] < bound[1]   # (on a tie, the lower number first)
+        block, index = best[2], best[3]
+        start = index
+        size = len(block)
+        out: list[Item] | None = None
+        while True:
+            index += 1
+            if index == size:
+                taken = block[start:]
+                if out is None:
+                    out = taken
+                else:
+                    out.extend(taken)
+                block = _filled(best[4])
+                if block is None:
+                    heads.remove(best)
+                    break
+                start = index = 0
+                size = len(block)
+            item = block[index]
+            ts = item[0] if isinstance(item, tuple) else item.ts
+            if ts < limit or (before and ts == limit):
+                continue
+            best[0], best[2], best[3] = ts, block, index
+            if index > start:
+                taken = block[start:index]
+                if out is None:
+                    out = taken
+                else:
+                    out.extend(taken)
+            break
+        if out:
+            yield out
+    if heads:
+        last = heads[0]
+        yield last[2][last[3]:]
+        while (block := _filled(last[4])) is not None:
+            yield block
+
+
+def _filled(step: Callable[[], list[Item]]) -> list[Item] | None:
+    """The next list of a stream with an item in it, or None at its end."""
+    try:
+        while not (block := step()):
+            pass
+    except StopIteration:
+        return None
+    return block

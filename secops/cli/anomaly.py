@@ -25,7 +25,7 @@ import click
 
 from secops.anomaly import AnomalyError, Detector, RuleSet
 from secops.anomaly.detector import Alert
-from secops.anomaly.reading import log_files, merged, open_log
+from secops.anomaly.reading import log_files, merged_blocks, open_log_blocks
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 # The engine allocates a few objects per line and keeps few reference cycles: collecting
@@ -76,7 +76,7 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
     for path in log_files(paths):
         try:
             # requests that only baseline rules read come as light tuples, not events
-            log, events = open_log(path, light=detector.light_plan)
+            log, events = open_log_blocks(path, light=detector.light_plan)
         except (OSError, AnomalyError) as exc:
             text = exc.strerror if isinstance(exc, OSError) else str(exc)
             click.echo(f"error: {path}: {text}", err=True)
@@ -87,7 +87,7 @@ def run_detect(paths: tuple[str, ...], *, as_json: bool, rules: RuleSet,
     threshold = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
     try:
-        detector.feed_all(merged(streams))
+        detector.feed_blocks(merged_blocks(streams))
     except OSError as exc:
         click.echo(f"error: {exc.filename or 'log'}: {exc.strerror or exc}", err=True)
         status = EXIT_ERROR

@@ -10,7 +10,7 @@ import pytest
 
 from secops.anomaly import Detector, Event, RuleSet
 from secops.anomaly.detector import Conditions
-from secops.anomaly.reading import lines, merged, open_log
+from secops.anomaly.reading import lines, merged, merged_blocks, open_log, open_log_blocks
 from secops.anomaly.store import PENDING_CAP, MemoryStore, step_tally
 
 
@@ -271,6 +271,11 @@ def test_fast_detector_gives_the_alerts_of_the_general_one_on_simulated_days(tmp
     assert {"password-spraying", "credential-stuffing", "download-volume-spike",
             "endpoint-request-spike", "rare-error-template", "secret-in-log"} <= {
         a.rule for a in fast[0]}
+    # as the local command reads them: a list at a time, light requests included
+    detector = Detector(RuleSet.shipped(), baseline_ips=day.baseline)
+    detector.feed_blocks(merged_blocks(open_log_blocks(Path(p), light=detector.light_plan)[1]
+                                       for p in paths))
+    assert detector.finish() == fast[0]
 
 
 def test_fast_detector_gives_the_alerts_of_the_general_one_with_sigma_correlations(tmp_path):
@@ -381,7 +386,7 @@ def test_a_conditional_rule_also_fed_correlation_events_steps_one_window_layout(
 def test_merge_gives_the_library_merge_order_ties_included():
     import heapq
 
-    from secops.anomaly.reading import merged
+    from secops.anomaly.reading import merged, merged_blocks
 
     def when(item):
         return item[0] if isinstance(item, tuple) else item.ts
@@ -401,12 +406,27 @@ def test_merge_gives_the_library_merge_order_ties_included():
             if r.random() < 0.2:   # a stream out of order
                 r.shuffle(items)
             streams.append(items)
-        got = list(merged(iter(items) for items in streams))
         want = list(heapq.merge(*(iter(items) for items in streams), key=when))
+        got = list(merged(iter(items) for items in streams))
         assert [id(x) for x in got] == [id(x) for x in want]
+        # the same streams a list at a time, cut at random places (empty lists too)
+        cut = [split(r, items) for items in streams]
+        copies = [[list(block) for block in blocks] for blocks in cut]
+        out = list(merged_blocks(iter(blocks) for blocks in cut))
+        assert [id(x) for block in out for x in block] == [id(x) for x in want]
+        assert all(out) and cut == copies   # no empty list given, none of the streams' changed
         assert len(got) == sum(len(items) for items in streams)
         checked += len(got)
     assert checked > 5_000
+
+
+def split(r, items):
+    blocks, start = [], 0
+    while start < len(items) or r.random() < 0.2:
+        end = start + r.choice((0, 1, 2, 5, 40))
+        blocks.append(items[start:end])
+        start = end
+    return blocks
 
 
 def test_feeding_makes_no_reference_cycles(tmp_path):
