@@ -63,9 +63,12 @@ LIGHT_PLANS = 256
 
 _Hit = Callable[[Rule, str, Event, str], None]
 _Plan = tuple[Rule, Callable[[Event], bool], Callable[[Event], tuple[str, "str | None"]], _Hit]
-# a plan of the local fast path: no predicate where the event's action and success decide it
+# a plan of the local fast path: (rule, predicate or None where the event's action and
+# success decide it, entity getter, plain attribute reader or None (see _plain_entity),
+# entity type, hit)
 _LocalPlan = tuple[Rule, Callable[[Event], bool] | None,
-                   Callable[[Event], tuple[str, "str | None"]], _Hit]
+                   Callable[[Event], tuple[str, "str | None"]], Callable[[Event], Any] | None,
+                   str, _Hit]
 
 
 def iso(ts: float) -> str:
@@ -656,7 +659,7 @@ class Detector:
         if found is None:
             probe = Event(0.0, action, "", success=success)
             found = by_success[success] = [
-                (r, None if decided else predicate, e, h)
+                (r, None if decided else predicate, e, _plain_entity(r), r.entity_type, h)
                 for r, predicate, e, h in self._rules_for(action)
                 for decided in (r.reads is not None and r.reads <= _ACTION_AND_SUCCESS,)
                 if not decided or predicate(probe)]
@@ -689,11 +692,20 @@ class Detector:
                         plans = None if by_success is None else by_success.get(event.success)
                         if plans is None:
                             plans = rules_for(event.action, event.success)
-                        for rule, predicate, entity_of, hit in plans:
-                            if predicate is None or predicate(event):
+                        for rule, predicate, entity_of, read, kind, hit in plans:
+                            if predicate is not None and not predicate(event):
+                                continue
+                            if read is not None:   # (_entity_getter's common case, inline)
+                                entity = read(event)
+                                if entity is None or entity == "":
+                                    continue
+                                if type(entity) is not str:
+                                    entity = str(entity)
+                            else:
                                 kind, entity = entity_of(event)
-                                if entity is not None:
-                                    hit(rule, entity, event, kind)
+                                if entity is None:
+                                    continue
+                            hit(rule, entity, event, kind)
                     if secrets:
                         buffer.append(event)
                         if len(buffer) >= SECRET_BATCH:
@@ -1036,13 +1048,22 @@ def _extend(incident: Incident, ts: Any, item: str, limit: int) -> None:
         evidence.append(item)
 
 
+def _plain_entity(rule: Rule) -> Callable[[Event], Any] | None:
+    """The reader of the event attribute that ``rule`` groups by, in the common case of
+    a fixed entity type and a plain attribute (else None): a value of None or "" is no
+    entity, another is the entity as a string."""
+    if (rule.entity_type == "auto" or rule.bucket.type == "secret"
+            or rule.group_by not in _PLAIN_ATTRS):
+        return None
+    return attrgetter(rule.group_by)
+
+
 def _entity_getter(rule: Rule) -> Callable[[Event], tuple[str, str | None]]:
     """(entity type, entity) of an event for ``rule``: :meth:`Rule.entity_of`, with the
-    common case (a fixed type grouped by a plain event attribute) read directly."""
-    kind, group_by = rule.entity_type, rule.group_by
-    if kind == "auto" or rule.bucket.type == "secret" or group_by not in _PLAIN_ATTRS:
+    common case (see :func:`_plain_entity`) read directly."""
+    kind, read = rule.entity_type, _plain_entity(rule)
+    if read is None:
         return rule.entity_of
-    read = attrgetter(group_by)
 
     def entity(event: Event) -> tuple[str, str | None]:
         value = read(event)
