@@ -585,11 +585,21 @@ class Detector:
                     if value in seen:
                         del seen[value]
                     seen[value] = ts
-                while seen:
-                    oldest = next(iter(seen))
-                    if seen[oldest] >= edge and len(seen) <= cap:
+                # step_tally's loop in two steps (the same values go): the oldest beyond
+                # the cap, then the oldest out of the window
+                while len(seen) > cap:
+                    del seen[next(iter(seen))]
+                stale: list[str] | None = None
+                for oldest, last in seen.items():
+                    if last >= edge:
                         break
-                    del seen[oldest]
+                    if stale is None:
+                        stale = [oldest]
+                    else:
+                        stale.append(oldest)
+                if stale is not None:
+                    for oldest in stale:
+                        del seen[oldest]
                 metrics.append(len(seen))
             items: list[str] = t["items"]
             items.append(item)
