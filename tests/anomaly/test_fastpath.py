@@ -418,6 +418,14 @@ def test_merge_gives_the_library_merge_order_ties_included():
         assert len(got) == sum(len(items) for items in streams)
         checked += len(got)
     assert checked > 5_000
+    # streams longer than a list of merged_blocks, in blocks of a reader's size
+    streams = [[(T0 + k // (s + 1), f"/p{s}", "", (), 0, "") for k in range(6_000)]
+               for s in range(3)]
+    want = list(heapq.merge(*(iter(items) for items in streams), key=when))
+    out = list(merged_blocks(iter([items[i:i + 1000] for i in range(0, 6_000, 1000)])
+                             for items in streams))
+    assert [id(x) for block in out for x in block] == [id(x) for x in want]
+    assert len(out) > 4
 
 
 def split(r, items):
