@@ -271,7 +271,7 @@ def run_breakdown(mb: float, runs: int) -> None:
     started = time.process_time()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from secops.anomaly import Detector, RuleSet
-    from secops.anomaly.reading import log_files, merged, open_log
+    from secops.anomaly.reading import log_files, merged, merged_blocks, open_log, open_log_blocks
     from secops.anomaly.secrets import SecretFinder
     imported = time.process_time() - started
     from secops.cli.anomaly import GC_THRESHOLD
@@ -288,21 +288,22 @@ def run_breakdown(mb: float, runs: int) -> None:
         alone: dict[str, list[float]] = defaultdict(list)
         per_file: dict[str, list[float]] = defaultdict(list)
         for run in range(runs):
-            # as the command reads: requests that only baselines read as light tuples
+            # as the command reads: a list per block, requests that only baselines read
+            # as light tuples
             detector = Detector(plain)
             streams, parsing = [], 0.0
             for path in log_files([folder]):
                 t = time.process_time()
-                streams.append(list(open_log(path, light=detector.light_plan)[1]))
+                streams.append(list(open_log_blocks(path, light=detector.light_plan)[1]))
                 spent = time.process_time() - t
                 parsing += spent
-                per_file[path.name].append(spent / len(streams[-1]))
+                per_file[path.name].append(spent / sum(len(b) for b in streams[-1]))
             stages["read and parse (events, light requests)"].append(parsing)
             t = time.process_time()
-            items = list(merged(iter(s) for s in streams))
+            items = list(merged_blocks(iter(s) for s in streams))
             stages["merge by time"].append(time.process_time() - t)
             t = time.process_time()
-            detector.feed_all(items)
+            detector.feed_blocks(items)
             detector.finish()
             stages["detector, rules other than the credential one"].append(time.process_time() - t)
             del items, streams
