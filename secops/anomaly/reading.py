@@ -164,14 +164,15 @@ def merged_blocks(streams: Iterable[Iterator[list[Item]]]) -> Iterator[list[Item
     the same order (:func:`heapq.merge`'s, ties and streams out of order included: the
     next item is always the one with the least (time, stream number) among the streams'
     next items), with no generator step and no heap operation per item. The stream whose
-    next item is least gives items while they stay below the next item of every other."""
+    next item is least gives items while they stay below the next item of every other,
+    up to the end of its list at the most."""
     heads: list[list[Any]] = []   # per stream: [time, number, block, index, next block]
     for order, stream in enumerate(streams):
         step = iter(stream).__next__
-        block = _filled(step)
-        if block is not None:
-            item = block[0]
-            heads.append([item[0] if isinstance(item, tuple) else item.ts, order, block, 0, step])
+        first = _filled(step)
+        if first is not None:
+            item = first[0]
+            heads.append([item[0] if isinstance(item, tuple) else item.ts, order, first, 0, step])
     while len(heads) > 1:
         best = heads[0]
         for head in heads:   # the least (time, number); then the least of the others
@@ -184,43 +185,34 @@ def merged_blocks(streams: Iterable[Iterator[list[Item]]]) -> Iterator[list[Item
                 bound = head
         assert bound is not None
         limit, before = bound[0], best[1] < bound[1]   # (on a tie, the lower number first)
-        block, index = best[2], best[3]
-        start = index
+        block: list[Item] = best[2]
+        start = index = best[3]
         size = len(block)
-        out: list[Item] | None = None
         while True:
             index += 1
-            if index == size:
-                taken = block[start:]
-                if out is None:
-                    out = taken
-                else:
-                    out.extend(taken)
-                block = _filled(best[4])
-                if block is None:
+            if index == size:   # the end of the list: hand out the run so far (a list
+                out = block[start:]   # stays within a block of a file, however long the run)
+                following = _filled(best[4])
+                if following is None:
                     heads.remove(best)
-                    break
-                start = index = 0
-                size = len(block)
+                else:
+                    item = following[0]
+                    best[0] = item[0] if isinstance(item, tuple) else item.ts
+                    best[2], best[3] = following, 0
+                break
             item = block[index]
             ts = item[0] if isinstance(item, tuple) else item.ts
             if ts < limit or (before and ts == limit):
                 continue
-            best[0], best[2], best[3] = ts, block, index
-            if index > start:
-                taken = block[start:index]
-                if out is None:
-                    out = taken
-                else:
-                    out.extend(taken)
+            best[0], best[3] = ts, index
+            out = block[start:index]
             break
-        if out:
-            yield out
+        yield out
     if heads:
         last = heads[0]
         yield last[2][last[3]:]
-        while (block := _filled(last[4])) is not None:
-            yield block
+        while (following := _filled(last[4])) is not None:
+            yield following
 
 
 def _filled(step: Callable[[], list[Item]]) -> list[Item] | None:

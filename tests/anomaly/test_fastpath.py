@@ -428,6 +428,22 @@ def test_merge_gives_the_library_merge_order_ties_included():
     assert len(out) > 4
 
 
+def test_block_merge_hands_out_a_file_hours_ahead_a_list_at_a_time():
+    from secops.anomaly.reading import merged_blocks
+
+    old = [[Event(T0 + b * 100 + i, "login", f"old {b} {i}", "auth") for i in range(100)]
+           for b in range(50)]   # yesterday's rotated log, read before today's
+    new = [[(T0 + 86_400 + b * 100 + i, "/", f"new {b} {i}", (), 0, "a") for i in range(100)]
+           for b in range(50)]
+    sizes = []
+    order = []
+    for out in merged_blocks([iter(old), iter(new)]):
+        sizes.append(len(out))
+        order.extend(out)
+    assert order == [e for block in old for e in block] + [t for block in new for t in block]
+    assert max(sizes) == 100   # a list of a file at the most, never the whole run
+
+
 def split(r, items):
     blocks, start = [], 0
     while start < len(items) or r.random() < 0.2:
