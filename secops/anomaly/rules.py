@@ -131,9 +131,6 @@ class Rule:
     actions: frozenset[str] | None = None   # the event actions it can match (None: any)
     emits: bool = False      # each time it fires, a ``sigma_correlation`` event for other rules
     silent: bool = False     # it raises no alert of its own (it only feeds correlations)
-    # ``predicate`` tests nothing but the action (by name or list of names): every event of
-    # one of ``actions`` satisfies it
-    action_only: bool = field(default=False, compare=False)
     # the event fields ``predicate`` reads (those named in ``match``); None when unknown
     # (a predicate built otherwise, e.g. from a Sigma rule)
     reads: frozenset[str] | None = field(default=None, compare=False)
@@ -367,8 +364,6 @@ def rule_from_mapping(data: Any, source: str = "") -> Rule:
         enabled=bool(data.get("enabled", True)), incident_gap=float(gap),
         match=alternatives, supersedes=tuple(supersedes), source=source,
         predicate=_predicate(alternatives, where), actions=_actions(alternatives),
-        action_only=bool(alternatives) and all(set(a) == {"action"} for a in alternatives)
-        and _actions(alternatives) is not None,
         reads=frozenset(str(k) for alt in alternatives for k in alt))
 
 
