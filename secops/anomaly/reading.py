@@ -1,7 +1,7 @@
 """Reading log files: compressed or plain, format detected per file, merged by time.
 
-Files are read line by line (constant memory); a ``.gz`` file (recognised by its magic
-bytes) is decompressed on the fly. The reference time for syslog years is the file's
+Files are read a block of lines at a time (constant memory); a ``.gz`` file (recognised
+by its magic bytes) is decompressed on the fly. The reference time for syslog years is the file's
 modification time, since a log's last line was written shortly before it. Several files
 are merged into one stream ordered by time (each file is assumed roughly in order), so
 windows see the events of every file together.
