@@ -754,7 +754,7 @@ class Detector:
     def feed_blocks(self, blocks: Iterable[list[Item]]) -> None:
         """:meth:`feed_all` of events that come a list at a time (see
         :func:`~secops.anomaly.reading.merged_blocks`)."""
-        if self._fast and getattr(self.store, "batch", None) is None:
+        if self._fast:   # (a MemoryStore: no batch of a shared store to take)
             self._feed_local(blocks)
         else:
             self.feed_all(itertools.chain.from_iterable(blocks))

@@ -1,17 +1,17 @@
 """Reading log files: compressed or plain, format detected per file, merged by time.
 
 Files are read a block of lines at a time (constant memory); a ``.gz`` file (recognised
-by its magic bytes) is decompressed on the fly. The reference time for syslog years is the file's
-modification time, since a log's last line was written shortly before it. Several files
-are merged into one stream ordered by time (each file is assumed roughly in order), so
-windows see the events of every file together.
+by its magic bytes) is decompressed on the fly. The reference time for syslog years is
+the file's modification time, since a log's last line was written shortly before it.
+Several files are merged into one stream ordered by time (each file is assumed roughly
+in order), so windows see the events of every file together.
 """
 
 from __future__ import annotations
 
 import gzip
-import heapq
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,44 +126,27 @@ def open_log_blocks(path: Path, *, fmt: str | None = None,
     return log, events()
 
 
-def merged(streams: Iterable[Iterator[Item]]) -> Iterator[Item]:
+def merged(streams: Iterable[Iterable[Item]]) -> Iterator[Item]:
     """Events of several streams in time order (a stable k-way merge). Light tuples of
-    :meth:`LineReader.light` (time first) merge with the events.
+    :meth:`LineReader.light` (time first) merge with the events. The order is
+    ``heapq.merge``'s keyed by time, ties included (see :func:`merged_blocks`, which
+    this reads a list of each stream at a time through)."""
+    for block in merged_blocks(_lists(stream) for stream in streams):
+        yield from block
 
-    This is ``heapq.merge`` of the streams keyed by time, step for step (the same heap of
-    ``[time, stream number, item, next]`` entries, so the same order, ties included),
-    with the time read inline: compiled, it costs a fraction of the library's."""
-    heap: list[list[Any]] = []
-    for order, stream in enumerate(streams):
-        step = iter(stream).__next__
-        try:
-            item = step()
-        except StopIteration:
-            continue
-        heap.append([item[0] if isinstance(item, tuple) else item.ts, order, item, step])
-    heapq.heapify(heap)
-    while len(heap) > 1:
-        try:
-            while True:
-                top = heap[0]
-                yield top[2]
-                item = top[3]()
-                top[0] = item[0] if isinstance(item, tuple) else item.ts
-                top[2] = item
-                heapq.heapreplace(heap, top)
-        except StopIteration:
-            heapq.heappop(heap)
-    if heap:
-        top = heap[0]
-        yield top[2]
-        yield from top[3].__self__
+
+def _lists(stream: Iterable[Item], size: int = 1024) -> Iterator[list[Item]]:
+    """``stream`` a list of up to ``size`` items at a time."""
+    items = iter(stream)
+    while found := list(itertools.islice(items, size)):
+        yield found
 
 
 def merged_blocks(streams: Iterable[Iterator[list[Item]]]) -> Iterator[list[Item]]:
-    """:func:`merged` of streams that come a list of items at a time, a list at a time:
-    the same order (:func:`heapq.merge`'s, ties and streams out of order included: the
-    next item is always the one with the least (time, stream number) among the streams'
-    next items), with no generator step and no heap operation per item. The stream whose
+    """The items of several streams that come a list at a time, in time order, a list at
+    a time: :func:`heapq.merge`'s order keyed by time (ties and streams out of order
+    included: the next item is always the one with the least (time, stream number) among
+    the streams' next items), with no generator step and no heap operation per item. The stream whose
     next item is least gives items while they stay below the next item of every other,
     up to the end of its list at the most."""
     heads: list[list[Any]] = []   # per stream: [time, number, block, index, next block]
